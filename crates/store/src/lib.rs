@@ -1,1 +1,27 @@
-//! Storage.
+//! gpudev storage: the PostgreSQL pool, migrations, one repository module per table, and the PGMQ
+//! reservation queue.
+//!
+//! Repository functions take any [`tokio_postgres::GenericClient`], so the same function runs on a
+//! pooled connection or inside a caller's transaction. Every status change of a reservation is a
+//! guarded update that also writes a row to `reservation_events`; see [`reservations`].
+
+pub mod api_keys;
+pub mod audit;
+pub mod config;
+pub mod cronjob_runs;
+pub mod disks;
+mod error;
+pub mod gpu_types;
+pub mod migrate;
+pub mod pool;
+pub mod queue;
+pub mod reservations;
+pub mod users;
+
+pub use config::{ConfigError, DbConfig};
+pub use error::StoreError;
+pub use pool::{Pool, connect_pool};
+pub use queue::Queue;
+
+/// The queue the API writes reservation messages to and the processor reads.
+pub const DEFAULT_QUEUE: &str = "gpu_reservations";

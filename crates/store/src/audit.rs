@@ -1,0 +1,117 @@
+//! The audit log: who did what, how they authenticated, and how it ended.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::StoreError;
+
+/// One audit entry to write.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry<'a> {
+    /// The acting user's id, when known.
+    pub actor_user_id: Option<i64>,
+    /// The acting user's name (or `anonymous`, `system`).
+    pub actor: &'a str,
+    /// `aws-login`, `aws-iam`, `oidc`, `api-key`, `admin-cli`.
+    pub auth_method: Option<&'a str>,
+    /// OIDC issuer, when applicable.
+    pub auth_issuer: Option<&'a str>,
+    /// What was done (`login`, `reservation.submit`, `key.revoke`, …).
+    pub action: &'a str,
+    /// Kind of object acted on.
+    pub target_type: Option<&'a str>,
+    /// Its id.
+    pub target_id: Option<&'a str>,
+    /// `success`, `denied` or `error`.
+    pub outcome: &'a str,
+    /// Request id, to join with logs.
+    pub request_id: Option<&'a str>,
+    /// Client address.
+    pub client_addr: Option<&'a str>,
+    /// Extra data (never secrets).
+    pub details: Option<Value>,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Id.
+    pub audit_id: i64,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// How they authenticated.
+    pub auth_method: Option<String>,
+    /// OIDC issuer.
+    pub auth_issuer: Option<String>,
+    /// What.
+    pub action: String,
+    /// On what kind of object.
+    pub target_type: Option<String>,
+    /// On which object.
+    pub target_id: Option<String>,
+    /// Outcome.
+    pub outcome: String,
+    /// Extra data.
+    pub details: Value,
+}
+
+/// Appends an entry.
+pub async fn record(db: &impl GenericClient, e: &AuditEntry<'_>) -> Result<i64, StoreError> {
+    let details = e.details.clone().unwrap_or_else(|| Value::Object(Default::default()));
+    let row = db
+        .query_one(
+            "INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, \
+               target_id, outcome, request_id, client_addr, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING audit_id",
+            &[
+                &e.actor_user_id,
+                &e.actor,
+                &e.auth_method,
+                &e.auth_issuer,
+                &e.action,
+                &e.target_type,
+                &e.target_id,
+                &e.outcome,
+                &e.request_id,
+                &e.client_addr,
+                &details,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The newest entries, optionally for one actor.
+pub async fn recent(
+    db: &impl GenericClient,
+    actor: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT audit_id, occurred_at, actor, auth_method, auth_issuer, action, target_type, \
+               target_id, outcome, details FROM audit_log \
+             WHERE $1::text IS NULL OR actor = $1 ORDER BY audit_id DESC LIMIT $2",
+            &[&actor, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditRecord {
+            audit_id: r.get(0),
+            occurred_at: r.get(1),
+            actor: r.get(2),
+            auth_method: r.get(3),
+            auth_issuer: r.get(4),
+            action: r.get(5),
+            target_type: r.get(6),
+            target_id: r.get(7),
+            outcome: r.get(8),
+            details: r.get(9),
+        })
+        .collect())
+}

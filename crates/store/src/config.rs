@@ -1,0 +1,215 @@
+//! Database settings from the environment.
+//!
+//! `DATABASE_URL` wins when set; otherwise `POSTGRES_HOST`, `POSTGRES_PORT` (5432), `POSTGRES_USER`
+//! (`gpudev`), `POSTGRES_PASSWORD` and `POSTGRES_DB` (`gpudev`). `DB_POOL_SIZE` (16, 1–512) and
+//! `DB_CONNECT_TIMEOUT_SECONDS` (5, 1–120) tune the pool.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// A problem with `variable`.
+    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where and how to connect. `Debug` and `Display` never show the password.
+#[derive(Clone)]
+pub struct DbConfig {
+    pg: tokio_postgres::Config,
+    /// Which variable(s) the settings came from, for error messages.
+    pub source: &'static str,
+    /// Largest number of pooled connections.
+    pub pool_size: usize,
+    /// How long to wait for a new connection (and for a pooled one) before giving up.
+    pub connect_timeout: Duration,
+}
+
+impl DbConfig {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let pool_size = parse_range(&get, "DB_POOL_SIZE", 16, 1, 512)?;
+        let timeout = parse_range(&get, "DB_CONNECT_TIMEOUT_SECONDS", 5, 1, 120)?;
+        let connect_timeout = Duration::from_secs(timeout as u64);
+
+        let (mut pg, source) = match get("DATABASE_URL").filter(|s| !s.trim().is_empty()) {
+            Some(url) => {
+                let pg = tokio_postgres::Config::from_str(url.trim()).map_err(|e| {
+                    ConfigError::new("DATABASE_URL", format!("not a valid PostgreSQL URL ({e})"))
+                })?;
+                if pg.get_hosts().is_empty() {
+                    return Err(ConfigError::new("DATABASE_URL", "names no host"));
+                }
+                (pg, "DATABASE_URL")
+            }
+            None => {
+                let host = get("POSTGRES_HOST").filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                    ConfigError::new(
+                        "DATABASE_URL",
+                        "not set, and POSTGRES_HOST is not set either: set one of them",
+                    )
+                })?;
+                let port = parse_range(&get, "POSTGRES_PORT", 5432, 1, 65535)?;
+                let mut pg = tokio_postgres::Config::new();
+                pg.host(host.trim())
+                    .port(port as u16)
+                    .user(get("POSTGRES_USER").as_deref().unwrap_or("gpudev"))
+                    .dbname(get("POSTGRES_DB").as_deref().unwrap_or("gpudev"));
+                if let Some(pw) = get("POSTGRES_PASSWORD") {
+                    pg.password(pw);
+                }
+                (pg, "POSTGRES_HOST")
+            }
+        };
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(connect_timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("gpudev");
+        }
+        Ok(Self {
+            pg,
+            source,
+            pool_size: pool_size as usize,
+            connect_timeout,
+        })
+    }
+
+    /// Builds settings from a URL directly (tools and tests).
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| (k == "DATABASE_URL").then(|| url.to_owned()))
+    }
+
+    /// The driver configuration.
+    pub fn pg(&self) -> &tokio_postgres::Config {
+        &self.pg
+    }
+
+    /// Sets the application name reported to PostgreSQL (`pg_stat_activity`).
+    pub fn with_application_name(mut self, name: &str) -> Self {
+        self.pg.application_name(name);
+        self
+    }
+}
+
+fn parse_range(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = get(var).filter(|s| !s.trim().is_empty()) else {
+        return Ok(default);
+    };
+    let v: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
+    if !(min..=max).contains(&v) {
+        return Err(ConfigError::new(var, format!("{v} is outside {min}..={max}")));
+    }
+    Ok(v)
+}
+
+impl fmt::Display for DbConfig {
+    /// `host:port/dbname as user`, without the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = match self.pg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "?".into(),
+        };
+        let port = self.pg.get_ports().first().copied().unwrap_or(5432);
+        write!(
+            f,
+            "{host}:{port}/{} as {}",
+            self.pg.get_dbname().unwrap_or("?"),
+            self.pg.get_user().unwrap_or("?")
+        )
+    }
+}
+
+impl fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("target", &self.to_string())
+            .field("source", &self.source)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<DbConfig, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        DbConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn database_url_wins_over_postgres_variables() {
+        let c = cfg(&[
+            ("DATABASE_URL", "postgres://u:secret@db.example:6543/app"),
+            ("POSTGRES_HOST", "other"),
+        ])
+        .unwrap();
+        assert_eq!(c.to_string(), "db.example:6543/app as u");
+        assert_eq!(c.source, "DATABASE_URL");
+    }
+
+    #[test]
+    fn postgres_variables_have_defaults() {
+        let c = cfg(&[("POSTGRES_HOST", "pg"), ("POSTGRES_PASSWORD", "pw")]).unwrap();
+        assert_eq!(c.to_string(), "pg:5432/gpudev as gpudev");
+        assert_eq!(c.pool_size, 16);
+    }
+
+    #[test]
+    fn missing_settings_name_the_variable() {
+        let e = cfg(&[]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(cfg(&[("DATABASE_URL", "postgres://h/db?bogus=1")]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(cfg(&[("DATABASE_URL", "not a url at all ===")]).unwrap_err().variable, "DATABASE_URL");
+        let e = cfg(&[("POSTGRES_HOST", "h"), ("POSTGRES_PORT", "70000")]).unwrap_err();
+        assert_eq!(e.variable, "POSTGRES_PORT");
+        assert!(e.to_string().contains("70000"));
+        let e = cfg(&[("POSTGRES_HOST", "h"), ("DB_POOL_SIZE", "many")]).unwrap_err();
+        assert_eq!(e.variable, "DB_POOL_SIZE");
+    }
+
+    #[test]
+    fn the_password_is_never_displayed() {
+        let c = cfg(&[("DATABASE_URL", "postgres://u:hunter2secret@h/db")]).unwrap();
+        assert!(!c.to_string().contains("hunter2secret"));
+        assert!(!format!("{c:?}").contains("hunter2secret"));
+    }
+}

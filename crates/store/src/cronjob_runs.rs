@@ -1,0 +1,89 @@
+//! Records of CronJob runs, for alerting on "last success too long ago".
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::StoreError;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything it tried worked.
+    Success,
+    /// It stopped on an error.
+    Failure,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    /// Id.
+    pub run_id: i64,
+    /// Which job (`availability`, `expiry`).
+    pub job: String,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End, when finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `success` or `failure`.
+    pub outcome: String,
+    /// Counts per action.
+    pub summary: Value,
+    /// Error message of a failed run.
+    pub error: Option<String>,
+}
+
+/// Records the start of a run and returns its id.
+pub async fn start(db: &impl GenericClient, job: &str, host: &str) -> Result<i64, StoreError> {
+    let row = db
+        .query_one(
+            "INSERT INTO cronjob_runs (job, host) VALUES ($1, $2) RETURNING run_id",
+            &[&job, &host],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Records the end of a run. Finishing a run twice changes nothing the second time.
+pub async fn finish(
+    db: &impl GenericClient,
+    run_id: i64,
+    outcome: Outcome,
+    summary: &Value,
+    error: Option<&str>,
+) -> Result<bool, StoreError> {
+    let outcome = match outcome {
+        Outcome::Success => "success",
+        Outcome::Failure => "failure",
+    };
+    let n = db
+        .execute(
+            "UPDATE cronjob_runs SET finished_at = now(), outcome = $2, summary = $3, error = $4 \
+             WHERE run_id = $1 AND outcome = 'running'",
+            &[&run_id, &outcome, summary, &error],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The latest successful run of a job.
+pub async fn last_success(db: &impl GenericClient, job: &str) -> Result<Option<Run>, StoreError> {
+    let row = db
+        .query_opt(
+            "SELECT run_id, job, started_at, finished_at, outcome, summary, error FROM cronjob_runs \
+             WHERE job = $1 AND outcome = 'success' ORDER BY finished_at DESC LIMIT 1",
+            &[&job],
+        )
+        .await?;
+    Ok(row.map(|r| Run {
+        run_id: r.get(0),
+        job: r.get(1),
+        started_at: r.get(2),
+        finished_at: r.get(3),
+        outcome: r.get(4),
+        summary: r.get(5),
+        error: r.get(6),
+    }))
+}

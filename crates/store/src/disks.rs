@@ -1,0 +1,256 @@
+//! Persistent disks and their snapshots.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::error::NotFound;
+
+/// A stored disk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Disk {
+    /// Id.
+    pub disk_id: Uuid,
+    /// Owner.
+    pub user_id: i64,
+    /// Name, unique per owner among live disks.
+    pub disk_name: String,
+    /// Name of its PersistentVolumeClaim.
+    pub kube_name: String,
+    /// Size.
+    pub size_gb: i32,
+    /// `pending`, `ready`, `in_use`, `deleting`, `deleted` or `failed`.
+    pub status: String,
+    /// Reservation using it.
+    pub reservation_id: Option<Uuid>,
+    /// Soft-deleted.
+    pub is_deleted: bool,
+    /// When a soft-deleted disk is removed for good.
+    pub delete_after: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last time a reservation used it.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Ready snapshots.
+    pub snapshot_count: i64,
+}
+
+const SELECT: &str = "SELECT d.disk_id, d.user_id, d.disk_name, d.kube_name, d.size_gb, d.status, \
+    d.reservation_id, d.is_deleted, d.delete_after, d.created_at, d.last_used_at, \
+    (SELECT count(*) FROM disk_snapshots s WHERE s.disk_id = d.disk_id AND s.status = 'ready') \
+    FROM disks d";
+
+fn from_row(r: &Row) -> Disk {
+    Disk {
+        disk_id: r.get(0),
+        user_id: r.get(1),
+        disk_name: r.get(2),
+        kube_name: r.get(3),
+        size_gb: r.get(4),
+        status: r.get(5),
+        reservation_id: r.get(6),
+        is_deleted: r.get(7),
+        delete_after: r.get(8),
+        created_at: r.get(9),
+        last_used_at: r.get(10),
+        snapshot_count: r.get(11),
+    }
+}
+
+/// Creates a disk record; a live disk of the same name for the same owner is a conflict.
+pub async fn create(
+    db: &impl GenericClient,
+    user_id: i64,
+    disk_name: &str,
+    kube_name: &str,
+    size_gb: i32,
+) -> Result<Disk, StoreError> {
+    let res = db
+        .query_one(
+            "INSERT INTO disks (user_id, disk_name, kube_name, size_gb) VALUES ($1, $2, $3, $4) \
+             RETURNING disk_id",
+            &[&user_id, &disk_name, &kube_name, &size_gb],
+        )
+        .await;
+    let id: Uuid = match res {
+        Ok(row) => row.get(0),
+        Err(e) => {
+            let e = StoreError::from(e);
+            return Err(if e.is_unique_violation() {
+                StoreError::Conflict(format!("disk {disk_name:?} already exists"))
+            } else {
+                e
+            });
+        }
+    };
+    let row = db
+        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&id])
+        .await?;
+    Ok(from_row(&row))
+}
+
+/// A user's live disks by name (soft-deleted ones too when `include_deleted`).
+pub async fn list(
+    db: &impl GenericClient,
+    user_id: i64,
+    include_deleted: bool,
+) -> Result<Vec<Disk>, StoreError> {
+    let rows = db
+        .query(
+            &format!(
+                "{SELECT} WHERE d.user_id = $1 AND ($2 OR NOT d.is_deleted) \
+                 ORDER BY d.disk_name, d.created_at DESC"
+            ),
+            &[&user_id, &include_deleted],
+        )
+        .await?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
+/// A user's live disk by name.
+pub async fn get(db: &impl GenericClient, user_id: i64, name: &str) -> Result<Disk, StoreError> {
+    let row = db
+        .query_opt(
+            &format!("{SELECT} WHERE d.user_id = $1 AND d.disk_name = $2 AND NOT d.is_deleted"),
+            &[&user_id, &name],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(NotFound::Disk(name.to_owned())))?;
+    Ok(from_row(&row))
+}
+
+/// Soft-deletes a disk that is not in use; it is removed for good after `grace`.
+pub async fn soft_delete(
+    db: &impl GenericClient,
+    user_id: i64,
+    name: &str,
+    grace: Duration,
+) -> Result<Disk, StoreError> {
+    let disk = get(db, user_id, name).await?;
+    if let Some(r) = disk.reservation_id {
+        return Err(StoreError::Conflict(format!(
+            "disk {name:?} is in use by reservation {r}"
+        )));
+    }
+    let delete_after = Utc::now() + grace;
+    let n = db
+        .execute(
+            "UPDATE disks SET is_deleted = true, delete_after = $2, status = 'deleting' \
+             WHERE disk_id = $1 AND NOT is_deleted AND reservation_id IS NULL",
+            &[&disk.disk_id, &delete_after],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!(
+            "disk {name:?} changed while being deleted; try again"
+        )));
+    }
+    let row = db
+        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
+        .await?;
+    Ok(from_row(&row))
+}
+
+/// Renames a live disk that is not in use.
+pub async fn rename(
+    db: &impl GenericClient,
+    user_id: i64,
+    old: &str,
+    new: &str,
+) -> Result<Disk, StoreError> {
+    let disk = get(db, user_id, old).await?;
+    if let Some(r) = disk.reservation_id {
+        return Err(StoreError::Conflict(format!(
+            "disk {old:?} is in use by reservation {r}"
+        )));
+    }
+    let res = db
+        .execute(
+            "UPDATE disks SET disk_name = $2 WHERE disk_id = $1 AND reservation_id IS NULL",
+            &[&disk.disk_id, &new],
+        )
+        .await;
+    match res {
+        Ok(_) => {}
+        Err(e) => {
+            let e = StoreError::from(e);
+            return Err(if e.is_unique_violation() {
+                StoreError::Conflict(format!("disk {new:?} already exists"))
+            } else {
+                e
+            });
+        }
+    }
+    let row = db
+        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
+        .await?;
+    Ok(from_row(&row))
+}
+
+/// Attaches a disk to a reservation; false when it is already attached to another one.
+pub async fn attach(
+    db: &impl GenericClient,
+    disk_id: Uuid,
+    reservation_id: Uuid,
+) -> Result<bool, StoreError> {
+    let n = db
+        .execute(
+            "UPDATE disks SET reservation_id = $2, status = 'in_use', last_used_at = now() \
+             WHERE disk_id = $1 AND NOT is_deleted \
+               AND (reservation_id IS NULL OR reservation_id = $2)",
+            &[&disk_id, &reservation_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Releases a disk from a reservation; false when it was not attached to it.
+pub async fn release(
+    db: &impl GenericClient,
+    disk_id: Uuid,
+    reservation_id: Uuid,
+) -> Result<bool, StoreError> {
+    let n = db
+        .execute(
+            "UPDATE disks SET reservation_id = NULL, status = 'ready', last_used_at = now() \
+             WHERE disk_id = $1 AND reservation_id = $2",
+            &[&disk_id, &reservation_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records a snapshot being taken of a disk.
+pub async fn add_snapshot(
+    db: &impl GenericClient,
+    disk_id: Uuid,
+    kube_name: &str,
+    reservation_id: Option<Uuid>,
+) -> Result<Uuid, StoreError> {
+    let row = db
+        .query_one(
+            "INSERT INTO disk_snapshots (disk_id, kube_name, reservation_id) VALUES ($1, $2, $3) \
+             RETURNING snapshot_id",
+            &[&disk_id, &kube_name, &reservation_id],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Marks a snapshot ready; false when it was not pending.
+pub async fn snapshot_ready(
+    db: &impl GenericClient,
+    snapshot_id: Uuid,
+    size_bytes: Option<i64>,
+) -> Result<bool, StoreError> {
+    let n = db
+        .execute(
+            "UPDATE disk_snapshots SET status = 'ready', ready_at = now(), size_bytes = $2 \
+             WHERE snapshot_id = $1 AND status = 'pending'",
+            &[&snapshot_id, &size_bytes],
+        )
+        .await?;
+    Ok(n == 1)
+}

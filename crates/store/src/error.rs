@@ -1,0 +1,83 @@
+use std::fmt;
+
+/// Errors from the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Configuration was missing or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// No database connection could be obtained from the pool.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The addressed row does not exist.
+    #[error("{0} not found")]
+    NotFound(NotFound),
+    /// A reservation was not in a state that allows the requested change.
+    #[error(transparent)]
+    Transition(#[from] gpudev_domain::TransitionError),
+    /// A stored value did not parse back into its domain type.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A value conflicts with an existing row (a unique name, say).
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// What was not found, for messages that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotFound {
+    /// A user, by name or id.
+    User(String),
+    /// An API key, by id.
+    ApiKey(i64),
+    /// A reservation, by id.
+    Reservation(uuid::Uuid),
+    /// A disk, by owner and name.
+    Disk(String),
+    /// A PGMQ queue, by name.
+    Queue(String),
+}
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotFound::User(u) => write!(f, "user {u:?}"),
+            NotFound::ApiKey(id) => write!(f, "API key {id}"),
+            NotFound::Reservation(id) => write!(f, "reservation {id}"),
+            NotFound::Disk(d) => write!(f, "disk {d:?}"),
+            NotFound::Queue(q) => write!(f, "queue {q:?}"),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(db) => StoreError::Db(db),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the error means the database could not be reached (as opposed to a bad query):
+    /// callers answer 503 and retry later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Db(e) => e.is_closed() || e.code().is_none() && e.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+
+    /// True for a unique-constraint violation.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+}

@@ -1,0 +1,68 @@
+//! The connection pool.
+
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime, Timeouts};
+use tokio_postgres::NoTls;
+
+use crate::{DbConfig, StoreError};
+
+/// A pool of PostgreSQL connections.
+pub type Pool = deadpool_postgres::Pool;
+
+/// Builds a pool and proves the database answers, so start-up fails fast with a clear message.
+pub async fn connect_pool(cfg: &DbConfig) -> Result<Pool, StoreError> {
+    let pool = build_pool(cfg)?;
+    let client = pool.get().await.map_err(|e| unreachable(cfg, e))?;
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("{cfg} (from {}): {e}", cfg.source)))?;
+    Ok(pool)
+}
+
+/// Builds a pool without connecting; connections open on first use.
+pub fn build_pool(cfg: &DbConfig) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        cfg.pg().clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(cfg.pool_size)
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts {
+            wait: Some(cfg.connect_timeout),
+            create: Some(cfg.connect_timeout),
+            recycle: Some(cfg.connect_timeout),
+        })
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+fn unreachable(cfg: &DbConfig, e: deadpool_postgres::PoolError) -> StoreError {
+    let cause = match &e {
+        deadpool_postgres::PoolError::Backend(db) => db_cause(db),
+        deadpool_postgres::PoolError::Timeout(_) => "timed out".to_owned(),
+        other => other.to_string(),
+    };
+    StoreError::Unavailable(format!(
+        "cannot connect to PostgreSQL at {cfg} (from {}): {cause}",
+        cfg.source
+    ))
+}
+
+/// The most specific message in a driver error chain ("password authentication failed …",
+/// "Connection refused"), which the top-level message often hides.
+pub(crate) fn db_cause(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = s.to_string();
+        src = s.source();
+    }
+    msg
+}

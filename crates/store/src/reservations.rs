@@ -1,0 +1,589 @@
+//! Reservations, their secrets and their event history.
+//!
+//! [`submit`] writes the row, its creation event and the PGMQ message in one transaction, so a
+//! reservation is never acknowledged without a message and a message never names a missing row.
+//! [`transition`] is the only way a status changes: one statement that locks the row, applies the
+//! change only when the current status is an allowed predecessor, and records the event.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use gpudev_domain::ReservationStatus;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_postgres::{Client, GenericClient, Row};
+use uuid::Uuid;
+
+use crate::error::NotFound;
+use crate::{Queue, StoreError};
+
+/// A reservation to create. The fields are already validated by the domain layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReservation {
+    /// Id chosen by the server.
+    pub reservation_id: Uuid,
+    /// Owner's id.
+    pub user_id: i64,
+    /// Owner's name (copied into the queue message for logs).
+    pub username: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// GPU type name.
+    pub gpu_type: String,
+    /// GPUs in total (across nodes).
+    pub gpu_count: i32,
+    /// Nodes (1 unless multi-node).
+    pub node_count: i32,
+    /// Requested duration.
+    pub duration_hours: f64,
+    /// Container image.
+    pub image: String,
+    /// Environment for the pod. Values are secrets: stored apart, never returned.
+    pub env: BTreeMap<String, String>,
+    /// Persistent disk to mount.
+    pub disk_name: Option<String>,
+    /// Start Jupyter.
+    pub jupyter_enabled: bool,
+    /// GitHub login whose keys are installed.
+    pub github_user: Option<String>,
+    /// Scheduling priority, -100..=100.
+    pub priority: i32,
+    /// Client-chosen key that makes retries of the same submit return the first result.
+    pub idempotency_key: Option<String>,
+    /// Version of the submitting CLI.
+    pub cli_version: Option<String>,
+}
+
+/// A stored reservation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reservation {
+    /// Id.
+    pub reservation_id: Uuid,
+    /// Owner's id.
+    pub user_id: i64,
+    /// Owner's name.
+    pub username: String,
+    /// Where it is in its life.
+    pub status: ReservationStatus,
+    /// Human-readable progress ("waiting for 4 h100 GPUs", "pulling image").
+    pub detailed_status: Option<String>,
+    /// Why it failed or was cancelled.
+    pub failure_reason: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// GPU type.
+    pub gpu_type: String,
+    /// GPUs in total.
+    pub gpu_count: i32,
+    /// Nodes.
+    pub node_count: i32,
+    /// Requested duration.
+    pub duration_hours: f64,
+    /// Hours added by extensions.
+    pub extended_hours: f64,
+    /// Container image.
+    pub image: String,
+    /// Names (never values) of the environment variables given.
+    pub env_names: Vec<String>,
+    /// Persistent disk.
+    pub disk_name: Option<String>,
+    /// Jupyter wanted.
+    pub jupyter_enabled: bool,
+    /// GitHub login for keys.
+    pub github_user: Option<String>,
+    /// Other GitHub users given access.
+    pub secondary_users: Vec<String>,
+    /// Scheduling priority.
+    pub priority: i32,
+    /// Client's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// CLI version.
+    pub cli_version: Option<String>,
+    /// 1-based position in its queue while queued.
+    pub queue_position: Option<i32>,
+    /// Estimated start while queued.
+    pub estimated_start_at: Option<DateTime<Utc>>,
+    /// Node instance type once placed.
+    pub instance_type: Option<String>,
+    /// Kubernetes namespace of its pod.
+    pub namespace: Option<String>,
+    /// Pod name.
+    pub pod_name: Option<String>,
+    /// Nodes it was placed on.
+    pub node_names: Vec<String>,
+    /// Address users SSH to.
+    pub node_ip: Option<String>,
+    /// Port users SSH to.
+    pub node_port: Option<i32>,
+    /// Ready-made SSH command.
+    pub ssh_command: Option<String>,
+    /// Jupyter URL.
+    pub jupyter_url: Option<String>,
+    /// Expiry warnings already sent (levels such as `30m`).
+    pub warnings_sent: Vec<String>,
+    /// Submission time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it was admitted (entered `preparing`).
+    pub admitted_at: Option<DateTime<Utc>>,
+    /// When it became active.
+    pub launched_at: Option<DateTime<Utc>>,
+    /// When it ends unless extended.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.status, r.detailed_status, \
+    r.failure_reason, r.name, r.gpu_type, r.gpu_count, r.node_count, r.duration_hours, \
+    r.extended_hours, r.image, r.env_names, r.disk_name, r.jupyter_enabled, r.github_user, \
+    r.secondary_users, r.priority, r.idempotency_key, r.cli_version, r.queue_position, \
+    r.estimated_start_at, r.instance_type, r.namespace, r.pod_name, r.node_names, r.node_ip, \
+    r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, r.updated_at, \
+    r.admitted_at, r.launched_at, r.expires_at, r.ended_at";
+
+fn from_row(r: &Row) -> Result<Reservation, StoreError> {
+    let status: &str = r.get("status");
+    Ok(Reservation {
+        reservation_id: r.get("reservation_id"),
+        user_id: r.get("user_id"),
+        username: r.get("username"),
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        detailed_status: r.get("detailed_status"),
+        failure_reason: r.get("failure_reason"),
+        name: r.get("name"),
+        gpu_type: r.get("gpu_type"),
+        gpu_count: r.get("gpu_count"),
+        node_count: r.get("node_count"),
+        duration_hours: r.get("duration_hours"),
+        extended_hours: r.get("extended_hours"),
+        image: r.get("image"),
+        env_names: r.get("env_names"),
+        disk_name: r.get("disk_name"),
+        jupyter_enabled: r.get("jupyter_enabled"),
+        github_user: r.get("github_user"),
+        secondary_users: r.get("secondary_users"),
+        priority: r.get("priority"),
+        idempotency_key: r.get("idempotency_key"),
+        cli_version: r.get("cli_version"),
+        queue_position: r.get("queue_position"),
+        estimated_start_at: r.get("estimated_start_at"),
+        instance_type: r.get("instance_type"),
+        namespace: r.get("namespace"),
+        pod_name: r.get("pod_name"),
+        node_names: r.get("node_names"),
+        node_ip: r.get("node_ip"),
+        node_port: r.get("node_port"),
+        ssh_command: r.get("ssh_command"),
+        jupyter_url: r.get("jupyter_url"),
+        warnings_sent: r.get("warnings_sent"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+        admitted_at: r.get("admitted_at"),
+        launched_at: r.get("launched_at"),
+        expires_at: r.get("expires_at"),
+        ended_at: r.get("ended_at"),
+    })
+}
+
+/// The queue message that tells the processor about a reservation. It is a hint: the processor
+/// re-reads the row.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct QueueHint {
+    /// What happened (`create`, `cancel`, `extend`, …).
+    pub action: String,
+    /// The reservation concerned.
+    pub reservation_id: Uuid,
+    /// Its owner.
+    pub username: String,
+    /// When the hint was written.
+    pub requested_at: DateTime<Utc>,
+    /// Action-specific data.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub details: Value,
+}
+
+/// The outcome of [`submit`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new reservation was stored and its message sent.
+    Created {
+        /// The stored reservation.
+        reservation: Box<Reservation>,
+        /// The PGMQ message id.
+        msg_id: i64,
+    },
+    /// The idempotency key was used before: the first reservation, untouched, and no new message.
+    Existing(Box<Reservation>),
+}
+
+/// Stores a reservation as `queued`, records its creation event, and sends its PGMQ message, all in
+/// one transaction. When the owner already used the idempotency key, nothing is written and the
+/// existing reservation is returned.
+pub async fn submit(
+    client: &mut Client,
+    queue: &Queue,
+    new: &NewReservation,
+) -> Result<Submitted, StoreError> {
+    let tx = client.transaction().await?;
+    let env_names: Vec<&str> = new.env.keys().map(String::as_str).collect();
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, node_count, \
+               duration_hours, image, env_names, disk_name, jupyter_enabled, github_user, priority, \
+               idempotency_key, cli_version, detailed_status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'waiting in queue') \
+             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING reservation_id",
+            &[
+                &new.reservation_id,
+                &new.user_id,
+                &new.name,
+                &new.gpu_type,
+                &new.gpu_count,
+                &new.node_count,
+                &new.duration_hours,
+                &new.image,
+                &env_names,
+                &new.disk_name,
+                &new.jupyter_enabled,
+                &new.github_user,
+                &new.priority,
+                &new.idempotency_key,
+                &new.cli_version,
+            ],
+        )
+        .await?;
+    if inserted.is_none() {
+        tx.rollback().await?;
+        let key = new.idempotency_key.as_deref().unwrap_or_default();
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                     WHERE r.user_id = $1 AND r.idempotency_key = $2"
+                ),
+                &[&new.user_id, &key],
+            )
+            .await?;
+        return Ok(Submitted::Existing(Box::new(from_row(&row)?)));
+    }
+    if !new.env.is_empty() {
+        let env = serde_json::to_value(&new.env)
+            .map_err(|e| StoreError::Corrupt(format!("environment does not serialise: {e}")))?;
+        tx.execute(
+            "INSERT INTO reservation_secrets (reservation_id, env) VALUES ($1, $2)",
+            &[&new.reservation_id, &env],
+        )
+        .await?;
+    }
+    tx.execute(
+        "INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
+         VALUES ($1, 'transition', 'queued', 'submitted', $2)",
+        &[&new.reservation_id, &new.username],
+    )
+    .await?;
+    let hint = QueueHint {
+        action: "create".into(),
+        reservation_id: new.reservation_id,
+        username: new.username.clone(),
+        requested_at: Utc::now(),
+        details: serde_json::json!({
+            "gpu_type": new.gpu_type,
+            "gpu_count": new.gpu_count,
+            "node_count": new.node_count,
+        }),
+    };
+    let msg_id = queue.send(&tx, &hint).await?;
+    let reservation = get_in(&tx, new.reservation_id).await?;
+    tx.commit().await?;
+    Ok(Submitted::Created {
+        reservation: Box::new(reservation),
+        msg_id,
+    })
+}
+
+/// Sends a hint about an existing reservation (cancel, extend, …), typically inside the
+/// transaction that made the change it announces.
+pub async fn send_hint(
+    db: &impl GenericClient,
+    queue: &Queue,
+    reservation: &Reservation,
+    action: &str,
+    details: Value,
+) -> Result<i64, StoreError> {
+    let hint = QueueHint {
+        action: action.to_owned(),
+        reservation_id: reservation.reservation_id,
+        username: reservation.username.clone(),
+        requested_at: Utc::now(),
+        details,
+    };
+    queue.send(db, &hint).await
+}
+
+async fn get_in(db: &impl GenericClient, id: Uuid) -> Result<Reservation, StoreError> {
+    find(db, id)
+        .await?
+        .ok_or(StoreError::NotFound(NotFound::Reservation(id)))
+}
+
+/// A reservation by id.
+pub async fn find(db: &impl GenericClient, id: Uuid) -> Result<Option<Reservation>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.reservation_id = $1"
+            ),
+            &[&id],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A reservation by id, or a not-found error.
+pub async fn get(db: &impl GenericClient, id: Uuid) -> Result<Reservation, StoreError> {
+    get_in(db, id).await
+}
+
+/// Reservations whose id starts with `prefix` (hex digits and dashes), for `gpu-dev show abc123`.
+/// `owner` limits the search to one user's reservations. At most `limit` rows.
+pub async fn find_by_prefix(
+    db: &impl GenericClient,
+    prefix: &str,
+    owner: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Reservation>, StoreError> {
+    let clean: String = prefix
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if clean.is_empty() || clean.len() != prefix.len() {
+        return Ok(Vec::new());
+    }
+    let pattern = format!("{clean}%");
+    let rows = db
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.reservation_id::text LIKE $1 AND ($2::bigint IS NULL OR r.user_id = $2) \
+                 ORDER BY r.created_at DESC LIMIT $3"
+            ),
+            &[&pattern, &owner, &limit],
+        )
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Filter for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this user's reservations; `None` lists everyone's (admins).
+    pub user_id: Option<i64>,
+    /// Only these statuses; empty means all.
+    pub statuses: Vec<ReservationStatus>,
+    /// Page size.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+/// Reservations newest first, with the total number matching the filter.
+pub async fn list(
+    db: &impl GenericClient,
+    filter: &ListFilter,
+) -> Result<(Vec<Reservation>, i64), StoreError> {
+    let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+    let rows = db
+        .query(
+            &format!(
+                "SELECT {COLUMNS}, count(*) OVER () AS total FROM reservations r JOIN users u USING (user_id) \
+                 WHERE ($1::bigint IS NULL OR r.user_id = $1) \
+                   AND (cardinality($2::text[]) = 0 OR r.status = ANY($2)) \
+                 ORDER BY r.created_at DESC, r.reservation_id LIMIT $3 OFFSET $4"
+            ),
+            &[&filter.user_id, &statuses, &filter.limit, &filter.offset],
+        )
+        .await?;
+    let total = match rows.first() {
+        Some(r) => r.get("total"),
+        None => {
+            // The page is past the end: count separately so the total is still right.
+            db.query_one(
+                "SELECT count(*) FROM reservations r WHERE ($1::bigint IS NULL OR r.user_id = $1) \
+                 AND (cardinality($2::text[]) = 0 OR r.status = ANY($2))",
+                &[&filter.user_id, &statuses],
+            )
+            .await?
+            .get(0)
+        }
+    };
+    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+}
+
+/// A requested status change.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    /// The target status.
+    pub to: ReservationStatus,
+    /// Why (stored in the event; for `failed` also as the failure reason).
+    pub reason: Option<&'a str>,
+    /// Who made the change (`processor`, `expiry`, a username).
+    pub actor: &'a str,
+}
+
+/// Applies a status change if, and only if, the current status allows it; records it in the
+/// history in the same statement. A refused change writes nothing and returns
+/// [`StoreError::Transition`] naming the current status.
+///
+/// Entering `active` starts the clock: `expires_at` = now + duration + extensions. Leaving
+/// `queued` clears the queue position; going back to `queued` clears the placement; terminal
+/// states set `ended_at`.
+pub async fn transition(
+    db: &impl GenericClient,
+    id: Uuid,
+    t: Transition<'_>,
+) -> Result<Reservation, StoreError> {
+    let allowed: Vec<&str> = t.to.predecessors().iter().map(|s| s.as_str()).collect();
+    // `cur` locks the row and reads its latest status (FOR UPDATE re-reads a row changed by a
+    // concurrent transaction), `upd` changes it only from an allowed status, `ev` records it.
+    let row = db
+        .query_opt(
+            &format!(
+                "WITH cur AS ( \
+                   SELECT reservation_id, status AS from_status FROM reservations \
+                   WHERE reservation_id = $1 FOR UPDATE), \
+                 upd AS ( \
+                   UPDATE reservations r SET status = $2, \
+                     detailed_status = coalesce($4, r.detailed_status), \
+                     failure_reason = CASE WHEN $2 = 'failed' THEN coalesce($4, 'failed') ELSE r.failure_reason END, \
+                     queue_position = CASE WHEN $2 = 'queued' THEN r.queue_position ELSE NULL END, \
+                     estimated_start_at = CASE WHEN $2 = 'queued' THEN r.estimated_start_at ELSE NULL END, \
+                     admitted_at = CASE WHEN $2 = 'preparing' THEN now() \
+                                        WHEN $2 = 'queued' THEN NULL ELSE r.admitted_at END, \
+                     node_names = CASE WHEN $2 = 'queued' THEN '{{}}' ELSE r.node_names END, \
+                     pod_name = CASE WHEN $2 = 'queued' THEN NULL ELSE r.pod_name END, \
+                     launched_at = CASE WHEN $2 = 'active' THEN now() ELSE r.launched_at END, \
+                     expires_at = CASE WHEN $2 = 'active' \
+                       THEN now() + make_interval(secs => (r.duration_hours + r.extended_hours) * 3600) \
+                       ELSE r.expires_at END, \
+                     ended_at = CASE WHEN $2 IN ('expired', 'cancelled', 'failed') THEN now() ELSE r.ended_at END \
+                   FROM cur WHERE r.reservation_id = cur.reservation_id AND cur.from_status = ANY($3) \
+                   RETURNING r.reservation_id, cur.from_status), \
+                 ev AS ( \
+                   INSERT INTO reservation_events (reservation_id, kind, from_status, to_status, reason, actor) \
+                   SELECT reservation_id, 'transition', from_status, $2, $4, $5 FROM upd) \
+                 SELECT cur.from_status, upd.reservation_id IS NOT NULL AS changed \
+                 FROM cur LEFT JOIN upd ON true"
+            ),
+            &[&id, &t.to.as_str(), &allowed, &t.reason, &t.actor],
+        )
+        .await?
+        .ok_or(StoreError::NotFound(NotFound::Reservation(id)))?;
+    let changed: bool = row.get(1);
+    if !changed {
+        let from: &str = row.get(0);
+        let from: ReservationStatus = from
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+        return Err(StoreError::Transition(gpudev_domain::TransitionError {
+            from,
+            to: t.to,
+        }));
+    }
+    get_in(db, id).await
+}
+
+/// One entry in a reservation's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Order of events.
+    pub event_id: i64,
+    /// `transition`, `warning`, `extend` or `note`.
+    pub kind: String,
+    /// Status before (transitions; none for creation).
+    pub from_status: Option<String>,
+    /// Status after (transitions).
+    pub to_status: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who.
+    pub actor: String,
+    /// Extra data.
+    pub details: Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A reservation's history, oldest first.
+pub async fn events(db: &impl GenericClient, id: Uuid) -> Result<Vec<Event>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT event_id, kind, from_status, to_status, reason, actor, details, created_at \
+             FROM reservation_events WHERE reservation_id = $1 ORDER BY event_id",
+            &[&id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Event {
+            event_id: r.get(0),
+            kind: r.get(1),
+            from_status: r.get(2),
+            to_status: r.get(3),
+            reason: r.get(4),
+            actor: r.get(5),
+            details: r.get(6),
+            created_at: r.get(7),
+        })
+        .collect())
+}
+
+/// Records a non-transition event (`warning`, `extend`, `note`).
+pub async fn record_event(
+    db: &impl GenericClient,
+    id: Uuid,
+    kind: &str,
+    reason: &str,
+    actor: &str,
+    details: Value,
+) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO reservation_events (reservation_id, kind, reason, actor, details) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[&id, &kind, &reason, &actor, &details],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The environment values of a reservation (for the processor to put into a Kubernetes Secret).
+pub async fn secret_env(
+    db: &impl GenericClient,
+    id: Uuid,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let row = db
+        .query_opt(
+            "SELECT env FROM reservation_secrets WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await?;
+    match row {
+        None => Ok(BTreeMap::new()),
+        Some(r) => serde_json::from_value(r.get(0))
+            .map_err(|e| StoreError::Corrupt(format!("reservation secrets: {e}"))),
+    }
+}
+
+/// Forgets the environment values once a reservation has ended.
+pub async fn delete_secret_env(db: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+    Ok(db
+        .execute("DELETE FROM reservation_secrets WHERE reservation_id = $1", &[&id])
+        .await?
+        == 1)
+}

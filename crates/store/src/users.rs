@@ -1,0 +1,203 @@
+//! Users: who may hold API keys and reservations.
+
+use chrono::{DateTime, Utc};
+use gpudev_domain::Username;
+use serde::Serialize;
+use tokio_postgres::{GenericClient, Row};
+
+use crate::StoreError;
+use crate::error::NotFound;
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sees and manages only their own resources.
+    User,
+    /// May see and manage everyone's.
+    Admin,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "user" => Ok(Role::User),
+            "admin" => Ok(Role::Admin),
+            other => Err(StoreError::Corrupt(format!("unknown role {other:?}"))),
+        }
+    }
+}
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    /// Numeric id.
+    pub user_id: i64,
+    /// Unique handle.
+    pub username: Username,
+    /// Contact address, when known.
+    pub email: Option<String>,
+    /// The AWS identity last used to log in.
+    pub aws_arn: Option<String>,
+    /// OIDC issuer of the identity, when the user logs in with OIDC.
+    pub oidc_issuer: Option<String>,
+    /// OIDC subject within that issuer.
+    pub oidc_subject: Option<String>,
+    /// User or admin.
+    pub role: Role,
+    /// False once disabled: such a user cannot log in or use keys.
+    pub is_active: bool,
+    /// GitHub login whose public keys may be installed on dev boxes.
+    pub github_username: Option<String>,
+    /// When the user was first seen.
+    pub created_at: DateTime<Utc>,
+    /// Last successful login.
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "user_id, username, email, aws_arn, oidc_issuer, oidc_subject, role, \
+                       is_active, github_username, created_at, last_login_at";
+
+fn from_row(r: &Row) -> Result<User, StoreError> {
+    let username: String = r.get("username");
+    Ok(User {
+        user_id: r.get("user_id"),
+        username: Username::parse(&username)
+            .map_err(|e| StoreError::Corrupt(format!("username {username:?}: {e}")))?,
+        email: r.get("email"),
+        aws_arn: r.get("aws_arn"),
+        oidc_issuer: r.get("oidc_issuer"),
+        oidc_subject: r.get("oidc_subject"),
+        role: Role::parse(r.get("role"))?,
+        is_active: r.get("is_active"),
+        github_username: r.get("github_username"),
+        created_at: r.get("created_at"),
+        last_login_at: r.get("last_login_at"),
+    })
+}
+
+/// Creates the user on first login, or records the login of an existing one. The ARN is updated;
+/// `is_active` is never touched, so logging in cannot re-enable a disabled user. `make_admin`
+/// promotes (it never demotes an admin).
+pub async fn upsert_aws_login(
+    db: &impl GenericClient,
+    username: &Username,
+    arn: &str,
+    make_admin: bool,
+) -> Result<User, StoreError> {
+    let role = if make_admin { "admin" } else { "user" };
+    let row = db
+        .query_one(
+            &format!(
+                "INSERT INTO users (username, aws_arn, role, last_login_at) VALUES ($1, $2, $3, now()) \
+                 ON CONFLICT (username) DO UPDATE SET aws_arn = EXCLUDED.aws_arn, \
+                   last_login_at = now(), \
+                   role = CASE WHEN EXCLUDED.role = 'admin' THEN 'admin' ELSE users.role END \
+                 RETURNING {COLUMNS}"
+            ),
+            &[&username.as_str(), &arn, &role],
+        )
+        .await?;
+    from_row(&row)
+}
+
+/// Creates a user (for operators and tests); fails with a conflict when the name is taken.
+pub async fn create(
+    db: &impl GenericClient,
+    username: &Username,
+    role: Role,
+) -> Result<User, StoreError> {
+    let res = db
+        .query_one(
+            &format!("INSERT INTO users (username, role) VALUES ($1, $2) RETURNING {COLUMNS}"),
+            &[&username.as_str(), &role.as_str()],
+        )
+        .await;
+    match res {
+        Ok(row) => from_row(&row),
+        Err(e) => {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                Err(StoreError::Conflict(format!("user {username} already exists")))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Finds a user by name.
+pub async fn find_by_name(
+    db: &impl GenericClient,
+    username: &str,
+) -> Result<Option<User>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM users WHERE username = $1"),
+            &[&username],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Finds a user by name, or fails with a not-found error naming them.
+pub async fn get_by_name(db: &impl GenericClient, username: &str) -> Result<User, StoreError> {
+    find_by_name(db, username)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))
+}
+
+/// Every user, by name.
+pub async fn list(db: &impl GenericClient) -> Result<Vec<User>, StoreError> {
+    let rows = db
+        .query(&format!("SELECT {COLUMNS} FROM users ORDER BY username"), &[])
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Enables or disables a user. Disabling also revokes their live keys, in the same statement.
+pub async fn set_active(
+    db: &impl GenericClient,
+    username: &str,
+    active: bool,
+) -> Result<User, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "WITH u AS (UPDATE users SET is_active = $2, \
+                   disabled_at = CASE WHEN $2 THEN NULL ELSE coalesce(disabled_at, now()) END \
+                   WHERE username = $1 RETURNING *), \
+                 k AS (UPDATE api_keys SET revoked_at = now() \
+                   WHERE NOT $2 AND revoked_at IS NULL AND user_id IN (SELECT user_id FROM u)) \
+                 SELECT {COLUMNS} FROM u"
+            ),
+            &[&username, &active],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))?;
+    from_row(&row)
+}
+
+/// Sets a user's role.
+pub async fn set_role(
+    db: &impl GenericClient,
+    username: &str,
+    role: Role,
+) -> Result<User, StoreError> {
+    let row = db
+        .query_opt(
+            &format!("UPDATE users SET role = $2 WHERE username = $1 RETURNING {COLUMNS}"),
+            &[&username, &role.as_str()],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))?;
+    from_row(&row)
+}
