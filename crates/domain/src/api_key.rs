@@ -153,7 +153,11 @@ mod tests {
         let k = ApiKey::generate().unwrap();
         let h = k.hash();
         assert_eq!(h.as_str().len(), 64);
-        assert!(h.as_str().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            h.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         let presented = PresentedKey::parse(k.expose_secret()).unwrap();
         assert!(presented.hash().ct_eq(&h));
         // Known vector: sha256("abc").
@@ -165,10 +169,16 @@ mod tests {
 
     #[test]
     fn presented_keys_outside_16_to_256_characters_are_refused() {
-        assert_eq!(PresentedKey::parse(&"a".repeat(15)), Err(ApiKeyError::BadLength));
+        assert_eq!(
+            PresentedKey::parse(&"a".repeat(15)),
+            Err(ApiKeyError::BadLength)
+        );
         assert!(PresentedKey::parse(&"a".repeat(16)).is_ok());
         assert!(PresentedKey::parse(&"a".repeat(256)).is_ok());
-        assert_eq!(PresentedKey::parse(&"a".repeat(257)), Err(ApiKeyError::BadLength));
+        assert_eq!(
+            PresentedKey::parse(&"a".repeat(257)),
+            Err(ApiKeyError::BadLength)
+        );
         assert_eq!(PresentedKey::parse(""), Err(ApiKeyError::BadLength));
     }
 

@@ -4,9 +4,28 @@
 //! into newtypes whose constructors enforce the rules, and nothing downstream checks them again.
 
 pub mod api_key;
+pub mod arn;
+pub mod disk;
+pub mod display_name;
+pub mod env;
+pub mod github_user;
+pub mod gpu;
+pub mod image;
+pub mod request;
 pub mod status;
 pub mod username;
 
 pub use api_key::{ApiKey, ApiKeyError, KeyHash, PresentedKey};
+pub use arn::{ArnError, ArnKind, AwsArn};
+pub use disk::{DiskName, DiskNameError};
+pub use display_name::{DisplayName, DisplayNameError};
+pub use env::{EnvError, EnvVars};
+pub use github_user::{GithubUser, GithubUserError};
+pub use gpu::{CatalogError, GpuCatalog, GpuSpec, GpuType, GpuTypeError, UnknownGpuType};
+pub use image::{ImageError, ImageRef};
+pub use request::{
+    Hours, HoursError, Limits, RawReservationRequest, RequestError, ReservationRequest,
+    check_extension, nodes_for,
+};
 pub use status::{ReservationStatus, TransitionError, UnknownStatus};
 pub use username::{Username, UsernameError};

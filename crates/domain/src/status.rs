@@ -41,7 +41,9 @@ pub struct TransitionError {
 
 /// A status string that names no state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown reservation status {0:?} (expected one of queued, preparing, active, expired, cancelled, failed)")]
+#[error(
+    "unknown reservation status {0:?} (expected one of queued, preparing, active, expired, cancelled, failed)"
+)]
 pub struct UnknownStatus(pub String);
 
 use ReservationStatus::{Active, Cancelled, Expired, Failed, Preparing, Queued};

@@ -89,24 +89,45 @@ mod tests {
     #[test]
     fn plain_names_parse_unchanged() {
         for ok in ["alice", "a.b-c_d", "X9", &"a".repeat(255)] {
-            assert_eq!(Username::parse(ok).map(|u| u.as_str().to_owned()), Ok(ok.to_owned()));
+            assert_eq!(
+                Username::parse(ok).map(|u| u.as_str().to_owned()),
+                Ok(ok.to_owned())
+            );
         }
     }
 
     #[test]
     fn parse_rejects_empty_long_and_odd_characters() {
         assert_eq!(Username::parse(""), Err(UsernameError::Empty));
-        assert_eq!(Username::parse(&"a".repeat(256)), Err(UsernameError::TooLong));
-        assert_eq!(Username::parse("al ice"), Err(UsernameError::InvalidCharacter(' ')));
-        assert_eq!(Username::parse("bob@corp"), Err(UsernameError::InvalidCharacter('@')));
-        assert_eq!(Username::parse("é"), Err(UsernameError::InvalidCharacter('é')));
+        assert_eq!(
+            Username::parse(&"a".repeat(256)),
+            Err(UsernameError::TooLong)
+        );
+        assert_eq!(
+            Username::parse("al ice"),
+            Err(UsernameError::InvalidCharacter(' '))
+        );
+        assert_eq!(
+            Username::parse("bob@corp"),
+            Err(UsernameError::InvalidCharacter('@'))
+        );
+        assert_eq!(
+            Username::parse("é"),
+            Err(UsernameError::InvalidCharacter('é'))
+        );
     }
 
     #[test]
     fn sanitize_replaces_disallowed_characters_and_truncates() {
-        assert_eq!(Username::sanitize("bob@corp.com").map(|u| u.0), Ok("bob-corp.com".into()));
+        assert_eq!(
+            Username::sanitize("bob@corp.com").map(|u| u.0),
+            Ok("bob-corp.com".into())
+        );
         assert_eq!(Username::sanitize("a b/c").map(|u| u.0), Ok("a-b-c".into()));
-        assert_eq!(Username::sanitize(&"z".repeat(300)).map(|u| u.0.len()), Ok(255));
+        assert_eq!(
+            Username::sanitize(&"z".repeat(300)).map(|u| u.0.len()),
+            Ok(255)
+        );
         assert_eq!(Username::sanitize(""), Err(UsernameError::Empty));
     }
 
