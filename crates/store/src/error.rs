@@ -7,7 +7,7 @@ pub enum StoreError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// No database connection could be obtained from the pool.
-    #[error("database unavailable: {0}")]
+    #[error("{0}")]
     Unavailable(String),
     /// A query failed.
     #[error("database error: {0}")]

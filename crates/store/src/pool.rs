@@ -42,7 +42,7 @@ pub fn build_pool(cfg: &DbConfig) -> Result<Pool, StoreError> {
 
 fn unreachable(cfg: &DbConfig, e: deadpool_postgres::PoolError) -> StoreError {
     let cause = match &e {
-        deadpool_postgres::PoolError::Backend(db) => db_cause(db),
+        deadpool_postgres::PoolError::Backend(db) => describe(db),
         deadpool_postgres::PoolError::Timeout(_) => "timed out".to_owned(),
         other => other.to_string(),
     };
@@ -54,7 +54,7 @@ fn unreachable(cfg: &DbConfig, e: deadpool_postgres::PoolError) -> StoreError {
 
 /// The most specific message in a driver error chain ("password authentication failed …",
 /// "Connection refused"), which the top-level message often hides.
-pub(crate) fn db_cause(e: &tokio_postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_owned();
     }
