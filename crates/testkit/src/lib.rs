@@ -1,1 +1,39 @@
-//! Test kit.
+//! Test-only helpers for gpudev: real components, started cheaply.
+//!
+//! - **PostgreSQL + PGMQ.** One throwaway cluster per test run, shared by every test process
+//!   (cargo-nextest runs each test in its own process). Each test gets its own database copied
+//!   from a template that already holds the migrations and the `gpu_reservations` queue:
+//!   [`test_db`]. [`empty_db`] gives an empty one for migration tests, and [`private_cluster`]
+//!   a cluster a test may stop and start. The cluster stops and its directory is deleted when
+//!   the test run ends (a watchdog follows the runner process).
+//! - **AWS STS.** [`sts`] starts a moto server in strict authentication mode and mints real
+//!   temporary credentials for it.
+//!
+//! Prerequisites (once per machine, as root): `scripts/install-pgmq` puts PGMQ into the
+//! PostgreSQL 15 installation; `scripts/install-python-tools` installs moto into
+//! `.tools/venv`. The helpers panic with a message naming the script when something is missing.
+//!
+//! Every helper panics on failure rather than returning an error: a test cannot do anything
+//! useful without its environment, and the message says what broke.
+//!
+//! ```no_run
+//! # async fn example() {
+//! let db = gpudev_testkit::test_db().await;
+//! let client = db.connect().await;
+//! client.execute("SELECT pgmq.send('gpu_reservations', '{}')", &[]).await.unwrap();
+//! # }
+//! ```
+
+mod error;
+mod port;
+mod postgres;
+mod sts;
+mod watchdog;
+
+pub use postgres::cluster::Cluster;
+pub use postgres::private::{PrivateCluster, private_cluster};
+pub use postgres::shared::cluster;
+pub use postgres::test_db::TestDb;
+pub use postgres::{empty_db, test_db};
+pub use sts::credentials::{AccessKey, Credentials, StsRejection};
+pub use sts::moto::{ACCOUNT_ID, Moto, REGION, sts};
