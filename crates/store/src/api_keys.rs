@@ -178,7 +178,11 @@ pub async fn authenticate(
         auth_method: r.get(4),
         user_id: r.get(7),
         username: r.get(8),
-        role: if role == "admin" { Role::Admin } else { Role::User },
+        role: if role == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        },
     }))
 }
 

@@ -61,7 +61,10 @@ pub struct AuditRecord {
 
 /// Appends an entry.
 pub async fn record(db: &impl GenericClient, e: &AuditEntry<'_>) -> Result<i64, StoreError> {
-    let details = e.details.clone().unwrap_or_else(|| Value::Object(Default::default()));
+    let details = e
+        .details
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
     let row = db
         .query_one(
             "INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, \

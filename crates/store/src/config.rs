@@ -63,12 +63,14 @@ impl DbConfig {
                 (pg, "DATABASE_URL")
             }
             None => {
-                let host = get("POSTGRES_HOST").filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                    ConfigError::new(
-                        "DATABASE_URL",
-                        "not set, and POSTGRES_HOST is not set either: set one of them",
-                    )
-                })?;
+                let host = get("POSTGRES_HOST")
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "DATABASE_URL",
+                            "not set, and POSTGRES_HOST is not set either: set one of them",
+                        )
+                    })?;
                 let port = parse_range(&get, "POSTGRES_PORT", 5432, 1, 65535)?;
                 let mut pg = tokio_postgres::Config::new();
                 pg.host(host.trim())
@@ -127,7 +129,10 @@ fn parse_range(
         .parse()
         .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
     if !(min..=max).contains(&v) {
-        return Err(ConfigError::new(var, format!("{v} is outside {min}..={max}")));
+        return Err(ConfigError::new(
+            var,
+            format!("{v} is outside {min}..={max}"),
+        ));
     }
     Ok(v)
 }
@@ -166,8 +171,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<DbConfig, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         DbConfig::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -197,8 +204,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        assert_eq!(cfg(&[("DATABASE_URL", "postgres://h/db?bogus=1")]).unwrap_err().variable, "DATABASE_URL");
-        assert_eq!(cfg(&[("DATABASE_URL", "not a url at all ===")]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(
+            cfg(&[("DATABASE_URL", "postgres://h/db?bogus=1")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
+        assert_eq!(
+            cfg(&[("DATABASE_URL", "not a url at all ===")])
+                .unwrap_err()
+                .variable,
+            "DATABASE_URL"
+        );
         let e = cfg(&[("POSTGRES_HOST", "h"), ("POSTGRES_PORT", "70000")]).unwrap_err();
         assert_eq!(e.variable, "POSTGRES_PORT");
         assert!(e.to_string().contains("70000"));

@@ -149,7 +149,10 @@ impl Queue {
     /// Moves a message to the archive; false when it was not in the queue any more.
     pub async fn archive(&self, db: &impl GenericClient, msg_id: i64) -> Result<bool, StoreError> {
         let row = db
-            .query_one("SELECT pgmq.archive($1, $2::bigint)", &[&self.name, &msg_id])
+            .query_one(
+                "SELECT pgmq.archive($1, $2::bigint)",
+                &[&self.name, &msg_id],
+            )
             .await?;
         Ok(row.get(0))
     }

@@ -454,8 +454,7 @@ pub async fn transition(
     // concurrent transaction), `upd` changes it only from an allowed status, `ev` records it.
     let row = db
         .query_opt(
-            &format!(
-                "WITH cur AS ( \
+            "WITH cur AS ( \
                    SELECT reservation_id, status AS from_status FROM reservations \
                    WHERE reservation_id = $1 FOR UPDATE), \
                  upd AS ( \
@@ -466,7 +465,7 @@ pub async fn transition(
                      estimated_start_at = CASE WHEN $2 = 'queued' THEN r.estimated_start_at ELSE NULL END, \
                      admitted_at = CASE WHEN $2 = 'preparing' THEN now() \
                                         WHEN $2 = 'queued' THEN NULL ELSE r.admitted_at END, \
-                     node_names = CASE WHEN $2 = 'queued' THEN '{{}}' ELSE r.node_names END, \
+                     node_names = CASE WHEN $2 = 'queued' THEN '{}' ELSE r.node_names END, \
                      pod_name = CASE WHEN $2 = 'queued' THEN NULL ELSE r.pod_name END, \
                      launched_at = CASE WHEN $2 = 'active' THEN now() ELSE r.launched_at END, \
                      expires_at = CASE WHEN $2 = 'active' \
@@ -479,8 +478,7 @@ pub async fn transition(
                    INSERT INTO reservation_events (reservation_id, kind, from_status, to_status, reason, actor) \
                    SELECT reservation_id, 'transition', from_status, $2, $4, $5 FROM upd) \
                  SELECT cur.from_status, upd.reservation_id IS NOT NULL AS changed \
-                 FROM cur LEFT JOIN upd ON true"
-            ),
+                 FROM cur LEFT JOIN upd ON true",
             &[&id, &t.to.as_str(), &allowed, &t.reason, &t.actor],
         )
         .await?
@@ -583,7 +581,10 @@ pub async fn secret_env(
 /// Forgets the environment values once a reservation has ended.
 pub async fn delete_secret_env(db: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
     Ok(db
-        .execute("DELETE FROM reservation_secrets WHERE reservation_id = $1", &[&id])
+        .execute(
+            "DELETE FROM reservation_secrets WHERE reservation_id = $1",
+            &[&id],
+        )
         .await?
         == 1)
 }

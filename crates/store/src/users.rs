@@ -126,7 +126,9 @@ pub async fn create(
         Err(e) => {
             let e = StoreError::from(e);
             if e.is_unique_violation() {
-                Err(StoreError::Conflict(format!("user {username} already exists")))
+                Err(StoreError::Conflict(format!(
+                    "user {username} already exists"
+                )))
             } else {
                 Err(e)
             }
@@ -158,7 +160,10 @@ pub async fn get_by_name(db: &impl GenericClient, username: &str) -> Result<User
 /// Every user, by name.
 pub async fn list(db: &impl GenericClient) -> Result<Vec<User>, StoreError> {
     let rows = db
-        .query(&format!("SELECT {COLUMNS} FROM users ORDER BY username"), &[])
+        .query(
+            &format!("SELECT {COLUMNS} FROM users ORDER BY username"),
+            &[],
+        )
         .await?;
     rows.iter().map(from_row).collect()
 }

@@ -1,0 +1,40 @@
+//! Shared arrangements for the store tests.
+
+use std::collections::BTreeMap;
+
+use gpudev_domain::Username;
+use gpudev_store::reservations::NewReservation;
+use gpudev_store::users::{self, Role, User};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+pub async fn user(db: &Client, name: &str) -> User {
+    users::create(db, &Username::parse(name).unwrap(), Role::User)
+        .await
+        .unwrap()
+}
+
+pub fn reservation_for(owner: &User) -> NewReservation {
+    NewReservation {
+        reservation_id: Uuid::new_v4(),
+        user_id: owner.user_id,
+        username: owner.username.to_string(),
+        name: Some("training run".into()),
+        gpu_type: "h100".into(),
+        gpu_count: 4,
+        node_count: 1,
+        duration_hours: 1.5,
+        image: "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel".into(),
+        env: BTreeMap::from([("WANDB_API_KEY".to_owned(), "s3cr3t-value".to_owned())]),
+        disk_name: None,
+        jupyter_enabled: false,
+        github_user: None,
+        priority: 0,
+        idempotency_key: None,
+        cli_version: Some("0.1.0".into()),
+    }
+}
+
+pub async fn count(db: &Client, sql: &str) -> i64 {
+    db.query_one(sql, &[]).await.unwrap().get(0)
+}

@@ -1,0 +1,14 @@
+//! Store integration tests against a real PostgreSQL with real PGMQ (one binary, one module per
+//! concern).
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking with the error"
+)]
+
+mod common;
+mod keys_and_users;
+mod migrations;
+mod queue;
+mod submit;
+mod transitions;

@@ -1,0 +1,141 @@
+//! Submitting a reservation writes the row, its event, its secrets and its PGMQ message in one
+//! transaction (real PostgreSQL with real PGMQ).
+
+use crate::common::{count, reservation_for, user};
+use gpudev_domain::ReservationStatus;
+use gpudev_store::Queue;
+use gpudev_store::reservations::{self, QueueHint, Submitted};
+
+#[tokio::test]
+async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let new = reservation_for(&alice);
+
+    let Submitted::Created {
+        reservation,
+        msg_id,
+    } = reservations::submit(&mut client, &queue, &new)
+        .await
+        .unwrap()
+    else {
+        panic!("a first submit must create");
+    };
+
+    assert_eq!(reservation.status, ReservationStatus::Queued);
+    assert_eq!(reservation.username, "alice");
+    assert_eq!(reservation.env_names, vec!["WANDB_API_KEY".to_owned()]);
+    assert!(
+        reservation.expires_at.is_none(),
+        "the clock starts at activation"
+    );
+    let msgs = queue.read(&client, 30, 10).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].msg_id, msg_id);
+    let hint: QueueHint = serde_json::from_value(msgs[0].body.clone()).unwrap();
+    assert_eq!(hint.action, "create");
+    assert_eq!(hint.reservation_id, new.reservation_id);
+    assert!(
+        !msgs[0].body.to_string().contains("s3cr3t-value"),
+        "secrets never travel in messages"
+    );
+    let events = reservations::events(&client, new.reservation_id)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].to_status.as_deref(), Some("queued"));
+    assert_eq!(events[0].from_status, None);
+    let env = reservations::secret_env(&client, new.reservation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.get("WANDB_API_KEY").map(String::as_str),
+        Some("s3cr3t-value")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_send_leaves_no_row_no_event_and_no_secret() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    // A queue that does not exist makes pgmq.send fail after the row was inserted.
+    let missing = Queue::new("no_such_queue").unwrap();
+
+    let res = reservations::submit(&mut client, &missing, &reservation_for(&alice)).await;
+
+    assert!(res.is_err(), "submit to a missing queue must fail");
+    assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 0);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM reservation_events").await,
+        0
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM reservation_secrets").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_failed_insert_leaves_no_message() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let first = reservation_for(&alice);
+    reservations::submit(&mut client, &queue, &first)
+        .await
+        .unwrap();
+    queue.read(&client, 0, 10).await.unwrap();
+    let before = queue.metrics(&client).await.unwrap().total_messages;
+    // The same id again violates the primary key.
+    let mut dup = reservation_for(&alice);
+    dup.reservation_id = first.reservation_id;
+
+    let res = reservations::submit(&mut client, &queue, &dup).await;
+
+    assert!(res.is_err());
+    let m = queue.metrics(&client).await.unwrap();
+    assert_eq!(
+        m.total_messages, before,
+        "no message may be sent for a failed insert"
+    );
+    assert_eq!(m.queue_length, 1);
+    assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 1);
+}
+
+#[tokio::test]
+async fn a_reused_idempotency_key_returns_the_first_reservation_and_sends_nothing() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let bob = user(&client, "bob").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let mut first = reservation_for(&alice);
+    first.idempotency_key = Some("retry-1".into());
+    reservations::submit(&mut client, &queue, &first)
+        .await
+        .unwrap();
+    let mut retry = reservation_for(&alice);
+    retry.idempotency_key = Some("retry-1".into());
+
+    let again = reservations::submit(&mut client, &queue, &retry)
+        .await
+        .unwrap();
+
+    match again {
+        Submitted::Existing(r) => assert_eq!(r.reservation_id, first.reservation_id),
+        other => panic!("expected the existing reservation, got {other:?}"),
+    }
+    assert_eq!(queue.metrics(&client).await.unwrap().queue_length, 1);
+    // Keys are per user: bob may use the same key.
+    let mut bobs = reservation_for(&bob);
+    bobs.idempotency_key = Some("retry-1".into());
+    let res = reservations::submit(&mut client, &queue, &bobs)
+        .await
+        .unwrap();
+    assert!(matches!(res, Submitted::Created { .. }));
+    assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 2);
+}
