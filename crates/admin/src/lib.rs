@@ -139,4 +139,3 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         Command::Queue(cmd) => commands::queue::run(&cfg, &ctx, cmd, out).await,
     }
 }
-

@@ -100,7 +100,16 @@ pub(crate) async fn run(
                         .collect();
                     output::table(
                         out,
-                        &["ID", "USER", "PREFIX", "STATE", "CREATED", "EXPIRES", "LAST USED", "DESCRIPTION"],
+                        &[
+                            "ID",
+                            "USER",
+                            "PREFIX",
+                            "STATE",
+                            "CREATED",
+                            "EXPIRES",
+                            "LAST USED",
+                            "DESCRIPTION",
+                        ],
                         &rows,
                     )?;
                 }

@@ -22,7 +22,10 @@ pub(crate) async fn run(cfg: &DbConfig, ctx: &Ctx, out: &mut impl Write) -> anyh
         .await
         .context("migrating the database")?;
     // The reservation queue named by QUEUE_NAME may differ from the one the migrations create.
-    ctx.queue.ensure(&client).await.context("creating the queue")?;
+    ctx.queue
+        .ensure(&client)
+        .await
+        .context("creating the queue")?;
     drop(client);
     let _ = conn.await;
     let known = gpudev_store::migrate::known();

@@ -22,7 +22,8 @@ pub(crate) async fn run(
             match ctx.format {
                 Format::Json => output::json(out, &[main, dlq])?,
                 Format::Table => {
-                    let age = |s: Option<i32>| s.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
+                    let age =
+                        |s: Option<i32>| s.map(|s| format!("{s}s")).unwrap_or_else(|| "-".into());
                     let rows: Vec<Vec<String>> = [main, dlq]
                         .iter()
                         .map(|m| {
@@ -35,7 +36,11 @@ pub(crate) async fn run(
                             ]
                         })
                         .collect();
-                    output::table(out, &["QUEUE", "DEPTH", "OLDEST", "NEWEST", "TOTAL SENT"], &rows)?;
+                    output::table(
+                        out,
+                        &["QUEUE", "DEPTH", "OLDEST", "NEWEST", "TOTAL SENT"],
+                        &rows,
+                    )?;
                 }
             }
         }
@@ -73,7 +78,14 @@ pub(crate) async fn run(
                         .collect();
                     output::table(
                         out,
-                        &["MSG", "ACTION", "RESERVATION", "READS", "DEAD-LETTERED", "REASON"],
+                        &[
+                            "MSG",
+                            "ACTION",
+                            "RESERVATION",
+                            "READS",
+                            "DEAD-LETTERED",
+                            "REASON",
+                        ],
                         &rows,
                     )?;
                 }

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use gpudev_domain::Username;
-use gpudev_store::users::{self, Role, User};
 use gpudev_store::DbConfig;
+use gpudev_store::users::{self, Role, User};
 
 use super::{Ctx, connect};
 use crate::{Format, UsersCommand, output};
@@ -31,7 +31,10 @@ pub(crate) async fn run(
                                 u.username.to_string(),
                                 u.role.as_str().into(),
                                 if u.is_active { "active" } else { "disabled" }.into(),
-                                u.aws_arn.clone().or_else(|| u.oidc_issuer.clone()).unwrap_or_default(),
+                                u.aws_arn
+                                    .clone()
+                                    .or_else(|| u.oidc_issuer.clone())
+                                    .unwrap_or_default(),
                                 output::time(u.last_login_at),
                             ]
                         })
