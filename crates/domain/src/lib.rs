@@ -12,6 +12,7 @@ pub mod github_user;
 pub mod gpu;
 pub mod image;
 pub mod request;
+pub mod ssh_key;
 pub mod status;
 pub mod username;
 
@@ -27,5 +28,6 @@ pub use request::{
     Hours, HoursError, Limits, RawReservationRequest, RequestError, ReservationRequest,
     check_extension, nodes_for,
 };
+pub use ssh_key::{SshKeyError, SshPublicKey};
 pub use status::{ReservationStatus, TransitionError, UnknownStatus};
 pub use username::{Username, UsernameError};

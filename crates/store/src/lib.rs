@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod pool;
 pub mod queue;
 pub mod reservations;
+pub mod ssh_keys;
 pub mod users;
 
 pub use config::{ConfigError, DbConfig};

@@ -9,6 +9,7 @@
 mod common;
 mod keys_and_users;
 mod migrations;
+mod other_tables;
 mod queue;
 mod submit;
 mod transitions;

@@ -1,0 +1,279 @@
+//! Disks, SSH keys, GPU type availability, the audit log and CronJob runs.
+
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use gpudev_domain::SshPublicKey;
+use gpudev_store::cronjob_runs::{self, Outcome};
+use gpudev_store::gpu_types::{self, Availability};
+use gpudev_store::{StoreError, audit, disks, ssh_keys};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::{reservation_for, user};
+
+#[tokio::test]
+async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_protected() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let bob = user(&client, "bob").await;
+    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100)
+        .await
+        .unwrap();
+
+    let dup = disks::create(&client, alice.user_id, "home", "disk-alice-home-2", 100).await;
+    let bobs = disks::create(&client, bob.user_id, "home", "disk-bob-home", 100).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert!(bobs.is_ok(), "names are per owner");
+
+    let new = reservation_for(&alice);
+    let queue = gpudev_store::Queue::new("gpu_reservations").unwrap();
+    gpudev_store::reservations::submit(&mut client, &queue, &new)
+        .await
+        .unwrap();
+    assert!(
+        disks::attach(&client, disk.disk_id, new.reservation_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !disks::attach(&client, disk.disk_id, Uuid::new_v4())
+            .await
+            .unwrap(),
+        "a disk serves one reservation at a time"
+    );
+    let busy = disks::soft_delete(&client, alice.user_id, "home", Duration::days(30)).await;
+    assert!(
+        matches!(busy, Err(StoreError::Conflict(ref m)) if m.contains("in use")),
+        "{busy:?}"
+    );
+    let rename_busy = disks::rename(&client, alice.user_id, "home", "work").await;
+    assert!(matches!(rename_busy, Err(StoreError::Conflict(_))));
+
+    assert!(
+        disks::release(&client, disk.disk_id, new.reservation_id)
+            .await
+            .unwrap()
+    );
+    let renamed = disks::rename(&client, alice.user_id, "home", "work")
+        .await
+        .unwrap();
+    assert_eq!(renamed.disk_name, "work");
+    let deleted = disks::soft_delete(&client, alice.user_id, "work", Duration::days(30))
+        .await
+        .unwrap();
+    assert!(deleted.is_deleted);
+    let days = (deleted.delete_after.unwrap() - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{days}");
+    assert!(
+        disks::list(&client, alice.user_id, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        disks::get(&client, alice.user_id, "work").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The name is free again once the old disk is soft-deleted.
+    assert!(
+        disks::create(&client, alice.user_id, "work", "disk-alice-work-2", 50)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn snapshots_are_counted_once_ready() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100)
+        .await
+        .unwrap();
+
+    let snap = disks::add_snapshot(&client, disk.disk_id, "snap-1", None)
+        .await
+        .unwrap();
+    let pending = disks::get(&client, alice.user_id, "home")
+        .await
+        .unwrap()
+        .snapshot_count;
+    assert!(
+        disks::snapshot_ready(&client, snap, Some(1 << 30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !disks::snapshot_ready(&client, snap, None).await.unwrap(),
+        "only once"
+    );
+
+    assert_eq!(pending, 0);
+    assert_eq!(
+        disks::get(&client, alice.user_id, "home")
+            .await
+            .unwrap()
+            .snapshot_count,
+        1
+    );
+}
+
+#[tokio::test]
+async fn registering_ssh_keys_replaces_the_previous_set_and_collapses_duplicates() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let key = SshPublicKey::parse(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe test@gpudev",
+    )
+    .unwrap();
+
+    ssh_keys::replace(&mut client, alice.user_id, std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    let stored = ssh_keys::replace(&mut client, alice.user_id, &[key.clone(), key.clone()])
+        .await
+        .unwrap();
+
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].fingerprint,
+        "SHA256:e9NHLWGRrb2UbsEWaYl1bVaYfM+/+Wwvn3E/dbo+6TA"
+    );
+    assert_eq!(stored[0].key_type, "ssh-ed25519");
+    assert_eq!(stored[0].public_key, key.to_line());
+    assert!(
+        ssh_keys::replace(&mut client, alice.user_id, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn availability_is_written_per_gpu_type_with_its_writer() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let a = Availability {
+        total_gpus: 16,
+        available_gpus: 6,
+        in_use_gpus: 10,
+        queued_gpus: 4,
+        full_nodes_available: 0,
+        max_reservable: 6,
+        running_nodes: 2,
+    };
+
+    assert!(
+        gpu_types::write_availability(&client, "h100", &a, "availability-job")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !gpu_types::write_availability(&client, "nope", &a, "availability-job")
+            .await
+            .unwrap()
+    );
+
+    let rows = gpu_types::list_active(&client).await.unwrap();
+    let h100 = rows.iter().find(|r| r.gpu_type == "h100").unwrap();
+    assert_eq!(
+        (h100.total_gpus, h100.available_gpus, h100.max_reservable),
+        (16, 6, 6)
+    );
+    assert_eq!(h100.gpus_per_node, 8);
+    assert_eq!(
+        h100.last_availability_updated_by.as_deref(),
+        Some("availability-job")
+    );
+    assert!(
+        rows.iter()
+            .find(|r| r.gpu_type == "t4")
+            .unwrap()
+            .last_availability_update
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn audit_entries_are_kept_newest_first_and_filterable_by_actor() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    for (actor, action) in [
+        ("alice", "login"),
+        ("bob", "login"),
+        ("alice", "reservation.submit"),
+    ] {
+        audit::record(
+            &client,
+            &audit::AuditEntry {
+                actor,
+                action,
+                outcome: "success",
+                auth_method: Some("aws-iam"),
+                details: Some(json!({"gpu_type": "h100"})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    let alices = audit::recent(&client, Some("alice"), 10).await.unwrap();
+
+    let actions: Vec<&str> = alices.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, vec!["reservation.submit", "login"]);
+    assert_eq!(audit::recent(&client, None, 10).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_cronjob_run_is_recorded_from_start_to_finish_once() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let first = cronjob_runs::start(&client, "expiry", "host-a")
+        .await
+        .unwrap();
+    cronjob_runs::finish(
+        &client,
+        first,
+        Outcome::Success,
+        &json!({"expired": 2}),
+        None,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    let second = cronjob_runs::start(&client, "expiry", "host-a")
+        .await
+        .unwrap();
+
+    let finished_twice =
+        cronjob_runs::finish(&client, first, Outcome::Failure, &json!({}), Some("late"))
+            .await
+            .unwrap();
+    cronjob_runs::finish(
+        &client,
+        second,
+        Outcome::Failure,
+        &json!({}),
+        Some("db went away"),
+    )
+    .await
+    .unwrap();
+
+    assert!(!finished_twice);
+    let last = cronjob_runs::last_success(&client, "expiry")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.run_id, first);
+    assert_eq!(last.summary["expired"], 2);
+    assert!(
+        cronjob_runs::last_success(&client, "availability")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
