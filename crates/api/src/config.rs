@@ -1,0 +1,304 @@
+//! API settings from the environment. Every variable has a default; a bad value stops start-up with
+//! a message naming the variable.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gpudev_domain::{GpuCatalog, ImageRef, Limits};
+use gpudev_store::{ConfigError, DbConfig, Queue};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Pretty,
+}
+
+/// Everything the API needs to start.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Database connection.
+    pub db: DbConfig,
+    /// `QUEUE_NAME` (`gpu_reservations`).
+    pub queue: Queue,
+    /// `API_KEY_TTL_HOURS` (2, 1–168): lifetime of keys issued by logins and rotation.
+    pub api_key_ttl_hours: u32,
+    /// `ALLOWED_AWS_ROLE` (`SSOCloudDevGpuReservation`): the role a caller must have assumed.
+    pub allowed_aws_role: String,
+    /// `ADMIN_AWS_ROLE` (optional): callers with this role log in as admins.
+    pub admin_aws_role: Option<String>,
+    /// `AWS_REGION` (`us-east-1`).
+    pub aws_region: String,
+    /// `STS_ALLOWED_HOSTS` (comma-separated): hosts a presigned STS request may target.
+    pub sts_allowed_hosts: Vec<String>,
+    /// `STS_TIMEOUT_SECONDS` (5, 1–60).
+    pub sts_timeout: Duration,
+    /// `BIND_ADDR` (`0.0.0.0:8000`).
+    pub bind_addr: SocketAddr,
+    /// `METRICS_ADDR` (`0.0.0.0:9090`).
+    pub metrics_addr: SocketAddr,
+    /// `LOG_FORMAT` (`json` | `pretty`).
+    pub log_format: LogFormat,
+    /// `GPU_CATALOG_JSON` (optional): replaces the default GPU catalog.
+    pub catalog: GpuCatalog,
+    /// `MAX_RESERVATION_HOURS` (24), `MAX_LIFETIME_HOURS` (72), `MAX_NODES` (4).
+    pub limits: Limits,
+    /// `DEV_IMAGE`: the image used when a request names none.
+    pub default_image: ImageRef,
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4): queued + preparing + active per user.
+    pub max_active_reservations_per_user: u32,
+    /// `MAX_GPUS_PER_USER` (32): GPUs over a user's live reservations.
+    pub max_gpus_per_user: u32,
+    /// `RATE_LIMIT_PER_MINUTE` (120): requests per minute per API key.
+    pub rate_limit_per_minute: u32,
+    /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
+    pub rate_limit_burst: u32,
+    /// `LOGIN_RATE_LIMIT_PER_MINUTE` (10): login attempts per minute per client IP.
+    pub login_rate_limit_per_minute: u32,
+    /// `CORS_ALLOWED_ORIGINS` (comma-separated; empty = CORS closed).
+    pub cors_allowed_origins: Vec<String>,
+    /// `KEY_CACHE_SECONDS` (30, 0–300): how long a verified key is trusted without a lookup while
+    /// the change listener is connected (0 disables the cache).
+    pub key_cache_ttl: Duration,
+    /// `SHUTDOWN_DRAIN_SECONDS` (5, 0–60): how long readiness fails before the server stops.
+    pub shutdown_drain: Duration,
+    /// `DISK_DELETE_GRACE_DAYS` (30, 1–365).
+    pub disk_delete_grace_days: u32,
+    /// `DEFAULT_DISK_SIZE_GB` (100, 10–10000).
+    pub default_disk_size_gb: u32,
+    /// `GPU_HOURLY_PRICES` (JSON object gpu_type → USD per GPU-hour), for usage reports.
+    pub gpu_hourly_prices: BTreeMap<String, f64>,
+}
+
+/// Default image for dev boxes.
+pub const DEFAULT_IMAGE: &str = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel";
+
+impl ApiConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let db = DbConfig::from_lookup(get)?;
+        let queue_name = get("QUEUE_NAME").unwrap_or_else(|| gpudev_store::DEFAULT_QUEUE.into());
+        let queue =
+            Queue::new(&queue_name).map_err(|e| ConfigError::new("QUEUE_NAME", e.to_string()))?;
+        let catalog = match get("GPU_CATALOG_JSON") {
+            Some(json) => GpuCatalog::from_json(&json)
+                .map_err(|e| ConfigError::new("GPU_CATALOG_JSON", e.to_string()))?,
+            None => GpuCatalog::default(),
+        };
+        let limits = Limits {
+            max_duration_hours: float(&get, "MAX_RESERVATION_HOURS", 24.0, 0.1, 720.0)?,
+            max_lifetime_hours: float(&get, "MAX_LIFETIME_HOURS", 72.0, 0.1, 8760.0)?,
+            max_nodes: int(&get, "MAX_NODES", 4, 1, 64)?,
+        };
+        if limits.max_lifetime_hours < limits.max_duration_hours {
+            return Err(ConfigError::new(
+                "MAX_LIFETIME_HOURS",
+                "must be at least MAX_RESERVATION_HOURS",
+            ));
+        }
+        let default_image = ImageRef::parse(get("DEV_IMAGE").as_deref().unwrap_or(DEFAULT_IMAGE))
+            .map_err(|e| ConfigError::new("DEV_IMAGE", e.to_string()))?;
+        let gpu_hourly_prices = match get("GPU_HOURLY_PRICES") {
+            Some(json) => serde_json::from_str::<BTreeMap<String, f64>>(&json).map_err(|e| {
+                ConfigError::new(
+                    "GPU_HOURLY_PRICES",
+                    format!("not a JSON object of numbers ({e})"),
+                )
+            })?,
+            None => BTreeMap::new(),
+        };
+        if gpu_hourly_prices
+            .values()
+            .any(|p| !p.is_finite() || *p < 0.0)
+        {
+            return Err(ConfigError::new(
+                "GPU_HOURLY_PRICES",
+                "prices must be non-negative numbers",
+            ));
+        }
+        let list = |k: &str| -> Vec<String> {
+            get(k)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let aws_region = get("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+        let mut sts_allowed_hosts = list("STS_ALLOWED_HOSTS");
+        if sts_allowed_hosts.is_empty() {
+            sts_allowed_hosts = vec![
+                "sts.amazonaws.com".into(),
+                format!("sts.{aws_region}.amazonaws.com"),
+            ];
+        }
+        Ok(Self {
+            db,
+            queue,
+            api_key_ttl_hours: int(&get, "API_KEY_TTL_HOURS", 2, 1, 168)?,
+            allowed_aws_role: get("ALLOWED_AWS_ROLE")
+                .unwrap_or_else(|| "SSOCloudDevGpuReservation".into()),
+            admin_aws_role: get("ADMIN_AWS_ROLE"),
+            aws_region,
+            sts_allowed_hosts,
+            sts_timeout: Duration::from_secs(int(&get, "STS_TIMEOUT_SECONDS", 5, 1, 60)?.into()),
+            bind_addr: addr(&get, "BIND_ADDR", "0.0.0.0:8000")?,
+            metrics_addr: addr(&get, "METRICS_ADDR", "0.0.0.0:9090")?,
+            log_format: match get("LOG_FORMAT").as_deref().unwrap_or("json") {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => {
+                    return Err(ConfigError::new(
+                        "LOG_FORMAT",
+                        format!("{other:?} is neither \"json\" nor \"pretty\""),
+                    ));
+                }
+            },
+            catalog,
+            limits,
+            default_image,
+            max_active_reservations_per_user: int(
+                &get,
+                "MAX_ACTIVE_RESERVATIONS_PER_USER",
+                4,
+                1,
+                1000,
+            )?,
+            max_gpus_per_user: int(&get, "MAX_GPUS_PER_USER", 32, 1, 100_000)?,
+            rate_limit_per_minute: int(&get, "RATE_LIMIT_PER_MINUTE", 120, 1, 1_000_000)?,
+            rate_limit_burst: int(&get, "RATE_LIMIT_BURST", 30, 0, 1_000_000)?,
+            login_rate_limit_per_minute: int(&get, "LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1, 100_000)?,
+            cors_allowed_origins: list("CORS_ALLOWED_ORIGINS"),
+            key_cache_ttl: Duration::from_secs(int(&get, "KEY_CACHE_SECONDS", 30, 0, 300)?.into()),
+            shutdown_drain: Duration::from_secs(
+                int(&get, "SHUTDOWN_DRAIN_SECONDS", 5, 0, 60)?.into(),
+            ),
+            disk_delete_grace_days: int(&get, "DISK_DELETE_GRACE_DAYS", 30, 1, 365)?,
+            default_disk_size_gb: int(&get, "DEFAULT_DISK_SIZE_GB", 100, 10, 10_000)?,
+            gpu_hourly_prices,
+        })
+    }
+}
+
+fn int(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    let v: u32 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
+    if !(min..=max).contains(&v) {
+        return Err(ConfigError::new(
+            var,
+            format!("{v} is outside {min}..={max}"),
+        ));
+    }
+    Ok(v)
+}
+
+fn float(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: f64,
+    min: f64,
+    max: f64,
+) -> Result<f64, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    let v: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a number")))?;
+    if !(min..=max).contains(&v) {
+        return Err(ConfigError::new(
+            var,
+            format!("{v} is outside {min}..={max}"),
+        ));
+    }
+    Ok(v)
+}
+
+fn addr(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let raw = get(var).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not an address like 0.0.0.0:8000")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("DATABASE_URL".into())
+            .or_insert_with(|| "postgres://u@localhost/db".into());
+        ApiConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.api_key_ttl_hours, 2);
+        assert_eq!(c.allowed_aws_role, "SSOCloudDevGpuReservation");
+        assert_eq!(c.queue.name(), "gpu_reservations");
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8000");
+        assert_eq!(c.metrics_addr.to_string(), "0.0.0.0:9090");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.sts_allowed_hosts,
+            vec!["sts.amazonaws.com", "sts.us-east-1.amazonaws.com"]
+        );
+        assert_eq!(c.rate_limit_per_minute, 120);
+        assert_eq!(c.login_rate_limit_per_minute, 10);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_variable() {
+        for (var, value) in [
+            ("API_KEY_TTL_HOURS", "0"),
+            ("API_KEY_TTL_HOURS", "169"),
+            ("BIND_ADDR", "localhost"),
+            ("LOG_FORMAT", "xml"),
+            ("QUEUE_NAME", "bad-name"),
+            ("GPU_CATALOG_JSON", "{}"),
+            ("DEV_IMAGE", "Not An Image"),
+            ("GPU_HOURLY_PRICES", "[1]"),
+            ("MAX_RESERVATION_HOURS", "abc"),
+        ] {
+            let err = cfg(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable, var, "{var}={value}: {err}");
+        }
+        assert_eq!(
+            cfg(&[("DATABASE_URL", "::bad::")]).unwrap_err().variable,
+            "DATABASE_URL"
+        );
+    }
+}

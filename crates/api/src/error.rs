@@ -1,0 +1,208 @@
+//! The API's one error type: a status, a stable snake_case code and a `detail` sentence, returned as
+//! `{"detail": "...", "code": "..."}`. Server faults answer an opaque 500 and log their cause chain.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use gpudev_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in a sentence meant for the user.
+    pub detail: String,
+    /// Stable machine-readable code (`not_found`, `api_key_expired`, `quota_exceeded`, …).
+    pub code: String,
+}
+
+/// An error answered to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed.
+    #[error("{detail}")]
+    BadRequest {
+        /// Machine code.
+        code: &'static str,
+        /// Message.
+        detail: String,
+    },
+    /// 401: no or unknown credentials. Answers carry `WWW-Authenticate: Bearer`.
+    #[error("{detail}")]
+    Unauthorized {
+        /// Machine code.
+        code: &'static str,
+        /// Message.
+        detail: String,
+    },
+    /// 403: authenticated but not allowed (expired or revoked key, disabled user, wrong role).
+    #[error("{detail}")]
+    Forbidden {
+        /// Machine code.
+        code: &'static str,
+        /// Message.
+        detail: String,
+    },
+    /// 404: the resource does not exist (or belongs to someone else).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request conflicts with the current state.
+    #[error("{detail}")]
+    Conflict {
+        /// Machine code.
+        code: &'static str,
+        /// Message.
+        detail: String,
+    },
+    /// 413: the body is larger than allowed.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415: the body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: a field is invalid.
+    #[error("{detail}")]
+    Unprocessable {
+        /// The field at fault, when known.
+        field: Option<String>,
+        /// Message.
+        detail: String,
+    },
+    /// 429: rate limited; retry after the given seconds.
+    #[error("rate limit exceeded; retry in {retry_after} s")]
+    TooManyRequests {
+        /// Seconds until a request would be accepted.
+        retry_after: u64,
+        /// The limit per minute.
+        limit: u32,
+    },
+    /// 503: a dependency (database, STS) is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a fault on our side; the cause is logged, never returned.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// 422 for `field`.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// 400 with the `bad_request` code.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code: "bad_request",
+            detail: detail.into(),
+        }
+    }
+
+    /// 409 with a code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// 403 for a non-admin on an admin route.
+    pub fn admin_only() -> Self {
+        ApiError::Forbidden {
+            code: "admin_required",
+            detail: "this endpoint requires an admin".into(),
+        }
+    }
+
+    /// A server fault with context.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(e.into())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unprocessable { .. } => "validation_error",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unauthorized { .. } => {
+                resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            ApiError::TooManyRequests { retry_after, limit } => {
+                resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                resp.insert_header(("RateLimit-Limit", limit.to_string()));
+                resp.insert_header(("RateLimit-Remaining", "0"));
+                resp.insert_header(("RateLimit-Reset", retry_after.to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                resp.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        resp.json(ErrorBody {
+            detail: self.to_string(),
+            code: self.code().to_owned(),
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            return ApiError::Unavailable("the database is unavailable; try again shortly".into());
+        }
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(detail) => ApiError::Conflict {
+                code: "conflict",
+                detail,
+            },
+            StoreError::Transition(t) => ApiError::Conflict {
+                code: "invalid_state",
+                detail: format!("the reservation is {}; it cannot become {}", t.from, t.to),
+            },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

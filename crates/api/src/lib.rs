@@ -1,0 +1,18 @@
+//! gpudev-api: the HTTP API as a library, so tests start it in-process on a free port and call it
+//! over real HTTP.
+
+pub mod auth;
+pub mod config;
+mod cors;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::ApiConfig;
+pub use startup::{Application, ShutdownHandle};

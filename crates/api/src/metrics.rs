@@ -1,0 +1,107 @@
+//! Prometheus metrics, served on their own port.
+
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the API exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The registry they live in.
+    pub registry: Registry,
+    /// Requests by route pattern, method and status.
+    pub requests: IntCounterVec,
+    /// Latency by route pattern.
+    pub latency: HistogramVec,
+    /// Authentication attempts by method and outcome.
+    pub auth_attempts: IntCounterVec,
+    /// API keys issued by how.
+    pub keys_issued: IntCounterVec,
+    /// Reservations submitted by GPU type.
+    pub reservations_submitted: IntCounterVec,
+    /// Requests refused by a rate limit, by limit.
+    pub rate_limited: IntCounterVec,
+    /// Database pool connections by state.
+    pub pool: IntGaugeVec,
+    /// Requests that ended in a 5xx.
+    pub server_errors: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("gpudev_api".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route"],
+        )?;
+        let auth_attempts = IntCounterVec::new(
+            Opts::new(
+                "auth_attempts_total",
+                "Authentication attempts by method and outcome",
+            ),
+            &["method", "outcome"],
+        )?;
+        let keys_issued = IntCounterVec::new(
+            Opts::new("api_keys_issued_total", "API keys issued, by how"),
+            &["method"],
+        )?;
+        let reservations_submitted = IntCounterVec::new(
+            Opts::new(
+                "reservations_submitted_total",
+                "Reservations accepted, by GPU type",
+            ),
+            &["gpu_type"],
+        )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests refused by a rate limit"),
+            &["limit"],
+        )?;
+        let pool = IntGaugeVec::new(
+            Opts::new("db_pool_connections", "Database pool connections by state"),
+            &["state"],
+        )?;
+        let server_errors =
+            IntCounter::new("http_server_errors_total", "Responses with a 5xx status")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(auth_attempts.clone()))?;
+        registry.register(Box::new(keys_issued.clone()))?;
+        registry.register(Box::new(reservations_submitted.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(pool.clone()))?;
+        registry.register(Box::new(server_errors.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            auth_attempts,
+            keys_issued,
+            reservations_submitted,
+            rate_limited,
+            pool,
+            server_errors,
+        })
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,137 @@
+//! `GET /`, `GET /health`, `GET /livez`, `GET /readyz`.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+/// Service information and links.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceInfo {
+    /// Service name.
+    pub service: &'static str,
+    /// Version of this build.
+    pub version: &'static str,
+    /// Interactive API documentation.
+    pub docs: &'static str,
+    /// OpenAPI document.
+    pub openapi: &'static str,
+    /// Health check.
+    pub health: &'static str,
+    /// Login routes.
+    pub auth: AuthLinks,
+}
+
+/// Where to log in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthLinks {
+    /// Send AWS credentials (verified with STS).
+    pub aws_login: &'static str,
+    /// Send a presigned STS request (the secret key never leaves the client).
+    pub aws_iam: &'static str,
+}
+
+/// Service information.
+#[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = ServiceInfo)))]
+#[get("/")]
+pub async fn root() -> HttpResponse {
+    HttpResponse::Ok().json(ServiceInfo {
+        service: "gpudev-api",
+        version: env!("CARGO_PKG_VERSION"),
+        docs: "/docs/",
+        openapi: "/openapi.json",
+        health: "/health",
+        auth: AuthLinks {
+            aws_login: "/v1/auth/aws-login",
+            aws_iam: "/v1/auth/aws-iam",
+        },
+    })
+}
+
+/// Health of the service and its dependencies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy` or `unhealthy`.
+    pub status: &'static str,
+    /// `healthy`, or what is wrong with the database.
+    pub database: String,
+    /// `healthy`, `missing`, or `unknown` when the database is down.
+    pub queue: String,
+    /// When this was checked.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+}
+
+async fn check(state: &AppState) -> Health {
+    let probe = async {
+        let db = state.pool.get().await.map_err(|e| e.to_string())?;
+        db.simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        let queue = match state.config.queue.exists(&**db).await {
+            Ok(true) => "healthy".to_owned(),
+            Ok(false) => "missing".to_owned(),
+            Err(e) => format!("unknown: {e}"),
+        };
+        Ok::<_, String>(queue)
+    };
+    let (database, queue) = match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(queue)) => ("healthy".to_owned(), queue),
+        Ok(Err(e)) => (format!("unavailable: {e}"), "unknown".to_owned()),
+        Err(_) => ("unavailable: timed out".to_owned(), "unknown".to_owned()),
+    };
+    let status = if database == "healthy" && queue == "healthy" {
+        "healthy"
+    } else {
+        "unhealthy"
+    };
+    Health {
+        status,
+        database,
+        queue,
+        timestamp: chrono::Utc::now(),
+    }
+}
+
+/// 200 when the database and the queue answer, 503 naming the failing part otherwise.
+#[utoipa::path(get, path = "/health", tag = "service", responses(
+    (status = 200, body = Health, description = "database and queue answer"),
+    (status = 503, body = Health, description = "a dependency is failing; the body names it"),
+))]
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let h = check(&state).await;
+    if h.status == "healthy" {
+        HttpResponse::Ok().json(h)
+    } else {
+        HttpResponse::ServiceUnavailable().json(h)
+    }
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/livez", tag = "service", responses((status = 200, description = "alive")))]
+#[get("/livez")]
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "alive"}))
+}
+
+/// Readiness: 503 while draining on shutdown or when the database is unreachable.
+#[utoipa::path(get, path = "/readyz", tag = "service", responses(
+    (status = 200, description = "ready for traffic"),
+    (status = 503, description = "draining or the database is unreachable"),
+))]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "draining"}));
+    }
+    let h = check(&state).await;
+    if h.database == "healthy" {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "not ready", "database": h.database}))
+    }
+}

@@ -1,0 +1,28 @@
+//! One module per endpoint (or per small group of closely related endpoints).
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, web};
+
+use crate::auth::require_api_key;
+use crate::error::ApiError;
+
+pub mod health;
+
+/// Registers every route. Public routes first; everything under `/v1` except the logins requires
+/// an API key, checked by middleware before any extractor runs.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::root)
+        .service(health::health)
+        .service(health::livez)
+        .service(health::readyz)
+        .service(
+            web::scope("/v1")
+                .service(web::scope("/auth"))
+                .service(web::scope("").wrap(from_fn(require_api_key))),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint; see /docs".into()))
+}

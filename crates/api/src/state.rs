@@ -1,0 +1,45 @@
+//! Shared application state, one per process, handed to handlers as `web::Data<AppState>`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gpudev_store::Pool;
+
+use crate::auth::{KeyCache, UsageRecorder};
+use crate::config::ApiConfig;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+
+/// What every handler may use.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Settings.
+    pub config: Arc<ApiConfig>,
+    /// Database pool.
+    pub pool: Pool,
+    /// Verified-key cache.
+    pub keys: Arc<KeyCache>,
+    /// Batched `last_used_at` writes.
+    pub usage: Arc<UsageRecorder>,
+    /// Rate limiters.
+    pub limits: Arc<RateLimits>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set on shutdown: readiness fails while in-flight requests finish.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// A pooled connection, or 503 when the database cannot be reached.
+    pub async fn db(&self) -> Result<deadpool_postgres::Object, crate::error::ApiError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| gpudev_store::StoreError::from(e).into())
+    }
+}

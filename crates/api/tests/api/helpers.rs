@@ -1,0 +1,138 @@
+//! `spawn_app` and a small client: the API on a free port over its own fresh database.
+
+use std::collections::HashMap;
+
+use gpudev_api::{ApiConfig, Application, ShutdownHandle};
+use gpudev_domain::{ApiKey, Username};
+use gpudev_store::api_keys::{self, NewKey};
+use gpudev_store::users::{self, Role, User};
+use gpudev_testkit::TestDb;
+use reqwest::{Method, Response};
+use serde_json::Value;
+
+/// A running API and the database behind it.
+pub struct TestApp {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Metrics URL.
+    pub metrics: String,
+    /// The database.
+    pub db: TestDb,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Stops the app.
+    pub shutdown: ShutdownHandle,
+}
+
+/// Settings for a test app: a fresh database, free ports, no drain delay. `extra` overrides.
+pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> ApiConfig {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db.url()),
+        ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        ("SHUTDOWN_DRAIN_SECONDS".into(), "0".into()),
+        ("LOG_FORMAT".into(), "pretty".into()),
+        ("DB_POOL_SIZE".into(), "4".into()),
+        ("DB_CONNECT_TIMEOUT_SECONDS".into(), "2".into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    ApiConfig::from_lookup(|k| vars.get(k).cloned()).unwrap()
+}
+
+/// Starts the API on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the API on a fresh database with extra settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let db = gpudev_testkit::test_db().await;
+    spawn_app_on(db, extra).await
+}
+
+/// Starts the API on an existing database (a second replica, say).
+pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    let app = Application::build(test_config(&db, extra)).await.unwrap();
+    let base = format!("http://{}", app.api_addr());
+    let metrics = format!("http://{}/metrics", app.metrics_addr());
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        metrics,
+        db,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// Creates a user directly in the database and a key for them; returns the user and the key.
+    pub async fn user_with_key(&self, name: &str, role: Role) -> (User, String) {
+        let client = self.db.connect().await;
+        let user = match users::find_by_name(&client, name).await.unwrap() {
+            Some(u) => u,
+            None => users::create(&client, &Username::parse(name).unwrap(), role)
+                .await
+                .unwrap(),
+        };
+        let key = ApiKey::generate().unwrap();
+        api_keys::insert(
+            &client,
+            user.user_id,
+            &key,
+            &NewKey {
+                ttl: chrono::Duration::hours(2),
+                description: Some("test"),
+                auth_method: "admin",
+                auth_issuer: None,
+                rate_limit_per_minute: None,
+            },
+        )
+        .await
+        .unwrap();
+        (user, key.expose_secret().to_owned())
+    }
+
+    /// Sends a request with an optional key and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// GET with a key.
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.call(Method::GET, path, Some(key), None).await
+    }
+
+    /// POST JSON with a key.
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(key), Some(body)).await
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn status_json(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}

@@ -1,0 +1,12 @@
+//! gpudev-api over real HTTP, against a real PostgreSQL with PGMQ (one binary, one module per
+//! area).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test by panicking with the error"
+)]
+
+mod auth_middleware;
+mod health;
+pub mod helpers;
