@@ -1,6 +1,7 @@
 //! gpudev-api: the HTTP API as a library, so tests start it in-process on a free port and call it
 //! over real HTTP.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 mod cors;

@@ -1,0 +1,80 @@
+//! Audit records for state-changing calls: who, what, on which resource, the request id, the client
+//! address and the outcome. Never a secret.
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+use gpudev_store::audit::{self, AuditEntry};
+use serde_json::Value;
+use std::future::{Ready, ready};
+
+use crate::auth::Caller;
+use crate::middleware::RequestId;
+
+/// Request facts every audit record carries; extract it in a handler with `ctx: RequestCtx`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    /// The request id.
+    pub request_id: Option<String>,
+    /// The client's address (the peer address; set `X-Forwarded-For` handling at the ingress).
+    pub client_addr: Option<String>,
+    /// The client's IP, for per-address rate limits.
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+impl FromRequest for RequestCtx {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let peer = req.peer_addr();
+        ready(Ok(RequestCtx {
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            client_addr: peer.map(|p| p.ip().to_string()),
+            client_ip: peer.map(|p| p.ip()),
+        }))
+    }
+}
+
+/// One audit record, described by the handler.
+#[derive(Debug, Clone)]
+pub struct Audit<'a> {
+    /// Action name (`reservation.submit`, `key.revoke`, `login`, …).
+    pub action: &'a str,
+    /// Kind of resource.
+    pub target_type: Option<&'a str>,
+    /// Resource id.
+    pub target_id: Option<String>,
+    /// `success`, `denied` or `error`.
+    pub outcome: &'a str,
+    /// Extra, non-secret facts.
+    pub details: Option<Value>,
+}
+
+/// Writes an audit record with `db` (pass the handler's transaction to make it part of the change).
+/// `caller` is `None` for logins before the user is known; `actor` then names who tried.
+pub async fn record(
+    db: &impl tokio_postgres::GenericClient,
+    caller: Option<&Caller>,
+    actor: &str,
+    auth_method: Option<&str>,
+    ctx: &RequestCtx,
+    a: Audit<'_>,
+) -> Result<(), gpudev_store::StoreError> {
+    audit::record(
+        db,
+        &AuditEntry {
+            actor_user_id: caller.map(|c| c.user_id),
+            actor: caller.map(|c| c.username.as_str()).unwrap_or(actor),
+            auth_method: auth_method.or(caller.map(|c| c.key_auth_method.as_str())),
+            auth_issuer: None,
+            action: a.action,
+            target_type: a.target_type,
+            target_id: a.target_id.as_deref(),
+            outcome: a.outcome,
+            request_id: ctx.request_id.as_deref(),
+            client_addr: ctx.client_addr.as_deref(),
+            details: a.details,
+        },
+    )
+    .await
+    .map(|_| ())
+}
