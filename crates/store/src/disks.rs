@@ -35,11 +35,20 @@ pub struct Disk {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Ready snapshots.
     pub snapshot_count: i64,
+    /// The latest create/delete operation on the disk.
+    pub operation_id: Option<Uuid>,
+    /// `pending`, `completed` or `failed`.
+    pub operation_status: Option<String>,
+    /// Why the operation failed.
+    pub operation_error: Option<String>,
+    /// Last change to the row.
+    pub updated_at: DateTime<Utc>,
 }
 
 const SELECT: &str = "SELECT d.disk_id, d.user_id, d.disk_name, d.kube_name, d.size_gb, d.status, \
     d.reservation_id, d.is_deleted, d.delete_after, d.created_at, d.last_used_at, \
-    (SELECT count(*) FROM disk_snapshots s WHERE s.disk_id = d.disk_id AND s.status = 'ready') \
+    (SELECT count(*) FROM disk_snapshots s WHERE s.disk_id = d.disk_id AND s.status = 'ready'), \
+    d.operation_id, d.operation_status, d.operation_error, d.updated_at \
     FROM disks d";
 
 fn from_row(r: &Row) -> Disk {
@@ -56,22 +65,29 @@ fn from_row(r: &Row) -> Disk {
         created_at: r.get(9),
         last_used_at: r.get(10),
         snapshot_count: r.get(11),
+        operation_id: r.get(12),
+        operation_status: r.get(13),
+        operation_error: r.get(14),
+        updated_at: r.get(15),
     }
 }
 
-/// Creates a disk record; a live disk of the same name for the same owner is a conflict.
+/// Creates a disk record; a live disk of the same name for the same owner is a conflict. With an
+/// `operation_id` the creation is tracked as a pending operation the processor completes.
 pub async fn create(
     db: &impl GenericClient,
     user_id: i64,
     disk_name: &str,
     kube_name: &str,
     size_gb: i32,
+    operation_id: Option<Uuid>,
 ) -> Result<Disk, StoreError> {
     let res = db
         .query_one(
-            "INSERT INTO disks (user_id, disk_name, kube_name, size_gb) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO disks (user_id, disk_name, kube_name, size_gb, operation_id, operation_status) \
+             VALUES ($1, $2, $3, $4, $5, CASE WHEN $5::uuid IS NULL THEN NULL ELSE 'pending' END) \
              RETURNING disk_id",
-            &[&user_id, &disk_name, &kube_name, &size_gb],
+            &[&user_id, &disk_name, &kube_name, &size_gb, &operation_id],
         )
         .await;
     let id: Uuid = match res {
@@ -121,12 +137,14 @@ pub async fn get(db: &impl GenericClient, user_id: i64, name: &str) -> Result<Di
     Ok(from_row(&row))
 }
 
-/// Soft-deletes a disk that is not in use; it is removed for good after `grace`.
+/// Soft-deletes a disk that is not in use; it is removed for good after `grace`. The deletion is
+/// tracked as operation `operation_id`.
 pub async fn soft_delete(
     db: &impl GenericClient,
     user_id: i64,
     name: &str,
     grace: Duration,
+    operation_id: Uuid,
 ) -> Result<Disk, StoreError> {
     let disk = get(db, user_id, name).await?;
     if let Some(r) = disk.reservation_id {
@@ -137,9 +155,10 @@ pub async fn soft_delete(
     let delete_after = Utc::now() + grace;
     let n = db
         .execute(
-            "UPDATE disks SET is_deleted = true, delete_after = $2, status = 'deleting' \
+            "UPDATE disks SET is_deleted = true, delete_after = $2, status = 'deleting', \
+               operation_id = $3, operation_status = 'pending', operation_error = NULL \
              WHERE disk_id = $1 AND NOT is_deleted AND reservation_id IS NULL",
-            &[&disk.disk_id, &delete_after],
+            &[&disk.disk_id, &delete_after, &operation_id],
         )
         .await?;
     if n == 0 {
@@ -250,6 +269,47 @@ pub async fn snapshot_ready(
             "UPDATE disk_snapshots SET status = 'ready', ready_at = now(), size_bytes = $2 \
              WHERE snapshot_id = $1 AND status = 'pending'",
             &[&snapshot_id, &size_bytes],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// The disk (live or soft-deleted) of `user_id` named `name` whose latest operation is `op`.
+pub async fn find_operation(
+    db: &impl GenericClient,
+    user_id: i64,
+    name: &str,
+    op: Uuid,
+) -> Result<Option<Disk>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "{SELECT} WHERE d.user_id = $1 AND d.disk_name = $2 AND d.operation_id = $3 \
+                 ORDER BY d.created_at DESC LIMIT 1"
+            ),
+            &[&user_id, &name, &op],
+        )
+        .await?;
+    Ok(row.as_ref().map(from_row))
+}
+
+/// Records the end of a disk operation (by the processor); false when `op` is not the disk's
+/// latest pending operation.
+pub async fn finish_operation(
+    db: &impl GenericClient,
+    disk_id: Uuid,
+    op: Uuid,
+    error: Option<&str>,
+) -> Result<bool, StoreError> {
+    let n = db
+        .execute(
+            "UPDATE disks SET operation_status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
+               operation_error = $3, \
+               status = CASE WHEN $3::text IS NOT NULL THEN 'failed' \
+                             WHEN is_deleted THEN 'deleted' \
+                             WHEN status = 'pending' THEN 'ready' ELSE status END \
+             WHERE disk_id = $1 AND operation_id = $2 AND operation_status = 'pending'",
+            &[&disk_id, &op, &error],
         )
         .await?;
     Ok(n == 1)

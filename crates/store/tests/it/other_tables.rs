@@ -18,12 +18,20 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
     let mut client = db.connect().await;
     let alice = user(&client, "alice").await;
     let bob = user(&client, "bob").await;
-    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100)
+    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100, None)
         .await
         .unwrap();
 
-    let dup = disks::create(&client, alice.user_id, "home", "disk-alice-home-2", 100).await;
-    let bobs = disks::create(&client, bob.user_id, "home", "disk-bob-home", 100).await;
+    let dup = disks::create(
+        &client,
+        alice.user_id,
+        "home",
+        "disk-alice-home-2",
+        100,
+        None,
+    )
+    .await;
+    let bobs = disks::create(&client, bob.user_id, "home", "disk-bob-home", 100, None).await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     assert!(bobs.is_ok(), "names are per owner");
 
@@ -43,7 +51,14 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
             .unwrap(),
         "a disk serves one reservation at a time"
     );
-    let busy = disks::soft_delete(&client, alice.user_id, "home", Duration::days(30)).await;
+    let busy = disks::soft_delete(
+        &client,
+        alice.user_id,
+        "home",
+        Duration::days(30),
+        Uuid::new_v4(),
+    )
+    .await;
     assert!(
         matches!(busy, Err(StoreError::Conflict(ref m)) if m.contains("in use")),
         "{busy:?}"
@@ -60,9 +75,15 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
         .await
         .unwrap();
     assert_eq!(renamed.disk_name, "work");
-    let deleted = disks::soft_delete(&client, alice.user_id, "work", Duration::days(30))
-        .await
-        .unwrap();
+    let deleted = disks::soft_delete(
+        &client,
+        alice.user_id,
+        "work",
+        Duration::days(30),
+        Uuid::new_v4(),
+    )
+    .await
+    .unwrap();
     assert!(deleted.is_deleted);
     let days = (deleted.delete_after.unwrap() - chrono::Utc::now()).num_days();
     assert!((29..=30).contains(&days), "{days}");
@@ -78,9 +99,16 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
     ));
     // The name is free again once the old disk is soft-deleted.
     assert!(
-        disks::create(&client, alice.user_id, "work", "disk-alice-work-2", 50)
-            .await
-            .is_ok()
+        disks::create(
+            &client,
+            alice.user_id,
+            "work",
+            "disk-alice-work-2",
+            50,
+            None
+        )
+        .await
+        .is_ok()
     );
 }
 
@@ -89,7 +117,7 @@ async fn snapshots_are_counted_once_ready() {
     let db = gpudev_testkit::test_db().await;
     let client = db.connect().await;
     let alice = user(&client, "alice").await;
-    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100)
+    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100, None)
         .await
         .unwrap();
 
@@ -272,6 +300,49 @@ async fn a_cronjob_run_is_recorded_from_start_to_finish_once() {
     assert_eq!(last.summary["expired"], 2);
     assert!(
         cronjob_runs::last_success(&client, "availability")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_disk_operation_is_pending_until_the_processor_finishes_it_once() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let op = Uuid::new_v4();
+    let disk = disks::create(
+        &client,
+        alice.user_id,
+        "home",
+        "disk-alice-home",
+        100,
+        Some(op),
+    )
+    .await
+    .unwrap();
+    assert_eq!(disk.operation_status.as_deref(), Some("pending"));
+
+    assert!(
+        disks::finish_operation(&client, disk.disk_id, op, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !disks::finish_operation(&client, disk.disk_id, op, Some("late"))
+            .await
+            .unwrap()
+    );
+
+    let found = disks::find_operation(&client, alice.user_id, "home", op)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.operation_status.as_deref(), Some("completed"));
+    assert_eq!(found.status, "ready");
+    assert!(
+        disks::find_operation(&client, alice.user_id, "home", Uuid::new_v4())
             .await
             .unwrap()
             .is_none()
