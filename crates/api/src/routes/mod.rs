@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use crate::auth::require_api_key;
 use crate::error::ApiError;
 
+pub mod disks;
 pub mod health;
 
 /// Registers every route. Public routes first; everything under `/v1` except the logins requires
@@ -16,9 +17,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::livez)
         .service(health::readyz)
         .service(
-            web::scope("/v1")
-                .service(web::scope("/auth"))
-                .service(web::scope("").wrap(from_fn(require_api_key))),
+            web::scope("/v1").service(web::scope("/auth")).service(
+                web::scope("")
+                    .wrap(from_fn(require_api_key))
+                    .configure(disks::configure),
+            ),
         )
         .default_service(web::to(not_found));
 }

@@ -8,5 +8,6 @@
 )]
 
 mod auth_middleware;
+mod disks;
 mod health;
 pub mod helpers;

@@ -1,0 +1,107 @@
+//! `POST /v1/disks`
+
+use actix_web::{HttpResponse, post, web};
+use chrono::Utc;
+use gpudev_domain::Username;
+use gpudev_store::{StoreError, disks};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{DiskOperationResponse, parse_name};
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// A disk to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDisk {
+    /// 1–63 characters of letters, digits, `_` and `-`.
+    pub disk_name: String,
+    /// Size in GB (10–10000); the server default when absent.
+    pub size_gb: Option<i64>,
+}
+
+/// Creates a persistent disk. The record is written at once; the processor creates the volume and
+/// completes the returned operation.
+#[utoipa::path(post, path = "/v1/disks", tag = "disks", request_body = CreateDisk,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = DiskOperationResponse),
+        (status = 409, body = ErrorBody, description = "a disk with this name exists"),
+        (status = 422, body = ErrorBody, description = "bad name or size"),
+    ))]
+#[post("/disks")]
+pub async fn create_disk(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    body: web::Json<CreateDisk>,
+) -> ApiResult<HttpResponse> {
+    let name = parse_name("disk_name", &body.disk_name)?;
+    let size = body
+        .size_gb
+        .unwrap_or(i64::from(state.config.default_disk_size_gb));
+    if !(10..=10_000).contains(&size) {
+        return Err(ApiError::invalid(
+            "size_gb",
+            "size_gb must be between 10 and 10000",
+        ));
+    }
+    let owner = Username::parse(&caller.username)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored username: {e}")))?;
+    let op = Uuid::new_v4();
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    let disk = disks::create(
+        &*tx,
+        caller.user_id,
+        name.as_str(),
+        &name.kube_name(&owner),
+        size as i32,
+        Some(op),
+    )
+    .await
+    .map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::conflict(
+            "disk_exists",
+            format!("Disk '{}' already exists", name.as_str()),
+        ),
+        other => other.into(),
+    })?;
+    let hint = serde_json::json!({
+        "action": "disk_create",
+        "operation_id": op,
+        "disk_id": disk.disk_id,
+        "disk_name": disk.disk_name,
+        "username": caller.username,
+        "size_gb": size,
+        "requested_at": Utc::now(),
+    });
+    state.config.queue.send(&*tx, &hint).await?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "disk.create",
+            target_type: Some("disk"),
+            target_id: Some(disk.disk_name.clone()),
+            outcome: "success",
+            details: Some(serde_json::json!({"size_gb": size, "operation_id": op})),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::Ok().json(DiskOperationResponse {
+        operation_id: op,
+        disk_name: disk.disk_name,
+        action: "create".into(),
+        message: format!("Disk creation requested ({size} GB); poll the operation for its status"),
+        requested_at: Utc::now(),
+    }))
+}

@@ -1,0 +1,31 @@
+//! `GET /v1/disks/{disk_name}`
+
+use actix_web::{HttpResponse, get, web};
+use gpudev_store::{StoreError, disks};
+
+use super::{DiskInfo, not_found, parse_name};
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// One of the caller's disks.
+#[utoipa::path(get, path = "/v1/disks/{disk_name}", tag = "disks", security(("bearer" = [])),
+    params(("disk_name" = String, Path, description = "the disk's name")),
+    responses(
+        (status = 200, body = DiskInfo),
+        (status = 404, body = ErrorBody),
+    ))]
+#[get("/disks/{disk_name}")]
+pub async fn get_disk(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let name = parse_name("disk_name", &path)?;
+    let db = state.db().await?;
+    match disks::get(&**db, caller.user_id, name.as_str()).await {
+        Ok(d) => Ok(HttpResponse::Ok().json(DiskInfo::from_disk(d, &caller.username))),
+        Err(StoreError::NotFound(_)) => Err(not_found(name.as_str())),
+        Err(e) => Err(e.into()),
+    }
+}

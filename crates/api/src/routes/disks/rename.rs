@@ -1,0 +1,86 @@
+//! `POST /v1/disks/{disk_name}/rename`
+
+use actix_web::{HttpResponse, post, web};
+use gpudev_store::{StoreError, disks};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{not_found, parse_name};
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// The new name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameDisk {
+    /// 1–63 characters of letters, digits, `_` and `-`.
+    pub new_name: String,
+}
+
+/// The result of a rename.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenameResult {
+    /// What happened.
+    pub message: String,
+    /// Previous name.
+    pub old_name: String,
+    /// New name.
+    pub new_name: String,
+}
+
+/// Renames a disk that is not in use. Its volume keeps its Kubernetes name, so nothing moves.
+#[utoipa::path(post, path = "/v1/disks/{disk_name}/rename", tag = "disks", security(("bearer" = [])),
+    params(("disk_name" = String, Path, description = "the disk's name")),
+    request_body = RenameDisk,
+    responses(
+        (status = 200, body = RenameResult),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "in use, or the new name is taken"),
+        (status = 422, body = ErrorBody),
+    ))]
+#[post("/disks/{disk_name}/rename")]
+pub async fn rename_disk(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<RenameDisk>,
+) -> ApiResult<HttpResponse> {
+    let old = parse_name("disk_name", &path)?;
+    let new = parse_name("new_name", &body.new_name)?;
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    let disk = disks::rename(&*tx, caller.user_id, old.as_str(), new.as_str())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => not_found(old.as_str()),
+            StoreError::Conflict(detail) if detail.contains("in use") => {
+                ApiError::conflict("disk_in_use", detail)
+            }
+            StoreError::Conflict(detail) => ApiError::conflict("disk_exists", detail),
+            other => other.into(),
+        })?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "disk.rename",
+            target_type: Some("disk"),
+            target_id: Some(disk.disk_name.clone()),
+            outcome: "success",
+            details: Some(serde_json::json!({"old_name": old.as_str()})),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::Ok().json(RenameResult {
+        message: format!("Disk '{}' renamed to '{}'", old.as_str(), disk.disk_name),
+        old_name: old.as_str().to_owned(),
+        new_name: disk.disk_name,
+    }))
+}

@@ -1,0 +1,267 @@
+//! `/v1/disks`: create, list, get, rename, delete, operations; owners only.
+
+use gpudev_store::users::Role;
+use gpudev_store::{Queue, disks as store_disks};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, status_json};
+
+#[tokio::test]
+async fn creating_a_disk_records_it_queues_the_work_and_returns_an_operation() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let (status, body) = status_json(
+        app.post(
+            "/v1/disks",
+            &key,
+            json!({"disk_name": "home", "size_gb": 200}),
+        )
+        .await,
+    )
+    .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["action"], "create");
+    let op = body["operation_id"].as_str().unwrap().to_owned();
+    let client = app.db.connect().await;
+    let msgs = Queue::new("gpu_reservations")
+        .unwrap()
+        .read(&client, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].body["action"], "disk_create");
+    assert_eq!(msgs[0].body["operation_id"], op.as_str());
+    let (s, polled) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{op}"), &key)
+            .await,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(polled["status"], "pending");
+    assert_eq!(polled["completed"], false);
+    let (s, info) = status_json(app.get("/v1/disks/home", &key).await).await;
+    assert_eq!(s, 200);
+    assert_eq!(info["size_gb"], 200);
+    assert_eq!(info["user_id"], "alice");
+    assert_eq!(info["in_use"], false);
+
+    // The processor completes the operation.
+    let disk = store_disks::get(&client, info_user_id(&client, "alice").await, "home")
+        .await
+        .unwrap();
+    store_disks::finish_operation(&client, disk.disk_id, disk.operation_id.unwrap(), None)
+        .await
+        .unwrap();
+    let (_, polled) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{op}"), &key)
+            .await,
+    )
+    .await;
+    assert_eq!(polled["status"], "completed");
+    assert_eq!(polled["completed"], true);
+}
+
+async fn info_user_id(client: &tokio_postgres::Client, name: &str) -> i64 {
+    client
+        .query_one("SELECT user_id FROM users WHERE username = $1", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn bad_names_and_sizes_are_422_and_duplicates_409() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let bad_name = app
+        .post("/v1/disks", &key, json!({"disk_name": "no spaces"}))
+        .await;
+    let long_name = app
+        .post("/v1/disks", &key, json!({"disk_name": "x".repeat(64)}))
+        .await;
+    let small = app
+        .post("/v1/disks", &key, json!({"disk_name": "a", "size_gb": 5}))
+        .await;
+    let unknown_field = app
+        .post(
+            "/v1/disks",
+            &key,
+            json!({"disk_name": "a", "colour": "red"}),
+        )
+        .await;
+    let first = app
+        .post("/v1/disks", &key, json!({"disk_name": "work"}))
+        .await;
+    let dup = app
+        .post("/v1/disks", &key, json!({"disk_name": "work"}))
+        .await;
+
+    for r in [bad_name, long_name, small, unknown_field] {
+        let (s, b) = status_json(r).await;
+        assert_eq!(s, 422, "{b}");
+        assert!(b["detail"].is_string());
+    }
+    assert_eq!(first.status().as_u16(), 200);
+    let (s, b) = status_json(dup).await;
+    assert_eq!(s, 409);
+    assert_eq!(b["code"], "disk_exists");
+}
+
+#[tokio::test]
+async fn another_users_disks_are_invisible() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    app.post("/v1/disks", &alice, json!({"disk_name": "home"}))
+        .await;
+
+    let (list_status, list) = status_json(app.get("/v1/disks", &bob).await).await;
+    let get = app.get("/v1/disks/home", &bob).await;
+    let del = app
+        .call(Method::DELETE, "/v1/disks/home", Some(&bob), None)
+        .await;
+    let ren = app
+        .post("/v1/disks/home/rename", &bob, json!({"new_name": "mine"}))
+        .await;
+
+    assert_eq!(list_status, 200);
+    assert_eq!(list["total"], 0);
+    for r in [get, del, ren] {
+        let (s, b) = status_json(r).await;
+        assert_eq!(s, 404, "{b}");
+        assert!(b["detail"].as_str().unwrap().contains("not found"));
+    }
+    let (_, mine) = status_json(app.get("/v1/disks", &alice).await).await;
+    assert_eq!(mine["total"], 1);
+}
+
+#[tokio::test]
+async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
+    let app = spawn_app().await;
+    let (alice, key) = app.user_with_key("alice", Role::User).await;
+    app.post("/v1/disks", &key, json!({"disk_name": "home"}))
+        .await;
+    app.post("/v1/disks", &key, json!({"disk_name": "taken"}))
+        .await;
+    let mut client = app.db.connect().await;
+    let disk = store_disks::get(&client, alice.user_id, "home")
+        .await
+        .unwrap();
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let new = gpudev_store::reservations::NewReservation {
+        reservation_id: uuid::Uuid::new_v4(),
+        user_id: alice.user_id,
+        username: "alice".into(),
+        name: None,
+        gpu_type: "t4".into(),
+        gpu_count: 1,
+        node_count: 1,
+        duration_hours: 1.0,
+        image: "ubuntu".into(),
+        env: Default::default(),
+        disk_name: Some("home".into()),
+        jupyter_enabled: false,
+        github_user: None,
+        priority: 0,
+        idempotency_key: None,
+        cli_version: None,
+    };
+    gpudev_store::reservations::submit(&mut client, &queue, &new)
+        .await
+        .unwrap();
+    store_disks::attach(&client, disk.disk_id, new.reservation_id)
+        .await
+        .unwrap();
+
+    let (s1, b1) = status_json(
+        app.call(Method::DELETE, "/v1/disks/home", Some(&key), None)
+            .await,
+    )
+    .await;
+    let (s2, b2) = status_json(
+        app.post("/v1/disks/home/rename", &key, json!({"new_name": "x"}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s1, b1["code"].as_str()),
+        (409, Some("disk_in_use")),
+        "{b1}"
+    );
+    assert_eq!(
+        (s2, b2["code"].as_str()),
+        (409, Some("disk_in_use")),
+        "{b2}"
+    );
+
+    store_disks::release(&client, disk.disk_id, new.reservation_id)
+        .await
+        .unwrap();
+    let (s3, b3) = status_json(
+        app.post("/v1/disks/home/rename", &key, json!({"new_name": "taken"}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (s3, b3["code"].as_str()),
+        (409, Some("disk_exists")),
+        "{b3}"
+    );
+    let (s4, b4) = status_json(
+        app.post(
+            "/v1/disks/home/rename",
+            &key,
+            json!({"new_name": "scratch"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s4, 200, "{b4}");
+    assert_eq!(b4["new_name"], "scratch");
+    // Bodyless DELETE, as the original client sends it.
+    let del = app
+        .http
+        .delete(format!("{}/v1/disks/scratch", app.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    let (s5, b5) = status_json(del).await;
+    assert_eq!(s5, 200, "{b5}");
+    assert!(
+        b5["message"]
+            .as_str()
+            .unwrap()
+            .contains("Will be deleted on")
+    );
+    let op = b5["operation_id"].as_str().unwrap();
+    let (s6, b6) = status_json(
+        app.get(&format!("/v1/disks/scratch/operations/{op}"), &key)
+            .await,
+    )
+    .await;
+    assert_eq!(s6, 200);
+    assert_eq!(b6["is_deleted"], true);
+    assert!(b6["delete_date"].is_string());
+    assert_eq!(
+        status_json(app.get("/v1/disks/scratch", &key).await)
+            .await
+            .0,
+        404
+    );
+    let audit: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action LIKE 'disk.%' AND actor = 'alice'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audit, 4, "two creates, a rename and a delete are audited");
+}
