@@ -8,6 +8,8 @@
 //!   the test run ends (a watchdog follows the runner process).
 //! - **AWS STS.** [`sts`] starts a moto server in strict authentication mode and mints real
 //!   temporary credentials for it.
+//! - **Kubernetes.** [`FakeCluster`](crate::kube::FakeCluster) is an in-process fake API
+//!   server with a pretend scheduler and kubelet; see [`kube`](crate::kube).
 //!
 //! Prerequisites (once per machine, as root): `scripts/install-pgmq` puts PGMQ into the
 //! PostgreSQL 15 installation; `scripts/install-python-tools` installs moto into
@@ -25,11 +27,13 @@
 //! ```
 
 mod error;
+pub mod kube;
 mod port;
 mod postgres;
 mod sts;
 mod watchdog;
 
+pub use self::kube::{FakeCluster, FakeConfig, NodeSpec};
 pub use postgres::cluster::Cluster;
 pub use postgres::private::{PrivateCluster, private_cluster};
 pub use postgres::shared::cluster;

@@ -1,0 +1,500 @@
+//! The fake Kubernetes API through real kube-rs calls: create, get, list, patch, apply,
+//! replace, delete, and the error statuses.
+
+use gpudev_testkit::kube::{FakeCluster, Verb};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Error, ResourceExt};
+use serde_json::json;
+
+const NS: &str = "gpu-dev";
+
+fn pod(name: &str, labels: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": name, "labels": labels },
+        "spec": { "containers": [{ "name": "dev", "image": "busybox" }] },
+    }))
+    .unwrap_or_else(|e| panic!("test pod: {e}"))
+}
+
+fn api_error(error: Error) -> (u16, String) {
+    match error {
+        Error::Api(status) => (status.code, status.reason.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn created_objects_come_back_with_server_metadata() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+
+    let created = pods
+        .create(&PostParams::default(), &pod("p1", json!({})))
+        .await
+        .unwrap();
+    let fetched = pods.get("p1").await.unwrap();
+
+    assert_eq!(fetched.namespace().as_deref(), Some(NS));
+    assert!(created.uid().is_some());
+    assert!(created.creation_timestamp().is_some());
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(fetched.resource_version(), created.resource_version());
+    assert_eq!(
+        fetched.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+}
+
+#[tokio::test]
+async fn missing_objects_are_404_not_found_and_duplicates_409_already_exists() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+
+    let missing = pods.get("nope").await.unwrap_err();
+    pods.create(&PostParams::default(), &pod("p1", json!({})))
+        .await
+        .unwrap();
+    let duplicate = pods
+        .create(&PostParams::default(), &pod("p1", json!({})))
+        .await
+        .unwrap_err();
+    let delete_missing = pods
+        .delete("nope", &DeleteParams::default())
+        .await
+        .unwrap_err();
+
+    assert_eq!(api_error(missing), (404, "NotFound".to_owned()));
+    assert_eq!(api_error(duplicate), (409, "AlreadyExists".to_owned()));
+    assert_eq!(api_error(delete_missing).0, 404);
+    assert_eq!(pods.get_opt("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn invalid_names_and_labels_are_422_invalid() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+
+    let bad_name = pods
+        .create(&PostParams::default(), &pod("Not_A_Name", json!({})))
+        .await
+        .unwrap_err();
+    let bad_label = pods
+        .create(
+            &PostParams::default(),
+            &pod("p", json!({ "gpudev.io/user": "has space" })),
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(api_error(bad_name), (422, "Invalid".to_owned()));
+    assert_eq!(api_error(bad_label), (422, "Invalid".to_owned()));
+}
+
+#[tokio::test]
+async fn label_selectors_filter_lists() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    for (name, user, tier) in [
+        ("a", "alice", "gold"),
+        ("b", "bob", "gold"),
+        ("c", "carol", "free"),
+    ] {
+        let labels = json!({ "app.kubernetes.io/managed-by": "gpudev", "gpudev.io/user": user, "tier": tier });
+        pods.create(&PostParams::default(), &pod(name, labels))
+            .await
+            .unwrap();
+    }
+    pods.create(&PostParams::default(), &pod("other", json!({})))
+        .await
+        .unwrap();
+    let names = |selector: &str| {
+        let pods = pods.clone();
+        let lp = ListParams::default().labels(selector);
+        async move {
+            let list = pods.list(&lp).await.unwrap();
+            assert!(
+                list.metadata
+                    .resource_version
+                    .is_some_and(|v| !v.is_empty())
+            );
+            list.items
+                .iter()
+                .map(ResourceExt::name_any)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    assert_eq!(
+        names("app.kubernetes.io/managed-by=gpudev").await,
+        ["a", "b", "c"]
+    );
+    assert_eq!(names("gpudev.io/user=alice").await, ["a"]);
+    assert_eq!(names("tier!=gold").await, ["c", "other"]);
+    assert_eq!(names("gpudev.io/user in (bob,carol)").await, ["b", "c"]);
+    assert_eq!(names("tier,gpudev.io/user notin (alice)").await, ["b", "c"]);
+    assert_eq!(names("!tier").await, ["other"]);
+}
+
+#[tokio::test]
+async fn field_selectors_filter_lists_and_all_namespace_lists_see_every_namespace() {
+    let fake = FakeCluster::new();
+    let client = fake.client();
+    Api::<Pod>::namespaced(client.clone(), "a")
+        .create(&PostParams::default(), &pod("p1", json!({})))
+        .await
+        .unwrap();
+    Api::<Pod>::namespaced(client.clone(), "b")
+        .create(&PostParams::default(), &pod("p2", json!({})))
+        .await
+        .unwrap();
+    let all: Api<Pod> = Api::all(client);
+
+    let everything = all.list(&ListParams::default()).await.unwrap();
+    let by_name = all
+        .list(&ListParams::default().fields("metadata.name=p2"))
+        .await
+        .unwrap();
+    let unbound = all
+        .list(&ListParams::default().fields("spec.nodeName=,status.phase=Pending"))
+        .await
+        .unwrap();
+
+    assert_eq!(everything.items.len(), 2);
+    assert_eq!(by_name.items.len(), 1);
+    assert_eq!(by_name.items[0].namespace().as_deref(), Some("b"));
+    assert_eq!(unbound.items.len(), 2);
+}
+
+#[tokio::test]
+async fn merge_and_json_patches_change_objects_and_bump_the_version() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let created = pods
+        .create(&PostParams::default(), &pod("p", json!({ "a": "1" })))
+        .await
+        .unwrap();
+
+    let merged = pods
+        .patch(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "b": "2" } } })),
+        )
+        .await
+        .unwrap();
+    let ops: json_patch::Patch =
+        serde_json::from_value(json!([{ "op": "remove", "path": "/metadata/labels/a" }])).unwrap();
+    let patched = pods
+        .patch("p", &PatchParams::default(), &Patch::<()>::Json(ops))
+        .await
+        .unwrap();
+
+    assert_eq!(merged.labels().get("a").map(String::as_str), Some("1"));
+    assert_eq!(merged.labels().get("b").map(String::as_str), Some("2"));
+    assert!(!patched.labels().contains_key("a"));
+    assert_ne!(created.resource_version(), merged.resource_version());
+    assert_eq!(merged.metadata.generation, Some(1), "labels are not spec");
+}
+
+#[tokio::test]
+async fn applying_the_same_object_twice_creates_it_once_and_changes_nothing_the_second_time() {
+    let fake = FakeCluster::new();
+    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "env", "labels": { "gpudev.io/reservation-id": "r1" } },
+        "stringData": { "A": "1" },
+    }))
+    .unwrap();
+    let params = PatchParams::apply("gpudev-processor").force();
+
+    let first = secrets
+        .patch("env", &params, &Patch::Apply(&secret))
+        .await
+        .unwrap();
+    let second = secrets
+        .patch("env", &params, &Patch::Apply(&secret))
+        .await
+        .unwrap();
+
+    assert_eq!(first.resource_version(), second.resource_version());
+    assert_eq!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(fake.count(Verb::Patch, "secrets"), 2);
+    assert_eq!(fake.count(Verb::Create, "secrets"), 0);
+}
+
+#[tokio::test]
+async fn apply_without_a_field_manager_is_rejected() {
+    let fake = FakeCluster::new();
+    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let result = secrets
+        .patch(
+            "env",
+            &PatchParams::default(),
+            &Patch::Apply(json!({ "apiVersion": "v1", "kind": "Secret" })),
+        )
+        .await;
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn replace_with_a_stale_resource_version_is_409_conflict() {
+    let fake = FakeCluster::new();
+    let leases: Api<Lease> = Api::namespaced(fake.client(), NS);
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": { "name": "gpudev-processor" },
+        "spec": { "holderIdentity": "a", "leaseDurationSeconds": 15 },
+    }))
+    .unwrap();
+    let created = leases.create(&PostParams::default(), &lease).await.unwrap();
+
+    let mut by_b = created.clone();
+    by_b.spec.as_mut().unwrap().holder_identity = Some("b".to_owned());
+    let replaced = leases
+        .replace("gpudev-processor", &PostParams::default(), &by_b)
+        .await
+        .unwrap();
+    let mut by_c = created.clone();
+    by_c.spec.as_mut().unwrap().holder_identity = Some("c".to_owned());
+    let stale = leases
+        .replace("gpudev-processor", &PostParams::default(), &by_c)
+        .await
+        .unwrap_err();
+
+    assert_eq!(replaced.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    assert_eq!(api_error(stale), (409, "Conflict".to_owned()));
+    let now = leases.get("gpudev-processor").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    assert_eq!(now.metadata.generation, Some(2));
+}
+
+#[tokio::test]
+async fn a_patch_carrying_a_stale_resource_version_is_409_conflict() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    pods.create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap();
+
+    let stale = json!({ "metadata": { "resourceVersion": "1", "labels": { "x": "y" } } });
+    let error = pods
+        .patch("p", &PatchParams::default(), &Patch::Merge(stale))
+        .await
+        .unwrap_err();
+
+    assert_eq!(api_error(error).0, 409);
+}
+
+#[tokio::test]
+async fn deleting_a_pod_deletes_the_services_and_secrets_it_owns() {
+    let fake = FakeCluster::new();
+    let client = fake.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client, NS);
+    let owner = pods
+        .create(&PostParams::default(), &pod("dev", json!({})))
+        .await
+        .unwrap();
+    let owner_ref =
+        json!([{ "apiVersion": "v1", "kind": "Pod", "name": "dev", "uid": owner.uid().unwrap() }]);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": { "name": "dev-ssh", "ownerReferences": owner_ref },
+        "spec": { "type": "NodePort", "ports": [{ "name": "ssh", "port": 22 }] },
+    }))
+    .unwrap();
+    let secret: Secret = serde_json::from_value(
+        json!({ "metadata": { "name": "dev-env", "ownerReferences": owner_ref } }),
+    )
+    .unwrap();
+    let unowned: Secret =
+        serde_json::from_value(json!({ "metadata": { "name": "keep" } })).unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    secrets
+        .create(&PostParams::default(), &unowned)
+        .await
+        .unwrap();
+
+    pods.delete("dev", &DeleteParams::default()).await.unwrap();
+
+    assert_eq!(services.get_opt("dev-ssh").await.unwrap(), None);
+    assert_eq!(secrets.get_opt("dev-env").await.unwrap(), None);
+    assert!(secrets.get_opt("keep").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn node_port_services_get_a_port_that_survives_reapplying() {
+    let fake = FakeCluster::new();
+    let services: Api<Service> = Api::namespaced(fake.client(), NS);
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "ssh" },
+        "spec": { "type": "NodePort", "selector": { "app": "x" }, "ports": [{ "name": "ssh", "port": 22 }] },
+    });
+    let params = PatchParams::apply("test");
+
+    let first = services
+        .patch("ssh", &params, &Patch::Apply(&service))
+        .await
+        .unwrap();
+    let again = services
+        .patch("ssh", &params, &Patch::Apply(&service))
+        .await
+        .unwrap();
+    let headless: Service = serde_json::from_value(json!({
+        "metadata": { "name": "rendezvous" }, "spec": { "clusterIP": "None", "ports": [{ "port": 29500 }] },
+    }))
+    .unwrap();
+    let headless = services
+        .create(&PostParams::default(), &headless)
+        .await
+        .unwrap();
+
+    let port = first.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+        .node_port
+        .unwrap();
+    assert!((30000..=32767).contains(&port));
+    assert_eq!(
+        again.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].node_port,
+        Some(port)
+    );
+    assert_eq!(first.resource_version(), again.resource_version());
+    assert!(
+        first
+            .spec
+            .unwrap()
+            .cluster_ip
+            .is_some_and(|ip| ip.starts_with("10.96."))
+    );
+    assert_eq!(headless.spec.unwrap().cluster_ip.as_deref(), Some("None"));
+}
+
+#[tokio::test]
+async fn the_status_subresource_changes_only_the_status() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    pods.create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap();
+
+    let patch =
+        json!({ "metadata": { "labels": { "ignored": "yes" } }, "status": { "phase": "Running" } });
+    let after = pods
+        .patch_status("p", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let main = json!({ "status": { "phase": "Failed" } });
+    let still = pods
+        .patch("p", &PatchParams::default(), &Patch::Merge(main))
+        .await
+        .unwrap();
+
+    assert_eq!(after.status.unwrap().phase.as_deref(), Some("Running"));
+    assert!(after.metadata.labels.unwrap_or_default().is_empty());
+    assert_eq!(still.status.unwrap().phase.as_deref(), Some("Running"));
+    assert_eq!(
+        pods.get_status("p")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Running")
+    );
+}
+
+#[tokio::test]
+async fn volume_snapshots_are_served_as_a_custom_resource() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let fake = FakeCluster::new();
+    let gvk = GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "volumesnapshots");
+    let snapshots: Api<DynamicObject> = Api::namespaced_with(fake.client(), NS, &ar);
+    let snapshot: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": { "name": "home-alice-1", "labels": { "gpudev.io/user": "alice" } },
+        "spec": { "source": { "persistentVolumeClaimName": "home-alice" } },
+    }))
+    .unwrap();
+
+    snapshots
+        .create(&PostParams::default(), &snapshot)
+        .await
+        .unwrap();
+    fake.step();
+    let listed = snapshots
+        .list(&ListParams::default().labels("gpudev.io/user=alice"))
+        .await
+        .unwrap();
+
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].data["status"]["readyToUse"], json!(true));
+    snapshots
+        .delete("home-alice-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        snapshots
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn generate_name_and_delete_collection_work() {
+    let fake = FakeCluster::new();
+    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let template: Secret = serde_json::from_value(json!({
+        "metadata": { "generateName": "tmp-", "labels": { "kind": "tmp" } },
+    }))
+    .unwrap();
+    let a = secrets
+        .create(&PostParams::default(), &template)
+        .await
+        .unwrap();
+    let b = secrets
+        .create(&PostParams::default(), &template)
+        .await
+        .unwrap();
+
+    assert!(a.name_any().starts_with("tmp-"));
+    assert_ne!(a.name_any(), b.name_any());
+    secrets
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("kind=tmp"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        secrets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
