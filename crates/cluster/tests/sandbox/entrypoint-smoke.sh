@@ -1,0 +1,69 @@
+#!/bin/sh
+# shellcheck disable=SC2016 # the inner script is single-quoted on purpose
+# Runs the dev box entrypoint for real in a throwaway sandbox and logs in over SSH:
+#   - a private mount namespace with an overlay of / (every write lands in a tmpfs),
+#   - packages (openssh-server, sudo) installed into the overlay with apt-get (Debian hosts),
+#   - the entrypoint started in its own network and PID namespaces (port 22 never reaches the
+#     host; everything it started dies with the namespace).
+# Needs root and overlayfs. Usage: unshare --mount --fork entrypoint-smoke.sh ENTRYPOINT [DIR]
+# (DIR: an empty directory for the sandbox's mounts; the #[ignore]d test
+# `entrypoint_lets_dev_log_in_and_refuses_root` runs it this way).
+set -eu
+entrypoint="$1"
+S="${2:-$(mktemp -d)}"
+M="$S/merged"
+mount --make-rprivate /
+mount -t tmpfs tmpfs "$S"
+mkdir -p "$S/upper" "$S/work" "$M"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$S/upper,workdir=$S/work" "$M"
+mount --rbind /dev "$M/dev"
+mount -t tmpfs tmpfs "$M/dev/shm"
+mount -t proc proc "$M/proc"
+mount -t tmpfs -o mode=0755 tmpfs "$M/run"
+mount -t tmpfs tmpfs "$M/tmp"
+
+install='DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server sudo openssh-client'
+chroot "$M" sh -c "$install >/dev/null 2>&1 || { apt-get update -qq >/dev/null && $install >/dev/null; }"
+rm -f "$M"/etc/ssh/ssh_host_*
+chroot "$M" ssh-keygen -q -t ed25519 -N '' -f /root/k
+mkdir -p "$M/etc/gpudev/secret" "$M/run/gpudev"
+cp "$M/root/k.pub" "$M/etc/gpudev/secret/authorized_keys"
+cp "$entrypoint" "$M/entrypoint.sh"
+
+export M
+unshare --net --pid --fork sh -eu -c '
+ip link set lo up
+umount "$M/proc"
+mount -t proc proc "$M/proc"
+env -i PATH=/opt/image/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HF_TOKEN="hf value with '"'"'quotes'"'"' and \$dollar" GPUDEV_JUPYTER=0 GPUDEV_USER=alice \
+    chroot "$M" /bin/sh /entrypoint.sh >"$M/tmp/entrypoint.log" 2>&1 &
+up=""
+for _ in $(seq 1 100); do
+    if grep -q "Server listening" "$M/tmp/entrypoint.log" 2>/dev/null; then up=1; break; fi
+    sleep 0.2
+done
+if [ -z "$up" ]; then echo "sshd did not start:"; cat "$M/tmp/entrypoint.log"; exit 1; fi
+ssh="ssh -i /root/k -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+fail() { echo "FAIL: $*"; echo "--- entrypoint log"; cat "$M/tmp/entrypoint.log"; exit 1; }
+
+out="$(chroot "$M" $ssh dev@127.0.0.1 "bash -lc '\''id -un; id -u; echo \"\$HF_TOKEN\"; echo \"\$PATH\"; sudo -n id -u'\''")" || fail "login as dev: $out"
+expected="dev
+1081
+hf value with '"'"'quotes'"'"' and \$dollar
+/opt/image/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+0"
+[ "$out" = "$expected" ] || fail "login shell saw:
+$out
+expected:
+$expected"
+
+out="$(chroot "$M" $ssh dev@127.0.0.1 "echo \"\$HF_TOKEN\"")" || fail "command as dev"
+[ "$out" = "hf value with '"'"'quotes'"'"' and \$dollar" ] || fail "plain command saw: $out"
+
+if chroot "$M" $ssh root@127.0.0.1 true 2>/dev/null; then fail "root could log in"; fi
+if chroot "$M" $ssh -o PasswordAuthentication=yes -o PubkeyAuthentication=no dev@127.0.0.1 true 2>/dev/null; then
+    fail "dev could log in without a key"
+fi
+echo "entrypoint smoke test passed"
+'
