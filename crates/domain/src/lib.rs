@@ -12,6 +12,7 @@ pub mod github_user;
 pub mod gpu;
 pub mod image;
 pub mod request;
+pub mod scheduler;
 pub mod ssh_key;
 pub mod status;
 pub mod username;
@@ -27,6 +28,10 @@ pub use image::{ImageError, ImageRef};
 pub use request::{
     Hours, HoursError, Limits, RawReservationRequest, RequestError, ReservationRequest,
     check_extension, nodes_for,
+};
+pub use scheduler::{
+    Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, QueueInfo, Quotas,
+    Running, UsageRecord, decayed_usage, schedule,
 };
 pub use ssh_key::{SshKeyError, SshPublicKey};
 pub use status::{ReservationStatus, TransitionError, UnknownStatus};
