@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use gpudev_domain::ReservationStatus;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::{Client, GenericClient, Row};
+use tokio_postgres::{Client, GenericClient, Row, Transaction};
 use uuid::Uuid;
 
 use crate::error::NotFound;
@@ -52,6 +52,12 @@ pub struct NewReservation {
     pub idempotency_key: Option<String>,
     /// Version of the submitting CLI.
     pub cli_version: Option<String>,
+    /// SHA-256 (hex) of the canonical request body, to tell a retry from a different request.
+    pub request_hash: Option<String>,
+    /// Command to run in the dev box (the original API's `command`).
+    pub command: Option<String>,
+    /// Size of the persistent disk when it has to be created (10–10000 GB).
+    pub disk_size_gb: Option<i32>,
 }
 
 /// A stored reservation.
@@ -133,6 +139,14 @@ pub struct Reservation {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub ended_at: Option<DateTime<Utc>>,
+    /// SHA-256 (hex) of the canonical request body it was submitted with.
+    pub request_hash: Option<String>,
+    /// Token of its Jupyter server (for its owner).
+    pub jupyter_token: Option<String>,
+    /// Command to run in the dev box.
+    pub command: Option<String>,
+    /// Size of the persistent disk when it has to be created.
+    pub disk_size_gb: Option<i32>,
 }
 
 const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.status, r.detailed_status, \
@@ -141,7 +155,8 @@ const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.status, r.deta
     r.secondary_users, r.priority, r.idempotency_key, r.cli_version, r.queue_position, \
     r.estimated_start_at, r.instance_type, r.namespace, r.pod_name, r.node_names, r.node_ip, \
     r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, r.updated_at, \
-    r.admitted_at, r.launched_at, r.expires_at, r.ended_at";
+    r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, r.jupyter_token, \
+    r.command, r.disk_size_gb";
 
 fn from_row(r: &Row) -> Result<Reservation, StoreError> {
     let status: &str = r.get("status");
@@ -186,6 +201,10 @@ fn from_row(r: &Row) -> Result<Reservation, StoreError> {
         launched_at: r.get("launched_at"),
         expires_at: r.get("expires_at"),
         ended_at: r.get("ended_at"),
+        request_hash: r.get("request_hash"),
+        jupyter_token: r.get("jupyter_token"),
+        command: r.get("command"),
+        disk_size_gb: r.get("disk_size_gb"),
     })
 }
 
@@ -229,13 +248,32 @@ pub async fn submit(
     new: &NewReservation,
 ) -> Result<Submitted, StoreError> {
     let tx = client.transaction().await?;
+    let submitted = submit_in(&tx, queue, new).await?;
+    match submitted {
+        Submitted::Created { .. } => tx.commit().await?,
+        Submitted::Existing(_) => tx.rollback().await?,
+    }
+    Ok(submitted)
+}
+
+/// [`submit`] inside the caller's transaction, so the caller can check quotas and write its audit
+/// record in the same unit of work. Nothing is visible (and no message is delivered) until the
+/// caller commits. A reused idempotency key writes nothing and returns
+/// [`Submitted::Existing`]; a reservation id that is already taken fails with a unique violation
+/// ([`StoreError::is_unique_violation`]), which aborts the transaction.
+pub async fn submit_in(
+    tx: &Transaction<'_>,
+    queue: &Queue,
+    new: &NewReservation,
+) -> Result<Submitted, StoreError> {
     let env_names: Vec<&str> = new.env.keys().map(String::as_str).collect();
     let inserted = tx
         .query_opt(
             "INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, node_count, \
                duration_hours, image, env_names, disk_name, jupyter_enabled, github_user, priority, \
-               idempotency_key, cli_version, detailed_status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'waiting in queue') \
+               idempotency_key, cli_version, request_hash, command, disk_size_gb, detailed_status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+               'waiting in queue') \
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING reservation_id",
             &[
@@ -254,22 +292,22 @@ pub async fn submit(
                 &new.priority,
                 &new.idempotency_key,
                 &new.cli_version,
+                &new.request_hash,
+                &new.command,
+                &new.disk_size_gb,
             ],
         )
         .await?;
     if inserted.is_none() {
-        tx.rollback().await?;
+        // ON CONFLICT DO NOTHING leaves the transaction usable: read the first reservation in it.
         let key = new.idempotency_key.as_deref().unwrap_or_default();
-        let row = client
-            .query_one(
-                &format!(
-                    "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
-                     WHERE r.user_id = $1 AND r.idempotency_key = $2"
-                ),
-                &[&new.user_id, &key],
-            )
-            .await?;
-        return Ok(Submitted::Existing(Box::new(from_row(&row)?)));
+        let existing =
+            find_by_idempotency_key(tx, new.user_id, key)
+                .await?
+                .ok_or(StoreError::NotFound(NotFound::Reservation(
+                    new.reservation_id,
+                )))?;
+        return Ok(Submitted::Existing(Box::new(existing)));
     }
     if !new.env.is_empty() {
         let env = serde_json::to_value(&new.env)
@@ -297,13 +335,122 @@ pub async fn submit(
             "node_count": new.node_count,
         }),
     };
-    let msg_id = queue.send(&tx, &hint).await?;
-    let reservation = get_in(&tx, new.reservation_id).await?;
-    tx.commit().await?;
+    let msg_id = queue.send(tx, &hint).await?;
+    let reservation = get_in(tx, new.reservation_id).await?;
     Ok(Submitted::Created {
         reservation: Box::new(reservation),
         msg_id,
     })
+}
+
+/// The reservation `user_id` submitted with an idempotency key, if any.
+pub async fn find_by_idempotency_key(
+    db: &impl GenericClient,
+    user_id: i64,
+    key: &str,
+) -> Result<Option<Reservation>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.user_id = $1 AND r.idempotency_key = $2"
+            ),
+            &[&user_id, &key],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Serialises a user's submissions until the end of the caller's transaction (a transaction-level
+/// advisory lock keyed by the user), so checks such as quotas and "is this id taken" cannot be
+/// passed by two concurrent submits at once.
+pub async fn lock_user_submissions(
+    db: &impl GenericClient,
+    user_id: i64,
+) -> Result<(), StoreError> {
+    db.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('gpudev.submit.' || $1::bigint::text, 0))",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How much a user holds right now: reservations and GPUs over their `queued`, `preparing` and
+/// `active` reservations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct UserLoad {
+    /// Live reservations.
+    pub reservations: i64,
+    /// GPUs over those reservations.
+    pub gpus: i64,
+}
+
+/// A user's live reservations and GPUs (for quotas).
+pub async fn user_load(db: &impl GenericClient, user_id: i64) -> Result<UserLoad, StoreError> {
+    let row = db
+        .query_one(
+            "SELECT count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \
+             WHERE user_id = $1 AND status IN ('queued', 'preparing', 'active')",
+            &[&user_id],
+        )
+        .await?;
+    Ok(UserLoad {
+        reservations: row.get(0),
+        gpus: row.get(1),
+    })
+}
+
+/// One live reservation as capacity planning sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveReservation {
+    /// Id.
+    pub reservation_id: Uuid,
+    /// GPU type.
+    pub gpu_type: String,
+    /// `queued`, `preparing` or `active`.
+    pub status: ReservationStatus,
+    /// GPUs in total.
+    pub gpu_count: i32,
+    /// Scheduling priority.
+    pub priority: i32,
+    /// Submission time.
+    pub created_at: DateTime<Utc>,
+    /// When its GPUs are expected back: `expires_at` when active, now + its booked hours while
+    /// preparing, none while queued.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// Every `queued`, `preparing` and `active` reservation, oldest first.
+pub async fn live(db: &impl GenericClient) -> Result<Vec<LiveReservation>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT reservation_id, gpu_type, status, gpu_count, priority, created_at, \
+               CASE WHEN status = 'active' THEN expires_at \
+                    WHEN status = 'preparing' \
+                      THEN now() + make_interval(secs => (duration_hours + extended_hours) * 3600) \
+               END AS ends_at \
+             FROM reservations WHERE status IN ('queued', 'preparing', 'active') \
+             ORDER BY created_at, reservation_id",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let status: &str = r.get(2);
+            Ok(LiveReservation {
+                reservation_id: r.get(0),
+                gpu_type: r.get(1),
+                status: status
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                gpu_count: r.get(3),
+                priority: r.get(4),
+                created_at: r.get(5),
+                ends_at: r.get(6),
+            })
+        })
+        .collect()
 }
 
 /// Sends a hint about an existing reservation (cancel, extend, …), typically inside the
@@ -558,6 +705,176 @@ pub async fn record_event(
     )
     .await?;
     Ok(())
+}
+
+/// The histories of several reservations at once (one query), oldest event first.
+pub async fn events_of_many(
+    db: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<BTreeMap<Uuid, Vec<Event>>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT event_id, kind, from_status, to_status, reason, actor, details, created_at, \
+               reservation_id \
+             FROM reservation_events WHERE reservation_id = ANY($1) ORDER BY event_id",
+            &[&ids],
+        )
+        .await?;
+    let mut out: BTreeMap<Uuid, Vec<Event>> = BTreeMap::new();
+    for r in &rows {
+        out.entry(r.get(8)).or_default().push(Event {
+            event_id: r.get(0),
+            kind: r.get(1),
+            from_status: r.get(2),
+            to_status: r.get(3),
+            reason: r.get(4),
+            actor: r.get(5),
+            details: r.get(6),
+            created_at: r.get(7),
+        });
+    }
+    Ok(out)
+}
+
+/// The outcome of a change that only some statuses allow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The change was made; the reservation as it is now.
+    Applied(Box<Reservation>),
+    /// Nothing was written; the reservation as it is (its status or limits refused the change).
+    Refused(Box<Reservation>),
+}
+
+/// Extends an `active` reservation by `hours`: its `expires_at` moves by that much, its
+/// `extended_hours` grows, the expiry warnings already sent are forgotten (so they are sent again
+/// before the new end) and an `extend` event is recorded — all in one guarded statement.
+///
+/// Refused, writing nothing, unless the reservation is `active` and its booked lifetime (duration
+/// plus every extension, this one included) stays within `max_lifetime_hours` (compared in whole
+/// seconds, as the domain's `check_extension` does).
+pub async fn extend(
+    db: &impl GenericClient,
+    id: Uuid,
+    hours: f64,
+    max_lifetime_hours: f64,
+    actor: &str,
+) -> Result<Change, StoreError> {
+    let row = db
+        .query_opt(
+            "WITH cur AS ( \
+                   SELECT reservation_id, status, duration_hours + extended_hours AS lifetime \
+                   FROM reservations WHERE reservation_id = $1 FOR UPDATE), \
+                 upd AS ( \
+                   UPDATE reservations r SET extended_hours = r.extended_hours + $2::float8, \
+                     expires_at = r.expires_at + make_interval(secs => $2::float8 * 3600), \
+                     warnings_sent = '{}' \
+                   FROM cur WHERE r.reservation_id = cur.reservation_id AND cur.status = 'active' \
+                     AND r.expires_at IS NOT NULL AND $2::float8 > 0 \
+                     AND round((cur.lifetime + $2::float8) * 3600) <= round($3::float8 * 3600) \
+                   RETURNING r.reservation_id, r.expires_at), \
+                 ev AS ( \
+                   INSERT INTO reservation_events (reservation_id, kind, reason, actor, details) \
+                   SELECT reservation_id, 'extend', 'extended by ' || $2::float8 || ' h', $4, \
+                     jsonb_build_object('extension_hours', $2::float8, 'expires_at', expires_at) \
+                   FROM upd) \
+                 SELECT upd.reservation_id IS NOT NULL AS changed FROM cur LEFT JOIN upd ON true",
+            &[&id, &hours, &max_lifetime_hours, &actor],
+        )
+        .await?
+        .ok_or(StoreError::NotFound(NotFound::Reservation(id)))?;
+    let changed: bool = row.get(0);
+    let now = get_in(db, id).await?;
+    Ok(if changed {
+        Change::Applied(Box::new(now))
+    } else {
+        Change::Refused(Box::new(now))
+    })
+}
+
+/// Records whether Jupyter is wanted. Applied only while the reservation is `queued` (it starts
+/// with that setting) or `active` (the processor, told by a hint, starts or stops the server);
+/// a `note` event records the request.
+pub async fn set_jupyter(
+    db: &impl GenericClient,
+    id: Uuid,
+    enabled: bool,
+    actor: &str,
+) -> Result<Change, StoreError> {
+    let reason = if enabled {
+        "jupyter enable requested"
+    } else {
+        "jupyter disable requested"
+    };
+    guarded_update(
+        db,
+        id,
+        "jupyter_enabled = $2::bool",
+        &enabled,
+        reason,
+        actor,
+        serde_json::json!({ "jupyter_enabled": enabled }),
+    )
+    .await
+}
+
+/// Adds a GitHub login to the users given SSH access (once; adding a login twice changes
+/// nothing but still counts as applied). Applied only while the reservation is `queued` (the keys
+/// are installed at start) or `active` (the processor, told by a hint, installs them); a `note`
+/// event records the request.
+pub async fn add_secondary_user(
+    db: &impl GenericClient,
+    id: Uuid,
+    github_user: &str,
+    actor: &str,
+) -> Result<Change, StoreError> {
+    guarded_update(
+        db,
+        id,
+        "secondary_users = CASE WHEN $2::text = ANY(r.secondary_users) THEN r.secondary_users \
+           ELSE array_append(r.secondary_users, $2::text) END",
+        &github_user,
+        "user added",
+        actor,
+        serde_json::json!({ "github_username": github_user }),
+    )
+    .await
+}
+
+/// `UPDATE … SET <set>` (with `$2` = `value`) for a `queued` or `active` reservation, recording a
+/// `note` event, in one statement.
+async fn guarded_update(
+    db: &impl GenericClient,
+    id: Uuid,
+    set: &str,
+    value: &(dyn tokio_postgres::types::ToSql + Sync),
+    reason: &str,
+    actor: &str,
+    details: Value,
+) -> Result<Change, StoreError> {
+    let sql = format!(
+        "WITH cur AS ( \
+               SELECT reservation_id, status FROM reservations WHERE reservation_id = $1 FOR UPDATE), \
+             upd AS ( \
+               UPDATE reservations r SET {set} \
+               FROM cur WHERE r.reservation_id = cur.reservation_id \
+                 AND cur.status IN ('queued', 'active') \
+               RETURNING r.reservation_id), \
+             ev AS ( \
+               INSERT INTO reservation_events (reservation_id, kind, reason, actor, details) \
+               SELECT reservation_id, 'note', $3, $4, $5 FROM upd) \
+             SELECT upd.reservation_id IS NOT NULL AS changed FROM cur LEFT JOIN upd ON true"
+    );
+    let row = db
+        .query_opt(&sql, &[&id, value, &reason, &actor, &details])
+        .await?
+        .ok_or(StoreError::NotFound(NotFound::Reservation(id)))?;
+    let changed: bool = row.get(0);
+    let now = get_in(db, id).await?;
+    Ok(if changed {
+        Change::Applied(Box::new(now))
+    } else {
+        Change::Refused(Box::new(now))
+    })
 }
 
 /// The environment values of a reservation (for the processor to put into a Kubernetes Secret).

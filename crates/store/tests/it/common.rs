@@ -32,6 +32,9 @@ pub fn reservation_for(owner: &User) -> NewReservation {
         priority: 0,
         idempotency_key: None,
         cli_version: Some("0.1.0".into()),
+        request_hash: None,
+        command: None,
+        disk_size_gb: None,
     }
 }
 

@@ -11,5 +11,6 @@ mod keys_and_users;
 mod migrations;
 mod other_tables;
 mod queue;
+mod reservation_changes;
 mod submit;
 mod transitions;
