@@ -44,7 +44,8 @@
 //! # The simulation
 //! Nothing happens to pods until [`FakeCluster::step`] runs (or a background
 //! [`FakeCluster::start_simulation`] runs it). A step: binds each unbound pod, oldest first,
-//! to the fullest Ready, schedulable node whose labels satisfy its `nodeSelector`, whose
+//! to the fullest Ready, schedulable node whose labels satisfy its `nodeSelector` and required
+//! node affinity, whose
 //! `NoSchedule`/`NoExecute` taints it tolerates, and whose free `nvidia.com/gpu`, CPU and
 //! memory (allocatable minus the requests of unfinished pods bound to it) cover its requests;
 //! or sets `PodScheduled=False` and records a `FailedScheduling` Event (once per distinct
@@ -55,7 +56,7 @@
 //! ([`FakeConfig::pod_termination`]) is over.
 //!
 //! # Not supported
-//! Node affinity expressions (only `nodeSelector`), pod eviction from NotReady nodes,
+//! Preferred affinities, pod (anti-)affinity and topology spread, pod eviction from NotReady nodes,
 //! `dryRun` (requests are carried out), pagination, managed fields and apply conflicts,
 //! YAML bodies, protobuf, discovery (`/api`, `/apis`; `/version` answers), and kinds not
 //! listed above (they answer 404 like a missing CRD).

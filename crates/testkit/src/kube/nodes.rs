@@ -31,16 +31,16 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// A Ready, schedulable GPU node with generous CPU and memory (32 cores and 256 GiB per GPU),
-    /// so that the GPU count is what limits scheduling.
+    /// A Ready, schedulable GPU node with generous CPU and memory (64 cores and 512 GiB per GPU,
+    /// or per node when it has none), so that the GPU count is what limits scheduling.
     pub fn gpu(name: impl Into<String>, gpu_type: impl Into<String>, gpus: u32) -> Self {
         let per_gpu = gpus.max(1);
         Self {
             name: name.into(),
             gpu_type: Some(gpu_type.into()),
             gpus,
-            cpu: 32 * per_gpu,
-            memory_gib: 256 * per_gpu,
+            cpu: 64 * per_gpu,
+            memory_gib: 512 * per_gpu,
             ready: true,
             unschedulable: false,
             labels: BTreeMap::new(),
