@@ -118,3 +118,69 @@ pub async fn recent(
         })
         .collect())
 }
+
+/// Filter for [`search`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this action (exact, or a prefix ending in `.`: `reservation.`).
+    pub action: Option<String>,
+    /// From this time (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// Until this time (exclusive).
+    pub to: Option<DateTime<Utc>>,
+    /// Page size.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+/// Audit entries matching `f`, newest first.
+pub async fn search(
+    db: &impl GenericClient,
+    f: &AuditFilter,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let action_prefix = f
+        .action
+        .as_deref()
+        .filter(|a| a.ends_with('.'))
+        .map(|a| format!("{}%", a.replace('%', "").replace('_', "\\_")));
+    let action_exact = f.action.as_deref().filter(|a| !a.ends_with('.'));
+    let rows = db
+        .query(
+            "SELECT audit_id, occurred_at, actor, auth_method, auth_issuer, action, target_type, \
+               target_id, outcome, details FROM audit_log \
+             WHERE ($1::text IS NULL OR actor = $1) \
+               AND ($2::text IS NULL OR action = $2) \
+               AND ($3::text IS NULL OR action LIKE $3) \
+               AND ($4::timestamptz IS NULL OR occurred_at >= $4) \
+               AND ($5::timestamptz IS NULL OR occurred_at < $5) \
+             ORDER BY audit_id DESC LIMIT $6 OFFSET $7",
+            &[
+                &f.actor,
+                &action_exact,
+                &action_prefix,
+                &f.from,
+                &f.to,
+                &f.limit,
+                &f.offset,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditRecord {
+            audit_id: r.get(0),
+            occurred_at: r.get(1),
+            actor: r.get(2),
+            auth_method: r.get(3),
+            auth_issuer: r.get(4),
+            action: r.get(5),
+            target_type: r.get(6),
+            target_id: r.get(7),
+            outcome: r.get(8),
+            details: r.get(9),
+        })
+        .collect())
+}

@@ -17,6 +17,7 @@ pub mod pool;
 pub mod queue;
 pub mod reservations;
 pub mod ssh_keys;
+pub mod usage;
 pub mod users;
 
 pub use config::{ConfigError, DbConfig};

@@ -157,6 +157,17 @@ pub async fn get_by_name(db: &impl GenericClient, username: &str) -> Result<User
         .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))
 }
 
+/// Finds a user by id.
+pub async fn find_by_id(db: &impl GenericClient, user_id: i64) -> Result<Option<User>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM users WHERE user_id = $1"),
+            &[&user_id],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// Every user, by name.
 pub async fn list(db: &impl GenericClient) -> Result<Vec<User>, StoreError> {
     let rows = db

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use crate::auth::require_api_key;
 use crate::error::ApiError;
 
+pub mod admin;
 pub mod disks;
 pub mod health;
 
@@ -16,11 +17,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::health)
         .service(health::livez)
         .service(health::readyz)
+        .configure(crate::openapi::configure)
         .service(
             web::scope("/v1").service(web::scope("/auth")).service(
                 web::scope("")
                     .wrap(from_fn(require_api_key))
-                    .configure(disks::configure),
+                    .configure(disks::configure)
+                    .configure(admin::configure),
             ),
         )
         .default_service(web::to(not_found));

@@ -7,7 +7,9 @@
     reason = "test helpers fail the test by panicking with the error"
 )]
 
+mod admin;
 mod auth_middleware;
 mod disks;
+mod docs;
 mod health;
 pub mod helpers;

@@ -1,0 +1,71 @@
+//! `GET /v1/admin/audit?user&action&from&to`
+
+use actix_web::{HttpResponse, get, web};
+use gpudev_store::audit::{self, AuditFilter};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::parse_time;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Filters for the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Only this actor (username).
+    pub user: Option<String>,
+    /// Only this action; a trailing `.` matches a family (`reservation.`).
+    pub action: Option<String>,
+    /// From (RFC 3339, inclusive).
+    pub from: Option<String>,
+    /// Until (RFC 3339, exclusive).
+    pub to: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "entries, newest first", body = Object),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+#[get("/admin/audit")]
+pub async fn audit_log(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "offset must not be negative"));
+    }
+    let filter = AuditFilter {
+        actor: q.user.clone(),
+        action: q.action.clone(),
+        from: parse_time("from", q.from.as_deref())?,
+        to: parse_time("to", q.to.as_deref())?,
+        limit,
+        offset,
+    };
+    let db = state.db().await?;
+    let entries = audit::search(&**db, &filter).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "entries": entries,
+        "limit": limit,
+        "offset": offset,
+    })))
+}

@@ -1,0 +1,96 @@
+//! `GET /v1/admin/keys?user=`, `DELETE /v1/admin/keys/{id}`.
+
+use actix_web::{HttpResponse, delete, get, web};
+use gpudev_store::{api_keys, users};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Filter for the key listing.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct KeyQuery {
+    /// Only this user's keys.
+    pub user: Option<String>,
+}
+
+/// API keys of every user (metadata only: never a secret or a hash).
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("bearer" = [])),
+    params(KeyQuery),
+    responses(
+        (status = 200, description = "keys, newest first", body = Object),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "unknown user"),
+    ))]
+#[get("/admin/keys")]
+pub async fn list_keys(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<KeyQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let db = state.db().await?;
+    let owner = match &q.user {
+        Some(u) => Some(
+            users::find_by_name(&**db, u)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("User {u} not found")))?,
+        ),
+        None => None,
+    };
+    let keys = api_keys::list(&**db, owner.as_ref()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"keys": keys, "total": keys.len()})))
+}
+
+/// Revokes any key.
+#[utoipa::path(delete, path = "/v1/admin/keys/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "key id")),
+    responses(
+        (status = 200, description = "the revoked key", body = Object),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+#[delete("/admin/keys/{id}")]
+pub async fn revoke_key(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let id = path.into_inner();
+    let mut db = state.db().await?;
+    let tx = db
+        .transaction()
+        .await
+        .map_err(gpudev_store::StoreError::from)?;
+    let key = api_keys::revoke(&*tx, id, None)
+        .await
+        .map_err(|e| match e {
+            gpudev_store::StoreError::NotFound(_) => {
+                ApiError::NotFound(format!("API key {id} not found"))
+            }
+            other => other.into(),
+        })?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "admin.key.revoke",
+            target_type: Some("api_key"),
+            target_id: Some(id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({"owner": key.username, "key_prefix": key.key_prefix})),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(gpudev_store::StoreError::from)?;
+    state.keys.invalidate_user(key.user_id);
+    Ok(HttpResponse::Ok().json(key))
+}

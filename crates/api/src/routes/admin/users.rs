@@ -1,0 +1,114 @@
+//! `GET /v1/admin/users`, `POST /v1/admin/users/{id}/disable`, `POST /v1/admin/users/{id}/enable`.
+
+use actix_web::{HttpResponse, get, post, web};
+use gpudev_store::users::{self, User};
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Every user.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "users by name", body = Object),
+        (status = 403, body = ErrorBody, description = "not an admin"),
+    ))]
+#[get("/admin/users")]
+pub async fn list_users(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let db = state.db().await?;
+    let all = users::list(&**db).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"users": all, "total": all.len()})))
+}
+
+async fn resolve(db: &impl tokio_postgres::GenericClient, id: &str) -> ApiResult<User> {
+    let found = match id.parse::<i64>() {
+        Ok(n) => users::find_by_id(db, n).await?,
+        Err(_) => users::find_by_name(db, id).await?,
+    };
+    found.ok_or_else(|| ApiError::NotFound(format!("User {id} not found")))
+}
+
+async fn set_active(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    id: String,
+    active: bool,
+) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let mut db = state.db().await?;
+    let tx = db
+        .transaction()
+        .await
+        .map_err(gpudev_store::StoreError::from)?;
+    let user = resolve(&*tx, &id).await?;
+    if !active && user.user_id == caller.user_id {
+        return Err(ApiError::conflict(
+            "self_disable",
+            "admins cannot disable themselves",
+        ));
+    }
+    let user = users::set_active(&*tx, user.username.as_str(), active).await?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: if active {
+                "admin.user.enable"
+            } else {
+                "admin.user.disable"
+            },
+            target_type: Some("user"),
+            target_id: Some(user.username.to_string()),
+            outcome: "success",
+            details: None,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(gpudev_store::StoreError::from)?;
+    // Other replicas learn of it through the database notification; this one must not answer the
+    // next request from its cache either.
+    state.keys.invalidate_user(user.user_id);
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// Disables a user (by id or username): their keys are revoked at once and logins are refused.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id or username")),
+    responses(
+        (status = 200, description = "the user", body = Object),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+#[post("/admin/users/{id}/disable")]
+pub async fn disable_user(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    set_active(caller, ctx, state, path.into_inner(), false).await
+}
+
+/// Enables a disabled user (by id or username). Their old keys stay revoked.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id or username")),
+    responses(
+        (status = 200, description = "the user", body = Object),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+#[post("/admin/users/{id}/enable")]
+pub async fn enable_user(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    set_active(caller, ctx, state, path.into_inner(), true).await
+}

@@ -1,0 +1,211 @@
+//! The OpenAPI document is valid OpenAPI, lists every route the code registers, and every route it
+//! lists is served. The Swagger UI works offline.
+
+use std::path::{Path, PathBuf};
+
+use gpudev_store::users::Role;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+/// Every `#[get("…")]`-style route attribute under `src/routes`, as a full path.
+fn routes_in_source() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+    let mut files = Vec::new();
+    collect(&root, &mut files);
+    let mut routes = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let prefix = if rel.starts_with("health") {
+            ""
+        } else if rel.starts_with("auth/") {
+            "/v1/auth"
+        } else {
+            "/v1"
+        };
+        for line in text.lines() {
+            let line = line.trim();
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let open = format!("#[{method}(\"");
+                if let Some(rest) = line.strip_prefix(&open) {
+                    let path = rest.split('"').next().unwrap();
+                    routes.push((method.to_owned(), format!("{prefix}{path}")));
+                }
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+async fn document(app: &crate::helpers::TestApp) -> Value {
+    app.http
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_route_in_the_code_is_in_the_openapi_document() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+
+    let source = routes_in_source();
+
+    assert!(source.len() >= 15, "found only {source:?}");
+    for (method, path) in &source {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{} {path} is registered but missing from /openapi.json",
+            method.to_uppercase()
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|ops| ops.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        source.len(),
+        "the document lists routes the code does not serve"
+    );
+}
+
+#[tokio::test]
+async fn authenticated_routes_declare_the_bearer_scheme_and_errors_use_the_error_body() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") || path.starts_with("/v1/auth/") {
+            continue;
+        }
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["security"][0]["bearer"].is_array(),
+                "{method} {path} does not declare the bearer scheme"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_valid_openapi() {
+    let app = spawn_app().await;
+    let text = app
+        .http
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dir = tempfile_dir();
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, text).unwrap();
+    let validator =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/openapi-spec-validator");
+    assert!(validator.exists(), "run scripts/install-python-tools first");
+
+    let out = std::process::Command::new(validator)
+        .arg(&file)
+        .output()
+        .unwrap();
+
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gpudev-openapi-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let app = spawn_app().await;
+    let (_, admin) = app.user_with_key("root", Role::Admin).await;
+    let doc = document(&app).await;
+
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "00000000-0000-0000-0000-000000000000"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = app.call(m, &concrete, Some(&admin), None).await;
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            assert!(
+                !(status == 404 && body.contains("no such endpoint")),
+                "{method} {path} is documented but not served"
+            );
+            assert!(status < 500, "{method} {concrete}: {status} {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_swagger_ui_is_served_from_the_binary() {
+    let app = spawn_app().await;
+
+    let redirect = app
+        .http
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .unwrap();
+    let page = app
+        .http
+        .get(format!("{}/docs/", app.base))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(redirect.status().as_u16(), 308);
+    assert_eq!(redirect.headers()["location"], "/docs/");
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("swagger"));
+}
