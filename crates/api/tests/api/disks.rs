@@ -169,6 +169,9 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         priority: 0,
         idempotency_key: None,
         cli_version: None,
+        request_hash: None,
+        command: None,
+        disk_size_gb: None,
     };
     gpudev_store::reservations::submit(&mut client, &queue, &new)
         .await
