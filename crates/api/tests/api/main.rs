@@ -1,7 +1,7 @@
 //! gpudev-api over real HTTP, against a real PostgreSQL with PGMQ (one binary, one module per
 //! area).
 
-#![expect(
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "test helpers fail the test by panicking with the error"
