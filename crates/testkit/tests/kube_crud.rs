@@ -498,3 +498,54 @@ async fn generate_name_and_delete_collection_work() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn kube_runtime_recorder_events_are_stored_and_repeats_become_a_series() {
+    use k8s_openapi::api::events::v1::Event as EventV1;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder};
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let p = pods
+        .create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(fake.client(), "gpudev-processor".into());
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Admitted".into(),
+        note: Some("reservation admitted".into()),
+        action: "Admit".into(),
+        secondary: None,
+    };
+
+    recorder.publish(&event, &p.object_ref(&())).await.unwrap();
+    recorder.publish(&event, &p.object_ref(&())).await.unwrap();
+
+    let events: Api<EventV1> = Api::namespaced(fake.client(), NS);
+    let listed = events
+        .list(&ListParams::default().fields("regarding.name=p"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].series.as_ref().map(|s| s.count), Some(2));
+}
+
+#[tokio::test]
+async fn metadata_only_requests_get_partial_object_metadata() {
+    let fake = FakeCluster::new();
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    pods.create(&PostParams::default(), &pod("p", json!({ "a": "1" })))
+        .await
+        .unwrap();
+
+    let one = pods.get_metadata("p").await.unwrap();
+    let all = pods.list_metadata(&ListParams::default()).await.unwrap();
+
+    assert_eq!(one.labels().get("a").map(String::as_str), Some("1"));
+    assert_eq!(
+        one.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    assert_eq!(all.items.len(), 1);
+}

@@ -60,6 +60,14 @@ impl Served {
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
+
+    /// Writes the kubeconfig somewhere else too (e.g. a stable path for a local run).
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::copy(&self.kubeconfig, path).map(|_| ())
+    }
 }
 
 impl Drop for Served {
@@ -81,7 +89,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Res
         kubeconfig_text(&format!("http://{addr}"), &shared.config.default_namespace),
     )?;
     let accept = tokio::spawn(async move {
+        // Connections live in this set, so stopping the accept loop closes them too.
+        let mut connections = tokio::task::JoinSet::new();
         loop {
+            while connections.try_join_next().is_some() {}
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
@@ -100,7 +111,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, addr: SocketAddr) -> std::io::Res
                     )
                 }
             });
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 // A connection that breaks mid-request is the client's business.
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

@@ -88,8 +88,22 @@ pub(crate) fn step(inner: &mut Inner, config: &FakeConfig) -> usize {
     let mut changed = 0;
     changed += finish_terminations(store, sim, config, now);
     let mut nodes = nodes(store);
+    for (_, pod) in store.all(&resources::PODS) {
+        if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str)
+            && counts_against_node(pod)
+            && let Some(n) = nodes.iter_mut().find(|n| n.name == node)
+        {
+            n.used.add(&requests(pod));
+        }
+    }
+    // Only pods with something left to do are copied: running pods are the bulk at scale.
     let mut pods: Vec<(Key, Value)> = store
         .all(&resources::PODS)
+        .filter(|(_, p)| {
+            counts_against_node(p)
+                && p.pointer("/metadata/deletionTimestamp").is_none()
+                && !started(p)
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // First come, first served, as the default scheduler's queue.
@@ -102,18 +116,7 @@ pub(crate) fn step(inner: &mut Inner, config: &FakeConfig) -> usize {
         };
         (created(a), a_key).cmp(&(created(b), b_key))
     });
-    for (_, pod) in &pods {
-        if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str)
-            && counts_against_node(pod)
-            && let Some(n) = nodes.iter_mut().find(|n| n.name == node)
-        {
-            n.used.add(&requests(pod));
-        }
-    }
     for (key, pod) in pods {
-        if !counts_against_node(&pod) || pod.pointer("/metadata/deletionTimestamp").is_some() {
-            continue;
-        }
         let uid = uid_of(&pod);
         let rule = sim
             .rules

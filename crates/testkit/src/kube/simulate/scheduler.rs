@@ -1,5 +1,6 @@
 //! The scheduler's part: which node a pod fits on, or why none does.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
@@ -120,32 +121,39 @@ pub(super) fn schedule<'a>(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let affinity = required_terms(pod);
+    let mut reasons: BTreeMap<Cow<'static, str>, usize> = BTreeMap::new();
     let mut best: Option<usize> = None;
     for (i, node) in nodes.iter().enumerate() {
         let free = |a: f64, u: f64| a - u;
         let reason = if rule == Some(&PodFailure::Unschedulable) {
-            Some("node(s) were rejected by the test's fault rule".to_owned())
+            Some(Cow::Borrowed(
+                "node(s) were rejected by the test's fault rule",
+            ))
         } else if !node.ready {
-            Some("node(s) had untolerated taint {node.kubernetes.io/not-ready: }".to_owned())
+            Some(Cow::Borrowed(
+                "node(s) had untolerated taint {node.kubernetes.io/not-ready: }",
+            ))
         } else if node.unschedulable {
-            Some("node(s) were unschedulable".to_owned())
+            Some(Cow::Borrowed("node(s) were unschedulable"))
         } else if let Some(taint) = node.taints.iter().find(|t| !tolerated(t, &tolerations)) {
-            Some(format!(
+            Some(Cow::Owned(format!(
                 "node(s) had untolerated taint {{{}: {}}}",
                 taint["key"].as_str().unwrap_or_default(),
                 taint["value"].as_str().unwrap_or_default()
-            ))
+            )))
         } else if selector.iter().any(|(k, v)| node.labels.get(k) != Some(v))
-            || !affinity_allows(pod, &node.labels)
+            || !terms_allow(affinity, &node.labels)
         {
-            Some("node(s) didn't match Pod's node affinity/selector".to_owned())
+            Some(Cow::Borrowed(
+                "node(s) didn't match Pod's node affinity/selector",
+            ))
         } else if want.gpu > free(node.allocatable.gpu, node.used.gpu) {
-            Some("Insufficient nvidia.com/gpu".to_owned())
+            Some(Cow::Borrowed("Insufficient nvidia.com/gpu"))
         } else if want.cpu > free(node.allocatable.cpu, node.used.cpu) {
-            Some("Insufficient cpu".to_owned())
+            Some(Cow::Borrowed("Insufficient cpu"))
         } else if want.memory > free(node.allocatable.memory, node.used.memory) {
-            Some("Insufficient memory".to_owned())
+            Some(Cow::Borrowed("Insufficient memory"))
         } else {
             None
         };
@@ -207,12 +215,15 @@ pub(super) fn bind(pod: &mut Value, node: &NodeView) {
     set_condition(pod, condition("PodScheduled", true, None, None));
 }
 
-/// Whether the pod's required node affinity (any term; all expressions of a term) admits a
-/// node with these labels. No required affinity admits every node.
-fn affinity_allows(pod: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let terms = pod
-        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
-        .and_then(Value::as_array);
+/// The pod's required node affinity terms, if it has any.
+fn required_terms(pod: &Value) -> Option<&Vec<Value>> {
+    pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        .and_then(Value::as_array)
+}
+
+/// Whether required node affinity terms (any term; all expressions of a term) admit a node
+/// with these labels. No terms admit every node.
+fn terms_allow(terms: Option<&Vec<Value>>, labels: &BTreeMap<String, String>) -> bool {
     let Some(terms) = terms else { return true };
     terms.iter().any(|term| {
         term.get("matchExpressions")
@@ -263,6 +274,9 @@ mod tests {
                 "requiredDuringSchedulingIgnoredDuringExecution": { "nodeSelectorTerms": terms } } } } })
         };
         let expr = |key: &str, op: &str, values: &[&str]| json!({ "key": key, "operator": op, "values": values });
+        let affinity_allows = |pod: &Value, labels: &BTreeMap<String, String>| {
+            terms_allow(required_terms(pod), labels)
+        };
         assert!(affinity_allows(&json!({ "spec": {} }), &labels));
         assert!(affinity_allows(
             &pod(
