@@ -549,3 +549,50 @@ async fn metadata_only_requests_get_partial_object_metadata() {
     );
     assert_eq!(all.items.len(), 1);
 }
+
+#[tokio::test]
+async fn secret_string_data_is_stored_as_base64_data() {
+    let fake = FakeCluster::new();
+    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "env" }, "stringData": { "TOKEN": "s3cret" },
+    }))
+    .unwrap();
+
+    let created = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+
+    assert_eq!(created.string_data, None);
+    assert_eq!(created.data.unwrap()["TOKEN"].0, b"s3cret");
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+}
+
+#[tokio::test]
+async fn reapplying_a_scheduled_running_pod_changes_nothing_but_changing_its_spec_is_422() {
+    let fake = FakeCluster::new();
+    fake.seed_nodes("h100", 1, 8);
+    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let params = PatchParams::apply("gpudev-processor").force();
+    let desired = pod("dev", json!({ "gpudev.io/reservation-id": "r1" }));
+    pods.patch("dev", &params, &Patch::Apply(&desired))
+        .await
+        .unwrap();
+    fake.step();
+    let running = pods.get("dev").await.unwrap();
+
+    let reapplied = pods
+        .patch("dev", &params, &Patch::Apply(&desired))
+        .await
+        .unwrap();
+    let mut changed = desired.clone();
+    changed.spec.as_mut().unwrap().containers[0].command = Some(vec!["sleep".into()]);
+    let refused = pods
+        .patch("dev", &params, &Patch::Apply(&changed))
+        .await
+        .unwrap_err();
+
+    assert_eq!(reapplied.resource_version(), running.resource_version());
+    assert_eq!(api_error(refused), (422, "Invalid".to_owned()));
+}

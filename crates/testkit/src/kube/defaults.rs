@@ -1,5 +1,6 @@
 //! What the API server fills in on create and keeps on update: a Service's cluster IP and node
-//! ports (30000–32767), port defaults, and the first phase of pods, claims and namespaces.
+//! ports (30000–32767), port defaults, a Secret's `stringData` folded into `data`, and the first
+//! phase of pods, claims and namespaces.
 
 use std::collections::HashSet;
 
@@ -21,6 +22,10 @@ pub(crate) fn on_create(
 ) -> Result<(), ApiError> {
     if std::ptr::eq(rt, &resources::SERVICES) {
         return service(store, key, None, object);
+    }
+    if std::ptr::eq(rt, &resources::SECRETS) {
+        secret(object);
+        return Ok(());
     }
     let phase = if std::ptr::eq(rt, &resources::PODS) || std::ptr::eq(rt, &resources::PVCS) {
         "Pending"
@@ -50,6 +55,9 @@ pub(crate) fn on_update(
 ) -> Result<(), ApiError> {
     if std::ptr::eq(rt, &resources::SERVICES) {
         return service(store, key, Some(old), new);
+    }
+    if std::ptr::eq(rt, &resources::SECRETS) {
+        secret(new);
     }
     Ok(())
 }
@@ -169,4 +177,25 @@ fn ports(service: &Value) -> &[Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
+}
+
+/// Folds `stringData` into `data` (base64), as the API server does: it never stores
+/// `stringData`. The type defaults to `Opaque`.
+fn secret(object: &mut Value) {
+    use base64::Engine as _;
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    map.entry("type").or_insert_with(|| json!("Opaque"));
+    let Some(Value::Object(plain)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    for (key, value) in plain {
+        let text = value.as_str().unwrap_or_default();
+        data[key.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
 }

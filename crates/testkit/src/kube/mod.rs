@@ -31,6 +31,10 @@
 //!   writes to `/status` change only the status.
 //! - Services get a cluster IP and, for `NodePort`/`LoadBalancer`, node ports from
 //!   30000–32767, kept when the Service is re-applied without them.
+//! - A Secret's `stringData` is folded into base64 `data`, as the API server does.
+//! - A Pod's spec is immutable (422) except for images, `activeDeadlineSeconds`,
+//!   tolerations and `terminationGracePeriodSeconds`; re-applying the same Pod after the
+//!   scheduler bound it is a no-op.
 //! - Namespaces need not exist before objects are created in them.
 //! - Watches replay the bounded history after `resourceVersion` (no version or `0`: the
 //!   current objects as ADDED first), then stream live until `timeoutSeconds`, with a

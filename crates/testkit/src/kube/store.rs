@@ -347,6 +347,11 @@ impl Store {
         if let Some(why) = validate::problem(rt, &next) {
             return Err(ApiError::invalid(rt, name, why));
         }
+        if std::ptr::eq(rt, &super::resources::PODS)
+            && let Some(why) = validate::pod_update_problem(&current, &next)
+        {
+            return Err(ApiError::invalid(rt, name, why));
+        }
         defaults::on_update(self, rt, &key, &current, &mut next)?;
         if let Ok(meta) = metadata_mut(&mut next) {
             meta.insert("resourceVersion".into(), current_rv);

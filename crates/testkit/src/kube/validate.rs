@@ -40,6 +40,42 @@ pub(crate) fn problem(rt: &ResourceType, object: &Value) -> Option<String> {
     None
 }
 
+/// Why a pod update is refused, or `None`: a pod's spec is immutable except for container
+/// images, `activeDeadlineSeconds`, added tolerations and `terminationGracePeriodSeconds`.
+pub(crate) fn pod_update_problem(old: &Value, new: &Value) -> Option<String> {
+    let frozen = |pod: &Value| {
+        let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(map) = spec.as_object_mut() {
+            for field in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+            ] {
+                map.remove(field);
+            }
+            for list in ["containers", "initContainers"] {
+                for container in map
+                    .get_mut(list)
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(container) = container.as_object_mut() {
+                        container.remove("image");
+                    }
+                }
+            }
+        }
+        spec
+    };
+    (frozen(old) != frozen(new)).then(|| {
+        "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`, \
+         `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only \
+         additions to existing tolerations) or `spec.terminationGracePeriodSeconds`"
+            .to_owned()
+    })
+}
+
 fn is_lower_alnum(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
