@@ -8,8 +8,8 @@
 //!   the test run ends (a watchdog follows the runner process).
 //! - **AWS STS.** [`sts`] starts a moto server in strict authentication mode and mints real
 //!   temporary credentials for it.
-//! - **Kubernetes.** [`FakeCluster`](crate::kube::FakeCluster) is an in-process fake API
-//!   server with a pretend scheduler and kubelet; see [`kube`](crate::kube).
+//! - **Kubernetes.** [`FakeCluster`] is an in-process fake API server with a pretend
+//!   scheduler and kubelet; see [`kube`].
 //!
 //! Prerequisites (once per machine, as root): `scripts/install-pgmq` puts PGMQ into the
 //! PostgreSQL 15 installation; `scripts/install-python-tools` installs moto into
