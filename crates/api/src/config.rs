@@ -36,6 +36,10 @@ pub struct ApiConfig {
     pub sts_allowed_hosts: Vec<String>,
     /// `STS_TIMEOUT_SECONDS` (5, 1–60).
     pub sts_timeout: Duration,
+    /// `AWS_ENDPOINT_URL_STS` (optional): the STS endpoint `aws-login` calls, as the AWS SDK's own
+    /// variable means it (a local emulator, a VPC endpoint). Read here so it is part of the typed
+    /// settings and tests can set it without touching the process environment.
+    pub sts_endpoint: Option<String>,
     /// `BIND_ADDR` (`0.0.0.0:8000`).
     pub bind_addr: SocketAddr,
     /// `METRICS_ADDR` (`0.0.0.0:9090`).
@@ -153,6 +157,7 @@ impl ApiConfig {
             aws_region,
             sts_allowed_hosts,
             sts_timeout: Duration::from_secs(int(&get, "STS_TIMEOUT_SECONDS", 5, 1, 60)?.into()),
+            sts_endpoint: endpoint_url(&get, "AWS_ENDPOINT_URL_STS")?,
             bind_addr: addr(&get, "BIND_ADDR", "0.0.0.0:8000")?,
             metrics_addr: addr(&get, "METRICS_ADDR", "0.0.0.0:9090")?,
             log_format: match get("LOG_FORMAT").as_deref().unwrap_or("json") {
@@ -237,6 +242,28 @@ fn float(
     Ok(v)
 }
 
+fn endpoint_url(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(None);
+    };
+    let url = raw.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !url.chars().any(char::is_whitespace) => {
+            Ok(Some(url.to_owned()))
+        }
+        _ => Err(ConfigError::new(
+            var,
+            format!("{raw:?} is not an http:// or https:// URL"),
+        )),
+    }
+}
+
 fn addr(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
@@ -278,6 +305,9 @@ mod tests {
         );
         assert_eq!(c.rate_limit_per_minute, 120);
         assert_eq!(c.login_rate_limit_per_minute, 10);
+        assert_eq!(c.sts_endpoint, None);
+        let local = cfg(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:5000")]).unwrap();
+        assert_eq!(local.sts_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
     }
 
     #[test]
@@ -292,6 +322,7 @@ mod tests {
             ("DEV_IMAGE", "Not An Image"),
             ("GPU_HOURLY_PRICES", "[1]"),
             ("MAX_RESERVATION_HOURS", "abc"),
+            ("AWS_ENDPOINT_URL_STS", "localhost:5000"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}: {err}");

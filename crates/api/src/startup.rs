@@ -75,6 +75,11 @@ impl Application {
             config.rate_limit_burst,
             config.login_rate_limit_per_minute,
         ));
+        let sts = Arc::new(
+            routes::auth::sts::Sts::new(&config)
+                .await
+                .context("building the STS client")?,
+        );
         let state = AppState {
             config: Arc::new(config),
             pool: pool.clone(),
@@ -82,6 +87,7 @@ impl Application {
             usage: usage.clone(),
             limits: limits.clone(),
             metrics: metrics.clone(),
+            sts,
             draining: Arc::new(AtomicBool::new(false)),
         };
         let mut tasks = vec![

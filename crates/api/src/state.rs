@@ -25,6 +25,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// STS clients for the AWS logins, built once at start-up.
+    pub sts: Arc<crate::routes::auth::sts::Sts>,
     /// Set on shutdown: readiness fails while in-flight requests finish.
     pub draining: Arc<AtomicBool>,
 }

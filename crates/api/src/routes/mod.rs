@@ -7,8 +7,11 @@ use crate::auth::require_api_key;
 use crate::error::ApiError;
 
 pub mod admin;
+pub mod auth;
 pub mod disks;
 pub mod health;
+pub mod keys;
+pub mod me;
 
 /// Registers every route. Public routes first; everything under `/v1` except the logins requires
 /// an API key, checked by middleware before any extractor runs.
@@ -19,12 +22,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::readyz)
         .configure(crate::openapi::configure)
         .service(
-            web::scope("/v1").service(web::scope("/auth")).service(
-                web::scope("")
-                    .wrap(from_fn(require_api_key))
-                    .configure(disks::configure)
-                    .configure(admin::configure),
-            ),
+            web::scope("/v1")
+                .service(web::scope("/auth").configure(auth::configure))
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(require_api_key))
+                        .configure(disks::configure)
+                        .configure(admin::configure)
+                        .configure(keys::configure)
+                        .configure(me::configure),
+                ),
         )
         .default_service(web::to(not_found));
 }

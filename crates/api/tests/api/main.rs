@@ -13,3 +13,6 @@ mod disks;
 mod docs;
 mod health;
 pub mod helpers;
+mod keys;
+mod login;
+mod me;

@@ -1,0 +1,297 @@
+//! What both AWS logins do once STS has vouched for an ARN: the role check, the user upsert, the
+//! new key, the audit record, the metrics and the `no-store` answer.
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
+use chrono::{DateTime, Utc};
+use gpudev_domain::{ApiKey, ArnKind, AwsArn};
+use gpudev_store::StoreError;
+use gpudev_store::api_keys::{self, NewKey};
+use gpudev_store::users::{self, Role};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The answer to a successful login. The key is shown here once and never again.
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The new API key: send it as `Authorization: Bearer <api_key>`.
+    pub api_key: String,
+    /// The key's id (for `DELETE /v1/keys/{key_id}`).
+    pub key_id: i64,
+    /// The key's first characters, for recognising it in listings.
+    pub key_prefix: String,
+    /// The user's id.
+    pub user_id: i64,
+    /// The user's name: the last segment of the ARN.
+    pub username: String,
+    /// The identity STS confirmed.
+    pub aws_arn: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// When the key stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The key's lifetime in hours (`API_KEY_TTL_HOURS`).
+    pub ttl_hours: u32,
+}
+
+/// Decides whether `arn` may log in: the role must match `ALLOWED_AWS_ROLE` or `ADMIN_AWS_ROLE`
+/// exactly. Returns the parsed ARN and whether it is an admin.
+pub fn check_role(
+    arn: &str,
+    allowed_role: &str,
+    admin_role: Option<&str>,
+) -> Result<(AwsArn, bool), ApiError> {
+    let denied = |got: String| ApiError::Forbidden {
+        code: "aws_role_denied",
+        detail: format!("Access denied. Required role: {allowed_role}, got: {got}"),
+    };
+    let parsed = AwsArn::parse(arn).map_err(|_| denied(arn.to_owned()))?;
+    if parsed.kind() == ArnKind::User {
+        return Err(denied(format!(
+            "IAM user {} (log in with an assumed role)",
+            parsed.username()
+        )));
+    }
+    if admin_role.is_some_and(|admin| parsed.role_matches(admin)) {
+        return Ok((parsed, true));
+    }
+    if parsed.role_matches(allowed_role) {
+        return Ok((parsed, false));
+    }
+    let got = parsed.role().unwrap_or("none").to_owned();
+    Err(denied(got))
+}
+
+/// Checks the role of the identity STS confirmed, creates or updates its user (a disabled user
+/// stays disabled and gets no key), and issues a key, all in one transaction with its audit
+/// record.
+pub async fn complete_login(
+    state: &AppState,
+    ctx: &RequestCtx,
+    method: &'static str,
+    arn: &str,
+) -> ApiResult<LoginResponse> {
+    let config = &state.config;
+    let (arn, is_admin) = match check_role(
+        arn,
+        &config.allowed_aws_role,
+        config.admin_aws_role.as_deref(),
+    ) {
+        Ok(ok) => ok,
+        Err(e) => {
+            let actor = AwsArn::parse(arn)
+                .map(|a| a.username().to_string())
+                .unwrap_or_else(|_| "anonymous".into());
+            audit_denied(state, ctx, method, &actor, "role_denied", Some(arn)).await;
+            return Err(e);
+        }
+    };
+    let username = arn.username();
+    let ttl_hours = config.api_key_ttl_hours;
+
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    let user = users::upsert_aws_login(&*tx, &username, arn.as_str(), is_admin).await?;
+    if !user.is_active {
+        // Nothing of this attempt is kept: not even the login time of the disabled user.
+        tx.rollback().await.map_err(StoreError::from)?;
+        audit_denied(
+            state,
+            ctx,
+            method,
+            username.as_str(),
+            "user_disabled",
+            Some(arn.as_str()),
+        )
+        .await;
+        return Err(ApiError::Forbidden {
+            code: "user_disabled",
+            detail: "User account is disabled".into(),
+        });
+    }
+    let key = ApiKey::generate().map_err(ApiError::internal)?;
+    let description = format!("{method} as {}", arn.as_str());
+    let record = api_keys::insert(
+        &*tx,
+        user.user_id,
+        &key,
+        &NewKey {
+            ttl: chrono::Duration::hours(i64::from(ttl_hours)),
+            description: Some(&description),
+            auth_method: method,
+            auth_issuer: None,
+            rate_limit_per_minute: None,
+        },
+    )
+    .await?;
+    let caller = Caller {
+        user_id: user.user_id,
+        username: user.username.to_string(),
+        role: user.role,
+        key_id: record.key_id,
+        key_expires_at: record.expires_at,
+        rate_limit_per_minute: None,
+        key_auth_method: method.to_owned(),
+    };
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        Some(method),
+        ctx,
+        Audit {
+            action: "login",
+            target_type: Some("api_key"),
+            target_id: Some(record.key_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({
+                "aws_arn": arn.as_str(),
+                "role": user.role.as_str(),
+                "key_prefix": record.key_prefix,
+                "expires_at": record.expires_at,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.metrics.keys_issued.with_label_values(&[method]).inc();
+    tracing::info!(user = %caller.username, method, key_id = record.key_id, "login succeeded");
+    Ok(LoginResponse {
+        api_key: key.expose_secret().to_owned(),
+        key_id: record.key_id,
+        key_prefix: record.key_prefix,
+        user_id: user.user_id,
+        username: user.username.to_string(),
+        aws_arn: arn.as_str().to_owned(),
+        role: match user.role {
+            Role::Admin => "admin".into(),
+            Role::User => "user".into(),
+        },
+        expires_at: record.expires_at,
+        ttl_hours,
+    })
+}
+
+/// Records a refused login. Best effort: a failure to write it is logged and the refusal stands.
+pub async fn audit_denied(
+    state: &AppState,
+    ctx: &RequestCtx,
+    method: &'static str,
+    actor: &str,
+    reason: &str,
+    arn: Option<&str>,
+) {
+    tracing::warn!(actor, method, reason, "login refused");
+    let write = async {
+        let db = state.db().await?;
+        audit::record(
+            &**db,
+            None,
+            actor,
+            Some(method),
+            ctx,
+            Audit {
+                action: "login",
+                target_type: None,
+                target_id: None,
+                outcome: "denied",
+                details: Some(serde_json::json!({ "reason": reason, "aws_arn": arn })),
+            },
+        )
+        .await
+        .map_err(ApiError::from)
+    };
+    if let Err(e) = write.await {
+        tracing::warn!(error = %e, "could not record the refused login");
+    }
+}
+
+/// Counts the attempt and answers: the key with `Cache-Control: no-store`, or the error.
+pub fn respond(
+    state: &AppState,
+    method: &'static str,
+    result: ApiResult<LoginResponse>,
+) -> ApiResult<HttpResponse> {
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(ApiError::Unavailable(_) | ApiError::Internal(_)) => "error",
+        Err(_) => "rejected",
+    };
+    state
+        .metrics
+        .auth_attempts
+        .with_label_values(&[method, outcome])
+        .inc();
+    let login = result?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"))
+        .json(login))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOWED: &str = "SSOCloudDevGpuReservation";
+
+    fn denied_detail(r: Result<(AwsArn, bool), ApiError>) -> String {
+        match r {
+            Err(ApiError::Forbidden { detail, .. }) => detail,
+            other => panic!("expected 403, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_exact_allowed_role_logs_in_as_a_user() {
+        let (arn, admin) = check_role(
+            "arn:aws:sts::123456789012:assumed-role/SSOCloudDevGpuReservation/alice",
+            ALLOWED,
+            None,
+        )
+        .unwrap();
+        assert_eq!(arn.username().as_str(), "alice");
+        assert!(!admin);
+        let detail = denied_detail(check_role(
+            "arn:aws:sts::123456789012:assumed-role/SSOCloudDevGpuReservationX/alice",
+            ALLOWED,
+            None,
+        ));
+        assert_eq!(
+            detail,
+            "Access denied. Required role: SSOCloudDevGpuReservation, got: SSOCloudDevGpuReservationX"
+        );
+    }
+
+    #[test]
+    fn the_admin_role_logs_in_as_an_admin() {
+        let (_, admin) = check_role(
+            "arn:aws:sts::123456789012:assumed-role/GpuDevAdmin/bob",
+            ALLOWED,
+            Some("GpuDevAdmin"),
+        )
+        .unwrap();
+        assert!(admin);
+    }
+
+    #[test]
+    fn iam_users_and_unknown_shapes_are_refused() {
+        let user = denied_detail(check_role(
+            "arn:aws:iam::123456789012:user/carol",
+            ALLOWED,
+            Some("carol"),
+        ));
+        assert!(user.contains("IAM user carol"), "{user}");
+        let fed = denied_detail(check_role(
+            "arn:aws:sts::123456789012:federated-user/dave",
+            ALLOWED,
+            None,
+        ));
+        assert!(fed.ends_with("got: arn:aws:sts::123456789012:federated-user/dave"));
+    }
+}

@@ -1,0 +1,13 @@
+//! `/v1/auth`: the logins, reachable without an API key (rate limited per client address).
+
+use actix_web::web;
+
+pub mod aws_iam;
+pub mod aws_login;
+pub mod issue_key;
+pub mod sts;
+
+/// Registers the login routes (inside the unauthenticated `/v1/auth` scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(aws_login::aws_login).service(aws_iam::aws_iam);
+}

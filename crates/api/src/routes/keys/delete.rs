@@ -1,0 +1,59 @@
+//! `DELETE /v1/keys/{key_id}`
+
+use actix_web::{HttpResponse, delete, web};
+use chrono::Utc;
+use gpudev_store::{StoreError, api_keys};
+
+use super::KeyInfo;
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Revokes one of the caller's keys (the current one too: that is a logout). Revoking a revoked
+/// key again succeeds. Another user's key is 404, as if it did not exist.
+#[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys", security(("bearer" = [])),
+    params(("key_id" = i64, Path, description = "the key's id")),
+    responses(
+        (status = 200, body = KeyInfo, description = "the revoked key"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such key among the caller's"),
+    ))]
+#[delete("/keys/{key_id}")]
+pub async fn delete_key(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> ApiResult<HttpResponse> {
+    let key_id = path.into_inner();
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    let record = api_keys::revoke(&*tx, key_id, Some(caller.user_id))
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("API key {key_id} not found")),
+            other => other.into(),
+        })?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "key.revoke",
+            target_type: Some("api_key"),
+            target_id: Some(key_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({
+                "key_prefix": record.key_prefix,
+                "current": key_id == caller.key_id,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::Ok().json(KeyInfo::from_record(record, caller.key_id, Utc::now())))
+}

@@ -1,0 +1,47 @@
+//! `GET /v1/keys`
+
+use actix_web::{HttpResponse, get, web};
+use chrono::Utc;
+use gpudev_store::{api_keys, users};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::KeyInfo;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// The caller's keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    /// Newest first, including expired and revoked ones until they are purged.
+    pub keys: Vec<KeyInfo>,
+    /// How many.
+    pub total: usize,
+}
+
+/// The caller's own API keys: metadata only, never a key or a hash.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
+    responses(
+        (status = 200, body = KeyList),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
+#[get("/keys")]
+pub async fn list_own_keys(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let db = state.db().await?;
+    let user = users::find_by_name(&**db, &caller.username)
+        .await?
+        .filter(|u| u.user_id == caller.user_id)
+        .ok_or_else(|| ApiError::NotFound(format!("User {} not found", caller.username)))?;
+    let now = Utc::now();
+    let keys: Vec<KeyInfo> = api_keys::list(&**db, Some(&user))
+        .await?
+        .into_iter()
+        .map(|k| KeyInfo::from_record(k, caller.key_id, now))
+        .collect();
+    Ok(HttpResponse::Ok().json(KeyList {
+        total: keys.len(),
+        keys,
+    }))
+}

@@ -1,0 +1,132 @@
+//! `POST /v1/keys/rotate`
+
+use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
+use actix_web::{HttpResponse, post, web};
+use chrono::{DateTime, Utc};
+use gpudev_domain::ApiKey;
+use gpudev_store::StoreError;
+use gpudev_store::api_keys::{self, NewKey};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::optional_json;
+use crate::state::AppState;
+
+/// Options of a rotation. The body may also be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct RotateRequest {
+    /// Revoke the key that authenticated this request once the new one exists (default false:
+    /// the old key keeps working until it expires).
+    pub revoke_current: bool,
+}
+
+/// The new key, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct RotateResponse {
+    /// The new API key.
+    pub api_key: String,
+    /// The new key's id.
+    pub key_id: i64,
+    /// The new key's first characters.
+    pub key_prefix: String,
+    /// The user's id.
+    pub user_id: i64,
+    /// The user's name.
+    pub username: String,
+    /// When the new key stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The new key's lifetime in hours (`API_KEY_TTL_HOURS`).
+    pub ttl_hours: u32,
+    /// The key that was revoked, when `revoke_current` was set.
+    pub revoked_key_id: Option<i64>,
+}
+
+/// Issues a new key for the caller with a fresh lifetime. It inherits the current key's
+/// authentication method and rate limit; the current key stays valid unless `revoke_current`.
+#[utoipa::path(post, path = "/v1/keys/rotate", tag = "keys", security(("bearer" = [])),
+    request_body(content = Option<RotateRequest>, description = "optional; an empty body means {}"),
+    responses(
+        (status = 200, body = RotateResponse, description = "the new key (shown once)"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+#[post("/keys/rotate")]
+pub async fn rotate_key(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let req: RotateRequest = optional_json(&body)?;
+    let ttl_hours = state.config.api_key_ttl_hours;
+    let key = ApiKey::generate().map_err(ApiError::internal)?;
+    let description = format!("rotated from key {}", caller.key_id);
+
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    let record = api_keys::insert(
+        &*tx,
+        caller.user_id,
+        &key,
+        &NewKey {
+            ttl: chrono::Duration::hours(i64::from(ttl_hours)),
+            description: Some(&description),
+            auth_method: &caller.key_auth_method,
+            auth_issuer: None,
+            // A per-key limit set by an operator must not be shed by rotating.
+            rate_limit_per_minute: caller.rate_limit_per_minute,
+        },
+    )
+    .await?;
+    let revoked_key_id = if req.revoke_current {
+        api_keys::revoke(&*tx, caller.key_id, Some(caller.user_id)).await?;
+        Some(caller.key_id)
+    } else {
+        None
+    };
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "key.rotate",
+            target_type: Some("api_key"),
+            target_id: Some(record.key_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({
+                "from_key_id": caller.key_id,
+                "revoked_current": req.revoke_current,
+                "key_prefix": record.key_prefix,
+                "expires_at": record.expires_at,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state
+        .metrics
+        .keys_issued
+        .with_label_values(&["rotate"])
+        .inc();
+
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"))
+        .json(RotateResponse {
+            api_key: key.expose_secret().to_owned(),
+            key_id: record.key_id,
+            key_prefix: record.key_prefix,
+            user_id: caller.user_id,
+            username: caller.username,
+            expires_at: record.expires_at,
+            ttl_hours,
+            revoked_key_id,
+        }))
+}

@@ -1,0 +1,136 @@
+//! `PUT /v1/me/ssh-keys`, `GET /v1/me/ssh-keys`
+
+use actix_web::{HttpResponse, get, put, web};
+use chrono::{DateTime, Utc};
+use gpudev_domain::SshPublicKey;
+use gpudev_store::ssh_keys::{self, MAX_KEYS_PER_USER, StoredKey};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// The complete set of SSH public keys to install in the caller's dev boxes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SshKeysRequest {
+    /// OpenSSH public key lines (`ssh-ed25519 AAAA… comment`), at most 32; an empty list removes
+    /// every key.
+    pub keys: Vec<String>,
+}
+
+/// A registered key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SshKeyInfo {
+    /// Key type (`ssh-ed25519`, …).
+    pub key_type: String,
+    /// `SHA256:…` fingerprint, as `ssh-keygen -lf` prints it.
+    pub fingerprint: String,
+    /// The key's comment.
+    pub comment: Option<String>,
+    /// The `authorized_keys` line.
+    pub public_key: String,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<StoredKey> for SshKeyInfo {
+    fn from(k: StoredKey) -> Self {
+        SshKeyInfo {
+            key_type: k.key_type,
+            fingerprint: k.fingerprint,
+            comment: k.comment,
+            public_key: k.public_key,
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// The caller's registered keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SshKeyList {
+    /// Oldest first.
+    pub keys: Vec<SshKeyInfo>,
+    /// How many.
+    pub total: usize,
+}
+
+fn key_list(stored: Vec<StoredKey>) -> SshKeyList {
+    let keys: Vec<SshKeyInfo> = stored.into_iter().map(SshKeyInfo::from).collect();
+    SshKeyList {
+        total: keys.len(),
+        keys,
+    }
+}
+
+/// Parses every key; 422 naming the index of the first bad one.
+pub fn parse_keys(lines: &[String]) -> Result<Vec<SshPublicKey>, ApiError> {
+    if lines.len() > MAX_KEYS_PER_USER {
+        return Err(ApiError::invalid(
+            "keys",
+            format!("keys: at most {MAX_KEYS_PER_USER} SSH keys may be registered"),
+        ));
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            SshPublicKey::parse(line)
+                .map_err(|e| ApiError::invalid(format!("keys[{i}]"), format!("keys[{i}]: {e}")))
+        })
+        .collect()
+}
+
+/// Replaces the caller's SSH public keys (installed in the `authorized_keys` of their dev boxes
+/// from the next reservation on). Keys with the same fingerprint collapse into one.
+#[utoipa::path(put, path = "/v1/me/ssh-keys", tag = "me", security(("bearer" = [])),
+    request_body = SshKeysRequest,
+    responses(
+        (status = 200, body = SshKeyList, description = "the keys now registered"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a key does not parse (the detail names its index)"),
+    ))]
+#[put("/me/ssh-keys")]
+pub async fn put_ssh_keys(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    body: web::Json<SshKeysRequest>,
+) -> ApiResult<HttpResponse> {
+    let keys = parse_keys(&body.keys)?;
+    let mut db = state.db().await?;
+    let stored = ssh_keys::replace(&mut db, caller.user_id, &keys).await?;
+    let fingerprints: Vec<&str> = stored.iter().map(|k| k.fingerprint.as_str()).collect();
+    audit::record(
+        &**db,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "ssh_keys.replace",
+            target_type: Some("user"),
+            target_id: Some(caller.user_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({ "fingerprints": fingerprints })),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(key_list(stored)))
+}
+
+/// The caller's registered SSH public keys.
+#[utoipa::path(get, path = "/v1/me/ssh-keys", tag = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, body = SshKeyList),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
+#[get("/me/ssh-keys")]
+pub async fn get_ssh_keys(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let db = state.db().await?;
+    let stored = ssh_keys::list(&**db, caller.user_id).await?;
+    Ok(HttpResponse::Ok().json(key_list(stored)))
+}

@@ -1,0 +1,460 @@
+//! `POST /v1/auth/aws-login` and `POST /v1/auth/aws-iam` against a real STS emulator (moto in
+//! strict mode).
+
+use std::net::TcpListener;
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use gpudev_store::users::{self, Role};
+use gpudev_testkit::{Credentials, Moto};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app_with, status_json};
+
+const ROLE: &str = "SSOCloudDevGpuReservation";
+const STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn app_for(moto: &Moto, extra: &[(&str, &str)]) -> TestApp {
+    let endpoint = moto.endpoint();
+    let host = format!("127.0.0.1:{}", moto.port());
+    let mut vars = vec![
+        ("AWS_ENDPOINT_URL_STS", endpoint.as_str()),
+        ("STS_ALLOWED_HOSTS", host.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    spawn_app_with(&vars).await
+}
+
+fn login_body(c: &Credentials) -> Value {
+    json!({
+        "aws_access_key_id": c.access_key_id,
+        "aws_secret_access_key": c.secret_access_key,
+        "aws_session_token": c.session_token,
+    })
+}
+
+async fn aws_login(app: &TestApp, body: Value) -> (u16, Value) {
+    status_json(
+        app.call(Method::POST, "/v1/auth/aws-login", None, Some(body))
+            .await,
+    )
+    .await
+}
+
+async fn aws_iam(app: &TestApp, body: Value) -> (u16, Value) {
+    status_json(
+        app.call(Method::POST, "/v1/auth/aws-iam", None, Some(body))
+            .await,
+    )
+    .await
+}
+
+/// What a client sends to `aws-iam`: a SigV4-signed STS GetCallerIdentity POST for `url`.
+fn presigned(c: &Credentials, url: &str, time: SystemTime) -> Value {
+    let identity = aws_credential_types::Credentials::new(
+        &c.access_key_id,
+        &c.secret_access_key,
+        Some(c.session_token.clone()),
+        None,
+        "test",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("sts")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let signable = SignableRequest::new(
+        "POST",
+        url,
+        [("content-type", content_type)].into_iter(),
+        SignableBody::Bytes(STS_BODY.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut headers = serde_json::Map::new();
+    headers.insert("Content-Type".into(), content_type.into());
+    for (name, value) in instructions.headers() {
+        headers.insert(name.to_owned(), value.into());
+    }
+    json!({ "method": "POST", "url": url, "headers": headers, "body": STS_BODY })
+}
+
+async fn metric(app: &TestApp, needle: &str) -> bool {
+    let text = app
+        .http
+        .get(&app.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines().any(|l| l.starts_with(needle))
+}
+
+#[tokio::test]
+async fn assumed_role_credentials_get_a_key_that_works_on_me() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+    let creds = moto.mint(ROLE, "alice").await;
+
+    let resp = app
+        .call(
+            Method::POST,
+            "/v1/auth/aws-login",
+            None,
+            Some(login_body(&creds)),
+        )
+        .await;
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let (status, body) = status_json(resp).await;
+
+    assert_eq!(status, 200, "{body}");
+    let key = body["api_key"].as_str().unwrap();
+    assert_eq!(body["key_prefix"], key[..8]);
+    assert_eq!(body["username"], "alice");
+    assert_eq!(body["aws_arn"], creds.arn);
+    assert_eq!(body["ttl_hours"], 2);
+    assert_eq!(body["role"], "user");
+    assert!(body["user_id"].as_i64().unwrap() > 0);
+    assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
+    let (status, me) = status_json(app.get("/v1/me", key).await).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["aws_arn"], creds.arn);
+    assert_eq!(me["current_key"]["auth_method"], "aws-login");
+
+    let client = app.db.connect().await;
+    let audit = client
+        .query_one(
+            "SELECT actor, auth_method, outcome, details::text FROM audit_log WHERE action = 'login'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.get::<_, String>(0), "alice");
+    assert_eq!(audit.get::<_, String>(1), "aws-login");
+    assert_eq!(audit.get::<_, String>(2), "success");
+    let details: String = audit.get(3);
+    assert!(!details.contains(&creds.secret_access_key) && !details.contains(key));
+    assert!(
+        metric(
+            &app,
+            "gpudev_api_auth_attempts_total{method=\"aws-login\",outcome=\"success\"} 1"
+        )
+        .await
+    );
+    assert!(
+        metric(
+            &app,
+            "gpudev_api_api_keys_issued_total{method=\"aws-login\"} 1"
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn wrong_roles_iam_users_and_bad_credentials_are_refused() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+
+    let other_role = moto.mint("SomeOtherRole", "bob").await;
+    let (status, body) = aws_login(&app, login_body(&other_role)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["detail"],
+        "Access denied. Required role: SSOCloudDevGpuReservation, got: SomeOtherRole"
+    );
+
+    let iam_user = moto.iam_user_credentials("carol").await;
+    let (status, body) = aws_login(
+        &app,
+        json!({
+            "aws_access_key_id": iam_user.access_key_id,
+            "aws_secret_access_key": iam_user.secret_access_key,
+        }),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("IAM user carol"));
+
+    let (status, body) = aws_login(
+        &app,
+        json!({
+            "aws_access_key_id": "AKIAGARBAGEGARBAGE00",
+            "aws_secret_access_key": "x".repeat(40),
+        }),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["detail"], "Invalid AWS credentials");
+
+    let mut wrong_secret = login_body(&moto.mint(ROLE, "dave").await);
+    wrong_secret["aws_secret_access_key"] = json!("y".repeat(40));
+    let (status, body) = aws_login(&app, wrong_secret).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["detail"], "AWS signature verification failed");
+
+    let client = app.db.connect().await;
+    let users: i64 = client
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 0, "no refused login creates a user");
+    let denied: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'denied'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(denied, 4);
+}
+
+#[tokio::test]
+async fn an_unreachable_sts_is_503() {
+    let closed = format!("127.0.0.1:{}", closed_port());
+    let endpoint = format!("http://{closed}");
+    let app = spawn_app_with(&[
+        ("AWS_ENDPOINT_URL_STS", endpoint.as_str()),
+        ("STS_ALLOWED_HOSTS", closed.as_str()),
+        ("STS_TIMEOUT_SECONDS", "2"),
+    ])
+    .await;
+
+    let (status, body) = aws_login(
+        &app,
+        json!({
+            "aws_access_key_id": "ASIAEXAMPLEEXAMPLE00",
+            "aws_secret_access_key": "x".repeat(40),
+        }),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+
+    let creds = Credentials {
+        access_key_id: "ASIAEXAMPLEEXAMPLE00".into(),
+        secret_access_key: "x".repeat(40),
+        session_token: "t".repeat(200),
+        arn: String::new(),
+    };
+    let (status, body) = aws_iam(
+        &app,
+        presigned(&creds, &format!("{endpoint}/"), SystemTime::now()),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        metric(
+            &app,
+            "gpudev_api_auth_attempts_total{method=\"aws-iam\",outcome=\"error\"} 1"
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn fields_outside_their_limits_are_422_naming_the_field_and_logins_are_rate_limited() {
+    // Three attempts reach the handler (a body missing a field is refused before it).
+    let app = spawn_app_with(&[("LOGIN_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let secret = "s".repeat(40);
+
+    for (body, field) in [
+        (
+            json!({"aws_access_key_id": "AKIASHORT", "aws_secret_access_key": secret}),
+            "aws_access_key_id",
+        ),
+        (
+            json!({"aws_access_key_id": "A".repeat(16), "aws_secret_access_key": "short"}),
+            "aws_secret_access_key",
+        ),
+        (
+            json!({"aws_access_key_id": "A".repeat(16), "aws_secret_access_key": secret,
+                   "aws_session_token": "t".repeat(99)}),
+            "aws_session_token",
+        ),
+        (
+            json!({"aws_access_key_id": "A".repeat(16)}),
+            "aws_secret_access_key",
+        ),
+    ] {
+        let (status, resp) = aws_login(&app, body).await;
+        assert_eq!(status, 422, "{resp}");
+        assert!(
+            resp["detail"].as_str().unwrap().contains(field),
+            "{field}: {resp}"
+        );
+    }
+
+    let resp = app
+        .call(
+            Method::POST,
+            "/v1/auth/aws-login",
+            None,
+            Some(json!({"aws_access_key_id": "A".repeat(16), "aws_secret_access_key": secret})),
+        )
+        .await;
+    assert!(resp.headers().contains_key("retry-after"));
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 429, "{body}");
+}
+
+#[tokio::test]
+async fn a_disabled_user_cannot_log_in_and_stays_disabled() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+    let client = app.db.connect().await;
+    let (_, _old_key) = app.user_with_key("erin", Role::User).await;
+    users::set_active(&client, "erin", false).await.unwrap();
+    let creds = moto.mint(ROLE, "erin").await;
+
+    let (status, body) = aws_login(&app, login_body(&creds)).await;
+    let (iam_status, iam_body) = aws_iam(
+        &app,
+        presigned(&creds, &format!("{}/", moto.endpoint()), SystemTime::now()),
+    )
+    .await;
+
+    for (status, body) in [(status, body), (iam_status, iam_body)] {
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["detail"], "User account is disabled");
+    }
+    let erin = users::get_by_name(&client, "erin").await.unwrap();
+    assert!(!erin.is_active);
+    assert_eq!(
+        erin.last_login_at, None,
+        "a refused login leaves no trace on the user"
+    );
+    let live: i64 = client
+        .query_one(
+            "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL",
+            &[&erin.user_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(live, 0);
+}
+
+#[tokio::test]
+async fn the_admin_role_logs_in_as_an_admin() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[("ADMIN_AWS_ROLE", "GpuDevAdmin")]).await;
+    let creds = moto.mint("GpuDevAdmin", "frank").await;
+
+    let (status, body) = aws_login(&app, login_body(&creds)).await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["role"], "admin");
+    let key = body["api_key"].as_str().unwrap();
+    let (status, me) = status_json(app.get("/v1/me", key).await).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["role"], "admin");
+    let (status, _) = status_json(app.get("/v1/admin/users", key).await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_presigned_request_logs_in_without_sending_the_secret() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+    let creds = moto.mint(ROLE, "grace").await;
+    let request = presigned(&creds, &format!("{}/", moto.endpoint()), SystemTime::now());
+    assert!(!request.to_string().contains(&creds.secret_access_key));
+
+    let resp = app
+        .call(Method::POST, "/v1/auth/aws-iam", None, Some(request))
+        .await;
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let (status, body) = status_json(resp).await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["username"], "grace");
+    assert_eq!(body["aws_arn"], creds.arn);
+    let (status, me) =
+        status_json(app.get("/v1/me", body["api_key"].as_str().unwrap()).await).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["current_key"]["auth_method"], "aws-iam");
+}
+
+#[tokio::test]
+async fn a_presigned_request_for_a_host_not_allowed_is_400_and_nothing_is_sent_there() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+    let creds = moto.mint(ROLE, "heidi").await;
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_url = format!("http://{}/", trap.local_addr().unwrap());
+
+    let (status, body) = aws_iam(&app, presigned(&creds, &trap_url, SystemTime::now())).await;
+
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "sts_host_not_allowed");
+    let contacted = tokio::time::timeout(Duration::from_millis(300), trap.accept()).await;
+    assert!(
+        contacted.is_err(),
+        "the server connected to a host not allowed"
+    );
+
+    let mut with_path = presigned(&creds, &format!("{}/", moto.endpoint()), SystemTime::now());
+    with_path["url"] = json!(format!("{}/other?Action=AssumeRole", moto.endpoint()));
+    let (status, body) = aws_iam(&app, with_path).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn a_tampered_or_stale_presigned_request_is_401() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+    let creds = moto.mint(ROLE, "ivan").await;
+    let url = format!("{}/", moto.endpoint());
+
+    let mut tampered = presigned(&creds, &url, SystemTime::now());
+    let auth = tampered["headers"]["authorization"].as_str().unwrap();
+    let flipped = if auth.ends_with('0') { '1' } else { '0' };
+    let tampered_auth = format!("{}{flipped}", &auth[..auth.len() - 1]);
+    tampered["headers"]["authorization"] = json!(tampered_auth);
+    let (status, body) = aws_iam(&app, tampered).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["detail"], "AWS signature verification failed");
+
+    let mut spoofed_host = presigned(&creds, &url, SystemTime::now());
+    spoofed_host["headers"]["Host"] = json!("sts.amazonaws.com");
+    let (status, body) = aws_iam(&app, spoofed_host).await;
+    assert_eq!(
+        status, 200,
+        "a client Host header is dropped, not forwarded: {body}"
+    );
+
+    // moto does not check the age of a signature; the server does, before sending anything.
+    let stale = presigned(
+        &creds,
+        &url,
+        SystemTime::now() - Duration::from_secs(20 * 60),
+    );
+    let (status, body) = aws_iam(&app, stale).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "signature_expired");
+    let future = presigned(
+        &creds,
+        &url,
+        SystemTime::now() + Duration::from_secs(10 * 60),
+    );
+    let (status, body) = aws_iam(&app, future).await;
+    assert_eq!(status, 401, "{body}");
+}
