@@ -421,6 +421,54 @@ pub struct LiveReservation {
     pub ends_at: Option<DateTime<Utc>>,
 }
 
+/// Where a queued reservation stands in its GPU type's queue, for a first answer before the
+/// scheduler's next pass writes the real position and estimate.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct QueueStanding {
+    /// Queued reservations of the type ahead of it: higher priority, or the same priority and
+    /// submitted earlier.
+    pub ahead: i64,
+    /// GPUs those reservations ask for.
+    pub gpus_ahead: i64,
+    /// `(expected end, GPUs)` of the type's `preparing` and `active` reservations, soonest first.
+    pub running: Vec<(DateTime<Utc>, i32)>,
+}
+
+/// [`QueueStanding`] of reservation `id` (priority `priority`, submitted at `created_at`) among
+/// the live reservations of `gpu_type`, in one statement.
+pub async fn queue_standing(
+    db: &impl GenericClient,
+    gpu_type: &str,
+    priority: i32,
+    created_at: DateTime<Utc>,
+    id: Uuid,
+) -> Result<QueueStanding, StoreError> {
+    let row = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE ahead), \
+               coalesce(sum(gpu_count) FILTER (WHERE ahead), 0)::bigint, \
+               coalesce(array_agg(ends_at ORDER BY ends_at, reservation_id) FILTER (WHERE NOT queued), '{}'), \
+               coalesce(array_agg(gpu_count ORDER BY ends_at, reservation_id) FILTER (WHERE NOT queued), '{}') \
+             FROM ( \
+               SELECT reservation_id, gpu_count, status = 'queued' AS queued, \
+                 status = 'queued' AND reservation_id <> $4 \
+                   AND (priority > $2 OR (priority = $2 AND (created_at, reservation_id) < ($3, $4))) AS ahead, \
+                 CASE WHEN status = 'active' THEN expires_at \
+                      ELSE now() + make_interval(secs => (duration_hours + extended_hours) * 3600) END AS ends_at \
+               FROM reservations \
+               WHERE gpu_type = $1 AND status IN ('queued', 'preparing', 'active')) s",
+            &[&gpu_type, &priority, &created_at, &id],
+        )
+        .await?;
+    let ends: Vec<DateTime<Utc>> = row.get(2);
+    let gpus: Vec<i32> = row.get(3);
+    Ok(QueueStanding {
+        ahead: row.get(0),
+        gpus_ahead: row.get(1),
+        running: ends.into_iter().zip(gpus).collect(),
+    })
+}
+
 /// Every `queued`, `preparing` and `active` reservation, oldest first.
 pub async fn live(db: &impl GenericClient) -> Result<Vec<LiveReservation>, StoreError> {
     let rows = db

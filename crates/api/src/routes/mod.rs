@@ -8,8 +8,10 @@ use crate::error::ApiError;
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod disks;
 pub mod health;
+pub mod jobs;
 pub mod keys;
 pub mod me;
 
@@ -30,7 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .configure(disks::configure)
                         .configure(admin::configure)
                         .configure(keys::configure)
-                        .configure(me::configure),
+                        .configure(me::configure)
+                        .configure(jobs::configure)
+                        .configure(cluster::configure),
                 ),
         )
         .default_service(web::to(not_found));

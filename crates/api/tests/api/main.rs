@@ -9,10 +9,15 @@
 
 mod admin;
 mod auth_middleware;
+mod availability;
 mod disks;
 mod docs;
 mod health;
 pub mod helpers;
+mod jobs_actions;
+mod jobs_common;
+mod jobs_read;
+mod jobs_submit;
 mod keys;
 mod login;
 mod me;

@@ -1,0 +1,42 @@
+//! `GET /v1/gpu/availability`
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use gpudev_store::{gpu_types, reservations};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{GpuAvailability, summarise};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Capacity per GPU type.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AvailabilityResponse {
+    /// GPU type → its capacity.
+    pub availability: BTreeMap<String, GpuAvailability>,
+    /// When this was computed.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// GPUs per type: total, available, in use, queued, and a rough wait for a new reservation.
+#[utoipa::path(get, path = "/v1/gpu/availability", tag = "cluster", security(("bearer" = [])),
+    responses((status = 200, body = AvailabilityResponse)))]
+#[get("/gpu/availability")]
+pub async fn gpu_availability(
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let db = state.db().await?;
+    let rows = gpu_types::list_active(&**db).await?;
+    let live = reservations::live(&**db).await?;
+    let now = Utc::now();
+    let (availability, _) = summarise(&state.config.catalog, &rows, &live, now);
+    Ok(HttpResponse::Ok().json(AvailabilityResponse {
+        availability,
+        timestamp: now,
+    }))
+}

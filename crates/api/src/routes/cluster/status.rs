@@ -1,0 +1,67 @@
+//! `GET /v1/cluster/status`
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use gpudev_store::{gpu_types, reservations};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{GpuAvailability, summarise};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The whole cluster at a glance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ClusterStatus {
+    /// GPUs on Ready nodes.
+    pub total_gpus: i64,
+    /// GPUs free now.
+    pub available_gpus: i64,
+    /// GPUs held by preparing and active reservations.
+    pub in_use_gpus: i64,
+    /// GPUs asked for by queued reservations.
+    pub queued_gpus: i64,
+    /// Active reservations.
+    pub active_reservations: i64,
+    /// Preparing reservations.
+    pub preparing_reservations: i64,
+    /// Queued reservations.
+    pub queued_reservations: i64,
+    /// Always 0: the original's `pending` state is `queued` here (kept for old clients).
+    pub pending_reservations: i64,
+    /// Per GPU type, sorted by name (the objects of `GET /v1/gpu/availability`).
+    pub by_gpu_type: BTreeMap<String, GpuAvailability>,
+    /// When this was computed.
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Totals over every GPU type and reservation counts by status.
+#[utoipa::path(get, path = "/v1/cluster/status", tag = "cluster", security(("bearer" = [])),
+    responses((status = 200, body = ClusterStatus)))]
+#[get("/cluster/status")]
+pub async fn cluster_status(
+    _caller: Caller,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let db = state.db().await?;
+    let rows = gpu_types::list_active(&**db).await?;
+    let live = reservations::live(&**db).await?;
+    let now = Utc::now();
+    let (by_gpu_type, counts) = summarise(&state.config.catalog, &rows, &live, now);
+    let sum = |f: fn(&GpuAvailability) -> i64| by_gpu_type.values().map(f).sum::<i64>();
+    Ok(HttpResponse::Ok().json(ClusterStatus {
+        total_gpus: sum(|a| a.total),
+        available_gpus: sum(|a| a.available),
+        in_use_gpus: sum(|a| a.in_use),
+        queued_gpus: sum(|a| a.queued),
+        active_reservations: counts.active,
+        preparing_reservations: counts.preparing,
+        queued_reservations: counts.queued,
+        pending_reservations: 0,
+        by_gpu_type,
+        timestamp: now,
+    }))
+}

@@ -1,0 +1,135 @@
+//! `POST /v1/jobs/{job_id}/extend`
+
+use actix_web::{HttpResponse, post, web};
+use gpudev_domain::{Hours, RequestError, ReservationStatus, check_extension};
+use gpudev_store::StoreError;
+use gpudev_store::reservations::{self, Change, Reservation};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::lookup::{Visibility, find_job};
+use super::request::request_error;
+use super::{JobActionResponse, wrong_state};
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// How long to extend by.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExtendRequest {
+    /// Hours to add, fractions allowed (at least 5 minutes, at most the longest single
+    /// reservation).
+    #[schema(example = 1.5)]
+    pub extension_hours: f64,
+}
+
+const ONLY_ACTIVE: &str = "only an active job can be extended";
+
+/// Extends an active job. Applied in the database in this request: `expires_at` moves, expiry
+/// warnings are sent again before the new end, and an `extend` event is recorded; a message tells
+/// the processor. Refused with 409 for a job that is not active or when its total lifetime would
+/// pass the configured maximum.
+#[utoipa::path(post, path = "/v1/jobs/{job_id}/extend", tag = "jobs", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
+    request_body = ExtendRequest,
+    responses(
+        (status = 200, body = JobActionResponse, description = "extended; `expires_at` is the new end"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not active (invalid_state) or past the lifetime cap (lifetime_exceeded)"),
+        (status = 422, body = ErrorBody, description = "extension_hours out of range"),
+    ))]
+#[post("/jobs/{job_id}/extend")]
+pub async fn extend_job(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<ExtendRequest>,
+) -> ApiResult<HttpResponse> {
+    let limits = &state.config.limits;
+    let hours = Hours::parse(body.extension_hours, limits)
+        .map_err(|e| request_error(RequestError::Extension(e)))?;
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    let r = find_job(&*tx, &caller, &path, Visibility::Own).await?;
+    if r.status != ReservationStatus::Active {
+        return Err(wrong_state(&r, ONLY_ACTIVE));
+    }
+    check_extension(r.duration_hours + r.extended_hours, hours, limits).map_err(lifetime)?;
+    let extended = match reservations::extend(
+        &*tx,
+        r.reservation_id,
+        hours.as_hours(),
+        limits.max_lifetime_hours,
+        &caller.username,
+    )
+    .await?
+    {
+        Change::Applied(now) => *now,
+        Change::Refused(now) => return Err(refused(&now, hours, limits)),
+    };
+    let msg_id = reservations::send_hint(
+        &*tx,
+        &state.config.queue,
+        &extended,
+        "extend",
+        serde_json::json!({
+            "extension_hours": hours.as_hours(),
+            "expires_at": extended.expires_at,
+        }),
+    )
+    .await?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "reservation.extend",
+            target_type: Some("reservation"),
+            target_id: Some(r.reservation_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({
+                "extension_hours": hours.as_hours(),
+                "expires_at": extended.expires_at,
+                "msg_id": msg_id,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let until = extended
+        .expires_at
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "unknown".into());
+    Ok(HttpResponse::Ok().json(JobActionResponse {
+        job_id: extended.reservation_id,
+        action: "extend".into(),
+        status: "extended".into(),
+        message: format!(
+            "Job {} extended by {hours}; it now expires at {until}",
+            extended.reservation_id
+        ),
+        expires_at: extended.expires_at,
+    }))
+}
+
+fn lifetime(e: RequestError) -> ApiError {
+    ApiError::conflict("lifetime_exceeded", e.to_string())
+}
+
+/// Why the guarded update refused: the job changed since it was read.
+fn refused(now: &Reservation, hours: Hours, limits: &gpudev_domain::Limits) -> ApiError {
+    if now.status != ReservationStatus::Active {
+        return wrong_state(now, ONLY_ACTIVE);
+    }
+    match check_extension(now.duration_hours + now.extended_hours, hours, limits) {
+        Err(e) => lifetime(e),
+        Ok(()) => ApiError::conflict(
+            "lifetime_exceeded",
+            "the job's lifetime changed while extending; try again",
+        ),
+    }
+}

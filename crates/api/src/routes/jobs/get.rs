@@ -1,0 +1,39 @@
+//! `GET /v1/jobs/{job_id}`
+
+use actix_web::{HttpResponse, get, web};
+use chrono::Utc;
+use gpudev_store::reservations;
+
+use super::detail::JobDetail;
+use super::lookup::{Visibility, find_job};
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// One job, by full id or by a prefix of at least 8 characters that matches only one of the
+/// caller's jobs. Another user's job is 404 (admins may read every job).
+#[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "jobs", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
+    responses(
+        (status = 200, body = JobDetail),
+        (status = 404, body = ErrorBody, description = "no such job among the caller's"),
+        (status = 409, body = ErrorBody, description = "the prefix matches more than one job"),
+    ))]
+#[get("/jobs/{job_id}")]
+pub async fn get_job(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let db = state.db().await?;
+    let r = find_job(&**db, &caller, &path, Visibility::AdminSeesAll).await?;
+    let events = reservations::events(&**db, r.reservation_id).await?;
+    let owner = r.user_id == caller.user_id;
+    Ok(HttpResponse::Ok().json(JobDetail::new(
+        r,
+        events,
+        &state.config.catalog,
+        owner,
+        Utc::now(),
+    )))
+}

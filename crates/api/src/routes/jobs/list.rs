@@ -1,0 +1,143 @@
+//! `GET /v1/jobs`
+
+use actix_web::{HttpResponse, get, web};
+use chrono::Utc;
+use gpudev_domain::ReservationStatus;
+use gpudev_store::reservations::{self, ListFilter};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::detail::JobDetail;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: i64 = 500;
+
+/// Filters and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Comma-separated statuses (`queued,active`); all when absent. The original's `pending` and
+    /// `creating_server` are read as `queued` and `preparing`.
+    pub status: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<i64>,
+    /// Jobs to skip (default 0).
+    pub offset: Option<i64>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    /// The caller's jobs, newest first.
+    pub jobs: Vec<JobDetail>,
+    /// Jobs matching the filter in all.
+    pub total: i64,
+    /// Page size used.
+    pub limit: i64,
+    /// Jobs skipped.
+    pub offset: i64,
+}
+
+/// Parses `status=a,b` (blank items ignored).
+pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<ReservationStatus>, ApiError> {
+    let mut out = Vec::new();
+    for item in raw.unwrap_or_default().split(',') {
+        let item = item.trim().to_ascii_lowercase();
+        let status = match item.as_str() {
+            "" => continue,
+            "pending" => ReservationStatus::Queued,
+            "creating_server" => ReservationStatus::Preparing,
+            other => other.parse().map_err(|e: gpudev_domain::UnknownStatus| {
+                ApiError::invalid("status", e.to_string())
+            })?,
+        };
+        if !out.contains(&status) {
+            out.push(status);
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's jobs, newest first, each with its history.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, body = JobList),
+        (status = 422, body = ErrorBody, description = "unknown status, or limit/offset out of range"),
+    ))]
+#[get("/jobs")]
+pub async fn list_jobs(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let statuses = parse_statuses(query.status.as_deref())?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "offset must not be negative"));
+    }
+    let db = state.db().await?;
+    let (rows, total) = reservations::list(
+        &**db,
+        &ListFilter {
+            user_id: Some(caller.user_id),
+            statuses,
+            limit,
+            offset,
+        },
+    )
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.reservation_id).collect();
+    let mut histories = if ids.is_empty() {
+        Default::default()
+    } else {
+        reservations::events_of_many(&**db, &ids).await?
+    };
+    let now = Utc::now();
+    let jobs = rows
+        .into_iter()
+        .map(|r| {
+            let events = histories.remove(&r.reservation_id).unwrap_or_default();
+            JobDetail::new(r, events, &state.config.catalog, true, now)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(JobList {
+        jobs,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ReservationStatus::{Active, Preparing, Queued};
+
+    #[test]
+    fn statuses_are_parsed_deduplicated_and_legacy_names_mapped() {
+        assert_eq!(parse_statuses(None).unwrap(), vec![]);
+        assert_eq!(
+            parse_statuses(Some("active, queued,,Active")).unwrap(),
+            vec![Active, Queued]
+        );
+        assert_eq!(
+            parse_statuses(Some("pending,creating_server")).unwrap(),
+            vec![Queued, Preparing]
+        );
+        assert!(parse_statuses(Some("active,running")).is_err());
+    }
+}

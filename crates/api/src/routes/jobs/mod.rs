@@ -1,0 +1,60 @@
+//! `/v1/jobs`: reservations ("jobs" in the original API), one file per endpoint.
+//!
+//! Every route sees only the caller's own jobs: another user's job is answered exactly like a
+//! missing one (404 "Job X not found"), never 403 or 500. Admins may read anyone's job with
+//! `GET /v1/jobs/{id}`; they act on other users' jobs through `/v1/admin`.
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+use gpudev_store::reservations::Reservation;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+pub mod add_user;
+pub mod cancel;
+pub mod detail;
+pub mod extend;
+pub mod get;
+pub mod jupyter;
+pub mod list;
+pub mod lookup;
+pub mod request;
+pub mod submit;
+
+/// Registers the job routes (inside the authenticated scope). `submit` comes before `{job_id}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(submit::submit_job)
+        .service(list::list_jobs)
+        .service(get::get_job)
+        .service(cancel::cancel_job)
+        .service(extend::extend_job)
+        .service(jupyter::enable_jupyter)
+        .service(jupyter::disable_jupyter)
+        .service(add_user::add_user);
+}
+
+/// The answer to an action on a job (the original `JobActionResponse`, plus `expires_at`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobActionResponse {
+    /// The job.
+    pub job_id: Uuid,
+    /// `cancel`, `extend`, `enable_jupyter`, `disable_jupyter` or `add_user`.
+    pub action: String,
+    /// `cancelled` and `extended` are done; `requested` is carried out by the processor.
+    pub status: String,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// When the job now ends (null until it is active, and after a cancel).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// 409 `invalid_state` for an action the job's status does not allow.
+pub(crate) fn wrong_state(r: &Reservation, allowed: &str) -> ApiError {
+    ApiError::conflict(
+        "invalid_state",
+        format!("Job {} is {}; {allowed}", r.reservation_id, r.status),
+    )
+}

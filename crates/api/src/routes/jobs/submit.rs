@@ -1,0 +1,391 @@
+//! `POST /v1/jobs/submit`
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use chrono::{DateTime, Utc};
+use gpudev_domain::ReservationRequest;
+use gpudev_store::reservations::{self, NewReservation, Reservation, Submitted};
+use gpudev_store::{StoreError, gpu_types};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::request::{JobSubmission, canonical_hash, request_error};
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::routes::cluster::wait::estimate_start;
+use crate::state::AppState;
+
+/// Header that makes retries of a submit return the first result.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The answer to a submit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobSubmitResponse {
+    /// The job id; `GET /v1/jobs/{job_id}` works at once.
+    pub job_id: Uuid,
+    /// `queued` for a new job; a replayed submit shows the job's current status.
+    pub status: String,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// 1-based position within its GPU type's queue (a first estimate; the scheduler refines it).
+    pub queue_position: Option<i64>,
+    /// When it is expected to start, if that can be told yet.
+    pub estimated_start_time: Option<DateTime<Utc>>,
+}
+
+/// Submits a reservation. The row and its queue message are written in one transaction, together
+/// with the quota check and the audit record.
+///
+/// Compatibility with the original client: `GPU_TYPE`, `GPU_COUNT`, `GITHUB_USER`,
+/// `JUPYTER_ENABLED` and `POD_NAME` inside `env_vars` fill the first-class fields when those are
+/// absent, and `instance_type` alone names the GPU type. `RESERVATION_ID` inside `env_vars`
+/// proposes the job id: a valid, unused UUID becomes the id; the same caller sending the same body
+/// again gets that job back; any other reuse is 409. These variables never reach the dev box.
+///
+/// `Idempotency-Key`: the same key with the same body returns the original job (no second
+/// reservation, no second message); the same key with a different body is 409.
+#[utoipa::path(post, path = "/v1/jobs/submit", tag = "jobs", request_body = JobSubmission,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "retries with the same key and body return the first job")),
+    responses(
+        (status = 200, body = JobSubmitResponse,
+            headers(("Location" = String, description = "/v1/jobs/{job_id}"))),
+        (status = 400, body = ErrorBody, description = "malformed JSON"),
+        (status = 403, body = ErrorBody, description = "a positive priority needs an admin"),
+        (status = 409, body = ErrorBody,
+            description = "quota_exceeded, idempotency_key_reused or job_id_taken"),
+        (status = 415, body = ErrorBody, description = "the body is not JSON"),
+        (status = 422, body = ErrorBody,
+            description = "invalid field; unknown GPU types list the valid ones"),
+    ))]
+#[post("/jobs/submit")]
+pub async fn submit_job(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    if !body.is_object() {
+        return Err(ApiError::invalid(
+            "body",
+            "the request body must be a JSON object",
+        ));
+    }
+    let request_hash = canonical_hash(&body);
+    let idempotency_key = idempotency_key(&req)?;
+    let submission: JobSubmission = serde_json::from_value(body)
+        .map_err(|e| ApiError::invalid("body", format!("invalid request body: {e}")))?;
+    let config = &state.config;
+    let resolved = submission.resolve(&config.catalog)?;
+    if resolved.raw.priority > 0 && !caller.is_admin() {
+        return Err(ApiError::Forbidden {
+            code: "priority_requires_admin",
+            detail: "only admins may set a priority above 0; use 0 or a negative value".into(),
+        });
+    }
+    let request = ReservationRequest::new(&config.catalog, &config.limits, resolved.raw)
+        .map_err(request_error)?;
+    if i64::from(request.gpu_count()) > i64::from(config.max_gpus_per_user) {
+        return Err(quota_exceeded(format!(
+            "{} GPUs is more than the {} GPUs one user may hold",
+            request.gpu_count(),
+            config.max_gpus_per_user
+        )));
+    }
+
+    let new = NewReservation {
+        reservation_id: resolved.proposed_id.unwrap_or_else(Uuid::new_v4),
+        user_id: caller.user_id,
+        username: caller.username.clone(),
+        name: request.name().map(|n| n.as_str().to_owned()),
+        gpu_type: request.gpu_type().as_str().to_owned(),
+        gpu_count: to_i32(request.gpu_count()),
+        node_count: to_i32(request.nodes()),
+        duration_hours: request.duration().as_hours(),
+        image: request
+            .image()
+            .unwrap_or(&config.default_image)
+            .as_str()
+            .to_owned(),
+        env: request.env().clone().into_map(),
+        disk_name: request.disk().map(|d| d.as_str().to_owned()),
+        jupyter_enabled: request.jupyter(),
+        github_user: request.github_user().map(|g| g.as_str().to_owned()),
+        priority: request.priority(),
+        idempotency_key: idempotency_key.clone(),
+        cli_version: cli_version(&req),
+        request_hash: Some(request_hash.clone()),
+        command: resolved.command,
+        disk_size_gb: resolved.disk_size_gb,
+    };
+
+    let mut db = state.db().await?;
+    let tx = db.transaction().await.map_err(StoreError::from)?;
+    // One submit per user at a time: the checks below cannot be passed by two requests at once.
+    reservations::lock_user_submissions(&*tx, caller.user_id).await?;
+
+    if let Some(key) = &idempotency_key
+        && let Some(first) =
+            reservations::find_by_idempotency_key(&*tx, caller.user_id, key).await?
+    {
+        return replay(&*tx, first, &request_hash, "Idempotency-Key").await;
+    }
+    if let Some(id) = resolved.proposed_id
+        && let Some(existing) = reservations::find(&*tx, id).await?
+    {
+        if existing.user_id == caller.user_id {
+            return replay(&*tx, existing, &request_hash, "RESERVATION_ID").await;
+        }
+        return Err(id_taken(id));
+    }
+
+    let load = reservations::user_load(&*tx, caller.user_id).await?;
+    let max_jobs = i64::from(config.max_active_reservations_per_user);
+    let max_gpus = i64::from(config.max_gpus_per_user);
+    let refusal = if load.reservations >= max_jobs {
+        Some(format!(
+            "you already have {} queued, preparing or active reservations (the limit is {max_jobs})",
+            load.reservations
+        ))
+    } else if load.gpus + i64::from(new.gpu_count) > max_gpus {
+        Some(format!(
+            "you hold {} GPUs in queued, preparing or active reservations; {} more would pass the \
+             limit of {max_gpus}",
+            load.gpus, new.gpu_count
+        ))
+    } else {
+        None
+    };
+    if let Some(detail) = refusal {
+        // The refusal is audited on the same connection, outside the abandoned transaction (a
+        // second connection could wait forever on a pool exhausted by concurrent submits).
+        tx.rollback().await.map_err(StoreError::from)?;
+        record_denied(&**db, &caller, &ctx, &new, &detail).await;
+        return Err(quota_exceeded(detail));
+    }
+
+    let (reservation, msg_id) = match reservations::submit_in(&tx, &config.queue, &new).await {
+        Ok(Submitted::Created {
+            reservation,
+            msg_id,
+        }) => (*reservation, msg_id),
+        Ok(Submitted::Existing(first)) => {
+            return replay(&*tx, *first, &request_hash, "Idempotency-Key").await;
+        }
+        // Another user proposed the same id at the same moment.
+        Err(e) if e.is_unique_violation() => return Err(id_taken(new.reservation_id)),
+        Err(e) => return Err(e.into()),
+    };
+    let (queue_position, estimated_start_time) = standing(&*tx, &reservation).await?;
+    audit::record(
+        &*tx,
+        Some(&caller),
+        &caller.username,
+        None,
+        &ctx,
+        Audit {
+            action: "reservation.submit",
+            target_type: Some("reservation"),
+            target_id: Some(reservation.reservation_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({
+                "gpu_type": reservation.gpu_type,
+                "gpu_count": reservation.gpu_count,
+                "duration_hours": reservation.duration_hours,
+                "env_names": reservation.env_names,
+                "idempotency_key": idempotency_key.is_some(),
+                "msg_id": msg_id,
+            })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+
+    state
+        .metrics
+        .reservations_submitted
+        .with_label_values(&[reservation.gpu_type.as_str()])
+        .inc();
+    tracing::info!(
+        reservation_id = %reservation.reservation_id,
+        gpu_type = %reservation.gpu_type,
+        gpu_count = reservation.gpu_count,
+        msg_id,
+        "reservation submitted"
+    );
+    Ok(answer(JobSubmitResponse {
+        job_id: reservation.reservation_id,
+        status: reservation.status.as_str().to_owned(),
+        message: format!("Job submitted successfully to queue (message ID: {msg_id})"),
+        queue_position,
+        estimated_start_time,
+    }))
+}
+
+/// 200 with `Location`.
+fn answer(body: JobSubmitResponse) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::LOCATION, format!("/v1/jobs/{}", body.job_id)))
+        .json(body)
+}
+
+/// The first job again for a retry of the same request; 409 when the body differs.
+async fn replay(
+    db: &impl GenericClient,
+    first: Reservation,
+    request_hash: &str,
+    what: &str,
+) -> ApiResult<HttpResponse> {
+    if first.request_hash.as_deref() != Some(request_hash) {
+        return Err(match what {
+            "RESERVATION_ID" => id_taken(first.reservation_id),
+            _ => ApiError::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request; use a new key",
+            ),
+        });
+    }
+    let (queue_position, estimated_start_time) = standing(db, &first).await?;
+    Ok(answer(JobSubmitResponse {
+        job_id: first.reservation_id,
+        status: first.status.as_str().to_owned(),
+        message: format!("Job already submitted (same {what} and request); nothing new was queued"),
+        queue_position,
+        estimated_start_time,
+    }))
+}
+
+/// The position and estimated start to report: the scheduler's when it has written them, else a
+/// first estimate from the queue ahead and the running reservations of the type.
+async fn standing(
+    db: &impl GenericClient,
+    r: &Reservation,
+) -> ApiResult<(Option<i64>, Option<DateTime<Utc>>)> {
+    if r.status != gpudev_domain::ReservationStatus::Queued {
+        return Ok((None, None));
+    }
+    if let Some(pos) = r.queue_position {
+        return Ok((Some(i64::from(pos)), r.estimated_start_at));
+    }
+    let s =
+        reservations::queue_standing(db, &r.gpu_type, r.priority, r.created_at, r.reservation_id)
+            .await?;
+    let row = gpu_types::list_active(db)
+        .await?
+        .into_iter()
+        .find(|t| t.gpu_type == r.gpu_type);
+    let eta = row.and_then(|t| {
+        let total = i64::from(t.total_gpus);
+        let held: i64 = s.running.iter().map(|(_, g)| i64::from(*g)).sum();
+        let free = i64::from(t.available_gpus).min(total - held);
+        estimate_start(
+            Utc::now(),
+            total,
+            free,
+            s.gpus_ahead + i64::from(r.gpu_count),
+            &s.running,
+        )
+    });
+    Ok((Some(s.ahead + 1), eta))
+}
+
+async fn record_denied(
+    db: &impl GenericClient,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    new: &NewReservation,
+    detail: &str,
+) {
+    let recorded = audit::record(
+        db,
+        Some(caller),
+        &caller.username,
+        None,
+        ctx,
+        Audit {
+            action: "reservation.submit",
+            target_type: Some("reservation"),
+            target_id: Some(new.reservation_id.to_string()),
+            outcome: "denied",
+            details: Some(serde_json::json!({
+                "reason": "quota_exceeded",
+                "detail": detail,
+                "gpu_type": new.gpu_type,
+                "gpu_count": new.gpu_count,
+            })),
+        },
+    )
+    .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "could not record a refused submit in the audit log");
+    }
+}
+
+fn quota_exceeded(detail: String) -> ApiError {
+    ApiError::conflict("quota_exceeded", format!("quota exceeded: {detail}"))
+}
+
+fn id_taken(id: Uuid) -> ApiError {
+    ApiError::conflict(
+        "job_id_taken",
+        format!("job id {id} (RESERVATION_ID) is already in use; propose another or omit it"),
+    )
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The `Idempotency-Key` header: 1–255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                && k.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            ApiError::invalid(
+                IDEMPOTENCY_KEY,
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// The client's version, from `X-CLI-Version` or a `gpu-dev/<version>` User-Agent.
+fn cli_version(req: &HttpRequest) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get("X-CLI-Version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let from_agent = || {
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| {
+                ua.split_whitespace()
+                    .find_map(|p| p.strip_prefix("gpu-dev/"))
+            })
+            .map(str::to_owned)
+    };
+    from_header
+        .or_else(from_agent)
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+}

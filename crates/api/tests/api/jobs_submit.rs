@@ -1,0 +1,475 @@
+//! `POST /v1/jobs/submit`: the row and its message in one transaction, the original client's
+//! body, idempotency, quotas and validation.
+
+use gpudev_domain::ReservationStatus;
+use gpudev_store::reservations;
+use gpudev_store::users::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, status_json};
+use crate::jobs_common::{audit_rows, hints_for, queued_messages, submit_ok, t4};
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    app.db
+        .connect()
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_submit_answers_200_with_location_and_the_job_is_readable_and_queued_at_once() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let resp = app.post("/v1/jobs/submit", &key, t4(1.5)).await;
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    let (status, body) = status_json(resp).await;
+
+    assert_eq!(status, 200, "{body}");
+    let id: Uuid = body["job_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(location, format!("/v1/jobs/{id}"));
+    assert_eq!(body["status"], "queued");
+    assert!(
+        body["message"].as_str().unwrap().contains("message ID"),
+        "{body}"
+    );
+    assert_eq!(body["queue_position"], 1);
+    assert!(body.get("estimated_start_time").unwrap().is_null());
+    let (s, job) = status_json(app.get(&location, &key).await).await;
+    assert_eq!(s, 200, "{job}");
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["duration_hours"], 1.5);
+    let hints = hints_for(&app, id).await;
+    assert_eq!(hints.len(), 1, "exactly one message");
+    assert_eq!(hints[0]["action"], "create");
+    assert_eq!(hints[0]["username"], "alice");
+    assert_eq!(
+        audit_rows(&app, "reservation.submit").await,
+        vec![(
+            "alice".to_owned(),
+            Some(id.to_string()),
+            "success".to_owned()
+        )]
+    );
+    let metrics = app
+        .http
+        .get(&app.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"reservations_submitted_total{gpu_type="t4"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_original_clients_body_is_understood_and_its_control_variables_stay_out_of_the_pod() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let proposed = Uuid::new_v4();
+    let body = json!({
+        "image": "pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime",
+        "instance_type": "p5.48xlarge",
+        "duration_hours": 0.5,
+        "disk_name": "home",
+        "disk_size_gb": 200,
+        "env_vars": {
+            "GPU_TYPE": "A100", "GPU_COUNT": "2", "GITHUB_USER": "octocat",
+            "JUPYTER_ENABLED": "true", "RESERVATION_ID": proposed.to_string(),
+            "USER_ID": "alice", "DOCKER_ENABLED": "false",
+            "WANDB_API_KEY": "s3cr3t-wandb-value"
+        },
+        "command": "python train.py"
+    });
+
+    let (status, resp) = status_json(app.post("/v1/jobs/submit", &key, body).await).await;
+
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        resp["job_id"],
+        proposed.to_string(),
+        "the proposed id is the job id"
+    );
+    let (_, job) = status_json(app.get(&format!("/v1/jobs/{proposed}"), &key).await).await;
+    assert_eq!(job["gpu_type"], "a100", "GPU_TYPE wins over instance_type");
+    assert_eq!(job["gpu_count"], 2);
+    assert_eq!(job["github_user"], "octocat");
+    assert_eq!(job["jupyter_enabled"], true);
+    assert_eq!(job["duration_hours"], 0.5);
+    assert_eq!(job["disk_name"], "home");
+    assert_eq!(
+        job["image"],
+        "pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime"
+    );
+    assert_eq!(job["env_names"], json!(["WANDB_API_KEY"]));
+    let client = app.db.connect().await;
+    let env = reservations::secret_env(&client, proposed).await.unwrap();
+    assert_eq!(env.keys().collect::<Vec<_>>(), ["WANDB_API_KEY"]);
+    let stored = reservations::get(&client, proposed).await.unwrap();
+    assert_eq!(stored.disk_size_gb, Some(200));
+    assert_eq!(stored.command.as_deref(), Some("python train.py"));
+    let (_, list) = status_json(app.get("/v1/jobs", &key).await).await;
+    for text in [
+        resp.to_string(),
+        job.to_string(),
+        list.to_string(),
+        serde_json::to_string(&queued_messages(&app).await).unwrap(),
+    ] {
+        assert!(
+            !text.contains("s3cr3t-wandb-value"),
+            "env value leaked: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn instance_type_alone_names_the_gpu_type() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let id = submit_ok(
+        &app,
+        &key,
+        json!({"instance_type": "p5.48xlarge", "duration_hours": 2}),
+    )
+    .await;
+
+    let (_, job) = status_json(app.get(&format!("/v1/jobs/{id}"), &key).await).await;
+    assert_eq!(job["gpu_type"], "h100");
+    assert_eq!(job["gpu_count"], 1);
+    assert_eq!(job["instance_type"], "p5.48xlarge");
+}
+
+#[tokio::test]
+async fn invalid_requests_are_422_naming_the_field_and_write_nothing() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"gpu_type": "v100", "gpu_count": 1}), "gpu_type"),
+        (json!({"gpu_type": "t4", "gpu_count": 8}), "gpu_count"),
+        (json!({"gpu_type": "h100", "gpu_count": 64}), "gpu_count"),
+        (
+            json!({"gpu_type": "t4", "duration_hours": 0.01}),
+            "duration_hours",
+        ),
+        (
+            json!({"gpu_type": "t4", "duration_hours": 100}),
+            "duration_hours",
+        ),
+        (json!({"gpu_type": "t4", "disk_size_gb": 5}), "disk_size_gb"),
+        (
+            json!({"gpu_type": "t4", "disk_size_gb": 10001}),
+            "disk_size_gb",
+        ),
+        (
+            json!({"gpu_type": "t4", "disk_name": "my disk"}),
+            "disk_name",
+        ),
+        (json!({"gpu_type": "t4", "image": "Not An Image"}), "image"),
+        (
+            json!({"gpu_type": "t4", "github_user": "-bad-"}),
+            "github_user",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"1BAD": "x"}}),
+            "env_vars",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"NVIDIA_VISIBLE_DEVICES": "all"}}),
+            "env_vars",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"RESERVATION_ID": "not-a-uuid"}}),
+            "env_vars.RESERVATION_ID",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"GPU_COUNT": "two"}}),
+            "env_vars.GPU_COUNT",
+        ),
+        (json!({"instance_type": "m5.large"}), "instance_type"),
+        (json!({"duration_hours": 1}), "gpu_type"),
+        (json!({"gpu_type": "t4", "gpu_count": 1.5}), "body"),
+        (json!(["not", "an", "object"]), "body"),
+    ];
+
+    // The error body names the problem in `detail`; the field is listed here for the reader.
+    for (body, _field) in cases {
+        let (status, resp) =
+            status_json(app.post("/v1/jobs/submit", &key, body.clone()).await).await;
+        assert_eq!(status, 422, "{body} -> {resp}");
+        assert_eq!(resp["code"], "validation_error", "{body}");
+        assert!(!resp["detail"].as_str().unwrap().is_empty());
+    }
+    let (_, unknown) = status_json(
+        app.post("/v1/jobs/submit", &key, json!({"gpu_type": "v100"}))
+            .await,
+    )
+    .await;
+    let detail = unknown["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("h100") && detail.contains("t4"),
+        "lists the valid types: {detail}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 0);
+    assert!(queued_messages(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_a_non_json_body_is_415() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let url = format!("{}/v1/jobs/submit", app.base);
+
+    let malformed = app
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{\"gpu_type\": ")
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("content-type", "text/plain")
+        .body("gpu_type=t4")
+        .send()
+        .await
+        .unwrap();
+
+    let (s, body) = status_json(malformed).await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("bad_request")));
+    let (s, body) = status_json(text).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_and_body_return_the_first_job_and_a_different_body_is_409() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let send = |key: &str, body: Value| {
+        app.http
+            .post(format!("{}/v1/jobs/submit", app.base))
+            .bearer_auth(key.to_owned())
+            .header("Idempotency-Key", "retry-7")
+            .json(&body)
+            .send()
+    };
+
+    let (s1, first) = status_json(send(&alice, t4(1.0)).await.unwrap()).await;
+    // Same body, other key order and spacing.
+    let reordered: Value =
+        serde_json::from_str(r#"{ "duration_hours": 1.0, "gpu_count": 1, "gpu_type": "t4" }"#)
+            .unwrap();
+    let (s2, again) = status_json(send(&alice, reordered).await.unwrap()).await;
+    let (s3, other) = status_json(send(&alice, t4(2.0)).await.unwrap()).await;
+    let (s4, bobs) = status_json(send(&bob, t4(1.0)).await.unwrap()).await;
+
+    assert_eq!((s1, s2), (200, 200), "{first} {again}");
+    assert_eq!(again["job_id"], first["job_id"]);
+    assert_eq!(again["status"], "queued");
+    assert_eq!(s3, 409, "{other}");
+    assert_eq!(other["code"], "idempotency_key_reused");
+    assert_eq!(s4, 200, "keys are per user");
+    assert_ne!(bobs["job_id"], first["job_id"]);
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 2);
+    assert_eq!(
+        queued_messages(&app).await.len(),
+        2,
+        "no message for a replay"
+    );
+
+    let bad = app
+        .http
+        .post(format!("{}/v1/jobs/submit", app.base))
+        .bearer_auth(&alice)
+        .header("Idempotency-Key", "x".repeat(256))
+        .json(&t4(1.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+}
+
+#[tokio::test]
+async fn a_proposed_reservation_id_is_honoured_once_and_any_other_reuse_is_409() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let id = Uuid::new_v4();
+    let body = |hours: f64| {
+        json!({"gpu_type": "t4", "duration_hours": hours,
+               "env_vars": {"RESERVATION_ID": id.to_string()}})
+    };
+
+    let (s1, first) = status_json(app.post("/v1/jobs/submit", &alice, body(1.0)).await).await;
+    let (s2, again) = status_json(app.post("/v1/jobs/submit", &alice, body(1.0)).await).await;
+    let (s3, changed) = status_json(app.post("/v1/jobs/submit", &alice, body(2.0)).await).await;
+    let (s4, bobs) = status_json(app.post("/v1/jobs/submit", &bob, body(1.0)).await).await;
+
+    assert_eq!((s1, s2), (200, 200), "{first} {again}");
+    assert_eq!(first["job_id"], id.to_string());
+    assert_eq!(again["job_id"], id.to_string());
+    assert_eq!((s3, changed["code"].as_str()), (409, Some("job_id_taken")));
+    assert_eq!((s4, bobs["code"].as_str()), (409, Some("job_id_taken")));
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+    assert_eq!(hints_for(&app, id).await.len(), 1);
+    let (s, _) = status_json(app.get(&format!("/v1/jobs/{id}"), &bob).await).await;
+    assert_eq!(s, 404, "bob learns nothing about alice's job");
+}
+
+#[tokio::test]
+async fn quotas_on_reservations_and_gpus_answer_409_quota_exceeded() {
+    let app = spawn_app_with(&[
+        ("MAX_ACTIVE_RESERVATIONS_PER_USER", "2"),
+        ("MAX_GPUS_PER_USER", "5"),
+    ])
+    .await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+
+    let first = submit_ok(&app, &key, json!({"gpu_type": "t4", "gpu_count": 4})).await;
+    let (s, too_many_gpus) = status_json(
+        app.post(
+            "/v1/jobs/submit",
+            &key,
+            json!({"gpu_type": "t4", "gpu_count": 2}),
+        )
+        .await,
+    )
+    .await;
+    submit_ok(&app, &key, t4(1.0)).await;
+    let (s2, too_many_jobs) = status_json(app.post("/v1/jobs/submit", &key, t4(1.0)).await).await;
+    let (s3, never) = status_json(
+        app.post(
+            "/v1/jobs/submit",
+            &bob,
+            json!({"gpu_type": "h100", "gpu_count": 8}),
+        )
+        .await,
+    )
+    .await;
+
+    assert_eq!(
+        (s, too_many_gpus["code"].as_str()),
+        (409, Some("quota_exceeded"))
+    );
+    assert_eq!(
+        (s2, too_many_jobs["code"].as_str()),
+        (409, Some("quota_exceeded"))
+    );
+    assert_eq!((s3, never["code"].as_str()), (409, Some("quota_exceeded")));
+    assert!(
+        too_many_jobs["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 2")
+    );
+    submit_ok(&app, &bob, t4(1.0)).await;
+    // Ended reservations do not count.
+    let (s, _) = status_json(
+        app.call(
+            Method::POST,
+            &format!("/v1/jobs/{first}/cancel"),
+            Some(&key),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 200);
+    submit_ok(&app, &key, t4(1.0)).await;
+    let denied: Vec<_> = audit_rows(&app, "reservation.submit")
+        .await
+        .into_iter()
+        .filter(|r| r.2 == "denied")
+        .collect();
+    assert_eq!(denied.len(), 2, "quota refusals are audited: {denied:?}");
+}
+
+#[tokio::test]
+async fn concurrent_submits_at_the_limit_cannot_both_pass() {
+    let app = spawn_app_with(&[("MAX_ACTIVE_RESERVATIONS_PER_USER", "1")]).await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let attempts =
+        futures::future::join_all((0..6).map(|_| async {
+            status_json(app.post("/v1/jobs/submit", &key, t4(1.0)).await).await
+        }))
+        .await;
+
+    let statuses: Vec<u16> = attempts.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{attempts:?}"
+    );
+    assert!(
+        attempts
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .all(|(s, b)| *s == 409 && b["code"] == "quota_exceeded"),
+        "{attempts:?}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+    assert_eq!(queued_messages(&app).await.len(), 1);
+}
+
+#[tokio::test]
+async fn only_admins_may_raise_priority_and_anyone_may_lower_their_own() {
+    let app = spawn_app().await;
+    let (_, user) = app.user_with_key("alice", Role::User).await;
+    let (_, admin) = app.user_with_key("root", Role::Admin).await;
+    let with_priority = |p: i32| json!({"gpu_type": "t4", "priority": p});
+
+    let (s, raised) = status_json(app.post("/v1/jobs/submit", &user, with_priority(5)).await).await;
+    let lowered = submit_ok(&app, &user, with_priority(-5)).await;
+    let boosted = submit_ok(&app, &admin, with_priority(50)).await;
+    let (s2, out_of_range) = status_json(
+        app.post("/v1/jobs/submit", &admin, with_priority(101))
+            .await,
+    )
+    .await;
+
+    assert_eq!(
+        (s, raised["code"].as_str()),
+        (403, Some("priority_requires_admin"))
+    );
+    assert_eq!(s2, 422, "{out_of_range}");
+    let (_, l) = status_json(app.get(&format!("/v1/jobs/{lowered}"), &user).await).await;
+    let (_, b) = status_json(app.get(&format!("/v1/jobs/{boosted}"), &admin).await).await;
+    assert_eq!(
+        (l["priority"].as_i64(), b["priority"].as_i64()),
+        (Some(-5), Some(50))
+    );
+}
+
+#[tokio::test]
+async fn the_queue_position_counts_jobs_of_the_same_type_ahead() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    submit_ok(&app, &alice, t4(1.0)).await;
+    submit_ok(&app, &bob, json!({"gpu_type": "a100"})).await;
+    let started = submit_ok(&app, &bob, t4(1.0)).await;
+    crate::jobs_common::move_to(&app, started, &[ReservationStatus::Preparing]).await;
+
+    let (_, third) = status_json(app.post("/v1/jobs/submit", &bob, t4(1.0)).await).await;
+
+    assert_eq!(third["queue_position"], 2, "one queued t4 ahead: {third}");
+}
