@@ -55,5 +55,8 @@ pub async fn delete_key(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // Other replicas hear of it through the database notification; this one must not serve the
+    // revoked key from its cache in the meantime.
+    state.keys.invalidate_user(caller.user_id);
     Ok(HttpResponse::Ok().json(KeyInfo::from_record(record, caller.key_id, Utc::now())))
 }

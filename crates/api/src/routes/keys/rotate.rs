@@ -110,6 +110,9 @@ pub async fn rotate_key(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    if req.revoke_current {
+        state.keys.invalidate_user(caller.user_id);
+    }
     state
         .metrics
         .keys_issued
