@@ -7,10 +7,12 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod availability;
 pub mod config;
 pub mod cronjob_runs;
 pub mod disks;
 mod error;
+pub mod expiry;
 pub mod gpu_types;
 pub mod migrate;
 pub mod pool;

@@ -1,0 +1,132 @@
+//! Settings from the environment.
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` or `POSTGRES_*` | — | the database (see [`gpudev_store::DbConfig`]) |
+//! | `GPU_TYPE_LABEL` | `gpudev.io/gpu-type` | the node label whose value is the node's GPU type |
+//! | `MAX_NODES` | 4 | most whole nodes one multi-node reservation may span (1–64) |
+//! | `HOSTNAME` | `gpudev-availability` | recorded as the writer of the rows and the run |
+//! | `LOG_FORMAT` | `json` | `json` or `pretty` |
+
+use gpudev_cluster::labels;
+use gpudev_store::{ConfigError, DbConfig};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Pretty,
+}
+
+/// Everything one run needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The database.
+    pub db: DbConfig,
+    /// The node label naming a node's GPU type.
+    pub gpu_type_label: String,
+    /// Most whole nodes one multi-node reservation may span.
+    pub max_nodes: u32,
+    /// Who writes the rows (the pod's host name).
+    pub writer: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `get` (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let db = DbConfig::from_lookup(get)?.with_application_name("gpudev-availability");
+        let gpu_type_label = get("GPU_TYPE_LABEL")
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| labels::DEFAULT_GPU_TYPE_LABEL.to_owned());
+        if !labels::is_label_key(&gpu_type_label) {
+            return Err(ConfigError::new(
+                "GPU_TYPE_LABEL",
+                format!("{gpu_type_label:?} is not a valid label key"),
+            ));
+        }
+        let max_nodes = match get("MAX_NODES") {
+            None => 4,
+            Some(raw) => match raw.trim().parse::<u32>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        "MAX_NODES",
+                        format!("{raw:?} is not a whole number in 1..=64"),
+                    ));
+                }
+            },
+        };
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("{other:?} is neither \"json\" nor \"pretty\""),
+                ));
+            }
+        };
+        Ok(Self {
+            db,
+            gpu_type_label,
+            max_nodes,
+            writer: get("HOSTNAME").unwrap_or_else(|| "gpudev-availability".to_owned()),
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://u@h/db");
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_set() {
+        let c = cfg(&[DB]).unwrap();
+        assert_eq!(c.gpu_type_label, "gpudev.io/gpu-type");
+        assert_eq!(c.max_nodes, 4);
+        assert_eq!(c.writer, "gpudev-availability");
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(cfg(&[]).unwrap_err().variable, "DATABASE_URL");
+        for (var, value) in [
+            ("GPU_TYPE_LABEL", "not a label/"),
+            ("MAX_NODES", "0"),
+            ("MAX_NODES", "many"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let e = cfg(&[DB, (var, value)]).unwrap_err();
+            assert_eq!(e.variable, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_writer_is_the_host_name() {
+        let c = cfg(&[DB, ("HOSTNAME", "gpudev-availability-29123-abcde")]).unwrap();
+        assert_eq!(c.writer, "gpudev-availability-29123-abcde");
+    }
+}

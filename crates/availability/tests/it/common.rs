@@ -1,0 +1,120 @@
+//! Shared arrangements.
+
+use std::collections::BTreeMap;
+
+use gpudev_availability::Config;
+use gpudev_domain::Username;
+use gpudev_store::gpu_types::GpuTypeRow;
+use gpudev_store::reservations::{self, NewReservation};
+use gpudev_store::{DbConfig, Pool, Queue, users};
+use gpudev_testkit::{FakeCluster, TestDb};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use uuid::Uuid;
+
+pub struct Env {
+    pub db: TestDb,
+    pub pool: Pool,
+    pub fake: FakeCluster,
+    pub config: Config,
+}
+
+pub async fn env() -> Env {
+    let db = gpudev_testkit::test_db().await;
+    let url = db.url();
+    let config = Config::from_lookup(|k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "HOSTNAME" => Some("availability-test".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let pool = gpudev_store::connect_pool(&DbConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    Env {
+        db,
+        pool,
+        fake: FakeCluster::new(),
+        config,
+    }
+}
+
+impl Env {
+    pub async fn run(&self) -> gpudev_availability::Report {
+        gpudev_availability::run_once(&self.pool, &self.fake.client(), &self.config)
+            .await
+            .unwrap()
+    }
+
+    pub async fn row(&self, gpu_type: &str) -> GpuTypeRow {
+        let db = self.db.connect().await;
+        gpudev_store::gpu_types::list_active(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.gpu_type == gpu_type)
+            .unwrap()
+    }
+
+    /// A running pod bound to `node` requesting `gpus` GPUs, in `namespace`.
+    pub async fn pod_on(&self, namespace: &str, node: &str, gpus: u32, devbox: bool) -> String {
+        let name = format!("p-{}", &Uuid::new_v4().simple().to_string()[..10]);
+        let labels = if devbox {
+            json!({"app.kubernetes.io/managed-by": "gpudev", "app.kubernetes.io/name": "gpudev-devbox"})
+        } else {
+            json!({"team": "research"})
+        };
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "nodeName": node,
+                "containers": [{
+                    "name": "main",
+                    "image": "busybox",
+                    "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}
+                }]
+            }
+        }))
+        .unwrap();
+        let api: Api<Pod> = Api::namespaced(self.fake.client(), namespace);
+        api.create(&PostParams::default(), &pod).await.unwrap();
+        name
+    }
+
+    pub async fn queue(&self, gpu_type: &str, gpu_count: i32, how_many: usize) {
+        let mut db = self.db.connect().await;
+        let name = format!("user{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let user = users::create(&db, &Username::parse(&name).unwrap(), users::Role::User)
+            .await
+            .unwrap();
+        let queue = Queue::new(gpudev_store::DEFAULT_QUEUE).unwrap();
+        for _ in 0..how_many {
+            let new = NewReservation {
+                reservation_id: Uuid::new_v4(),
+                user_id: user.user_id,
+                username: name.clone(),
+                name: None,
+                gpu_type: gpu_type.into(),
+                gpu_count,
+                node_count: 1,
+                duration_hours: 2.0,
+                image: "pytorch/pytorch:latest".into(),
+                env: BTreeMap::new(),
+                disk_name: None,
+                jupyter_enabled: false,
+                github_user: None,
+                priority: 0,
+                idempotency_key: None,
+                cli_version: None,
+                request_hash: None,
+                command: None,
+                disk_size_gb: None,
+            };
+            reservations::submit(&mut db, &queue, &new).await.unwrap();
+        }
+    }
+}
