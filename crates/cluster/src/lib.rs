@@ -18,12 +18,19 @@
 //! exists, is owned by it ([`owner`]), so deleting the Pod deletes the rest. The user's disk
 //! claim ([`disk::disk_claim`]) and its snapshots are neither labelled with a reservation nor
 //! owned: they outlive reservations.
+//!
+//! The scheduler's view of the cluster ([`capacity`]) and the pinning of a Pod to its admitted
+//! node ([`placement`]) are pure too. The only I/O is in [`ops`]: the kube-rs operations the
+//! processor and the CronJobs share.
 
+pub mod capacity;
 pub mod disk;
 pub mod labels;
 pub mod manifests;
 pub mod names;
+pub mod ops;
 pub mod owner;
+pub mod placement;
 pub mod plan;
 pub mod pod;
 pub mod resources;
@@ -34,6 +41,7 @@ pub mod snapshot;
 pub use disk::{DiskClaimSpec, disk_claim};
 pub use manifests::PodManifests;
 pub use owner::{adopt, owned_by, owner_of, ownership_patch, with_owner};
+pub use placement::{pin_to_node, pinned_node};
 pub use plan::{Home, JupyterToken, JupyterTokenError, PlanError, PodPlan, ReservationSpec};
 pub use resources::NodeShare;
 pub use snapshot::{VolumeSnapshot, disk_snapshot};

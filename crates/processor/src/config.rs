@@ -1,0 +1,333 @@
+//! Processor settings from the environment. Every variable has a default; a bad value stops
+//! start-up with a message naming the variable. Nothing here is secret except the database
+//! password, which [`DbConfig`] never prints.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gpudev_cluster::labels;
+use gpudev_cluster::names::is_dns1123_label;
+use gpudev_domain::{GpuCatalog, ImageRef, Quotas};
+use gpudev_store::{ConfigError, DbConfig, Queue};
+
+/// The dev box image when a reservation names none.
+pub const DEFAULT_IMAGE: &str = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Pretty,
+}
+
+/// Everything the processor needs to start.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Database connection (`DATABASE_URL` or `POSTGRES_*`, see [`DbConfig`]).
+    pub db: DbConfig,
+    /// `QUEUE_NAME` (`gpu_reservations`).
+    pub queue: Queue,
+    /// `GPU_DEV_NAMESPACE` (`gpu-dev`): where dev box objects live.
+    pub namespace: String,
+    /// `DEV_IMAGE`: the image for reservations whose stored image is unusable.
+    pub dev_image: ImageRef,
+    /// `GPU_TYPE_LABEL` (`gpudev.io/gpu-type`): the node label naming a node's GPU type.
+    pub gpu_type_label: String,
+    /// `VISIBILITY_TIMEOUT_SECONDS` (30, 1–3600): how long a read message stays hidden.
+    pub visibility_timeout: Duration,
+    /// `POLL_SECONDS` (5, 0–60): how long a read waits for a message (long poll).
+    pub poll: Duration,
+    /// `BATCH_SIZE` (16, 1–1000): messages read at once.
+    pub batch_size: u32,
+    /// `MAX_READS` (5, 1–100): deliveries before a message is dead-lettered.
+    pub max_reads: u32,
+    /// `SCHEDULER_INTERVAL_SECONDS` (10, 1–3600): time between passes without messages.
+    pub scheduler_interval: Duration,
+    /// `POD_READY_TIMEOUT_SECONDS` (900, 10–86400): how long an admitted reservation may take to
+    /// become Ready.
+    pub pod_ready_timeout: Duration,
+    /// `STORAGE_CLASS` (optional): class of new user disks; the cluster default when unset.
+    pub storage_class: Option<String>,
+    /// `DEFAULT_DISK_SIZE_GB` (100, 10–10000): size of a disk created for a reservation that
+    /// names a new disk without a size.
+    pub default_disk_size_gb: u32,
+    /// `METRICS_ADDR` (`0.0.0.0:9090`).
+    pub metrics_addr: SocketAddr,
+    /// `LOG_FORMAT` (`json` | `pretty`).
+    pub log_format: LogFormat,
+    /// `GPU_CATALOG_JSON` (optional): replaces the built-in GPU catalog (must match the API's).
+    pub catalog: GpuCatalog,
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4) and `MAX_GPUS_PER_USER` (32): what one user may
+    /// hold at once (preparing and active); `0` means no limit.
+    pub quotas: Quotas,
+    /// `FAIR_SHARE_HALF_LIFE_HOURS` (168, 0.1–8760): how fast past GPU use is forgotten.
+    pub fair_share_half_life: Duration,
+    /// `LEADER_LEASE_SECONDS` (10, 2–300): a leader silent this long loses its lock (the
+    /// database ends its session); standbys take over within this plus the retry interval.
+    pub leader_lease: Duration,
+    /// `LEADER_RETRY_SECONDS` (3, 1–60): how often a standby tries to become leader.
+    pub leader_retry: Duration,
+    /// `GITHUB_KEYS_URL` (`https://github.com`; empty disables): where `<login>.keys` is fetched
+    /// from for GitHub users given access.
+    pub github_keys_url: Option<String>,
+}
+
+impl ProcessorConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(raw: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| raw(k).filter(|v| !v.trim().is_empty());
+        let db = DbConfig::from_lookup(get)?;
+        let queue_name = get("QUEUE_NAME").unwrap_or_else(|| gpudev_store::DEFAULT_QUEUE.into());
+        let queue =
+            Queue::new(&queue_name).map_err(|e| ConfigError::new("QUEUE_NAME", e.to_string()))?;
+        let namespace = get("GPU_DEV_NAMESPACE").unwrap_or_else(|| "gpu-dev".into());
+        if !is_dns1123_label(&namespace) {
+            return Err(ConfigError::new(
+                "GPU_DEV_NAMESPACE",
+                format!("{namespace:?} is not a valid namespace name (lower-case DNS label)"),
+            ));
+        }
+        let gpu_type_label =
+            get("GPU_TYPE_LABEL").unwrap_or_else(|| labels::DEFAULT_GPU_TYPE_LABEL.into());
+        if !labels::is_label_key(&gpu_type_label) {
+            return Err(ConfigError::new(
+                "GPU_TYPE_LABEL",
+                format!("{gpu_type_label:?} is not a valid Kubernetes label key"),
+            ));
+        }
+        let dev_image = ImageRef::parse(get("DEV_IMAGE").as_deref().unwrap_or(DEFAULT_IMAGE))
+            .map_err(|e| ConfigError::new("DEV_IMAGE", e.to_string()))?;
+        let catalog = match get("GPU_CATALOG_JSON") {
+            Some(json) => GpuCatalog::from_json(&json)
+                .map_err(|e| ConfigError::new("GPU_CATALOG_JSON", e.to_string()))?,
+            None => GpuCatalog::default(),
+        };
+        let limit = |var: &'static str, default: i64| -> Result<Option<u32>, ConfigError> {
+            let v = int(&get, var, default, 0, 1_000_000)?;
+            Ok((v > 0).then_some(v))
+        };
+        let quotas = Quotas {
+            max_active_reservations_per_user: limit("MAX_ACTIVE_RESERVATIONS_PER_USER", 4)?,
+            max_gpus_per_user: limit("MAX_GPUS_PER_USER", 32)?,
+        };
+        let storage_class = get("STORAGE_CLASS").map(|s| s.trim().to_owned());
+        if let Some(class) = &storage_class
+            && !gpudev_cluster::names::is_dns1123_subdomain(class)
+        {
+            return Err(ConfigError::new(
+                "STORAGE_CLASS",
+                format!("{class:?} is not a valid StorageClass name"),
+            ));
+        }
+        let github_keys_url = match raw("GITHUB_KEYS_URL") {
+            None => Some("https://github.com".to_owned()),
+            Some(url) if url.trim().is_empty() => None,
+            Some(url) => {
+                let url = url.trim().trim_end_matches('/').to_owned();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::new(
+                        "GITHUB_KEYS_URL",
+                        format!("{url:?} is not an http(s) URL"),
+                    ));
+                }
+                Some(url)
+            }
+        };
+        let secs = |var: &'static str, default: i64, min: i64, max: i64| {
+            int(&get, var, default, min, max).map(|v| Duration::from_secs(u64::from(v)))
+        };
+        Ok(Self {
+            db,
+            queue,
+            namespace,
+            dev_image,
+            gpu_type_label,
+            visibility_timeout: secs("VISIBILITY_TIMEOUT_SECONDS", 30, 1, 3600)?,
+            poll: secs("POLL_SECONDS", 5, 0, 60)?,
+            batch_size: int(&get, "BATCH_SIZE", 16, 1, 1000)?,
+            max_reads: int(&get, "MAX_READS", 5, 1, 100)?,
+            scheduler_interval: secs("SCHEDULER_INTERVAL_SECONDS", 10, 1, 3600)?,
+            pod_ready_timeout: secs("POD_READY_TIMEOUT_SECONDS", 900, 10, 86_400)?,
+            storage_class,
+            default_disk_size_gb: int(&get, "DEFAULT_DISK_SIZE_GB", 100, 10, 10_000)?,
+            metrics_addr: addr(&get, "METRICS_ADDR", "0.0.0.0:9090")?,
+            log_format: match get("LOG_FORMAT").as_deref().unwrap_or("json") {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => {
+                    return Err(ConfigError::new(
+                        "LOG_FORMAT",
+                        format!("{other:?} is neither \"json\" nor \"pretty\""),
+                    ));
+                }
+            },
+            catalog,
+            quotas,
+            fair_share_half_life: hours(&get, "FAIR_SHARE_HALF_LIFE_HOURS", 168.0, 0.1, 8760.0)?,
+            leader_lease: secs("LEADER_LEASE_SECONDS", 10, 2, 300)?,
+            leader_retry: secs("LEADER_RETRY_SECONDS", 3, 1, 60)?,
+            github_keys_url,
+        })
+    }
+
+    /// Settings for tests and local runs: the defaults, with the database at `url`, metrics on
+    /// a free loopback port, readable logs, no GitHub lookups and short timers.
+    pub fn for_database(url: &str) -> Result<Self, ConfigError> {
+        let mut config = Self::from_lookup(|k| match k {
+            "DATABASE_URL" => Some(url.to_owned()),
+            "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
+            "LOG_FORMAT" => Some("pretty".to_owned()),
+            _ => None,
+        })?;
+        config.github_keys_url = None;
+        config.poll = Duration::from_millis(200);
+        config.scheduler_interval = Duration::from_secs(1);
+        config.leader_retry = Duration::from_millis(200);
+        Ok(config)
+    }
+}
+
+fn int(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = get(var) else {
+        return u32::try_from(default).map_err(|_| ConfigError::new(var, "bad default"));
+    };
+    let v: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
+    if !(min..=max).contains(&v) {
+        return Err(ConfigError::new(
+            var,
+            format!("{v} is outside {min}..={max}"),
+        ));
+    }
+    u32::try_from(v).map_err(|_| ConfigError::new(var, format!("{v} is out of range")))
+}
+
+fn hours(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: f64,
+    min: f64,
+    max: f64,
+) -> Result<Duration, ConfigError> {
+    let v = match get(var) {
+        None => default,
+        Some(raw) => raw
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a number")))?,
+    };
+    if !v.is_finite() || !(min..=max).contains(&v) {
+        return Err(ConfigError::new(
+            var,
+            format!("{v} is outside {min}..={max}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v * 3600.0))
+}
+
+fn addr(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let raw = get(var).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not an address like 0.0.0.0:9090")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<ProcessorConfig, ConfigError> {
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        map.entry("DATABASE_URL".into())
+            .or_insert_with(|| "postgres://gpudev:s3cret-pw@db:5432/gpudev".into());
+        ProcessorConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.queue.name(), "gpu_reservations");
+        assert_eq!(c.namespace, "gpu-dev");
+        assert_eq!(c.gpu_type_label, "gpudev.io/gpu-type");
+        assert_eq!(c.dev_image.as_str(), DEFAULT_IMAGE);
+        assert_eq!(c.visibility_timeout, Duration::from_secs(30));
+        assert_eq!(c.poll, Duration::from_secs(5));
+        assert_eq!(c.batch_size, 16);
+        assert_eq!(c.max_reads, 5);
+        assert_eq!(c.scheduler_interval, Duration::from_secs(10));
+        assert_eq!(c.pod_ready_timeout, Duration::from_secs(900));
+        assert_eq!(c.storage_class, None);
+        assert_eq!(c.metrics_addr.port(), 9090);
+        assert_eq!(c.quotas.max_active_reservations_per_user, Some(4));
+        assert_eq!(c.github_keys_url.as_deref(), Some("https://github.com"));
+        let off = cfg(&[("GITHUB_KEYS_URL", "")]).unwrap();
+        assert_eq!(off.github_keys_url, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("BATCH_SIZE", "0"),
+            ("MAX_READS", "many"),
+            ("POLL_SECONDS", "61"),
+            ("GPU_DEV_NAMESPACE", "GPU_Dev"),
+            ("GPU_TYPE_LABEL", "not a label"),
+            ("DEV_IMAGE", "bad image"),
+            ("METRICS_ADDR", "nowhere"),
+            ("LOG_FORMAT", "xml"),
+            ("QUEUE_NAME", "bad-name"),
+            ("STORAGE_CLASS", "Bad_Class"),
+            ("FAIR_SHARE_HALF_LIFE_HOURS", "-1"),
+            ("GITHUB_KEYS_URL", "ftp://x"),
+            ("POD_READY_TIMEOUT_SECONDS", "1"),
+        ];
+        for (var, value) in cases {
+            let e = cfg(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var, "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn zero_quotas_mean_no_limit_and_values_are_read() {
+        let c = cfg(&[
+            ("MAX_ACTIVE_RESERVATIONS_PER_USER", "0"),
+            ("MAX_GPUS_PER_USER", "16"),
+            ("STORAGE_CLASS", "gp3"),
+            ("SCHEDULER_INTERVAL_SECONDS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.quotas.max_active_reservations_per_user, None);
+        assert_eq!(c.quotas.max_gpus_per_user, Some(16));
+        assert_eq!(c.storage_class.as_deref(), Some("gp3"));
+        assert_eq!(c.scheduler_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn debug_never_shows_the_database_password() {
+        let c = cfg(&[]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+    }
+}

@@ -1,0 +1,351 @@
+//! The processor's own SQL: the snapshot a scheduling pass reads, and the batched, guarded
+//! writes it makes. Single-reservation status changes go through
+//! [`gpudev_store::reservations::transition`]; the batched statements here follow the same rules
+//! (a guard on the current status, the same columns set, one `reservation_events` row per
+//! change) so that a pass over thousands of reservations is a handful of statements.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use gpudev_domain::ReservationStatus;
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::error::{ProcessorError, Result};
+
+/// A live reservation as the scheduler and the reconciler see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRow {
+    /// Id.
+    pub reservation_id: Uuid,
+    /// Owner's name.
+    pub username: String,
+    /// `queued`, `preparing` or `active`.
+    pub status: ReservationStatus,
+    /// GPU type.
+    pub gpu_type: String,
+    /// GPUs over all nodes.
+    pub gpu_count: i32,
+    /// Nodes.
+    pub node_count: i32,
+    /// Priority.
+    pub priority: i32,
+    /// Submission time.
+    pub created_at: DateTime<Utc>,
+    /// Booked hours (duration plus extensions).
+    pub hours: f64,
+    /// When it was admitted.
+    pub admitted_at: Option<DateTime<Utc>>,
+    /// When it ends (active).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Its nodes (preparing, active).
+    pub node_names: Vec<String>,
+}
+
+fn parse_status(s: &str) -> Result<ReservationStatus> {
+    s.parse()
+        .map_err(|e| ProcessorError::Store(gpudev_store::StoreError::Corrupt(format!("{e}"))))
+}
+
+/// Every queued, preparing and active reservation.
+pub async fn live_rows(db: &impl GenericClient) -> Result<Vec<LiveRow>> {
+    let rows = db
+        .query(
+            "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, r.node_count, \
+               r.priority, r.created_at, r.duration_hours + r.extended_hours, r.admitted_at, \
+               r.expires_at, r.node_names \
+             FROM reservations r JOIN users u USING (user_id) \
+             WHERE r.status IN ('queued', 'preparing', 'active')",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LiveRow {
+                reservation_id: r.get(0),
+                username: r.get(1),
+                status: parse_status(r.get(2))?,
+                gpu_type: r.get(3),
+                gpu_count: r.get(4),
+                node_count: r.get(5),
+                priority: r.get(6),
+                created_at: r.get(7),
+                hours: r.get(8),
+                admitted_at: r.get(9),
+                expires_at: r.get(10),
+                node_names: r.get(11),
+            })
+        })
+        .collect()
+}
+
+/// One stretch of GPU use, for fair share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    /// Whose.
+    pub username: String,
+    /// GPUs held.
+    pub gpus: i32,
+    /// From.
+    pub started_at: DateTime<Utc>,
+    /// Until (now for reservations still running).
+    pub ended_at: DateTime<Utc>,
+}
+
+/// Every reservation that ran within the last `horizon_secs` seconds.
+pub async fn usage_rows(db: &impl GenericClient, horizon_secs: f64) -> Result<Vec<UsageRow>> {
+    let rows = db
+        .query(
+            "SELECT u.username, r.gpu_count, r.launched_at, coalesce(r.ended_at, now()) \
+             FROM reservations r JOIN users u USING (user_id) \
+             WHERE r.launched_at IS NOT NULL AND r.gpu_count > 0 \
+               AND (r.ended_at IS NULL OR r.ended_at > now() - make_interval(secs => $1))",
+            &[&horizon_secs],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| UsageRow {
+            username: r.get(0),
+            gpus: r.get(1),
+            started_at: r.get(2),
+            ended_at: r.get(3),
+        })
+        .collect())
+}
+
+/// Where a waiting reservation stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PositionUpdate {
+    /// Which.
+    pub id: Uuid,
+    /// 1-based position in its GPU type's queue.
+    pub position: i32,
+    /// Estimated start.
+    pub eta: Option<DateTime<Utc>>,
+    /// What to show as its detailed status.
+    pub detail: String,
+}
+
+/// Writes positions, estimates and detailed statuses of queued reservations in one statement,
+/// touching only rows that are still queued and whose values changed. Returns rows changed.
+pub async fn write_positions(db: &impl GenericClient, updates: &[PositionUpdate]) -> Result<u64> {
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    let json = serde_json::to_value(updates)
+        .map_err(|e| ProcessorError::Transient(format!("positions do not serialise: {e}")))?;
+    Ok(db
+        .execute(
+            "UPDATE reservations r SET queue_position = u.position, estimated_start_at = u.eta, \
+               detailed_status = u.detail \
+             FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, position int, eta timestamptz, detail text) \
+             WHERE r.reservation_id = u.id AND r.status = 'queued' \
+               AND (r.queue_position IS DISTINCT FROM u.position \
+                    OR r.estimated_start_at IS DISTINCT FROM u.eta \
+                    OR r.detailed_status IS DISTINCT FROM u.detail)",
+            &[&json],
+        )
+        .await?)
+}
+
+/// An admission to record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdmissionRow {
+    /// Which.
+    pub id: Uuid,
+    /// Its nodes, node 0 first.
+    pub nodes: Vec<String>,
+    /// The name of its (first) Pod.
+    pub pod_name: String,
+    /// The event reason and detailed status.
+    pub reason: String,
+}
+
+/// Moves queued reservations to `preparing` with their placement, in one statement: exactly what
+/// [`gpudev_store::reservations::transition`] does for `preparing`, plus the nodes, Pod name and
+/// namespace. Reservations no longer queued (cancelled meanwhile) are skipped. Returns the ids
+/// admitted.
+pub async fn admit(
+    db: &impl GenericClient,
+    admissions: &[AdmissionRow],
+    namespace: &str,
+    actor: &str,
+) -> Result<Vec<Uuid>> {
+    if admissions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let json = serde_json::to_value(admissions)
+        .map_err(|e| ProcessorError::Transient(format!("admissions do not serialise: {e}")))?;
+    let rows = db
+        .query(
+            "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+                          AS a(id uuid, nodes text[], pod_name text, reason text)), \
+                  upd AS ( \
+                    UPDATE reservations r SET status = 'preparing', detailed_status = a.reason, \
+                      queue_position = NULL, estimated_start_at = NULL, admitted_at = now(), \
+                      node_names = a.nodes, pod_name = a.pod_name, namespace = $2 \
+                    FROM a WHERE r.reservation_id = a.id AND r.status = 'queued' \
+                    RETURNING r.reservation_id, a.reason), \
+                  ev AS ( \
+                    INSERT INTO reservation_events (reservation_id, kind, from_status, to_status, reason, actor) \
+                    SELECT reservation_id, 'transition', 'queued', 'preparing', reason, $3 FROM upd) \
+             SELECT reservation_id FROM upd",
+            &[&json, &namespace, &actor],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Fails queued reservations that can never run, with their reasons, in one statement (as
+/// [`gpudev_store::reservations::transition`] to `failed` does). Returns the ids failed.
+pub async fn fail_queued(
+    db: &impl GenericClient,
+    failures: &[(Uuid, String)],
+    actor: &str,
+) -> Result<Vec<Uuid>> {
+    if failures.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = failures.iter().map(|(id, _)| *id).collect();
+    let reasons: Vec<&str> = failures.iter().map(|(_, r)| r.as_str()).collect();
+    let rows = db
+        .query(
+            "WITH f AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS f(id, reason)), \
+                  upd AS ( \
+                    UPDATE reservations r SET status = 'failed', detailed_status = f.reason, \
+                      failure_reason = f.reason, queue_position = NULL, estimated_start_at = NULL, \
+                      ended_at = now() \
+                    FROM f WHERE r.reservation_id = f.id AND r.status = 'queued' \
+                    RETURNING r.reservation_id, f.reason), \
+                  ev AS ( \
+                    INSERT INTO reservation_events (reservation_id, kind, from_status, to_status, reason, actor) \
+                    SELECT reservation_id, 'transition', 'queued', 'failed', reason, $3 FROM upd) \
+             SELECT reservation_id FROM upd",
+            &[&ids, &reasons, &actor],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// How users reach an active dev box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The node's address.
+    pub node_ip: String,
+    /// The SSH NodePort.
+    pub node_port: i32,
+    /// `ssh -p <port> dev@<ip>`.
+    pub ssh_command: String,
+    /// The Jupyter URL, when enabled.
+    pub jupyter_url: Option<String>,
+    /// The node's instance type, when labelled.
+    pub instance_type: Option<String>,
+}
+
+/// Records the connection details of an active reservation.
+pub async fn record_connection(db: &impl GenericClient, id: Uuid, c: &Connection) -> Result<()> {
+    db.execute(
+        "UPDATE reservations SET node_ip = $2, node_port = $3, ssh_command = $4, jupyter_url = $5, \
+           instance_type = coalesce($6, instance_type), detailed_status = 'ready' \
+         WHERE reservation_id = $1 AND status = 'active'",
+        &[
+            &id,
+            &c.node_ip,
+            &c.node_port,
+            &c.ssh_command,
+            &c.jupyter_url,
+            &c.instance_type,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the detailed status of a reservation while it is in `status`.
+pub async fn set_detail(
+    db: &impl GenericClient,
+    id: Uuid,
+    status: ReservationStatus,
+    detail: &str,
+) -> Result<()> {
+    db.execute(
+        "UPDATE reservations SET detailed_status = $3 \
+         WHERE reservation_id = $1 AND status = $2 AND detailed_status IS DISTINCT FROM $3",
+        &[&id, &status.as_str(), &detail],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How many times a reservation was sent back from `preparing` to the queue.
+pub async fn requeue_count(db: &impl GenericClient, id: Uuid) -> Result<i64> {
+    let row = db
+        .query_one(
+            "SELECT count(*) FROM reservation_events WHERE reservation_id = $1 \
+               AND kind = 'transition' AND from_status = 'preparing' AND to_status = 'queued'",
+            &[&id],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// The statuses of some reservations (ids without a row are absent).
+pub async fn statuses(
+    db: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, ReservationStatus>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = db
+        .query(
+            "SELECT reservation_id, status FROM reservations WHERE reservation_id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.get(0), parse_status(r.get(1))?)))
+        .collect()
+}
+
+/// Stores `candidate` as the reservation's Jupyter token unless it has one; returns the token
+/// in effect.
+pub async fn ensure_jupyter_token(
+    db: &impl GenericClient,
+    id: Uuid,
+    candidate: &str,
+) -> Result<Option<String>> {
+    let row = db
+        .query_opt(
+            "UPDATE reservations SET jupyter_token = coalesce(jupyter_token, $2) \
+             WHERE reservation_id = $1 RETURNING jupyter_token",
+            &[&id, &candidate],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.get(0)))
+}
+
+/// Sets (or clears) the Jupyter URL of an active reservation.
+pub async fn set_jupyter_url(db: &impl GenericClient, id: Uuid, url: Option<&str>) -> Result<()> {
+    db.execute(
+        "UPDATE reservations SET jupyter_url = $2 WHERE reservation_id = $1 AND status = 'active'",
+        &[&id, &url],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Disks still attached to reservations that were cancelled or failed: `(disk_id, reservation)`.
+/// (Expired reservations keep theirs until the expiry job has snapshotted them.)
+pub async fn disks_of_ended(db: &impl GenericClient) -> Result<Vec<(Uuid, Uuid)>> {
+    let rows = db
+        .query(
+            "SELECT d.disk_id, d.reservation_id FROM disks d JOIN reservations r USING (reservation_id) \
+             WHERE r.status IN ('cancelled', 'failed')",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

@@ -1,0 +1,577 @@
+//! The driver: makes the cluster hold what an admitted reservation needs, and nothing of a
+//! reservation that ended.
+//!
+//! fetch (the reservation, its keys and env) → build ([`gpudev_cluster`], pure) → apply →
+//! record. Per Pod, in the order [`gpudev_cluster::owner`] prescribes: the Secret, the Pod
+//! (pinned to its admitted node), then the Services owned by the Pod, then the Secret's owner.
+//! Every step first looks at what exists (deterministic names), so running the driver again —
+//! after a crash, a redelivered message, a lost response — creates nothing twice.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use gpudev_cluster::ops::{self, ManagedObjects, OpsError, check_owner, create_or_get};
+use gpudev_cluster::owner::{adopt, is_owned_by, owner_of, ownership_patch};
+use gpudev_cluster::{
+    DiskClaimSpec, Home, JupyterToken, PodManifests, ReservationSpec, disk_claim, labels,
+    pin_to_node,
+};
+use gpudev_domain::{DiskName, EnvVars, GpuType, ImageRef, ReservationStatus, Username};
+use gpudev_store::reservations::{self, Reservation, Transition};
+use gpudev_store::{StoreError, disks};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use rand::distr::{Alphanumeric, SampleString};
+use uuid::Uuid;
+
+use crate::db;
+use crate::error::{ProcessorError, Result};
+use crate::processor::{ACTOR, Fenced, Processor};
+
+/// What a drive did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Driven {
+    /// Objects created.
+    pub created: usize,
+    /// Objects patched (ownership).
+    pub patched: usize,
+}
+
+impl Processor {
+    pub(crate) fn pods_api(&self) -> Api<Pod> {
+        Api::namespaced(self.inner.kube.clone(), &self.inner.config.namespace)
+    }
+
+    pub(crate) fn services_api(&self) -> Api<Service> {
+        Api::namespaced(self.inner.kube.clone(), &self.inner.config.namespace)
+    }
+
+    pub(crate) fn secrets_api(&self) -> Api<Secret> {
+        Api::namespaced(self.inner.kube.clone(), &self.inner.config.namespace)
+    }
+
+    /// Drives a `preparing` reservation; a permanent problem fails it (with the reason) instead
+    /// of being returned. `existing` is what is known to exist already (may be empty).
+    pub(crate) async fn drive_or_fail(
+        &self,
+        r: &Reservation,
+        existing: &ManagedObjects,
+    ) -> Result<Driven> {
+        match self.drive(r, existing).await {
+            Ok(driven) => Ok(driven),
+            Err(e) if !e.is_transient() => {
+                tracing::warn!(reservation_id = %r.reservation_id, error = %e, "reservation cannot start");
+                self.fail(
+                    r.reservation_id,
+                    &format!("could not start: {e}"),
+                    None,
+                    "driver",
+                )
+                .await?;
+                Ok(Driven::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates whatever is missing of `r`'s objects.
+    #[tracing::instrument(skip_all, fields(reservation_id = %r.reservation_id))]
+    pub(crate) async fn drive(&self, r: &Reservation, existing: &ManagedObjects) -> Result<Driven> {
+        let spec = self.spec_for(r).await?;
+        let plans = spec
+            .pod_plans()
+            .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
+        if let Some(plan) = plans.first()
+            && let Home::Disk { disk_name, .. } = plan.home()
+        {
+            self.ensure_disk(r, &spec.username, disk_name).await?;
+        }
+        let id = r.reservation_id;
+        let find = |name: &str| existing.pods.iter().find(|p| p.name_any() == name);
+        let mut driven = Driven::default();
+        for (index, plan) in plans.iter().enumerate() {
+            let node = r.node_names.get(index).ok_or_else(|| {
+                ProcessorError::Permanent(format!(
+                    "node {index} of the reservation has no placement"
+                ))
+            })?;
+            let mut manifests = PodManifests::build(plan);
+            pin_to_node(&mut manifests.pod, node);
+
+            let known_secret = existing
+                .secrets
+                .iter()
+                .find(|s| s.name_any() == plan.secret_name())
+                .cloned();
+            let (pod, secret) = match find(plan.pod_name()) {
+                Some(pod) => {
+                    check_owner(pod, id)?;
+                    (pod.clone(), known_secret)
+                }
+                None => {
+                    let secret = match known_secret {
+                        Some(s) => s,
+                        None => {
+                            let made =
+                                create_or_get(&self.secrets_api(), &manifests.secret, id).await?;
+                            driven.created += usize::from(made.created);
+                            made.object
+                        }
+                    };
+                    let made = create_or_get(&self.pods_api(), &manifests.pod, id).await?;
+                    driven.created += usize::from(made.created);
+                    (made.object, Some(secret))
+                }
+            };
+            if pod.metadata.deletion_timestamp.is_some() {
+                return Err(ProcessorError::Transient(format!(
+                    "pod {} is still terminating; it will be created again",
+                    plan.pod_name()
+                )));
+            }
+            let owner = owner_of(&pod).ok_or_else(|| {
+                ProcessorError::Transient(format!("pod {} has no uid yet", plan.pod_name()))
+            })?;
+            manifests.adopt_by(&owner);
+
+            let has_service = existing
+                .services
+                .iter()
+                .any(|s| s.name_any() == plan.ssh_service_name());
+            if !has_service {
+                let made = create_or_get(&self.services_api(), &manifests.ssh_service, id).await?;
+                driven.created += usize::from(made.created);
+            }
+            if let Some(headless) = &manifests.headless_service {
+                let known = existing
+                    .services
+                    .iter()
+                    .find(|s| s.name_any() == plan.headless_service_name())
+                    .cloned();
+                let current = match known {
+                    Some(s) => s,
+                    None => {
+                        let made = create_or_get(&self.services_api(), headless, id).await?;
+                        driven.created += usize::from(made.created);
+                        made.object
+                    }
+                };
+                if !is_owned_by(&current, &owner.uid) {
+                    let mut owners = current.clone();
+                    adopt(&mut owners, owner.clone());
+                    let refs = owners.metadata.owner_references.unwrap_or_default();
+                    self.patch_owners(&self.services_api(), &current.name_any(), &refs)
+                        .await?;
+                    driven.patched += 1;
+                }
+            }
+            let secret = match secret {
+                Some(s) => s,
+                None => {
+                    let made = create_or_get(&self.secrets_api(), &manifests.secret, id).await?;
+                    driven.created += usize::from(made.created);
+                    made.object
+                }
+            };
+            if !is_owned_by(&secret, &owner.uid) {
+                self.patch_owners(
+                    &self.secrets_api(),
+                    &secret.name_any(),
+                    std::slice::from_ref(&owner),
+                )
+                .await?;
+                driven.patched += 1;
+            }
+        }
+        if driven.created > 0 {
+            tracing::info!(created = driven.created, "dev box objects created");
+        }
+        Ok(driven)
+    }
+
+    async fn patch_owners<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        owners: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+    ) -> Result<()>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let kind = match K::kind(&()) {
+            std::borrow::Cow::Borrowed(s) => s,
+            std::borrow::Cow::Owned(_) => "object",
+        };
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(ownership_patch(owners)),
+        )
+        .await
+        .map_err(|e| OpsError::kube("patch", kind, name, e))?;
+        Ok(())
+    }
+
+    /// Everything the builders need, from the reservation row, the catalog and the
+    /// configuration.
+    pub(crate) async fn spec_for(&self, r: &Reservation) -> Result<ReservationSpec> {
+        let config = &self.inner.config;
+        let gpu_type = GpuType::parse(&r.gpu_type)
+            .map_err(|e| ProcessorError::Permanent(format!("GPU type {:?}: {e}", r.gpu_type)))?;
+        let gpu = config.catalog.get(&gpu_type).cloned().ok_or_else(|| {
+            ProcessorError::Permanent(format!("GPU type {gpu_type} is not offered"))
+        })?;
+        let username = Username::parse(&r.username)
+            .map_err(|e| ProcessorError::Permanent(format!("owner {:?}: {e}", r.username)))?;
+        let image = if r.image.trim().is_empty() {
+            config.dev_image.clone()
+        } else {
+            ImageRef::parse(&r.image)
+                .map_err(|e| ProcessorError::Permanent(format!("image {:?}: {e}", r.image)))?
+        };
+        let env = {
+            let db = self.db().await?;
+            reservations::secret_env(&**db, r.reservation_id).await?
+        };
+        let env = EnvVars::parse(env)
+            .map_err(|e| ProcessorError::Permanent(format!("environment: {e}")))?;
+        let authorized_keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
+        let disk = r
+            .disk_name
+            .as_deref()
+            .map(DiskName::parse)
+            .transpose()
+            .map_err(|e| ProcessorError::Permanent(format!("disk name: {e}")))?;
+        let jupyter = if r.jupyter_enabled {
+            Some(self.jupyter_token(r).await?)
+        } else {
+            None
+        };
+        Ok(ReservationSpec {
+            namespace: config.namespace.clone(),
+            reservation_id: r.reservation_id,
+            username,
+            gpu,
+            gpu_count: u32::try_from(r.gpu_count)
+                .map_err(|_| ProcessorError::Permanent("negative GPU count".into()))?,
+            nodes: u32::try_from(r.node_count)
+                .map_err(|_| ProcessorError::Permanent("negative node count".into()))?,
+            image,
+            env,
+            authorized_keys,
+            disk,
+            jupyter,
+            gpu_type_label: config.gpu_type_label.clone(),
+        })
+    }
+
+    /// The reservation's Jupyter token, generated and stored on first use.
+    pub(crate) async fn jupyter_token(&self, r: &Reservation) -> Result<JupyterToken> {
+        let token = match &r.jupyter_token {
+            Some(t) => t.clone(),
+            None => {
+                let candidate = Alphanumeric.sample_string(&mut rand::rng(), 40);
+                let leader = self.leader()?;
+                let client = leader.lock().await?;
+                db::ensure_jupyter_token(&*client, r.reservation_id, &candidate)
+                    .await
+                    .fenced(&leader)?
+                    .unwrap_or(candidate)
+            }
+        };
+        JupyterToken::parse(&token)
+            .map_err(|e| ProcessorError::Permanent(format!("stored Jupyter token: {e}")))
+    }
+
+    /// Makes sure the user's disk exists (row and claim) and is attached to `r`.
+    async fn ensure_disk(&self, r: &Reservation, owner: &Username, name: &DiskName) -> Result<()> {
+        let config = &self.inner.config;
+        let leader = self.leader()?;
+        let disk = {
+            let found = {
+                let db = self.db().await?;
+                disks::get(&**db, r.user_id, name.as_str()).await
+            };
+            match found {
+                Ok(d) => d,
+                Err(StoreError::NotFound(_)) => {
+                    let size = r
+                        .disk_size_gb
+                        .unwrap_or(i32::try_from(config.default_disk_size_gb).unwrap_or(100));
+                    let client = leader.lock().await?;
+                    match disks::create(
+                        &*client,
+                        r.user_id,
+                        name.as_str(),
+                        &name.kube_name(owner),
+                        size,
+                        None,
+                    )
+                    .await
+                    {
+                        Ok(d) => d,
+                        Err(StoreError::Conflict(_)) => {
+                            disks::get(&*client, r.user_id, name.as_str())
+                                .await
+                                .fenced(&leader)?
+                        }
+                        Err(e) => return Err(leader.classify(e.into())),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(other) = disk.reservation_id
+            && other != r.reservation_id
+        {
+            let status = {
+                let db = self.db().await?;
+                db::statuses(&**db, &[other]).await?.get(&other).copied()
+            };
+            match status {
+                Some(s) if !s.is_terminal() => {
+                    return Err(ProcessorError::Permanent(format!(
+                        "disk {name} is in use by reservation {other}"
+                    )));
+                }
+                _ => {
+                    let client = leader.lock().await?;
+                    disks::release(&*client, disk.disk_id, other)
+                        .await
+                        .fenced(&leader)?;
+                }
+            }
+        }
+        let attached = {
+            let client = leader.lock().await?;
+            disks::attach(&*client, disk.disk_id, r.reservation_id)
+                .await
+                .fenced(&leader)?
+        };
+        if !attached {
+            return Err(ProcessorError::Transient(format!(
+                "disk {name} changed while being attached"
+            )));
+        }
+        self.ensure_claim(owner, name, disk.size_gb).await
+    }
+
+    /// Creates the user's disk claim unless it exists.
+    pub(crate) async fn ensure_claim(
+        &self,
+        owner: &Username,
+        name: &DiskName,
+        size_gb: i32,
+    ) -> Result<()> {
+        let config = &self.inner.config;
+        let api: Api<PersistentVolumeClaim> =
+            Api::namespaced(self.inner.kube.clone(), &config.namespace);
+        let claim_name = name.kube_name(owner);
+        if ops::get_opt(&api, &claim_name).await?.is_some() {
+            return Ok(());
+        }
+        let size = u32::try_from(size_gb)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| ProcessorError::Permanent(format!("disk size {size_gb} GB")))?;
+        let claim = disk_claim(
+            &config.namespace,
+            owner,
+            name,
+            &DiskClaimSpec {
+                storage_class: config.storage_class.clone(),
+                size_gib: size,
+                restore_from: None,
+            },
+        );
+        match api.create(&kube::api::PostParams::default(), &claim).await {
+            Ok(_) => Ok(()),
+            // Same deterministic name: the owner's claim of that disk.
+            Err(e) if ops::is_already_exists(&e) => Ok(()),
+            Err(e) => Err(OpsError::kube("create", "PersistentVolumeClaim", &claim_name, e).into()),
+        }
+    }
+
+    /// Deletes every object of a reservation that is not live, and frees its disk when it was
+    /// cancelled or failed. Returns how many objects were deleted.
+    #[tracing::instrument(skip_all, fields(reservation_id = %id))]
+    pub(crate) async fn clean_up(
+        &self,
+        id: Uuid,
+        status: ReservationStatus,
+        objects: Option<&ManagedObjects>,
+    ) -> Result<usize> {
+        let config = &self.inner.config;
+        let deleted = match objects {
+            Some(objects) => {
+                ops::delete_objects(&self.inner.kube, &config.namespace, objects).await?
+            }
+            None => {
+                ops::delete_reservation_objects(&self.inner.kube, &config.namespace, id).await?
+            }
+        };
+        if deleted > 0 {
+            tracing::info!(deleted, %status, "dev box objects deleted");
+        }
+        if matches!(
+            status,
+            ReservationStatus::Cancelled | ReservationStatus::Failed
+        ) {
+            self.release_disk_of(id).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Detaches the disk of an ended reservation in the database.
+    pub(crate) async fn release_disk_of(&self, id: Uuid) -> Result<()> {
+        let attached: Vec<Uuid> = {
+            let db = self.db().await?;
+            db.query(
+                "SELECT disk_id FROM disks WHERE reservation_id = $1",
+                &[&id],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+        };
+        if attached.is_empty() {
+            return Ok(());
+        }
+        let leader = self.leader()?;
+        let client = leader.lock().await?;
+        for disk_id in attached {
+            disks::release(&*client, disk_id, id)
+                .await
+                .fenced(&leader)?;
+        }
+        Ok(())
+    }
+
+    /// Fails a reservation (from whatever live state it is in) with `reason`, shows `detail`
+    /// (or the reason) as its detailed status, and removes its objects. A reservation that
+    /// already ended is left alone. Callers hold the objects lock.
+    pub(crate) async fn fail(
+        &self,
+        id: Uuid,
+        reason: &str,
+        detail: Option<&str>,
+        cause: &str,
+    ) -> Result<bool> {
+        let leader = self.leader()?;
+        let failed = {
+            let mut client = leader.lock().await?;
+            let tx = client.transaction().await.fenced(&leader)?;
+            let changed = match reservations::transition(
+                &tx,
+                id,
+                Transition {
+                    to: ReservationStatus::Failed,
+                    reason: Some(reason),
+                    actor: ACTOR,
+                },
+            )
+            .await
+            {
+                Ok(_) => true,
+                Err(StoreError::Transition(_) | StoreError::NotFound(_)) => false,
+                Err(e) => return Err(leader.classify(e.into())),
+            };
+            if changed && let Some(detail) = detail {
+                db::set_detail(&tx, id, ReservationStatus::Failed, detail)
+                    .await
+                    .fenced(&leader)?;
+            }
+            if changed {
+                reservations::delete_secret_env(&tx, id)
+                    .await
+                    .fenced(&leader)?;
+            }
+            tx.commit().await.fenced(&leader)?;
+            changed
+        };
+        if failed {
+            self.inner
+                .metrics
+                .failures
+                .with_label_values(&[cause])
+                .inc();
+            tracing::warn!(reservation_id = %id, reason, "reservation failed");
+            self.clean_up(id, ReservationStatus::Failed, None).await?;
+        }
+        Ok(failed)
+    }
+
+    /// Rewrites `authorized_keys` in every Pod Secret of an active reservation (users added);
+    /// the dev box re-reads it within a minute.
+    pub(crate) async fn refresh_keys(&self, r: &Reservation) -> Result<()> {
+        let keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
+        let secrets =
+            ops::list_selected(&self.secrets_api(), &labels::selector_for(r.reservation_id))
+                .await?;
+        for secret in secrets {
+            let patch = serde_json::json!({
+                "data": { gpudev_cluster::secret::AUTHORIZED_KEYS_KEY:
+                    k8s_openapi::ByteString(keys.clone().into_bytes()) }
+            });
+            let name = secret.name_any();
+            self.secrets_api()
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| OpsError::kube("patch", "Secret", &name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Opens or closes the Jupyter port of an active reservation: the token in its Secrets,
+    /// the port on its SSH Services, and the URL in the database.
+    pub(crate) async fn apply_jupyter(&self, r: &Reservation, enabled: bool) -> Result<()> {
+        let mut spec = self.spec_for(r).await?;
+        spec.jupyter = if enabled {
+            Some(self.jupyter_token(r).await?)
+        } else {
+            None
+        };
+        let plans = spec
+            .pod_plans()
+            .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
+        for plan in &plans {
+            let manifests = PodManifests::build(plan);
+            let ports = manifests
+                .ssh_service
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.clone())
+                .unwrap_or_default();
+            let name = plan.ssh_service_name();
+            let patch = serde_json::json!({ "spec": { "ports": ports } });
+            self.services_api()
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| OpsError::kube("patch", "Service", &name, e))?;
+            let data: BTreeMap<String, k8s_openapi::ByteString> =
+                manifests.secret.data.clone().unwrap_or_default();
+            let secret_name = plan.secret_name();
+            let mut patch = serde_json::json!({ "data": data });
+            if !enabled {
+                patch["data"][gpudev_cluster::secret::JUPYTER_TOKEN_KEY] = serde_json::Value::Null;
+            }
+            self.secrets_api()
+                .patch(&secret_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| OpsError::kube("patch", "Secret", &secret_name, e))?;
+        }
+        let url = if enabled {
+            self.jupyter_url(r).await?
+        } else {
+            None
+        };
+        let leader = self.leader()?;
+        let client = leader.lock().await?;
+        db::set_jupyter_url(&*client, r.reservation_id, url.as_deref())
+            .await
+            .fenced(&leader)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! One scheduling pass: fetch (nodes and pods from Kubernetes, live reservations and recent
+//! usage from the database) → decide ([`crate::plan::plan_pass`], pure) → write (impossible
+//! requests failed, admissions with their placement, positions and estimates — one transaction
+//! on the leader session) → drive (create the admitted reservations' objects).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gpudev_cluster::capacity::node_capacities;
+use gpudev_cluster::names;
+use gpudev_cluster::ops::{ManagedObjects, nodes_and_pods};
+use gpudev_store::reservations;
+use uuid::Uuid;
+
+use crate::db::{self, AdmissionRow, PositionUpdate};
+use crate::error::Result;
+use crate::plan::{PassFacts, USAGE_HORIZON_HALF_LIVES, plan_pass};
+use crate::processor::{ACTOR, Fenced, Processor};
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PassReport {
+    /// Reservations admitted (now `preparing`), in scheduling order.
+    pub admitted: Vec<Uuid>,
+    /// Reservations failed because they can never run.
+    pub failed: Vec<Uuid>,
+    /// Reservations still waiting.
+    pub waiting: usize,
+    /// Nodes considered.
+    pub nodes: usize,
+    /// Time spent deciding (the pure part).
+    pub decide_time: Duration,
+    /// Time spent in the whole pass, driving included.
+    pub total_time: Duration,
+}
+
+impl Processor {
+    /// Runs one scheduling pass (see the module docs). Only the leader may.
+    #[tracing::instrument(skip_all)]
+    pub async fn scheduler_pass(&self) -> Result<PassReport> {
+        let started = Instant::now();
+        let leader = self.leader()?;
+        let config = &self.inner.config;
+        let (nodes, pods) = nodes_and_pods(&self.inner.kube).await?;
+        let (rows, usage) = {
+            let db = self.db().await?;
+            let horizon = config.fair_share_half_life.as_secs_f64() * USAGE_HORIZON_HALF_LIVES;
+            let rows = db::live_rows(&**db).await?;
+            let usage = db::usage_rows(&**db, horizon).await?;
+            (rows, usage)
+        };
+        let capacities = node_capacities(&nodes, &pods, &config.gpu_type_label, &config.catalog);
+        let decide_started = Instant::now();
+        let plan = plan_pass(&PassFacts {
+            now: Utc::now(),
+            rows: &rows,
+            usage: &usage,
+            capacities: &capacities,
+            pods: &pods,
+            namespace: &config.namespace,
+            catalog: &config.catalog,
+            quotas: config.quotas,
+            half_life: config.fair_share_half_life,
+        });
+        let decide_time = decide_started.elapsed();
+
+        let gpu_types: HashMap<Uuid, &str> = rows
+            .iter()
+            .map(|r| (r.reservation_id, r.gpu_type.as_str()))
+            .collect();
+        let node_counts: HashMap<Uuid, i32> = rows
+            .iter()
+            .map(|r| (r.reservation_id, r.node_count))
+            .collect();
+        let mut failures: Vec<(Uuid, String)> = plan.rejected.clone();
+        failures.extend(plan.outcome.impossible.iter().map(|i| {
+            (
+                i.reservation_id,
+                format!("cannot be scheduled: {}", i.reason),
+            )
+        }));
+        let admissions: Vec<AdmissionRow> = plan
+            .outcome
+            .admissions
+            .iter()
+            .map(|a| {
+                let total = node_counts
+                    .get(&a.reservation_id)
+                    .and_then(|n| u32::try_from(*n).ok())
+                    .unwrap_or(1);
+                AdmissionRow {
+                    id: a.reservation_id,
+                    nodes: a.node_names.clone(),
+                    pod_name: names::pod_name(a.reservation_id, 0, total),
+                    reason: format!(
+                        "admitted on {}; starting the dev box",
+                        a.node_names.join(", ")
+                    ),
+                }
+            })
+            .collect();
+        let positions: Vec<PositionUpdate> = plan
+            .outcome
+            .positions
+            .iter()
+            .map(|q| PositionUpdate {
+                id: q.reservation_id,
+                position: i32::try_from(q.position).unwrap_or(i32::MAX),
+                eta: q
+                    .estimated_start
+                    .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+                detail: q.blocked_reason.clone().unwrap_or_else(|| {
+                    format!(
+                        "waiting in queue: position {} for {}",
+                        q.position,
+                        gpu_types
+                            .get(&q.reservation_id)
+                            .copied()
+                            .unwrap_or("its GPU type")
+                    )
+                }),
+            })
+            .collect();
+
+        let (failed, admitted) = {
+            let mut client = leader.lock().await?;
+            let tx = client.transaction().await.fenced(&leader)?;
+            let failed = db::fail_queued(&tx, &failures, ACTOR)
+                .await
+                .fenced(&leader)?;
+            let admitted = db::admit(&tx, &admissions, &config.namespace, ACTOR)
+                .await
+                .fenced(&leader)?;
+            db::write_positions(&tx, &positions).await.fenced(&leader)?;
+            tx.commit().await.fenced(&leader)?;
+            (failed, admitted)
+        };
+        let metrics = &self.inner.metrics;
+        for id in &admitted {
+            let gpu_type = gpu_types.get(id).copied().unwrap_or("unknown");
+            metrics.admissions.with_label_values(&[gpu_type]).inc();
+        }
+        if !failed.is_empty() {
+            metrics
+                .failures
+                .with_label_values(&["impossible"])
+                .inc_by(failed.len() as u64);
+            for (id, reason) in failures.iter().filter(|(id, _)| failed.contains(id)) {
+                tracing::warn!(reservation_id = %id, reason, "reservation can never be scheduled");
+            }
+        }
+        if !admitted.is_empty() {
+            tracing::info!(
+                admitted = admitted.len(),
+                waiting = positions.len(),
+                "reservations admitted"
+            );
+        }
+        self.drive_admitted(&admitted).await?;
+        let total_time = started.elapsed();
+        metrics.pass_duration.observe(total_time.as_secs_f64());
+        Ok(PassReport {
+            admitted,
+            failed,
+            waiting: positions.len(),
+            nodes: plan.nodes,
+            decide_time,
+            total_time,
+        })
+    }
+
+    /// Creates the objects of freshly admitted reservations. A failure leaves the reservation
+    /// `preparing`; the reconciliation (or its message) tries again.
+    async fn drive_admitted(&self, admitted: &[Uuid]) -> Result<()> {
+        if admitted.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.inner.objects_lock.lock().await;
+        let none = ManagedObjects::default();
+        for id in admitted {
+            let r = {
+                let db = self.db().await?;
+                reservations::find(&**db, *id).await?
+            };
+            let Some(r) = r else { continue };
+            if let Err(e) = self.drive_or_fail(&r, &none).await {
+                if e.is_leadership() {
+                    return Err(e);
+                }
+                tracing::warn!(reservation_id = %id, error = %e, "creating the dev box failed; will retry");
+            }
+        }
+        Ok(())
+    }
+}

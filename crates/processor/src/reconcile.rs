@@ -1,0 +1,174 @@
+//! Level-triggered reconciliation: compare the objects in the namespace with the database and
+//! make them agree, whatever messages were lost, duplicated or late.
+//!
+//! - objects of a reservation that is not `preparing` or `active` are deleted (cancel from any
+//!   state, failures, requeues; expiry is the expiry job's, but what it left is removed too);
+//! - a `preparing` reservation missing any of its objects gets them (again);
+//! - a `preparing` reservation's Pods are read: Ready → `active`, failing → `failed`, and past
+//!   the ready timeout → requeued once or failed ([`crate::settle`]);
+//! - disks still attached to cancelled or failed reservations are released.
+//!
+//! Objects labelled with a reservation the database does not know are left to the expiry job's
+//! orphan sweep: they may belong to another installation sharing the namespace.
+
+use std::collections::HashSet;
+
+use gpudev_cluster::ops::{self, ManagedObjects};
+use gpudev_cluster::{labels, names};
+use gpudev_domain::ReservationStatus;
+use gpudev_store::reservations::{self, ListFilter, Reservation};
+use kube::ResourceExt;
+use uuid::Uuid;
+
+use crate::db;
+use crate::error::Result;
+use crate::processor::Processor;
+use crate::settle::Settled;
+
+/// What a reconciliation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Reservations whose leftover objects were deleted.
+    pub cleaned: Vec<Uuid>,
+    /// Preparing reservations whose missing objects were (re)created.
+    pub driven: Vec<Uuid>,
+    /// Reservations that became active.
+    pub activated: Vec<Uuid>,
+    /// Reservations failed (pod errors, timeouts).
+    pub failed: Vec<Uuid>,
+    /// Reservations sent back to the queue.
+    pub requeued: Vec<Uuid>,
+    /// Disks released.
+    pub disks_released: usize,
+}
+
+/// Most live reservations looked at in one reconciliation.
+const MAX_LIVE: i64 = 100_000;
+
+impl Processor {
+    /// Makes the cluster match the database once (see the module docs). Only the leader may.
+    #[tracing::instrument(skip_all)]
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        self.leader()?;
+        let _guard = self.inner.objects_lock.lock().await;
+        let config = &self.inner.config;
+        let objects = ops::list_managed(
+            &self.inner.kube,
+            &config.namespace,
+            &labels::managed_selector(),
+        )
+        .await?;
+        let live: Vec<Reservation> = {
+            let db = self.db().await?;
+            reservations::list(
+                &**db,
+                &ListFilter {
+                    user_id: None,
+                    statuses: vec![ReservationStatus::Preparing, ReservationStatus::Active],
+                    limit: MAX_LIVE,
+                    offset: 0,
+                },
+            )
+            .await?
+            .0
+        };
+        let live_ids: HashSet<Uuid> = live.iter().map(|r| r.reservation_id).collect();
+        let mut report = ReconcileReport::default();
+
+        let others: Vec<Uuid> = objects
+            .reservations()
+            .into_iter()
+            .filter(|id| !live_ids.contains(id))
+            .collect();
+        let statuses = {
+            let db = self.db().await?;
+            db::statuses(&**db, &others).await?
+        };
+        for id in others {
+            let Some(status) = statuses.get(&id).copied() else {
+                continue;
+            };
+            let mine = objects.of(id);
+            match self.clean_up(id, status, Some(&mine)).await {
+                Ok(_) => report.cleaned.push(id),
+                Err(e) if e.is_leadership() => return Err(e),
+                Err(e) => tracing::warn!(reservation_id = %id, error = %e, "cleanup failed"),
+            }
+        }
+
+        for r in live
+            .iter()
+            .filter(|r| r.status == ReservationStatus::Preparing)
+        {
+            let mine = objects.of(r.reservation_id);
+            let mut pods = Some(mine.pods.clone());
+            if is_incomplete(r, &mine) {
+                match self.drive_or_fail(r, &mine).await {
+                    Ok(_) => {
+                        report.driven.push(r.reservation_id);
+                        pods = None;
+                    }
+                    Err(e) if e.is_leadership() => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(reservation_id = %r.reservation_id, error = %e, "creating the dev box failed; will retry");
+                    }
+                }
+            }
+            // A reservation failed by the driver is no longer preparing.
+            let current = {
+                let db = self.db().await?;
+                reservations::find(&**db, r.reservation_id).await?
+            };
+            let Some(current) = current else { continue };
+            match self.settle(&current, pods, true).await {
+                Ok(Settled::Activated) => report.activated.push(r.reservation_id),
+                Ok(Settled::Failed) => report.failed.push(r.reservation_id),
+                Ok(Settled::Requeued) => report.requeued.push(r.reservation_id),
+                Ok(Settled::Unchanged) => {
+                    if current.status == ReservationStatus::Failed {
+                        report.failed.push(r.reservation_id);
+                    }
+                }
+                Err(e) if e.is_leadership() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(reservation_id = %r.reservation_id, error = %e, "settling failed")
+                }
+            }
+        }
+
+        let attached = {
+            let db = self.db().await?;
+            db::disks_of_ended(&**db).await?
+        };
+        let with_pods: HashSet<Uuid> = objects
+            .pods
+            .iter()
+            .filter_map(ops::reservation_of)
+            .collect();
+        for (_, reservation_id) in attached {
+            if !with_pods.contains(&reservation_id) {
+                self.release_disk_of(reservation_id).await?;
+                report.disks_released += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// True when any object a `preparing` reservation needs is missing.
+fn is_incomplete(r: &Reservation, objects: &ManagedObjects) -> bool {
+    let total = u32::try_from(r.node_count.max(1)).unwrap_or(1);
+    let has_secret = |name: &str| objects.secrets.iter().any(|s| s.name_any() == name);
+    let has_service = |name: &str| objects.services.iter().any(|s| s.name_any() == name);
+    let pod_missing = (0..total).any(|index| {
+        let pod = names::pod_name(r.reservation_id, index, total);
+        let pod_ok = objects
+            .pods
+            .iter()
+            .any(|p| p.name_any() == pod && p.metadata.deletion_timestamp.is_none());
+        !pod_ok
+            || !has_secret(&names::secret_name(&pod))
+            || !has_service(&names::ssh_service_name(&pod))
+    });
+    pod_missing || (total > 1 && !has_service(&names::headless_service_name(r.reservation_id)))
+}
