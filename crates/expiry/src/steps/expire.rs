@@ -1,0 +1,165 @@
+//! Active reservations past their end plus the grace period.
+//!
+//! Each is handled in one database transaction that holds the reservation's advisory lock from
+//! the re-check to the commit, so a second run skips it while the first works and finds it
+//! `expired` afterwards. The order is the one the original job got wrong: the Pods go first
+//! (and we wait until they are gone, so the disk is no longer written), then the disk is
+//! snapshotted, then — in the same transaction — the snapshot is recorded, the disk released,
+//! the reservation marked `expired` and its environment values forgotten. Should anything fail,
+//! the transaction rolls back and the next run does it all again: deleting a deleted Pod and
+//! creating a snapshot of the same (deterministic) name change nothing.
+
+use futures::StreamExt;
+use gpudev_cluster::{disk_snapshot, labels, names};
+use gpudev_domain::{DiskName, ReservationStatus, Username};
+use gpudev_store::expiry::{self as store, ActiveReservation};
+use gpudev_store::reservations::{self, Transition};
+use gpudev_store::{StoreError, disks};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::k8s;
+use crate::notify::PodNotifier;
+use crate::run::{ACTOR, Expiry, StepError, Summary};
+
+/// Lock scope of work on one reservation.
+pub(crate) const LOCK: &str = "expiry.reservation";
+
+/// What ending one reservation did.
+#[derive(Debug, Default)]
+pub(crate) struct Ended {
+    pub(crate) transitioned: bool,
+    pub(crate) pods_deleted: u64,
+    pub(crate) snapshots_created: u64,
+    pub(crate) disks_released: u64,
+}
+
+impl Ended {
+    pub(crate) fn add_to(&self, s: &mut Summary) {
+        s.pods_deleted += self.pods_deleted;
+        s.snapshots_created += self.snapshots_created;
+        s.disks_released += self.disks_released;
+    }
+}
+
+enum Outcome {
+    Ended(Ended),
+    Busy,
+    NotDue,
+}
+
+impl<N: PodNotifier> Expiry<N> {
+    /// Expires every active reservation past `expires_at` + grace, a few at a time.
+    pub(crate) async fn expire_due(&self, s: &mut Summary) -> Result<(), StepError> {
+        let grace = self.cfg.grace.as_secs_f64();
+        let due: Vec<Uuid> = {
+            let db = self.pool.get().await?;
+            store::active(&**db)
+                .await?
+                .into_iter()
+                .filter(|r| r.seconds_left < -grace)
+                .map(|r| r.reservation_id)
+                .collect()
+        };
+        let mut results = futures::stream::iter(due)
+            .map(|id| async move { (id, self.expire_one(id).await) })
+            .buffer_unordered(self.cfg.parallelism);
+        while let Some((id, result)) = results.next().await {
+            match result {
+                Ok(Outcome::Ended(ended)) => {
+                    ended.add_to(s);
+                    if ended.transitioned {
+                        s.expired += 1;
+                    }
+                }
+                Ok(Outcome::Busy) => s.skipped_busy += 1,
+                Ok(Outcome::NotDue) => {}
+                Err(e) => s.error(&format!("expiring reservation {id}"), e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_one(&self, id: Uuid) -> Result<Outcome, StepError> {
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        if !store::try_lock(&*tx, LOCK, id).await? {
+            return Ok(Outcome::Busy);
+        }
+        let Some(r) = store::active_one(&*tx, id).await? else {
+            return Ok(Outcome::NotDue);
+        };
+        if r.seconds_left >= -self.cfg.grace.as_secs_f64() {
+            return Ok(Outcome::NotDue); // extended meanwhile
+        }
+        let ended = self.end_reservation(&tx, &r, "expired").await?;
+        tx.commit().await?;
+        tracing::info!(reservation_id = %id, user = %r.username, "expired");
+        Ok(Outcome::Ended(ended))
+    }
+
+    /// Ends an active reservation the caller holds the lock of, inside the caller's
+    /// transaction: Pods deleted and gone, disks snapshotted, snapshots recorded, disks
+    /// released, status `expired` with `reason`, environment values forgotten. The caller
+    /// commits.
+    pub(crate) async fn end_reservation(
+        &self,
+        tx: &Transaction<'_>,
+        r: &ActiveReservation,
+        reason: &str,
+    ) -> Result<Ended, StepError> {
+        let id = r.reservation_id;
+        let ns = &self.cfg.namespace;
+        let mut ended = Ended {
+            pods_deleted: u64::try_from(
+                k8s::delete_pods_and_wait(
+                    &self.kube,
+                    ns,
+                    id,
+                    self.cfg.poll_interval,
+                    self.cfg.pod_delete_timeout,
+                )
+                .await?,
+            )
+            .unwrap_or(0),
+            ..Ended::default()
+        };
+        for disk in store::attached_disks(tx, id).await? {
+            let owner = Username::parse(&disk.username)
+                .map_err(|e| StepError::Corrupt(format!("owner of disk {}: {e}", disk.disk_id)))?;
+            let name = DiskName::parse(&disk.disk_name)
+                .map_err(|e| StepError::Corrupt(format!("disk {}: {e}", disk.disk_id)))?;
+            let mut snapshot =
+                disk_snapshot(ns, &owner, &name, id, self.cfg.snapshot_class.as_deref());
+            // The claim that exists is the one the database names.
+            let snapshot_name = names::snapshot_name(&disk.kube_name, id);
+            snapshot.metadata.name = Some(snapshot_name.clone());
+            snapshot.spec.source.persistent_volume_claim_name = Some(disk.kube_name.clone());
+            if let Some(l) = snapshot.metadata.labels.as_mut() {
+                l.insert(labels::DISK_CLAIM.to_owned(), disk.kube_name.clone());
+            }
+            if k8s::create_snapshot(&self.kube, ns, &snapshot).await? {
+                ended.snapshots_created += 1;
+            }
+            disks::add_snapshot(tx, disk.disk_id, &snapshot_name, Some(id)).await?;
+            if disks::release(tx, disk.disk_id, id).await? {
+                ended.disks_released += 1;
+            }
+        }
+        let t = Transition {
+            to: ReservationStatus::Expired,
+            reason: Some(reason),
+            actor: ACTOR,
+        };
+        match reservations::transition(tx, id, t).await {
+            Ok(_) => ended.transitioned = true,
+            // Ended some other way meanwhile (a cancel): the cleanup above still stands.
+            Err(StoreError::Transition(e)) => {
+                tracing::info!(reservation_id = %id, error = %e, "already ended");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        reservations::delete_secret_env(tx, id).await?;
+        Ok(ended)
+    }
+}

@@ -1,0 +1,98 @@
+//! Reservations stuck in `queued` or `preparing`.
+//!
+//! Each is changed in a short transaction that first locks the row and re-checks the status
+//! and age it was listed with, because `cancelled` and `failed` may be reached from several
+//! statuses: a reservation the processor admitted a moment ago must not be cancelled as
+//! "stale in the queue".
+
+use gpudev_cluster::ops;
+use gpudev_domain::ReservationStatus;
+use gpudev_store::expiry as store;
+use gpudev_store::reservations::{self, Transition};
+use gpudev_store::{StoreError, disks};
+
+use crate::notify::PodNotifier;
+use crate::run::{ACTOR, Expiry, StepError, Summary};
+
+impl<N: PodNotifier> Expiry<N> {
+    /// `queued` longer than the limit → `cancelled`, with the reason.
+    pub(crate) async fn cancel_stale_queued(&self, s: &mut Summary) -> Result<(), StepError> {
+        let limit = self.cfg.queued_timeout.as_secs_f64();
+        let hours = self.cfg.queued_timeout.as_secs() / 3600;
+        let reason = format!(
+            "not started within {hours} h of being queued: no capacity became free; submit again"
+        );
+        let ids = {
+            let db = self.pool.get().await?;
+            store::stale(&**db, ReservationStatus::Queued, limit).await?
+        };
+        for id in ids {
+            let mut db = self.pool.get().await?;
+            let tx = db.transaction().await?;
+            if !store::lock_if_stale(&*tx, id, ReservationStatus::Queued, limit).await? {
+                continue;
+            }
+            let t = Transition {
+                to: ReservationStatus::Cancelled,
+                reason: Some(&reason),
+                actor: ACTOR,
+            };
+            reservations::transition(&*tx, id, t).await?;
+            reservations::delete_secret_env(&*tx, id).await?;
+            tx.commit().await?;
+            tracing::info!(reservation_id = %id, "cancelled: queued too long");
+            s.queued_cancelled += 1;
+        }
+        Ok(())
+    }
+
+    /// `preparing` longer than the limit → `failed`; its Pods (and owned objects) are deleted
+    /// and its disk released.
+    pub(crate) async fn fail_stale_preparing(&self, s: &mut Summary) -> Result<(), StepError> {
+        let limit = self.cfg.preparing_timeout.as_secs_f64();
+        let minutes = self.cfg.preparing_timeout.as_secs() / 60;
+        let reason = format!("did not become ready within {minutes} min of being admitted");
+        let ids = {
+            let db = self.pool.get().await?;
+            store::stale(&**db, ReservationStatus::Preparing, limit).await?
+        };
+        for id in ids {
+            let mut db = self.pool.get().await?;
+            let tx = db.transaction().await?;
+            if !store::lock_if_stale(&*tx, id, ReservationStatus::Preparing, limit).await? {
+                continue;
+            }
+            let t = Transition {
+                to: ReservationStatus::Failed,
+                reason: Some(&reason),
+                actor: ACTOR,
+            };
+            reservations::transition(&*tx, id, t).await?;
+            for disk in store::attached_disks(&*tx, id).await? {
+                if disks::release(&*tx, disk.disk_id, id).await? {
+                    s.disks_released += 1;
+                }
+            }
+            reservations::delete_secret_env(&*tx, id).await?;
+            tx.commit().await?;
+            s.preparing_failed += 1;
+            tracing::info!(reservation_id = %id, "failed: preparing too long");
+            // After the commit, so the processor sees `failed` and stops; a Pod left behind by
+            // a failure here is an orphan the orphan step removes.
+            match ops::delete_reservation_objects(&self.kube, &self.cfg.namespace, id).await {
+                Ok(n) => s.pods_deleted += u64::try_from(n).unwrap_or(0),
+                Err(e) => s.error(
+                    &format!("deleting the objects of failed reservation {id}"),
+                    e,
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<gpudev_domain::TransitionError> for StepError {
+    fn from(e: gpudev_domain::TransitionError) -> Self {
+        Self::Db(StoreError::Transition(e))
+    }
+}
