@@ -51,15 +51,13 @@ impl Processor {
         let config = &self.inner.config;
         let messages = {
             let db = self.db().await?;
-            config
-                .queue
-                .read_with_poll(
-                    &**db,
-                    i32::try_from(config.visibility_timeout.as_secs()).unwrap_or(i32::MAX),
-                    i32::try_from(config.batch_size).unwrap_or(16),
-                    i32::try_from(config.poll.as_secs()).unwrap_or(5),
-                )
-                .await?
+            let vt = i32::try_from(config.visibility_timeout.as_secs()).unwrap_or(i32::MAX);
+            let batch = i32::try_from(config.batch_size).unwrap_or(16);
+            // PGMQ polls in whole seconds; below one second, read without waiting.
+            match i32::try_from(config.poll.as_secs()).unwrap_or(5) {
+                0 => config.queue.read(&**db, vt, batch).await?,
+                poll => config.queue.read_with_poll(&**db, vt, batch, poll).await?,
+            }
         };
         let mut outcome = Outcome {
             received: messages.len(),

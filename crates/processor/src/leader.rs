@@ -181,6 +181,7 @@ pub async fn current_leader_pid(
         .query_opt(
             &format!(
                 "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                  AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = {LOCK_KEY_SQL}"
             ),
             &[&queue],

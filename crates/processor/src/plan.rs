@@ -184,7 +184,9 @@ fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<Uuid>, Stri
         gpu_count: u32::try_from(row.gpu_count.max(0)).unwrap_or(0),
         nodes: u32::try_from(row.node_count.max(1)).unwrap_or(1),
         priority: row.priority,
-        submitted_at: row.created_at.timestamp(),
+        // The policy only orders by this field; microseconds keep FIFO exact for reservations
+        // submitted within the same second.
+        submitted_at: row.created_at.timestamp_micros(),
         duration_secs: (row.hours * 3600.0).round() as i64,
     })
 }

@@ -73,8 +73,14 @@ impl Processor {
                 next_tick = Instant::now() + interval;
             }
             match self.process_once().await {
-                Ok(outcome) if outcome.received == 0 && self.inner.config.poll.is_zero() => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(outcome) if outcome.received == 0 && self.inner.config.poll.as_secs() == 0 => {
+                    // No long poll below a second: wait here instead, without spinning.
+                    let pause = self.inner.config.poll.max(Duration::from_millis(100));
+                    let mut stop = stop.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
                 Ok(_) => {}
                 Err(e) if e.is_leadership() => break,

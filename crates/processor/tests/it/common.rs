@@ -1,0 +1,281 @@
+//! Shared arrangements: a fresh database, a fake cluster, users with SSH keys, submissions, and
+//! processors driven step by step.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use gpudev_domain::{ReservationStatus, SshPublicKey, Username};
+use gpudev_processor::{Processor, ProcessorConfig};
+use gpudev_store::reservations::{self, NewReservation, Reservation, Transition};
+use gpudev_store::{Queue, ssh_keys, users};
+use gpudev_testkit::kube::Verb;
+use gpudev_testkit::{FakeCluster, TestDb};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const NS: &str = "gpu-dev";
+pub const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe test@gpudev";
+
+pub struct Env {
+    pub db: TestDb,
+    pub fake: FakeCluster,
+    pub config: ProcessorConfig,
+}
+
+/// A user and their id.
+pub struct User {
+    pub id: i64,
+    pub name: String,
+}
+
+/// What to submit.
+#[derive(Clone)]
+pub struct Ask {
+    pub gpu_type: &'static str,
+    pub gpu_count: i32,
+    pub nodes: i32,
+    pub hours: f64,
+    pub priority: i32,
+    pub disk: Option<&'static str>,
+    pub jupyter: bool,
+    pub image: &'static str,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Ask {
+    pub fn gpus(gpu_type: &'static str, gpu_count: i32) -> Self {
+        Self {
+            gpu_type,
+            gpu_count,
+            nodes: 1,
+            hours: 2.0,
+            priority: 0,
+            disk: None,
+            jupyter: false,
+            image: "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel",
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+pub async fn env() -> Env {
+    let db = gpudev_testkit::test_db().await;
+    let config = ProcessorConfig::for_database(&db.url()).unwrap();
+    Env {
+        db,
+        fake: FakeCluster::new(),
+        config,
+    }
+}
+
+impl Env {
+    /// A processor over this environment (not yet the leader).
+    pub async fn processor(&self) -> Processor {
+        self.processor_with(self.config.clone()).await
+    }
+
+    pub async fn processor_with(&self, config: ProcessorConfig) -> Processor {
+        Processor::build(config, self.fake.client()).await.unwrap()
+    }
+
+    /// A processor that already leads.
+    pub async fn leader(&self) -> Processor {
+        let p = self.processor().await;
+        assert!(p.try_become_leader().await.unwrap(), "could not lead");
+        p
+    }
+
+    pub async fn user(&self, name: &str) -> User {
+        let mut db = self.db.connect().await;
+        let user = users::create(&db, &Username::parse(name).unwrap(), users::Role::User)
+            .await
+            .unwrap();
+        ssh_keys::replace(&mut db, user.user_id, &[SshPublicKey::parse(KEY).unwrap()])
+            .await
+            .unwrap();
+        User {
+            id: user.user_id,
+            name: name.to_owned(),
+        }
+    }
+
+    pub async fn submit(&self, user: &User, ask: Ask) -> Uuid {
+        let mut db = self.db.connect().await;
+        let id = Uuid::new_v4();
+        let new = NewReservation {
+            reservation_id: id,
+            user_id: user.id,
+            username: user.name.clone(),
+            name: None,
+            gpu_type: ask.gpu_type.into(),
+            gpu_count: ask.gpu_count,
+            node_count: ask.nodes,
+            duration_hours: ask.hours,
+            image: ask.image.into(),
+            env: ask.env,
+            disk_name: ask.disk.map(str::to_owned),
+            jupyter_enabled: ask.jupyter,
+            github_user: None,
+            priority: ask.priority,
+            idempotency_key: None,
+            cli_version: None,
+            request_hash: None,
+            command: None,
+            disk_size_gb: None,
+        };
+        reservations::submit(&mut db, &self.queue(), &new)
+            .await
+            .unwrap();
+        id
+    }
+
+    pub fn queue(&self) -> Queue {
+        self.config.queue.clone()
+    }
+
+    pub async fn get(&self, id: Uuid) -> Reservation {
+        let db = self.db.connect().await;
+        reservations::get(&db, id).await.unwrap()
+    }
+
+    pub async fn status(&self, id: Uuid) -> ReservationStatus {
+        self.get(id).await.status
+    }
+
+    /// Cancels as the API does: the guarded transition and a `cancel` hint in one transaction.
+    pub async fn cancel(&self, id: Uuid) {
+        let mut db = self.db.connect().await;
+        let tx = db.transaction().await.unwrap();
+        let r = reservations::transition(
+            &tx,
+            id,
+            Transition {
+                to: ReservationStatus::Cancelled,
+                reason: Some("cancelled by its owner"),
+                actor: "test",
+            },
+        )
+        .await
+        .unwrap();
+        reservations::send_hint(&tx, &self.queue(), &r, "cancel", json!({}))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// Sends a raw message body.
+    pub async fn send_raw(&self, body: Value) -> i64 {
+        let db = self.db.connect().await;
+        self.queue().send(&db, &body).await.unwrap()
+    }
+
+    /// Makes every hidden message visible again, as if its visibility timeout had passed.
+    pub async fn expire_visibility(&self) {
+        let db = self.db.connect().await;
+        db.execute(
+            &format!("UPDATE pgmq.q_{} SET vt = now()", self.queue().name()),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Messages still in the queue (visible or not).
+    pub async fn queued_messages(&self) -> i64 {
+        let db = self.db.connect().await;
+        db.query_one(
+            &format!("SELECT count(*) FROM pgmq.q_{}", self.queue().name()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    }
+
+    /// The dead-letter queue's messages, newest first.
+    pub async fn dead_letters(&self) -> Vec<Value> {
+        let db = self.db.connect().await;
+        self.queue()
+            .dead_letters(&db, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect()
+    }
+
+    /// Objects of one kind in the dev box namespace.
+    pub fn objects(&self, plural: &str) -> Vec<Value> {
+        self.fake.objects(plural, Some(NS))
+    }
+
+    /// Objects of one reservation (pods, services, secrets) in the namespace.
+    pub fn objects_of(&self, id: Uuid) -> usize {
+        let label = id.hyphenated().to_string();
+        ["pods", "services", "secrets"]
+            .iter()
+            .flat_map(|k| self.objects(k))
+            .filter(|o| o["metadata"]["labels"]["gpudev.io/reservation-id"] == label.as_str())
+            .count()
+    }
+
+    pub fn creates(&self, plural: &str) -> usize {
+        self.fake.count_ok(Verb::Create, plural)
+    }
+
+    /// A running pod outside gpudev holding `gpus` GPUs of `node`.
+    pub async fn occupy(&self, node: &str, gpus: u32) {
+        let name = format!("job-{}", &Uuid::new_v4().simple().to_string()[..10]);
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": name, "namespace": "research" },
+            "spec": {
+                "nodeName": node,
+                "containers": [{
+                    "name": "train", "image": "busybox",
+                    "resources": { "limits": { "nvidia.com/gpu": gpus.to_string() } },
+                }],
+            },
+        }))
+        .unwrap();
+        let api: Api<Pod> = Api::namespaced(self.fake.client(), "research");
+        api.create(&PostParams::default(), &pod).await.unwrap();
+    }
+}
+
+/// Drives the processor until `id` has `status`, stepping the fake cluster in between.
+pub async fn until_status(env: &Env, p: &Processor, id: Uuid, status: ReservationStatus) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if env.status(id).await == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never became {status}: {:?}",
+            env.get(id).await
+        );
+        env.fake.step();
+        p.reconcile().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (without driving anything) until `id` has `status`.
+pub async fn wait_status(env: &Env, id: Uuid, status: ReservationStatus, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if env.status(id).await == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} did not become {status} within {within:?}: {:?}",
+            env.get(id).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

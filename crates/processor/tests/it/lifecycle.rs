@@ -1,0 +1,268 @@
+//! A reservation's life through the processor: queued → preparing → active, and the objects it
+//! gets on the way.
+
+use std::time::Duration;
+
+use gpudev_domain::ReservationStatus;
+use gpudev_testkit::kube::Verb;
+
+use crate::common::{Ask, NS, env, until_status, wait_status};
+
+#[tokio::test]
+async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
+    let env = env().await;
+    let nodes = env.fake.seed_nodes("h100", 1, 8);
+    let alice = env.user("alice").await;
+    let id = env.submit(&alice, Ask::gpus("h100", 4)).await;
+    let p = env.leader().await;
+
+    let outcome = p.process_once().await.unwrap();
+    assert_eq!(outcome.received, 1);
+    assert_eq!(outcome.archived, 1);
+    assert_eq!(outcome.pass.as_ref().unwrap().admitted, vec![id]);
+    let r = env.get(id).await;
+    assert_eq!(r.status, ReservationStatus::Preparing);
+    assert_eq!(r.node_names, nodes);
+    assert_eq!(r.namespace.as_deref(), Some(NS));
+    assert!(r.admitted_at.is_some());
+    assert_eq!(env.queued_messages().await, 0, "the hint was archived");
+    // Secret, Pod and SSH Service exist, pinned to the admitted node.
+    assert_eq!(env.objects_of(id), 3);
+    let pod = &env.objects("pods")[0];
+    let pinned = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"][0]["matchExpressions"][0];
+    assert_eq!(pinned["key"], "kubernetes.io/hostname");
+    assert_eq!(pinned["values"][0], nodes[0].as_str());
+    // The Secret and the Service are owned by the Pod.
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    for kind in ["secrets", "services"] {
+        let object = &env.objects(kind)[0];
+        assert_eq!(
+            object["metadata"]["ownerReferences"][0]["uid"], uid,
+            "{kind}"
+        );
+    }
+
+    env.fake.step();
+    let report = p.reconcile().await.unwrap();
+    assert_eq!(report.activated, vec![id]);
+    let r = env.get(id).await;
+    assert_eq!(r.status, ReservationStatus::Active);
+    let port = r.node_port.unwrap();
+    assert!((30000..=32767).contains(&port), "{port}");
+    let ip = r.node_ip.clone().unwrap();
+    assert!(ip.starts_with("10.0."), "{ip}");
+    assert_eq!(
+        r.ssh_command.as_deref(),
+        Some(format!("ssh -p {port} dev@{ip}").as_str())
+    );
+    let launched = r.launched_at.unwrap();
+    assert_eq!(
+        (r.expires_at.unwrap() - launched).num_seconds(),
+        2 * 3600,
+        "expires_at = launched_at + duration"
+    );
+    assert_eq!(r.detailed_status.as_deref(), Some("ready"));
+    let metrics = p.metrics().render();
+    assert!(
+        metrics.contains("gpudev_processor_admissions_total{gpu_type=\"h100\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gpudev_processor_queued_to_active_seconds_count{gpu_type=\"h100\"} 1")
+    );
+    assert!(
+        metrics
+            .contains("gpudev_processor_messages_total{action=\"create\",outcome=\"archived\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn the_running_processor_takes_a_reservation_to_active_through_its_pod_watcher() {
+    let mut env = env().await;
+    env.config.scheduler_interval = Duration::from_secs(3600);
+    env.fake.seed_nodes("t4", 2, 4);
+    let _sim = env.fake.start_simulation(Duration::from_millis(50));
+    let alice = env.user("alice").await;
+    let p = env.processor().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let id = env.submit(&alice, Ask::gpus("t4", 2)).await;
+    // Only the message and the watcher can make this quick: the periodic pass is an hour away.
+    wait_status(&env, id, ReservationStatus::Active, Duration::from_secs(10)).await;
+    assert!(env.get(id).await.ssh_command.is_some());
+    assert!(p.is_leader());
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(!p.is_leader(), "shutdown releases the leader lock");
+}
+
+#[tokio::test]
+async fn a_multinode_reservation_gets_whole_nodes_a_headless_service_and_activates_when_all_pods_are_ready()
+ {
+    let env = env().await;
+    env.fake.seed_nodes("h100", 3, 8);
+    let alice = env.user("alice").await;
+    let id = env
+        .submit(
+            &alice,
+            Ask {
+                nodes: 2,
+                ..Ask::gpus("h100", 16)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    let r = env.get(id).await;
+    assert_eq!(r.status, ReservationStatus::Preparing);
+    assert_eq!(r.node_names.len(), 2);
+    // Two pods, two secrets, two SSH services and one headless service owned by both pods.
+    assert_eq!(env.objects("pods").len(), 2);
+    assert_eq!(env.objects("services").len(), 3);
+    let headless = env
+        .objects("services")
+        .into_iter()
+        .find(|s| s["metadata"]["name"].as_str().unwrap().ends_with("-nodes"))
+        .unwrap();
+    assert_eq!(
+        headless["metadata"]["ownerReferences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    until_status(&env, &p, id, ReservationStatus::Active).await;
+    let r = env.get(id).await;
+    assert!(r.ssh_command.is_some());
+}
+
+#[tokio::test]
+async fn a_reservation_with_a_disk_gets_its_claim_and_gives_the_disk_back_when_cancelled() {
+    let mut env = env().await;
+    env.config.storage_class = Some("gp3".into());
+    env.fake.seed_nodes("l4", 1, 4);
+    let alice = env.user("alice").await;
+    let id = env
+        .submit(
+            &alice,
+            Ask {
+                disk: Some("home"),
+                ..Ask::gpus("l4", 1)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    let claims = env.objects("persistentvolumeclaims");
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0]["spec"]["storageClassName"], "gp3");
+    let claim_name = claims[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let pod = &env.objects("pods")[0];
+    let volumes = pod["spec"]["volumes"].as_array().unwrap();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["persistentVolumeClaim"]["claimName"] == claim_name.as_str())
+    );
+    let db = env.db.connect().await;
+    let disk = gpudev_store::disks::get(&db, alice.id, "home")
+        .await
+        .unwrap();
+    assert_eq!(disk.reservation_id, Some(id));
+    assert_eq!(disk.status, "in_use");
+
+    env.cancel(id).await;
+    p.process_once().await.unwrap();
+    assert_eq!(env.objects_of(id), 0);
+    let disk = gpudev_store::disks::get(&db, alice.id, "home")
+        .await
+        .unwrap();
+    assert_eq!(
+        disk.reservation_id, None,
+        "the disk is free for the next reservation"
+    );
+    assert_eq!(
+        env.objects("persistentvolumeclaims").len(),
+        1,
+        "the disk outlives it"
+    );
+}
+
+#[tokio::test]
+async fn secrets_carry_keys_and_env_values_that_the_pod_only_references() {
+    let env = env().await;
+    env.fake.seed_nodes("t4", 1, 4);
+    let alice = env.user("alice").await;
+    let mut ask = Ask::gpus("t4", 1);
+    ask.env.insert("HF_TOKEN".into(), "hf_very-s3cret".into());
+    let id = env.submit(&alice, ask).await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    let secret = &env.objects("secrets")[0];
+    assert!(secret["data"]["authorized_keys"].is_string());
+    assert!(secret["data"]["env.HF_TOKEN"].is_string());
+    let pod = serde_json::to_string(&env.objects("pods")[0]).unwrap();
+    assert!(!pod.contains("hf_very-s3cret"));
+    assert!(!pod.contains("AAAAC3NzaC1lZDI1NTE5"));
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
+}
+
+#[tokio::test]
+async fn added_users_and_jupyter_reach_an_active_dev_box() {
+    let env = env().await;
+    env.fake.seed_nodes("t4", 1, 4);
+    let alice = env.user("alice").await;
+    let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    until_status(&env, &p, id, ReservationStatus::Active).await;
+
+    // Jupyter on, as the API records and announces it.
+    {
+        let mut db = env.db.connect().await;
+        let tx = db.transaction().await.unwrap();
+        let gpudev_store::reservations::Change::Applied(now) =
+            gpudev_store::reservations::set_jupyter(&tx, id, true, "alice")
+                .await
+                .unwrap()
+        else {
+            panic!("refused");
+        };
+        gpudev_store::reservations::send_hint(
+            &tx,
+            &env.queue(),
+            &now,
+            "enable_jupyter",
+            serde_json::json!({"jupyter_enabled": true}),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let patches = env.fake.count_ok(Verb::Patch, "services");
+    let outcome = p.process_once().await.unwrap();
+    assert_eq!(outcome.archived, 1);
+    assert_eq!(env.fake.count_ok(Verb::Patch, "services"), patches + 1);
+    let service = &env.objects("services")[0];
+    let ports = service["spec"]["ports"].as_array().unwrap();
+    assert!(ports.iter().any(|p| p["name"] == "jupyter"), "{ports:?}");
+    let secret = &env.objects("secrets")[0];
+    assert!(secret["data"]["jupyter-token"].is_string());
+    let r = env.get(id).await;
+    let url = r.jupyter_url.unwrap();
+    assert!(url.contains(&r.node_ip.unwrap()), "{url}");
+    assert!(url.contains(&r.jupyter_token.unwrap()), "{url}");
+}

@@ -1,0 +1,116 @@
+//! Pods that do not start: image pull errors and crash loops fail the reservation with the
+//! reason and the pod's events; a pod that cannot be scheduled goes back to the queue once, then
+//! fails.
+
+use std::time::Duration;
+
+use gpudev_domain::ReservationStatus;
+use gpudev_testkit::kube::{PodFailure, PodMatch};
+
+use crate::common::{Ask, env};
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_the_reservation_with_the_pod_events() {
+    let env = env().await;
+    env.fake.seed_nodes("t4", 1, 4);
+    env.fake
+        .fail_pods(PodMatch::Any, PodFailure::ImagePullBackOff);
+    let alice = env.user("alice").await;
+    let id = env
+        .submit(
+            &alice,
+            Ask {
+                image: "ghcr.io/nobody/missing:1",
+                ..Ask::gpus("t4", 1)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    env.fake.step();
+    let report = p.reconcile().await.unwrap();
+    assert_eq!(report.failed, vec![id]);
+    let r = env.get(id).await;
+    assert_eq!(r.status, ReservationStatus::Failed);
+    let reason = r.failure_reason.unwrap();
+    assert!(reason.contains("ImagePullBackOff"), "{reason}");
+    let detail = r.detailed_status.unwrap();
+    assert!(detail.contains("pod events:"), "{detail}");
+    assert!(detail.contains("Failed to pull image"), "{detail}");
+    assert_eq!(env.objects_of(id), 0);
+}
+
+#[tokio::test]
+async fn a_crash_loop_is_noticed_by_the_pod_watcher() {
+    let mut env = env().await;
+    env.config.scheduler_interval = Duration::from_secs(3600);
+    env.fake.seed_nodes("t4", 1, 4);
+    env.fake
+        .fail_pods(PodMatch::Any, PodFailure::CrashLoopBackOff);
+    let _sim = env.fake.start_simulation(Duration::from_millis(50));
+    let alice = env.user("alice").await;
+    let p = env.processor().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.run_until_stopped(async move {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
+    crate::common::wait_status(&env, id, ReservationStatus::Failed, Duration::from_secs(10)).await;
+    let reason = env.get(id).await.failure_reason.unwrap();
+    assert!(reason.contains("CrashLoopBackOff"), "{reason}");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_unschedulable_pod_goes_back_to_the_queue_once_then_fails() {
+    let mut env = env().await;
+    env.config.pod_ready_timeout = Duration::from_millis(300);
+    env.fake.seed_nodes("h100", 1, 8);
+    env.fake.fail_pods(PodMatch::Any, PodFailure::Unschedulable);
+    let alice = env.user("alice").await;
+    let id = env.submit(&alice, Ask::gpus("h100", 8)).await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    env.fake.step();
+    let report = p.reconcile().await.unwrap();
+    assert!(
+        report.requeued.is_empty() && report.failed.is_empty(),
+        "{report:?}"
+    );
+    let r = env.get(id).await;
+    assert!(
+        r.detailed_status
+            .as_deref()
+            .unwrap()
+            .starts_with("waiting for the node"),
+        "{:?}",
+        r.detailed_status
+    );
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = p.reconcile().await.unwrap();
+    assert_eq!(report.requeued, vec![id]);
+    let r = env.get(id).await;
+    assert_eq!(r.status, ReservationStatus::Queued);
+    assert!(r.node_names.is_empty());
+    assert_eq!(env.objects_of(id), 0);
+
+    // Admitted again, still unschedulable: this time it fails.
+    let pass = p.scheduler_pass().await.unwrap();
+    assert_eq!(pass.admitted, vec![id]);
+    env.fake.step();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let report = p.reconcile().await.unwrap();
+    assert_eq!(report.failed, vec![id]);
+    let r = env.get(id).await;
+    assert_eq!(r.status, ReservationStatus::Failed);
+    assert!(r.failure_reason.unwrap().contains("could not be scheduled"));
+    assert_eq!(env.objects_of(id), 0);
+}

@@ -1,0 +1,155 @@
+//! The scheduling pass end to end: per-node fit, positions and estimates written for the API,
+//! impossible requests failed at once.
+
+use gpudev_domain::ReservationStatus;
+
+use crate::common::{Ask, env, until_status};
+
+#[tokio::test]
+async fn two_nodes_with_two_free_gpus_each_do_not_take_a_four_gpu_reservation() {
+    let env = env().await;
+    let nodes = env.fake.seed_nodes("h100", 2, 8);
+    for node in &nodes {
+        env.occupy(node, 6).await;
+    }
+    let alice = env.user("alice").await;
+    let four = env.submit(&alice, Ask::gpus("h100", 4)).await;
+    let p = env.leader().await;
+    let report = p.scheduler_pass().await.unwrap();
+    assert!(report.admitted.is_empty(), "{report:?}");
+    let r = env.get(four).await;
+    assert_eq!(r.status, ReservationStatus::Queued);
+    assert_eq!(r.queue_position, Some(1));
+    assert_eq!(
+        r.estimated_start_at, None,
+        "the other jobs have no known end"
+    );
+    assert!(
+        r.detailed_status
+            .as_deref()
+            .unwrap()
+            .contains("no start can be predicted"),
+        "{:?}",
+        r.detailed_status
+    );
+    // A 2-GPU reservation fits where the 4-GPU one does not (it cannot delay it: no estimate).
+    let two = env.submit(&alice, Ask::gpus("h100", 2)).await;
+    let report = p.scheduler_pass().await.unwrap();
+    assert_eq!(report.admitted, vec![two]);
+    assert_eq!(env.status(four).await, ReservationStatus::Queued);
+}
+
+#[tokio::test]
+async fn a_full_cluster_gives_queued_reservations_positions_and_estimates_from_running_ends() {
+    let env = env().await;
+    env.fake.seed_nodes("a100", 1, 8);
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let running = env
+        .submit(
+            &alice,
+            Ask {
+                hours: 3.0,
+                ..Ask::gpus("a100", 8)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    until_status(&env, &p, running, ReservationStatus::Active).await;
+    let expires = env.get(running).await.expires_at.unwrap();
+
+    let first = env
+        .submit(
+            &bob,
+            Ask {
+                hours: 1.0,
+                ..Ask::gpus("a100", 8)
+            },
+        )
+        .await;
+    let second = env
+        .submit(
+            &bob,
+            Ask {
+                hours: 1.0,
+                ..Ask::gpus("a100", 4)
+            },
+        )
+        .await;
+    p.scheduler_pass().await.unwrap();
+    let (a, b) = (env.get(first).await, env.get(second).await);
+    assert_eq!((a.queue_position, b.queue_position), (Some(1), Some(2)));
+    let eta_a = a.estimated_start_at.unwrap();
+    assert!(
+        (eta_a - expires).num_seconds().abs() <= 1,
+        "{eta_a} vs {expires}"
+    );
+    let eta_b = b.estimated_start_at.unwrap();
+    assert!(
+        (eta_b - (expires + chrono::Duration::hours(1)))
+            .num_seconds()
+            .abs()
+            <= 1
+    );
+    assert_eq!(
+        a.detailed_status.as_deref(),
+        Some("waiting in queue: position 1 for a100")
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_can_never_fit_fails_at_once_with_a_clear_reason() {
+    let env = env().await;
+    env.fake.seed_nodes("t4", 2, 4);
+    let alice = env.user("alice").await;
+    let no_nodes = env.submit(&alice, Ask::gpus("b200", 1)).await;
+    let too_big = env.submit(&alice, Ask::gpus("t4", 8)).await;
+    let fits = env.submit(&alice, Ask::gpus("t4", 4)).await;
+    let p = env.leader().await;
+    let outcome = p.process_once().await.unwrap();
+    let pass = outcome.pass.unwrap();
+    assert_eq!(pass.admitted, vec![fits]);
+    assert_eq!(pass.failed.len(), 2);
+    let r = env.get(no_nodes).await;
+    assert_eq!(r.status, ReservationStatus::Failed);
+    assert_eq!(
+        r.failure_reason.as_deref(),
+        Some("cannot be scheduled: the cluster has no b200 nodes")
+    );
+    let r = env.get(too_big).await;
+    assert_eq!(r.status, ReservationStatus::Failed);
+    let reason = r.failure_reason.unwrap();
+    assert!(reason.contains("largest t4 node has 4"), "{reason}");
+    assert!(r.ended_at.is_some());
+    assert_eq!(env.objects_of(no_nodes) + env.objects_of(too_big), 0);
+}
+
+#[tokio::test]
+async fn higher_priority_goes_first_and_cpu_nodes_take_four_dev_boxes() {
+    let env = env().await;
+    env.fake.seed_nodes("cpu-x86", 1, 0);
+    let alice = env.user("alice").await;
+    let bob = env.user("bob").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(env.submit(&alice, Ask::gpus("cpu-x86", 0)).await);
+    }
+    let urgent = env
+        .submit(
+            &bob,
+            Ask {
+                priority: 50,
+                ..Ask::gpus("cpu-x86", 0)
+            },
+        )
+        .await;
+    let mut config = env.config.clone();
+    config.quotas = gpudev_domain::Quotas::default();
+    let p = env.processor_with(config).await;
+    assert!(p.try_become_leader().await.unwrap());
+    let report = p.scheduler_pass().await.unwrap();
+    assert_eq!(report.admitted.len(), 4, "{report:?}");
+    assert_eq!(report.admitted[0], urgent);
+    assert_eq!(report.waiting, 2);
+}
