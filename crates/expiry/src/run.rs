@@ -32,8 +32,9 @@ pub struct Summary {
     pub pods_missing: u64,
     /// Missing Pods seen again.
     pub pods_found_again: u64,
-    /// Dev box Pods deleted while ending reservations.
-    pub pods_deleted: u64,
+    /// Dev box objects deleted while ending reservations: the Pods of expired ones (their
+    /// Services and Secrets go with them), and every object of failed ones.
+    pub objects_deleted: u64,
     /// VolumeSnapshots taken of disks.
     pub snapshots_created: u64,
     /// Disks released from ended reservations.

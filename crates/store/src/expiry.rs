@@ -89,7 +89,7 @@ pub async fn active_one(
 pub async fn try_lock(db: &impl GenericClient, scope: &str, id: Uuid) -> Result<bool, StoreError> {
     let row = db
         .query_one(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended('gpudev.' || $1 || '.' || $2::text, 0))",
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('gpudev.' || $1::text || '.' || $2::uuid::text, 0))",
             &[&scope, &id],
         )
         .await?;

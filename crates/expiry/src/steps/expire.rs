@@ -36,7 +36,7 @@ pub(crate) struct Ended {
 
 impl Ended {
     pub(crate) fn add_to(&self, s: &mut Summary) {
-        s.pods_deleted += self.pods_deleted;
+        s.objects_deleted += self.pods_deleted;
         s.snapshots_created += self.snapshots_created;
         s.disks_released += self.disks_released;
     }

@@ -80,7 +80,7 @@ impl<N: PodNotifier> Expiry<N> {
             // After the commit, so the processor sees `failed` and stops; a Pod left behind by
             // a failure here is an orphan the orphan step removes.
             match ops::delete_reservation_objects(&self.kube, &self.cfg.namespace, id).await {
-                Ok(n) => s.pods_deleted += u64::try_from(n).unwrap_or(0),
+                Ok(n) => s.objects_deleted += u64::try_from(n).unwrap_or(0),
                 Err(e) => s.error(
                     &format!("deleting the objects of failed reservation {id}"),
                     e,

@@ -1,0 +1,322 @@
+//! Shared arrangements: a database, a fake cluster, reservations in any state with their dev
+//! box objects and disks, and a recording notifier.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gpudev_cluster::{DiskClaimSpec, disk_claim, labels};
+use gpudev_domain::{DiskName, ReservationStatus, Username};
+use gpudev_expiry::{Config, Expiry, Notice, NotifyError, PodNotifier, Report};
+use gpudev_store::reservations::{self, NewReservation, Transition};
+use gpudev_store::{DbConfig, Pool, Queue, disks, users};
+use gpudev_testkit::kube::RequestRecord;
+use gpudev_testkit::{FakeCluster, FakeConfig, TestDb};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::{Value, json};
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+pub const NS: &str = "gpu-dev";
+
+/// Records deliveries instead of exec'ing into Pods (the fake API server cannot do the exec
+/// websocket). Can be told to fail.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub seen: Arc<Mutex<Vec<(String, Notice)>>>,
+    pub fail: bool,
+}
+
+impl Recorder {
+    pub fn notices(&self) -> Vec<(String, Notice)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl PodNotifier for Recorder {
+    async fn deliver(&self, _ns: &str, pod: &str, notice: &Notice) -> Result<(), NotifyError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((pod.to_owned(), notice.clone()));
+        if self.fail {
+            Err(NotifyError::Script {
+                pod: pod.to_owned(),
+                message: "sh: not found".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+pub struct Env {
+    pub db: TestDb,
+    pub client: Client,
+    pub pool: Pool,
+    pub fake: FakeCluster,
+    pub config: Config,
+    pub recorder: Recorder,
+}
+
+pub async fn env() -> Env {
+    env_with(FakeConfig::default(), &[]).await
+}
+
+/// An environment whose fake cluster keeps deleted pods terminating for a second (removed by a
+/// background simulation), as a kubelet does.
+pub async fn env_with_slow_pods() -> Env {
+    let config = FakeConfig {
+        pod_termination: Duration::from_secs(1),
+        ..FakeConfig::default()
+    };
+    env_with(config, &[]).await
+}
+
+pub async fn env_with(fake: FakeConfig, vars: &[(&str, &str)]) -> Env {
+    let db = gpudev_testkit::test_db().await;
+    let url = db.url();
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([
+            ("DATABASE_URL".to_owned(), url.clone()),
+            ("SNAPSHOT_CLASS".to_owned(), "ebs-snapshots".to_owned()),
+            ("HOSTNAME".to_owned(), "expiry-test".to_owned()),
+        ])
+        .collect();
+    let mut config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    config.poll_interval = Duration::from_millis(20);
+    let pool = gpudev_store::connect_pool(&DbConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    let client = db.connect().await;
+    Env {
+        db,
+        client,
+        pool,
+        fake: FakeCluster::with_config(fake),
+        config,
+        recorder: Recorder::default(),
+    }
+}
+
+/// A reservation made by the tests.
+#[derive(Clone, Debug)]
+pub struct Made {
+    pub id: Uuid,
+    pub user: Username,
+    pub user_id: i64,
+}
+
+impl Env {
+    pub fn job(&self) -> Expiry<Recorder> {
+        self.job_with(self.recorder.clone())
+    }
+
+    pub fn job_with(&self, recorder: Recorder) -> Expiry<Recorder> {
+        Expiry::new(
+            self.pool.clone(),
+            self.fake.client(),
+            self.config.clone(),
+            recorder,
+        )
+        .unwrap()
+    }
+
+    pub async fn run(&self) -> Report {
+        self.job().run_once().await.unwrap()
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        self.client.batch_execute(sql).await.unwrap();
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    /// A reservation of `user` brought to `status` (through the real transitions).
+    pub async fn reservation(&self, user: &str, status: ReservationStatus) -> Made {
+        let username = Username::parse(user).unwrap();
+        let owner = match users::find_by_name(&self.client, user).await.unwrap() {
+            Some(u) => u,
+            None => users::create(&self.client, &username, users::Role::User)
+                .await
+                .unwrap(),
+        };
+        let new = NewReservation {
+            reservation_id: Uuid::new_v4(),
+            user_id: owner.user_id,
+            username: user.to_owned(),
+            name: Some("experiment".into()),
+            gpu_type: "h100".into(),
+            gpu_count: 8,
+            node_count: 1,
+            duration_hours: 2.0,
+            image: "pytorch/pytorch:latest".into(),
+            env: BTreeMap::from([("HF_TOKEN".to_owned(), "hf_s3cr3t_value".to_owned())]),
+            disk_name: None,
+            jupyter_enabled: false,
+            github_user: None,
+            priority: 0,
+            idempotency_key: None,
+            cli_version: None,
+            request_hash: None,
+            command: None,
+            disk_size_gb: None,
+        };
+        let mut db = self.db.connect().await;
+        let queue = Queue::new(gpudev_store::DEFAULT_QUEUE).unwrap();
+        reservations::submit(&mut db, &queue, &new).await.unwrap();
+        let path: &[ReservationStatus] = match status {
+            ReservationStatus::Queued => &[],
+            ReservationStatus::Preparing => &[ReservationStatus::Preparing],
+            ReservationStatus::Active => &[ReservationStatus::Preparing, ReservationStatus::Active],
+            other => &[other],
+        };
+        for to in path {
+            let t = Transition {
+                to: *to,
+                reason: None,
+                actor: "test",
+            };
+            reservations::transition(&db, new.reservation_id, t)
+                .await
+                .unwrap();
+        }
+        Made {
+            id: new.reservation_id,
+            user: username,
+            user_id: owner.user_id,
+        }
+    }
+
+    /// An active reservation ending `minutes` from now (negative: in the past).
+    pub async fn active_ending_in(&self, user: &str, minutes: f64) -> Made {
+        let made = self.reservation(user, ReservationStatus::Active).await;
+        self.ends_in(&made, minutes).await;
+        made
+    }
+
+    pub async fn ends_in(&self, made: &Made, minutes: f64) {
+        self.client
+            .execute(
+                "UPDATE reservations SET expires_at = now() + make_interval(secs => $2::float8 * 60) \
+                 WHERE reservation_id = $1",
+                &[&made.id, &minutes],
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn status(&self, made: &Made) -> String {
+        self.client
+            .query_one(
+                "SELECT status FROM reservations WHERE reservation_id = $1",
+                &[&made.id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn events(&self, made: &Made) -> Vec<reservations::Event> {
+        reservations::events(&self.client, made.id).await.unwrap()
+    }
+
+    /// The dev box of a reservation: a Pod, and a Secret and a Service owned by it.
+    pub async fn devbox(&self, made: &Made) -> String {
+        let pod_name = gpudev_cluster::names::pod_name(made.id, 0, 1);
+        let labels = labels::reservation_labels(made.id, &made.user);
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod_name, "namespace": NS, "labels": labels},
+            "spec": {"containers": [{"name": "dev", "image": "pytorch/pytorch:latest"}]}
+        }))
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(self.fake.client(), NS);
+        let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+        let owner = json!([{
+            "apiVersion": "v1", "kind": "Pod", "name": pod_name,
+            "uid": pod.metadata.uid.clone().unwrap(), "controller": true
+        }]);
+        self.create_secret(&format!("{pod_name}-env"), &labels, Some(owner.clone()))
+            .await;
+        self.create_service(&format!("{pod_name}-ssh"), &labels, Some(owner))
+            .await;
+        pod_name
+    }
+
+    pub async fn create_secret(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        owners: Option<Value>,
+    ) {
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "ownerReferences": owners},
+            "stringData": {"HF_TOKEN": "hf_s3cr3t_value"}
+        }))
+        .unwrap();
+        let api: Api<Secret> = Api::namespaced(self.fake.client(), NS);
+        api.create(&PostParams::default(), &secret).await.unwrap();
+    }
+
+    pub async fn create_service(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        owners: Option<Value>,
+    ) {
+        let service: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "ownerReferences": owners},
+            "spec": {"type": "NodePort", "ports": [{"name": "ssh", "port": 22, "targetPort": 22}]}
+        }))
+        .unwrap();
+        let api: Api<Service> = Api::namespaced(self.fake.client(), NS);
+        api.create(&PostParams::default(), &service).await.unwrap();
+    }
+
+    /// A disk of the reservation's owner, with its claim in the cluster, attached to it.
+    pub async fn attached_disk(&self, made: &Made, name: &str) -> Uuid {
+        let disk_id = self.disk(made, name).await;
+        assert!(disks::attach(&self.client, disk_id, made.id).await.unwrap());
+        disk_id
+    }
+
+    /// A disk of the reservation's owner, with its claim in the cluster.
+    pub async fn disk(&self, made: &Made, name: &str) -> Uuid {
+        let disk_name = DiskName::parse(name).unwrap();
+        let kube_name = disk_name.kube_name(&made.user);
+        let disk = disks::create(&self.client, made.user_id, name, &kube_name, 100, None)
+            .await
+            .unwrap();
+        let claim = disk_claim(
+            NS,
+            &made.user,
+            &disk_name,
+            &DiskClaimSpec {
+                storage_class: Some("gp3".into()),
+                size_gib: NonZeroU32::new(100).unwrap(),
+                restore_from: None,
+            },
+        );
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.fake.client(), NS);
+        api.create(&PostParams::default(), &claim).await.unwrap();
+        disk.disk_id
+    }
+
+    pub fn exists(&self, resource: &str, name: &str) -> bool {
+        self.fake.object(resource, Some(NS), name).is_some()
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.fake.requests()
+    }
+}

@@ -1,0 +1,174 @@
+//! Expiry of active reservations past their end.
+
+use gpudev_cluster::VolumeSnapshot;
+use gpudev_testkit::kube::{RequestRecord, Verb};
+use kube::Api;
+
+use crate::common::{NS, env, env_with_slow_pods};
+
+fn position(log: &[RequestRecord], what: impl Fn(&RequestRecord) -> bool) -> Option<usize> {
+    log.iter().position(what)
+}
+
+#[tokio::test]
+async fn an_expired_reservation_loses_its_pod_before_its_disk_is_snapshotted() {
+    let env = env_with_slow_pods().await;
+    let _simulation = env
+        .fake
+        .start_simulation(std::time::Duration::from_millis(50));
+    let made = env.active_ending_in("alice", -3.0).await;
+    let pod = env.devbox(&made).await;
+    let disk_id = env.attached_disk(&made, "home").await;
+    env.fake.clear_requests();
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.expired, 1, "{:?}", report.summary);
+    let log = env.requests();
+    let is_pod = |r: &RequestRecord, verb: Verb| {
+        r.resource == "pods" && r.name.as_deref() == Some(pod.as_str()) && r.verb == verb
+    };
+    let deleted = position(&log, |r| is_pod(r, Verb::Delete)).expect("pod deleted");
+    let gone = position(&log, |r| is_pod(r, Verb::Get) && r.status == 404).expect("pod seen gone");
+    let snapshot = position(&log, |r| {
+        r.resource == "volumesnapshots" && r.verb == Verb::Create
+    })
+    .expect("snapshot created");
+    assert!(
+        deleted < gone && gone < snapshot,
+        "delete {deleted}, gone {gone}, snapshot {snapshot}"
+    );
+    let waited = log[deleted..gone]
+        .iter()
+        .filter(|r| is_pod(r, Verb::Get) && r.status == 200)
+        .count();
+    assert!(
+        waited > 0,
+        "the pod was terminating for a while and the job waited"
+    );
+
+    let snapshots: Api<VolumeSnapshot> = Api::namespaced(env.fake.client(), NS);
+    let taken = snapshots.list(&Default::default()).await.unwrap().items;
+    assert_eq!(taken.len(), 1);
+    let claim = gpudev_domain::DiskName::parse("home")
+        .unwrap()
+        .kube_name(&made.user);
+    assert_eq!(
+        taken[0].spec.source.persistent_volume_claim_name.as_deref(),
+        Some(claim.as_str())
+    );
+    assert_eq!(
+        taken[0].spec.volume_snapshot_class_name.as_deref(),
+        Some("ebs-snapshots")
+    );
+
+    assert_eq!(env.status(&made).await, "expired");
+    let row = env
+        .client
+        .query_one(
+            "SELECT ended_at IS NOT NULL, (SELECT count(*) FROM reservation_secrets s WHERE s.reservation_id = r.reservation_id) \
+             FROM reservations r WHERE reservation_id = $1",
+            &[&made.id],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "ended_at set");
+    assert_eq!(row.get::<_, i64>(1), 0, "environment values forgotten");
+    let disk = env
+        .client
+        .query_one(
+            "SELECT reservation_id, status FROM disks WHERE disk_id = $1",
+            &[&disk_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(disk.get::<_, Option<uuid::Uuid>>(0), None, "disk released");
+    assert_eq!(disk.get::<_, String>(1), "ready");
+    let recorded = env
+        .count(&format!(
+            "SELECT count(*) FROM disk_snapshots WHERE disk_id = '{disk_id}' AND reservation_id = '{}' AND status = 'pending'",
+            made.id
+        ))
+        .await;
+    assert_eq!(recorded, 1);
+    let expired_event = env
+        .events(&made)
+        .await
+        .into_iter()
+        .find(|e| e.to_status.as_deref() == Some("expired"))
+        .unwrap();
+    assert_eq!(expired_event.reason.as_deref(), Some("expired"));
+    assert_eq!(expired_event.actor, "expiry");
+}
+
+#[tokio::test]
+async fn the_services_and_secrets_owned_by_the_pod_go_with_it() {
+    let env = env().await;
+    let made = env.active_ending_in("bob", -5.0).await;
+    let pod = env.devbox(&made).await;
+
+    env.run().await;
+
+    assert!(!env.exists("pods", &pod));
+    assert!(
+        !env.exists("services", &format!("{pod}-ssh")),
+        "no leaked service"
+    );
+    assert!(
+        !env.exists("secrets", &format!("{pod}-env")),
+        "no leaked secret"
+    );
+}
+
+#[tokio::test]
+async fn a_reservation_within_its_grace_period_is_not_expired_yet() {
+    let env = env().await;
+    let made = env.active_ending_in("carol", -1.0).await; // grace is 2 minutes
+    let pod = env.devbox(&made).await;
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.expired, 0);
+    assert_eq!(env.status(&made).await, "active");
+    assert!(env.exists("pods", &pod));
+}
+
+#[tokio::test]
+async fn a_pod_that_will_not_go_leaves_the_reservation_active_and_unsnapshotted_until_a_later_run()
+{
+    let mut env = env().await;
+    env.config.pod_delete_timeout = std::time::Duration::from_millis(300);
+    let made = env.active_ending_in("dave", -10.0).await;
+    let pod = env.devbox(&made).await;
+    env.attached_disk(&made, "home").await;
+    env.fake.modify("pods", Some(NS), &pod, |p| {
+        p["metadata"]["finalizers"] = serde_json::json!(["example.com/hold"]);
+    });
+
+    let stuck = env.run().await;
+
+    assert_eq!(stuck.summary.expired, 0);
+    assert!(!stuck.succeeded());
+    assert!(
+        stuck.summary.errors[0].contains("still exists"),
+        "{:?}",
+        stuck.summary.errors
+    );
+    assert_eq!(env.status(&made).await, "active");
+    assert_eq!(
+        env.fake.count(Verb::Create, "volumesnapshots"),
+        0,
+        "no snapshot of a disk in use"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM disk_snapshots").await, 0);
+
+    env.fake.modify("pods", Some(NS), &pod, |p| {
+        p["metadata"]["finalizers"] = serde_json::json!([]);
+    });
+    env.fake.step();
+    let next = env.run().await;
+
+    assert_eq!(next.summary.expired, 1, "{:?}", next.summary);
+    assert_eq!(env.status(&made).await, "expired");
+    assert_eq!(env.count("SELECT count(*) FROM disk_snapshots").await, 1);
+}

@@ -1,0 +1,102 @@
+//! Objects left behind by reservations that ended.
+
+use gpudev_cluster::labels;
+use gpudev_domain::{ReservationStatus, Username};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::Api;
+use kube::api::ListParams;
+use uuid::Uuid;
+
+use crate::common::{Made, NS, env};
+
+#[tokio::test]
+async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
+    let env = env().await;
+    let live = env.reservation("alice", ReservationStatus::Active).await;
+    env.ends_in(&live, 120.0).await;
+    let live_pod = env.devbox(&live).await;
+    let ended = env.reservation("bob", ReservationStatus::Cancelled).await;
+    let ended_pod = env.devbox(&ended).await;
+    // A Service the ended reservation's Pod never adopted: deleting the Pod does not take it.
+    let labels_of_ended = labels::reservation_labels(ended.id, &ended.user);
+    env.create_service("stray-ssh", &labels_of_ended, None)
+        .await;
+    // Objects of a reservation the database never heard of.
+    let ghost = Made {
+        id: Uuid::new_v4(),
+        user: Username::parse("ghost").unwrap(),
+        user_id: 0,
+    };
+    let ghost_pod = env.devbox(&ghost).await;
+    // Someone else's objects, and a disk claim of ours: not ours to clean.
+    let foreign = std::collections::BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+    env.create_secret("web-credentials", &foreign, None).await;
+    let claim_owner = env.reservation("carol", ReservationStatus::Cancelled).await;
+    env.disk(&claim_owner, "home").await;
+
+    let report = env.run().await;
+
+    assert_eq!(
+        report.summary.orphan_pods_deleted, 2,
+        "{:?}",
+        report.summary
+    );
+    assert_eq!(
+        report.summary.orphan_services_deleted, 1,
+        "the stray one; the rest went with their pods"
+    );
+    let selector = ListParams::default().labels(&labels::managed_selector());
+    let pods: Api<Pod> = Api::namespaced(env.fake.client(), NS);
+    let services: Api<Service> = Api::namespaced(env.fake.client(), NS);
+    let secrets: Api<Secret> = Api::namespaced(env.fake.client(), NS);
+    let owners = |names: Vec<Option<Uuid>>| names.into_iter().collect::<Vec<_>>();
+    for survivors in [
+        owners(
+            pods.list(&selector)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(gpudev_cluster::ops::reservation_of)
+                .collect(),
+        ),
+        owners(
+            services
+                .list(&selector)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(gpudev_cluster::ops::reservation_of)
+                .collect(),
+        ),
+        owners(
+            secrets
+                .list(&selector)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(gpudev_cluster::ops::reservation_of)
+                .collect(),
+        ),
+    ] {
+        assert_eq!(
+            survivors,
+            [Some(live.id)],
+            "only the live reservation's objects remain"
+        );
+    }
+    assert!(env.exists("pods", &live_pod));
+    assert!(!env.exists("pods", &ended_pod));
+    assert!(!env.exists("pods", &ghost_pod));
+    assert!(!env.exists("services", "stray-ssh"));
+    assert!(env.exists("secrets", "web-credentials"));
+    let claim = gpudev_domain::DiskName::parse("home")
+        .unwrap()
+        .kube_name(&claim_owner.user);
+    assert!(
+        env.exists("persistentvolumeclaims", &claim),
+        "disks outlive reservations"
+    );
+}
