@@ -1,9 +1,11 @@
 //! Integration tests of the expiry job: real PostgreSQL + PGMQ, the fake Kubernetes API server
 //! and the real binary.
 //!
-//! In-pod delivery of warnings is mocked ([`common::Recorder`]): the fake API server cannot
-//! serve the exec API, which is a websocket upgrade. Everything else — the claim, the event,
-//! the webhook, which Pods are notified — runs for real.
+//! In the job's tests, in-pod delivery of warnings is mocked ([`common::Recorder`]): the fake
+//! API server cannot serve the exec API, which is a websocket upgrade. Everything else — the
+//! claim, the event, the webhook, which Pods are notified — runs for real. The production
+//! notifier is tested on its own in `exec.rs`, against a minimal websocket stand-in that speaks
+//! the exec protocol.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +15,7 @@
 
 mod common;
 mod concurrency;
+mod exec;
 mod expire;
 mod missing;
 mod orphans;
