@@ -49,7 +49,7 @@ impl Notice {
         };
         format!(
             "gpudev: reservation {short} expires in {} {unit} (at {} UTC). \
-             Save your work, or extend it: gpu-dev edit {short} --extend 1",
+             Save your work, or extend it: gpu-dev extend {short} --hours 1",
             self.minutes_left,
             self.expires_at.format("%Y-%m-%d %H:%M")
         )
@@ -222,7 +222,7 @@ mod tests {
         let text = notice(12).text();
         assert!(text.contains("3f2a9c1e expires in 12 minutes"), "{text}");
         assert!(text.contains("2026-11-24 12:30 UTC"), "{text}");
-        assert!(text.contains("gpu-dev edit 3f2a9c1e --extend"), "{text}");
+        assert!(text.contains("gpu-dev extend 3f2a9c1e --hours 1"), "{text}");
         assert!(notice(1).text().contains("in 1 minute "));
         assert_eq!(notice(12).file_name(), "GPUDEV_EXPIRES_IN_12MIN.txt");
     }
