@@ -7,9 +7,10 @@
 
 use gpudev_cluster::ops;
 use gpudev_domain::ReservationStatus;
+use gpudev_store::disks;
 use gpudev_store::expiry as store;
 use gpudev_store::reservations::{self, Transition};
-use gpudev_store::{StoreError, disks};
+use uuid::Uuid;
 
 use crate::notify::PodNotifier;
 use crate::run::{ACTOR, Expiry, StepError, Summary};
@@ -27,23 +28,33 @@ impl<N: PodNotifier> Expiry<N> {
             store::stale(&**db, ReservationStatus::Queued, limit).await?
         };
         for id in ids {
-            let mut db = self.pool.get().await?;
-            let tx = db.transaction().await?;
-            if !store::lock_if_stale(&*tx, id, ReservationStatus::Queued, limit).await? {
-                continue;
+            match self.cancel_one(id, limit, &reason).await {
+                Ok(true) => {
+                    tracing::info!(reservation_id = %id, "cancelled: queued too long");
+                    s.queued_cancelled += 1;
+                }
+                Ok(false) => {}
+                Err(e) => s.error(&format!("cancelling stale reservation {id}"), e),
             }
-            let t = Transition {
-                to: ReservationStatus::Cancelled,
-                reason: Some(&reason),
-                actor: ACTOR,
-            };
-            reservations::transition(&*tx, id, t).await?;
-            reservations::delete_secret_env(&*tx, id).await?;
-            tx.commit().await?;
-            tracing::info!(reservation_id = %id, "cancelled: queued too long");
-            s.queued_cancelled += 1;
         }
         Ok(())
+    }
+
+    async fn cancel_one(&self, id: Uuid, limit: f64, reason: &str) -> Result<bool, StepError> {
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        if !store::lock_if_stale(&*tx, id, ReservationStatus::Queued, limit).await? {
+            return Ok(false);
+        }
+        let t = Transition {
+            to: ReservationStatus::Cancelled,
+            reason: Some(reason),
+            actor: ACTOR,
+        };
+        reservations::transition(&*tx, id, t).await?;
+        reservations::delete_secret_env(&*tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// `preparing` longer than the limit → `failed`; its Pods (and owned objects) are deleted
@@ -57,26 +68,18 @@ impl<N: PodNotifier> Expiry<N> {
             store::stale(&**db, ReservationStatus::Preparing, limit).await?
         };
         for id in ids {
-            let mut db = self.pool.get().await?;
-            let tx = db.transaction().await?;
-            if !store::lock_if_stale(&*tx, id, ReservationStatus::Preparing, limit).await? {
-                continue;
-            }
-            let t = Transition {
-                to: ReservationStatus::Failed,
-                reason: Some(&reason),
-                actor: ACTOR,
-            };
-            reservations::transition(&*tx, id, t).await?;
-            for disk in store::attached_disks(&*tx, id).await? {
-                if disks::release(&*tx, disk.disk_id, id).await? {
-                    s.disks_released += 1;
+            match self.fail_one(id, limit, &reason).await {
+                Ok(Some(released)) => {
+                    s.preparing_failed += 1;
+                    s.disks_released += released;
+                    tracing::info!(reservation_id = %id, "failed: preparing too long");
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    s.error(&format!("failing stale reservation {id}"), e);
+                    continue;
                 }
             }
-            reservations::delete_secret_env(&*tx, id).await?;
-            tx.commit().await?;
-            s.preparing_failed += 1;
-            tracing::info!(reservation_id = %id, "failed: preparing too long");
             // After the commit, so the processor sees `failed` and stops; a Pod left behind by
             // a failure here is an orphan the orphan step removes.
             match ops::delete_reservation_objects(&self.kube, &self.cfg.namespace, id).await {
@@ -89,10 +92,29 @@ impl<N: PodNotifier> Expiry<N> {
         }
         Ok(())
     }
-}
 
-impl From<gpudev_domain::TransitionError> for StepError {
-    fn from(e: gpudev_domain::TransitionError) -> Self {
-        Self::Db(StoreError::Transition(e))
+    /// Fails one stale preparing reservation; the number of disks released, or `None` when it
+    /// was no longer stale.
+    async fn fail_one(&self, id: Uuid, limit: f64, reason: &str) -> Result<Option<u64>, StepError> {
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        if !store::lock_if_stale(&*tx, id, ReservationStatus::Preparing, limit).await? {
+            return Ok(None);
+        }
+        let t = Transition {
+            to: ReservationStatus::Failed,
+            reason: Some(reason),
+            actor: ACTOR,
+        };
+        reservations::transition(&*tx, id, t).await?;
+        let mut released = 0;
+        for disk in store::attached_disks(&*tx, id).await? {
+            if disks::release(&*tx, disk.disk_id, id).await? {
+                released += 1;
+            }
+        }
+        reservations::delete_secret_env(&*tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(released))
     }
 }
