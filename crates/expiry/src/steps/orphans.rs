@@ -34,11 +34,16 @@ impl<N: PodNotifier> Expiry<N> {
             .iter()
             .filter(|o| orphan(ops::reservation_of(*o)))
         {
-            if pod.metadata.deletion_timestamp.is_none()
-                && ops::delete_if_present(&pods, &pod.name_any()).await?
-            {
-                tracing::info!(pod = %pod.name_any(), "deleted orphaned pod");
-                s.orphan_pods_deleted += 1;
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            match ops::delete_if_present(&pods, &pod.name_any()).await {
+                Ok(true) => {
+                    tracing::info!(pod = %pod.name_any(), "deleted orphaned pod");
+                    s.orphan_pods_deleted += 1;
+                }
+                Ok(false) => {}
+                Err(e) => s.error("deleting an orphaned pod", e),
             }
         }
         let services: Api<Service> = Api::namespaced(self.kube.clone(), ns);
@@ -47,9 +52,13 @@ impl<N: PodNotifier> Expiry<N> {
             .iter()
             .filter(|o| orphan(ops::reservation_of(*o)))
         {
-            if ops::delete_if_present(&services, &service.name_any()).await? {
-                tracing::info!(service = %service.name_any(), "deleted orphaned service");
-                s.orphan_services_deleted += 1;
+            match ops::delete_if_present(&services, &service.name_any()).await {
+                Ok(true) => {
+                    tracing::info!(service = %service.name_any(), "deleted orphaned service");
+                    s.orphan_services_deleted += 1;
+                }
+                Ok(false) => {}
+                Err(e) => s.error("deleting an orphaned service", e),
             }
         }
         let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), ns);
@@ -58,9 +67,13 @@ impl<N: PodNotifier> Expiry<N> {
             .iter()
             .filter(|o| orphan(ops::reservation_of(*o)))
         {
-            if ops::delete_if_present(&secrets, &secret.name_any()).await? {
-                tracing::info!(secret = %secret.name_any(), "deleted orphaned secret");
-                s.orphan_secrets_deleted += 1;
+            match ops::delete_if_present(&secrets, &secret.name_any()).await {
+                Ok(true) => {
+                    tracing::info!(secret = %secret.name_any(), "deleted orphaned secret");
+                    s.orphan_secrets_deleted += 1;
+                }
+                Ok(false) => {}
+                Err(e) => s.error("deleting an orphaned secret", e),
             }
         }
         Ok(())

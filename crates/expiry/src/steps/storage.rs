@@ -26,7 +26,14 @@ impl<N: PodNotifier> Expiry<N> {
         let api: Api<VolumeSnapshot> = Api::namespaced(self.kube.clone(), &self.cfg.namespace);
         let db = self.pool.get().await?;
         for snap in store::pending_snapshots(&**db).await? {
-            match ops::get_opt(&api, &snap.kube_name).await? {
+            let found = match ops::get_opt(&api, &snap.kube_name).await {
+                Ok(found) => found,
+                Err(e) => {
+                    s.error("reading a pending snapshot", e);
+                    continue;
+                }
+            };
+            match found {
                 Some(vs) if vs.is_ready() => {
                     let size = vs
                         .status
@@ -58,7 +65,10 @@ impl<N: PodNotifier> Expiry<N> {
         let api: Api<VolumeSnapshot> = Api::namespaced(self.kube.clone(), &self.cfg.namespace);
         let db = self.pool.get().await?;
         for snap in store::surplus_snapshots(&**db, i64::from(self.cfg.keep_snapshots)).await? {
-            ops::delete_if_present(&api, &snap.kube_name).await?;
+            if let Err(e) = ops::delete_if_present(&api, &snap.kube_name).await {
+                s.error("deleting an old snapshot", e);
+                continue;
+            }
             if store::snapshot_deleted(&**db, snap.snapshot_id).await? {
                 tracing::info!(snapshot = %snap.kube_name, "deleted old snapshot");
                 s.old_snapshots_deleted += 1;
@@ -77,34 +87,60 @@ impl<N: PodNotifier> Expiry<N> {
             store::disks_to_purge(&**db).await?
         };
         for disk in due {
-            let mut db = self.pool.get().await?;
-            let tx = db.transaction().await?;
-            if !store::try_lock(&*tx, PURGE_LOCK, disk.disk_id).await? {
-                s.skipped_busy += 1;
-                continue;
+            let id = disk.disk_id;
+            match self.purge_one(disk, &claims, &snapshots).await {
+                Ok(Purge::Done) => s.disks_purged += 1,
+                Ok(Purge::Busy) => s.skipped_busy += 1,
+                Ok(Purge::NotDue) => {}
+                Err(e) => s.error(&format!("purging disk {id}"), e),
             }
-            if !store::purge_due(&*tx, disk.disk_id).await? {
-                continue;
-            }
-            let mut names = disk.snapshots.clone();
-            let listed =
-                ops::list_selected(&snapshots, &labels::snapshots_of_selector(&disk.kube_name))
-                    .await?;
-            names.extend(listed.iter().map(|v| v.name_any()));
-            names.sort();
-            names.dedup();
-            for name in &names {
-                ops::delete_if_present(&snapshots, name).await?;
-            }
-            ops::delete_if_present(&claims, &disk.kube_name).await?;
-            if store::mark_purged(&*tx, disk.disk_id).await? {
-                s.disks_purged += 1;
-                tracing::info!(claim = %disk.kube_name, snapshots = names.len(), "purged deleted disk");
-            }
-            tx.commit().await?;
         }
         Ok(())
     }
+
+    async fn purge_one(
+        &self,
+        disk: store::DiskToPurge,
+        claims: &Api<PersistentVolumeClaim>,
+        snapshots: &Api<VolumeSnapshot>,
+    ) -> Result<Purge, StepError> {
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        if !store::try_lock(&*tx, PURGE_LOCK, disk.disk_id).await? {
+            return Ok(Purge::Busy);
+        }
+        if !store::purge_due(&*tx, disk.disk_id).await? {
+            return Ok(Purge::NotDue);
+        }
+        let mut names = disk.snapshots.clone();
+        let selector = labels::snapshots_of_selector(&disk.kube_name);
+        names.extend(
+            ops::list_selected(snapshots, &selector)
+                .await?
+                .iter()
+                .map(|v| v.name_any()),
+        );
+        names.sort();
+        names.dedup();
+        for name in &names {
+            ops::delete_if_present(snapshots, name).await?;
+        }
+        ops::delete_if_present(claims, &disk.kube_name).await?;
+        let purged = store::mark_purged(&*tx, disk.disk_id).await?;
+        tx.commit().await?;
+        if purged {
+            tracing::info!(claim = %disk.kube_name, snapshots = names.len(), "purged deleted disk");
+            Ok(Purge::Done)
+        } else {
+            Ok(Purge::NotDue)
+        }
+    }
+}
+
+enum Purge {
+    Done,
+    Busy,
+    NotDue,
 }
 
 /// Bytes of a Kubernetes quantity such as `100Gi`, `500M` or `1073741824` (`None` when it is

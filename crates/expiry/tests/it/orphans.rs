@@ -100,3 +100,37 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
         "disks outlive reservations"
     );
 }
+
+#[tokio::test]
+async fn an_orphan_that_cannot_be_deleted_is_reported_and_the_rest_are_still_removed() {
+    let env = env().await;
+    let first = env.reservation("dora", ReservationStatus::Cancelled).await;
+    let second = env.reservation("eve", ReservationStatus::Cancelled).await;
+    let stuck = env.devbox(&first).await;
+    let other = env.devbox(&second).await;
+    env.fake.inject(
+        gpudev_testkit::kube::Fault::new(gpudev_testkit::kube::FaultKind::Status500)
+            .verb(gpudev_testkit::kube::Verb::Delete)
+            .resource("pods")
+            .name(stuck.clone()),
+    );
+
+    let report = env.run().await;
+
+    assert!(!report.succeeded());
+    assert!(
+        report.summary.errors[0].contains("orphaned pod"),
+        "{:?}",
+        report.summary.errors
+    );
+    assert!(env.exists("pods", &stuck));
+    assert!(
+        !env.exists("pods", &other),
+        "the next orphan was still removed"
+    );
+
+    let next = env.run().await;
+
+    assert!(next.succeeded(), "{:?}", next.summary.errors);
+    assert!(!env.exists("pods", &stuck));
+}
