@@ -1,0 +1,69 @@
+//! Logging in: AWS identity → API key, stored in the credentials file.
+
+use std::time::SystemTime;
+
+use gpudev_client::{AwsLoginRequest, Client, LoginResponse, sts};
+
+use crate::context::Ctx;
+use crate::credentials::{Credentials, LoginMethod};
+use crate::error::CliError;
+
+/// Logs in to the API with `method` and stores the new key. The AWS secret key is sent only with
+/// [`LoginMethod::AwsLogin`].
+pub async fn login(
+    ctx: &Ctx,
+    client: &Client,
+    method: LoginMethod,
+) -> Result<(Credentials, LoginResponse), CliError> {
+    let identity = crate::aws::resolve(&ctx.config).await?;
+    let answer = match method {
+        LoginMethod::AwsIam => {
+            let signed = sts::presign_get_caller_identity(
+                &identity.credentials,
+                &identity.region,
+                &identity.sts_endpoint,
+                SystemTime::now(),
+            )
+            .map_err(|e| CliError::Auth(e.to_string()))?;
+            client.login_aws_iam(&signed).await
+        }
+        LoginMethod::AwsLogin => {
+            let c = &identity.credentials;
+            client
+                .login_aws_credentials(&AwsLoginRequest {
+                    aws_access_key_id: c.access_key_id.clone(),
+                    aws_secret_access_key: c.secret_access_key.clone(),
+                    aws_session_token: c.session_token.clone(),
+                })
+                .await
+        }
+    }
+    .map_err(|e| login_error(e, method, &identity.sts_endpoint))?;
+    let credentials = Credentials {
+        api_key: answer.api_key.clone(),
+        expires_at: answer.expires_at,
+        key_id: answer.key_id,
+        key_prefix: Some(answer.key_prefix.clone()),
+        username: Some(answer.username.clone()),
+        api_url: Some(ctx.api_url.clone()),
+        method,
+    };
+    credentials.save(&ctx.paths.credentials_file)?;
+    Ok((credentials, answer))
+}
+
+/// A refused login is an authentication error (exit 3) with the server's reason; a presigned
+/// request the server will not forward says which endpoint was signed for.
+fn login_error(e: gpudev_client::ClientError, method: LoginMethod, endpoint: &str) -> CliError {
+    match e.code() {
+        Some("sts_host_not_allowed") if method == LoginMethod::AwsIam => CliError::Auth(format!(
+            "{e} — the login was signed for {endpoint}; set AWS_ENDPOINT_URL_STS or aws_region to an endpoint the server allows, or use `gpu-dev login --send-credentials` if the server only offers that"
+        )),
+        Some("not_found") if method == LoginMethod::AwsIam => CliError::Auth(
+            "this server has no /v1/auth/aws-iam login; use `gpu-dev login --send-credentials`"
+                .into(),
+        ),
+        _ if e.status().is_some_and(|s| s == 401 || s == 403) => CliError::Auth(e.to_string()),
+        _ => CliError::Api(e),
+    }
+}

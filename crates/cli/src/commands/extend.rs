@@ -1,0 +1,50 @@
+//! `gpu-dev extend`
+
+use chrono::Utc;
+
+use crate::context::Ctx;
+use crate::error::CliResult;
+use crate::output;
+use crate::session::Session;
+
+/// Extend an active reservation.
+///
+/// Adds hours (fractions allowed) to its end, at once; expiry warnings are sent again before the
+/// new end. The server caps a reservation's whole lifetime.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Reservation id or unique prefix (8+ characters).
+    pub id: String,
+    /// Hours to add, e.g. 1.5.
+    #[arg(long, short = 'H', value_name = "H", value_parser = parse_hours)]
+    pub hours: f64,
+}
+
+fn parse_hours(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(h) if h.is_finite() && h > 0.0 => Ok(h),
+        Ok(_) => Err("hours must be more than 0".into()),
+        Err(_) => Err(format!("{raw:?} is not a number of hours")),
+    }
+}
+
+/// Runs `extend`.
+pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
+    let mut session = Session::new(ctx)?;
+    let answer = session
+        .call(async |c| c.extend_job(&args.id, args.hours).await)
+        .await?;
+    if ctx.json() {
+        return output::json(&answer);
+    }
+    let short = &answer.job_id.simple().to_string()[..8];
+    match answer.expires_at {
+        Some(t) => output::print(&format!(
+            "Extended {short} by {} h; it now ends {}.",
+            output::hours(args.hours),
+            output::time_rel(t, Utc::now())
+        )),
+        None => output::print(&answer.message),
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! One module per command; each command's doc comment is its `--help`.
+
+use std::io::{BufRead as _, Write as _};
+
+use gpudev_client::JobDetail;
+
+use crate::error::CliError;
+use crate::output::Term;
+
+pub mod avail;
+pub mod cancel;
+pub mod completions;
+pub mod config;
+pub mod connect;
+pub mod disks;
+pub mod extend;
+pub mod keys;
+pub mod list;
+pub mod login;
+pub mod reserve;
+pub mod show;
+pub mod ssh_keys;
+pub mod status;
+
+/// Asks a yes/no question on the terminal; anything but y/yes is no.
+pub(crate) fn confirm(question: &str) -> Result<bool, CliError> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// `4 × h100`, `cpu-x86`.
+pub(crate) fn gpus(job: &JobDetail) -> String {
+    if job.gpu_count == 0 {
+        job.gpu_type.clone()
+    } else {
+        format!("{} × {}", job.gpu_count, job.gpu_type)
+    }
+}
+
+/// The short id, the name when there is one, and the status, for sentences.
+pub(crate) fn describe(job: &JobDetail, term: &Term) -> String {
+    let name = job
+        .name
+        .as_deref()
+        .map(|n| format!(" \"{n}\""))
+        .unwrap_or_default();
+    format!(
+        "{}{name} ({}, {})",
+        job.short_id(),
+        gpus(job),
+        term.status(&job.status)
+    )
+}
