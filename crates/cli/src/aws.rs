@@ -1,7 +1,21 @@
-//! AWS credentials for logging in: the standard AWS chain (environment, profiles and their
-//! `credential_process`, SSO cache, web identity, container and instance metadata) through
-//! `aws-config`, and the STS endpoint a login is signed for.
+//! AWS credentials for logging in: the standard AWS chain through `aws-config` — environment
+//! variables, then the profile (static keys, `credential_process`, SSO cache, assumed roles),
+//! web identity tokens and container credentials — and the STS endpoint a login is signed for.
+//!
+//! EC2 instance metadata is left out unless the `aws_instance_metadata` setting is `true`: on a
+//! laptop, asking 169.254.169.254 only adds a timeout to a missing-credentials error (and sends a
+//! request the user never asked for); on an EC2 dev host with an instance role, turn it on.
 
+use aws_config::ecs::EcsCredentialsProvider;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::imds::credentials::ImdsCredentialsProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::{ProfileFileCredentialsProvider, ProfileFileRegionProvider};
+use aws_config::provider_config::ProviderConfig;
+use aws_config::web_identity_token::WebIdentityTokenCredentialsProvider;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::ProvideCredentials as _;
 use gpudev_client::sts::{self, AwsCredentials};
@@ -23,31 +37,63 @@ pub struct AwsIdentity {
     pub sts_endpoint: String,
 }
 
-/// Resolves credentials and region: the profile is `aws_profile` from the configuration, else
-/// `AWS_PROFILE`, else the default one; the region `aws_region`, else the SDK's (`AWS_REGION`,
-/// the profile's), else us-east-1.
+/// The region: `aws_region`, else `AWS_REGION`/`AWS_DEFAULT_REGION`, else the profile's, else
+/// us-east-1.
+pub async fn region(config: &Config) -> String {
+    if let Some(r) = &config.aws_region {
+        return r.clone();
+    }
+    let mut profile = ProfileFileRegionProvider::builder();
+    if let Some(name) = &config.aws_profile {
+        profile = profile.profile_name(name);
+    }
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(profile.build())
+        .or_else(Region::new(DEFAULT_REGION))
+        .region()
+        .await
+        .map_or_else(|| DEFAULT_REGION.to_owned(), |r| r.as_ref().to_owned())
+}
+
+/// Resolves credentials: environment variables, then the profile named `aws_profile` (else
+/// `AWS_PROFILE`, else `default`), then web identity and container credentials, then (when
+/// enabled) instance metadata.
 pub async fn resolve(config: &Config) -> Result<AwsIdentity, CliError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(profile) = &config.aws_profile {
-        loader = loader.profile_name(profile);
+    let region = region(config).await;
+    let conf = ProviderConfig::without_region()
+        .with_region(Some(Region::new(region.clone())))
+        .with_behavior_version(Some(BehaviorVersion::latest()));
+    let mut profile = ProfileFileCredentialsProvider::builder().configure(&conf);
+    if let Some(name) = &config.aws_profile {
+        profile = profile.profile_name(name);
     }
-    if let Some(region) = &config.aws_region {
-        loader = loader.region(Region::new(region.clone()));
+    let mut chain = CredentialsProviderChain::first_try(
+        "Environment",
+        EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else("Profile", profile.build())
+    .or_else(
+        "WebIdentityToken",
+        WebIdentityTokenCredentialsProvider::builder()
+            .configure(&conf)
+            .build(),
+    )
+    .or_else(
+        "EcsContainer",
+        EcsCredentialsProvider::builder().configure(&conf).build(),
+    );
+    if config.instance_metadata() {
+        chain = chain.or_else(
+            "Ec2InstanceMetadata",
+            ImdsCredentialsProvider::builder().configure(&conf).build(),
+        );
     }
-    let sdk = loader.load().await;
-    let provider = sdk.credentials_provider().ok_or_else(|| {
-        CliError::Auth("no AWS credentials are configured: set up an AWS profile or SSO, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, then run `gpu-dev login`".into())
-    })?;
-    let creds = provider.provide_credentials().await.map_err(|e| {
+    let creds = chain.provide_credentials().await.map_err(|e| {
         let why = cause(&e);
         CliError::Auth(format!(
-            "no usable AWS credentials ({why}); log in to AWS (for SSO: `aws sso login`) or set aws_profile with `gpu-dev config set aws_profile NAME`"
+            "no usable AWS credentials ({why}); log in to AWS (for SSO: `aws sso login`), export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile with `gpu-dev config set aws_profile NAME`"
         ))
     })?;
-    let region = sdk
-        .region()
-        .map(|r| r.as_ref().to_owned())
-        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
     Ok(AwsIdentity {
         credentials: AwsCredentials {
             access_key_id: creds.access_key_id().to_owned(),

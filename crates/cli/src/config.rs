@@ -34,10 +34,13 @@ pub struct Config {
     /// Default output format: `table` or `json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// `true` to also take AWS credentials from EC2 instance metadata (an instance role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_instance_metadata: Option<String>,
 }
 
 /// The keys `config get|set|unset` know, with what each is for.
-pub const KEYS: [(&str, &str); 6] = [
+pub const KEYS: [(&str, &str); 7] = [
     (
         "api_url",
         "base URL of the gpudev API (GPU_DEV_API_URL overrides it)",
@@ -46,6 +49,10 @@ pub const KEYS: [(&str, &str); 6] = [
     (
         "aws_region",
         "AWS region whose STS endpoint signs the login",
+    ),
+    (
+        "aws_instance_metadata",
+        "true: also take AWS credentials from EC2 instance metadata (an instance role)",
     ),
     (
         "sts_endpoint",
@@ -91,6 +98,7 @@ impl Config {
             "sts_endpoint" => &mut self.sts_endpoint,
             "github_user" => &mut self.github_user,
             "output" => &mut self.output,
+            "aws_instance_metadata" => &mut self.aws_instance_metadata,
             other => return Err(unknown_key(other)),
         })
     }
@@ -118,6 +126,11 @@ impl Config {
     pub fn unset(&mut self, key: &str) -> Result<(), CliError> {
         *self.slot(key)? = None;
         Ok(())
+    }
+
+    /// Whether EC2 instance metadata may supply AWS credentials.
+    pub fn instance_metadata(&self) -> bool {
+        self.aws_instance_metadata.as_deref() == Some("true")
     }
 
     /// The output format stored here, if valid.
@@ -161,6 +174,9 @@ fn check(key: &str, value: &str) -> Result<(), CliError> {
         }
         "output" => {
             Format::parse(value).ok_or_else(|| bad("must be table or json"))?;
+        }
+        "aws_instance_metadata" if value != "true" && value != "false" => {
+            return Err(bad("must be true or false"));
         }
         "github_user" => {
             let ok = value.len() <= 39

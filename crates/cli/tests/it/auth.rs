@@ -294,3 +294,45 @@ async fn a_key_is_never_sent_to_another_server() {
         format!("{}/", other.api_url)
     );
 }
+
+#[tokio::test]
+async fn credentials_come_from_the_configured_aws_profile() {
+    let w = World::new().await;
+    crate::helpers::write(
+        &w.home().join(".aws").join("credentials"),
+        &format!(
+            "[gpudev]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+            w.aws.access_key_id, w.aws.secret_access_key, w.aws.session_token
+        ),
+    );
+    w.run(&["config", "set", "aws_profile", "gpudev"])
+        .await
+        .ok();
+    let run = w
+        .run_env(
+            &["login", "-o", "json"],
+            &[],
+            &[
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+            ],
+        )
+        .await
+        .ok();
+    assert_eq!(run.json()["username"], "alice");
+    // Without the setting, the default profile is used, and there is none.
+    w.run(&["config", "unset", "aws_profile"]).await.ok();
+    let run = w
+        .run_env(
+            &["login"],
+            &[],
+            &[
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+            ],
+        )
+        .await;
+    assert_eq!(run.code, 3, "{run:#?}");
+}

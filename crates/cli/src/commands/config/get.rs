@@ -10,8 +10,8 @@ use crate::paths::Paths;
 
 /// Print a setting, or every setting with what it is for.
 ///
-/// Keys: api_url, aws_profile, aws_region, sts_endpoint, github_user, output. An unset key
-/// prints nothing.
+/// Keys: api_url, aws_profile, aws_region, aws_instance_metadata, sts_endpoint, github_user,
+/// output. An unset key prints nothing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The key (all when absent).

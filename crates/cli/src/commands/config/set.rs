@@ -6,7 +6,8 @@ use crate::paths::Paths;
 
 /// Change a setting in ~/.config/gpu-dev/config.toml (values are checked).
 ///
-/// Keys: api_url, aws_profile, aws_region, sts_endpoint, github_user, output.
+/// Keys: api_url, aws_profile, aws_region, aws_instance_metadata, sts_endpoint, github_user,
+/// output.
 /// Example: gpu-dev config set api_url https://gpudev.example.com
 #[derive(Debug, clap::Args)]
 pub struct Args {
