@@ -203,3 +203,25 @@ def test_sts_setup_writes_working_credentials_and_makes_moto_strict(moto, tmp_pa
     assert who == {"status": 200, "arn": "arn:aws:sts::123456789012:assumed-role/SSOCloudDevGpuReservation/alice"}
     garbage = json.loads(support.run([python, helper, "caller-identity", moto, "AKIAGARBAGE000000000", "nope"]).stdout)
     assert garbage["status"] == 403
+
+
+def test_every_program_accepts_the_settings_compose_gives_it(stack):
+    from test_programs import binary, closed_port
+
+    port = closed_port()
+    for service, comp in SERVICES.items():
+        env = {k: str(v) for k, v in stack["services"][service]["environment"].items()}
+        env.update({"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(port), "DB_CONNECT_TIMEOUT_SECONDS": "1",
+                    "KUBECONFIG": "/nonexistent/kubeconfig", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        for key in ("BIND_ADDR", "METRICS_ADDR"):
+            if key in env:
+                env[key] = "127.0.0.1:0"
+        command = stack["services"][service]["command"]
+        proc = subprocess.Popen([str(binary(command)), *command[1:]], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        assert proc.returncode not in (0, 2) and "configuration error" not in err, f"{service}: {err.strip()[-600:]}"
