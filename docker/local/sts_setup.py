@@ -68,7 +68,18 @@ def main():
             f"aws_secret_access_key = {c['secret_access_key']}\n"
             f"aws_session_token = {c['session_token']}\n"
         )
+    give_to_owner_of_setup_dir()
     print(f"credentials for {c['arn']} written to docker/local/out/")
+
+
+def give_to_owner_of_setup_dir():
+    """In the container this runs as root; hand the files to whoever owns the bind-mounted
+    docker/local directory, so the person who started the stack can read them."""
+    parent = os.stat(os.path.dirname(os.path.abspath(OUT)))
+    if os.geteuid() != 0 or parent.st_uid == 0:
+        return
+    for path in [OUT, *(os.path.join(OUT, f) for f in os.listdir(OUT))]:
+        os.chown(path, parent.st_uid, parent.st_gid)
 
 
 if __name__ == "__main__":
