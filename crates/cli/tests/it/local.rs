@@ -91,3 +91,41 @@ async fn completions_are_printed_for_each_shell() {
     let fish = w.run(&["completions", "fish"]).await.ok().stdout;
     assert!(fish.contains("complete -c gpu-dev"));
 }
+
+#[tokio::test]
+async fn the_readme_setup_needs_only_settings_and_a_credentials_file() {
+    // As in the README with scripts/dev-up: a profile in a shared credentials file, and the API
+    // and the local STS named in the settings (no GPU_DEV_API_URL, no AWS_ENDPOINT_URL_STS).
+    let w = World::new().await;
+    let file = w.home().join("dev").join("aws-credentials");
+    crate::helpers::write(
+        &file,
+        &format!(
+            "[gpudev-dev]\naws_access_key_id = {}\naws_secret_access_key = {}\naws_session_token = {}\n",
+            w.aws.access_key_id, w.aws.secret_access_key, w.aws.session_token
+        ),
+    );
+    for (key, value) in [
+        ("api_url", w.api_url.as_str()),
+        ("aws_profile", "gpudev-dev"),
+        ("sts_endpoint", &w.moto.endpoint()),
+    ] {
+        w.run(&["config", "set", key, value]).await.ok();
+    }
+    let unset = [
+        "GPU_DEV_API_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    ];
+    let set = [("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())];
+    let run = w.run_env(&["login"], &set, &unset).await.ok();
+    assert!(run.stdout.contains("as alice"), "{run:#?}");
+    let run = w
+        .run_env(&["reserve", "-t", "t4", "--no-wait"], &set, &unset)
+        .await
+        .ok();
+    assert!(run.stdout.contains(" is queued"), "{run:#?}");
+}

@@ -17,4 +17,5 @@ mod errors;
 mod jobs;
 mod journey;
 mod local;
+mod processor;
 mod resources;
