@@ -11,6 +11,7 @@
 //! `NoExecute` taint other than the `nvidia.com/gpu` one dev boxes tolerate. Nodes that are not
 //! still count when deciding whether a request could ever fit.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 use gpudev_domain::{GpuCatalog, GpuType, NodeCapacity};
@@ -26,15 +27,18 @@ pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 pub const INSTANCE_TYPE_LABEL: &str = "node.kubernetes.io/instance-type";
 
 /// Every node carrying a GPU type label, with its slots and free slots now.
-pub fn node_capacities(
-    nodes: &[Node],
-    pods: &[Pod],
+///
+/// Takes owned objects or shared ones (`Arc<Pod>` from a reflector store) alike.
+pub fn node_capacities<N: Borrow<Node>, P: Borrow<Pod>>(
+    nodes: &[N],
+    pods: &[P],
     gpu_type_label: &str,
     catalog: &GpuCatalog,
 ) -> Vec<NodeCapacity> {
     // GPUs and dev boxes bound to each node.
     let mut used: HashMap<&str, (u64, u32)> = HashMap::new();
     for pod in pods {
+        let pod: &Pod = pod.borrow();
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
             continue;
         };
@@ -50,6 +54,7 @@ pub fn node_capacities(
     nodes
         .iter()
         .filter_map(|node| {
+            let node: &Node = node.borrow();
             let name = node.metadata.name.as_deref()?;
             let gpu_type = node
                 .metadata
@@ -283,7 +288,7 @@ mod tests {
         }
         let caps = node_capacities(
             &[plain, cordoned, tainted, gpu_taint, unready],
-            &[],
+            &[] as &[Pod],
             LABEL,
             &GpuCatalog::default(),
         );

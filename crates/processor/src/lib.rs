@@ -12,8 +12,8 @@
 //!   impossible requests → drive the admitted reservations' objects ([`driver`]);
 //! - [`Processor::reconcile`]: level-triggered repair — objects of reservations that are not
 //!   live are deleted, missing objects of preparing ones created, Pods settled ([`settle`]);
-//! - [`Processor::watch_pods`]: a kube-runtime watcher that settles reservations the moment
-//!   their Pods turn Ready or fail.
+//! - [`view::ClusterView`]: kube-runtime reflectors of Nodes and Pods that feed the passes and
+//!   settle reservations the moment their Pods turn Ready or fail.
 //!
 //! [`Processor::run_until_stopped`] wraps them in the long-running loop ([`run`]); `main.rs`
 //! only parses the configuration, starts logging and calls [`Application`].
@@ -35,7 +35,7 @@ pub mod reconcile;
 pub mod run;
 pub mod settle;
 pub mod telemetry;
-pub mod watch;
+pub mod view;
 
 pub use config::{LogFormat, ProcessorConfig};
 pub use consumer::Outcome;

@@ -1,12 +1,14 @@
-//! One scheduling pass: fetch (nodes and pods from Kubernetes, live reservations and recent
-//! usage from the database) → decide ([`crate::plan::plan_pass`], pure) → write (impossible
+//! One scheduling pass: fetch (nodes and pods from the [cluster view](crate::view) when it
+//! runs, else listed from Kubernetes; live reservations and recent usage from the database) → decide ([`crate::plan::plan_pass`], pure) → write (impossible
 //! requests failed, admissions with their placement, positions and estimates — one transaction
 //! on the leader session) → drive (create the admitted reservations' objects).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use gpudev_cluster::capacity::node_capacities;
 use gpudev_cluster::names;
 use gpudev_cluster::ops::{ManagedObjects, nodes_and_pods};
@@ -29,9 +31,15 @@ pub struct PassReport {
     pub waiting: usize,
     /// Nodes considered.
     pub nodes: usize,
+    /// Time spent reading the cluster and the database.
+    pub fetch_time: Duration,
     /// Time spent deciding (the pure part).
     pub decide_time: Duration,
-    /// Time spent in the whole pass, driving included.
+    /// Time spent writing failures, admissions and positions (one transaction).
+    pub write_time: Duration,
+    /// Time spent creating the admitted reservations' objects.
+    pub drive_time: Duration,
+    /// Time spent in the whole pass.
     pub total_time: Duration,
 }
 
@@ -42,7 +50,16 @@ impl Processor {
         let started = Instant::now();
         let leader = self.leader()?;
         let config = &self.inner.config;
-        let (nodes, pods) = nodes_and_pods(&self.inner.kube).await?;
+        let (nodes, pods) = match self.ready_view() {
+            Some(view) => view.snapshot(),
+            None => {
+                let (nodes, pods) = nodes_and_pods(&self.inner.kube).await?;
+                (
+                    nodes.into_iter().map(Arc::new).collect(),
+                    pods.into_iter().map(Arc::new).collect(),
+                )
+            }
+        };
         let (rows, usage) = {
             let db = self.db().await?;
             let horizon = config.fair_share_half_life.as_secs_f64() * USAGE_HORIZON_HALF_LIVES;
@@ -51,6 +68,7 @@ impl Processor {
             (rows, usage)
         };
         let capacities = node_capacities(&nodes, &pods, &config.gpu_type_label, &config.catalog);
+        let fetch_time = started.elapsed();
         let decide_started = Instant::now();
         let plan = plan_pass(&PassFacts {
             now: Utc::now(),
@@ -123,6 +141,7 @@ impl Processor {
             })
             .collect();
 
+        let write_started = Instant::now();
         let (failed, admitted) = {
             let mut client = leader.lock().await?;
             let tx = client.transaction().await.fenced(&leader)?;
@@ -136,6 +155,7 @@ impl Processor {
             tx.commit().await.fenced(&leader)?;
             (failed, admitted)
         };
+        let write_time = write_started.elapsed();
         let metrics = &self.inner.metrics;
         for id in &admitted {
             let gpu_type = gpu_types.get(id).copied().unwrap_or("unknown");
@@ -157,7 +177,9 @@ impl Processor {
                 "reservations admitted"
             );
         }
+        let drive_started = Instant::now();
         self.drive_admitted(&admitted).await?;
+        let drive_time = drive_started.elapsed();
         let total_time = started.elapsed();
         metrics.pass_duration.observe(total_time.as_secs_f64());
         Ok(PassReport {
@@ -165,32 +187,44 @@ impl Processor {
             failed,
             waiting: positions.len(),
             nodes: plan.nodes,
+            fetch_time,
             decide_time,
+            write_time,
+            drive_time,
             total_time,
         })
     }
 
-    /// Creates the objects of freshly admitted reservations. A failure leaves the reservation
-    /// `preparing`; the reconciliation (or its message) tries again.
+    /// Creates the objects of freshly admitted reservations, a few at a time. A failure leaves
+    /// the reservation `preparing`; the reconciliation (or its message) tries again.
     async fn drive_admitted(&self, admitted: &[Uuid]) -> Result<()> {
         if admitted.is_empty() {
             return Ok(());
         }
         let _guard = self.inner.objects_lock.lock().await;
-        let none = ManagedObjects::default();
-        for id in admitted {
-            let r = {
-                let db = self.db().await?;
-                reservations::find(&**db, *id).await?
-            };
-            let Some(r) = r else { continue };
-            if let Err(e) = self.drive_or_fail(&r, &none).await {
-                if e.is_leadership() {
-                    return Err(e);
-                }
+        let results: Vec<Result<()>> = futures::stream::iter(admitted.to_vec())
+            .map(|id| self.drive_one(id))
+            .buffer_unordered(DRIVE_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn drive_one(&self, id: Uuid) -> Result<()> {
+        let r = {
+            let db = self.db().await?;
+            reservations::find(&**db, id).await?
+        };
+        let Some(r) = r else { return Ok(()) };
+        match self.drive_or_fail(&r, &ManagedObjects::default()).await {
+            Err(e) if !e.is_leadership() => {
                 tracing::warn!(reservation_id = %id, error = %e, "creating the dev box failed; will retry");
+                Ok(())
             }
+            other => other.map(|_| ()),
         }
-        Ok(())
     }
 }
+
+/// Admitted reservations whose objects are created at the same time.
+const DRIVE_CONCURRENCY: usize = 8;

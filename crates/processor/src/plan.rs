@@ -3,6 +3,7 @@
 //! of [`gpudev_domain::schedule`] exactly as that function's documentation asks and runs it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -43,8 +44,8 @@ pub struct PassFacts<'a> {
     pub usage: &'a [UsageRow],
     /// Node capacity as the cluster reports it ([`gpudev_cluster::capacity::node_capacities`]).
     pub capacities: &'a [NodeCapacity],
-    /// Unfinished pods of every namespace.
-    pub pods: &'a [Pod],
+    /// Pods of every namespace.
+    pub pods: &'a [Arc<Pod>],
     /// The namespace of dev box pods.
     pub namespace: &'a str,
     /// The GPU catalog.
@@ -232,19 +233,20 @@ mod tests {
         }
     }
 
-    fn pod(name: &str, node: &str) -> Pod {
+    fn pod(name: &str, node: &str) -> Arc<Pod> {
         serde_json::from_value(json!({
             "metadata": { "name": name, "namespace": "gpu-dev" },
             "spec": { "nodeName": node, "containers": [] },
             "status": { "phase": "Running" },
         }))
+        .map(Arc::new)
         .unwrap()
     }
 
     fn facts<'a>(
         rows: &'a [LiveRow],
         caps: &'a [NodeCapacity],
-        pods: &'a [Pod],
+        pods: &'a [Arc<Pod>],
         catalog: &'a GpuCatalog,
     ) -> PassFacts<'a> {
         PassFacts {

@@ -11,6 +11,7 @@ use crate::error::{ProcessorError, Result};
 use crate::keys::KeySource;
 use crate::leader::LeaderSession;
 use crate::metrics::Metrics;
+use crate::view::ClusterView;
 
 /// Who the processor is in events it records (`reservation_events.actor`).
 pub const ACTOR: &str = "processor";
@@ -28,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) keys: KeySource,
     leader: Mutex<Option<Arc<LeaderSession>>>,
+    /// The reflected cluster, while leading.
+    view: Mutex<Option<Arc<ClusterView>>>,
     /// The last error of each message still in the queue, for its dead letter.
     pub(crate) last_errors: Mutex<HashMap<i64, String>>,
     /// Serialises changes to Kubernetes objects (creating and deleting), so the run loop and the
@@ -70,6 +73,7 @@ impl Processor {
                 metrics,
                 keys,
                 leader: Mutex::new(None),
+                view: Mutex::new(None),
                 last_errors: Mutex::new(HashMap::new()),
                 objects_lock: tokio::sync::Mutex::new(()),
             }),
@@ -114,13 +118,50 @@ impl Processor {
         self.current_leader().is_some_and(|s| !s.is_lost())
     }
 
-    /// Gives up leadership (ends the session, which releases the lock).
+    /// Gives up leadership (ends the session, which releases the lock) and stops watching the
+    /// cluster.
     pub fn step_down(&self) {
         if self.current_leader().is_some() {
             tracing::info!("stepping down as leader");
         }
         self.set_leader(None);
+        self.stop_cluster_view();
         self.inner.metrics.leader.set(0);
+    }
+
+    /// Starts watching Nodes and Pods (see [`ClusterView`]); passes then read capacity from
+    /// memory once the watches have listed everything. Returns the running view.
+    pub fn start_cluster_view(&self) -> Arc<ClusterView> {
+        let mut slot = self
+            .inner
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(view) = slot.as_ref() {
+            return Arc::clone(view);
+        }
+        let view = Arc::new(ClusterView::start(self));
+        *slot = Some(Arc::clone(&view));
+        view
+    }
+
+    /// Stops watching the cluster; passes list Nodes and Pods again.
+    pub fn stop_cluster_view(&self) {
+        self.inner
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// The cluster view, when it runs and has listed everything.
+    pub(crate) fn ready_view(&self) -> Option<Arc<ClusterView>> {
+        self.inner
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|v| v.is_ready())
     }
 
     /// The backend pid of the leader session, while this processor leads.

@@ -13,11 +13,13 @@
 
 use std::collections::HashSet;
 
-use gpudev_cluster::ops::{self, ManagedObjects};
+use gpudev_cluster::ops::{self, ManagedObjects, OpsError};
 use gpudev_cluster::{labels, names};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations::{self, ListFilter, Reservation};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::ResourceExt;
+use kube::api::ListParams;
 use uuid::Uuid;
 
 use crate::db;
@@ -51,13 +53,7 @@ impl Processor {
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
         self.leader()?;
         let _guard = self.inner.objects_lock.lock().await;
-        let config = &self.inner.config;
-        let objects = ops::list_managed(
-            &self.inner.kube,
-            &config.namespace,
-            &labels::managed_selector(),
-        )
-        .await?;
+        let objects = self.managed_objects().await?;
         let live: Vec<Reservation> = {
             let db = self.db().await?;
             reservations::list(
@@ -102,6 +98,7 @@ impl Processor {
         {
             let mine = objects.of(r.reservation_id);
             let mut pods = Some(mine.pods.clone());
+            let mut current = r.clone();
             if is_incomplete(r, &mine) {
                 match self.drive_or_fail(r, &mine).await {
                     Ok(_) => {
@@ -113,13 +110,13 @@ impl Processor {
                         tracing::warn!(reservation_id = %r.reservation_id, error = %e, "creating the dev box failed; will retry");
                     }
                 }
-            }
-            // A reservation failed by the driver is no longer preparing.
-            let current = {
+                // The driver may have failed it.
                 let db = self.db().await?;
-                reservations::find(&**db, r.reservation_id).await?
-            };
-            let Some(current) = current else { continue };
+                match reservations::find(&**db, r.reservation_id).await? {
+                    Some(now) => current = now,
+                    None => continue,
+                }
+            }
             match self.settle(&current, pods, true).await {
                 Ok(Settled::Activated) => report.activated.push(r.reservation_id),
                 Ok(Settled::Failed) => report.failed.push(r.reservation_id),
@@ -152,6 +149,70 @@ impl Processor {
             }
         }
         Ok(report)
+    }
+}
+
+impl Processor {
+    /// gpudev's Pods, Services and Secrets in the namespace. Pods come from the cluster view
+    /// when it runs (a list of every dev box Pod is the heaviest request the processor would
+    /// make); of Services and Secrets only the metadata is listed (all reconciliation reads).
+    async fn managed_objects(&self) -> Result<ManagedObjects> {
+        let config = &self.inner.config;
+        let selector = labels::managed_selector();
+        let Some(view) = self.ready_view() else {
+            return Ok(ops::list_managed(&self.inner.kube, &config.namespace, &selector).await?);
+        };
+        let (_, pods) = view.snapshot();
+        let pods = pods
+            .iter()
+            .filter(|p| {
+                p.metadata.namespace.as_deref() == Some(config.namespace.as_str())
+                    && p.metadata.labels.as_ref().is_some_and(|l| {
+                        l.get(labels::MANAGED_BY).map(String::as_str)
+                            == Some(labels::MANAGED_BY_VALUE)
+                    })
+            })
+            .map(|p| (**p).clone())
+            .collect();
+        // Names, labels and owners are all reconciliation reads of Services and Secrets: list
+        // their metadata only (no Secret data crosses the wire).
+        let lp = ListParams::default().labels(&selector);
+        let (services_api, secrets_api) = (self.services_api(), self.secrets_api());
+        let (services, secrets) = futures::try_join!(
+            async {
+                services_api
+                    .list_metadata(&lp)
+                    .await
+                    .map_err(|e| OpsError::kube("list", "Service", &selector, e))
+            },
+            async {
+                secrets_api
+                    .list_metadata(&lp)
+                    .await
+                    .map_err(|e| OpsError::kube("list", "Secret", &selector, e))
+            },
+        )?;
+        let services = services
+            .items
+            .into_iter()
+            .map(|m| Service {
+                metadata: m.metadata,
+                ..Service::default()
+            })
+            .collect();
+        let secrets = secrets
+            .items
+            .into_iter()
+            .map(|m| Secret {
+                metadata: m.metadata,
+                ..Secret::default()
+            })
+            .collect();
+        Ok(ManagedObjects {
+            pods,
+            services,
+            secrets,
+        })
     }
 }
 

@@ -1,5 +1,5 @@
-//! The long-running loop: stand by until the leader lock is won, then lead — watch pods,
-//! reconcile and schedule every `SCHEDULER_INTERVAL_SECONDS`, consume the queue in between —
+//! The long-running loop: stand by until the leader lock is won, then lead — watch the cluster
+//! ([`crate::view`]), reconcile and schedule every `SCHEDULER_INTERVAL_SECONDS`, consume the queue in between —
 //! until leadership is lost (back to standing by) or a shutdown is asked for.
 //!
 //! Shutdown (SIGTERM) stops reading the queue: the step in progress (at most one long poll and
@@ -55,11 +55,7 @@ impl Processor {
 
     /// One term as leader.
     async fn lead(&self, stop: &watch::Receiver<bool>) {
-        let watcher = {
-            let this = self.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move { this.watch_pods(stop).await })
-        };
+        self.start_cluster_view();
         let interval = self.inner.config.scheduler_interval;
         let mut next_tick = Instant::now();
         while !*stop.borrow() && self.is_leader() {
@@ -94,14 +90,20 @@ impl Processor {
                 }
             }
         }
-        watcher.abort();
         self.step_down();
     }
 
     /// The periodic work: reconcile, schedule, and refresh the queue gauges.
     pub async fn tick(&self) -> Result<()> {
+        let started = Instant::now();
         let reconciled = self.reconcile().await;
+        let reconcile_time = started.elapsed();
         let passed = self.scheduler_pass().await;
+        tracing::debug!(
+            reconcile_ms = reconcile_time.as_millis() as u64,
+            pass_ms = (started.elapsed() - reconcile_time).as_millis() as u64,
+            "periodic work done"
+        );
         if let Ok(db) = self.db().await
             && let Ok(m) = self.inner.config.queue.metrics(&**db).await
         {

@@ -9,6 +9,7 @@
     reason = "tests fail by panicking with the error"
 )]
 
+mod bench;
 mod common;
 mod dead_letters;
 mod leadership;

@@ -221,3 +221,39 @@ async fn a_processor_killed_in_the_middle_of_its_writes_leaves_reservations_queu
     }
     assert_eq!(env.objects("pods").len(), 4);
 }
+
+#[tokio::test]
+async fn reconciliation_from_the_watch_cache_repairs_and_cleans_up_like_listing() {
+    let env = env().await;
+    env.fake.seed_nodes("h100", 1, 8);
+    let alice = env.user("alice").await;
+    let p = env.leader().await;
+    let view = p.start_cluster_view();
+    view.wait_until_ready().await;
+    let kept = env.submit(&alice, Ask::gpus("h100", 2)).await;
+    let cancelled = env.submit(&alice, Ask::gpus("h100", 2)).await;
+    p.process_once().await.unwrap();
+    while view.snapshot().1.len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // One loses its SSH Service; the other is cancelled and its hint lost.
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(env.fake.client(), crate::common::NS);
+    let short = &kept.simple().to_string()[..12];
+    services
+        .delete(&format!("gpudev-{short}-ssh"), &Default::default())
+        .await
+        .unwrap();
+    env.cancel(cancelled).await;
+    let db = env.db.connect().await;
+    db.execute(&format!("DELETE FROM pgmq.q_{}", env.queue().name()), &[])
+        .await
+        .unwrap();
+
+    let report = p.reconcile().await.unwrap();
+    assert_eq!(report.driven, vec![kept]);
+    assert_eq!(report.cleaned, vec![cancelled]);
+    assert_eq!(env.objects_of(kept), 3);
+    assert_eq!(env.objects_of(cancelled), 0);
+    assert_eq!(env.creates("pods"), 2, "no pod was created twice");
+}
