@@ -719,3 +719,15 @@ def test_helm_test_pod_checks_readyz_through_the_service():
 def test_notes_warn_when_no_database_credentials_are_set():
     assert "WARNING: no database password" in support.notes({})
     assert "WARNING" not in support.notes(support.load_values(SCENARIOS["external-db-password"]))
+
+
+def test_the_longest_names_still_fit():
+    objects = support.render({"fullnameOverride": "g" * 39})
+    for _, obj in objects:
+        name = obj["metadata"]["name"]
+        assert len(name) <= (52 if obj["kind"] == "CronJob" else 63), name
+    assert one(objects, "CronJob", "g" * 39 + "-availability")
+    import helm_python
+
+    with pytest.raises(helm_python.HelmError):
+        support.render({"fullnameOverride": "g" * 40})

@@ -5,17 +5,17 @@
 {{- end }}
 
 {{/* The prefix of every object name: <release>-gpudev, or the release name when it already
-contains the chart name. Kept to 40 characters so suffixes such as "-availability" fit in 52
+contains the chart name. Kept to 39 characters so "-availability" still fits in 52
 (the CronJob name limit). */}}
 {{- define "gpudev.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 39 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- .Release.Name | trunc 39 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 39 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
