@@ -157,6 +157,29 @@ async fn show_takes_a_prefix_and_prints_status_queue_and_history() {
         assert!(text.contains(needle), "{needle:?} in\n{text}");
     }
 
+    // A warning, as the expiry job records it.
+    w.sql()
+        .await
+        .execute(
+            "INSERT INTO reservation_events (reservation_id, kind, reason, actor) \
+             VALUES ($1::text::uuid, 'warning', 'expires in 30 minutes', 'expiry')",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let text = w.run(&["show", &id]).await.ok().stdout;
+    let warnings = text.split("Warnings\n").nth(1).expect("a Warnings section");
+    assert!(
+        warnings
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("  expires in 30 minutes"),
+        "{text}"
+    );
+    let json = w.run(&["show", &id, "-o", "json"]).await.ok().json();
+    assert_eq!(json["warnings"][0]["message"], "expires in 30 minutes");
+
     w.run(&["cancel", &id, "-y"]).await.ok();
     let text = w.run(&["show", &id]).await.ok().stdout;
     assert!(
