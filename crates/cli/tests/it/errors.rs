@@ -158,3 +158,25 @@ async fn a_broken_settings_file_is_a_usage_error_that_config_set_can_repair() {
     let run = w.run(&["status"]).await.ok();
     assert!(run.json()["total_gpus"].is_i64());
 }
+
+#[tokio::test]
+async fn more_gpus_than_one_node_has_need_distributed() {
+    let w = World::new().await;
+    w.login().await;
+    let run = w
+        .run(&["reserve", "-t", "t4", "-g", "8", "--no-wait"])
+        .await;
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert_eq!(
+        run.stderr,
+        "error: 8 t4 GPUs is more than one node has (4); add --distributed to span 2 nodes\n"
+    );
+    let count: i64 = w
+        .sql()
+        .await
+        .query_one("SELECT count(*) FROM reservations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0, "nothing was submitted");
+}
