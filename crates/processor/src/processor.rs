@@ -54,8 +54,13 @@ impl Processor {
         let db_config = config.db.clone().with_application_name("gpudev-processor");
         let pool = gpudev_store::connect_pool(&db_config).await?;
         {
+            // Migrations create the default queue; a custom QUEUE_NAME is created here (which
+            // needs the right to create tables in the pgmq schema).
             let db = pool.get().await.map_err(StoreError::from)?;
-            config.queue.ensure(&**db).await?;
+            let dlq = config.queue.dead_letter_queue();
+            if !config.queue.exists(&**db).await? || !dlq.exists(&**db).await? {
+                config.queue.ensure(&**db).await?;
+            }
         }
         let metrics = Metrics::new()
             .map_err(|e| ProcessorError::Permanent(format!("metrics registry: {e}")))?;
