@@ -1,7 +1,7 @@
 //! gpudev-processor: turns queued reservations into running dev boxes.
 //!
 //! The database is the truth and queue messages are hints (see `docs/ARCHITECTURE.md`). One
-//! processor at a time is the [leader](leader); it alone reads the queue, schedules and writes.
+//! processor at a time is the [`leader`]; it alone reads the queue, schedules and writes.
 //! Its work is a few steps that tests drive one by one:
 //!
 //! - [`Processor::process_once`]: read a batch from the queue with a long poll, run a

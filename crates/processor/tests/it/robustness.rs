@@ -174,7 +174,7 @@ async fn a_processor_killed_between_admission_and_object_creation_is_finished_by
 }
 
 #[tokio::test]
-async fn a_processor_killed_in_the_middle_of_its_writes_leaves_reservations_queued() {
+async fn a_processor_killed_mid_pass_before_its_writes_commit_leaves_reservations_queued() {
     let env = env().await;
     env.fake.seed_nodes("t4", 4, 4);
     let alice = env.user("alice").await;
