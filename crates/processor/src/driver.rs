@@ -550,19 +550,27 @@ impl Processor {
                 .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .map_err(|e| OpsError::kube("patch", "Service", &name, e))?;
+            // The token stays in the Secret once there: a running container whose environment
+            // refers to it could not restart without it.
             let data: BTreeMap<String, k8s_openapi::ByteString> =
                 manifests.secret.data.clone().unwrap_or_default();
             let secret_name = plan.secret_name();
-            let mut patch = serde_json::json!({ "data": data });
-            if !enabled {
-                patch["data"][gpudev_cluster::secret::JUPYTER_TOKEN_KEY] = serde_json::Value::Null;
-            }
+            let patch = serde_json::json!({ "data": data });
             self.secrets_api()
                 .patch(&secret_name, &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .map_err(|e| OpsError::kube("patch", "Secret", &secret_name, e))?;
         }
-        let url = if enabled {
+        // The dev box starts its Jupyter server at boot when told to; one started without it has
+        // no server to reach (starting one inside a running container needs exec, which the
+        // processor does not do).
+        let served = match plans.first() {
+            Some(plan) => ops::get_opt(&self.pods_api(), plan.pod_name())
+                .await?
+                .is_some_and(|pod| started_with_jupyter(&pod)),
+            None => false,
+        };
+        let url = if enabled && served {
             self.jupyter_url(r).await?
         } else {
             None
@@ -572,6 +580,31 @@ impl Processor {
         db::set_jupyter_url(&*client, r.reservation_id, url.as_deref())
             .await
             .fenced(&leader)?;
+        if enabled && !served {
+            reservations::record_event(
+                &*client,
+                r.reservation_id,
+                "note",
+                "Jupyter is enabled for the next start of this dev box; the running one was \
+                 started without it",
+                ACTOR,
+                serde_json::json!({ "jupyter_enabled": true }),
+            )
+            .await
+            .fenced(&leader)?;
+        }
         Ok(())
     }
+}
+
+/// True when the Pod's container was started with `GPUDEV_JUPYTER=1`.
+fn started_with_jupyter(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.containers.iter().any(|c| {
+            c.env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "GPUDEV_JUPYTER" && e.value.as_deref() == Some("1"))
+        })
+    })
 }

@@ -220,8 +220,164 @@ async fn secrets_carry_keys_and_env_values_that_the_pod_only_references() {
     assert_eq!(env.status(id).await, ReservationStatus::Preparing);
 }
 
+/// A stand-in for `https://github.com/<login>.keys`: answers every request with `body`.
+async fn github_keys(body: &'static str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    format!("http://{addr}")
+}
+
+const BOB_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn+AgYKD bob@github";
+
+async fn announce(
+    env: &crate::common::Env,
+    id: uuid::Uuid,
+    action: &str,
+    details: serde_json::Value,
+) {
+    use gpudev_store::reservations::{self, Change};
+    let mut db = env.db.connect().await;
+    let tx = db.transaction().await.unwrap();
+    let now = match action {
+        "add_user" => reservations::add_secondary_user(&tx, id, "bob", "alice")
+            .await
+            .unwrap(),
+        _ => reservations::set_jupyter(&tx, id, action == "enable_jupyter", "alice")
+            .await
+            .unwrap(),
+    };
+    let Change::Applied(now) = now else {
+        panic!("refused");
+    };
+    reservations::send_hint(&tx, &env.queue(), &now, action, details)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn secret_value(env: &crate::common::Env, key: &str) -> Option<String> {
+    use base64::Engine as _;
+    let secret = &env.objects("secrets")[0];
+    secret["data"][key].as_str().map(|v| {
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).unwrap()).unwrap()
+    })
+}
+
 #[tokio::test]
-async fn added_users_and_jupyter_reach_an_active_dev_box() {
+async fn an_added_github_user_gets_into_a_running_dev_box() {
+    let mut env = env().await;
+    env.config.github_keys_url = Some(github_keys(BOB_KEY).await);
+    env.fake.seed_nodes("t4", 1, 4);
+    let alice = env.user("alice").await;
+    let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    until_status(&env, &p, id, ReservationStatus::Active).await;
+    assert!(
+        !secret_value(&env, "authorized_keys")
+            .unwrap()
+            .contains("bob@github")
+    );
+
+    announce(
+        &env,
+        id,
+        "add_user",
+        serde_json::json!({"github_username": "bob"}),
+    )
+    .await;
+    let outcome = p.process_once().await.unwrap();
+    assert_eq!(outcome.archived, 1);
+    let keys = secret_value(&env, "authorized_keys").unwrap();
+    assert!(keys.contains("bob@github"), "{keys}");
+    assert!(
+        keys.contains("test@gpudev"),
+        "the owner keeps access: {keys}"
+    );
+}
+
+#[tokio::test]
+async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
+    let env = env().await;
+    env.fake.seed_nodes("t4", 1, 4);
+    let alice = env.user("alice").await;
+    let id = env
+        .submit(
+            &alice,
+            Ask {
+                jupyter: true,
+                ..Ask::gpus("t4", 1)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    until_status(&env, &p, id, ReservationStatus::Active).await;
+    let r = env.get(id).await;
+    let token = r.jupyter_token.clone().unwrap();
+    let url = r.jupyter_url.unwrap();
+    assert!(
+        url.contains(&r.node_ip.unwrap()) && url.contains(&token),
+        "{url}"
+    );
+    assert_eq!(
+        secret_value(&env, "jupyter-token").as_deref(),
+        Some(token.as_str())
+    );
+    let has_port = |env: &crate::common::Env| {
+        env.objects("services")[0]["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "jupyter")
+    };
+    assert!(has_port(&env));
+
+    announce(
+        &env,
+        id,
+        "disable_jupyter",
+        serde_json::json!({"jupyter_enabled": false}),
+    )
+    .await;
+    assert_eq!(p.process_once().await.unwrap().archived, 1);
+    assert!(!has_port(&env));
+    assert_eq!(env.get(id).await.jupyter_url, None);
+    assert!(
+        secret_value(&env, "jupyter-token").is_some(),
+        "kept for container restarts"
+    );
+
+    announce(
+        &env,
+        id,
+        "enable_jupyter",
+        serde_json::json!({"jupyter_enabled": true}),
+    )
+    .await;
+    assert_eq!(p.process_once().await.unwrap().archived, 1);
+    assert!(has_port(&env));
+    assert_eq!(env.get(id).await.jupyter_url, Some(url));
+}
+
+#[tokio::test]
+async fn jupyter_enabled_on_a_dev_box_started_without_it_waits_for_the_next_start() {
     let env = env().await;
     env.fake.seed_nodes("t4", 1, 4);
     let alice = env.user("alice").await;
@@ -229,40 +385,26 @@ async fn added_users_and_jupyter_reach_an_active_dev_box() {
     let p = env.leader().await;
     p.process_once().await.unwrap();
     until_status(&env, &p, id, ReservationStatus::Active).await;
-
-    // Jupyter on, as the API records and announces it.
-    {
-        let mut db = env.db.connect().await;
-        let tx = db.transaction().await.unwrap();
-        let gpudev_store::reservations::Change::Applied(now) =
-            gpudev_store::reservations::set_jupyter(&tx, id, true, "alice")
-                .await
-                .unwrap()
-        else {
-            panic!("refused");
-        };
-        gpudev_store::reservations::send_hint(
-            &tx,
-            &env.queue(),
-            &now,
-            "enable_jupyter",
-            serde_json::json!({"jupyter_enabled": true}),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-    }
     let patches = env.fake.count_ok(Verb::Patch, "services");
-    let outcome = p.process_once().await.unwrap();
-    assert_eq!(outcome.archived, 1);
+    announce(
+        &env,
+        id,
+        "enable_jupyter",
+        serde_json::json!({"jupyter_enabled": true}),
+    )
+    .await;
+    assert_eq!(p.process_once().await.unwrap().archived, 1);
     assert_eq!(env.fake.count_ok(Verb::Patch, "services"), patches + 1);
-    let service = &env.objects("services")[0];
-    let ports = service["spec"]["ports"].as_array().unwrap();
-    assert!(ports.iter().any(|p| p["name"] == "jupyter"), "{ports:?}");
-    let secret = &env.objects("secrets")[0];
-    assert!(secret["data"]["jupyter-token"].is_string());
     let r = env.get(id).await;
-    let url = r.jupyter_url.unwrap();
-    assert!(url.contains(&r.node_ip.unwrap()), "{url}");
-    assert!(url.contains(&r.jupyter_token.unwrap()), "{url}");
+    assert!(r.jupyter_enabled);
+    assert_eq!(r.jupyter_url, None, "no server runs in this dev box");
+    let db = env.db.connect().await;
+    let events = gpudev_store::reservations::events(&db, id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Jupyter is enabled for the next start"))),
+        "{events:?}"
+    );
 }
