@@ -7,6 +7,10 @@ use gpudev_processor::{Application, ProcessorConfig, kube_client, shutdown_signa
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Several TLS stacks are linked in (the AWS SDK brings aws-lc-rs, reqwest and kube bring ring),
+    // so rustls cannot choose a process-wide provider by itself and would panic on the first
+    // client built without an explicit one: choose it before anything else runs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match ProcessorConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
