@@ -124,6 +124,8 @@ async fn the_served_cluster_works_through_a_kubeconfig_over_http() {
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap();
+    // As the binaries do: several rustls backends are linked in a workspace build.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_from(config).unwrap();
 
     let nodes: Api<Node> = Api::all(client.clone());
