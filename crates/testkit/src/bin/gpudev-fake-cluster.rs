@@ -66,9 +66,12 @@ async fn run() -> Result<(), String> {
         .serve(addr)
         .await
         .map_err(|e| format!("FAKE_CLUSTER_ADDR: cannot listen on {addr}: {e}"))?;
-    served
-        .write_kubeconfig(&kubeconfig)
-        .map_err(|e| format!("FAKE_CLUSTER_KUBECONFIG: cannot write {}: {e}", kubeconfig.display()))?;
+    served.write_kubeconfig(&kubeconfig).map_err(|e| {
+        format!(
+            "FAKE_CLUSTER_KUBECONFIG: cannot write {}: {e}",
+            kubeconfig.display()
+        )
+    })?;
     let _simulation = fake.start_simulation(Duration::from_millis(500));
     println!(
         "fake Kubernetes API at {} with {nodes} nodes; kubeconfig {}",
