@@ -52,7 +52,7 @@ pub struct Audit<'a> {
 /// Writes an audit record with `db` (pass the handler's transaction to make it part of the change).
 /// `caller` is `None` for logins before the user is known; `actor` then names who tried.
 pub async fn record(
-    db: &impl tokio_postgres::GenericClient,
+    db: &impl gpudev_store::Db,
     caller: Option<&Caller>,
     actor: &str,
     auth_method: Option<&str>,

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 use gpudev_domain::{ApiKey, KeyHash};
 use serde::Serialize;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
-use crate::StoreError;
 use crate::error::NotFound;
 use crate::users::{Role, User};
+use crate::{Db, StoreError};
 
 /// A stored key, without its secret (which is never stored).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,7 +75,7 @@ fn from_row(r: &Row) -> KeyRecord {
 
 /// Stores a newly generated key for `user_id`; only its hash and prefix are written.
 pub async fn insert(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     key: &ApiKey,
     new: &NewKey<'_>,
@@ -142,7 +142,7 @@ pub struct Authenticated {
 /// is the index key, so no secret is ever compared in the database; the final equality check is
 /// constant-time.
 pub async fn authenticate(
-    db: &impl GenericClient,
+    db: &impl Db,
     hash: &KeyHash,
 ) -> Result<Result<Authenticated, KeyRejection>, StoreError> {
     let row = db
@@ -188,7 +188,7 @@ pub async fn authenticate(
 
 /// Records that a key was used, at most once a minute per key so authentication does not write on
 /// every request.
-pub async fn touch(db: &impl GenericClient, key_id: i64) -> Result<(), StoreError> {
+pub async fn touch(db: &impl Db, key_id: i64) -> Result<(), StoreError> {
     db.execute(
         "UPDATE api_keys SET last_used_at = now() WHERE key_id = $1 \
          AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
@@ -199,10 +199,7 @@ pub async fn touch(db: &impl GenericClient, key_id: i64) -> Result<(), StoreErro
 }
 
 /// Keys, newest first; all users' keys when `user` is `None`.
-pub async fn list(
-    db: &impl GenericClient,
-    user: Option<&User>,
-) -> Result<Vec<KeyRecord>, StoreError> {
+pub async fn list(db: &impl Db, user: Option<&User>) -> Result<Vec<KeyRecord>, StoreError> {
     let user_id = user.map(|u| u.user_id);
     let rows = db
         .query(
@@ -219,7 +216,7 @@ pub async fn list(
 /// Revokes a key. When `owner` is given the key must belong to them (users revoke only their own).
 /// Revoking an already revoked key succeeds and keeps the first revocation time.
 pub async fn revoke(
-    db: &impl GenericClient,
+    db: &impl Db,
     key_id: i64,
     owner: Option<i64>,
 ) -> Result<KeyRecord, StoreError> {
@@ -239,7 +236,7 @@ pub async fn revoke(
 }
 
 /// Deletes keys that expired or were revoked more than `keep` ago; returns how many.
-pub async fn purge(db: &impl GenericClient, keep: Duration) -> Result<u64, StoreError> {
+pub async fn purge(db: &impl Db, keep: Duration) -> Result<u64, StoreError> {
     let cutoff = Utc::now() - keep;
     Ok(db
         .execute(

@@ -1,11 +1,9 @@
 //! The audit log: who did what, how they authenticated, and how it ended.
 
+use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
-
-use crate::StoreError;
 
 /// One audit entry to write.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +58,7 @@ pub struct AuditRecord {
 }
 
 /// Appends an entry.
-pub async fn record(db: &impl GenericClient, e: &AuditEntry<'_>) -> Result<i64, StoreError> {
+pub async fn record(db: &impl Db, e: &AuditEntry<'_>) -> Result<i64, StoreError> {
     let details = e
         .details
         .clone()
@@ -90,7 +88,7 @@ pub async fn record(db: &impl GenericClient, e: &AuditEntry<'_>) -> Result<i64, 
 
 /// The newest entries, optionally for one actor.
 pub async fn recent(
-    db: &impl GenericClient,
+    db: &impl Db,
     actor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, StoreError> {
@@ -137,10 +135,7 @@ pub struct AuditFilter {
 }
 
 /// Audit entries matching `f`, newest first.
-pub async fn search(
-    db: &impl GenericClient,
-    f: &AuditFilter,
-) -> Result<Vec<AuditRecord>, StoreError> {
+pub async fn search(db: &impl Db, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
     let action_prefix = f
         .action
         .as_deref()

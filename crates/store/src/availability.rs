@@ -2,10 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use tokio_postgres::GenericClient;
-
-use crate::StoreError;
 use crate::gpu_types::{self, Availability};
+use crate::{Db, StoreError};
 
 /// What is waiting in the queue for one GPU type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -17,9 +15,7 @@ pub struct Queued {
 }
 
 /// Queued reservations and their GPUs, per GPU type (types with nothing queued are absent).
-pub async fn queued_by_type(
-    db: &impl GenericClient,
-) -> Result<BTreeMap<String, Queued>, StoreError> {
+pub async fn queued_by_type(db: &impl Db) -> Result<BTreeMap<String, Queued>, StoreError> {
     let rows = db
         .query(
             "SELECT gpu_type, count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \

@@ -1,11 +1,9 @@
 //! Records of CronJob runs, for alerting on "last success too long ago".
 
+use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
-
-use crate::StoreError;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +34,7 @@ pub struct Run {
 }
 
 /// Records the start of a run and returns its id.
-pub async fn start(db: &impl GenericClient, job: &str, host: &str) -> Result<i64, StoreError> {
+pub async fn start(db: &impl Db, job: &str, host: &str) -> Result<i64, StoreError> {
     let row = db
         .query_one(
             "INSERT INTO cronjob_runs (job, host) VALUES ($1, $2) RETURNING run_id",
@@ -48,7 +46,7 @@ pub async fn start(db: &impl GenericClient, job: &str, host: &str) -> Result<i64
 
 /// Records the end of a run. Finishing a run twice changes nothing the second time.
 pub async fn finish(
-    db: &impl GenericClient,
+    db: &impl Db,
     run_id: i64,
     outcome: Outcome,
     summary: &Value,
@@ -69,7 +67,7 @@ pub async fn finish(
 }
 
 /// The latest successful run of a job.
-pub async fn last_success(db: &impl GenericClient, job: &str) -> Result<Option<Run>, StoreError> {
+pub async fn last_success(db: &impl Db, job: &str) -> Result<Option<Run>, StoreError> {
     let row = db
         .query_opt(
             "SELECT run_id, job, started_at, finished_at, outcome, summary, error FROM cronjob_runs \

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
+
 use uuid::Uuid;
 
-use crate::StoreError;
 use crate::error::NotFound;
+use crate::{Db, StoreError};
 
 /// A stored disk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,7 +76,7 @@ fn from_row(r: &Row) -> Disk {
 /// Creates a disk record; a live disk of the same name for the same owner is a conflict. With an
 /// `operation_id` the creation is tracked as a pending operation the processor completes.
 pub async fn create(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     disk_name: &str,
     kube_name: &str,
@@ -109,7 +110,7 @@ pub async fn create(
 
 /// A user's live disks by name (soft-deleted ones too when `include_deleted`).
 pub async fn list(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     include_deleted: bool,
 ) -> Result<Vec<Disk>, StoreError> {
@@ -126,7 +127,7 @@ pub async fn list(
 }
 
 /// A user's live disk by name.
-pub async fn get(db: &impl GenericClient, user_id: i64, name: &str) -> Result<Disk, StoreError> {
+pub async fn get(db: &impl Db, user_id: i64, name: &str) -> Result<Disk, StoreError> {
     let row = db
         .query_opt(
             &format!("{SELECT} WHERE d.user_id = $1 AND d.disk_name = $2 AND NOT d.is_deleted"),
@@ -140,7 +141,7 @@ pub async fn get(db: &impl GenericClient, user_id: i64, name: &str) -> Result<Di
 /// Soft-deletes a disk that is not in use; it is removed for good after `grace`. The deletion is
 /// tracked as operation `operation_id`.
 pub async fn soft_delete(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     name: &str,
     grace: Duration,
@@ -173,12 +174,7 @@ pub async fn soft_delete(
 }
 
 /// Renames a live disk that is not in use.
-pub async fn rename(
-    db: &impl GenericClient,
-    user_id: i64,
-    old: &str,
-    new: &str,
-) -> Result<Disk, StoreError> {
+pub async fn rename(db: &impl Db, user_id: i64, old: &str, new: &str) -> Result<Disk, StoreError> {
     let disk = get(db, user_id, old).await?;
     if let Some(r) = disk.reservation_id {
         return Err(StoreError::Conflict(format!(
@@ -209,11 +205,7 @@ pub async fn rename(
 }
 
 /// Attaches a disk to a reservation; false when it is already attached to another one.
-pub async fn attach(
-    db: &impl GenericClient,
-    disk_id: Uuid,
-    reservation_id: Uuid,
-) -> Result<bool, StoreError> {
+pub async fn attach(db: &impl Db, disk_id: Uuid, reservation_id: Uuid) -> Result<bool, StoreError> {
     let n = db
         .execute(
             "UPDATE disks SET reservation_id = $2, status = 'in_use', last_used_at = now() \
@@ -227,7 +219,7 @@ pub async fn attach(
 
 /// Releases a disk from a reservation; false when it was not attached to it.
 pub async fn release(
-    db: &impl GenericClient,
+    db: &impl Db,
     disk_id: Uuid,
     reservation_id: Uuid,
 ) -> Result<bool, StoreError> {
@@ -243,7 +235,7 @@ pub async fn release(
 
 /// Records a snapshot being taken of a disk.
 pub async fn add_snapshot(
-    db: &impl GenericClient,
+    db: &impl Db,
     disk_id: Uuid,
     kube_name: &str,
     reservation_id: Option<Uuid>,
@@ -260,7 +252,7 @@ pub async fn add_snapshot(
 
 /// Marks a snapshot ready; false when it was not pending.
 pub async fn snapshot_ready(
-    db: &impl GenericClient,
+    db: &impl Db,
     snapshot_id: Uuid,
     size_bytes: Option<i64>,
 ) -> Result<bool, StoreError> {
@@ -276,7 +268,7 @@ pub async fn snapshot_ready(
 
 /// The disk (live or soft-deleted) of `user_id` named `name` whose latest operation is `op`.
 pub async fn find_operation(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     name: &str,
     op: Uuid,
@@ -296,7 +288,7 @@ pub async fn find_operation(
 /// Records the end of a disk operation (by the processor); false when `op` is not the disk's
 /// latest pending operation.
 pub async fn finish_operation(
-    db: &impl GenericClient,
+    db: &impl Db,
     disk_id: Uuid,
     op: Uuid,
     error: Option<&str>,

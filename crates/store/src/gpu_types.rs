@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
-use crate::StoreError;
+use crate::{Db, StoreError};
 
 /// A GPU type with its last known availability.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,6 +62,12 @@ pub struct Availability {
     pub running_nodes: i32,
 }
 
+/// The columns [`from_row`] reads, named (not `*`) so a cached prepared statement keeps its result
+/// type when a later migration adds a column.
+const COLUMNS: &str = "gpu_type, instance_type, gpus_per_node, cpus_per_node, memory_gib_per_node, \
+    multinode, is_active, total_gpus, available_gpus, in_use_gpus, queued_gpus, full_nodes_available, \
+    max_reservable, running_nodes, last_availability_update, last_availability_updated_by";
+
 fn from_row(r: &Row) -> GpuTypeRow {
     GpuTypeRow {
         gpu_type: r.get("gpu_type"),
@@ -84,10 +90,10 @@ fn from_row(r: &Row) -> GpuTypeRow {
 }
 
 /// Active GPU types, by name.
-pub async fn list_active(db: &impl GenericClient) -> Result<Vec<GpuTypeRow>, StoreError> {
+pub async fn list_active(db: &impl Db) -> Result<Vec<GpuTypeRow>, StoreError> {
     let rows = db
         .query(
-            "SELECT * FROM gpu_types WHERE is_active ORDER BY gpu_type",
+            &format!("SELECT {COLUMNS} FROM gpu_types WHERE is_active ORDER BY gpu_type"),
             &[],
         )
         .await?;
@@ -97,7 +103,7 @@ pub async fn list_active(db: &impl GenericClient) -> Result<Vec<GpuTypeRow>, Sto
 /// Writes one type's availability. Call it for every type inside one transaction so readers see
 /// a consistent picture; returns false when the type is unknown.
 pub async fn write_availability(
-    db: &impl GenericClient,
+    db: &impl Db,
     gpu_type: &str,
     a: &Availability,
     writer: &str,

@@ -1,8 +1,9 @@
 //! gpudev storage: the PostgreSQL pool, migrations, one repository module per table, and the PGMQ
 //! reservation queue.
 //!
-//! Repository functions take any [`tokio_postgres::GenericClient`], so the same function runs on a
-//! pooled connection or inside a caller's transaction. Every status change of a reservation is a
+//! Repository functions take any [`Db`]: a pooled connection or its transaction (whose prepared
+//! statements are cached per connection), or a plain tokio-postgres client or transaction, so the
+//! same function runs on a pooled connection or inside a caller's transaction. Every status change of a reservation is a
 //! guarded update that also writes a row to `reservation_events`; see [`reservations`].
 
 pub mod api_keys;
@@ -10,6 +11,7 @@ pub mod audit;
 pub mod availability;
 pub mod config;
 pub mod cronjob_runs;
+mod db;
 pub mod disks;
 mod error;
 pub mod expiry;
@@ -23,6 +25,7 @@ pub mod usage;
 pub mod users;
 
 pub use config::{ConfigError, DbConfig};
+pub use db::Db;
 pub use error::StoreError;
 pub use pool::{Pool, connect_pool};
 pub use queue::Queue;

@@ -4,13 +4,11 @@
 //! to reappear after its visibility timeout when handling failed, and its `read_ct` counts deliveries
 //! so a consumer can dead-letter a message that keeps failing.
 
+use crate::error::NotFound;
+use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::GenericClient;
-
-use crate::StoreError;
-use crate::error::NotFound;
 
 /// Longest queue name: PGMQ allows 47 characters and the dead-letter queue adds [`DLQ_SUFFIX`].
 pub const MAX_QUEUE_NAME: usize = 43;
@@ -80,7 +78,7 @@ impl Queue {
 
     /// Creates the queue and its dead-letter queue if they do not exist (PGMQ's `create` is
     /// idempotent).
-    pub async fn ensure(&self, db: &impl GenericClient) -> Result<(), StoreError> {
+    pub async fn ensure(&self, db: &impl Db) -> Result<(), StoreError> {
         db.execute("SELECT pgmq.create($1)", &[&self.name]).await?;
         db.execute("SELECT pgmq.create($1)", &[&self.dead_letter_queue().name])
             .await?;
@@ -88,7 +86,7 @@ impl Queue {
     }
 
     /// True when the queue exists.
-    pub async fn exists(&self, db: &impl GenericClient) -> Result<bool, StoreError> {
+    pub async fn exists(&self, db: &impl Db) -> Result<bool, StoreError> {
         let row = db
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pgmq.list_queues() WHERE queue_name = $1)",
@@ -99,11 +97,7 @@ impl Queue {
     }
 
     /// Sends a message; inside a caller's transaction it becomes visible only on commit.
-    pub async fn send<T: Serialize>(
-        &self,
-        db: &impl GenericClient,
-        body: &T,
-    ) -> Result<i64, StoreError> {
+    pub async fn send<T: Serialize>(&self, db: &impl Db, body: &T) -> Result<i64, StoreError> {
         let json = serde_json::to_value(body)
             .map_err(|e| StoreError::Corrupt(format!("message does not serialise: {e}")))?;
         let row = db
@@ -115,7 +109,7 @@ impl Queue {
     /// Reads up to `limit` messages, hiding them for `vt_seconds`; returns at once.
     pub async fn read(
         &self,
-        db: &impl GenericClient,
+        db: &impl Db,
         vt_seconds: i32,
         limit: i32,
     ) -> Result<Vec<Message>, StoreError> {
@@ -131,7 +125,7 @@ impl Queue {
     /// Long poll: waits up to `poll_seconds` for at least one message.
     pub async fn read_with_poll(
         &self,
-        db: &impl GenericClient,
+        db: &impl Db,
         vt_seconds: i32,
         limit: i32,
         poll_seconds: i32,
@@ -147,7 +141,7 @@ impl Queue {
     }
 
     /// Moves a message to the archive; false when it was not in the queue any more.
-    pub async fn archive(&self, db: &impl GenericClient, msg_id: i64) -> Result<bool, StoreError> {
+    pub async fn archive(&self, db: &impl Db, msg_id: i64) -> Result<bool, StoreError> {
         let row = db
             .query_one(
                 "SELECT pgmq.archive($1, $2::bigint)",
@@ -158,7 +152,7 @@ impl Queue {
     }
 
     /// Deletes a message outright; false when it was not in the queue any more.
-    pub async fn delete(&self, db: &impl GenericClient, msg_id: i64) -> Result<bool, StoreError> {
+    pub async fn delete(&self, db: &impl Db, msg_id: i64) -> Result<bool, StoreError> {
         let row = db
             .query_one("SELECT pgmq.delete($1, $2::bigint)", &[&self.name, &msg_id])
             .await?;
@@ -166,7 +160,7 @@ impl Queue {
     }
 
     /// Depth and age of the queue.
-    pub async fn metrics(&self, db: &impl GenericClient) -> Result<QueueMetrics, StoreError> {
+    pub async fn metrics(&self, db: &impl Db) -> Result<QueueMetrics, StoreError> {
         if !self.exists(db).await? {
             return Err(StoreError::NotFound(NotFound::Queue(self.name.clone())));
         }
@@ -197,7 +191,7 @@ impl Queue {
     /// queue and deletes it here. Run it inside a transaction so the move is all-or-nothing.
     pub async fn dead_letter(
         &self,
-        db: &impl GenericClient,
+        db: &impl Db,
         msg: &Message,
         reason: &str,
     ) -> Result<bool, StoreError> {
@@ -214,11 +208,7 @@ impl Queue {
     }
 
     /// The messages in the dead-letter queue, newest first, without consuming them.
-    pub async fn dead_letters(
-        &self,
-        db: &impl GenericClient,
-        limit: i64,
-    ) -> Result<Vec<Message>, StoreError> {
+    pub async fn dead_letters(&self, db: &impl Db, limit: i64) -> Result<Vec<Message>, StoreError> {
         let dlq = self.dead_letter_queue();
         if !dlq.exists(db).await? {
             return Err(StoreError::NotFound(NotFound::Queue(dlq.name)));

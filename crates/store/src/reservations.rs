@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use gpudev_domain::ReservationStatus;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_postgres::{Client, GenericClient, Row, Transaction};
+use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 use crate::error::NotFound;
-use crate::{Queue, StoreError};
+use crate::{Db, Queue, StoreError};
 
 /// A reservation to create. The fields are already validated by the domain layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -262,7 +262,7 @@ pub async fn submit(
 /// [`Submitted::Existing`]; a reservation id that is already taken fails with a unique violation
 /// ([`StoreError::is_unique_violation`]), which aborts the transaction.
 pub async fn submit_in(
-    tx: &Transaction<'_>,
+    tx: &impl Db,
     queue: &Queue,
     new: &NewReservation,
 ) -> Result<Submitted, StoreError> {
@@ -345,7 +345,7 @@ pub async fn submit_in(
 
 /// The reservation `user_id` submitted with an idempotency key, if any.
 pub async fn find_by_idempotency_key(
-    db: &impl GenericClient,
+    db: &impl Db,
     user_id: i64,
     key: &str,
 ) -> Result<Option<Reservation>, StoreError> {
@@ -364,10 +364,7 @@ pub async fn find_by_idempotency_key(
 /// Serialises a user's submissions until the end of the caller's transaction (a transaction-level
 /// advisory lock keyed by the user), so checks such as quotas and "is this id taken" cannot be
 /// passed by two concurrent submits at once.
-pub async fn lock_user_submissions(
-    db: &impl GenericClient,
-    user_id: i64,
-) -> Result<(), StoreError> {
+pub async fn lock_user_submissions(db: &impl Db, user_id: i64) -> Result<(), StoreError> {
     db.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('gpudev.submit.' || $1::bigint::text, 0))",
         &[&user_id],
@@ -387,7 +384,7 @@ pub struct UserLoad {
 }
 
 /// A user's live reservations and GPUs (for quotas).
-pub async fn user_load(db: &impl GenericClient, user_id: i64) -> Result<UserLoad, StoreError> {
+pub async fn user_load(db: &impl Db, user_id: i64) -> Result<UserLoad, StoreError> {
     let row = db
         .query_one(
             "SELECT count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \
@@ -437,7 +434,7 @@ pub struct QueueStanding {
 /// [`QueueStanding`] of reservation `id` (priority `priority`, submitted at `created_at`) among
 /// the live reservations of `gpu_type`, in one statement.
 pub async fn queue_standing(
-    db: &impl GenericClient,
+    db: &impl Db,
     gpu_type: &str,
     priority: i32,
     created_at: DateTime<Utc>,
@@ -470,7 +467,7 @@ pub async fn queue_standing(
 }
 
 /// Every `queued`, `preparing` and `active` reservation, oldest first.
-pub async fn live(db: &impl GenericClient) -> Result<Vec<LiveReservation>, StoreError> {
+pub async fn live(db: &impl Db) -> Result<Vec<LiveReservation>, StoreError> {
     let rows = db
         .query(
             "SELECT reservation_id, gpu_type, status, gpu_count, priority, created_at, \
@@ -504,7 +501,7 @@ pub async fn live(db: &impl GenericClient) -> Result<Vec<LiveReservation>, Store
 /// Sends a hint about an existing reservation (cancel, extend, …), typically inside the
 /// transaction that made the change it announces.
 pub async fn send_hint(
-    db: &impl GenericClient,
+    db: &impl Db,
     queue: &Queue,
     reservation: &Reservation,
     action: &str,
@@ -520,14 +517,14 @@ pub async fn send_hint(
     queue.send(db, &hint).await
 }
 
-async fn get_in(db: &impl GenericClient, id: Uuid) -> Result<Reservation, StoreError> {
+async fn get_in(db: &impl Db, id: Uuid) -> Result<Reservation, StoreError> {
     find(db, id)
         .await?
         .ok_or(StoreError::NotFound(NotFound::Reservation(id)))
 }
 
 /// A reservation by id.
-pub async fn find(db: &impl GenericClient, id: Uuid) -> Result<Option<Reservation>, StoreError> {
+pub async fn find(db: &impl Db, id: Uuid) -> Result<Option<Reservation>, StoreError> {
     let row = db
         .query_opt(
             &format!(
@@ -541,14 +538,14 @@ pub async fn find(db: &impl GenericClient, id: Uuid) -> Result<Option<Reservatio
 }
 
 /// A reservation by id, or a not-found error.
-pub async fn get(db: &impl GenericClient, id: Uuid) -> Result<Reservation, StoreError> {
+pub async fn get(db: &impl Db, id: Uuid) -> Result<Reservation, StoreError> {
     get_in(db, id).await
 }
 
 /// Reservations whose id starts with `prefix` (hex digits and dashes), for `gpu-dev show abc123`.
 /// `owner` limits the search to one user's reservations. At most `limit` rows.
 pub async fn find_by_prefix(
-    db: &impl GenericClient,
+    db: &impl Db,
     prefix: &str,
     owner: Option<i64>,
     limit: i64,
@@ -590,7 +587,7 @@ pub struct ListFilter {
 
 /// Reservations newest first, with the total number matching the filter.
 pub async fn list(
-    db: &impl GenericClient,
+    db: &impl Db,
     filter: &ListFilter,
 ) -> Result<(Vec<Reservation>, i64), StoreError> {
     let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
@@ -640,7 +637,7 @@ pub struct Transition<'a> {
 /// `queued` clears the queue position; going back to `queued` clears the placement; terminal
 /// states set `ended_at`.
 pub async fn transition(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     t: Transition<'_>,
 ) -> Result<Reservation, StoreError> {
@@ -714,7 +711,7 @@ pub struct Event {
 }
 
 /// A reservation's history, oldest first.
-pub async fn events(db: &impl GenericClient, id: Uuid) -> Result<Vec<Event>, StoreError> {
+pub async fn events(db: &impl Db, id: Uuid) -> Result<Vec<Event>, StoreError> {
     let rows = db
         .query(
             "SELECT event_id, kind, from_status, to_status, reason, actor, details, created_at \
@@ -739,7 +736,7 @@ pub async fn events(db: &impl GenericClient, id: Uuid) -> Result<Vec<Event>, Sto
 
 /// Records a non-transition event (`warning`, `extend`, `note`).
 pub async fn record_event(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     kind: &str,
     reason: &str,
@@ -757,7 +754,7 @@ pub async fn record_event(
 
 /// The histories of several reservations at once (one query), oldest event first.
 pub async fn events_of_many(
-    db: &impl GenericClient,
+    db: &impl Db,
     ids: &[Uuid],
 ) -> Result<BTreeMap<Uuid, Vec<Event>>, StoreError> {
     let rows = db
@@ -801,7 +798,7 @@ pub enum Change {
 /// plus every extension, this one included) stays within `max_lifetime_hours` (compared in whole
 /// seconds, as the domain's `check_extension` does).
 pub async fn extend(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     hours: f64,
     max_lifetime_hours: f64,
@@ -843,7 +840,7 @@ pub async fn extend(
 /// with that setting) or `active` (the processor, told by a hint, starts or stops the server);
 /// a `note` event records the request.
 pub async fn set_jupyter(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     enabled: bool,
     actor: &str,
@@ -870,7 +867,7 @@ pub async fn set_jupyter(
 /// are installed at start) or `active` (the processor, told by a hint, installs them); a `note`
 /// event records the request.
 pub async fn add_secondary_user(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     github_user: &str,
     actor: &str,
@@ -891,7 +888,7 @@ pub async fn add_secondary_user(
 /// `UPDATE … SET <set>` (with `$2` = `value`) for a `queued` or `active` reservation, recording a
 /// `note` event, in one statement.
 async fn guarded_update(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     set: &str,
     value: &(dyn tokio_postgres::types::ToSql + Sync),
@@ -926,10 +923,7 @@ async fn guarded_update(
 }
 
 /// The environment values of a reservation (for the processor to put into a Kubernetes Secret).
-pub async fn secret_env(
-    db: &impl GenericClient,
-    id: Uuid,
-) -> Result<BTreeMap<String, String>, StoreError> {
+pub async fn secret_env(db: &impl Db, id: Uuid) -> Result<BTreeMap<String, String>, StoreError> {
     let row = db
         .query_opt(
             "SELECT env FROM reservation_secrets WHERE reservation_id = $1",
@@ -944,7 +938,7 @@ pub async fn secret_env(
 }
 
 /// Forgets the environment values once a reservation has ended.
-pub async fn delete_secret_env(db: &impl GenericClient, id: Uuid) -> Result<bool, StoreError> {
+pub async fn delete_secret_env(db: &impl Db, id: Uuid) -> Result<bool, StoreError> {
     Ok(db
         .execute(
             "DELETE FROM reservation_secrets WHERE reservation_id = $1",

@@ -5,7 +5,7 @@ use gpudev_domain::SshPublicKey;
 use serde::Serialize;
 use tokio_postgres::Client;
 
-use crate::StoreError;
+use crate::{Db, StoreError};
 
 /// Most keys one user may register.
 pub const MAX_KEYS_PER_USER: usize = 32;
@@ -53,10 +53,7 @@ pub async fn replace(
 }
 
 /// A user's keys, oldest first.
-pub async fn list(
-    db: &impl tokio_postgres::GenericClient,
-    user_id: i64,
-) -> Result<Vec<StoredKey>, StoreError> {
+pub async fn list(db: &impl Db, user_id: i64) -> Result<Vec<StoredKey>, StoreError> {
     let rows = db
         .query(
             "SELECT split_part(public_key, ' ', 1), fingerprint, comment, public_key, created_at \

@@ -1,10 +1,8 @@
 //! GPU usage: GPU-hours per user and GPU type over a time window, from reservations' run times.
 
+use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::GenericClient;
-
-use crate::StoreError;
 
 /// GPU-hours one user spent on one GPU type in a window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,7 +20,7 @@ pub struct UsageRow {
 /// Usage in `[from, to)`: each reservation counts from `launched_at` to `ended_at` (or now while
 /// running), clipped to the window, times its GPU count. Reservations that never ran count nothing.
 pub async fn gpu_hours(
-    db: &impl GenericClient,
+    db: &impl Db,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<UsageRow>, StoreError> {

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use gpudev_domain::Username;
 use serde::Serialize;
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
 
-use crate::StoreError;
 use crate::error::NotFound;
+use crate::{Db, StoreError};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +88,7 @@ fn from_row(r: &Row) -> Result<User, StoreError> {
 /// `is_active` is never touched, so logging in cannot re-enable a disabled user. `make_admin`
 /// promotes (it never demotes an admin).
 pub async fn upsert_aws_login(
-    db: &impl GenericClient,
+    db: &impl Db,
     username: &Username,
     arn: &str,
     make_admin: bool,
@@ -110,11 +110,7 @@ pub async fn upsert_aws_login(
 }
 
 /// Creates a user (for operators and tests); fails with a conflict when the name is taken.
-pub async fn create(
-    db: &impl GenericClient,
-    username: &Username,
-    role: Role,
-) -> Result<User, StoreError> {
+pub async fn create(db: &impl Db, username: &Username, role: Role) -> Result<User, StoreError> {
     let res = db
         .query_one(
             &format!("INSERT INTO users (username, role) VALUES ($1, $2) RETURNING {COLUMNS}"),
@@ -137,10 +133,7 @@ pub async fn create(
 }
 
 /// Finds a user by name.
-pub async fn find_by_name(
-    db: &impl GenericClient,
-    username: &str,
-) -> Result<Option<User>, StoreError> {
+pub async fn find_by_name(db: &impl Db, username: &str) -> Result<Option<User>, StoreError> {
     let row = db
         .query_opt(
             &format!("SELECT {COLUMNS} FROM users WHERE username = $1"),
@@ -151,14 +144,14 @@ pub async fn find_by_name(
 }
 
 /// Finds a user by name, or fails with a not-found error naming them.
-pub async fn get_by_name(db: &impl GenericClient, username: &str) -> Result<User, StoreError> {
+pub async fn get_by_name(db: &impl Db, username: &str) -> Result<User, StoreError> {
     find_by_name(db, username)
         .await?
         .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))
 }
 
 /// Finds a user by id.
-pub async fn find_by_id(db: &impl GenericClient, user_id: i64) -> Result<Option<User>, StoreError> {
+pub async fn find_by_id(db: &impl Db, user_id: i64) -> Result<Option<User>, StoreError> {
     let row = db
         .query_opt(
             &format!("SELECT {COLUMNS} FROM users WHERE user_id = $1"),
@@ -169,7 +162,7 @@ pub async fn find_by_id(db: &impl GenericClient, user_id: i64) -> Result<Option<
 }
 
 /// Every user, by name.
-pub async fn list(db: &impl GenericClient) -> Result<Vec<User>, StoreError> {
+pub async fn list(db: &impl Db) -> Result<Vec<User>, StoreError> {
     let rows = db
         .query(
             &format!("SELECT {COLUMNS} FROM users ORDER BY username"),
@@ -180,11 +173,7 @@ pub async fn list(db: &impl GenericClient) -> Result<Vec<User>, StoreError> {
 }
 
 /// Enables or disables a user. Disabling also revokes their live keys, in the same statement.
-pub async fn set_active(
-    db: &impl GenericClient,
-    username: &str,
-    active: bool,
-) -> Result<User, StoreError> {
+pub async fn set_active(db: &impl Db, username: &str, active: bool) -> Result<User, StoreError> {
     let row = db
         .query_opt(
             &format!(
@@ -203,11 +192,7 @@ pub async fn set_active(
 }
 
 /// Sets a user's role.
-pub async fn set_role(
-    db: &impl GenericClient,
-    username: &str,
-    role: Role,
-) -> Result<User, StoreError> {
+pub async fn set_role(db: &impl Db, username: &str, role: Role) -> Result<User, StoreError> {
     let row = db
         .query_opt(
             &format!("UPDATE users SET role = $2 WHERE username = $1 RETURNING {COLUMNS}"),

@@ -80,7 +80,7 @@ async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, 
         .get()
         .await
         .map_err(gpudev_store::StoreError::from)?;
-    let auth = api_keys::authenticate(&**db, &hash).await?;
+    let auth = api_keys::authenticate(&*db, &hash).await?;
     let auth = auth.map_err(|rejection| match rejection {
         KeyRejection::Unknown => ApiError::Unauthorized {
             code: "invalid_api_key",

@@ -70,7 +70,7 @@ async fn check(state: &AppState) -> Health {
         db.simple_query("SELECT 1")
             .await
             .map_err(|e| e.to_string())?;
-        let queue = match state.config.queue.exists(&**db).await {
+        let queue = match state.config.queue.exists(&*db).await {
             Ok(true) => "healthy".to_owned(),
             Ok(false) => "missing".to_owned(),
             Err(e) => format!("unknown: {e}"),

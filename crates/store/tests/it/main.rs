@@ -10,6 +10,7 @@ mod common;
 mod keys_and_users;
 mod migrations;
 mod other_tables;
+mod pooled;
 mod queue;
 mod reservation_changes;
 mod submit;

@@ -62,7 +62,7 @@ pub async fn audit_log(
         offset,
     };
     let db = state.db().await?;
-    let entries = audit::search(&**db, &filter).await?;
+    let entries = audit::search(&*db, &filter).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "entries": entries,
         "limit": limit,

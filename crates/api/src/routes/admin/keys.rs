@@ -35,13 +35,13 @@ pub async fn list_keys(
     let db = state.db().await?;
     let owner = match &q.user {
         Some(u) => Some(
-            users::find_by_name(&**db, u)
+            users::find_by_name(&*db, u)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("User {u} not found")))?,
         ),
         None => None,
     };
-    let keys = api_keys::list(&**db, owner.as_ref()).await?;
+    let keys = api_keys::list(&*db, owner.as_ref()).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"keys": keys, "total": keys.len()})))
 }
 
@@ -67,16 +67,14 @@ pub async fn revoke_key(
         .transaction()
         .await
         .map_err(gpudev_store::StoreError::from)?;
-    let key = api_keys::revoke(&*tx, id, None)
-        .await
-        .map_err(|e| match e {
-            gpudev_store::StoreError::NotFound(_) => {
-                ApiError::NotFound(format!("API key {id} not found"))
-            }
-            other => other.into(),
-        })?;
+    let key = api_keys::revoke(&tx, id, None).await.map_err(|e| match e {
+        gpudev_store::StoreError::NotFound(_) => {
+            ApiError::NotFound(format!("API key {id} not found"))
+        }
+        other => other.into(),
+    })?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

@@ -75,7 +75,7 @@ pub async fn usage_report(
         return Err(ApiError::invalid("from", "from must be before to"));
     }
     let db = state.db().await?;
-    let rows = usage::gpu_hours(&**db, from, to).await?;
+    let rows = usage::gpu_hours(&*db, from, to).await?;
     let prices = &state.config.gpu_hourly_prices;
     let mut by_user = BTreeMap::new();
     let mut by_gpu_type = BTreeMap::new();

@@ -18,11 +18,11 @@ use crate::state::AppState;
 pub async fn list_users(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     let db = state.db().await?;
-    let all = users::list(&**db).await?;
+    let all = users::list(&*db).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"users": all, "total": all.len()})))
 }
 
-async fn resolve(db: &impl tokio_postgres::GenericClient, id: &str) -> ApiResult<User> {
+async fn resolve(db: &impl gpudev_store::Db, id: &str) -> ApiResult<User> {
     let found = match id.parse::<i64>() {
         Ok(n) => users::find_by_id(db, n).await?,
         Err(_) => users::find_by_name(db, id).await?,
@@ -43,16 +43,16 @@ async fn set_active(
         .transaction()
         .await
         .map_err(gpudev_store::StoreError::from)?;
-    let user = resolve(&*tx, &id).await?;
+    let user = resolve(&tx, &id).await?;
     if !active && user.user_id == caller.user_id {
         return Err(ApiError::conflict(
             "self_disable",
             "admins cannot disable themselves",
         ));
     }
-    let user = users::set_active(&*tx, user.username.as_str(), active).await?;
+    let user = users::set_active(&tx, user.username.as_str(), active).await?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

@@ -96,7 +96,7 @@ pub async fn complete_login(
 
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let user = users::upsert_aws_login(&*tx, &username, arn.as_str(), is_admin).await?;
+    let user = users::upsert_aws_login(&tx, &username, arn.as_str(), is_admin).await?;
     if !user.is_active {
         // Nothing of this attempt is kept: not even the login time of the disabled user.
         tx.rollback().await.map_err(StoreError::from)?;
@@ -117,7 +117,7 @@ pub async fn complete_login(
     let key = ApiKey::generate().map_err(ApiError::internal)?;
     let description = format!("{method} as {}", arn.as_str());
     let record = api_keys::insert(
-        &*tx,
+        &tx,
         user.user_id,
         &key,
         &NewKey {
@@ -139,7 +139,7 @@ pub async fn complete_login(
         key_auth_method: method.to_owned(),
     };
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         Some(method),
@@ -190,7 +190,7 @@ pub async fn audit_denied(
     let write = async {
         let db = state.db().await?;
         audit::record(
-            &**db,
+            &*db,
             None,
             actor,
             Some(method),

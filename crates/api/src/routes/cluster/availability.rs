@@ -31,8 +31,8 @@ pub async fn gpu_availability(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let rows = gpu_types::list_active(&**db).await?;
-    let live = reservations::live(&**db).await?;
+    let rows = gpu_types::list_active(&*db).await?;
+    let live = reservations::live(&*db).await?;
     let now = Utc::now();
     let (availability, _) = summarise(&state.config.catalog, &rows, &live, now);
     Ok(HttpResponse::Ok().json(AvailabilityResponse {

@@ -47,8 +47,8 @@ pub async fn cluster_status(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let rows = gpu_types::list_active(&**db).await?;
-    let live = reservations::live(&**db).await?;
+    let rows = gpu_types::list_active(&*db).await?;
+    let live = reservations::live(&*db).await?;
     let now = Utc::now();
     let (by_gpu_type, counts) = summarise(&state.config.catalog, &rows, &live, now);
     let sum = |f: fn(&GpuAvailability) -> i64| by_gpu_type.values().map(f).sum::<i64>();

@@ -56,7 +56,7 @@ pub async fn create_disk(
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
     let disk = disks::create(
-        &*tx,
+        &tx,
         caller.user_id,
         name.as_str(),
         &name.kube_name(&owner),
@@ -80,9 +80,9 @@ pub async fn create_disk(
         "size_gb": size,
         "requested_at": Utc::now(),
     });
-    state.config.queue.send(&*tx, &hint).await?;
+    state.config.queue.send(&tx, &hint).await?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

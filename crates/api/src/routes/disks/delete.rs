@@ -32,7 +32,7 @@ pub async fn delete_disk(
     let grace = Duration::days(i64::from(state.config.disk_delete_grace_days));
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let disk = disks::soft_delete(&*tx, caller.user_id, name.as_str(), grace, op)
+    let disk = disks::soft_delete(&tx, caller.user_id, name.as_str(), grace, op)
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => not_found(name.as_str()),
@@ -49,9 +49,9 @@ pub async fn delete_disk(
         "delete_date": delete_date,
         "requested_at": Utc::now(),
     });
-    state.config.queue.send(&*tx, &hint).await?;
+    state.config.queue.send(&tx, &hint).await?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

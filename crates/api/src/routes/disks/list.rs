@@ -25,7 +25,7 @@ pub struct DiskList {
 #[get("/disks")]
 pub async fn list_disks(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let disks: Vec<DiskInfo> = disks::list(&**db, caller.user_id, false)
+    let disks: Vec<DiskInfo> = disks::list(&*db, caller.user_id, false)
         .await?
         .into_iter()
         .map(|d| DiskInfo::from_disk(d, &caller.username))

@@ -52,7 +52,7 @@ pub async fn get_operation(
     let (raw, op) = path.into_inner();
     let name = parse_name("disk_name", &raw)?;
     let db = state.db().await?;
-    let disk = disks::find_operation(&**db, caller.user_id, name.as_str(), op)
+    let disk = disks::find_operation(&*db, caller.user_id, name.as_str(), op)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(

@@ -52,7 +52,7 @@ pub async fn rename_disk(
     let new = parse_name("new_name", &body.new_name)?;
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let disk = disks::rename(&*tx, caller.user_id, old.as_str(), new.as_str())
+    let disk = disks::rename(&tx, caller.user_id, old.as_str(), new.as_str())
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => not_found(old.as_str()),
@@ -63,7 +63,7 @@ pub async fn rename_disk(
             other => other.into(),
         })?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

@@ -51,9 +51,9 @@ pub async fn add_user(
     })?;
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let r = find_job(&*tx, &caller, &path, Visibility::Own).await?;
+    let r = find_job(&tx, &caller, &path, Visibility::Own).await?;
     let now = match reservations::add_secondary_user(
-        &*tx,
+        &tx,
         r.reservation_id,
         login.as_str(),
         &caller.username,
@@ -66,7 +66,7 @@ pub async fn add_user(
     let msg_id = if now.status == ReservationStatus::Active {
         Some(
             reservations::send_hint(
-                &*tx,
+                &tx,
                 &state.config.queue,
                 &now,
                 "add_user",
@@ -78,7 +78,7 @@ pub async fn add_user(
         None
     };
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

@@ -32,7 +32,7 @@ pub async fn cancel_job(
 ) -> ApiResult<HttpResponse> {
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let r = find_job(&*tx, &caller, &path, Visibility::Own).await?;
+    let r = find_job(&tx, &caller, &path, Visibility::Own).await?;
     if r.status == ReservationStatus::Cancelled {
         return Ok(already_cancelled(&r));
     }
@@ -43,7 +43,7 @@ pub async fn cancel_job(
         ));
     }
     let cancelled = match reservations::transition(
-        &*tx,
+        &tx,
         r.reservation_id,
         Transition {
             to: ReservationStatus::Cancelled,
@@ -69,7 +69,7 @@ pub async fn cancel_job(
         Err(e) => return Err(e.into()),
     };
     let msg_id = reservations::send_hint(
-        &*tx,
+        &tx,
         &state.config.queue,
         &cancelled,
         "cancel",
@@ -77,9 +77,9 @@ pub async fn cancel_job(
     )
     .await?;
     // The environment values are not needed any more: forget them now.
-    reservations::delete_secret_env(&*tx, r.reservation_id).await?;
+    reservations::delete_secret_env(&tx, r.reservation_id).await?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

@@ -52,13 +52,13 @@ pub async fn extend_job(
         .map_err(|e| request_error(RequestError::Extension(e)))?;
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let r = find_job(&*tx, &caller, &path, Visibility::Own).await?;
+    let r = find_job(&tx, &caller, &path, Visibility::Own).await?;
     if r.status != ReservationStatus::Active {
         return Err(wrong_state(&r, ONLY_ACTIVE));
     }
     check_extension(r.duration_hours + r.extended_hours, hours, limits).map_err(lifetime)?;
     let extended = match reservations::extend(
-        &*tx,
+        &tx,
         r.reservation_id,
         hours.as_hours(),
         limits.max_lifetime_hours,
@@ -70,7 +70,7 @@ pub async fn extend_job(
         Change::Refused(now) => return Err(refused(&now, hours, limits)),
     };
     let msg_id = reservations::send_hint(
-        &*tx,
+        &tx,
         &state.config.queue,
         &extended,
         "extend",
@@ -81,7 +81,7 @@ pub async fn extend_job(
     )
     .await?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

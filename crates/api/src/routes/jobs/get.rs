@@ -26,8 +26,8 @@ pub async fn get_job(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let r = find_job(&**db, &caller, &path, Visibility::AdminSeesAll).await?;
-    let events = reservations::events(&**db, r.reservation_id).await?;
+    let r = find_job(&*db, &caller, &path, Visibility::AdminSeesAll).await?;
+    let events = reservations::events(&*db, r.reservation_id).await?;
     let owner = r.user_id == caller.user_id;
     Ok(HttpResponse::Ok().json(JobDetail::new(
         r,

@@ -68,9 +68,9 @@ async fn switch(
     };
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let r = find_job(&*tx, &caller, raw_id, Visibility::Own).await?;
+    let r = find_job(&tx, &caller, raw_id, Visibility::Own).await?;
     let now =
-        match reservations::set_jupyter(&*tx, r.reservation_id, enable, &caller.username).await? {
+        match reservations::set_jupyter(&tx, r.reservation_id, enable, &caller.username).await? {
             Change::Applied(now) => *now,
             Change::Refused(now) => return Err(wrong_state(&now, QUEUED_OR_ACTIVE)),
         };
@@ -78,7 +78,7 @@ async fn switch(
     let msg_id = if active {
         Some(
             reservations::send_hint(
-                &*tx,
+                &tx,
                 &state.config.queue,
                 &now,
                 action,
@@ -90,7 +90,7 @@ async fn switch(
         None
     };
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

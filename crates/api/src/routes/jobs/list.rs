@@ -91,7 +91,7 @@ pub async fn list_jobs(
     }
     let db = state.db().await?;
     let (rows, total) = reservations::list(
-        &**db,
+        &*db,
         &ListFilter {
             user_id: Some(caller.user_id),
             statuses,
@@ -104,7 +104,7 @@ pub async fn list_jobs(
     let mut histories = if ids.is_empty() {
         Default::default()
     } else {
-        reservations::events_of_many(&**db, &ids).await?
+        reservations::events_of_many(&*db, &ids).await?
     };
     let now = Utc::now();
     let jobs = rows

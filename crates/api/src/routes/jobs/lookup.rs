@@ -1,7 +1,7 @@
 //! Finding the job a path names: a full id, or a unique prefix of at least 8 characters.
 
+use gpudev_store::Db;
 use gpudev_store::reservations::{self, Reservation};
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -28,7 +28,7 @@ pub fn not_found(raw: &str) -> ApiError {
 /// The job `raw` names, if the caller may see it; 404 otherwise (another user's job looks exactly
 /// like a missing one), 409 when a prefix matches more than one job.
 pub async fn find_job(
-    db: &impl GenericClient,
+    db: &impl Db,
     caller: &Caller,
     raw: &str,
     visibility: Visibility,

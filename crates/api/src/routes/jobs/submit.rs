@@ -4,11 +4,11 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use gpudev_domain::ReservationRequest;
+use gpudev_store::Db;
 use gpudev_store::reservations::{self, NewReservation, Reservation, Submitted};
 use gpudev_store::{StoreError, gpu_types};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -131,24 +131,23 @@ pub async fn submit_job(
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
     // One submit per user at a time: the checks below cannot be passed by two requests at once.
-    reservations::lock_user_submissions(&*tx, caller.user_id).await?;
+    reservations::lock_user_submissions(&tx, caller.user_id).await?;
 
     if let Some(key) = &idempotency_key
-        && let Some(first) =
-            reservations::find_by_idempotency_key(&*tx, caller.user_id, key).await?
+        && let Some(first) = reservations::find_by_idempotency_key(&tx, caller.user_id, key).await?
     {
-        return replay(&*tx, first, &request_hash, "Idempotency-Key").await;
+        return replay(&tx, first, &request_hash, "Idempotency-Key").await;
     }
     if let Some(id) = resolved.proposed_id
-        && let Some(existing) = reservations::find(&*tx, id).await?
+        && let Some(existing) = reservations::find(&tx, id).await?
     {
         if existing.user_id == caller.user_id {
-            return replay(&*tx, existing, &request_hash, "RESERVATION_ID").await;
+            return replay(&tx, existing, &request_hash, "RESERVATION_ID").await;
         }
         return Err(id_taken(id));
     }
 
-    let load = reservations::user_load(&*tx, caller.user_id).await?;
+    let load = reservations::user_load(&tx, caller.user_id).await?;
     let max_jobs = i64::from(config.max_active_reservations_per_user);
     let max_gpus = i64::from(config.max_gpus_per_user);
     let refusal = if load.reservations >= max_jobs {
@@ -169,7 +168,7 @@ pub async fn submit_job(
         // The refusal is audited on the same connection, outside the abandoned transaction (a
         // second connection could wait forever on a pool exhausted by concurrent submits).
         tx.rollback().await.map_err(StoreError::from)?;
-        record_denied(&**db, &caller, &ctx, &new, &detail).await;
+        record_denied(&*db, &caller, &ctx, &new, &detail).await;
         return Err(quota_exceeded(detail));
     }
 
@@ -179,15 +178,15 @@ pub async fn submit_job(
             msg_id,
         }) => (*reservation, msg_id),
         Ok(Submitted::Existing(first)) => {
-            return replay(&*tx, *first, &request_hash, "Idempotency-Key").await;
+            return replay(&tx, *first, &request_hash, "Idempotency-Key").await;
         }
         // Another user proposed the same id at the same moment.
         Err(e) if e.is_unique_violation() => return Err(id_taken(new.reservation_id)),
         Err(e) => return Err(e.into()),
     };
-    let (queue_position, estimated_start_time) = standing(&*tx, &reservation).await?;
+    let (queue_position, estimated_start_time) = standing(&tx, &reservation).await?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,
@@ -240,7 +239,7 @@ fn answer(body: JobSubmitResponse) -> HttpResponse {
 
 /// The first job again for a retry of the same request; 409 when the body differs.
 async fn replay(
-    db: &impl GenericClient,
+    db: &impl Db,
     first: Reservation,
     request_hash: &str,
     what: &str,
@@ -267,7 +266,7 @@ async fn replay(
 /// The position and estimated start to report: the scheduler's when it has written them, else a
 /// first estimate from the queue ahead and the running reservations of the type.
 async fn standing(
-    db: &impl GenericClient,
+    db: &impl Db,
     r: &Reservation,
 ) -> ApiResult<(Option<i64>, Option<DateTime<Utc>>)> {
     if r.status != gpudev_domain::ReservationStatus::Queued {
@@ -299,7 +298,7 @@ async fn standing(
 }
 
 async fn record_denied(
-    db: &impl GenericClient,
+    db: &impl Db,
     caller: &Caller,
     ctx: &RequestCtx,
     new: &NewReservation,

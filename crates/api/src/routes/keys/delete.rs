@@ -30,14 +30,14 @@ pub async fn delete_key(
     let key_id = path.into_inner();
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let record = api_keys::revoke(&*tx, key_id, Some(caller.user_id))
+    let record = api_keys::revoke(&tx, key_id, Some(caller.user_id))
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => ApiError::NotFound(format!("API key {key_id} not found")),
             other => other.into(),
         })?;
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

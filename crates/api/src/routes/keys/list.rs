@@ -30,12 +30,12 @@ pub struct KeyList {
 #[get("/keys")]
 pub async fn list_own_keys(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let user = users::find_by_name(&**db, &caller.username)
+    let user = users::find_by_name(&*db, &caller.username)
         .await?
         .filter(|u| u.user_id == caller.user_id)
         .ok_or_else(|| ApiError::NotFound(format!("User {} not found", caller.username)))?;
     let now = Utc::now();
-    let keys: Vec<KeyInfo> = api_keys::list(&**db, Some(&user))
+    let keys: Vec<KeyInfo> = api_keys::list(&*db, Some(&user))
         .await?
         .into_iter()
         .map(|k| KeyInfo::from_record(k, caller.key_id, now))

@@ -70,7 +70,7 @@ pub async fn rotate_key(
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
     let record = api_keys::insert(
-        &*tx,
+        &tx,
         caller.user_id,
         &key,
         &NewKey {
@@ -84,13 +84,13 @@ pub async fn rotate_key(
     )
     .await?;
     let revoked_key_id = if req.revoke_current {
-        api_keys::revoke(&*tx, caller.key_id, Some(caller.user_id)).await?;
+        api_keys::revoke(&tx, caller.key_id, Some(caller.user_id)).await?;
         Some(caller.key_id)
     } else {
         None
     };
     audit::record(
-        &*tx,
+        &tx,
         Some(&caller),
         &caller.username,
         None,

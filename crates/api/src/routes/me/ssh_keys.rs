@@ -104,7 +104,7 @@ pub async fn put_ssh_keys(
     let stored = ssh_keys::replace(&mut db, caller.user_id, &keys).await?;
     let fingerprints: Vec<&str> = stored.iter().map(|k| k.fingerprint.as_str()).collect();
     audit::record(
-        &**db,
+        &*db,
         Some(&caller),
         &caller.username,
         None,
@@ -131,6 +131,6 @@ pub async fn put_ssh_keys(
 #[get("/me/ssh-keys")]
 pub async fn get_ssh_keys(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let stored = ssh_keys::list(&**db, caller.user_id).await?;
+    let stored = ssh_keys::list(&*db, caller.user_id).await?;
     Ok(HttpResponse::Ok().json(key_list(stored)))
 }
