@@ -266,16 +266,116 @@ pub async fn submit_in(
     queue: &Queue,
     new: &NewReservation,
 ) -> Result<Submitted, StoreError> {
+    match insert(tx, queue, new, None).await? {
+        Checked::Submitted(s) => Ok(s),
+        // No quota was given, so none can be exceeded.
+        Checked::OverQuota(_) => Err(StoreError::Corrupt(
+            "a submit without a quota was refused for its quota".into(),
+        )),
+    }
+}
+
+/// Per-user limits checked by [`submit_within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most `queued`, `preparing` and `active` reservations a user may hold.
+    pub max_reservations: i64,
+    /// Most GPUs over those reservations.
+    pub max_gpus: i64,
+}
+
+/// The outcome of [`submit_within`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    /// Within the quota: what [`submit_in`] would have returned.
+    Submitted(Submitted),
+    /// Nothing was written: the user already holds this much, and the new reservation would pass
+    /// a limit.
+    OverQuota(UserLoad),
+}
+
+/// [`submit_in`] with the quota check in the same statement: the user's [`UserLoad`] is read and
+/// the reservation, its event, its secrets and its PGMQ message are written only when it stays
+/// within `quota` — one round trip. Call it after [`lock_user_submissions`] in the same
+/// transaction: the statement then reads the load after every earlier submit of the user has
+/// committed, so two submits cannot both pass the check.
+pub async fn submit_within(
+    tx: &impl Db,
+    queue: &Queue,
+    new: &NewReservation,
+    quota: Quota,
+) -> Result<Checked, StoreError> {
+    insert(tx, queue, new, Some(quota)).await
+}
+
+/// True when a user holding `load` may add a reservation of `gpus` GPUs.
+fn within(load: UserLoad, gpus: i32, quota: Quota) -> bool {
+    load.reservations < quota.max_reservations
+        && load.gpus.saturating_add(i64::from(gpus)) <= quota.max_gpus
+}
+
+/// One statement: the user's load, the reservation (unless over `quota` or its idempotency key is
+/// taken), its secrets, its creation event and its PGMQ message, and the stored row.
+async fn insert(
+    tx: &impl Db,
+    queue: &Queue,
+    new: &NewReservation,
+    quota: Option<Quota>,
+) -> Result<Checked, StoreError> {
     let env_names: Vec<&str> = new.env.keys().map(String::as_str).collect();
-    let inserted = tx
-        .query_opt(
-            "INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, node_count, \
-               duration_hours, image, env_names, disk_name, jupyter_enabled, github_user, priority, \
-               idempotency_key, cli_version, request_hash, command, disk_size_gb, detailed_status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-               'waiting in queue') \
-             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING reservation_id",
+    let env = if new.env.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_value(&new.env)
+                .map_err(|e| StoreError::Corrupt(format!("environment does not serialise: {e}")))?,
+        )
+    };
+    let hint = serde_json::to_value(QueueHint {
+        action: "create".into(),
+        reservation_id: new.reservation_id,
+        username: new.username.clone(),
+        requested_at: Utc::now(),
+        details: serde_json::json!({
+            "gpu_type": new.gpu_type,
+            "gpu_count": new.gpu_count,
+            "node_count": new.node_count,
+        }),
+    })
+    .map_err(|e| StoreError::Corrupt(format!("message does not serialise: {e}")))?;
+    let max_reservations = quota.map(|q| q.max_reservations);
+    let max_gpus = quota.map(|q| q.max_gpus);
+    // `load` is read with this statement's snapshot, before `ins` writes; the secrets, the event
+    // and the message are written only for an inserted row (none on a quota refusal or a reused
+    // idempotency key, where ON CONFLICT DO NOTHING leaves the transaction usable).
+    let row = tx
+        .query_one(
+            &format!(
+                "WITH load AS ( \
+                   SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
+                   FROM reservations \
+                   WHERE user_id = $2 AND status IN ('queued', 'preparing', 'active')), \
+                 ins AS ( \
+                   INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
+                     node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
+                     github_user, priority, idempotency_key, cli_version, request_hash, command, \
+                     disk_size_gb, detailed_status) \
+                   SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, 'waiting in queue' FROM load \
+                   WHERE ($19::bigint IS NULL OR load.n < $19) \
+                     AND ($20::bigint IS NULL OR load.gpus + $5::integer <= $20) \
+                   ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                   RETURNING *), \
+                 sec AS ( \
+                   INSERT INTO reservation_secrets (reservation_id, env) \
+                   SELECT reservation_id, $21::jsonb FROM ins WHERE $21::jsonb IS NOT NULL), \
+                 ev AS ( \
+                   INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
+                   SELECT reservation_id, 'transition', 'queued', 'submitted', $22 FROM ins), \
+                 msg AS (SELECT pgmq.send($23, $24::jsonb) AS msg_id FROM ins) \
+                 SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, {COLUMNS} \
+                 FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true"
+            ),
             &[
                 &new.reservation_id,
                 &new.user_id,
@@ -295,52 +395,41 @@ pub async fn submit_in(
                 &new.request_hash,
                 &new.command,
                 &new.disk_size_gb,
+                &max_reservations,
+                &max_gpus,
+                &env,
+                &new.username,
+                &queue.name(),
+                &hint,
             ],
         )
         .await?;
-    if inserted.is_none() {
-        // ON CONFLICT DO NOTHING leaves the transaction usable: read the first reservation in it.
-        let key = new.idempotency_key.as_deref().unwrap_or_default();
-        let existing =
-            find_by_idempotency_key(tx, new.user_id, key)
-                .await?
-                .ok_or(StoreError::NotFound(NotFound::Reservation(
-                    new.reservation_id,
-                )))?;
-        return Ok(Submitted::Existing(Box::new(existing)));
+    let msg_id: Option<i64> = row.get("msg_id");
+    if let Some(msg_id) = msg_id {
+        return Ok(Checked::Submitted(Submitted::Created {
+            reservation: Box::new(from_row(&row)?),
+            msg_id,
+        }));
     }
-    if !new.env.is_empty() {
-        let env = serde_json::to_value(&new.env)
-            .map_err(|e| StoreError::Corrupt(format!("environment does not serialise: {e}")))?;
-        tx.execute(
-            "INSERT INTO reservation_secrets (reservation_id, env) VALUES ($1, $2)",
-            &[&new.reservation_id, &env],
-        )
-        .await?;
-    }
-    tx.execute(
-        "INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
-         VALUES ($1, 'transition', 'queued', 'submitted', $2)",
-        &[&new.reservation_id, &new.username],
-    )
-    .await?;
-    let hint = QueueHint {
-        action: "create".into(),
-        reservation_id: new.reservation_id,
-        username: new.username.clone(),
-        requested_at: Utc::now(),
-        details: serde_json::json!({
-            "gpu_type": new.gpu_type,
-            "gpu_count": new.gpu_count,
-            "node_count": new.node_count,
-        }),
+    let load = UserLoad {
+        reservations: row.get("load_reservations"),
+        gpus: row.get("load_gpus"),
     };
-    let msg_id = queue.send(tx, &hint).await?;
-    let reservation = get_in(tx, new.reservation_id).await?;
-    Ok(Submitted::Created {
-        reservation: Box::new(reservation),
-        msg_id,
-    })
+    if let Some(quota) = quota
+        && !within(load, new.gpu_count, quota)
+    {
+        return Ok(Checked::OverQuota(load));
+    }
+    // Not inserted within the quota: the idempotency key was used before. Read the first
+    // reservation in the same transaction.
+    let key = new.idempotency_key.as_deref().unwrap_or_default();
+    let existing =
+        find_by_idempotency_key(tx, new.user_id, key)
+            .await?
+            .ok_or(StoreError::NotFound(NotFound::Reservation(
+                new.reservation_id,
+            )))?;
+    Ok(Checked::Submitted(Submitted::Existing(Box::new(existing))))
 }
 
 /// The reservation `user_id` submitted with an idempotency key, if any.
@@ -440,21 +529,43 @@ pub async fn queue_standing(
     created_at: DateTime<Utc>,
     id: Uuid,
 ) -> Result<QueueStanding, StoreError> {
+    queue_standing_upto(db, gpu_type, priority, created_at, id, i64::MAX).await
+}
+
+/// [`queue_standing`] counting at most `limit` queued reservations ahead (in queue order, from the
+/// `reservations_live` index), so its cost does not grow with the queue: an `ahead` of `limit`
+/// means "at least `limit`", and `gpus_ahead` is then the GPUs of those first `limit` only.
+pub async fn queue_standing_upto(
+    db: &impl Db,
+    gpu_type: &str,
+    priority: i32,
+    created_at: DateTime<Utc>,
+    id: Uuid,
+    limit: i64,
+) -> Result<QueueStanding, StoreError> {
     let row = db
         .query_one(
-            "SELECT count(*) FILTER (WHERE ahead), \
-               coalesce(sum(gpu_count) FILTER (WHERE ahead), 0)::bigint, \
-               coalesce(array_agg(ends_at ORDER BY ends_at, reservation_id) FILTER (WHERE NOT queued), '{}'), \
-               coalesce(array_agg(gpu_count ORDER BY ends_at, reservation_id) FILTER (WHERE NOT queued), '{}') \
-             FROM ( \
-               SELECT reservation_id, gpu_count, status = 'queued' AS queued, \
-                 status = 'queued' AND reservation_id <> $4 \
-                   AND (priority > $2 OR (priority = $2 AND (created_at, reservation_id) < ($3, $4))) AS ahead, \
+            "WITH ahead AS ( \
+               (SELECT gpu_count FROM reservations \
+                WHERE gpu_type = $1 AND status = 'queued' AND priority > $2 \
+                ORDER BY priority DESC, created_at, reservation_id LIMIT $5) \
+               UNION ALL \
+               (SELECT gpu_count FROM reservations \
+                WHERE gpu_type = $1 AND status = 'queued' AND priority = $2 \
+                  AND (created_at, reservation_id) < ($3, $4) \
+                ORDER BY priority DESC, created_at, reservation_id LIMIT $5) \
+               LIMIT $5), \
+             running AS ( \
+               SELECT reservation_id, gpu_count, \
                  CASE WHEN status = 'active' THEN expires_at \
-                      ELSE now() + make_interval(secs => (duration_hours + extended_hours) * 3600) END AS ends_at \
-               FROM reservations \
-               WHERE gpu_type = $1 AND status IN ('queued', 'preparing', 'active')) s",
-            &[&gpu_type, &priority, &created_at, &id],
+                      ELSE now() + make_interval(secs => (duration_hours + extended_hours) * 3600) \
+                 END AS ends_at \
+               FROM reservations WHERE gpu_type = $1 AND status IN ('preparing', 'active')) \
+             SELECT (SELECT count(*) FROM ahead), \
+               (SELECT coalesce(sum(gpu_count), 0)::bigint FROM ahead), \
+               coalesce((SELECT array_agg(ends_at ORDER BY ends_at, reservation_id) FROM running), '{}'), \
+               coalesce((SELECT array_agg(gpu_count ORDER BY ends_at, reservation_id) FROM running), '{}')",
+            &[&gpu_type, &priority, &created_at, &id, &limit],
         )
         .await?;
     let ends: Vec<DateTime<Utc>> = row.get(2);

@@ -473,3 +473,38 @@ async fn the_queue_position_counts_jobs_of_the_same_type_ahead() {
 
     assert_eq!(third["queue_position"], 2, "one queued t4 ahead: {third}");
 }
+
+#[tokio::test]
+async fn behind_a_long_queue_the_position_is_left_to_the_scheduler() {
+    let app = spawn_app().await;
+    let (alice, _) = app.user_with_key("alice", Role::User).await;
+    // A backlog as long as the first estimate counts, written past the quota.
+    app.db
+        .connect()
+        .await
+        .execute(
+            "INSERT INTO reservations (reservation_id, user_id, gpu_type, gpu_count, duration_hours, \
+               image, created_at) \
+             SELECT gen_random_uuid(), $1, 't4', 1, 1, 'img', now() - interval '1 hour' \
+             FROM generate_series(1, $2::int)",
+            &[
+                &alice.user_id,
+                &i32::try_from(gpudev_api::routes::jobs::submit::POSITION_HORIZON).unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+
+    let (status, body) = status_json(app.post("/v1/jobs/submit", &bob, t4(1.0)).await).await;
+    let (_, other_type) = status_json(
+        app.post("/v1/jobs/submit", &bob, json!({"gpu_type": "a100"}))
+            .await,
+    )
+    .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert!(body["queue_position"].is_null(), "{body}");
+    assert!(body["estimated_start_time"].is_null(), "{body}");
+    assert_eq!(other_type["queue_position"], 1, "{other_type}");
+}

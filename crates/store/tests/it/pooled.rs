@@ -1,9 +1,17 @@
-//! Statements through a pooled connection are prepared once and cached.
+//! The API's paths through a pooled connection, whose statements are prepared once and cached:
+//! the submit with its quota in one statement and the bounded queue standing.
 
 use std::time::Duration;
 
-use gpudev_store::{Db, DbConfig, Pool};
+use crate::common::{count, reservation_for, user};
+use gpudev_domain::ReservationStatus;
+use gpudev_store::reservations::{self, Checked, Quota, Submitted, Transition};
+use gpudev_store::{Db, DbConfig, Pool, Queue};
 use gpudev_testkit::TestDb;
+
+fn queue() -> Queue {
+    Queue::new("gpu_reservations").unwrap()
+}
 
 async fn pool(db: &TestDb, size: usize) -> Pool {
     let mut cfg = DbConfig::from_url(&db.url()).unwrap();
@@ -53,4 +61,187 @@ async fn a_cached_statement_outdated_by_a_migration_is_prepared_again() {
 
     assert_eq!(rows[0].len(), 2, "the statement was prepared again");
     assert_eq!(rows[0].get::<_, i32>(1), 2);
+}
+
+#[tokio::test]
+async fn submit_within_a_quota_writes_everything_and_beyond_it_nothing() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let pool = pool(&db, 2).await;
+    let quota = Quota {
+        max_reservations: 2,
+        max_gpus: 12,
+    };
+    let mut conn = pool.get().await.unwrap();
+    let mut submit = async |gpus: i32| {
+        let mut new = reservation_for(&alice);
+        new.gpu_count = gpus;
+        let tx = conn.transaction().await.unwrap();
+        reservations::lock_user_submissions(&tx, alice.user_id)
+            .await
+            .unwrap();
+        let out = reservations::submit_within(&tx, &queue(), &new, quota)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (new, out)
+    };
+
+    let (first, created) = submit(4).await;
+    let (_, too_many_gpus) = submit(9).await;
+    let (_, second) = submit(8).await;
+    let (_, too_many_jobs) = submit(1).await;
+
+    match created {
+        Checked::Submitted(Submitted::Created {
+            reservation,
+            msg_id,
+        }) => {
+            assert_eq!(reservation.reservation_id, first.reservation_id);
+            assert_eq!(reservation.status, ReservationStatus::Queued);
+            assert_eq!(reservation.username, "alice");
+            assert_eq!(reservation.gpu_count, 4);
+            assert_eq!(reservation.env_names, vec!["WANDB_API_KEY".to_owned()]);
+            assert!(msg_id > 0);
+        }
+        other => panic!("expected a new reservation, got {other:?}"),
+    }
+    match too_many_gpus {
+        Checked::OverQuota(load) => assert_eq!((load.reservations, load.gpus), (1, 4)),
+        other => panic!("4 + 9 GPUs is over 12, got {other:?}"),
+    }
+    assert!(matches!(
+        second,
+        Checked::Submitted(Submitted::Created { .. })
+    ));
+    match too_many_jobs {
+        Checked::OverQuota(load) => assert_eq!((load.reservations, load.gpus), (2, 12)),
+        other => panic!("a third reservation is over 2, got {other:?}"),
+    }
+    assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 2);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM reservation_events").await,
+        2
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM reservation_secrets").await,
+        2
+    );
+    assert_eq!(
+        queue().metrics(&client).await.unwrap().queue_length,
+        2,
+        "one message per reservation written, none for a refusal"
+    );
+    let env = reservations::secret_env(&client, first.reservation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.get("WANDB_API_KEY").map(String::as_str),
+        Some("s3cr3t-value")
+    );
+}
+
+#[tokio::test]
+async fn submit_within_counts_only_live_reservations_and_replays_a_reused_key() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let mut ended = reservation_for(&alice);
+    ended.idempotency_key = Some("k1".into());
+    reservations::submit(&mut client, &queue(), &ended)
+        .await
+        .unwrap();
+    reservations::transition(
+        &client,
+        ended.reservation_id,
+        Transition {
+            to: ReservationStatus::Cancelled,
+            reason: None,
+            actor: "alice",
+        },
+    )
+    .await
+    .unwrap();
+    let quota = Quota {
+        max_reservations: 1,
+        max_gpus: 4,
+    };
+    let pool = pool(&db, 1).await;
+    let mut conn = pool.get().await.unwrap();
+    let tx = conn.transaction().await.unwrap();
+
+    let fresh = reservations::submit_within(&tx, &queue(), &reservation_for(&alice), quota)
+        .await
+        .unwrap();
+    let mut retry = reservation_for(&alice);
+    retry.idempotency_key = Some("k1".into());
+    let replayed = reservations::submit_within(
+        &tx,
+        &queue(),
+        &retry,
+        Quota {
+            max_reservations: 10,
+            max_gpus: 100,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(
+        matches!(fresh, Checked::Submitted(Submitted::Created { .. })),
+        "a cancelled reservation does not count: {fresh:?}"
+    );
+    match replayed {
+        Checked::Submitted(Submitted::Existing(r)) => {
+            assert_eq!(r.reservation_id, ended.reservation_id)
+        }
+        other => panic!("expected the first reservation, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_bounded_standing_counts_up_to_its_limit_in_queue_order() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let mut submit = async |priority: i32| {
+        let mut new = reservation_for(&alice);
+        new.priority = priority;
+        reservations::submit(&mut client, &queue(), &new)
+            .await
+            .unwrap();
+        new.reservation_id
+    };
+    for _ in 0..4 {
+        submit(0).await;
+    }
+    let urgent = submit(5).await;
+    let me = submit(0).await;
+    let _behind = submit(0).await;
+    let pool = pool(&db, 1).await;
+    let conn = pool.get().await.unwrap();
+    let mine = reservations::get(&conn, me).await.unwrap();
+    let standing = async |limit: i64| {
+        reservations::queue_standing_upto(&conn, "h100", 0, mine.created_at, me, limit)
+            .await
+            .unwrap()
+    };
+
+    let all = standing(100).await;
+    let capped = standing(3).await;
+    let exact = reservations::queue_standing(&conn, "h100", 0, mine.created_at, me)
+        .await
+        .unwrap();
+    let first = reservations::get(&conn, urgent).await.unwrap();
+    let of_urgent =
+        reservations::queue_standing_upto(&conn, "h100", 5, first.created_at, urgent, 100)
+            .await
+            .unwrap();
+
+    assert_eq!((all.ahead, all.gpus_ahead), (5, 20));
+    assert_eq!(exact, all);
+    assert_eq!((capped.ahead, capped.gpus_ahead), (3, 12));
+    assert_eq!(of_urgent.ahead, 0, "nothing is ahead of the most urgent");
 }

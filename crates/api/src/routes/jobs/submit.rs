@@ -5,7 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use gpudev_domain::ReservationRequest;
 use gpudev_store::Db;
-use gpudev_store::reservations::{self, NewReservation, Reservation, Submitted};
+use gpudev_store::reservations::{
+    self, Checked, NewReservation, Quota, Reservation, Submitted, UserLoad,
+};
 use gpudev_store::{StoreError, gpu_types};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +36,7 @@ pub struct JobSubmitResponse {
     /// What happened, in a sentence.
     pub message: String,
     /// 1-based position within its GPU type's queue (a first estimate; the scheduler refines it).
+    /// Null when 200 or more jobs are ahead: the scheduler's next pass tells it.
     pub queue_position: Option<i64>,
     /// When it is expected to start, if that can be told yet.
     pub estimated_start_time: Option<DateTime<Utc>>,
@@ -147,66 +150,61 @@ pub async fn submit_job(
         return Err(id_taken(id));
     }
 
-    let load = reservations::user_load(&tx, caller.user_id).await?;
-    let max_jobs = i64::from(config.max_active_reservations_per_user);
-    let max_gpus = i64::from(config.max_gpus_per_user);
-    let refusal = if load.reservations >= max_jobs {
-        Some(format!(
-            "you already have {} queued, preparing or active reservations (the limit is {max_jobs})",
-            load.reservations
-        ))
-    } else if load.gpus + i64::from(new.gpu_count) > max_gpus {
-        Some(format!(
-            "you hold {} GPUs in queued, preparing or active reservations; {} more would pass the \
-             limit of {max_gpus}",
-            load.gpus, new.gpu_count
-        ))
-    } else {
-        None
+    // The quota check and the writes (row, event, secrets, queue message) are one statement.
+    let quota = Quota {
+        max_reservations: i64::from(config.max_active_reservations_per_user),
+        max_gpus: i64::from(config.max_gpus_per_user),
     };
-    if let Some(detail) = refusal {
-        // The refusal is audited on the same connection, outside the abandoned transaction (a
-        // second connection could wait forever on a pool exhausted by concurrent submits).
-        tx.rollback().await.map_err(StoreError::from)?;
-        record_denied(&*db, &caller, &ctx, &new, &detail).await;
-        return Err(quota_exceeded(detail));
-    }
-
-    let (reservation, msg_id) = match reservations::submit_in(&tx, &config.queue, &new).await {
-        Ok(Submitted::Created {
-            reservation,
-            msg_id,
-        }) => (*reservation, msg_id),
-        Ok(Submitted::Existing(first)) => {
-            return replay(&tx, *first, &request_hash, "Idempotency-Key").await;
-        }
-        // Another user proposed the same id at the same moment.
-        Err(e) if e.is_unique_violation() => return Err(id_taken(new.reservation_id)),
-        Err(e) => return Err(e.into()),
+    let (reservation, msg_id) =
+        match reservations::submit_within(&tx, &config.queue, &new, quota).await {
+            Ok(Checked::Submitted(Submitted::Created {
+                reservation,
+                msg_id,
+            })) => (*reservation, msg_id),
+            Ok(Checked::Submitted(Submitted::Existing(first))) => {
+                return replay(&tx, *first, &request_hash, "Idempotency-Key").await;
+            }
+            Ok(Checked::OverQuota(load)) => {
+                let detail = refusal(load, new.gpu_count, quota);
+                // The refusal is audited on the same connection, outside the abandoned transaction (a
+                // second connection could wait forever on a pool exhausted by concurrent submits).
+                tx.rollback().await.map_err(StoreError::from)?;
+                record_denied(&*db, &caller, &ctx, &new, &detail).await;
+                return Err(quota_exceeded(detail));
+            }
+            // Another user proposed the same id at the same moment.
+            Err(e) if e.is_unique_violation() => return Err(id_taken(new.reservation_id)),
+            Err(e) => return Err(e.into()),
+        };
+    // The first estimate of the standing and the audit record go out together (pipelined on the
+    // connection); neither depends on the other.
+    let audited = async {
+        audit::record(
+            &tx,
+            Some(&caller),
+            &caller.username,
+            None,
+            &ctx,
+            Audit {
+                action: "reservation.submit",
+                target_type: Some("reservation"),
+                target_id: Some(reservation.reservation_id.to_string()),
+                outcome: "success",
+                details: Some(serde_json::json!({
+                    "gpu_type": reservation.gpu_type,
+                    "gpu_count": reservation.gpu_count,
+                    "duration_hours": reservation.duration_hours,
+                    "env_names": reservation.env_names,
+                    "idempotency_key": idempotency_key.is_some(),
+                    "msg_id": msg_id,
+                })),
+            },
+        )
+        .await
+        .map_err(ApiError::from)
     };
-    let (queue_position, estimated_start_time) = standing(&tx, &reservation).await?;
-    audit::record(
-        &tx,
-        Some(&caller),
-        &caller.username,
-        None,
-        &ctx,
-        Audit {
-            action: "reservation.submit",
-            target_type: Some("reservation"),
-            target_id: Some(reservation.reservation_id.to_string()),
-            outcome: "success",
-            details: Some(serde_json::json!({
-                "gpu_type": reservation.gpu_type,
-                "gpu_count": reservation.gpu_count,
-                "duration_hours": reservation.duration_hours,
-                "env_names": reservation.env_names,
-                "idempotency_key": idempotency_key.is_some(),
-                "msg_id": msg_id,
-            })),
-        },
-    )
-    .await?;
+    let ((queue_position, estimated_start_time), ()) =
+        futures::try_join!(standing(&tx, &reservation), audited)?;
     tx.commit().await.map_err(StoreError::from)?;
 
     state
@@ -263,8 +261,14 @@ async fn replay(
     }))
 }
 
+/// Most queued reservations ahead that the first estimate counts. Beyond it the position is left
+/// to the scheduler, whose next pass writes it to the reservation: a submit's cost must not grow
+/// with the length of the queue.
+pub const POSITION_HORIZON: i64 = 200;
+
 /// The position and estimated start to report: the scheduler's when it has written them, else a
-/// first estimate from the queue ahead and the running reservations of the type.
+/// first estimate from the queue ahead and the running reservations of the type (none when
+/// [`POSITION_HORIZON`] or more reservations are ahead).
 async fn standing(
     db: &impl Db,
     r: &Reservation,
@@ -275,13 +279,21 @@ async fn standing(
     if let Some(pos) = r.queue_position {
         return Ok((Some(i64::from(pos)), r.estimated_start_at));
     }
-    let s =
-        reservations::queue_standing(db, &r.gpu_type, r.priority, r.created_at, r.reservation_id)
-            .await?;
-    let row = gpu_types::list_active(db)
-        .await?
-        .into_iter()
-        .find(|t| t.gpu_type == r.gpu_type);
+    let (s, types) = futures::try_join!(
+        reservations::queue_standing_upto(
+            db,
+            &r.gpu_type,
+            r.priority,
+            r.created_at,
+            r.reservation_id,
+            POSITION_HORIZON,
+        ),
+        gpu_types::list_active(db),
+    )?;
+    if s.ahead >= POSITION_HORIZON {
+        return Ok((None, None));
+    }
+    let row = types.into_iter().find(|t| t.gpu_type == r.gpu_type);
     let eta = row.and_then(|t| {
         let total = i64::from(t.total_gpus);
         let held: i64 = s.running.iter().map(|(_, g)| i64::from(*g)).sum();
@@ -326,6 +338,23 @@ async fn record_denied(
     .await;
     if let Err(e) = recorded {
         tracing::warn!(error = %e, "could not record a refused submit in the audit log");
+    }
+}
+
+/// Why a user holding `load` may not add `gpus` more GPUs under `quota`.
+fn refusal(load: UserLoad, gpus: i32, quota: Quota) -> String {
+    let (max_jobs, max_gpus) = (quota.max_reservations, quota.max_gpus);
+    if load.reservations >= max_jobs {
+        format!(
+            "you already have {} queued, preparing or active reservations (the limit is {max_jobs})",
+            load.reservations
+        )
+    } else {
+        format!(
+            "you hold {} GPUs in queued, preparing or active reservations; {gpus} more would pass the \
+             limit of {max_gpus}",
+            load.gpus
+        )
     }
 }
 
