@@ -53,11 +53,12 @@ impl Application {
     pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
         let db_cfg = config.db.clone().with_application_name("gpudev-api");
         let pool = gpudev_store::connect_pool(&db_cfg).await?;
+        warm(&pool).await;
         {
             let db = pool.get().await?;
             let exists = config
                 .queue
-                .exists(&**db)
+                .exists(&*db)
                 .await
                 .context("checking the queue (is PGMQ installed? run gpudev-admin migrate)")?;
             if !exists {
@@ -193,6 +194,19 @@ impl Application {
         api.context("API server")?;
         metrics.context("metrics server")?;
         Ok(())
+    }
+}
+
+/// Opens the pool's connections before serving, so the first requests do not each wait for a new
+/// PostgreSQL backend to start (under load, opening a whole pool at once took long enough for
+/// clients to time out). Best effort: a server that allows fewer connections still gets a working
+/// API, which opens more on demand as before.
+async fn warm(pool: &gpudev_store::Pool) {
+    let size = pool.status().max_size;
+    let opened = futures::future::join_all((0..size).map(|_| pool.get())).await;
+    let failed = opened.iter().filter(|c| c.is_err()).count();
+    if let Some(Err(e)) = opened.iter().find(|c| c.is_err()) {
+        tracing::warn!(error = %e, failed, size, "could not open every pooled database connection at start-up");
     }
 }
 

@@ -701,32 +701,133 @@ pub async fn list(
     db: &impl Db,
     filter: &ListFilter,
 ) -> Result<(Vec<Reservation>, i64), StoreError> {
+    let (rows, total) = list_rows(db, filter, false).await?;
+    let page = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok((page, total))
+}
+
+/// [`list`] with each reservation's history (oldest event first), all in one statement.
+pub async fn list_with_events(
+    db: &impl Db,
+    filter: &ListFilter,
+) -> Result<(Vec<(Reservation, Vec<Event>)>, i64), StoreError> {
+    let (rows, total) = list_rows(db, filter, true).await?;
+    let page = rows
+        .iter()
+        .map(|r| Ok((from_row(r)?, events_from_json(r)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((page, total))
+}
+
+/// The page's rows, newest first (none when the page is past the end), and the total, in one
+/// statement: the total comes from its own count, so it is right for an empty page too, and the
+/// page comes from the `(user_id, created_at)` index when listing one user's reservations. With
+/// `with_events`, each row carries its history as a JSON array in `events`.
+async fn list_rows(
+    db: &impl Db,
+    filter: &ListFilter,
+    with_events: bool,
+) -> Result<(Vec<Row>, i64), StoreError> {
+    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let sql = |by_user: bool, by_status: bool, with_events: bool| {
+            // A separate text per case keeps each prepared statement's plan simple: a cached
+            // generic plan of `($1 IS NULL OR user_id = $1)` could not use the index, and without
+            // a status filter one user's total is counted from the index alone.
+            let user = if by_user {
+                "r.user_id = $1"
+            } else {
+                "$1::bigint IS NULL"
+            };
+            let status = if by_status {
+                "r.status = ANY($2::text[])"
+            } else {
+                "cardinality($2::text[]) = 0"
+            };
+            let filter = format!("{user} AND {status}");
+            // One aggregate per row (evaluated after the LIMIT), not one per column: the plan
+            // stays small, and setting a plan up is a good part of the cost of a short list.
+            let events = if with_events {
+                ", (SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, \
+                   e.to_status, e.reason, e.actor, e.details, e.created_at) ORDER BY e.event_id) \
+                   FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events"
+            } else {
+                ""
+            };
+            format!(
+                "SELECT t.total, p.* \
+                 FROM (SELECT count(*) AS total FROM reservations r WHERE {filter}) t \
+                 LEFT JOIN LATERAL ( \
+                   SELECT {COLUMNS}{events} FROM reservations r JOIN users u USING (user_id) \
+                   WHERE {filter} ORDER BY r.created_at DESC, r.reservation_id LIMIT $3 OFFSET $4 \
+                 ) p ON true"
+            )
+        };
+        (0..8)
+            .map(|i| sql(i & 4 != 0, i & 2 != 0, i & 1 != 0))
+            .collect()
+    });
+    let index = usize::from(filter.user_id.is_some()) * 4
+        + usize::from(!filter.statuses.is_empty()) * 2
+        + usize::from(with_events);
+    let sql = &SQL[index];
     let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-    let rows = db
+    let mut rows = db
         .query(
-            &format!(
-                "SELECT {COLUMNS}, count(*) OVER () AS total FROM reservations r JOIN users u USING (user_id) \
-                 WHERE ($1::bigint IS NULL OR r.user_id = $1) \
-                   AND (cardinality($2::text[]) = 0 OR r.status = ANY($2)) \
-                 ORDER BY r.created_at DESC, r.reservation_id LIMIT $3 OFFSET $4"
-            ),
+            sql,
             &[&filter.user_id, &statuses, &filter.limit, &filter.offset],
         )
         .await?;
-    let total = match rows.first() {
-        Some(r) => r.get("total"),
-        None => {
-            // The page is past the end: count separately so the total is still right.
-            db.query_one(
-                "SELECT count(*) FROM reservations r WHERE ($1::bigint IS NULL OR r.user_id = $1) \
-                 AND (cardinality($2::text[]) = 0 OR r.status = ANY($2))",
-                &[&filter.user_id, &statuses],
+    let total = rows.first().map(|r| r.get("total")).unwrap_or(0);
+    // Past the end of the list the one row carries only the total.
+    rows.retain(|r| r.get::<_, Option<Uuid>>("reservation_id").is_some());
+    // The join keeps the page's order in practice; sorting here (at most one page) makes it a
+    // guarantee without another sort in the plan.
+    rows.sort_by(|a, b| {
+        let key = |r: &Row| {
+            (
+                std::cmp::Reverse(r.get::<_, DateTime<Utc>>("created_at")),
+                r.get::<_, Uuid>("reservation_id"),
             )
-            .await?
-            .get(0)
-        }
-    };
-    Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok((rows, total))
+}
+
+/// One event as `json_build_array` writes it in [`list_rows`].
+type EventJson = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Value,
+    DateTime<Utc>,
+);
+
+/// The history in the `events` column of a [`list_with_events`] row.
+fn events_from_json(r: &Row) -> Result<Vec<Event>, StoreError> {
+    let events: Option<tokio_postgres::types::Json<Vec<EventJson>>> = r
+        .try_get("events")
+        .map_err(|e| StoreError::Corrupt(format!("reservation events: {e}")))?;
+    Ok(events
+        .map(|j| j.0)
+        .unwrap_or_default()
+        .into_iter()
+        .map(
+            |(event_id, kind, from_status, to_status, reason, actor, details, created_at)| Event {
+                event_id,
+                kind,
+                from_status,
+                to_status,
+                reason,
+                actor,
+                details,
+                created_at,
+            },
+        )
+        .collect())
 }
 
 /// A requested status change.

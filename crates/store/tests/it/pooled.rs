@@ -1,11 +1,12 @@
 //! The API's paths through a pooled connection, whose statements are prepared once and cached:
-//! the submit with its quota in one statement and the bounded queue standing.
+//! the submit with its quota in one statement, the bounded queue standing, and the list with
+//! histories in one statement.
 
 use std::time::Duration;
 
 use crate::common::{count, reservation_for, user};
 use gpudev_domain::ReservationStatus;
-use gpudev_store::reservations::{self, Checked, Quota, Submitted, Transition};
+use gpudev_store::reservations::{self, Checked, ListFilter, Quota, Submitted, Transition};
 use gpudev_store::{Db, DbConfig, Pool, Queue};
 use gpudev_testkit::TestDb;
 
@@ -244,4 +245,92 @@ async fn the_bounded_standing_counts_up_to_its_limit_in_queue_order() {
     assert_eq!(exact, all);
     assert_eq!((capped.ahead, capped.gpus_ahead), (3, 12));
     assert_eq!(of_urgent.ahead, 0, "nothing is ahead of the most urgent");
+}
+
+#[tokio::test]
+async fn the_list_with_histories_pages_newest_first_and_totals_every_page() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let bob = user(&client, "bob").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let new = reservation_for(&alice);
+        reservations::submit(&mut client, &queue(), &new)
+            .await
+            .unwrap();
+        ids.push(new.reservation_id);
+    }
+    reservations::submit(&mut client, &queue(), &reservation_for(&bob))
+        .await
+        .unwrap();
+    reservations::transition(
+        &client,
+        ids[0],
+        Transition {
+            to: ReservationStatus::Cancelled,
+            reason: Some("changed my mind"),
+            actor: "alice",
+        },
+    )
+    .await
+    .unwrap();
+    let pool = pool(&db, 1).await;
+    let conn = pool.get().await.unwrap();
+    let list = async |statuses: Vec<ReservationStatus>, limit: i64, offset: i64| {
+        reservations::list_with_events(
+            &conn,
+            &ListFilter {
+                user_id: Some(alice.user_id),
+                statuses,
+                limit,
+                offset,
+            },
+        )
+        .await
+        .unwrap()
+    };
+
+    let (all, total) = list(vec![], 10, 0).await;
+    let (page, paged_total) = list(vec![], 1, 1).await;
+    let (past_end, past_total) = list(vec![], 5, 10).await;
+    let (cancelled, cancelled_total) = list(vec![ReservationStatus::Cancelled], 10, 0).await;
+    let (everyone, everyone_total) = reservations::list(
+        &conn,
+        &ListFilter {
+            user_id: None,
+            statuses: vec![],
+            limit: 10,
+            offset: 0,
+        },
+    )
+    .await
+    .unwrap();
+
+    let listed: Vec<_> = all.iter().map(|(r, _)| r.reservation_id).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first);
+    assert_eq!(total, 3);
+    let (oldest, history) = &all[2];
+    assert_eq!(oldest.status, ReservationStatus::Cancelled);
+    let steps: Vec<_> = history.iter().map(|e| e.to_status.as_deref()).collect();
+    assert_eq!(steps, vec![Some("queued"), Some("cancelled")]);
+    assert_eq!(history[1].reason.as_deref(), Some("changed my mind"));
+    assert_eq!(history[1].from_status.as_deref(), Some("queued"));
+    assert!(history[0].event_id < history[1].event_id);
+    assert_eq!(
+        *history,
+        reservations::events(&client, ids[0]).await.unwrap(),
+        "the same history as read alone"
+    );
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].0.reservation_id, ids[1]);
+    assert_eq!(paged_total, 3);
+    assert!(past_end.is_empty());
+    assert_eq!(past_total, 3, "the total is right past the end too");
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled_total, 1);
+    assert_eq!(everyone.len(), 4);
+    assert_eq!(everyone_total, 4);
 }

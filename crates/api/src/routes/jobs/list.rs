@@ -6,7 +6,6 @@ use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations::{self, ListFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use super::detail::JobDetail;
 use crate::auth::Caller;
@@ -90,8 +89,9 @@ pub async fn list_jobs(
         return Err(ApiError::invalid("offset", "offset must not be negative"));
     }
     let db = state.db().await?;
-    let (rows, total) = reservations::list(
-        &*db,
+    // One statement: the page, each job's history and the total.
+    let (rows, total) = reservations::list_with_events(
+        &db,
         &ListFilter {
             user_id: Some(caller.user_id),
             statuses,
@@ -100,19 +100,10 @@ pub async fn list_jobs(
         },
     )
     .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.reservation_id).collect();
-    let mut histories = if ids.is_empty() {
-        Default::default()
-    } else {
-        reservations::events_of_many(&*db, &ids).await?
-    };
     let now = Utc::now();
     let jobs = rows
         .into_iter()
-        .map(|r| {
-            let events = histories.remove(&r.reservation_id).unwrap_or_default();
-            JobDetail::new(r, events, &state.config.catalog, true, now)
-        })
+        .map(|(r, events)| JobDetail::new(r, events, &state.config.catalog, true, now))
         .collect();
     Ok(HttpResponse::Ok().json(JobList {
         jobs,
