@@ -68,6 +68,8 @@ impl Modify for BearerScheme {
         routes::admin::users::enable_user,
         routes::admin::keys::list_keys,
         routes::admin::keys::revoke_key,
+        routes::admin::jobs::list_all_jobs,
+        routes::admin::jobs::cancel_any_job,
         routes::admin::usage::usage_report,
         routes::admin::audit::audit_log,
     ),

@@ -6,7 +6,12 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, spawn_app_with, status_json};
 
-const ADMIN_ROUTES: [(&str, &str); 7] = [
+const ADMIN_ROUTES: [(&str, &str); 9] = [
+    ("GET", "/v1/admin/jobs"),
+    (
+        "POST",
+        "/v1/admin/jobs/00000000-0000-0000-0000-000000000000/cancel",
+    ),
     ("GET", "/v1/admin/users"),
     ("POST", "/v1/admin/users/1/disable"),
     ("POST", "/v1/admin/users/1/enable"),
@@ -236,4 +241,72 @@ async fn the_audit_log_records_admin_actions_and_filters_by_user_and_action() {
             .0,
         422
     );
+}
+
+#[tokio::test]
+async fn an_admin_lists_everyones_jobs_and_cancels_another_users_job() {
+    let app = spawn_app().await;
+    let (_, admin) = app.user_with_key("root", Role::Admin).await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let body = serde_json::json!({"gpu_type": "t4", "gpu_count": 1, "duration_hours": 1});
+    let (s, job) = status_json(app.post("/v1/jobs/submit", &alice, body.clone()).await).await;
+    assert_eq!(s, 200, "{job}");
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post("/v1/jobs/submit", &bob, body)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let (_, all) = status_json(app.get("/v1/admin/jobs", &admin).await).await;
+    let (_, alices) = status_json(
+        app.get("/v1/admin/jobs?user=alice&status=queued", &admin)
+            .await,
+    )
+    .await;
+    let (s, cancelled) = status_json(
+        app.call(
+            Method::POST,
+            &format!("/v1/admin/jobs/{}/cancel", &id[..8]),
+            Some(&admin),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let (_, seen_by_alice) = status_json(app.get(&format!("/v1/jobs/{id}"), &alice).await).await;
+
+    assert_eq!(all["total"], 2, "{all}");
+    assert_eq!(alices["total"], 1);
+    assert_eq!(alices["jobs"][0]["job_id"], id.as_str());
+    assert_eq!(s, 200, "{cancelled}");
+    assert_eq!(seen_by_alice["status"], "cancelled");
+    let reasons: Vec<&str> = seen_by_alice["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"cancelled by admin root"), "{reasons:?}");
+    assert_eq!(
+        status_json(app.get("/v1/admin/jobs?user=ghost", &admin).await)
+            .await
+            .0,
+        404
+    );
+    // The owner's own cancel route still refuses other users' jobs, even for admins.
+    let (s, _) = status_json(
+        app.call(
+            Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            Some(&bob),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 404);
 }

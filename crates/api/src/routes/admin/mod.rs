@@ -6,6 +6,7 @@ use actix_web::web;
 use crate::error::ApiError;
 
 pub mod audit;
+pub mod jobs;
 pub mod keys;
 pub mod usage;
 pub mod users;
@@ -17,6 +18,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::enable_user)
         .service(keys::list_keys)
         .service(keys::revoke_key)
+        .service(jobs::list_all_jobs)
+        .service(jobs::cancel_any_job)
         .service(usage::usage_report)
         .service(audit::audit_log);
 }

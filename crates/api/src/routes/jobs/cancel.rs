@@ -30,9 +30,30 @@ pub async fn cancel_job(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    cancel(
+        &state,
+        &caller,
+        &ctx,
+        &path,
+        Visibility::Own,
+        "cancelled by its owner",
+    )
+    .await
+}
+
+/// Cancels the job `raw` names as `caller` sees it (`Visibility::AdminSeesAll` lets an admin cancel
+/// anyone's), recording `reason`.
+pub(crate) async fn cancel(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    raw: &str,
+    visibility: Visibility,
+    reason: &str,
+) -> ApiResult<HttpResponse> {
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let r = find_job(&tx, &caller, &path, Visibility::Own).await?;
+    let r = find_job(&tx, caller, raw, visibility).await?;
     if r.status == ReservationStatus::Cancelled {
         return Ok(already_cancelled(&r));
     }
@@ -47,7 +68,7 @@ pub async fn cancel_job(
         r.reservation_id,
         Transition {
             to: ReservationStatus::Cancelled,
-            reason: Some("cancelled by its owner"),
+            reason: Some(reason),
             actor: &caller.username,
         },
     )
@@ -80,16 +101,21 @@ pub async fn cancel_job(
     reservations::delete_secret_env(&tx, r.reservation_id).await?;
     audit::record(
         &tx,
-        Some(&caller),
+        Some(caller),
         &caller.username,
         None,
-        &ctx,
+        ctx,
         Audit {
             action: "reservation.cancel",
             target_type: Some("reservation"),
             target_id: Some(r.reservation_id.to_string()),
             outcome: "success",
-            details: Some(serde_json::json!({ "previous_status": r.status, "msg_id": msg_id })),
+            details: Some(serde_json::json!({
+                "previous_status": r.status,
+                "msg_id": msg_id,
+                "owner": r.username,
+                "reason": reason,
+            })),
         },
     )
     .await?;

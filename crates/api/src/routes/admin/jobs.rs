@@ -1,0 +1,123 @@
+//! `GET /v1/admin/jobs?user=&status=`, `POST /v1/admin/jobs/{job_id}/cancel`.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::Utc;
+use gpudev_store::reservations::{self, ListFilter};
+use gpudev_store::users;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::audit::RequestCtx;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::routes::jobs::detail::JobDetail;
+use crate::routes::jobs::list::{JobList, parse_statuses};
+use crate::routes::jobs::lookup::Visibility;
+use crate::state::AppState;
+
+/// Filters for the admin job listing.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AdminJobQuery {
+    /// Only this user's jobs (username).
+    pub user: Option<String>,
+    /// Comma-separated statuses; all when absent.
+    pub status: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<i64>,
+    /// Jobs to skip.
+    pub offset: Option<i64>,
+}
+
+/// Every user's jobs, newest first (or one user's).
+#[utoipa::path(get, path = "/v1/admin/jobs", tag = "admin", security(("bearer" = [])),
+    params(AdminJobQuery),
+    responses(
+        (status = 200, body = JobList),
+        (status = 403, body = ErrorBody, description = "not an admin"),
+        (status = 404, body = ErrorBody, description = "unknown user"),
+        (status = 422, body = ErrorBody),
+    ))]
+#[get("/admin/jobs")]
+pub async fn list_all_jobs(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<AdminJobQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let statuses = parse_statuses(q.status.as_deref())?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "offset must not be negative"));
+    }
+    let db = state.db().await?;
+    let user_id = match &q.user {
+        Some(name) => Some(
+            users::find_by_name(&db, name)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("User {name} not found")))?
+                .user_id,
+        ),
+        None => None,
+    };
+    let (rows, total) = reservations::list_with_events(
+        &db,
+        &ListFilter {
+            user_id,
+            statuses,
+            limit,
+            offset,
+        },
+    )
+    .await?;
+    let now = Utc::now();
+    let jobs = rows
+        .into_iter()
+        .map(|(r, events)| {
+            let own = r.user_id == caller.user_id;
+            JobDetail::new(r, events, &state.config.catalog, own, now)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(JobList {
+        jobs,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// Cancels any user's job (same rules as the owner's cancel: a cancelled job answers 200, an
+/// expired or failed one 409). The event and audit record name the admin.
+#[utoipa::path(post, path = "/v1/admin/jobs/{job_id}/cancel", tag = "admin", security(("bearer" = [])),
+    params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
+    responses(
+        (status = 200, body = crate::routes::jobs::JobActionResponse),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ))]
+#[post("/admin/jobs/{job_id}/cancel")]
+pub async fn cancel_any_job(
+    caller: Caller,
+    ctx: RequestCtx,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require_admin()?;
+    let reason = format!("cancelled by admin {}", caller.username);
+    crate::routes::jobs::cancel::cancel(
+        &state,
+        &caller,
+        &ctx,
+        &path,
+        Visibility::AdminSeesAll,
+        &reason,
+    )
+    .await
+}
