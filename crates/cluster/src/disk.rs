@@ -17,6 +17,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::labels;
 use crate::snapshot;
 
+/// A user's disk as the database records it: the name its owner uses and the name of its
+/// PersistentVolumeClaim, fixed when the disk was created (a rename changes only the former).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskMount {
+    /// The disk's name as its owner wrote it.
+    pub name: DiskName,
+    /// Its PersistentVolumeClaim (the stored `disks.kube_name`).
+    pub claim_name: String,
+}
+
 /// How to create a new disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskClaimSpec {
@@ -41,23 +51,26 @@ pub fn disk_labels(owner: &Username) -> BTreeMap<String, String> {
     ])
 }
 
-/// The claim of `owner`'s disk `disk` in `namespace`, named [`DiskName::kube_name`]: one
+/// The claim of `owner`'s disk `disk` in `namespace`, named as the disk's record says: one
 /// ReadWriteOnce filesystem volume.
 pub fn disk_claim(
     namespace: &str,
     owner: &Username,
-    disk: &DiskName,
+    disk: &DiskMount,
     spec: &DiskClaimSpec,
 ) -> PersistentVolumeClaim {
     let size = Quantity(format!("{}Gi", spec.size_gib));
     PersistentVolumeClaim {
         metadata: ObjectMeta {
-            name: Some(disk.kube_name(owner)),
+            name: Some(disk.claim_name.clone()),
             namespace: Some(namespace.to_owned()),
             labels: Some(disk_labels(owner)),
             annotations: Some(BTreeMap::from([
                 (labels::USERNAME_ANNOTATION.to_owned(), owner.to_string()),
-                (labels::DISK_NAME_ANNOTATION.to_owned(), disk.to_string()),
+                (
+                    labels::DISK_NAME_ANNOTATION.to_owned(),
+                    disk.name.to_string(),
+                ),
             ])),
             ..Default::default()
         },
@@ -91,8 +104,11 @@ mod tests {
         Username::parse("alice").unwrap()
     }
 
-    fn home() -> DiskName {
-        DiskName::parse("home").unwrap()
+    fn home() -> DiskMount {
+        DiskMount {
+            name: DiskName::parse("home").unwrap(),
+            claim_name: "disk-alice-home-0123456789".into(),
+        }
     }
 
     fn claim_spec(restore_from: Option<&str>) -> DiskClaimSpec {
@@ -106,7 +122,10 @@ mod tests {
     #[test]
     fn a_new_disk_is_a_read_write_once_claim_of_the_class_and_size() {
         let claim = disk_claim("gpu-dev", &alice(), &home(), &claim_spec(None));
-        assert_eq!(claim.metadata.name, Some(home().kube_name(&alice())));
+        assert_eq!(
+            claim.metadata.name.as_deref(),
+            Some("disk-alice-home-0123456789")
+        );
         assert_eq!(claim.metadata.namespace.as_deref(), Some("gpu-dev"));
         let spec = claim.spec.unwrap();
         assert_eq!(spec.access_modes, Some(vec!["ReadWriteOnce".to_owned()]));

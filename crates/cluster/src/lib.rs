@@ -38,7 +38,7 @@ pub mod secret;
 pub mod service;
 pub mod snapshot;
 
-pub use disk::{DiskClaimSpec, disk_claim};
+pub use disk::{DiskClaimSpec, DiskMount, disk_claim};
 pub use manifests::PodManifests;
 pub use owner::{adopt, owned_by, owner_of, ownership_patch, with_owner};
 pub use placement::{pin_to_node, pinned_node};

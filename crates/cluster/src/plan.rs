@@ -7,6 +7,7 @@ use std::fmt;
 use gpudev_domain::{DiskName, EnvVars, GpuSpec, ImageRef, Username};
 use uuid::Uuid;
 
+use crate::disk::DiskMount;
 use crate::labels;
 use crate::names;
 use crate::resources::NodeShare;
@@ -81,7 +82,7 @@ pub struct ReservationSpec {
     /// The `authorized_keys` file: the user's registered and GitHub public keys, one a line.
     pub authorized_keys: String,
     /// The persistent disk to mount as `/home/dev`; an emptyDir when absent.
-    pub disk: Option<DiskName>,
+    pub disk: Option<DiskMount>,
     /// Present when Jupyter is enabled: the token that guards it.
     pub jupyter: Option<JupyterToken>,
     /// The node label whose value is a node's GPU type (`GPU_TYPE_LABEL`, default
@@ -167,7 +168,7 @@ pub enum PlanError {
 pub enum Home {
     /// On the user's disk: the PersistentVolumeClaim of this name.
     Disk {
-        /// The claim name ([`DiskName::kube_name`]).
+        /// The claim name, as stored with the disk.
         claim_name: String,
         /// The disk name as the user wrote it.
         disk_name: DiskName,
@@ -247,8 +248,8 @@ impl PodPlan {
         // reservation it is the home of node 0 and the other nodes get an emptyDir.
         let home = match &spec.disk {
             Some(disk) if node_index == 0 => Home::Disk {
-                claim_name: disk.kube_name(&spec.username),
-                disk_name: disk.clone(),
+                claim_name: disk.claim_name.clone(),
+                disk_name: disk.name.clone(),
             },
             _ => Home::Ephemeral,
         };
@@ -419,13 +420,16 @@ pub(crate) mod tests {
     #[test]
     fn a_multinode_plan_has_one_pod_per_whole_node_and_the_disk_on_node_zero() {
         let mut spec = spec("h100", 16, 2);
-        spec.disk = Some(DiskName::parse("home").unwrap());
+        spec.disk = Some(DiskMount {
+            name: DiskName::parse("home").unwrap(),
+            claim_name: "disk-alice-home-0123456789".into(),
+        });
         let plans = spec.pod_plans().unwrap();
         assert_eq!(plans.len(), 2);
         assert_eq!(plans[1].pod_name(), "gpudev-3f2a9c1e7b4d-1");
         assert_eq!(plans[1].share().gpus, 8);
         assert!(matches!(plans[0].home(), Home::Disk { claim_name, .. }
-            if claim_name.starts_with("disk-alice-home-")));
+            if claim_name == "disk-alice-home-0123456789"));
         assert_eq!(plans[1].home(), &Home::Ephemeral);
         assert_eq!(
             plans[1].rendezvous_host(),

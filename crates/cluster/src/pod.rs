@@ -489,16 +489,16 @@ mod tests {
         assert!(volume(&ephemeral).empty_dir.is_some());
 
         let mut s = spec("t4", 1, 1);
-        s.disk = Some(DiskName::parse("home").unwrap());
+        s.disk = Some(crate::DiskMount {
+            name: DiskName::parse("home").unwrap(),
+            claim_name: "disk-alice-home-0123456789".into(),
+        });
         let with_disk = pod(&PodPlan::new(&s, 0).unwrap());
         let claim = volume(&with_disk)
             .persistent_volume_claim
             .unwrap()
             .claim_name;
-        assert_eq!(
-            claim,
-            DiskName::parse("home").unwrap().kube_name(&s.username)
-        );
+        assert_eq!(claim, "disk-alice-home-0123456789");
         assert_eq!(
             with_disk.metadata.annotations.as_ref().unwrap()["gpudev.io/disk-name"],
             "home"

@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use gpudev_domain::{DiskName, Username};
+use gpudev_domain::Username;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::disk::DiskMount;
 use crate::{labels, names};
 
 /// API group of VolumeSnapshots.
@@ -176,11 +177,11 @@ impl<'de> Deserialize<'de> for VolumeSnapshot {
 pub fn disk_snapshot(
     namespace: &str,
     owner: &Username,
-    disk: &DiskName,
+    disk: &DiskMount,
     reservation_id: Uuid,
     snapshot_class: Option<&str>,
 ) -> VolumeSnapshot {
-    let claim = disk.kube_name(owner);
+    let claim = disk.claim_name.clone();
     VolumeSnapshot {
         metadata: ObjectMeta {
             name: Some(names::snapshot_name(&claim, reservation_id)),
@@ -199,7 +200,10 @@ pub fn disk_snapshot(
             ])),
             annotations: Some(BTreeMap::from([
                 (labels::USERNAME_ANNOTATION.to_owned(), owner.to_string()),
-                (labels::DISK_NAME_ANNOTATION.to_owned(), disk.to_string()),
+                (
+                    labels::DISK_NAME_ANNOTATION.to_owned(),
+                    disk.name.to_string(),
+                ),
                 (
                     labels::SNAPSHOT_RESERVATION_ANNOTATION.to_owned(),
                     reservation_id.hyphenated().to_string(),
@@ -221,22 +225,24 @@ pub fn disk_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gpudev_domain::DiskName;
     use serde_json::json;
 
     fn build() -> VolumeSnapshot {
         disk_snapshot(
             "gpu-dev",
             &Username::parse("alice").unwrap(),
-            &DiskName::parse("home").unwrap(),
+            &DiskMount {
+                name: DiskName::parse("home").unwrap(),
+                claim_name: claim(),
+            },
             Uuid::parse_str("3f2a9c1e-7b4d-4e8f-9a0b-1c2d3e4f5a6b").unwrap(),
             Some("ebs-snapshots"),
         )
     }
 
     fn claim() -> String {
-        DiskName::parse("home")
-            .unwrap()
-            .kube_name(&Username::parse("alice").unwrap())
+        "disk-alice-home-0123456789".to_owned()
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gpudev_cluster::{
-    DiskClaimSpec, JupyterToken, PodManifests, ReservationSpec, disk_claim, disk_snapshot, labels,
-    owned_by,
+    DiskClaimSpec, DiskMount, JupyterToken, PodManifests, ReservationSpec, disk_claim,
+    disk_snapshot, labels, owned_by,
 };
 use gpudev_domain::{DiskName, EnvVars, GpuCatalog, ImageRef, Username};
 use serde::Serialize;
@@ -83,10 +83,10 @@ struct Case {
 }
 
 fn spec_for(case: &Case) -> ReservationSpec {
+    let username = Username::parse(case.username).unwrap();
     ReservationSpec {
         namespace: "gpu-dev".into(),
         reservation_id: Uuid::new_v4(),
-        username: Username::parse(case.username).unwrap(),
         gpu: GpuCatalog::default().lookup(case.gpu).unwrap().clone(),
         gpu_count: case.gpu_count,
         nodes: case.nodes,
@@ -97,7 +97,14 @@ fn spec_for(case: &Case) -> ReservationSpec {
         ]))
         .unwrap(),
         authorized_keys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey user@host\n".into(),
-        disk: case.disk.map(|d| DiskName::parse(d).unwrap()),
+        disk: case.disk.map(|d| {
+            let name = DiskName::parse(d).unwrap();
+            DiskMount {
+                claim_name: name.kube_name(&username, Uuid::new_v4()),
+                name,
+            }
+        }),
+        username,
         jupyter: case
             .jupyter
             .then(|| JupyterToken::parse("0123456789abcdef0123456789abcdef").unwrap()),

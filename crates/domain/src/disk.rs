@@ -68,21 +68,22 @@ impl DiskName {
         &self.0
     }
 
-    /// The name of this disk's PersistentVolumeClaim for `owner`:
+    /// A name for the PersistentVolumeClaim of `owner`'s disk record `disk_id` when it is created:
     /// `disk-<owner>-<disk>-<hash>`, a valid DNS-1123 label of at most 63 characters.
     ///
     /// The readable parts are lower-cased, cleaned and shortened (owner to 20, disk to 26
-    /// characters); the last ten hex digits are the start of SHA-256 over `owner/disk` exactly
-    /// as given, so names that clean up alike (`Data` and `data`, or two long names sharing a
-    /// prefix) still get distinct claims. This formula names existing volumes: changing it
-    /// orphans every disk, so it is pinned by a test.
-    pub fn kube_name(&self, owner: &Username) -> String {
+    /// characters); the last ten hex digits are the start of SHA-256 over `owner/disk/disk_id`
+    /// exactly as given, so names that clean up alike (`Data` and `data`, or two long names
+    /// sharing a prefix) still get distinct claims, and so does a new disk that takes the name of
+    /// one renamed or deleted before. The name is computed once, stored with the disk, and read
+    /// from there ever after: a rename changes the disk's name, never its claim.
+    pub fn kube_name(&self, owner: &Username, disk_id: impl fmt::Display) -> String {
         const OWNER_MAX: usize = 20;
         const DISK_MAX: usize = 26;
         const HASH_HEX: usize = 10;
 
         // Neither a username nor a disk name can contain '/', so this input is unambiguous.
-        let digest = Sha256::digest(format!("{}/{}", owner.as_str(), self.0).as_bytes());
+        let digest = Sha256::digest(format!("{}/{}/{disk_id}", owner.as_str(), self.0).as_bytes());
         let hash = hex::encode(digest);
         let mut name = String::from("disk");
         for part in [
@@ -122,6 +123,9 @@ impl<'de> serde::Deserialize<'de> for DiskName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk record's id, as the database gives it.
+    const ID: &str = "6f1c2d9e-3b4a-4c5d-8e7f-0a1b2c3d4e5f";
 
     fn is_dns1123_label(s: &str) -> bool {
         let edge =
@@ -167,15 +171,22 @@ mod tests {
     }
 
     #[test]
-    fn kube_name_is_readable_for_plain_input_and_pinned() {
-        let name = disk("home").kube_name(&user("alice"));
+    fn kube_name_is_readable_for_plain_input_and_stable() {
+        let name = disk("home").kube_name(&user("alice"), ID);
         assert!(name.starts_with("disk-alice-home-"), "{name}");
         assert_eq!(name.len(), "disk-alice-home-".len() + 10);
-        // sha256("alice/home") starts with these digits; if this changes, every existing claim
-        // is orphaned.
-        let expected = &hex::encode(Sha256::digest(b"alice/home"))[..10];
+        let expected = &hex::encode(Sha256::digest(format!("alice/home/{ID}").as_bytes()))[..10];
         assert_eq!(name, format!("disk-alice-home-{expected}"));
-        assert_eq!(name, disk("home").kube_name(&user("alice")));
+        assert_eq!(name, disk("home").kube_name(&user("alice"), ID));
+    }
+
+    #[test]
+    fn a_new_disk_record_of_the_same_name_gets_another_claim() {
+        let owner = user("alice");
+        assert_ne!(
+            disk("home").kube_name(&owner, ID),
+            disk("home").kube_name(&owner, "another-disk-id")
+        );
     }
 
     #[test]
@@ -194,11 +205,11 @@ mod tests {
         ];
         for owner in owners {
             for d in disks {
-                let name = disk(d).kube_name(&user(owner));
+                let name = disk(d).kube_name(&user(owner), ID);
                 assert!(is_dns1123_label(&name), "{owner:?} {d:?} -> {name:?}");
             }
         }
-        let name = disk(&"z".repeat(63)).kube_name(&user(&"y".repeat(255)));
+        let name = disk(&"z".repeat(63)).kube_name(&user(&"y".repeat(255)), ID);
         assert!(is_dns1123_label(&name), "{name}");
         assert_eq!(name.len(), 63);
     }
@@ -206,8 +217,8 @@ mod tests {
     #[test]
     fn case_and_punctuation_differences_do_not_collide() {
         let owner = user("alice");
-        let names =
-            ["data", "Data", "DATA", "da_ta", "da-ta", "da__ta"].map(|d| disk(d).kube_name(&owner));
+        let names = ["data", "Data", "DATA", "da_ta", "da-ta", "da__ta"]
+            .map(|d| disk(d).kube_name(&owner, ID));
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
                 assert_ne!(a, b);
@@ -218,19 +229,22 @@ mod tests {
     #[test]
     fn the_same_disk_of_different_owners_gets_different_names() {
         let d = disk("home");
-        assert_ne!(d.kube_name(&user("alice")), d.kube_name(&user("Alice")));
+        assert_ne!(
+            d.kube_name(&user("alice"), ID),
+            d.kube_name(&user("Alice"), ID)
+        );
         // Long owners sharing their first 20 characters stay apart too.
         let a = format!("{}a", "x".repeat(30));
         let b = format!("{}b", "x".repeat(30));
-        assert_ne!(d.kube_name(&user(&a)), d.kube_name(&user(&b)));
+        assert_ne!(d.kube_name(&user(&a), ID), d.kube_name(&user(&b), ID));
     }
 
     #[test]
     fn owner_and_disk_boundary_is_unambiguous() {
         // "a-b" + "c" and "a" + "b-c" read alike once joined with '-'.
         assert_ne!(
-            disk("c").kube_name(&user("a-b")),
-            disk("b-c").kube_name(&user("a"))
+            disk("c").kube_name(&user("a-b"), ID),
+            disk("b-c").kube_name(&user("a"), ID)
         );
     }
 

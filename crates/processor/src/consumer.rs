@@ -10,6 +10,7 @@
 //!   it could not be started. (Other hints concern reservations that may be running fine: they
 //!   get a note in their history instead.)
 
+use gpudev_cluster::DiskMount;
 use gpudev_cluster::labels;
 use gpudev_cluster::ops;
 use gpudev_domain::ReservationStatus;
@@ -321,11 +322,17 @@ impl Processor {
                 .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
             match DiskName::parse(&disk.disk_name) {
                 Err(e) => Some(format!("disk name: {e}")),
-                Ok(name) => match self.ensure_claim(&owner, &name, disk.size_gb).await {
-                    Ok(()) => None,
-                    Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => Some(e.to_string()),
-                },
+                Ok(name) => {
+                    let mount = DiskMount {
+                        name,
+                        claim_name: disk.kube_name.clone(),
+                    };
+                    match self.ensure_claim(&owner, &mount, disk.size_gb).await {
+                        Ok(()) => None,
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
             }
         } else {
             None

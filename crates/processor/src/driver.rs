@@ -13,7 +13,7 @@ use std::num::NonZeroU32;
 use gpudev_cluster::ops::{self, ManagedObjects, OpsError, check_owner, create_or_get};
 use gpudev_cluster::owner::{adopt, is_owned_by, owner_of, ownership_patch};
 use gpudev_cluster::{
-    DiskClaimSpec, Home, JupyterToken, PodManifests, ReservationSpec, disk_claim, labels,
+    DiskClaimSpec, DiskMount, JupyterToken, PodManifests, ReservationSpec, disk_claim, labels,
     pin_to_node,
 };
 use gpudev_domain::{DiskName, EnvVars, GpuType, ImageRef, ReservationStatus, Username};
@@ -78,14 +78,17 @@ impl Processor {
     /// Creates whatever is missing of `r`'s objects.
     #[tracing::instrument(skip_all, fields(reservation_id = %r.reservation_id))]
     pub(crate) async fn drive(&self, r: &Reservation, existing: &ManagedObjects) -> Result<Driven> {
-        let spec = self.spec_for(r).await?;
-        let plans = spec
+        let mut spec = self.spec_for(r).await?;
+        let mut plans = spec
             .pod_plans()
             .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
-        if let Some(plan) = plans.first()
-            && let Home::Disk { disk_name, .. } = plan.home()
-        {
-            self.ensure_disk(r, &spec.username, disk_name).await?;
+        // The plans are checked before the disk is touched; then the disk's record (created if
+        // need be) names the claim to mount.
+        if let Some(name) = disk_name_of(r)? {
+            spec.disk = Some(self.ensure_disk(r, &spec.username, &name).await?);
+            plans = spec
+                .pod_plans()
+                .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
         }
         let id = r.reservation_id;
         let find = |name: &str| existing.pods.iter().find(|p| p.name_any() == name);
@@ -214,7 +217,8 @@ impl Processor {
     }
 
     /// Everything the builders need, from the reservation row, the catalog and the
-    /// configuration.
+    /// configuration, but for the disk: its claim comes from the disk's record
+    /// ([`Self::ensure_disk`]).
     pub(crate) async fn spec_for(&self, r: &Reservation) -> Result<ReservationSpec> {
         let config = &self.inner.config;
         let gpu_type = GpuType::parse(&r.gpu_type)
@@ -237,12 +241,6 @@ impl Processor {
         let env = EnvVars::parse(env)
             .map_err(|e| ProcessorError::Permanent(format!("environment: {e}")))?;
         let authorized_keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
-        let disk = r
-            .disk_name
-            .as_deref()
-            .map(DiskName::parse)
-            .transpose()
-            .map_err(|e| ProcessorError::Permanent(format!("disk name: {e}")))?;
         let jupyter = if r.jupyter_enabled {
             Some(self.jupyter_token(r).await?)
         } else {
@@ -260,7 +258,8 @@ impl Processor {
             image,
             env,
             authorized_keys,
-            disk,
+            // Filled in by `drive` from the disk's record, which it creates when missing.
+            disk: None,
             jupyter,
             gpu_type_label: config.gpu_type_label.clone(),
         })
@@ -284,8 +283,14 @@ impl Processor {
             .map_err(|e| ProcessorError::Permanent(format!("stored Jupyter token: {e}")))
     }
 
-    /// Makes sure the user's disk exists (row and claim) and is attached to `r`.
-    async fn ensure_disk(&self, r: &Reservation, owner: &Username, name: &DiskName) -> Result<()> {
+    /// Makes sure the user's disk exists (row and claim) and is attached to `r`; returns it with
+    /// the claim its record names.
+    async fn ensure_disk(
+        &self,
+        r: &Reservation,
+        owner: &Username,
+        name: &DiskName,
+    ) -> Result<DiskMount> {
         let config = &self.inner.config;
         let leader = self.leader()?;
         let disk = {
@@ -300,16 +305,16 @@ impl Processor {
                         .disk_size_gb
                         .unwrap_or(i32::try_from(config.default_disk_size_gb).unwrap_or(100));
                     let client = leader.lock().await?;
-                    match disks::create(
-                        &*client,
-                        r.user_id,
-                        name.as_str(),
-                        &name.kube_name(owner),
-                        size,
-                        None,
-                    )
-                    .await
-                    {
+                    let disk_id = Uuid::new_v4();
+                    let new = disks::NewDisk {
+                        disk_id,
+                        user_id: r.user_id,
+                        disk_name: name.as_str(),
+                        kube_name: &name.kube_name(owner, disk_id),
+                        size_gb: size,
+                        operation_id: None,
+                    };
+                    match disks::create(&*client, &new).await {
                         Ok(d) => d,
                         Err(StoreError::Conflict(_)) => {
                             disks::get(&*client, r.user_id, name.as_str())
@@ -354,21 +359,26 @@ impl Processor {
                 "disk {name} changed while being attached"
             )));
         }
-        self.ensure_claim(owner, name, disk.size_gb).await
+        let mount = DiskMount {
+            name: name.clone(),
+            claim_name: disk.kube_name,
+        };
+        self.ensure_claim(owner, &mount, disk.size_gb).await?;
+        Ok(mount)
     }
 
     /// Creates the user's disk claim unless it exists.
     pub(crate) async fn ensure_claim(
         &self,
         owner: &Username,
-        name: &DiskName,
+        disk: &DiskMount,
         size_gb: i32,
     ) -> Result<()> {
         let config = &self.inner.config;
         let api: Api<PersistentVolumeClaim> =
             Api::namespaced(self.inner.kube.clone(), &config.namespace);
-        let claim_name = name.kube_name(owner);
-        if ops::get_opt(&api, &claim_name).await?.is_some() {
+        let claim_name = &disk.claim_name;
+        if ops::get_opt(&api, claim_name).await?.is_some() {
             return Ok(());
         }
         let size = u32::try_from(size_gb)
@@ -378,7 +388,7 @@ impl Processor {
         let claim = disk_claim(
             &config.namespace,
             owner,
-            name,
+            disk,
             &DiskClaimSpec {
                 storage_class: config.storage_class.clone(),
                 size_gib: size,
@@ -387,9 +397,9 @@ impl Processor {
         );
         match api.create(&kube::api::PostParams::default(), &claim).await {
             Ok(_) => Ok(()),
-            // Same deterministic name: the owner's claim of that disk.
+            // The name comes from the disk's record: whoever created it made this disk's claim.
             Err(e) if ops::is_already_exists(&e) => Ok(()),
-            Err(e) => Err(OpsError::kube("create", "PersistentVolumeClaim", &claim_name, e).into()),
+            Err(e) => Err(OpsError::kube("create", "PersistentVolumeClaim", claim_name, e).into()),
         }
     }
 
@@ -607,4 +617,13 @@ fn started_with_jupyter(pod: &Pod) -> bool {
                 .any(|e| e.name == "GPUDEV_JUPYTER" && e.value.as_deref() == Some("1"))
         })
     })
+}
+
+/// The disk a reservation asks for, if any.
+fn disk_name_of(r: &Reservation) -> Result<Option<DiskName>> {
+    r.disk_name
+        .as_deref()
+        .map(DiskName::parse)
+        .transpose()
+        .map_err(|e| ProcessorError::Permanent(format!("disk name: {e}")))
 }

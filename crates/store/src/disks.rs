@@ -73,22 +73,42 @@ fn from_row(r: &Row) -> Disk {
     }
 }
 
+/// A disk record to create.
+#[derive(Debug, Clone)]
+pub struct NewDisk<'a> {
+    /// Its id, chosen by the caller so that the claim name can be derived from it.
+    pub disk_id: Uuid,
+    /// The owner.
+    pub user_id: i64,
+    /// The name the owner gave it.
+    pub disk_name: &'a str,
+    /// Its PersistentVolumeClaim's name (`DiskName::kube_name` of the owner and `disk_id`),
+    /// fixed for the life of the disk: renames do not change it.
+    pub kube_name: &'a str,
+    /// Size in GB.
+    pub size_gb: i32,
+    /// The operation that tracks the creation, completed by the processor.
+    pub operation_id: Option<Uuid>,
+}
+
 /// Creates a disk record; a live disk of the same name for the same owner is a conflict. With an
 /// `operation_id` the creation is tracked as a pending operation the processor completes.
-pub async fn create(
-    db: &impl Db,
-    user_id: i64,
-    disk_name: &str,
-    kube_name: &str,
-    size_gb: i32,
-    operation_id: Option<Uuid>,
-) -> Result<Disk, StoreError> {
+pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError> {
+    let disk_name = new.disk_name;
     let res = db
         .query_one(
-            "INSERT INTO disks (user_id, disk_name, kube_name, size_gb, operation_id, operation_status) \
-             VALUES ($1, $2, $3, $4, $5, CASE WHEN $5::uuid IS NULL THEN NULL ELSE 'pending' END) \
+            "INSERT INTO disks (disk_id, user_id, disk_name, kube_name, size_gb, operation_id, \
+               operation_status) \
+             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::uuid IS NULL THEN NULL ELSE 'pending' END) \
              RETURNING disk_id",
-            &[&user_id, &disk_name, &kube_name, &size_gb, &operation_id],
+            &[
+                &new.disk_id,
+                &new.user_id,
+                &disk_name,
+                &new.kube_name,
+                &new.size_gb,
+                &new.operation_id,
+            ],
         )
         .await;
     let id: Uuid = match res {

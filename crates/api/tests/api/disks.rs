@@ -268,3 +268,62 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         .get(0);
     assert_eq!(audit, 4, "two creates, a rename and a delete are audited");
 }
+
+#[tokio::test]
+async fn a_renamed_or_deleted_disks_name_can_be_given_to_a_new_disk_with_its_own_claim() {
+    let app = spawn_app().await;
+    let (alice, key) = app.user_with_key("alice", Role::User).await;
+    let created = app
+        .post("/v1/disks", &key, json!({"disk_name": "home"}))
+        .await;
+    assert_eq!(created.status(), 200);
+    let renamed = app
+        .post(
+            "/v1/disks/home/rename",
+            &key,
+            json!({"new_name": "old-home"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+
+    let (again, body) = status_json(
+        app.post("/v1/disks", &key, json!({"disk_name": "home"}))
+            .await,
+    )
+    .await;
+    assert_eq!(again, 200, "the name is free after the rename: {body}");
+    let deleted = app
+        .call(Method::DELETE, "/v1/disks/home", Some(&key), None)
+        .await;
+    assert_eq!(deleted.status(), 200);
+    let (third, body) = status_json(
+        app.post("/v1/disks", &key, json!({"disk_name": "home"}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        third, 200,
+        "the name is free while the deleted disk waits for its purge: {body}"
+    );
+
+    let client = app.db.connect().await;
+    let claims: Vec<String> = client
+        .query(
+            "SELECT kube_name FROM disks WHERE user_id = $1 ORDER BY created_at",
+            &[&alice.user_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(claims.len(), 3);
+    assert!(
+        claims[0] != claims[1] && claims[1] != claims[2] && claims[0] != claims[2],
+        "each disk has its own claim: {claims:?}"
+    );
+    let old = store_disks::get(&client, alice.user_id, "old-home")
+        .await
+        .unwrap();
+    assert_eq!(old.kube_name, claims[0], "a rename keeps the claim");
+}

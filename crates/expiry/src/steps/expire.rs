@@ -10,7 +10,7 @@
 //! creating a snapshot of the same (deterministic) name change nothing.
 
 use futures::StreamExt;
-use gpudev_cluster::{disk_snapshot, labels, names};
+use gpudev_cluster::{DiskMount, disk_snapshot, names};
 use gpudev_domain::{DiskName, ReservationStatus, Username};
 use gpudev_store::expiry::{self as store, ActiveReservation};
 use gpudev_store::reservations::{self, Transition};
@@ -129,15 +129,13 @@ impl<N: PodNotifier> Expiry<N> {
                 .map_err(|e| StepError::Corrupt(format!("owner of disk {}: {e}", disk.disk_id)))?;
             let name = DiskName::parse(&disk.disk_name)
                 .map_err(|e| StepError::Corrupt(format!("disk {}: {e}", disk.disk_id)))?;
-            let mut snapshot =
-                disk_snapshot(ns, &owner, &name, id, self.cfg.snapshot_class.as_deref());
-            // The claim that exists is the one the database names.
+            let mount = DiskMount {
+                name,
+                claim_name: disk.kube_name.clone(),
+            };
+            let snapshot =
+                disk_snapshot(ns, &owner, &mount, id, self.cfg.snapshot_class.as_deref());
             let snapshot_name = names::snapshot_name(&disk.kube_name, id);
-            snapshot.metadata.name = Some(snapshot_name.clone());
-            snapshot.spec.source.persistent_volume_claim_name = Some(disk.kube_name.clone());
-            if let Some(l) = snapshot.metadata.labels.as_mut() {
-                l.insert(labels::DISK_CLAIM.to_owned(), disk.kube_name.clone());
-            }
             if k8s::create_snapshot(&self.kube, ns, &snapshot).await? {
                 ended.snapshots_created += 1;
             }

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gpudev_cluster::{DiskClaimSpec, disk_claim, labels};
+use gpudev_cluster::{DiskClaimSpec, DiskMount, disk_claim, labels};
 use gpudev_domain::{DiskName, ReservationStatus, Username};
 use gpudev_expiry::{Config, Expiry, Notice, NotifyError, PodNotifier, Report};
 use gpudev_store::reservations::{self, NewReservation, Transition};
@@ -293,14 +293,24 @@ impl Env {
     /// A disk of the reservation's owner, with its claim in the cluster.
     pub async fn disk(&self, made: &Made, name: &str) -> Uuid {
         let disk_name = DiskName::parse(name).unwrap();
-        let kube_name = disk_name.kube_name(&made.user);
-        let disk = disks::create(&self.client, made.user_id, name, &kube_name, 100, None)
-            .await
-            .unwrap();
+        let disk_id = Uuid::new_v4();
+        let kube_name = disk_name.kube_name(&made.user, disk_id);
+        let new = disks::NewDisk {
+            disk_id,
+            user_id: made.user_id,
+            disk_name: name,
+            kube_name: &kube_name,
+            size_gb: 100,
+            operation_id: None,
+        };
+        let disk = disks::create(&self.client, &new).await.unwrap();
         let claim = disk_claim(
             NS,
             &made.user,
-            &disk_name,
+            &DiskMount {
+                name: disk_name,
+                claim_name: kube_name,
+            },
             &DiskClaimSpec {
                 storage_class: Some("gp3".into()),
                 size_gib: NonZeroU32::new(100).unwrap(),
@@ -310,6 +320,18 @@ impl Env {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.fake.client(), NS);
         api.create(&PostParams::default(), &claim).await.unwrap();
         disk.disk_id
+    }
+
+    /// The claim name the database records for a disk.
+    pub async fn claim_of(&self, disk_id: Uuid) -> String {
+        self.client
+            .query_one(
+                "SELECT kube_name FROM disks WHERE disk_id = $1",
+                &[&disk_id],
+            )
+            .await
+            .unwrap()
+            .get(0)
     }
 
     pub fn exists(&self, resource: &str, name: &str) -> bool {

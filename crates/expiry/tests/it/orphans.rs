@@ -32,7 +32,7 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
     let foreign = std::collections::BTreeMap::from([("app".to_owned(), "web".to_owned())]);
     env.create_secret("web-credentials", &foreign, None).await;
     let claim_owner = env.reservation("carol", ReservationStatus::Cancelled).await;
-    env.disk(&claim_owner, "home").await;
+    let claim_disk = env.disk(&claim_owner, "home").await;
 
     let report = env.run().await;
 
@@ -92,9 +92,7 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
     assert!(!env.exists("pods", &ghost_pod));
     assert!(!env.exists("services", "stray-ssh"));
     assert!(env.exists("secrets", "web-credentials"));
-    let claim = gpudev_domain::DiskName::parse("home")
-        .unwrap()
-        .kube_name(&claim_owner.user);
+    let claim = env.claim_of(claim_disk).await;
     assert!(
         env.exists("persistentvolumeclaims", &claim),
         "disks outlive reservations"

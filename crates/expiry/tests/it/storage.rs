@@ -1,6 +1,6 @@
 //! Snapshot bookkeeping and the removal of soft-deleted disks.
 
-use gpudev_cluster::{VolumeSnapshot, disk_snapshot};
+use gpudev_cluster::{DiskMount, VolumeSnapshot, disk_snapshot};
 use gpudev_domain::{DiskName, ReservationStatus};
 use gpudev_store::disks;
 use kube::Api;
@@ -14,13 +14,11 @@ async fn snapshot(env: &Env, made: &Made, disk_id: Uuid, hours_ago: i32, ready: 
     let of = env
         .reservation(made.user.as_str(), ReservationStatus::Cancelled)
         .await;
-    let vs = disk_snapshot(
-        NS,
-        &made.user,
-        &DiskName::parse("home").unwrap(),
-        of.id,
-        None,
-    );
+    let home = DiskMount {
+        name: DiskName::parse("home").unwrap(),
+        claim_name: env.claim_of(disk_id).await,
+    };
+    let vs = disk_snapshot(NS, &made.user, &home, of.id, None);
     let api: Api<VolumeSnapshot> = Api::namespaced(env.fake.client(), NS);
     api.create(&PostParams::default(), &vs).await.unwrap();
     let name = vs.metadata.name.unwrap();
@@ -143,8 +141,8 @@ async fn a_soft_deleted_disk_past_its_date_loses_its_claim_and_snapshots_and_is_
 
     assert_eq!(report.summary.disks_purged, 1);
     assert_eq!(again.summary.disks_purged, 0);
-    let home = DiskName::parse("home").unwrap().kube_name(&owner.user);
-    let scratch = DiskName::parse("scratch").unwrap().kube_name(&owner.user);
+    let home = env.claim_of(due).await;
+    let scratch = env.claim_of(later).await;
     assert!(!env.exists("persistentvolumeclaims", &home));
     for s in &snaps {
         assert!(!env.exists("volumesnapshots", s), "{s}");

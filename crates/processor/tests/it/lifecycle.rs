@@ -201,6 +201,72 @@ async fn a_reservation_with_a_disk_gets_its_claim_and_gives_the_disk_back_when_c
     );
 }
 
+fn one_l4_with_disk(disk: &'static str) -> Ask {
+    Ask {
+        disk: Some(disk),
+        ..Ask::gpus("l4", 1)
+    }
+}
+
+#[tokio::test]
+async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_disk() {
+    let env = env().await;
+    env.fake.seed_nodes("l4", 1, 4);
+    let alice = env.user("alice").await;
+    let p = env.leader().await;
+    let first = env.submit(&alice, one_l4_with_disk("home")).await;
+    p.process_once().await.unwrap();
+    let claim = env.objects("persistentvolumeclaims")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.cancel(first).await;
+    p.process_once().await.unwrap();
+
+    let db = env.db.connect().await;
+    gpudev_store::disks::rename(&db, alice.id, "home", "work")
+        .await
+        .unwrap();
+    let second = env.submit(&alice, one_l4_with_disk("work")).await;
+    p.process_once().await.unwrap();
+    let claims = env.objects("persistentvolumeclaims");
+    assert_eq!(claims.len(), 1, "no new, empty claim for the renamed disk");
+    let pod = env
+        .objects("pods")
+        .into_iter()
+        .find(|pod| pod["metadata"]["labels"]["gpudev.io/reservation-id"] == second.to_string())
+        .expect("the second reservation's pod");
+    let mounted: Vec<&str> = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .collect();
+    assert_eq!(
+        mounted,
+        [claim.as_str()],
+        "the same volume, under its new name"
+    );
+    env.cancel(second).await;
+    p.process_once().await.unwrap();
+
+    // The old name is free: a reservation asking for "home" gets a new disk of its own.
+    let third = env.submit(&alice, one_l4_with_disk("home")).await;
+    p.process_once().await.unwrap();
+    let home = gpudev_store::disks::get(&db, alice.id, "home")
+        .await
+        .unwrap();
+    assert_eq!(home.reservation_id, Some(third));
+    assert_ne!(home.kube_name, claim);
+    let names: Vec<String> = env
+        .objects("persistentvolumeclaims")
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&home.kube_name) && names.contains(&claim));
+}
+
 #[tokio::test]
 async fn secrets_carry_keys_and_env_values_that_the_pod_only_references() {
     let env = env().await;

@@ -16,9 +16,17 @@ async fn a_disk_create_hint_makes_the_claim_and_completes_the_operation() {
     let op = Uuid::new_v4();
     let owner = Username::parse("alice").unwrap();
     let name = DiskName::parse("data").unwrap();
-    let disk = disks::create(&db, alice.id, "data", &name.kube_name(&owner), 50, Some(op))
-        .await
-        .unwrap();
+    let disk_id = Uuid::new_v4();
+    let claim = name.kube_name(&owner, disk_id);
+    let new = disks::NewDisk {
+        disk_id,
+        user_id: alice.id,
+        disk_name: "data",
+        kube_name: &claim,
+        size_gb: 50,
+        operation_id: Some(op),
+    };
+    let disk = disks::create(&db, &new).await.unwrap();
     env.send_raw(serde_json::json!({
         "action": "disk_create", "operation_id": op, "disk_id": disk.disk_id,
         "disk_name": "data", "username": "alice", "size_gb": 50,
@@ -30,10 +38,7 @@ async fn a_disk_create_hint_makes_the_claim_and_completes_the_operation() {
     assert_eq!(outcome.archived, 1);
     let claims = env.objects("persistentvolumeclaims");
     assert_eq!(claims.len(), 1);
-    assert_eq!(
-        claims[0]["metadata"]["name"],
-        name.kube_name(&owner).as_str()
-    );
+    assert_eq!(claims[0]["metadata"]["name"], claim.as_str());
     assert_eq!(
         claims[0]["spec"]["resources"]["requests"]["storage"],
         "50Gi"

@@ -12,17 +12,37 @@ use uuid::Uuid;
 
 use crate::common::{reservation_for, user};
 
+/// A disk record with a fresh id.
+async fn create_disk(
+    db: &impl gpudev_store::Db,
+    user_id: i64,
+    disk_name: &str,
+    kube_name: &str,
+    size_gb: i32,
+    operation_id: Option<Uuid>,
+) -> Result<disks::Disk, StoreError> {
+    let new = disks::NewDisk {
+        disk_id: Uuid::new_v4(),
+        user_id,
+        disk_name,
+        kube_name,
+        size_gb,
+        operation_id,
+    };
+    disks::create(db, &new).await
+}
+
 #[tokio::test]
 async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_protected() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let alice = user(&client, "alice").await;
     let bob = user(&client, "bob").await;
-    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100, None)
+    let disk = create_disk(&client, alice.user_id, "home", "disk-alice-home", 100, None)
         .await
         .unwrap();
 
-    let dup = disks::create(
+    let dup = create_disk(
         &client,
         alice.user_id,
         "home",
@@ -31,7 +51,7 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
         None,
     )
     .await;
-    let bobs = disks::create(&client, bob.user_id, "home", "disk-bob-home", 100, None).await;
+    let bobs = create_disk(&client, bob.user_id, "home", "disk-bob-home", 100, None).await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     assert!(bobs.is_ok(), "names are per owner");
 
@@ -99,7 +119,7 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
     ));
     // The name is free again once the old disk is soft-deleted.
     assert!(
-        disks::create(
+        create_disk(
             &client,
             alice.user_id,
             "work",
@@ -117,7 +137,7 @@ async fn snapshots_are_counted_once_ready() {
     let db = gpudev_testkit::test_db().await;
     let client = db.connect().await;
     let alice = user(&client, "alice").await;
-    let disk = disks::create(&client, alice.user_id, "home", "disk-alice-home", 100, None)
+    let disk = create_disk(&client, alice.user_id, "home", "disk-alice-home", 100, None)
         .await
         .unwrap();
 
@@ -312,7 +332,7 @@ async fn a_disk_operation_is_pending_until_the_processor_finishes_it_once() {
     let client = db.connect().await;
     let alice = user(&client, "alice").await;
     let op = Uuid::new_v4();
-    let disk = disks::create(
+    let disk = create_disk(
         &client,
         alice.user_id,
         "home",

@@ -55,16 +55,16 @@ pub async fn create_disk(
     let op = Uuid::new_v4();
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let disk = disks::create(
-        &tx,
-        caller.user_id,
-        name.as_str(),
-        &name.kube_name(&owner),
-        size as i32,
-        Some(op),
-    )
-    .await
-    .map_err(|e| match e {
+    let disk_id = Uuid::new_v4();
+    let new = disks::NewDisk {
+        disk_id,
+        user_id: caller.user_id,
+        disk_name: name.as_str(),
+        kube_name: &name.kube_name(&owner, disk_id),
+        size_gb: size as i32,
+        operation_id: Some(op),
+    };
+    let disk = disks::create(&tx, &new).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::conflict(
             "disk_exists",
             format!("Disk '{}' already exists", name.as_str()),
