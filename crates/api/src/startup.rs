@@ -51,7 +51,13 @@ impl Application {
     /// Connects to the database, checks the queue, binds both listeners (port 0 picks a free
     /// port) and prepares the servers.
     pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
-        let db_cfg = config.db.clone().with_application_name("gpudev-api");
+        // Generic plans: every statement the API runs is planned once per connection (see
+        // `DbConfig::with_generic_plans` for what that asks of the statements).
+        let db_cfg = config
+            .db
+            .clone()
+            .with_application_name("gpudev-api")
+            .with_generic_plans();
         let pool = gpudev_store::connect_pool(&db_cfg).await?;
         warm(&pool).await;
         {

@@ -200,16 +200,29 @@ pub async fn touch(db: &impl Db, key_id: i64) -> Result<(), StoreError> {
 
 /// Keys, newest first; all users' keys when `user` is `None`.
 pub async fn list(db: &impl Db, user: Option<&User>) -> Result<Vec<KeyRecord>, StoreError> {
-    let user_id = user.map(|u| u.user_id);
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM api_keys k JOIN users u USING (user_id) \
-                 WHERE $1::bigint IS NULL OR k.user_id = $1 ORDER BY k.created_at DESC, k.key_id DESC"
-            ),
-            &[&user_id],
-        )
-        .await?;
+    // One text per case: a plan made without knowing the user could not use the user index.
+    let rows = match user {
+        Some(u) => {
+            db.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM api_keys k JOIN users u USING (user_id) \
+                     WHERE k.user_id = $1 ORDER BY k.created_at DESC, k.key_id DESC"
+                ),
+                &[&u.user_id],
+            )
+            .await?
+        }
+        None => {
+            db.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM api_keys k JOIN users u USING (user_id) \
+                     ORDER BY k.created_at DESC, k.key_id DESC"
+                ),
+                &[],
+            )
+            .await?
+        }
+    };
     Ok(rows.iter().map(from_row).collect())
 }
 

@@ -4,6 +4,7 @@ use crate::{Db, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 /// One audit entry to write.
 #[derive(Debug, Clone, Default)]
@@ -92,29 +93,15 @@ pub async fn recent(
     actor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let rows = db
-        .query(
-            "SELECT audit_id, occurred_at, actor, auth_method, auth_issuer, action, target_type, \
-               target_id, outcome, details FROM audit_log \
-             WHERE $1::text IS NULL OR actor = $1 ORDER BY audit_id DESC LIMIT $2",
-            &[&actor, &limit],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| AuditRecord {
-            audit_id: r.get(0),
-            occurred_at: r.get(1),
-            actor: r.get(2),
-            auth_method: r.get(3),
-            auth_issuer: r.get(4),
-            action: r.get(5),
-            target_type: r.get(6),
-            target_id: r.get(7),
-            outcome: r.get(8),
-            details: r.get(9),
-        })
-        .collect())
+    search(
+        db,
+        &AuditFilter {
+            actor: actor.map(str::to_owned),
+            limit,
+            ..AuditFilter::default()
+        },
+    )
+    .await
 }
 
 /// Filter for [`search`].
@@ -142,27 +129,44 @@ pub async fn search(db: &impl Db, f: &AuditFilter) -> Result<Vec<AuditRecord>, S
         .filter(|a| a.ends_with('.'))
         .map(|a| format!("{}%", a.replace('%', "").replace('_', "\\_")));
     let action_exact = f.action.as_deref().filter(|a| !a.ends_with('.'));
-    let rows = db
-        .query(
-            "SELECT audit_id, occurred_at, actor, auth_method, auth_issuer, action, target_type, \
-               target_id, outcome, details FROM audit_log \
-             WHERE ($1::text IS NULL OR actor = $1) \
-               AND ($2::text IS NULL OR action = $2) \
-               AND ($3::text IS NULL OR action LIKE $3) \
-               AND ($4::timestamptz IS NULL OR occurred_at >= $4) \
-               AND ($5::timestamptz IS NULL OR occurred_at < $5) \
-             ORDER BY audit_id DESC LIMIT $6 OFFSET $7",
-            &[
-                &f.actor,
-                &action_exact,
-                &action_prefix,
-                &f.from,
-                &f.to,
-                &f.limit,
-                &f.offset,
-            ],
-        )
-        .await?;
+    // Only the filters given appear in the statement (one text per combination, at most 16), so
+    // each text's plan fits its filters whatever the parameter values.
+    let mut conditions: Vec<String> = Vec::new();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(actor) = &f.actor {
+        params.push(actor);
+        conditions.push(format!("actor = ${}", params.len()));
+    }
+    if let Some(action) = &action_exact {
+        params.push(action);
+        conditions.push(format!("action = ${}", params.len()));
+    } else if let Some(prefix) = &action_prefix {
+        params.push(prefix);
+        conditions.push(format!("action LIKE ${}", params.len()));
+    }
+    if let Some(from) = &f.from {
+        params.push(from);
+        conditions.push(format!("occurred_at >= ${}", params.len()));
+    }
+    if let Some(to) = &f.to {
+        params.push(to);
+        conditions.push(format!("occurred_at < ${}", params.len()));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    params.push(&f.limit);
+    params.push(&f.offset);
+    let sql = format!(
+        "SELECT audit_id, occurred_at, actor, auth_method, auth_issuer, action, target_type, \
+           target_id, outcome, details FROM audit_log {filter} \
+         ORDER BY audit_id DESC LIMIT ${} OFFSET ${}",
+        params.len() - 1,
+        params.len()
+    );
+    let rows = db.query(&sql, &params).await?;
     Ok(rows
         .iter()
         .map(|r| AuditRecord {

@@ -112,6 +112,25 @@ impl DbConfig {
         self.pg.application_name(name);
         self
     }
+
+    /// Makes every prepared statement on these connections run a generic plan, made once per
+    /// connection, instead of one planned afresh for each call's parameters.
+    ///
+    /// PostgreSQL plans a prepared statement anew for each of its first five calls and then keeps
+    /// doing so whenever the generic plan looks costlier than those; for `LIMIT $n` it always
+    /// does (it guesses a tenth of the rows for an unknown limit), so a page of a list was
+    /// planned on every request, and planning cost more than running it. The price is that a
+    /// statement must not depend on its parameters to find a good plan: no
+    /// `$1 IS NULL OR col = $1` filters that only an index on `col` can serve (write one
+    /// statement per case instead, as the repositories do). Options already in the URL are kept.
+    pub fn with_generic_plans(mut self) -> Self {
+        let options = match self.pg.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c plan_cache_mode=force_generic_plan"),
+            _ => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        self.pg.options(&options);
+        self
+    }
 }
 
 fn parse_range(

@@ -9,6 +9,11 @@
 //!
 //! Only constant SQL (or SQL built from constants) goes through here: the cache holds one
 //! statement per distinct text for the life of the connection.
+//!
+//! The API's connections also run every cached statement with one generic plan
+//! ([`crate::DbConfig::with_generic_plans`]), so a statement must find a good plan without its
+//! parameter values: where a filter is optional, write one text per case rather than
+//! `$1 IS NULL OR col = $1`.
 
 use std::future::Future;
 

@@ -670,16 +670,31 @@ pub async fn find_by_prefix(
         return Ok(Vec::new());
     }
     let pattern = format!("{clean}%");
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
-                 WHERE r.reservation_id::text LIKE $1 AND ($2::bigint IS NULL OR r.user_id = $2) \
-                 ORDER BY r.created_at DESC LIMIT $3"
-            ),
-            &[&pattern, &owner, &limit],
-        )
-        .await?;
+    // One text per case: a plan made without knowing the owner could not read only the owner's
+    // reservations from the user index.
+    let rows = match owner {
+        Some(owner) => {
+            db.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                     WHERE r.user_id = $2 AND r.reservation_id::text LIKE $1 \
+                     ORDER BY r.created_at DESC LIMIT $3"
+                ),
+                &[&pattern, &owner, &limit],
+            )
+            .await?
+        }
+        None => {
+            db.query(
+                &format!(
+                    "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                     WHERE r.reservation_id::text LIKE $1 ORDER BY r.created_at DESC LIMIT $2"
+                ),
+                &[&pattern, &limit],
+            )
+            .await?
+        }
+    };
     rows.iter().map(from_row).collect()
 }
 
