@@ -1,20 +1,22 @@
 //! Audit records for state-changing calls: who, what, on which resource, the request id, the client
 //! address and the outcome. Never a secret.
 
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use gpudev_store::audit::{self, AuditEntry};
 use serde_json::Value;
 use std::future::{Ready, ready};
 
 use crate::auth::Caller;
 use crate::middleware::RequestId;
+use crate::state::AppState;
 
 /// Request facts every audit record carries; extract it in a handler with `ctx: RequestCtx`.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCtx {
     /// The request id.
     pub request_id: Option<String>,
-    /// The client's address (the peer address; set `X-Forwarded-For` handling at the ingress).
+    /// The client's address: the peer, or the client a trusted proxy reports
+    /// ([`crate::client_ip`]).
     pub client_addr: Option<String>,
     /// The client's IP, for per-address rate limits.
     pub client_ip: Option<std::net::IpAddr>,
@@ -25,11 +27,22 @@ impl FromRequest for RequestCtx {
     type Future = Ready<Result<Self, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let peer = req.peer_addr();
+        let client = req
+            .peer_addr()
+            .map(|peer| match req.app_data::<web::Data<AppState>>() {
+                Some(state) if !state.config.trusted_proxies.is_empty() => {
+                    let forwarded = req
+                        .headers()
+                        .get_all("x-forwarded-for")
+                        .filter_map(|v| v.to_str().ok());
+                    state.config.trusted_proxies.client(peer.ip(), forwarded)
+                }
+                _ => peer.ip(),
+            });
         ready(Ok(RequestCtx {
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-            client_addr: peer.map(|p| p.ip().to_string()),
-            client_ip: peer.map(|p| p.ip()),
+            client_addr: client.map(|ip| ip.to_string()),
+            client_ip: client,
         }))
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use gpudev_domain::{GpuCatalog, ImageRef, Limits};
 use gpudev_store::{ConfigError, DbConfig, Queue};
 
+use crate::client_ip::TrustedProxies;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -62,6 +64,9 @@ pub struct ApiConfig {
     pub rate_limit_burst: u32,
     /// `LOGIN_RATE_LIMIT_PER_MINUTE` (10): login attempts per minute per client IP.
     pub login_rate_limit_per_minute: u32,
+    /// `TRUSTED_PROXIES` (comma-separated addresses and CIDR networks; empty = none): peers
+    /// whose `X-Forwarded-For` names the client, for per-address limits and the audit log.
+    pub trusted_proxies: TrustedProxies,
     /// `CORS_ALLOWED_ORIGINS` (comma-separated; empty = CORS closed).
     pub cors_allowed_origins: Vec<String>,
     /// `KEY_CACHE_SECONDS` (30, 0–300): how long a verified key is trusted without a lookup while
@@ -184,6 +189,8 @@ impl ApiConfig {
             rate_limit_per_minute: int(&get, "RATE_LIMIT_PER_MINUTE", 120, 1, 1_000_000)?,
             rate_limit_burst: int(&get, "RATE_LIMIT_BURST", 30, 0, 1_000_000)?,
             login_rate_limit_per_minute: int(&get, "LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1, 100_000)?,
+            trusted_proxies: TrustedProxies::parse(&get("TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
             cors_allowed_origins: list("CORS_ALLOWED_ORIGINS"),
             key_cache_ttl: Duration::from_secs(int(&get, "KEY_CACHE_SECONDS", 30, 0, 300)?.into()),
             shutdown_drain: Duration::from_secs(

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 mod cors;
 pub mod error;

@@ -458,3 +458,72 @@ async fn a_tampered_or_stale_presigned_request_is_401() {
     let (status, body) = aws_iam(&app, future).await;
     assert_eq!(status, 401, "{body}");
 }
+
+/// A login attempt with well-formed but unknown credentials (STS refuses them: 401), sent as if
+/// through a proxy.
+async fn login_via(app: &TestApp, forwarded_for: &str) -> u16 {
+    app.http
+        .post(format!("{}/v1/auth/aws-login", app.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"aws_access_key_id": "AKIA".repeat(4), "aws_secret_access_key": "s".repeat(40)}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_login_limits_count_each_forwarded_client_apart() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(
+        &moto,
+        &[
+            ("LOGIN_RATE_LIMIT_PER_MINUTE", "2"),
+            ("TRUSTED_PROXIES", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    // The client forged the first entry; the proxy (the test, on loopback) appended the second.
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        first.push(login_via(&app, "198.51.100.1, 203.0.113.1").await);
+    }
+    assert_eq!(
+        first,
+        [401, 401, 429],
+        "203.0.113.1 has used its two attempts"
+    );
+    assert_eq!(
+        login_via(&app, "198.51.100.1, 203.0.113.2").await,
+        401,
+        "another client behind the same proxy has its own limit"
+    );
+    let client = app.db.connect().await;
+    let addrs: Vec<String> = client
+        .query(
+            "SELECT client_addr FROM audit_log WHERE action = 'login' ORDER BY audit_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        addrs,
+        ["203.0.113.1", "203.0.113.1", "203.0.113.2"],
+        "refusals are recorded under the client's address, never the forged one"
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_for_header_cannot_dodge_the_login_limit() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[("LOGIN_RATE_LIMIT_PER_MINUTE", "2")]).await;
+    let mut statuses = Vec::new();
+    for n in 1..=3 {
+        statuses.push(login_via(&app, &format!("203.0.113.{n}")).await);
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+}
