@@ -202,7 +202,7 @@ impl ApiConfig {
             disk_delete_grace_days: int(&get, "DISK_DELETE_GRACE_DAYS", 30, 1, 365)?,
             default_disk_size_gb: int(&get, "DEFAULT_DISK_SIZE_GB", 100, 10, 10_000)?,
             gpu_hourly_prices,
-            oidc_issuers: parse_issuers(get(crate::oidc::config::ISSUERS_VAR).as_deref())?,
+            oidc_issuers: parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?,
             oidc_timeout: Duration::from_secs(int(&get, "OIDC_TIMEOUT_SECONDS", 5, 1, 60)?.into()),
             oidc_jwks_min_refresh: Duration::from_secs(
                 int(&get, "OIDC_JWKS_MIN_REFRESH_SECONDS", 30, 0, 3600)?.into(),
