@@ -67,6 +67,12 @@ fn unverified_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The configured issuer a token claims to come from (unverified), for recording refusals.
+pub fn claimed_issuer(provider: &OidcProvider, token: &str) -> Option<String> {
+    let iss = unverified_issuer(token)?;
+    provider.find(&iss).map(|i| i.config.issuer.clone())
+}
+
 /// Checks that `jwk` may verify a signature made with `alg`: its type (and curve) must fit the
 /// algorithm, and the algorithm and use it declares, if any, must be these.
 pub fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {

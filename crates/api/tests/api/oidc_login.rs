@@ -175,6 +175,17 @@ async fn bad_tokens_are_refused_with_401_and_nothing_is_written() {
         .unwrap()
         .get(0);
     assert!(denied >= 12, "{denied}");
+    // With the issuer the token claimed, when that one is trusted.
+    let expired_rows: i64 = db
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND auth_issuer = $1 \
+             AND details->>'reason' = 'token_expired'",
+            &[&issuer.url()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(expired_rows, 1);
 }
 
 #[tokio::test]

@@ -98,11 +98,13 @@ async fn login(
         Ok(identity) => identity,
         Err(rejection) => {
             if let Rejection::Invalid(code, _) | Rejection::Missing(code, _) = &rejection {
+                // The issuer is recorded when the token names a trusted one, verified or not.
+                let issuer = oidc::verify::claimed_issuer(&state.oidc, &body.id_token);
                 issue_key::refuse(
                     state,
                     ctx,
                     METHOD,
-                    None,
+                    issuer.as_deref(),
                     "anonymous",
                     code,
                     serde_json::json!({}),
