@@ -84,6 +84,8 @@ async fn a_valid_token_gives_a_key_that_works_on_me() {
     let (status, me) = status_json(app.get("/v1/me", key).await).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["username"], "alice");
+    assert_eq!(me["current_key"]["auth_method"], "oidc");
+    assert_eq!(me["current_key"]["auth_issuer"], issuer.url());
     let db = app.db.connect().await;
     let user = users::get_by_name(&db, "alice").await.unwrap();
     assert_eq!(user.oidc_issuer.as_deref(), Some(issuer.url()));
