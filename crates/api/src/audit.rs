@@ -63,12 +63,27 @@ pub struct Audit<'a> {
 }
 
 /// Writes an audit record with `db` (pass the handler's transaction to make it part of the change).
-/// `caller` is `None` for logins before the user is known; `actor` then names who tried.
+/// `caller` is `None` for logins before the user is known; `actor` then names who tried. The
+/// method and issuer recorded are the caller key's, unless `auth_method` names another.
 pub async fn record(
     db: &impl gpudev_store::Db,
     caller: Option<&Caller>,
     actor: &str,
     auth_method: Option<&str>,
+    ctx: &RequestCtx,
+    a: Audit<'_>,
+) -> Result<(), gpudev_store::StoreError> {
+    let issuer = caller.and_then(|c| c.key_auth_issuer.as_deref());
+    record_with_issuer(db, caller, actor, auth_method, issuer, ctx, a).await
+}
+
+/// [`record`] with the OIDC issuer given explicitly (for logins, before any key exists).
+pub async fn record_with_issuer(
+    db: &impl gpudev_store::Db,
+    caller: Option<&Caller>,
+    actor: &str,
+    auth_method: Option<&str>,
+    auth_issuer: Option<&str>,
     ctx: &RequestCtx,
     a: Audit<'_>,
 ) -> Result<(), gpudev_store::StoreError> {
@@ -78,7 +93,7 @@ pub async fn record(
             actor_user_id: caller.map(|c| c.user_id),
             actor: caller.map(|c| c.username.as_str()).unwrap_or(actor),
             auth_method: auth_method.or(caller.map(|c| c.key_auth_method.as_str())),
-            auth_issuer: None,
+            auth_issuer,
             action: a.action,
             target_type: a.target_type,
             target_id: a.target_id.as_deref(),

@@ -9,6 +9,7 @@ use gpudev_domain::{GpuCatalog, ImageRef, Limits};
 use gpudev_store::{ConfigError, DbConfig, Queue};
 
 use crate::client_ip::TrustedProxies;
+use crate::oidc::config::{IssuerConfig, parse_issuers};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,14 @@ pub struct ApiConfig {
     pub default_disk_size_gb: u32,
     /// `GPU_HOURLY_PRICES` (JSON object gpu_type → USD per GPU-hour), for usage reports.
     pub gpu_hourly_prices: BTreeMap<String, f64>,
+    /// `OIDC_ISSUERS_JSON` (optional JSON array): the OIDC issuers whose ID tokens log in; none
+    /// turns `POST /v1/auth/oidc-login` off. See [`crate::oidc::config`].
+    pub oidc_issuers: Vec<IssuerConfig>,
+    /// `OIDC_TIMEOUT_SECONDS` (5, 1–60): timeout of requests to an issuer.
+    pub oidc_timeout: Duration,
+    /// `OIDC_JWKS_MIN_REFRESH_SECONDS` (30, 0–3600): least time between two fetches of an
+    /// issuer's keys caused by tokens with unknown key ids.
+    pub oidc_jwks_min_refresh: Duration,
 }
 
 /// Default image for dev boxes.
@@ -199,6 +208,11 @@ impl ApiConfig {
             disk_delete_grace_days: int(&get, "DISK_DELETE_GRACE_DAYS", 30, 1, 365)?,
             default_disk_size_gb: int(&get, "DEFAULT_DISK_SIZE_GB", 100, 10, 10_000)?,
             gpu_hourly_prices,
+            oidc_issuers: parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?,
+            oidc_timeout: Duration::from_secs(int(&get, "OIDC_TIMEOUT_SECONDS", 5, 1, 60)?.into()),
+            oidc_jwks_min_refresh: Duration::from_secs(
+                int(&get, "OIDC_JWKS_MIN_REFRESH_SECONDS", 30, 0, 3600)?.into(),
+            ),
         })
     }
 }
@@ -313,6 +327,9 @@ mod tests {
         assert_eq!(c.rate_limit_per_minute, 120);
         assert_eq!(c.login_rate_limit_per_minute, 10);
         assert_eq!(c.sts_endpoint, None);
+        assert!(c.oidc_issuers.is_empty());
+        assert_eq!(c.oidc_timeout, Duration::from_secs(5));
+        assert_eq!(c.oidc_jwks_min_refresh, Duration::from_secs(30));
         let local = cfg(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:5000")]).unwrap();
         assert_eq!(local.sts_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
     }
@@ -330,6 +347,12 @@ mod tests {
             ("GPU_HOURLY_PRICES", "[1]"),
             ("MAX_RESERVATION_HOURS", "abc"),
             ("AWS_ENDPOINT_URL_STS", "localhost:5000"),
+            (
+                "OIDC_ISSUERS_JSON",
+                "[{\"issuer\": \"http://idp.example\", \"client_id\": \"c\"}]",
+            ),
+            ("OIDC_TIMEOUT_SECONDS", "0"),
+            ("OIDC_JWKS_MIN_REFRESH_SECONDS", "3601"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}: {err}");

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod oidc;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -128,6 +128,7 @@ mod tests {
             key_expires_at: chrono::Utc::now(),
             rate_limit_per_minute: limit,
             key_auth_method: "admin".into(),
+            key_auth_issuer: None,
         }
     }
 

@@ -41,6 +41,8 @@ impl Modify for BearerScheme {
         routes::health::readyz,
         routes::auth::aws_login::aws_login,
         routes::auth::aws_iam::aws_iam,
+        routes::auth::oidc_login::oidc_login,
+        routes::auth::oidc_issuers::oidc_issuers,
         routes::keys::rotate::rotate_key,
         routes::keys::list::list_own_keys,
         routes::keys::delete::delete_key,

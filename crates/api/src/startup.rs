@@ -87,6 +87,14 @@ impl Application {
                 .await
                 .context("building the STS client")?,
         );
+        let oidc = Arc::new(
+            crate::oidc::OidcProvider::new(
+                config.oidc_issuers.clone(),
+                config.oidc_timeout,
+                config.oidc_jwks_min_refresh,
+            )
+            .context("building the OIDC client")?,
+        );
         let state = AppState {
             config: Arc::new(config),
             pool: pool.clone(),
@@ -95,6 +103,7 @@ impl Application {
             limits: limits.clone(),
             metrics: metrics.clone(),
             sts,
+            oidc,
             draining: Arc::new(AtomicBool::new(false)),
         };
         let mut tasks = vec![

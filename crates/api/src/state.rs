@@ -27,6 +27,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// STS clients for the AWS logins, built once at start-up.
     pub sts: Arc<crate::routes::auth::sts::Sts>,
+    /// The trusted OIDC issuers and their cached keys.
+    pub oidc: Arc<crate::oidc::OidcProvider>,
     /// Set on shutdown: readiness fails while in-flight requests finish.
     pub draining: Arc<AtomicBool>,
 }

@@ -37,10 +37,16 @@ pub struct Config {
     /// `true` to also take AWS credentials from EC2 instance metadata (an instance role).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_instance_metadata: Option<String>,
+    /// OpenID Connect issuer for `gpu-dev login --oidc` (default: the first the API lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc_issuer: Option<String>,
+    /// OAuth client id for that issuer (default: the one the API lists for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc_client_id: Option<String>,
 }
 
 /// The keys `config get|set|unset` know, with what each is for.
-pub const KEYS: [(&str, &str); 7] = [
+pub const KEYS: [(&str, &str); 9] = [
     (
         "api_url",
         "base URL of the gpudev API (GPU_DEV_API_URL overrides it)",
@@ -63,6 +69,14 @@ pub const KEYS: [(&str, &str); 7] = [
         "GitHub login whose SSH keys go into dev boxes",
     ),
     ("output", "default output format: table or json"),
+    (
+        "oidc_issuer",
+        "OpenID Connect issuer for `gpu-dev login --oidc` (default: the API's first)",
+    ),
+    (
+        "oidc_client_id",
+        "OAuth client id for `gpu-dev login --oidc` (default: the API's for the issuer)",
+    ),
 ];
 
 impl Config {
@@ -99,6 +113,8 @@ impl Config {
             "github_user" => &mut self.github_user,
             "output" => &mut self.output,
             "aws_instance_metadata" => &mut self.aws_instance_metadata,
+            "oidc_issuer" => &mut self.oidc_issuer,
+            "oidc_client_id" => &mut self.oidc_client_id,
             other => return Err(unknown_key(other)),
         })
     }
@@ -171,6 +187,12 @@ fn check(key: &str, value: &str) -> Result<(), CliError> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
         {
             return Err(bad("must look like us-east-1"));
+        }
+        "oidc_issuer" => {
+            gpudev_client::oidc::check_url(value).map_err(|e| bad(&e.to_string()))?;
+        }
+        "oidc_client_id" if value.chars().any(char::is_whitespace) => {
+            return Err(bad("must not contain spaces"));
         }
         "output" => {
             Format::parse(value).ok_or_else(|| bad("must be table or json"))?;

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,8 @@ pub enum LoginMethod {
     AwsIam,
     /// Raw AWS credentials (`/v1/auth/aws-login`, `login --send-credentials`).
     AwsLogin,
+    /// An OpenID Connect ID token (`/v1/auth/oidc-login`, `login --oidc`).
+    Oidc,
 }
 
 impl LoginMethod {
@@ -31,6 +33,7 @@ impl LoginMethod {
         match self {
             LoginMethod::AwsIam => "aws-iam",
             LoginMethod::AwsLogin => "aws-login",
+            LoginMethod::Oidc => "oidc",
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct Credentials {
     /// How it was obtained.
     #[serde(default = "default_method")]
     pub method: LoginMethod,
+    /// For OIDC logins from `--id-token-file`: the file, read again to renew the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_file: Option<PathBuf>,
 }
 
 fn default_method() -> LoginMethod {
@@ -142,6 +148,7 @@ mod tests {
             username: Some("alice".into()),
             api_url: Some("http://127.0.0.1:8000/".into()),
             method: LoginMethod::AwsIam,
+            id_token_file: None,
         }
     }
 

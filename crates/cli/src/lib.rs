@@ -10,6 +10,7 @@ pub mod context;
 pub mod credentials;
 pub mod error;
 pub mod files;
+pub mod oidc;
 pub mod output;
 pub mod paths;
 pub mod session;

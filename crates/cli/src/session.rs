@@ -102,22 +102,28 @@ impl<'a> Session<'a> {
             .as_ref()
             .map_or(LoginMethod::AwsIam, |c| c.method);
         self.renewed = true;
-        let (credentials, answer) = auth::login(self.ctx, &self.ctx.client, method)
-            .await
-            .map_err(|e| match e {
-                CliError::Auth(why) => {
-                    CliError::Auth(format!("{reason}, and logging in failed: {why}"))
-                }
-                other => other,
-            })?;
+        let (credentials, answer) =
+            auth::relogin(self.ctx, &self.ctx.client, self.credentials.as_ref())
+                .await
+                .map_err(|e| match e {
+                    CliError::Auth(why) => {
+                        CliError::Auth(format!("{reason}, and logging in failed: {why}"))
+                    }
+                    other => other,
+                })?;
         let again = if self.credentials.is_some() {
             " again"
         } else {
             ""
         };
         output::notice(&format!(
-            "{reason}; logged in{again} as {} with your AWS identity (new key valid until {}).",
+            "{reason}; logged in{again} as {} with your {} (new key valid until {}).",
             answer.username,
+            if method == LoginMethod::Oidc {
+                "OIDC identity"
+            } else {
+                "AWS identity"
+            },
             output::time(answer.expires_at)
         ));
         let client = self.ctx.client.with_api_key(&credentials.api_key);

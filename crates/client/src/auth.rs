@@ -1,4 +1,5 @@
-//! `POST /v1/auth/aws-iam` and `POST /v1/auth/aws-login`.
+//! The logins: `POST /v1/auth/aws-iam`, `POST /v1/auth/aws-login`, `POST /v1/auth/oidc-login`,
+//! and `GET /v1/auth/oidc`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -73,8 +74,15 @@ pub struct LoginResponse {
     pub user_id: i64,
     /// The username.
     pub username: String,
-    /// The AWS identity STS confirmed.
-    pub aws_arn: String,
+    /// How the login authenticated (`aws-iam`, `aws-login`, `oidc`).
+    #[serde(default)]
+    pub auth_method: Option<String>,
+    /// The AWS identity STS confirmed (AWS logins).
+    #[serde(default)]
+    pub aws_arn: Option<String>,
+    /// The ID token's issuer (OIDC logins).
+    #[serde(default)]
+    pub oidc_issuer: Option<String>,
     /// `user` or `admin`.
     #[serde(default)]
     pub role: Option<String>,
@@ -115,4 +123,35 @@ impl Client {
             .post(&["v1", "auth", "aws-login"], req)
             .await
     }
+
+    /// Logs in with an OpenID Connect ID token.
+    pub async fn login_oidc(&self, id_token: &str) -> Result<LoginResponse, ClientError> {
+        self.without_api_key()
+            .post(
+                &["v1", "auth", "oidc-login"],
+                &serde_json::json!({ "id_token": id_token }),
+            )
+            .await
+    }
+
+    /// The OIDC issuers the server trusts (empty when OIDC login is off).
+    pub async fn oidc_issuers(&self) -> Result<OidcIssuers, ClientError> {
+        self.without_api_key().get(&["v1", "auth", "oidc"]).await
+    }
+}
+
+/// One OIDC issuer the server trusts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcIssuerInfo {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// The client id to use with it.
+    pub client_id: String,
+}
+
+/// The answer of `GET /v1/auth/oidc`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcIssuers {
+    /// The trusted issuers, in the server's order.
+    pub issuers: Vec<OidcIssuerInfo>,
 }

@@ -5,6 +5,9 @@
 //! [`ClientError::Api`] variant carries the API's own `{detail, code}`. The request and answer
 //! types mirror the API's JSON (they are the client's own, so the CLI does not link the server).
 //!
+//! [`oidc`] runs the OAuth device authorization flow against an OpenID Connect issuer, for
+//! `POST /v1/auth/oidc-login`.
+//!
 //! [`sts`] signs the STS `GetCallerIdentity` request that `POST /v1/auth/aws-iam` forwards, so a
 //! login never sends the AWS secret key.
 //!
@@ -29,10 +32,11 @@ mod error;
 mod jobs;
 mod keys;
 mod me;
+pub mod oidc;
 pub mod sts;
 
 pub use admin::AdminJobsQuery;
-pub use auth::{AwsIamRequest, AwsLoginRequest, LoginResponse};
+pub use auth::{AwsIamRequest, AwsLoginRequest, LoginResponse, OidcIssuerInfo, OidcIssuers};
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use cluster::{AvailabilityResponse, ClusterStatus, GpuAvailability};
 pub use disks::{DiskInfo, DiskList, DiskOperation, OperationStatus, RenameResult};

@@ -46,6 +46,9 @@ pub struct CurrentKey {
     pub expires_at: DateTime<Utc>,
     /// How its session authenticated.
     pub auth_method: String,
+    /// The OIDC issuer of that session, for OIDC logins.
+    #[serde(default)]
+    pub auth_issuer: Option<String>,
 }
 
 /// Per-user limits.

@@ -130,6 +130,8 @@ pub struct Authenticated {
     pub rate_limit_per_minute: Option<i32>,
     /// How the key's session authenticated.
     pub auth_method: String,
+    /// The OIDC issuer of that session, if it was an OIDC login.
+    pub auth_issuer: Option<String>,
     /// The owner's id.
     pub user_id: i64,
     /// The owner's name.
@@ -149,7 +151,7 @@ pub async fn authenticate(
         .query_opt(
             "SELECT k.key_hash, k.key_id, k.expires_at, k.rate_limit_per_minute, k.auth_method, \
                     k.revoked_at IS NOT NULL, k.expires_at <= now(), u.user_id, u.username, u.role, \
-                    u.is_active \
+                    u.is_active, k.auth_issuer \
              FROM api_keys k JOIN users u USING (user_id) WHERE k.key_hash = $1",
             &[&hash.as_str()],
         )
@@ -176,6 +178,7 @@ pub async fn authenticate(
         expires_at: r.get(2),
         rate_limit_per_minute: r.get(3),
         auth_method: r.get(4),
+        auth_issuer: r.get(11),
         user_id: r.get(7),
         username: r.get(8),
         role: if role == "admin" {

@@ -86,7 +86,8 @@ fn from_row(r: &Row) -> Result<User, StoreError> {
 
 /// Creates the user on first login, or records the login of an existing one. The ARN is updated;
 /// `is_active` is never touched, so logging in cannot re-enable a disabled user. `make_admin`
-/// promotes (it never demotes an admin).
+/// promotes (it never demotes an admin). A user of the same name who logs in with OIDC is another
+/// person: the login fails with a conflict rather than merging the accounts.
 pub async fn upsert_aws_login(
     db: &impl Db,
     username: &Username,
@@ -95,18 +96,65 @@ pub async fn upsert_aws_login(
 ) -> Result<User, StoreError> {
     let role = if make_admin { "admin" } else { "user" };
     let row = db
-        .query_one(
+        .query_opt(
             &format!(
                 "INSERT INTO users (username, aws_arn, role, last_login_at) VALUES ($1, $2, $3, now()) \
                  ON CONFLICT (username) DO UPDATE SET aws_arn = EXCLUDED.aws_arn, \
                    last_login_at = now(), \
                    role = CASE WHEN EXCLUDED.role = 'admin' THEN 'admin' ELSE users.role END \
+                 WHERE users.oidc_issuer IS NULL \
                  RETURNING {COLUMNS}"
             ),
             &[&username.as_str(), &arn, &role],
         )
         .await?;
-    from_row(&row)
+    match row {
+        Some(row) => from_row(&row),
+        None => Err(StoreError::Conflict(format!(
+            "the username {username} belongs to a user who logs in with OIDC"
+        ))),
+    }
+}
+
+/// Creates the user of an OIDC identity on its first login, or records the login of the user
+/// already bound to `(issuer, subject)`. Users are found by that pair only, never by name or
+/// email; an existing user keeps their name. `is_active` is never touched, and `make_admin`
+/// promotes without ever demoting. When `username` is already taken by another user (from another
+/// issuer, or an AWS login) the login fails with a conflict: accounts are never merged by name.
+pub async fn upsert_oidc_login(
+    db: &impl Db,
+    issuer: &str,
+    subject: &str,
+    username: &Username,
+    make_admin: bool,
+) -> Result<User, StoreError> {
+    let role = if make_admin { "admin" } else { "user" };
+    let res = db
+        .query_one(
+            &format!(
+                "INSERT INTO users (username, oidc_issuer, oidc_subject, role, last_login_at) \
+                 VALUES ($1, $2, $3, $4, now()) \
+                 ON CONFLICT (oidc_issuer, oidc_subject) WHERE oidc_issuer IS NOT NULL \
+                 DO UPDATE SET last_login_at = now(), \
+                   role = CASE WHEN EXCLUDED.role = 'admin' THEN 'admin' ELSE users.role END \
+                 RETURNING {COLUMNS}"
+            ),
+            &[&username.as_str(), &issuer, &subject, &role],
+        )
+        .await;
+    match res {
+        Ok(row) => from_row(&row),
+        Err(e) => {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                Err(StoreError::Conflict(format!(
+                    "the username {username} is already taken by another user"
+                )))
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Creates a user (for operators and tests); fails with a conflict when the name is taken.

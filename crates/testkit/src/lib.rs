@@ -8,6 +8,8 @@
 //!   the test run ends (a watchdog follows the runner process).
 //! - **AWS STS.** [`sts`] starts a moto server in strict authentication mode and mints real
 //!   temporary credentials for it.
+//! - **OpenID Connect.** [`oidc_issuer`] starts a test issuer on loopback with real RSA and EC
+//!   keys, discovery, JWKS, signed ID tokens, key rotation and the device authorization grant.
 //! - **Kubernetes.** [`FakeCluster`] is an in-process fake API server with a pretend
 //!   scheduler and kubelet; see [`kube`].
 //!
@@ -28,12 +30,14 @@
 
 mod error;
 pub mod kube;
+pub mod oidc;
 mod port;
 mod postgres;
 mod sts;
 mod watchdog;
 
 pub use self::kube::{FakeCluster, FakeConfig, NodeSpec};
+pub use oidc::{OidcIssuer, oidc_issuer};
 pub use postgres::cluster::Cluster;
 pub use postgres::private::{PrivateCluster, private_cluster};
 pub use postgres::shared::cluster;

@@ -30,6 +30,8 @@ pub struct Caller {
     pub rate_limit_per_minute: Option<i32>,
     /// How the key's session authenticated (`aws-iam`, `oidc`, `admin`, …).
     pub key_auth_method: String,
+    /// The OIDC issuer of the key's session, when it was an OIDC login.
+    pub key_auth_issuer: Option<String>,
 }
 
 impl Caller {

@@ -87,6 +87,7 @@ mod tests {
             key_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
             rate_limit_per_minute: None,
             key_auth_method: "admin".into(),
+            key_auth_issuer: None,
         }
     }
 

@@ -107,6 +107,7 @@ async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, 
         key_expires_at: auth.expires_at,
         rate_limit_per_minute: auth.rate_limit_per_minute,
         key_auth_method: auth.auth_method,
+        key_auth_issuer: auth.auth_issuer,
     };
     state.keys.put(hash.as_str().to_owned(), caller.clone());
     Ok(caller)

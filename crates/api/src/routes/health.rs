@@ -32,6 +32,10 @@ pub struct AuthLinks {
     pub aws_login: &'static str,
     /// Send a presigned STS request (the secret key never leaves the client).
     pub aws_iam: &'static str,
+    /// Send an OpenID Connect ID token.
+    pub oidc_login: &'static str,
+    /// The trusted OIDC issuers and their client ids.
+    pub oidc_issuers: &'static str,
 }
 
 /// Service information.
@@ -47,6 +51,8 @@ pub async fn root() -> HttpResponse {
         auth: AuthLinks {
             aws_login: "/v1/auth/aws-login",
             aws_iam: "/v1/auth/aws-iam",
+            oidc_login: "/v1/auth/oidc-login",
+            oidc_issuers: "/v1/auth/oidc",
         },
     })
 }

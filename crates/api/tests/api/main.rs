@@ -21,3 +21,4 @@ mod jobs_submit;
 mod keys;
 mod login;
 mod me;
+mod oidc_login;

@@ -54,6 +54,8 @@ pub struct Options {
     pub role: &'static str,
     /// Put a recording proxy between the CLI and the API.
     pub record: bool,
+    /// More API settings (`OIDC_ISSUERS_JSON`, …).
+    pub api_vars: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             user: "alice",
             role: ROLE,
             record: false,
+            api_vars: Vec::new(),
         }
     }
 }
@@ -79,8 +82,9 @@ pub struct World {
 
 /// The API's settings for tests: fresh database, free ports, moto as STS, no key cache (a key
 /// changed in the database counts at once), generous login limits.
-pub fn api_config(db: &TestDb, moto: &Moto) -> ApiConfig {
-    let vars: HashMap<&str, String> = HashMap::from([
+/// `extra` adds settings or overrides these.
+pub fn api_config_with(db: &TestDb, moto: &Moto, extra: &[(&'static str, String)]) -> ApiConfig {
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("DATABASE_URL", db.url()),
         ("BIND_ADDR", "127.0.0.1:0".into()),
         ("METRICS_ADDR", "127.0.0.1:0".into()),
@@ -94,6 +98,7 @@ pub fn api_config(db: &TestDb, moto: &Moto) -> ApiConfig {
         ("LOGIN_RATE_LIMIT_PER_MINUTE", "1000".into()),
         ("RATE_LIMIT_PER_MINUTE", "100000".into()),
     ]);
+    vars.extend(extra.iter().cloned());
     ApiConfig::from_lookup(|k| vars.get(k).cloned()).unwrap()
 }
 
@@ -104,7 +109,9 @@ impl World {
 
     pub async fn with(opts: Options) -> Self {
         let (moto, db) = tokio::join!(gpudev_testkit::sts(), gpudev_testkit::test_db());
-        let app = Application::build(api_config(&db, &moto)).await.unwrap();
+        let app = Application::build(api_config_with(&db, &moto, &opts.api_vars))
+            .await
+            .unwrap();
         let api_addr = app.api_addr();
         tokio::spawn(app.run_until_stopped());
         let aws = moto.mint(opts.role, opts.user).await;

@@ -17,5 +17,6 @@ mod errors;
 mod jobs;
 mod journey;
 mod local;
+mod oidc;
 mod processor;
 mod resources;

@@ -1,10 +1,11 @@
-//! What both AWS logins do once STS has vouched for an ARN: the role check, the user upsert, the
-//! new key, the audit record, the metrics and the `no-store` answer.
+//! What every login does once its identity is proven (by STS or by a verified ID token): the
+//! user upsert, the new key, the audit record, the metrics and the `no-store` answer. The AWS
+//! role check lives here too.
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use chrono::{DateTime, Utc};
-use gpudev_domain::{ApiKey, ArnKind, AwsArn};
+use gpudev_domain::{ApiKey, ArnKind, AwsArn, Username};
 use gpudev_store::StoreError;
 use gpudev_store::api_keys::{self, NewKey};
 use gpudev_store::users::{self, Role};
@@ -14,6 +15,7 @@ use utoipa::ToSchema;
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::oidc::OidcIdentity;
 use crate::state::AppState;
 
 /// The answer to a successful login. The key is shown here once and never again.
@@ -27,16 +29,64 @@ pub struct LoginResponse {
     pub key_prefix: String,
     /// The user's id.
     pub user_id: i64,
-    /// The user's name: the last segment of the ARN.
+    /// The user's name.
     pub username: String,
-    /// The identity STS confirmed.
-    pub aws_arn: String,
+    /// How the login authenticated: `aws-iam`, `aws-login` or `oidc`.
+    pub auth_method: String,
+    /// The identity STS confirmed (AWS logins).
+    pub aws_arn: Option<String>,
+    /// The issuer of the ID token (OIDC logins).
+    pub oidc_issuer: Option<String>,
+    /// The subject of the ID token within its issuer (OIDC logins).
+    pub oidc_subject: Option<String>,
     /// `user` or `admin`.
     pub role: String,
     /// When the key stops working.
     pub expires_at: DateTime<Utc>,
     /// The key's lifetime in hours (`API_KEY_TTL_HOURS`).
     pub ttl_hours: u32,
+}
+
+/// Who a login proved the caller to be.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginIdentity<'a> {
+    /// An AWS identity STS confirmed; the username is the ARN's last segment.
+    Aws(&'a AwsArn),
+    /// An OIDC identity from a verified ID token.
+    Oidc(&'a OidcIdentity),
+}
+
+impl LoginIdentity<'_> {
+    fn username(&self) -> Username {
+        match self {
+            LoginIdentity::Aws(arn) => arn.username(),
+            LoginIdentity::Oidc(id) => id.username.clone(),
+        }
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        match self {
+            LoginIdentity::Aws(_) => None,
+            LoginIdentity::Oidc(id) => Some(&id.issuer),
+        }
+    }
+
+    /// Non-secret facts for audit records.
+    fn details(&self) -> serde_json::Value {
+        match self {
+            LoginIdentity::Aws(arn) => serde_json::json!({ "aws_arn": arn.as_str() }),
+            LoginIdentity::Oidc(id) => {
+                serde_json::json!({ "oidc_issuer": id.issuer, "oidc_subject": id.subject })
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            LoginIdentity::Aws(arn) => arn.as_str().to_owned(),
+            LoginIdentity::Oidc(id) => format!("{} at {}", id.subject, id.issuer),
+        }
+    }
 }
 
 /// Decides whether `arn` may log in: the role must match `ALLOWED_AWS_ROLE` or `ADMIN_AWS_ROLE`
@@ -67,9 +117,7 @@ pub fn check_role(
     Err(denied(got))
 }
 
-/// Checks the role of the identity STS confirmed, creates or updates its user (a disabled user
-/// stays disabled and gets no key), and issues a key, all in one transaction with its audit
-/// record.
+/// Checks the role of the identity STS confirmed, then issues a key with [`issue`].
 pub async fn complete_login(
     state: &AppState,
     ctx: &RequestCtx,
@@ -91,22 +139,67 @@ pub async fn complete_login(
             return Err(e);
         }
     };
-    let username = arn.username();
-    let ttl_hours = config.api_key_ttl_hours;
+    issue(state, ctx, method, LoginIdentity::Aws(&arn), is_admin).await
+}
+
+/// Creates or updates the user of a proven identity (a disabled user stays disabled and gets no
+/// key; a name taken by another identity is refused with 409), and issues a key, all in one
+/// transaction with its audit record.
+pub async fn issue(
+    state: &AppState,
+    ctx: &RequestCtx,
+    method: &'static str,
+    identity: LoginIdentity<'_>,
+    is_admin: bool,
+) -> ApiResult<LoginResponse> {
+    let username = identity.username();
+    let issuer = identity.issuer();
+    let ttl_hours = state.config.api_key_ttl_hours;
 
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let user = users::upsert_aws_login(&tx, &username, arn.as_str(), is_admin).await?;
+    let upserted = match identity {
+        LoginIdentity::Aws(arn) => {
+            users::upsert_aws_login(&tx, &username, arn.as_str(), is_admin).await
+        }
+        LoginIdentity::Oidc(id) => {
+            users::upsert_oidc_login(&tx, &id.issuer, &id.subject, &username, is_admin).await
+        }
+    };
+    let user = match upserted {
+        Ok(user) => user,
+        Err(StoreError::Conflict(detail)) => {
+            tx.rollback().await.map_err(StoreError::from)?;
+            refuse(
+                state,
+                ctx,
+                method,
+                issuer,
+                username.as_str(),
+                "username_taken",
+                identity.details(),
+            )
+            .await;
+            return Err(ApiError::conflict(
+                "username_taken",
+                format!(
+                    "{detail}; accounts are never merged by name, ask an operator to link them"
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !user.is_active {
         // Nothing of this attempt is kept: not even the login time of the disabled user.
         tx.rollback().await.map_err(StoreError::from)?;
-        audit_denied(
+        refuse(
             state,
             ctx,
             method,
-            username.as_str(),
+            issuer,
+            user.username.as_str(),
             "user_disabled",
-            Some(arn.as_str()),
+            identity.details(),
         )
         .await;
         return Err(ApiError::Forbidden {
@@ -115,7 +208,7 @@ pub async fn complete_login(
         });
     }
     let key = ApiKey::generate().map_err(ApiError::internal)?;
-    let description = format!("{method} as {}", arn.as_str());
+    let description = format!("{method} as {}", identity.describe());
     let record = api_keys::insert(
         &tx,
         user.user_id,
@@ -124,7 +217,7 @@ pub async fn complete_login(
             ttl: chrono::Duration::hours(i64::from(ttl_hours)),
             description: Some(&description),
             auth_method: method,
-            auth_issuer: None,
+            auth_issuer: issuer,
             rate_limit_per_minute: None,
         },
     )
@@ -137,7 +230,14 @@ pub async fn complete_login(
         key_expires_at: record.expires_at,
         rate_limit_per_minute: None,
         key_auth_method: method.to_owned(),
+        key_auth_issuer: issuer.map(str::to_owned),
     };
+    let mut details = identity.details();
+    if let Some(map) = details.as_object_mut() {
+        map.insert("role".into(), user.role.as_str().into());
+        map.insert("key_prefix".into(), record.key_prefix.clone().into());
+        map.insert("expires_at".into(), serde_json::json!(record.expires_at));
+    }
     audit::record(
         &tx,
         Some(&caller),
@@ -149,25 +249,27 @@ pub async fn complete_login(
             target_type: Some("api_key"),
             target_id: Some(record.key_id.to_string()),
             outcome: "success",
-            details: Some(serde_json::json!({
-                "aws_arn": arn.as_str(),
-                "role": user.role.as_str(),
-                "key_prefix": record.key_prefix,
-                "expires_at": record.expires_at,
-            })),
+            details: Some(details),
         },
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     state.metrics.keys_issued.with_label_values(&[method]).inc();
-    tracing::info!(user = %caller.username, method, key_id = record.key_id, "login succeeded");
+    tracing::info!(user = %caller.username, method, issuer, key_id = record.key_id, "login succeeded");
+    let (aws_arn, oidc_subject) = match identity {
+        LoginIdentity::Aws(arn) => (Some(arn.as_str().to_owned()), None),
+        LoginIdentity::Oidc(id) => (None, Some(id.subject.clone())),
+    };
     Ok(LoginResponse {
         api_key: key.expose_secret().to_owned(),
         key_id: record.key_id,
         key_prefix: record.key_prefix,
         user_id: user.user_id,
         username: user.username.to_string(),
-        aws_arn: arn.as_str().to_owned(),
+        auth_method: method.to_owned(),
+        aws_arn,
+        oidc_issuer: issuer.map(str::to_owned),
+        oidc_subject,
         role: match user.role {
             Role::Admin => "admin".into(),
             Role::User => "user".into(),
@@ -177,7 +279,8 @@ pub async fn complete_login(
     })
 }
 
-/// Records a refused login. Best effort: a failure to write it is logged and the refusal stands.
+/// Records a refused AWS login. Best effort: a failure to write it is logged and the refusal
+/// stands.
 pub async fn audit_denied(
     state: &AppState,
     ctx: &RequestCtx,
@@ -186,21 +289,48 @@ pub async fn audit_denied(
     reason: &str,
     arn: Option<&str>,
 ) {
-    tracing::warn!(actor, method, reason, "login refused");
+    refuse(
+        state,
+        ctx,
+        method,
+        None,
+        actor,
+        reason,
+        serde_json::json!({ "aws_arn": arn }),
+    )
+    .await;
+}
+
+/// Records a refused login of any method, with its issuer (OIDC) and non-secret `details`.
+/// Best effort: a failure to write it is logged and the refusal stands.
+pub async fn refuse(
+    state: &AppState,
+    ctx: &RequestCtx,
+    method: &'static str,
+    issuer: Option<&str>,
+    actor: &str,
+    reason: &str,
+    mut details: serde_json::Value,
+) {
+    tracing::warn!(actor, method, issuer, reason, "login refused");
+    if let Some(map) = details.as_object_mut() {
+        map.insert("reason".into(), reason.into());
+    }
     let write = async {
         let db = state.db().await?;
-        audit::record(
+        audit::record_with_issuer(
             &*db,
             None,
             actor,
             Some(method),
+            issuer,
             ctx,
             Audit {
                 action: "login",
                 target_type: None,
                 target_id: None,
                 outcome: "denied",
-                details: Some(serde_json::json!({ "reason": reason, "aws_arn": arn })),
+                details: Some(details),
             },
         )
         .await

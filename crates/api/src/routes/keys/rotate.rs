@@ -77,7 +77,7 @@ pub async fn rotate_key(
             ttl: chrono::Duration::hours(i64::from(ttl_hours)),
             description: Some(&description),
             auth_method: &caller.key_auth_method,
-            auth_issuer: None,
+            auth_issuer: caller.key_auth_issuer.as_deref(),
             // A per-key limit set by an operator must not be shed by rotating.
             rate_limit_per_minute: caller.rate_limit_per_minute,
         },

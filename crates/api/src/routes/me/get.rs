@@ -47,6 +47,8 @@ pub struct CurrentKey {
     pub expires_at: DateTime<Utc>,
     /// How its session authenticated (`aws-login`, `aws-iam`, `admin`, …).
     pub auth_method: String,
+    /// The OIDC issuer of that login, when it was one.
+    pub auth_issuer: Option<String>,
 }
 
 /// Per-user limits (from the server's configuration).
@@ -105,6 +107,7 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
             key_id: caller.key_id,
             expires_at: caller.key_expires_at,
             auth_method: caller.key_auth_method,
+            auth_issuer: caller.key_auth_issuer,
         },
         quotas: Quotas {
             max_active_reservations_per_user: state.config.max_active_reservations_per_user,

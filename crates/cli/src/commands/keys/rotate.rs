@@ -28,6 +28,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
     let method = session
         .credentials()
         .map_or(LoginMethod::AwsIam, |c| c.method);
+    let id_token_file = session.credentials().and_then(|c| c.id_token_file.clone());
     session.store(Credentials {
         api_key: new.api_key.clone(),
         expires_at: new.expires_at,
@@ -36,6 +37,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
         username: Some(new.username.clone()),
         api_url: Some(ctx.api_url.clone()),
         method,
+        id_token_file,
     })?;
     if ctx.json() {
         return output::json(&json!({
