@@ -648,6 +648,30 @@ pub async fn find(db: &impl Db, id: Uuid) -> Result<Option<Reservation>, StoreEr
     row.as_ref().map(from_row).transpose()
 }
 
+/// A reservation's history as one JSON array column `events` (oldest first), for a statement
+/// over `reservations r`: one aggregate per row, evaluated only for the rows returned.
+const EVENTS_JSON: &str = "(SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, \
+    e.to_status, e.reason, e.actor, e.details, e.created_at) ORDER BY e.event_id) \
+    FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events";
+
+/// A reservation by id with its history (oldest event first), in one statement.
+pub async fn find_with_events(
+    db: &impl Db,
+    id: Uuid,
+) -> Result<Option<(Reservation, Vec<Event>)>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS}, {EVENTS_JSON} FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.reservation_id = $1"
+            ),
+            &[&id],
+        )
+        .await?;
+    row.map(|r| Ok((from_row(&r)?, events_from_json(&r)?)))
+        .transpose()
+}
+
 /// A reservation by id, or a not-found error.
 pub async fn get(db: &impl Db, id: Uuid) -> Result<Reservation, StoreError> {
     get_in(db, id).await
@@ -762,11 +786,9 @@ async fn list_rows(
             // One aggregate per row (evaluated after the LIMIT), not one per column: the plan
             // stays small, and setting a plan up is a good part of the cost of a short list.
             let events = if with_events {
-                ", (SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, \
-                   e.to_status, e.reason, e.actor, e.details, e.created_at) ORDER BY e.event_id) \
-                   FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events"
+                format!(", {EVENTS_JSON}")
             } else {
-                ""
+                String::new()
             };
             format!(
                 "SELECT t.total, p.* \

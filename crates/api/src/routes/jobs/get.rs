@@ -3,9 +3,10 @@
 use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
 use gpudev_store::reservations;
+use uuid::Uuid;
 
 use super::detail::JobDetail;
-use super::lookup::{Visibility, find_job};
+use super::lookup::{Visibility, find_job, not_found};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -26,8 +27,19 @@ pub async fn get_job(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let r = find_job(&*db, &caller, &path, Visibility::AdminSeesAll).await?;
-    let events = reservations::events(&*db, r.reservation_id).await?;
+    // A full id (what clients poll with) is read with its history in one statement; a prefix is
+    // resolved first.
+    let (r, events) = match Uuid::parse_str(path.trim()) {
+        Ok(id) => match reservations::find_with_events(&*db, id).await? {
+            Some((r, events)) if r.user_id == caller.user_id || caller.is_admin() => (r, events),
+            _ => return Err(not_found(path.trim())),
+        },
+        Err(_) => {
+            let r = find_job(&*db, &caller, &path, Visibility::AdminSeesAll).await?;
+            let events = reservations::events(&*db, r.reservation_id).await?;
+            (r, events)
+        }
+    };
     let owner = r.user_id == caller.user_id;
     Ok(HttpResponse::Ok().json(JobDetail::new(
         r,
