@@ -23,14 +23,25 @@ pub async fn login(
     let answer = match method {
         LoginMethod::Oidc => return login_oidc(ctx, client, &OidcSource::Device).await,
         LoginMethod::AwsIam => {
-            let signed = sts::presign_get_caller_identity(
-                &identity.credentials,
-                &identity.region,
-                &identity.sts_endpoint,
-                SystemTime::now(),
-            )
-            .map_err(|e| CliError::Auth(e.to_string()))?;
-            client.login_aws_iam(&signed).await
+            let sign = || {
+                sts::presign_get_caller_identity(
+                    &identity.credentials,
+                    &identity.region,
+                    &identity.sts_endpoint,
+                    SystemTime::now(),
+                )
+                .map_err(|e| CliError::Auth(e.to_string()))
+            };
+            match client.login_aws_iam(&sign()?).await {
+                // A signed request logs in once, and signatures have whole-second dates: a
+                // second login within the same second signed the very same request. Sign again
+                // once the second has turned.
+                Err(e) if e.code() == Some("signature_replayed") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+                    client.login_aws_iam(&sign()?).await
+                }
+                other => other,
+            }
         }
         LoginMethod::AwsLogin => {
             let c = &identity.credentials;

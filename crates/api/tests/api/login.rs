@@ -394,6 +394,71 @@ async fn a_presigned_request_logs_in_without_sending_the_secret() {
 }
 
 #[tokio::test]
+async fn a_presigned_request_logs_in_once_and_a_replay_is_401_on_any_replica() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[]).await;
+    let host = format!("127.0.0.1:{}", moto.port());
+    let endpoint = moto.endpoint();
+    let second = crate::helpers::spawn_app_on(
+        gpudev_testkit::TestDb::clone(&app.db),
+        &[
+            ("AWS_ENDPOINT_URL_STS", endpoint.as_str()),
+            ("STS_ALLOWED_HOSTS", host.as_str()),
+        ],
+    )
+    .await;
+    let creds = moto.mint(ROLE, "ivan").await;
+    let request = presigned(&creds, &format!("{}/", moto.endpoint()), SystemTime::now());
+
+    let (first, body) = aws_iam(&app, request.clone()).await;
+    let (again, replay_here) = aws_iam(&app, request.clone()).await;
+    let (elsewhere, replay_there) = aws_iam(&second, request).await;
+    // SigV4 dates have whole seconds: a request signed a moment later is a new one.
+    let (fresh, _) = aws_iam(
+        &app,
+        presigned(
+            &creds,
+            &format!("{}/", moto.endpoint()),
+            SystemTime::now() + Duration::from_secs(2),
+        ),
+    )
+    .await;
+
+    assert_eq!(first, 200, "{body}");
+    assert_eq!(
+        (again, replay_here["code"].as_str()),
+        (401, Some("signature_replayed")),
+        "{replay_here}"
+    );
+    assert_eq!(
+        (elsewhere, replay_there["code"].as_str()),
+        (401, Some("signature_replayed")),
+        "{replay_there}"
+    );
+    assert_eq!(fresh, 200, "a newly signed request logs in");
+    let client = app.db.connect().await;
+    let keys: i64 = client
+        .query_one(
+            "SELECT count(*) FROM api_keys k JOIN users u USING (user_id) WHERE u.username = 'ivan'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keys, 2, "one key per signed request");
+    let refusals: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'login' AND outcome = 'denied' \
+             AND details->>'reason' = 'signature_replayed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refusals, 2);
+}
+
+#[tokio::test]
 async fn a_presigned_request_for_a_host_not_allowed_is_400_and_nothing_is_sent_there() {
     let moto = gpudev_testkit::sts().await;
     let app = app_for(&moto, &[]).await;

@@ -11,7 +11,8 @@
 //! (the HTTP client sets it from the checked URL, and the signature covers it). The body must be
 //! the `GetCallerIdentity` action and nothing else. STS does not bound the age of a signed POST,
 //! so a signature dated more than 15 minutes ago (or 5 minutes ahead) is refused here, before
-//! anything is sent.
+//! anything is sent. A signed request logs in once: its signature is remembered until it would
+//! be too old anyway, and a second use is refused (401 `signature_replayed`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +24,9 @@ use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use utoipa::ToSchema;
+
+use gpudev_store::login_signatures;
+use sha2::{Digest, Sha256};
 
 use super::issue_key::{self, LoginResponse};
 use crate::audit::RequestCtx;
@@ -84,6 +88,10 @@ pub struct CheckedRequest {
     pub headers: HeaderMap,
     /// The `GetCallerIdentity` form body.
     pub body: String,
+    /// SHA-256 (hex) of the `authorization` header: one value per signed request.
+    pub signature_hash: String,
+    /// Until when this request would be accepted (its `x-amz-date` plus the 15 minutes).
+    pub acceptable_until: DateTime<Utc>,
 }
 
 fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -298,10 +306,26 @@ impl AwsIamRequest {
         let url = check_url(&self.url, allowed_hosts)?;
         check_body(&self.body)?;
         let headers = check_headers(&self.headers, now)?;
+        // check_headers refused the request unless both are present and readable.
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| bad("invalid_sts_request", format!("headers: {name} is missing")))
+        };
+        let signature_hash = hex::encode(Sha256::digest(header("authorization")?.as_bytes()));
+        let signed_at = parse_amz_date(header("x-amz-date")?).ok_or_else(|| {
+            bad(
+                "invalid_sts_request",
+                "headers: x-amz-date must look like 20260101T120000Z",
+            )
+        })?;
         Ok(CheckedRequest {
             url,
             headers,
             body: self.body.clone(),
+            signature_hash,
+            acceptable_until: signed_at + chrono::Duration::seconds(MAX_SIGNATURE_AGE_SECS),
         })
     }
 }
@@ -313,7 +337,7 @@ impl AwsIamRequest {
     responses(
         (status = 200, body = LoginResponse, description = "a new API key (shown once)"),
         (status = 400, body = ErrorBody, description = "not an allowed STS endpoint, or not a signed GetCallerIdentity request"),
-        (status = 401, body = ErrorBody, description = "STS refused the signature, or it is older than 15 minutes"),
+        (status = 401, body = ErrorBody, description = "STS refused the signature, it is older than 15 minutes, or it was used already"),
         (status = 403, body = ErrorBody, description = "wrong role, an IAM user, or a disabled user"),
         (status = 429, body = ErrorBody, description = "too many logins from this address"),
         (status = 503, body = ErrorBody, description = "STS cannot be reached"),
@@ -359,6 +383,27 @@ async fn login(
             return Err(e);
         }
     };
+    // Each signed request logs in once: whoever copies one (from a log, a proxy, a server the
+    // user was tricked into logging in to) cannot use it again, on any replica.
+    let fresh = {
+        let db = state.db().await?;
+        login_signatures::claim(&*db, &checked.signature_hash, checked.acceptable_until).await?
+    };
+    if !fresh {
+        issue_key::audit_denied(
+            state,
+            ctx,
+            METHOD,
+            "anonymous",
+            "signature_replayed",
+            Some(&arn),
+        )
+        .await;
+        return Err(ApiError::Unauthorized {
+            code: "signature_replayed",
+            detail: "This signed request has been used to log in already; sign a new one".into(),
+        });
+    }
     issue_key::complete_login(state, ctx, METHOD, &arn).await
 }
 
