@@ -2,7 +2,9 @@
 //! Swagger UI (assets vendored into the binary, so `/docs/` works without internet).
 
 use actix_web::{HttpResponse, web};
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -24,6 +26,104 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds the error answers that come from the layers every request of a kind passes through, so
+/// that each handler documents only its own: the key check and the rate limiter (every route with
+/// the bearer scheme), the JSON body extractor (every route with a body), and the path, query and
+/// header parsers (every route with such parameters). A handler's own description of a status
+/// wins; this only fills in the ones it left out.
+struct CommonResponses;
+
+impl CommonResponses {
+    const AUTHENTICATED: &[(&str, &str)] = &[
+        (
+            "401",
+            "no `Authorization` header, not `Bearer <key>`, or not a key this server issued",
+        ),
+        (
+            "403",
+            "the key expired or was revoked, the user is disabled, or the route needs an admin",
+        ),
+        (
+            "429",
+            "the key's rate limit is exhausted (see `Retry-After`)",
+        ),
+        ("503", "the database cannot be reached (see `Retry-After`)"),
+    ];
+    const WITH_BODY: &[(&str, &str)] = &[
+        ("400", "malformed JSON or an unreadable body"),
+        ("413", "the body is larger than 64 KiB"),
+        ("415", "the body is not JSON"),
+        ("422", "a field is invalid; `detail` names it"),
+    ];
+    const WITH_PARAMETERS: &[(&str, &str)] = &[(
+        "422",
+        "a path, query or header parameter is invalid; `detail` names it",
+    )];
+
+    fn error(description: &str) -> RefOr<Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn complete(op: &mut Operation) {
+        let mut add: Vec<(&str, &str)> = Vec::new();
+        let authenticated = op
+            .security
+            .iter()
+            .flatten()
+            .filter_map(|req| serde_json::to_value(req).ok())
+            .any(|req| req.get("bearer").is_some());
+        if authenticated {
+            add.extend(Self::AUTHENTICATED);
+        }
+        if op.request_body.is_some() {
+            add.extend(Self::WITH_BODY);
+        }
+        let parsed_parameters = op.parameters.iter().flatten().any(|p| {
+            matches!(
+                p.parameter_in,
+                ParameterIn::Path | ParameterIn::Query | ParameterIn::Header
+            )
+        });
+        if parsed_parameters {
+            add.extend(Self::WITH_PARAMETERS);
+        }
+        for (status, description) in add {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| Self::error(description));
+        }
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::complete(op);
+            }
+        }
     }
 }
 
@@ -74,7 +174,7 @@ impl Modify for BearerScheme {
         routes::admin::audit::audit_log,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CommonResponses),
     tags(
         (name = "service", description = "Service information and health"),
         (name = "auth", description = "Logins that issue API keys"),
