@@ -53,6 +53,14 @@ pub async fn audit_log(
     if offset < 0 {
         return Err(ApiError::invalid("offset", "offset must not be negative"));
     }
+    for (field, value) in [("user", &q.user), ("action", &q.action)] {
+        if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} must not contain a NUL character"),
+            ));
+        }
+    }
     let filter = AuditFilter {
         actor: q.user.clone(),
         action: q.action.clone(),
