@@ -253,3 +253,66 @@ async fn every_operation_documents_the_errors_of_the_layers_it_passes_through() 
         "a public route does not answer 401"
     );
 }
+
+/// The answers that create or list a resource link to the operations that take its identifier,
+/// and every link names an operation of the document with all of its path parameters.
+#[tokio::test]
+async fn creating_answers_link_to_the_operations_on_what_they_created() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+
+    let mut operations = std::collections::HashMap::new();
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                operations.insert(id.to_owned(), op.clone());
+            }
+        }
+    }
+    let links = |method: &str, path: &str| -> serde_json::Map<String, Value> {
+        doc["paths"][path][method]["responses"]["200"]["links"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    let from_submit = links("post", "/v1/jobs/submit");
+    for target in [
+        "get_job",
+        "cancel_job",
+        "extend_job",
+        "add_user",
+        "cancel_any_job",
+    ] {
+        assert_eq!(
+            from_submit[target]["parameters"]["job_id"], "$response.body#/job_id",
+            "{target}"
+        );
+    }
+    assert!(links("post", "/v1/disks").contains_key("get_operation"));
+    assert!(links("get", "/v1/admin/users").contains_key("disable_user"));
+    assert!(links("post", "/v1/keys/rotate").contains_key("delete_key"));
+    for (method, path) in [
+        ("post", "/v1/jobs/submit"),
+        ("post", "/v1/disks"),
+        ("get", "/v1/admin/users"),
+        ("post", "/v1/keys/rotate"),
+    ] {
+        for (name, link) in links(method, path) {
+            let target = &operations[link["operationId"].as_str().unwrap()];
+            let path_params: Vec<&str> = target["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            for param in path_params {
+                assert!(
+                    link["parameters"][param].is_string(),
+                    "{method} {path} → {name} lacks {param}"
+                );
+            }
+        }
+    }
+}
