@@ -55,6 +55,7 @@ pub struct JobSubmission {
     /// Persistent disk to mount as home.
     pub disk_name: Option<String>,
     /// Size of the disk when it has to be created (10–10000 GB).
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 10000))]
     pub disk_size_gb: Option<i64>,
     /// Environment for the dev box. Values are write-only: never logged, never returned.
     #[serde(default, deserialize_with = "env_values")]
@@ -76,6 +77,7 @@ pub struct JobSubmission {
     pub jupyter_enabled: Option<bool>,
     /// Queue priority (default 0). Anyone may lower their own priority (down to -100); only
     /// admins may raise it above 0 (up to 100).
+    #[cfg_attr(feature = "openapi", schema(minimum = -100, maximum = 100))]
     pub priority: Option<i32>,
 }
 

@@ -316,3 +316,35 @@ async fn creating_answers_link_to_the_operations_on_what_they_created() {
         }
     }
 }
+
+/// The fixed limits of the inputs are in the schemas, so generated requests probe both sides of
+/// them, and they agree with the rules the server applies.
+#[tokio::test]
+async fn the_schemas_carry_the_fixed_limits_of_the_inputs() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+
+    let priority = &schemas["JobSubmission"]["properties"]["priority"];
+    assert_eq!(
+        (priority["minimum"].as_i64(), priority["maximum"].as_i64()),
+        (
+            Some(i64::from(*gpudev_domain::request::PRIORITY_RANGE.start())),
+            Some(i64::from(*gpudev_domain::request::PRIORITY_RANGE.end()))
+        )
+    );
+    let size = &schemas["CreateDisk"]["properties"]["size_gb"];
+    assert_eq!(
+        (size["minimum"].as_i64(), size["maximum"].as_i64()),
+        (Some(10), Some(10_000))
+    );
+    let pattern = schemas["RenameDisk"]["properties"]["new_name"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(pattern, "^[A-Za-z0-9_-]{1,63}$");
+    let params = doc["paths"]["/v1/jobs"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["maximum"].as_i64(), Some(500));
+}

@@ -22,8 +22,10 @@ pub struct AuditQuery {
     /// Until (RFC 3339, exclusive).
     pub to: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Rows to skip.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
