@@ -189,6 +189,15 @@ impl From<StoreError> for ApiError {
         if e.is_unavailable() {
             return ApiError::Unavailable("the database is unavailable; try again shortly".into());
         }
+        if e.is_unstorable_text() {
+            // A last line of defence: inputs are checked before they reach a query, but a NUL
+            // that slips through is the client's error, not a server fault.
+            return ApiError::Unprocessable {
+                field: None,
+                detail: "a value in the request contains a NUL or otherwise unstorable character"
+                    .into(),
+            };
+        }
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(detail) => ApiError::Conflict {

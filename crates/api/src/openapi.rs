@@ -2,7 +2,11 @@
 //! Swagger UI (assets vendored into the binary, so `/docs/` works without internet).
 
 use actix_web::{HttpResponse, web};
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -24,6 +28,242 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds the error answers that come from the layers every request of a kind passes through, so
+/// that each handler documents only its own: the key check and the rate limiter (every route with
+/// the bearer scheme), the JSON body extractor (every route with a body), and the path, query and
+/// header parsers (every route with such parameters). A handler's own description of a status
+/// wins; this only fills in the ones it left out.
+struct CommonResponses;
+
+impl CommonResponses {
+    const AUTHENTICATED: &[(&str, &str)] = &[
+        (
+            "401",
+            "no `Authorization` header, not `Bearer <key>`, or not a key this server issued",
+        ),
+        (
+            "403",
+            "the key expired or was revoked, the user is disabled, or the route needs an admin",
+        ),
+        (
+            "429",
+            "the key's rate limit is exhausted (see `Retry-After`)",
+        ),
+        ("503", "the database cannot be reached (see `Retry-After`)"),
+    ];
+    const WITH_BODY: &[(&str, &str)] = &[
+        ("400", "malformed JSON or an unreadable body"),
+        ("413", "the body is larger than 64 KiB"),
+        ("415", "the body is not JSON"),
+        ("422", "a field is invalid; `detail` names it"),
+    ];
+    const WITH_PARAMETERS: &[(&str, &str)] = &[(
+        "422",
+        "a path, query or header parameter is invalid; `detail` names it",
+    )];
+
+    fn error(description: &str) -> RefOr<Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn complete(op: &mut Operation) {
+        let mut add: Vec<(&str, &str)> = Vec::new();
+        let authenticated = op
+            .security
+            .iter()
+            .flatten()
+            .filter_map(|req| serde_json::to_value(req).ok())
+            .any(|req| req.get("bearer").is_some());
+        if authenticated {
+            add.extend(Self::AUTHENTICATED);
+        }
+        if op.request_body.is_some() {
+            add.extend(Self::WITH_BODY);
+        }
+        let parsed_parameters = op.parameters.iter().flatten().any(|p| {
+            matches!(
+                p.parameter_in,
+                ParameterIn::Path | ParameterIn::Query | ParameterIn::Header
+            )
+        });
+        if parsed_parameters {
+            add.extend(Self::WITH_PARAMETERS);
+        }
+        for (status, description) in add {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| Self::error(description));
+        }
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                Self::complete(op);
+            }
+        }
+    }
+}
+
+/// Adds OpenAPI links from the answers that create or list a resource to the operations that take
+/// its identifier, so clients and generators (schemathesis' stateful tests) can follow them:
+/// a submitted job to every `/v1/jobs/{job_id}` action, a created disk to its routes, a listed
+/// user to the admin's user actions, a rotated key to its revocation.
+struct Links;
+
+/// An answer that supplies identifiers, and the operations that take them.
+struct LinkSource {
+    /// Method of the operation that answers (lower case).
+    method: &'static str,
+    /// Its path.
+    path: &'static str,
+    /// The answer's status.
+    status: &'static str,
+    /// Prefix of the paths whose operations take the identifiers.
+    targets: &'static str,
+    /// Each path parameter and where its value is in the answer.
+    params: &'static [(&'static str, &'static str)],
+}
+
+impl Links {
+    const FROM: &[LinkSource] = &[
+        LinkSource {
+            method: "post",
+            path: "/v1/jobs/submit",
+            status: "200",
+            targets: "/v1/jobs/{job_id}",
+            params: &[("job_id", "$response.body#/job_id")],
+        },
+        LinkSource {
+            method: "post",
+            path: "/v1/jobs/submit",
+            status: "200",
+            targets: "/v1/admin/jobs/{job_id}",
+            params: &[("job_id", "$response.body#/job_id")],
+        },
+        LinkSource {
+            method: "post",
+            path: "/v1/disks",
+            status: "200",
+            targets: "/v1/disks/{disk_name}",
+            params: &[
+                ("disk_name", "$response.body#/disk_name"),
+                ("operation_id", "$response.body#/operation_id"),
+            ],
+        },
+        LinkSource {
+            method: "get",
+            path: "/v1/admin/users",
+            status: "200",
+            targets: "/v1/admin/users/{id}",
+            params: &[("id", "$response.body#/users/0/username")],
+        },
+        LinkSource {
+            method: "post",
+            path: "/v1/keys/rotate",
+            status: "200",
+            targets: "/v1/keys/{key_id}",
+            params: &[("key_id", "$response.body#/key_id")],
+        },
+    ];
+
+    fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<&mut Operation> {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for LinkSource {
+            method,
+            path: source,
+            status,
+            targets: prefix,
+            params,
+        } in Self::FROM
+        {
+            // Every operation under `prefix` whose path parameters the answer supplies.
+            let mut targets: Vec<(String, Vec<(&str, &str)>)> = Vec::new();
+            for (path, item) in doc.paths.paths.iter_mut() {
+                if !path.starts_with(prefix) {
+                    continue;
+                }
+                for op in Self::operations(item) {
+                    let path_params: Vec<&str> = op
+                        .parameters
+                        .iter()
+                        .flatten()
+                        .filter(|p| matches!(p.parameter_in, ParameterIn::Path))
+                        .map(|p| p.name.as_str())
+                        .collect();
+                    let supplied: Option<Vec<(&str, &str)>> = path_params
+                        .iter()
+                        .map(|name| params.iter().find(|(p, _)| p == name).copied())
+                        .collect();
+                    if let (Some(id), Some(supplied)) = (&op.operation_id, supplied) {
+                        targets.push((id.clone(), supplied));
+                    }
+                }
+            }
+            let Some(item) = doc.paths.paths.get_mut(*source) else {
+                continue;
+            };
+            let op = match *method {
+                "get" => item.get.as_mut(),
+                "post" => item.post.as_mut(),
+                _ => None,
+            };
+            let Some(RefOr::T(response)) =
+                op.and_then(|op| op.responses.responses.get_mut(*status))
+            else {
+                continue;
+            };
+            for (operation_id, supplied) in targets {
+                // utoipa 5.5 writes `Link::operation_id` as `operation_id`, which OpenAPI does
+                // not know; the field is set through the (flattened) extensions as `operationId`.
+                let spelled: Extensions = [("operationId", operation_id.clone())]
+                    .into_iter()
+                    .collect();
+                let mut link = LinkBuilder::new().extensions(Some(spelled));
+                for (name, expression) in supplied {
+                    link = link.parameter(name, expression);
+                }
+                response.links.insert(operation_id, link.build().into());
+            }
+        }
     }
 }
 
@@ -76,7 +316,7 @@ impl Modify for BearerScheme {
         routes::admin::audit::audit_log,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CommonResponses, &Links),
     tags(
         (name = "service", description = "Service information and health"),
         (name = "auth", description = "Logins that issue API keys"),

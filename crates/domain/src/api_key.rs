@@ -90,10 +90,33 @@ impl PresentedKey {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Reads the key out of an `Authorization` header value: `Bearer <key>`, the scheme in any
+    /// case, then one space; whitespace around the key is ignored.
+    pub fn from_authorization(header: &str) -> Result<Self, AuthorizationError> {
+        let (scheme, rest) = header
+            .split_once(' ')
+            .ok_or(AuthorizationError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthorizationError::NotBearer);
+        }
+        Self::parse(rest.trim()).map_err(AuthorizationError::Key)
+    }
+
     /// The hash to look the key up by.
     pub fn hash(&self) -> KeyHash {
         KeyHash::of(&self.0)
     }
+}
+
+/// Why an `Authorization` header does not carry an API key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationError {
+    /// The header is not `Bearer <something>`.
+    #[error("the Authorization header must be 'Bearer <api key>'")]
+    NotBearer,
+    /// The bearer token is not shaped like one of our keys.
+    #[error(transparent)]
+    Key(ApiKeyError),
 }
 
 impl fmt::Debug for PresentedKey {
@@ -201,6 +224,36 @@ mod tests {
         assert!(!shown.contains(k.expose_secret()));
         let p = PresentedKey::parse(k.expose_secret()).unwrap();
         assert!(!format!("{p:?}").contains(k.expose_secret()));
+    }
+
+    #[test]
+    fn the_authorization_header_carries_the_key_after_a_bearer_scheme_in_any_case() {
+        let k = ApiKey::generate().unwrap();
+        for header in [
+            format!("Bearer {}", k.expose_secret()),
+            format!("bearer {}", k.expose_secret()),
+            format!("BEARER   {} ", k.expose_secret()),
+        ] {
+            let presented = PresentedKey::from_authorization(&header).unwrap();
+            assert!(presented.hash().ct_eq(&k.hash()), "{header}");
+        }
+        for header in [
+            String::new(),
+            "Bearer".into(),
+            k.expose_secret().to_owned(),
+            format!("Basic {}", k.expose_secret()),
+            format!("Bearer\t{}", k.expose_secret()),
+        ] {
+            assert_eq!(
+                PresentedKey::from_authorization(&header),
+                Err(AuthorizationError::NotBearer),
+                "{header:?}"
+            );
+        }
+        assert_eq!(
+            PresentedKey::from_authorization("Bearer short"),
+            Err(AuthorizationError::Key(ApiKeyError::BadLength))
+        );
     }
 
     #[test]

@@ -15,9 +15,10 @@ pub mod request;
 pub mod scheduler;
 pub mod ssh_key;
 pub mod status;
+pub mod submission;
 pub mod username;
 
-pub use api_key::{ApiKey, ApiKeyError, KeyHash, PresentedKey};
+pub use api_key::{ApiKey, ApiKeyError, AuthorizationError, KeyHash, PresentedKey};
 pub use arn::{ArnError, ArnKind, AwsArn};
 pub use disk::{DiskName, DiskNameError};
 pub use display_name::{DisplayName, DisplayNameError};

@@ -76,6 +76,14 @@ impl StoreError {
         }
     }
 
+    /// True when PostgreSQL refused a text value it cannot store (a NUL character, or one the
+    /// database encoding lacks): bad input, not a fault.
+    pub fn is_unstorable_text(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        matches!(self, StoreError::Db(e) if e.code() == Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE)
+            || e.code() == Some(&SqlState::UNTRANSLATABLE_CHARACTER))
+    }
+
     /// True for a unique-constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))

@@ -180,8 +180,12 @@ pub async fn create(db: &impl Db, username: &Username, role: Role) -> Result<Use
     }
 }
 
-/// Finds a user by name.
+/// Finds a user by name. A string that is not a valid username names no user: it is answered
+/// without a query (PostgreSQL would refuse a NUL character in it with an error).
 pub async fn find_by_name(db: &impl Db, username: &str) -> Result<Option<User>, StoreError> {
+    if Username::parse(username).is_err() {
+        return Ok(None);
+    }
     let row = db
         .query_opt(
             &format!("SELECT {COLUMNS} FROM users WHERE username = $1"),

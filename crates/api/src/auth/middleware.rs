@@ -3,7 +3,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use gpudev_domain::PresentedKey;
+use gpudev_domain::{AuthorizationError, PresentedKey};
 use gpudev_store::api_keys::{self, KeyRejection};
 
 use super::Caller;
@@ -56,20 +56,19 @@ async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, 
             detail: "Not authenticated: send Authorization: Bearer <api key>".into(),
         });
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .ok_or_else(|| ApiError::Unauthorized {
-            code: "invalid_authorization",
-            detail: "Invalid authentication credentials: the Authorization header must be 'Bearer <api key>'".into(),
-        })?;
-    let key = PresentedKey::parse(token).map_err(|_| ApiError::Unauthorized {
-        code: "invalid_api_key",
-        detail: "Invalid API key format".into(),
+    let not_bearer = || {
+        ApiError::Unauthorized {
+        code: "invalid_authorization",
+        detail: "Invalid authentication credentials: the Authorization header must be 'Bearer <api key>'".into(),
+    }
+    };
+    let header = value.to_str().map_err(|_| not_bearer())?;
+    let key = PresentedKey::from_authorization(header).map_err(|e| match e {
+        AuthorizationError::NotBearer => not_bearer(),
+        AuthorizationError::Key(_) => ApiError::Unauthorized {
+            code: "invalid_api_key",
+            detail: "Invalid API key format".into(),
+        },
     })?;
     let hash = key.hash();
     if let Some(c) = state.keys.get(hash.as_str()) {

@@ -122,6 +122,21 @@ impl TestApp {
         self.call(Method::GET, path, Some(key), None).await
     }
 
+    /// Whether `/openapi.json` lists `status` among the answers of `method` (lower case) on the
+    /// templated `path`.
+    pub async fn documents(&self, method: &str, path: &str, status: u16) -> bool {
+        let doc: Value = self
+            .http
+            .get(format!("{}/openapi.json", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        doc["paths"][path][method]["responses"][status.to_string()].is_object()
+    }
+
     /// POST JSON with a key.
     pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
         self.call(Method::POST, path, Some(key), Some(body)).await

@@ -211,3 +211,39 @@ async fn creating_a_taken_username_is_a_conflict_and_unknown_users_are_not_found
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn a_name_that_is_no_valid_username_finds_nobody_without_a_query_error() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    user(&client, "alice").await;
+
+    // schemathesis found `?user=` with a NUL answered 500: PostgreSQL refuses NUL in text.
+    for name in ["ali\0ce", "\0", "alice bob", ""] {
+        assert!(
+            users::find_by_name(&client, name).await.unwrap().is_none(),
+            "{name:?}"
+        );
+    }
+    assert!(
+        users::find_by_name(&client, "alice")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn text_postgres_cannot_store_is_told_apart_from_faults() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+
+    let nul = client
+        .query_one("SELECT $1::text", &[&"a\0b"])
+        .await
+        .unwrap_err();
+    let other = client.query_one("SELECT 1/0", &[]).await.unwrap_err();
+
+    assert!(StoreError::from(nul).is_unstorable_text());
+    assert!(!StoreError::from(other).is_unstorable_text());
+}

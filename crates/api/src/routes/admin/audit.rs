@@ -22,8 +22,10 @@ pub struct AuditQuery {
     /// Until (RFC 3339, exclusive).
     pub to: Option<String>,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Rows to skip.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -52,6 +54,14 @@ pub async fn audit_log(
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::invalid("offset", "offset must not be negative"));
+    }
+    for (field, value) in [("user", &q.user), ("action", &q.action)] {
+        if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} must not contain a NUL character"),
+            ));
+        }
     }
     let filter = AuditFilter {
         actor: q.user.clone(),

@@ -23,8 +23,10 @@ pub struct AdminJobQuery {
     /// Comma-separated statuses; all when absent.
     pub status: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Jobs to skip.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -84,6 +84,7 @@ async fn set_active(
         (status = 200, description = "the user", body = Object),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "self_disable: an admin disabling themselves"),
     ))]
 #[post("/admin/users/{id}/disable")]
 pub async fn disable_user(

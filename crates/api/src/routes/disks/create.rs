@@ -19,8 +19,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateDisk {
     /// 1–63 characters of letters, digits, `_` and `-`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,63}$")]
     pub disk_name: String,
     /// Size in GB (10–10000); the server default when absent.
+    #[schema(minimum = 10, maximum = 10000)]
     pub size_gb: Option<i64>,
 }
 

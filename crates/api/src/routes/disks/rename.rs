@@ -16,6 +16,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct RenameDisk {
     /// 1–63 characters of letters, digits, `_` and `-`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,63}$")]
     pub new_name: String,
 }
 

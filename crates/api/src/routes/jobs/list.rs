@@ -25,8 +25,10 @@ pub struct ListQuery {
     /// `creating_server` are read as `queued` and `preparing`.
     pub status: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// Jobs to skip (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

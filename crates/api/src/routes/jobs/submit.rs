@@ -14,7 +14,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::request::{JobSubmission, canonical_hash, request_error};
+use super::request::{JobSubmission, canonical_hash, request_error, submission_error};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -88,7 +88,9 @@ pub async fn submit_job(
     let submission: JobSubmission = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid("body", format!("invalid request body: {e}")))?;
     let config = &state.config;
-    let resolved = submission.resolve(&config.catalog)?;
+    let resolved = submission
+        .resolve(&config.catalog)
+        .map_err(submission_error)?;
     if resolved.raw.priority > 0 && !caller.is_admin() {
         return Err(ApiError::Forbidden {
             code: "priority_requires_admin",
