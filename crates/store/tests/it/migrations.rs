@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -12,6 +12,7 @@ const TABLES: [&str; 12] = [
     "reservation_events",
     "disks",
     "disk_snapshots",
+    "used_login_signatures",
     "gpu_types",
     "audit_log",
     "cronjob_runs",
