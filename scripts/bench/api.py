@@ -22,10 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+# Comma-separated substrings: run only the requests whose name contains one (all by default; the
+# report is rewritten only by a full run).
+ONLY = [c for c in os.environ.get("BENCH_ONLY", "").split(",") if c]
 CONNECTIONS = (8, 64)
 USERS = 64
 POOL_SIZE = 32
 BASELINE_DB = "gpudev_baseline"
+# Each user's history before the runs: a user of some months' standing, mostly ended reservations.
+HISTORY = 250
+EVENTS_PER_RESERVATION = 3
 COMMAND = "scripts/bench-api"
 
 
@@ -95,6 +101,30 @@ def median_of(runs):
     }
 
 
+# What every bench user has done before the runs start: HISTORY reservations, newest first one
+# live (queued) and the rest ended, each with its submit, admit and end events, then the VACUUM
+# ANALYZE that autovacuum would have done by then. The lists and gets page through these.
+SEED_HISTORY = f"""
+INSERT INTO reservations (reservation_id, user_id, status, gpu_type, gpu_count, duration_hours, image,
+    created_at, admitted_at, launched_at, expires_at, ended_at, instance_type, node_names)
+SELECT gen_random_uuid(), u.user_id, CASE WHEN i = 1 THEN 'queued' WHEN i % 7 = 0 THEN 'cancelled' ELSE 'expired' END,
+    't4', 1 + i % 4, 2, 'pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel',
+    now() - make_interval(hours => i * 5), CASE WHEN i > 1 THEN now() - make_interval(hours => i * 5 - 1) END,
+    CASE WHEN i > 1 THEN now() - make_interval(hours => i * 5 - 1) END,
+    CASE WHEN i > 1 THEN now() - make_interval(hours => i * 5 - 3) END,
+    CASE WHEN i > 1 THEN now() - make_interval(hours => i * 5 - 3) END,
+    CASE WHEN i > 1 THEN 'g4dn.xlarge' END, CASE WHEN i > 1 THEN ARRAY['node-' || i % 16] ELSE '{{}}' END
+FROM users u, generate_series(1, {HISTORY}) i WHERE u.username LIKE 'bench%'
+ORDER BY i, u.user_id;
+INSERT INTO reservation_events (reservation_id, kind, from_status, to_status, reason, actor, created_at)
+SELECT r.reservation_id, 'transition', e.from_status, e.to_status, e.reason, 'gpudev-processor', r.created_at + e.n * interval '1 hour'
+FROM reservations r, (VALUES (0, NULL, 'queued', 'submitted'), (1, 'queued', 'preparing', 'admitted'),
+    (2, 'preparing', 'active', 'pod ready')) AS e(n, from_status, to_status, reason)
+WHERE r.status <> 'queued' OR e.n = 0
+ORDER BY r.created_at, e.n;
+"""
+
+
 # The baseline: the SQL one `POST /v1/jobs/submit` runs (crates/store/src/reservations.rs:
 # `lock_user_submissions`, `submit_within`, `queue_standing_upto`; gpu_types::list_active;
 # audit::record), in one transaction, plus a key lookup (one indexed read of api_keys joined to
@@ -122,6 +152,27 @@ SELECT gpu_type, instance_type, gpus_per_node, cpus_per_node, memory_gib_per_nod
 INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, target_id, outcome, request_id, client_addr, details) VALUES (:uid, :username::text, 'admin', NULL, 'reservation.submit', 'reservation', :reservation_id::text, 'success', gen_random_uuid()::text, '127.0.0.1', jsonb_build_object('gpu_type', 't4', 'gpu_count', 1, 'duration_hours', 1.0, 'env_names', '[]'::jsonb, 'idempotency_key', false, 'msg_id', :msg_id::bigint)) RETURNING audit_id;
 END;
 """
+
+
+# The SQL one `GET /v1/jobs?limit=10` runs (crates/store/src/reservations.rs: `list_rows` for one
+# user, no status filter, with events), with generic plans as the API's connections use them. The
+# key check is served from the API's key cache, so the baseline has no key lookup.
+PGBENCH_LIST = """
+\\set uid {first_uid} + random(0, {users} - 1)
+\\set lim 10
+\\set off 0
+SELECT t.total, p.* FROM (SELECT count(*) AS total FROM reservations r WHERE r.user_id = :uid AND cardinality('{{}}'::text[]) = 0) t LEFT JOIN LATERAL (SELECT {columns}, (SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, e.to_status, e.reason, e.actor, e.details, e.created_at) ORDER BY e.event_id) FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events FROM reservations r JOIN users u USING (user_id) WHERE r.user_id = :uid AND cardinality('{{}}'::text[]) = 0 ORDER BY r.created_at DESC, r.reservation_id LIMIT :lim OFFSET :off) p ON true;
+"""
+
+
+def pgbench_list(pg, conns, first_uid):
+    """Statements per second of the list SQL over the bench users (prepared, generic plans)."""
+    script = Path(pg.dir) / f"list-{conns}.sql"
+    script.write_text(PGBENCH_LIST.format(first_uid=first_uid, users=USERS, columns=RESERVATION_COLUMNS))
+    cmd = [str(pg.bindir / "pgbench"), "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+           "-c", str(conns), "-j", "2", "-T", str(SECONDS), "-f", str(script), BASELINE_DB]
+    out = run(cmd, env=dict(os.environ, PGOPTIONS="-c plan_cache_mode=force_generic_plan")).stdout
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
 def pgbench(pg, conns, first_uid):
@@ -153,12 +204,17 @@ def main():
         for i in range(USERS):
             run([str(TARGET / "gpudev-admin"), "users", "create", f"bench{i}"], env=env)
             keys.append(run([str(TARGET / "gpudev-admin"), "keys", "create", "--user", f"bench{i}"], env=env).stdout.strip())
-        # The baseline gets its own copy of this starting point (schema, queue, users, keys), so
-        # pgbench starts from the same empty reservation tables as the API's submits did.
+        psql = [str(pg.bindir / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-q"]
+        run(psql + ["-v", "ON_ERROR_STOP=1", "-c", SEED_HISTORY, "-c", "VACUUM ANALYZE", "gpudev"])
+        job_ids = run(psql + ["-At", "-c", "SELECT DISTINCT ON (user_id) reservation_id FROM reservations "
+                              "WHERE status = 'queued' ORDER BY user_id", "gpudev"]).stdout.split()
+        assert len(job_ids) == USERS, f"expected one live reservation per bench user, got {len(job_ids)}"
+        # The baseline gets its own copy of this starting point (schema, queue, users, keys,
+        # histories), so pgbench starts from the same tables as the API's requests did.
         run([str(pg.bindir / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-qc",
              f"CREATE DATABASE {BASELINE_DB} TEMPLATE gpudev", "postgres"])
         port, mport = free_port(), free_port()
-        api_env = dict(env, BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{mport}",
+        api_env = dict(env, DATABASE_URL=url + os.environ.get("BENCH_URL_SUFFIX", ""), BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{mport}",
                        RATE_LIMIT_PER_MINUTE="1000000", MAX_ACTIVE_RESERVATIONS_PER_USER="10000000",
                        MAX_GPUS_PER_USER="100000000", DB_POOL_SIZE=str(POOL_SIZE), RUST_LOG="warn", LOG_FORMAT="json")
         api = subprocess.Popen([str(TARGET / "gpudev-api")], env=api_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -178,6 +234,16 @@ def main():
             + '  wrk.headers["Authorization"] = "Bearer " .. keys[(i % #keys) + 1]\n'
             + "  return wrk.format(nil)\nend\n"
         )
+        # Key i belongs to user i, whose live reservation is job_ids[i] (both in user order).
+        (scripts / "get_one.lua").write_text(
+            lua_keys
+            + "local ids = {" + ",".join(f'"{j}"' for j in job_ids) + "}\n"
+            + "local i = 0\n"
+            + "request = function()\n  i = i + 1\n"
+            + "  local n = (i % #keys) + 1\n"
+            + '  wrk.headers["Authorization"] = "Bearer " .. keys[n]\n'
+            + '  return wrk.format(nil, "/v1/jobs/" .. ids[n])\nend\n'
+        )
         (scripts / "submit.lua").write_text(
             lua_keys
             + 'wrk.method = "POST"\n'
@@ -191,20 +257,26 @@ def main():
         cases = [
             ("GET /health", f"{base}/health", None),
             ("GET /v1/jobs?limit=10", f"{base}/v1/jobs?limit=10", str(scripts / "get.lua")),
+            ("GET /v1/jobs/{id}", f"{base}/", str(scripts / "get_one.lua")),
             ("POST /v1/jobs/submit", f"{base}/v1/jobs/submit", str(scripts / "submit.lua")),
         ]
         results = {}
+        if ONLY:
+            cases = [c for c in cases if any(o in c[0] for o in ONLY)]
         for name, target, script in cases:
             for conns in CONNECTIONS:
                 runs = [wrk(target, conns, script) for _ in range(REPEATS)]
                 results[(name, conns)] = median_of(runs)
                 print(name, conns, results[(name, conns)], file=sys.stderr)
+        if ONLY:
+            return
         client = f"postgres://postgres@127.0.0.1:{pg.port}/gpudev"
         ids = [int(x) for x in run([str(pg.bindir / "psql"), client, "-Atc",
                "SELECT user_id FROM users WHERE username LIKE 'bench%' ORDER BY user_id"]).stdout.split()]
         assert ids == list(range(ids[0], ids[0] + USERS)), f"bench users are not numbered in a row: {ids}"
         baseline = {c: statistics.median(pgbench(pg, c, ids[0]) for _ in range(REPEATS)) for c in CONNECTIONS}
-        write_report(results, baseline)
+        list_baseline = {c: statistics.median(pgbench_list(pg, c, ids[0]) for _ in range(REPEATS)) for c in CONNECTIONS}
+        write_report(results, baseline, list_baseline)
     finally:
         if api:
             api.send_signal(signal.SIGTERM)
@@ -224,7 +296,7 @@ def machine():
     return f"{platform.machine()}, {cpus} cores{mem}, {platform.system()} {platform.release()}, {pg}"
 
 
-def write_report(results, baseline):
+def write_report(results, baseline, list_baseline):
     lines = [
         "<!-- api-bench:start -->",
         "## API throughput and latency",
@@ -240,14 +312,17 @@ def write_report(results, baseline):
         lines.append(f"| `{name}` | {conns} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['errors']} |")
     lines += [
         "",
-        "The `GET /v1/jobs` runs come before any submit, so they page through an empty list. No "
+        f"Before the runs each of the {USERS} users has a history of {HISTORY} reservations (one "
+        f"queued, the rest ended with {EVENTS_PER_RESERVATION} events each; vacuumed and analysed, as "
+        "autovacuum leaves a table in steady state): `GET /v1/jobs?limit=10` returns the newest 10 "
+        "with their histories and the total, `GET /v1/jobs/{id}` the user's queued one. No "
         "processor runs, so the submits only lengthen one GPU type's queue (to tens of thousands); "
         "past the first 200 each answer's first estimate of `queue_position` is null, which bounds "
         "its cost (docs/API.md).",
         "",
         f"Baseline: pgbench running the same SQL work as one submit, in the same run, on the same "
         f"server, in a copy of the database taken before the API's first request (so it starts from "
-        f"the same empty tables): one transaction with a key lookup (which the API's key cache saves it), the per-user "
+        f"the same users, keys and histories): one transaction with a key lookup (which the API's key cache saves it), the per-user "
         f"submit lock, the quota check with the reservation, its event and `pgmq.send` (one statement, "
         f"as the API), the queue standing, the GPU types and the audit record; prepared statements, "
         f"as the API's cached ones; the same {USERS} users, each client with its own share of them so "
@@ -263,6 +338,18 @@ def write_report(results, baseline):
     for c in CONNECTIONS:
         api = results[("POST /v1/jobs/submit", c)]["rps"]
         lines.append(f"| {c} | {baseline[c]:.0f} | {api:.0f} | {api / baseline[c]:.0%} |")
+    lines += [
+        "",
+        "The list has a baseline too: pgbench running the one statement a `GET /v1/jobs?limit=10` "
+        "runs (the page, each job's history and the total), prepared and with generic plans as the "
+        "API's connections run it, over the same users' histories, in the same run.",
+        "",
+        "| Connections | pgbench statements/s | API lists/s | API / baseline |",
+        "|---:|---:|---:|---:|",
+    ]
+    for c in CONNECTIONS:
+        api = results[("GET /v1/jobs?limit=10", c)]["rps"]
+        lines.append(f"| {c} | {list_baseline[c]:.0f} | {api:.0f} | {api / list_baseline[c]:.0%} |")
     lines.append("<!-- api-bench:end -->")
     section = "\n".join(lines) + "\n"
     doc = ROOT / "docs" / "BENCHMARKS.md"
