@@ -329,3 +329,64 @@ async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_dupli
         "no message was given up on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_a_kubernetes_outage_is_retried_at_a_bounded_pace_and_everything_recovers() {
+    let mut env = env().await;
+    env.config.visibility_timeout = Duration::from_secs(1);
+    // Enough deliveries that the outage alone does not dead-letter anything.
+    env.config.max_reads = 20;
+    env.fake.seed_nodes("t4", 1, 4);
+    let _simulation = env.fake.start_simulation(Duration::from_millis(50));
+    // Every create fails for a while, as when the API server is overloaded.
+    env.fake.inject(
+        Fault::new(FaultKind::Status500)
+            .verb(Verb::Create)
+            .times(100_000),
+    );
+    let alice = env.user("alice").await;
+    let ids = [
+        env.submit(&alice, Ask::gpus("t4", 1)).await,
+        env.submit(&alice, Ask::gpus("t4", 1)).await,
+        env.submit(&alice, Ask::gpus("t4", 2)).await,
+    ];
+    let p = env.processor_with(env.config.clone()).await;
+    let _stop = run_in_process(p);
+    let outage = Duration::from_secs(4);
+    tokio::time::sleep(outage).await;
+    let attempts: usize = ["pods", "services", "secrets"]
+        .iter()
+        .map(|k| env.fake.count(Verb::Create, k))
+        .sum();
+    env.fake.clear_faults();
+    eprintln!("{attempts} failed creates during a {outage:?} outage");
+
+    // Retried, but paced by the visibility timeout and the reconciliation interval (about one
+    // attempt per reservation per second each), not in a tight loop.
+    assert!(attempts >= 3, "no retry during the outage: {attempts}");
+    assert!(
+        attempts <= 3 * 4 * 4,
+        "{attempts} creates in {outage:?} for 3 reservations: retrying without a pause"
+    );
+    for id in &ids {
+        assert_eq!(env.status(*id).await.to_string(), "preparing");
+    }
+    eventually(
+        Duration::from_secs(20),
+        "every reservation active",
+        || async {
+            let counts = by_status(&env).await;
+            if counts.get("active") == Some(&3) {
+                Ok(())
+            } else {
+                Err(format!("{counts:?}"))
+            }
+        },
+    )
+    .await;
+    for id in &ids {
+        assert_eq!(env.objects_of(*id), 3, "{id}");
+    }
+    assert_eq!(env.creates("pods"), 3, "no pod was created twice");
+    assert!(env.dead_letters().await.is_empty());
+}
