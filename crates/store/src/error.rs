@@ -99,3 +99,32 @@ fn is_outage_state(code: &tokio_postgres::error::SqlState) -> bool {
         // Class 08: connection exceptions.
         || code.code().starts_with("08")
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::error::SqlState;
+
+    use super::is_outage_state;
+
+    #[test]
+    fn a_server_going_away_is_an_outage_and_a_bad_statement_is_not() {
+        for state in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+        ] {
+            assert!(is_outage_state(&state), "{}", state.code());
+        }
+        for state in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::SYNTAX_ERROR,
+            SqlState::QUERY_CANCELED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ] {
+            assert!(!is_outage_state(&state), "{}", state.code());
+        }
+    }
+}
