@@ -71,7 +71,11 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
-            StoreError::Db(e) => e.is_closed() || e.code().is_none() && e.as_db_error().is_none(),
+            StoreError::Db(e) => {
+                e.is_closed()
+                    || e.code().is_none() && e.as_db_error().is_none()
+                    || e.code().is_some_and(is_outage_state)
+            }
             _ => false,
         }
     }
@@ -87,5 +91,48 @@ impl StoreError {
     /// True for a unique-constraint violation.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+}
+
+/// SQLSTATEs the server sends when it, not the query, is the problem. A server shutting down
+/// answers the statements in flight with `57P01 admin_shutdown` (a fast stop) or `57P02
+/// crash_shutdown` before closing their connections, and refuses new ones with `57P03
+/// cannot_connect_now` while it starts or stops; these are outages (503, retry), not bugs (500).
+fn is_outage_state(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+        // Class 08: connection exceptions.
+        || code.code().starts_with("08")
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::error::SqlState;
+
+    use super::is_outage_state;
+
+    #[test]
+    fn a_server_going_away_is_an_outage_and_a_bad_statement_is_not() {
+        for state in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+        ] {
+            assert!(is_outage_state(&state), "{}", state.code());
+        }
+        for state in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::SYNTAX_ERROR,
+            SqlState::QUERY_CANCELED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ] {
+            assert!(!is_outage_state(&state), "{}", state.code());
+        }
     }
 }

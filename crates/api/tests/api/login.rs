@@ -227,8 +227,10 @@ async fn wrong_roles_iam_users_and_bad_credentials_are_refused() {
     assert_eq!(denied, 4);
 }
 
+/// STS down is an outage of logins only: holders of an API key keep working, since keyed
+/// requests never call STS.
 #[tokio::test]
-async fn an_unreachable_sts_is_503() {
+async fn an_unreachable_sts_is_503_for_logins_while_keyed_endpoints_keep_working() {
     let closed = format!("127.0.0.1:{}", closed_port());
     let endpoint = format!("http://{closed}");
     let app = spawn_app_with(&[
@@ -267,6 +269,34 @@ async fn an_unreachable_sts_is_503() {
         )
         .await
     );
+
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let submitted = app
+        .post(
+            "/v1/jobs/submit",
+            &key,
+            json!({"gpu_type": "t4", "gpu_count": 1, "duration_hours": 1.0}),
+        )
+        .await;
+    let (status, body) = status_json(submitted).await;
+    assert_eq!(status, 200, "submit works without STS: {body}");
+    let id = body["job_id"].as_str().unwrap().to_owned();
+    let (status, body) = status_json(app.get("/v1/jobs", &key).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jobs"][0]["job_id"], id.as_str(), "{body}");
+    let (status, body) = status_json(app.get("/v1/me", &key).await).await;
+    assert_eq!(status, 200, "{body}");
+    // And logins are still refused with 503 afterwards (no state was poisoned either way).
+    let (status, body) = aws_login(
+        &app,
+        json!({
+            "aws_access_key_id": "ASIAEXAMPLEEXAMPLE00",
+            "aws_secret_access_key": "x".repeat(40),
+        }),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "service_unavailable", "{body}");
 }
 
 #[tokio::test]

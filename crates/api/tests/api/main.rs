@@ -22,3 +22,4 @@ mod keys;
 mod login;
 mod me;
 mod oidc_login;
+mod outage;

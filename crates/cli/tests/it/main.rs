@@ -16,6 +16,7 @@ mod auth;
 mod errors;
 mod jobs;
 mod journey;
+mod load;
 mod local;
 mod oidc;
 mod processor;

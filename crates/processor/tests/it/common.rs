@@ -105,6 +105,11 @@ impl Env {
 
     pub async fn submit(&self, user: &User, ask: Ask) -> Uuid {
         let mut db = self.db.connect().await;
+        self.submit_on(&mut db, user, ask).await
+    }
+
+    /// [`Self::submit`] on a connection the caller keeps (for bursts).
+    pub async fn submit_on(&self, db: &mut tokio_postgres::Client, user: &User, ask: Ask) -> Uuid {
         let id = Uuid::new_v4();
         let new = NewReservation {
             reservation_id: id,
@@ -127,9 +132,7 @@ impl Env {
             command: None,
             disk_size_gb: None,
         };
-        reservations::submit(&mut db, &self.queue(), &new)
-            .await
-            .unwrap();
+        reservations::submit(db, &self.queue(), &new).await.unwrap();
         id
     }
 

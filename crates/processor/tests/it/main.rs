@@ -12,6 +12,7 @@
 mod bench;
 mod common;
 mod dead_letters;
+mod faults;
 mod leadership;
 mod lifecycle;
 mod manifests;
