@@ -88,7 +88,7 @@ pub struct CheckedRequest {
     pub headers: HeaderMap,
     /// The `GetCallerIdentity` form body.
     pub body: String,
-    /// SHA-256 (hex) of the `authorization` header: one value per signed request.
+    /// SHA-256 (hex) of the request's SigV4 signature: one value per signed request.
     pub signature_hash: String,
     /// Until when this request would be accepted (its `x-amz-date` plus the 15 minutes).
     pub acceptable_until: DateTime<Utc>,
@@ -191,6 +191,18 @@ fn signed_headers(authorization: &str) -> Option<Vec<String>> {
         .map(str::trim)
         .find_map(|p| p.strip_prefix("SignedHeaders="))
         .map(|list| list.split(';').map(str::to_ascii_lowercase).collect())
+}
+
+/// The `Signature` of a SigV4 `Authorization` header, lower-cased: the HMAC over everything the
+/// request signs, so one value per signed request however the header around it is spelled.
+fn signature_of(authorization: &str) -> Option<String> {
+    let params = authorization.strip_prefix("AWS4-HMAC-SHA256 ")?;
+    params
+        .split(',')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("Signature="))
+        .map(|sig| sig.trim().to_ascii_lowercase())
+        .filter(|sig| !sig.is_empty())
 }
 
 /// Parses `x-amz-date` (`20260101T120000Z`).
@@ -313,7 +325,13 @@ impl AwsIamRequest {
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| bad("invalid_sts_request", format!("headers: {name} is missing")))
         };
-        let signature_hash = hex::encode(Sha256::digest(header("authorization")?.as_bytes()));
+        let signature = signature_of(header("authorization")?).ok_or_else(|| {
+            bad(
+                "invalid_sts_request",
+                "headers: authorization carries no Signature",
+            )
+        })?;
+        let signature_hash = hex::encode(Sha256::digest(signature.as_bytes()));
         let signed_at = parse_amz_date(header("x-amz-date")?).ok_or_else(|| {
             bad(
                 "invalid_sts_request",
@@ -418,6 +436,20 @@ mod tests {
             "127.0.0.1:4566".into(),
             "localhost:4566".into(),
         ]
+    }
+
+    #[test]
+    fn a_signature_is_the_same_however_its_header_is_spelled() {
+        let plain = "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/sts/aws4_request, \
+                     SignedHeaders=host;x-amz-date, Signature=abc123";
+        let respelled = "AWS4-HMAC-SHA256 Signature=ABC123 ,Credential=AKIA/20260101/us-east-1/sts/aws4_request,SignedHeaders=host;x-amz-date";
+        assert_eq!(signature_of(plain).as_deref(), Some("abc123"));
+        assert_eq!(signature_of(respelled), signature_of(plain));
+        assert_eq!(
+            signature_of("AWS4-HMAC-SHA256 Credential=x, Signature="),
+            None
+        );
+        assert_eq!(signature_of("Bearer abc"), None);
     }
 
     fn code_of(r: Result<impl fmt::Debug, ApiError>) -> &'static str {
