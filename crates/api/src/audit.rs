@@ -31,11 +31,17 @@ impl FromRequest for RequestCtx {
             .peer_addr()
             .map(|peer| match req.app_data::<web::Data<AppState>>() {
                 Some(state) if !state.config.trusted_proxies.is_empty() => {
-                    let forwarded = req
+                    // An unreadable value cannot be skipped (what a proxy appended may be in
+                    // it, and the client's own entries before it): then only the peer is known.
+                    let forwarded: Option<Vec<&str>> = req
                         .headers()
                         .get_all("x-forwarded-for")
-                        .filter_map(|v| v.to_str().ok());
-                    state.config.trusted_proxies.client(peer.ip(), forwarded)
+                        .map(|v| v.to_str().ok())
+                        .collect();
+                    match forwarded {
+                        Some(values) => state.config.trusted_proxies.client(peer.ip(), values),
+                        None => peer.ip(),
+                    }
                 }
                 _ => peer.ip(),
             });

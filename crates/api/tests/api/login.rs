@@ -630,3 +630,35 @@ async fn without_trusted_proxies_a_forwarded_for_header_cannot_dodge_the_login_l
     }
     assert_eq!(statuses, [401, 401, 429]);
 }
+
+#[tokio::test]
+async fn an_unreadable_forwarded_for_value_leaves_only_the_proxy_address() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(&moto, &[("TRUSTED_PROXIES", "127.0.0.0/8")]).await;
+    // The client's own entry, then a value the proxy appended to that is not readable text:
+    // skipping it would make the client's entry look like the proxy's.
+    let status = app
+        .http
+        .post(format!("{}/v1/auth/aws-login", app.base))
+        .header("x-forwarded-for", "198.51.100.9")
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"\xff, 203.0.113.5").unwrap(),
+        )
+        .json(&json!({"aws_access_key_id": "AKIA".repeat(4), "aws_secret_access_key": "s".repeat(40)}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let client = app.db.connect().await;
+    let addr: String = client
+        .query_one(
+            "SELECT client_addr FROM audit_log WHERE action = 'login'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(addr, "127.0.0.1");
+}
