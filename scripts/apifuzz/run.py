@@ -19,21 +19,20 @@ Run through scripts/schemathesis, which installs the tools and builds the binari
 Extra arguments are passed to `schemathesis run` (e.g. --include-path-regex /v1/jobs).
 """
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from local import Postgres, VENV_BIN, free_port, run, start_sts, stop, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BIN = TARGET / os.environ.get("SCHEMATHESIS_PROFILE", "debug")
-VENV = ROOT / ".tools" / "venv"
 REPORT_DIR = Path(os.environ.get("SCHEMATHESIS_REPORT_DIR", TARGET / "schemathesis"))
 USERNAME = "schemathesis"
 # Every check but two: no 5xx, every answer as the document describes it, requests that break the
@@ -45,78 +44,10 @@ CHECKS = "all"
 EXCLUDED_CHECKS = "positive_data_acceptance,unsupported_method"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, **kw):
-    done = subprocess.run(cmd, text=True, capture_output=True, **kw)
-    if done.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done
-
-
-def wait_http(url, what, proc=None):
-    for _ in range(300):
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before answering")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer on {url}")
-
-
-class Postgres:
-    """A throwaway cluster on loopback: initdb as the postgres user when running as root."""
-
-    def __init__(self, workdir):
-        self.bindir = Path(run(["pg_config", "--bindir"]).stdout.strip())
-        self.dir = workdir / "pg"
-        self.dir.mkdir()
-        self.port = free_port()
-        self.root = os.geteuid() == 0
-        if self.root:
-            shutil.chown(self.dir, "postgres")
-
-    def as_pg(self, args):
-        return (["runuser", "-u", "postgres", "--"] if self.root else []) + args
-
-    def start(self):
-        data = self.dir / "data"
-        run(self.as_pg([str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                        "-E", "UTF8", "--no-sync"]))
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        run(self.as_pg([str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w",
-                        "-o", opts, "start"]))
-        run([str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-qc",
-             "CREATE DATABASE gpudev", "postgres"])
-        return f"postgres://postgres@127.0.0.1:{self.port}/gpudev"
-
-    def stop(self):
-        subprocess.run(self.as_pg([str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",
-                                   "stop"]), capture_output=True)
-
-
-def stop(proc):
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def main(extra_args):
     workdir = Path(tempfile.mkdtemp(prefix="gpudev-schemathesis-"))
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-    pg = Postgres(workdir)
+    # Throwaway data: durability only costs time here.
+    pg = Postgres(workdir, "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
     moto = api = None
     api_log_path = REPORT_DIR / "api.log"
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
@@ -129,12 +60,7 @@ def main(extra_args):
         run([str(BIN / "gpudev-admin"), "users", "create", "--admin", USERNAME], env=env)
 
         # The logins call STS: a local moto in strict mode, so no request ever leaves this machine.
-        sts_port = free_port()
-        moto = subprocess.Popen([str(VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(sts_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        sts = f"http://127.0.0.1:{sts_port}"
-        wait_http(f"{sts}/moto-api/", "moto", moto)
-        run([str(VENV / "bin" / "python"), str(ROOT / "crates/testkit/py/moto_admin.py"), "setup", sts])
+        moto, sts, _ = start_sts()
 
         port, metrics_port = free_port(), free_port()
         api_env = dict(
@@ -142,7 +68,7 @@ def main(extra_args):
             BIND_ADDR=f"127.0.0.1:{port}",
             METRICS_ADDR=f"127.0.0.1:{metrics_port}",
             AWS_ENDPOINT_URL_STS=sts,
-            STS_ALLOWED_HOSTS=f"127.0.0.1:{sts_port}",
+            STS_ALLOWED_HOSTS=sts.removeprefix("http://"),
             # Limits high enough that the generated traffic tests the handlers, not the limiters or
             # the quota (their 429 and 409 answers are documented and covered by the Rust tests).
             RATE_LIMIT_PER_MINUTE="1000000",
@@ -161,7 +87,7 @@ def main(extra_args):
 
         seed = os.environ.get("SCHEMATHESIS_SEED", "8")
         cmd = [
-            str(VENV / "bin" / "schemathesis"), "run", f"{base}/openapi.json",
+            str(VENV_BIN / "schemathesis"), "run", f"{base}/openapi.json",
             "--checks", os.environ.get("SCHEMATHESIS_CHECKS", CHECKS),
             "--exclude-checks", os.environ.get("SCHEMATHESIS_EXCLUDE_CHECKS", EXCLUDED_CHECKS),
             "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"),

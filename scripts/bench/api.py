@@ -9,14 +9,15 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from local import Postgres, free_port, moto_admin, run, start_sts, stop, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
@@ -33,47 +34,6 @@ BASELINE_DB = "gpudev_baseline"
 HISTORY = 250
 EVENTS_PER_RESERVATION = 3
 COMMAND = "scripts/bench-api"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, **kw):
-    done = subprocess.run(cmd, text=True, capture_output=True, **kw)
-    if done.returncode != 0:
-        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done
-
-
-class Postgres:
-    """A throwaway cluster: initdb as the postgres user when running as root."""
-
-    def __init__(self):
-        self.bindir = Path(run(["pg_config", "--bindir"]).stdout.strip())
-        self.dir = Path(tempfile.mkdtemp(prefix="gpudev-bench-"))
-        self.port = free_port()
-        self.root = os.geteuid() == 0
-        if self.root:
-            shutil.chown(self.dir, "postgres")
-
-    def as_pg(self, args):
-        return (["runuser", "-u", "postgres", "--"] if self.root else []) + args
-
-    def start(self):
-        data = self.dir / "data"
-        run(self.as_pg([str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]))
-        # Durable settings, as production: the comparison with pgbench is fair because both use them.
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} -c max_connections=200"
-        run(self.as_pg([str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w", "-o", opts, "start"]))
-        run([str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-qc", "CREATE DATABASE gpudev", "postgres"])
-        return f"postgres://postgres@127.0.0.1:{self.port}/gpudev"
-
-    def stop(self):
-        subprocess.run(self.as_pg([str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"]), capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wrk(url, conns, script=None):
@@ -191,28 +151,7 @@ def pgbench(pg, conns, first_uid):
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
-VENV = ROOT / ".tools" / "venv" / "bin"
-MOTO_ADMIN = ROOT / "crates" / "testkit" / "py" / "moto_admin.py"
 LOGIN_ROLE = "SSOCloudDevGpuReservation"
-
-
-def start_sts():
-    """moto in strict mode on loopback, and the credentials of a session in the allowed role
-    (the testkit's own helper script sets it up). Returns (process, endpoint, credentials)."""
-    port = free_port()
-    proc = subprocess.Popen([str(VENV / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    admin = json.loads(run([str(VENV / "python"), str(MOTO_ADMIN), "setup", endpoint]).stdout)
-    creds = json.loads(run([str(VENV / "python"), str(MOTO_ADMIN), "mint", endpoint, admin["access_key_id"],
-                            admin["secret_access_key"], admin["arn"], LOGIN_ROLE, "sts-user"]).stdout)
-    return proc, endpoint, creds
 
 
 def peak_rss_mib(pid):
@@ -224,11 +163,16 @@ def peak_rss_mib(pid):
 
 
 def main():
-    pg = Postgres()
+    workdir = Path(tempfile.mkdtemp(prefix="gpudev-bench-"))
+    # Durable settings, as production: the comparison with pgbench is fair because both use them.
+    pg = Postgres(workdir, "-c max_connections=200")
     api = None
     sts = None
     try:
-        sts, sts_endpoint, sts_creds = start_sts()
+        sts, sts_endpoint, admin = start_sts()
+        # A session in the allowed role, for the aws-login runs.
+        sts_creds = moto_admin("mint", sts_endpoint, admin["access_key_id"], admin["secret_access_key"],
+                               admin["arn"], LOGIN_ROLE, "sts-user")
         url = pg.start()
         env = dict(os.environ, DATABASE_URL=url)
         run([str(TARGET / "gpudev-admin"), "migrate"], env=env)
@@ -255,12 +199,7 @@ def main():
                        STS_ALLOWED_HOSTS=sts_endpoint.removeprefix("http://"))
         api = subprocess.Popen([str(TARGET / "gpudev-api")], env=api_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_http(f"{base}/health", "gpudev-api", api)
         scripts = Path(pg.dir)
         lua_keys = "local keys = {" + ",".join(f'"{k}"' for k in keys) + "}\n"
         (scripts / "get.lua").write_text(
@@ -326,10 +265,9 @@ def main():
         if api:
             api.send_signal(signal.SIGTERM)
             api.wait(timeout=30)
-        if sts:
-            sts.terminate()
-            sts.wait(timeout=30)
+        stop(sts)
         pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def machine():
