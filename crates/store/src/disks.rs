@@ -111,17 +111,11 @@ pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError>
             ],
         )
         .await;
-    let id: Uuid = match res {
-        Ok(row) => row.get(0),
-        Err(e) => {
-            let e = StoreError::from(e);
-            return Err(if e.is_unique_violation() {
-                StoreError::Conflict(format!("disk {disk_name:?} already exists"))
-            } else {
-                e
-            });
-        }
-    };
+    let id: Uuid = res
+        .map_err(|e| {
+            StoreError::from(e).unique_as_conflict(|| format!("disk {disk_name:?} already exists"))
+        })?
+        .get(0);
     let row = db
         .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&id])
         .await?;
@@ -207,17 +201,9 @@ pub async fn rename(db: &impl Db, user_id: i64, old: &str, new: &str) -> Result<
             &[&disk.disk_id, &new],
         )
         .await;
-    match res {
-        Ok(_) => {}
-        Err(e) => {
-            let e = StoreError::from(e);
-            return Err(if e.is_unique_violation() {
-                StoreError::Conflict(format!("disk {new:?} already exists"))
-            } else {
-                e
-            });
-        }
-    }
+    res.map_err(|e| {
+        StoreError::from(e).unique_as_conflict(|| format!("disk {new:?} already exists"))
+    })?;
     let row = db
         .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
         .await?;

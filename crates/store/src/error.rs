@@ -92,6 +92,16 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Db(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
     }
+
+    /// A unique-constraint violation as a [`StoreError::Conflict`] saying `detail`; any other
+    /// error unchanged.
+    pub fn unique_as_conflict(self, detail: impl FnOnce() -> String) -> Self {
+        if self.is_unique_violation() {
+            StoreError::Conflict(detail())
+        } else {
+            self
+        }
+    }
 }
 
 /// SQLSTATEs the server sends when it, not the query, is the problem. A server shutting down

@@ -142,19 +142,12 @@ pub async fn upsert_oidc_login(
             &[&username.as_str(), &issuer, &subject, &role],
         )
         .await;
-    match res {
-        Ok(row) => from_row(&row),
-        Err(e) => {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                Err(StoreError::Conflict(format!(
-                    "the username {username} is already taken by another user"
-                )))
-            } else {
-                Err(e)
-            }
-        }
-    }
+    let row = res.map_err(|e| {
+        StoreError::from(e).unique_as_conflict(|| {
+            format!("the username {username} is already taken by another user")
+        })
+    })?;
+    from_row(&row)
 }
 
 /// Creates a user (for operators and tests); fails with a conflict when the name is taken.
@@ -165,19 +158,10 @@ pub async fn create(db: &impl Db, username: &Username, role: Role) -> Result<Use
             &[&username.as_str(), &role.as_str()],
         )
         .await;
-    match res {
-        Ok(row) => from_row(&row),
-        Err(e) => {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                Err(StoreError::Conflict(format!(
-                    "user {username} already exists"
-                )))
-            } else {
-                Err(e)
-            }
-        }
-    }
+    let row = res.map_err(|e| {
+        StoreError::from(e).unique_as_conflict(|| format!("user {username} already exists"))
+    })?;
+    from_row(&row)
 }
 
 /// Finds a user by name. A string that is not a valid username names no user: it is answered
