@@ -6,7 +6,7 @@ use gpudev_store::reservations;
 use uuid::Uuid;
 
 use super::detail::JobDetail;
-use super::lookup::{Visibility, find_job, not_found};
+use super::lookup::{Visibility, find_job, may_see, not_found};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -31,7 +31,9 @@ pub async fn get_job(
     // resolved first.
     let (r, events) = match Uuid::parse_str(path.trim()) {
         Ok(id) => match reservations::find_with_events(&*db, id).await? {
-            Some((r, events)) if r.user_id == caller.user_id || caller.is_admin() => (r, events),
+            Some((r, events)) if may_see(&caller, r.user_id, Visibility::AdminSeesAll) => {
+                (r, events)
+            }
             _ => return Err(not_found(path.trim())),
         },
         Err(_) => {

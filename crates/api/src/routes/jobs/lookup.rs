@@ -19,6 +19,11 @@ pub enum Visibility {
     AdminSeesAll,
 }
 
+/// Whether `caller` may see a job owned by `owner` in a lookup of this kind.
+pub fn may_see(caller: &Caller, owner: i64, visibility: Visibility) -> bool {
+    owner == caller.user_id || (visibility == Visibility::AdminSeesAll && caller.is_admin())
+}
+
 /// 404 in the original's words. The echoed id is cut short.
 pub fn not_found(raw: &str) -> ApiError {
     let shown: String = raw.chars().take(64).collect();
@@ -37,7 +42,7 @@ pub async fn find_job(
     let sees_all = visibility == Visibility::AdminSeesAll && caller.is_admin();
     if let Ok(id) = Uuid::parse_str(raw) {
         return match reservations::find(db, id).await? {
-            Some(r) if sees_all || r.user_id == caller.user_id => Ok(r),
+            Some(r) if may_see(caller, r.user_id, visibility) => Ok(r),
             _ => Err(not_found(raw)),
         };
     }
