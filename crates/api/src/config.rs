@@ -73,6 +73,13 @@ pub struct ApiConfig {
     /// `KEY_CACHE_SECONDS` (30, 0–300): how long a verified key is trusted without a lookup while
     /// the change listener is connected (0 disables the cache).
     pub key_cache_ttl: Duration,
+    /// `JOB_CACHE_SECONDS` (30, 0–300): how long a job page or job detail is reused without a
+    /// query while the change listener is connected (0 disables the cache).
+    pub job_cache_ttl: Duration,
+    /// `JOB_CACHE_POLL_MS` (100, 10–1000): how often the replica asks whose jobs changed.
+    pub job_cache_poll: Duration,
+    /// `JOB_CACHE_MAX_MB` (64, 1–4096): memory for cached job answers.
+    pub job_cache_max_bytes: usize,
     /// `SHUTDOWN_DRAIN_SECONDS` (5, 0–60): how long readiness fails before the server stops.
     pub shutdown_drain: Duration,
     /// `DISK_DELETE_GRACE_DAYS` (30, 1–365).
@@ -202,6 +209,13 @@ impl ApiConfig {
                 .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
             cors_allowed_origins: list("CORS_ALLOWED_ORIGINS"),
             key_cache_ttl: Duration::from_secs(int(&get, "KEY_CACHE_SECONDS", 30, 0, 300)?.into()),
+            job_cache_ttl: Duration::from_secs(int(&get, "JOB_CACHE_SECONDS", 30, 0, 300)?.into()),
+            job_cache_poll: Duration::from_millis(
+                int(&get, "JOB_CACHE_POLL_MS", 100, 10, 1000)?.into(),
+            ),
+            job_cache_max_bytes: usize::try_from(int(&get, "JOB_CACHE_MAX_MB", 64, 1, 4096)?)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
             shutdown_drain: Duration::from_secs(
                 int(&get, "SHUTDOWN_DRAIN_SECONDS", 5, 0, 60)?.into(),
             ),

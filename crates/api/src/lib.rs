@@ -3,11 +3,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod client_ip;
 pub mod config;
 mod cors;
 pub mod error;
 pub mod extract;
+pub mod job_cache;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub pool: IntGaugeVec,
     /// Requests that ended in a 5xx.
     pub server_errors: IntCounter,
+    /// Job reads answered from the replica's cache (`hit`) or the database (`miss`).
+    pub job_cache: IntCounterVec,
 }
 
 impl Metrics {
@@ -77,6 +79,13 @@ impl Metrics {
         )?;
         let server_errors =
             IntCounter::new("http_server_errors_total", "Responses with a 5xx status")?;
+        let job_cache = IntCounterVec::new(
+            Opts::new(
+                "job_cache_reads_total",
+                "Job pages and details answered from the replica's cache (hit) or the database (miss)",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(auth_attempts.clone()))?;
@@ -85,6 +94,7 @@ impl Metrics {
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(server_errors.clone()))?;
+        registry.register(Box::new(job_cache.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -95,6 +105,7 @@ impl Metrics {
             rate_limited,
             pool,
             server_errors,
+            job_cache,
         })
     }
 

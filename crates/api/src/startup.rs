@@ -10,8 +10,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 
-use crate::auth::{KeyCache, UsageRecorder, spawn_change_listener, spawn_usage_flusher};
+use crate::auth::{KeyCache, UsageRecorder, spawn_usage_flusher};
+use crate::changes::{Caches, spawn_change_listener};
 use crate::config::ApiConfig;
+use crate::job_cache::JobCache;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -76,6 +78,10 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::new().context("registering metrics")?);
         let keys = Arc::new(KeyCache::new(config.key_cache_ttl));
+        let jobs = Arc::new(JobCache::new(
+            config.job_cache_ttl,
+            config.job_cache_max_bytes,
+        ));
         let usage = Arc::new(UsageRecorder::default());
         let limits = Arc::new(RateLimits::new(
             config.rate_limit_per_minute,
@@ -99,6 +105,7 @@ impl Application {
             config: Arc::new(config),
             pool: pool.clone(),
             keys: keys.clone(),
+            jobs: jobs.clone(),
             usage: usage.clone(),
             limits: limits.clone(),
             metrics: metrics.clone(),
@@ -107,7 +114,7 @@ impl Application {
             draining: Arc::new(AtomicBool::new(false)),
         };
         let mut tasks = vec![
-            spawn_change_listener(db_cfg, keys),
+            spawn_change_listener(db_cfg, Caches { keys, jobs }, state.config.job_cache_poll),
             spawn_usage_flusher(usage, pool.clone(), Duration::from_secs(15)),
         ];
         tasks.push(tokio::spawn(async move {

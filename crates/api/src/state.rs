@@ -19,6 +19,8 @@ pub struct AppState {
     pub pool: Pool,
     /// Verified-key cache.
     pub keys: Arc<KeyCache>,
+    /// Recent job pages and details, per user.
+    pub jobs: Arc<crate::job_cache::JobCache>,
     /// Batched `last_used_at` writes.
     pub usage: Arc<UsageRecorder>,
     /// Rate limiters.

@@ -16,6 +16,7 @@ pub mod disks;
 mod error;
 pub mod expiry;
 pub mod gpu_types;
+pub mod job_changes;
 pub mod login_signatures;
 pub mod migrate;
 pub mod pool;

@@ -1,6 +1,6 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use gpudev_domain::{AuthorizationError, PresentedKey};
@@ -11,7 +11,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Authenticates `Authorization: Bearer <key>` before anything else about the request is looked at,
-/// applies the per-key rate limit, and stores the [`Caller`] in the request's extensions.
+/// applies the per-key rate limit, and stores the [`Caller`] in the request's extensions. After a
+/// request that may change something, the caller's cached job answers on this replica are dropped
+/// before the response leaves, so the caller's next read sees the change.
 pub async fn require_api_key(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -45,8 +47,14 @@ pub async fn require_api_key(
     state.limits.check_key(&caller, &state.metrics)?;
     state.usage.record(caller.key_id);
     tracing::Span::current().record("user", caller.username.as_str());
+    let user_id = caller.user_id;
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     req.extensions_mut().insert(caller);
-    next.call(req).await
+    let res = next.call(req).await;
+    if changes {
+        state.jobs.invalidate_users([user_id]);
+    }
+    res
 }
 
 async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, ApiError> {

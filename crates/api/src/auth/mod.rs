@@ -8,12 +8,10 @@
 
 mod caller;
 mod key_cache;
-mod listener;
 mod middleware;
 mod usage;
 
 pub use caller::{AuthMethod, Caller};
 pub use key_cache::KeyCache;
-pub use listener::spawn_change_listener;
 pub use middleware::require_api_key;
 pub use usage::{UsageRecorder, spawn_usage_flusher};

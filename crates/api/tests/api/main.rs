@@ -14,6 +14,7 @@ mod disks;
 mod docs;
 mod health;
 pub mod helpers;
+mod job_cache;
 mod jobs_actions;
 mod jobs_common;
 mod jobs_read;

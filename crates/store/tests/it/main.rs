@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod job_changes;
 mod keys_and_users;
 mod migrations;
 mod other_tables;

@@ -3,13 +3,14 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "users",
     "user_ssh_keys",
     "api_keys",
     "reservations",
     "reservation_secrets",
     "reservation_events",
+    "job_changes",
     "disks",
     "disk_snapshots",
     "used_login_signatures",

@@ -213,6 +213,23 @@ pub fn wait_minutes(now: DateTime<Utc>, at: DateTime<Utc>) -> i64 {
     (secs + 59) / 60
 }
 
+/// The first moment after `now` at which [`wait_minutes`] towards `at` gives another number, or
+/// `None` once it has reached zero for good. An answer showing the minutes may be reused until
+/// then.
+pub fn wait_minutes_change_at(now: DateTime<Utc>, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let minutes = wait_minutes(now, at);
+    // `wait_minutes` shows m while at least 60(m-1)+1 whole seconds remain.
+    (minutes > 0).then(|| at - chrono::Duration::seconds(60 * (minutes - 1) + 1))
+}
+
+impl JobDetail {
+    /// When this view's minutes-to-start would read differently (see [`wait_minutes_change_at`]).
+    pub fn changes_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.estimated_start_time
+            .and_then(|at| wait_minutes_change_at(now, at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +243,24 @@ mod tests {
         assert_eq!(wait_minutes(now, now + Duration::seconds(60)), 1);
         assert_eq!(wait_minutes(now, now + Duration::seconds(61)), 2);
         assert_eq!(wait_minutes(now, now - Duration::hours(1)), 0);
+    }
+
+    #[test]
+    fn the_minutes_hold_until_the_change_instant_and_differ_right_after() {
+        let now = Utc::now();
+        for secs in [1, 59, 60, 61, 119, 120, 121, 3600, 3601] {
+            let at = now + Duration::seconds(secs) + Duration::milliseconds(250);
+            let m = wait_minutes(now, at);
+            let change = wait_minutes_change_at(now, at).expect("counting down");
+            assert!(change > now, "{secs}");
+            let tick = Duration::milliseconds(1);
+            assert_eq!(wait_minutes(change - tick, at), m, "{secs}");
+            assert_eq!(wait_minutes(change + tick, at), m - 1, "{secs}");
+        }
+        assert_eq!(
+            wait_minutes_change_at(now, now - Duration::seconds(5)),
+            None
+        );
+        assert_eq!(wait_minutes_change_at(now, now), None);
     }
 }

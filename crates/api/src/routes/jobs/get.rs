@@ -7,8 +7,10 @@ use uuid::Uuid;
 
 use super::detail::JobDetail;
 use super::lookup::{Visibility, find_job, may_see, not_found};
+use super::{answer_and_keep, cached};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
+use crate::job_cache::View;
 use crate::state::AppState;
 
 /// One job, by full id or by a prefix of at least 8 characters that matches only one of the
@@ -26,10 +28,17 @@ pub async fn get_job(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    let full_id = Uuid::parse_str(path.trim()).ok();
+    if let Some(id) = full_id
+        && let Some(answer) = cached(&state, caller.user_id, &View::Job(id))
+    {
+        return Ok(answer);
+    }
+    let ticket = state.jobs.ticket(caller.user_id);
     let db = state.db().await?;
     // A full id (what clients poll with) is read with its history in one statement; a prefix is
     // resolved first.
-    let (r, events) = match Uuid::parse_str(path.trim()) {
+    let (r, events) = match full_id.ok_or(()) {
         Ok(id) => match reservations::find_with_events(&*db, id).await? {
             Some((r, events)) if may_see(&caller, r.user_id, Visibility::AdminSeesAll) => {
                 (r, events)
@@ -43,11 +52,12 @@ pub async fn get_job(
         }
     };
     let owner = r.user_id == caller.user_id;
-    Ok(HttpResponse::Ok().json(JobDetail::new(
-        r,
-        events,
-        &state.config.catalog,
-        owner,
-        Utc::now(),
-    )))
+    let now = Utc::now();
+    let job = JobDetail::new(r, events, &state.config.catalog, owner, now);
+    match full_id {
+        // Kept only for the owner: what an admin sees of another user's job is not theirs to
+        // invalidate.
+        Some(id) if owner => answer_and_keep(&state, ticket, View::Job(id), &job, &[&job], now),
+        _ => Ok(HttpResponse::Ok().json(job)),
+    }
 }

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::detail::JobDetail;
+use super::{answer_and_keep, cached};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::job_cache::View;
 use crate::state::AppState;
 
 /// Default page size.
@@ -90,6 +92,19 @@ pub async fn list_jobs(
     if offset < 0 {
         return Err(ApiError::invalid("offset", "offset must not be negative"));
     }
+    let view = View::Page {
+        statuses: statuses
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        limit,
+        offset,
+    };
+    if let Some(answer) = cached(&state, caller.user_id, &view) {
+        return Ok(answer);
+    }
+    let ticket = state.jobs.ticket(caller.user_id);
     let db = state.db().await?;
     // One statement: the page, each job's history and the total.
     let (rows, total) = reservations::list_with_events(
@@ -103,16 +118,18 @@ pub async fn list_jobs(
     )
     .await?;
     let now = Utc::now();
-    let jobs = rows
+    let jobs: Vec<JobDetail> = rows
         .into_iter()
         .map(|(r, events)| JobDetail::new(r, events, &state.config.catalog, true, now))
         .collect();
-    Ok(HttpResponse::Ok().json(JobList {
+    let list = JobList {
         jobs,
         total,
         limit,
         offset,
-    }))
+    };
+    let shown: Vec<&JobDetail> = list.jobs.iter().collect();
+    answer_and_keep(&state, ticket, view, &list, &shown, now)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::job_cache::{Ticket, View};
+use crate::state::AppState;
 
 pub mod add_user;
 pub mod cancel;
@@ -57,4 +59,38 @@ pub(crate) fn wrong_state(r: &Reservation, allowed: &str) -> ApiError {
         "invalid_state",
         format!("Job {} is {}; {allowed}", r.reservation_id, r.status),
     )
+}
+
+/// A cached job answer for `user_id`, counted as a hit or a miss.
+fn cached(state: &AppState, user_id: i64, view: &View) -> Option<actix_web::HttpResponse> {
+    let hit = state.jobs.get(user_id, view);
+    let outcome = if hit.is_some() { "hit" } else { "miss" };
+    state.metrics.job_cache.with_label_values(&[outcome]).inc();
+    hit.map(json_answer)
+}
+
+/// Serialises a job answer, keeps it for reuse under `ticket` (until a shown job's
+/// minutes-to-start would change) and answers with it.
+fn answer_and_keep<T: Serialize>(
+    state: &AppState,
+    ticket: Ticket,
+    view: View,
+    value: &T,
+    jobs: &[&detail::JobDetail],
+    now: DateTime<Utc>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let body = web::Bytes::from(serde_json::to_vec(value).map_err(ApiError::internal)?);
+    let stale_at = jobs
+        .iter()
+        .filter_map(|j| j.changes_at(now))
+        .min()
+        .map(|t| std::time::Instant::now() + (t - now).to_std().unwrap_or_default());
+    state.jobs.put(ticket, view, body.clone(), stale_at);
+    Ok(json_answer(body))
+}
+
+fn json_answer(body: web::Bytes) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
 }
