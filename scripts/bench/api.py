@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
@@ -34,6 +35,7 @@ BASELINE_DB = "gpudev_baseline"
 HISTORY = 250
 EVENTS_PER_RESERVATION = 3
 COMMAND = "scripts/bench-api"
+CHURNING = "`GET /v1/jobs/{id}` while jobs change"
 
 
 def wrk(url, conns, script=None):
@@ -151,6 +153,38 @@ def pgbench(pg, conns, first_uid):
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
+# Changes to the bench users' live jobs while `GET /v1/jobs/{id}` runs, at a fixed rate, as the
+# processor's writes would make them: each change makes the API replica drop that user's cached
+# answers, so the next read of theirs goes to the database.
+CHURN_PER_SECOND = USERS
+PGBENCH_CHURN = """
+\\set uid {first_uid} + random(0, {users} - 1)
+UPDATE reservations SET detailed_status = 'waiting in queue (' || :client_id || ')' WHERE user_id = :uid AND status = 'queued';
+"""
+
+
+def churn(pg, first_uid):
+    """Starts pgbench changing one random bench user's live job CHURN_PER_SECOND times a second
+    for a little longer than a wrk run, in the API's database."""
+    script = Path(pg.dir) / "churn.sql"
+    script.write_text(PGBENCH_CHURN.format(first_uid=first_uid, users=USERS))
+    cmd = [str(pg.bindir / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+           "-c", "2", "-j", "1", "-R", str(CHURN_PER_SECOND), "-T", str(SECONDS + 1), "-f", str(script), "gpudev"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def cache_reads(metrics_base):
+    """(hits, misses) of the API's job cache so far."""
+    with urllib.request.urlopen(f"{metrics_base}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    counts = {"hit": 0.0, "miss": 0.0}
+    for outcome in counts:
+        m = re.search(rf'^gpudev_api_job_cache_reads_total{{outcome="{outcome}"}} ([\d.e+]+)$', text, re.M)
+        if m:
+            counts[outcome] = float(m.group(1))
+    return counts["hit"], counts["miss"]
+
+
 LOGIN_ROLE = "SSOCloudDevGpuReservation"
 
 
@@ -241,15 +275,29 @@ def main():
             ("POST /v1/auth/aws-login", f"{base}/v1/auth/aws-login", str(scripts / "login.lua")),
             ("GET /v1/jobs?limit=10", f"{base}/v1/jobs?limit=10", str(scripts / "get.lua")),
             ("GET /v1/jobs/{id}", f"{base}/", str(scripts / "get_one.lua")),
+            (CHURNING, f"{base}/", str(scripts / "get_one.lua")),
             ("POST /v1/jobs/submit", f"{base}/v1/jobs/submit", str(scripts / "submit.lua")),
         ]
         results = {}
         if ONLY:
             cases = [c for c in cases if any(o in c[0] for o in ONLY)]
+        first_uid = int(run(psql + ["-At", "-c", "SELECT min(user_id) FROM users WHERE username LIKE 'bench%'",
+                                    "gpudev"]).stdout)
+        metrics_base = f"http://127.0.0.1:{mport}"
         for name, target, script in cases:
             for conns in CONNECTIONS:
-                runs = [wrk(target, conns, script) for _ in range(REPEATS)]
+                hits, misses = cache_reads(metrics_base)
+                runs = []
+                for _ in range(REPEATS):
+                    writer = churn(pg, first_uid) if name == CHURNING else None
+                    runs.append(wrk(target, conns, script))
+                    if writer:
+                        out, _ = writer.communicate(timeout=60)
+                        if writer.returncode != 0:
+                            raise RuntimeError(f"pgbench (changes during the run) failed:\n{out}")
                 results[(name, conns)] = median_of(runs)
+                hits, misses = [after - before for after, before in zip(cache_reads(metrics_base), (hits, misses))]
+                results[(name, conns)]["cached"] = hits / (hits + misses) if hits + misses else None
                 print(name, conns, results[(name, conns)], file=sys.stderr)
         api_peak = peak_rss_mib(api.pid)
         if ONLY:
@@ -291,11 +339,13 @@ def write_report(results, baseline, list_baseline, api_peak):
         "PostgreSQL with default durable settings, started by the script).",
         f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d')}.",
         "",
-        "| Request | Connections | Requests/s | p50 ms | p90 ms | p99 ms | non-2xx / errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| Request | Connections | Requests/s | p50 ms | p90 ms | p99 ms | non-2xx / errors | answered from the job cache |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (name, conns), r in results.items():
-        lines.append(f"| `{name}` | {conns} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['errors']} |")
+        cached = "—" if r["cached"] is None else f"{r['cached']:.1%}"
+        shown = name if name == CHURNING else f"`{name}`"
+        lines.append(f"| {shown} | {conns} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['errors']} | {cached} |")
     lines += [
         "",
         f"Peak resident memory of `gpudev-api` (VmHWM) through all the runs above: {api_peak:.0f} MiB.",
@@ -308,7 +358,13 @@ def write_report(results, baseline, list_baseline, api_peak):
         f"Before the runs each of the {USERS} users has a history of {HISTORY} reservations (one "
         f"queued, the rest ended with {EVENTS_PER_RESERVATION} events each; vacuumed and analysed, as "
         "autovacuum leaves a table in steady state): `GET /v1/jobs?limit=10` returns the newest 10 "
-        "with their histories and the total, `GET /v1/jobs/{id}` the user's queued one. No "
+        "with their histories and the total, `GET /v1/jobs/{id}` the user's queued one. The job "
+        "reads are answered from the replica's job cache (docs/adr/0010-job-answer-cache.md) "
+        "until the user's jobs change; the last column gives the share of reads it answered. "
+        f"In the row \"{CHURNING}\", pgbench changes a random user's queued job {CHURN_PER_SECOND} "
+        f"times a second during the run (each of the {USERS} users' jobs about once a second, far "
+        "more often than a queue moves), and every change sends that user's next read to the "
+        "database. No "
         "processor runs, so the submits only lengthen one GPU type's queue (to tens of thousands); "
         "past the first 200 each answer's first estimate of `queue_position` is null, which bounds "
         "its cost (docs/API.md).",
