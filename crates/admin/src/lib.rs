@@ -109,6 +109,23 @@ pub enum UsersCommand {
         /// The user.
         username: String,
     },
+    /// Let an OpenID Connect identity sign in as an existing user (the same person); the user's
+    /// AWS logins keep working. The identity is in the refused login's audit record.
+    LinkOidc {
+        /// The user.
+        username: String,
+        /// The issuer URL, exactly as configured (`OIDC_ISSUERS_JSON`).
+        #[arg(long)]
+        issuer: String,
+        /// The token's `sub` claim.
+        #[arg(long)]
+        subject: String,
+    },
+    /// Remove a user's OpenID Connect identity.
+    UnlinkOidc {
+        /// The user.
+        username: String,
+    },
 }
 
 /// `queue …`

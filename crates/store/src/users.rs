@@ -87,7 +87,8 @@ fn from_row(r: &Row) -> Result<User, StoreError> {
 /// Creates the user on first login, or records the login of an existing one. The ARN is updated;
 /// `is_active` is never touched, so logging in cannot re-enable a disabled user. `make_admin`
 /// promotes (it never demotes an admin). A user of the same name who logs in with OIDC is another
-/// person: the login fails with a conflict rather than merging the accounts.
+/// person, and the login fails with a conflict rather than merging the accounts — unless an
+/// operator linked that user's OIDC identity to this very ARN ([`link_oidc`]).
 pub async fn upsert_aws_login(
     db: &impl Db,
     username: &Username,
@@ -102,7 +103,7 @@ pub async fn upsert_aws_login(
                  ON CONFLICT (username) DO UPDATE SET aws_arn = EXCLUDED.aws_arn, \
                    last_login_at = now(), \
                    role = CASE WHEN EXCLUDED.role = 'admin' THEN 'admin' ELSE users.role END \
-                 WHERE users.oidc_issuer IS NULL \
+                 WHERE users.oidc_issuer IS NULL OR users.aws_arn = EXCLUDED.aws_arn \
                  RETURNING {COLUMNS}"
             ),
             &[&username.as_str(), &arn, &role],
@@ -221,6 +222,51 @@ pub async fn set_active(db: &impl Db, username: &str, active: bool) -> Result<Us
                  SELECT {COLUMNS} FROM u"
             ),
             &[&username, &active],
+        )
+        .await?
+        .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))?;
+    from_row(&row)
+}
+
+/// Binds an OIDC identity to an existing user (an operator's decision that they are the same
+/// person): that identity's logins then sign in as this user, and the user's AWS logins, if any,
+/// keep working. Fails with a conflict when another user holds the identity, and with not-found
+/// for an unknown user.
+pub async fn link_oidc(
+    db: &impl Db,
+    username: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<User, StoreError> {
+    let res = db
+        .query_opt(
+            &format!(
+                "UPDATE users SET oidc_issuer = $2, oidc_subject = $3 WHERE username = $1 \
+                 RETURNING {COLUMNS}"
+            ),
+            &[&username, &issuer, &subject],
+        )
+        .await;
+    let row = res
+        .map_err(|e| {
+            StoreError::from(e).unique_as_conflict(|| {
+                format!("the identity {subject} of {issuer} already belongs to another user")
+            })
+        })?
+        .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))?;
+    from_row(&row)
+}
+
+/// Removes a user's OIDC identity: its logins no longer sign in as them (the next one creates a
+/// new user, or fails if the name is taken).
+pub async fn unlink_oidc(db: &impl Db, username: &str) -> Result<User, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "UPDATE users SET oidc_issuer = NULL, oidc_subject = NULL WHERE username = $1 \
+                 RETURNING {COLUMNS}"
+            ),
+            &[&username],
         )
         .await?
         .ok_or_else(|| StoreError::NotFound(NotFound::User(username.to_owned())))?;

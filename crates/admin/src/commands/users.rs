@@ -67,6 +67,23 @@ pub(crate) async fn run(
             users::set_role(&**db, &username, Role::User).await?,
             "is now a normal user",
         ),
+        UsersCommand::LinkOidc {
+            username,
+            issuer,
+            subject,
+        } => {
+            if issuer.trim().is_empty() || subject.trim().is_empty() {
+                anyhow::bail!("--issuer and --subject must not be empty");
+            }
+            (
+                users::link_oidc(&**db, &username, &issuer, &subject).await?,
+                "is linked to that OIDC identity",
+            )
+        }
+        UsersCommand::UnlinkOidc { username } => (
+            users::unlink_oidc(&**db, &username).await?,
+            "has no OIDC identity now",
+        ),
     };
     print_user(out, ctx.format, &user, verb)
 }

@@ -114,3 +114,105 @@ async fn queue_stats_report_depth_and_dead_letters_are_listed() {
         stdout(&letters)
     );
 }
+
+#[tokio::test]
+async fn an_oidc_identity_can_be_linked_to_an_existing_user_and_unlinked() {
+    use gpudev_domain::Username;
+    use gpudev_store::users;
+
+    let db = gpudev_testkit::test_db().await;
+    let url = db.url();
+    let client = db.connect().await;
+    let alice = Username::parse("alice").unwrap();
+    let arn = "arn:aws:sts::123456789012:assumed-role/SSOCloudDevGpuReservation/alice";
+    let aws_user = users::upsert_aws_login(&client, &alice, arn, false)
+        .await
+        .unwrap();
+    admin(&url, &["users", "create", "bob"]).await;
+    let issuer = "https://login.example.com";
+
+    let linked = admin(
+        &url,
+        &[
+            "users",
+            "link-oidc",
+            "alice",
+            "--issuer",
+            issuer,
+            "--subject",
+            "sub-1",
+        ],
+    )
+    .await;
+    let taken = admin(
+        &url,
+        &[
+            "users",
+            "link-oidc",
+            "bob",
+            "--issuer",
+            issuer,
+            "--subject",
+            "sub-1",
+        ],
+    )
+    .await;
+    let ghost = admin(
+        &url,
+        &[
+            "users",
+            "link-oidc",
+            "ghost",
+            "--issuer",
+            issuer,
+            "--subject",
+            "sub-2",
+        ],
+    )
+    .await;
+
+    assert!(linked.status.success(), "{linked:?}");
+    // The identity signs in as alice, under her name, and her AWS logins keep working.
+    let by_oidc = users::upsert_oidc_login(
+        &client,
+        issuer,
+        "sub-1",
+        &Username::parse("alice.smith").unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_oidc.user_id, aws_user.user_id);
+    assert_eq!(by_oidc.username.as_str(), "alice");
+    let by_aws = users::upsert_aws_login(&client, &alice, arn, false)
+        .await
+        .unwrap();
+    assert_eq!(by_aws.user_id, aws_user.user_id);
+    // Another ARN with the same name is still another person.
+    let other_arn = "arn:aws:sts::999999999999:assumed-role/SSOCloudDevGpuReservation/alice";
+    assert!(
+        users::upsert_aws_login(&client, &alice, other_arn, false)
+            .await
+            .is_err()
+    );
+    for (out, needle) in [
+        (&taken, "already belongs to another user"),
+        (&ghost, "user \"ghost\" not found"),
+    ] {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(stderr(out).contains(needle), "{}", stderr(out));
+        assert_eq!(stderr(out).trim().lines().count(), 1, "{}", stderr(out));
+    }
+
+    let unlinked = admin(&url, &["users", "unlink-oidc", "alice"]).await;
+    assert!(unlinked.status.success(), "{unlinked:?}");
+    let after = users::upsert_oidc_login(
+        &client,
+        issuer,
+        "sub-1",
+        &Username::parse("alice").unwrap(),
+        false,
+    )
+    .await;
+    assert!(after.is_err(), "the name is taken by the unlinked user");
+}

@@ -135,17 +135,27 @@ async fn purging_keeps_what_a_reader_has_not_seen() {
     let purged = job_changes::purge_before(&client, &seen).await.unwrap();
     let (after_purge, _) = job_changes::since(&client, &seen).await.unwrap();
 
-    assert_eq!(
-        purged, 2,
-        "the first submit's row and event rows; {before} in all"
-    );
-    assert_eq!(
-        count(&client, "SELECT count(*) FROM job_changes").await,
-        before - 2
+    // Transaction ids are cluster-wide: a transaction of another test running when `seen` was
+    // taken holds its xmin back, so the first submit's rows may stay; the later ones always do.
+    assert!(
+        purged <= 2,
+        "only the first submit's row and event; {before} in all"
     );
     assert_eq!(
         after_purge,
         vec![alice.user_id],
         "the later submit is still reported"
     );
+    // Once every transaction that was running has ended, a fresh mark lets all of them go.
+    let mut left = before;
+    for _ in 0..100 {
+        let now = job_changes::mark(&client).await.unwrap();
+        job_changes::purge_before(&client, &now).await.unwrap();
+        left = count(&client, "SELECT count(*) FROM job_changes").await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0);
 }
