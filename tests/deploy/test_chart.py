@@ -73,6 +73,7 @@ def test_values_yaml_passes_its_own_schema():
         ({"monitoring": {"prometheusRule": {"apiErrorRatio": 5}}}, "apiErrorRatio"),
         ({"expiry": {"config": {"warningMinutes": [0]}}}, "warningMinutes"),
         ({"processor": {"config": {"storageClass": "Bad_Class"}}}, "storageClass"),
+        ({"processor": {"config": {"retryBackoffBaseSeconds": 0}}}, "retryBackoffBaseSeconds"),
         ({"config": {"gpuCatalogJson": "{}"}}, "gpuCatalogJson"),
     ],
 )
@@ -95,6 +96,10 @@ def test_the_schema_rejects_bad_values(change, complaint):
         (
             {"database": {"url": "postgres://u@h/db", "existingSecret": {"name": "s"}}},
             "not both",
+        ),
+        (
+            {"processor": {"config": {"retryBackoffBaseSeconds": 60, "retryBackoffMaxSeconds": 30}}},
+            "retryBackoffMaxSeconds must be at least",
         ),
         (
             {"monitoring": {"prometheusRule": {"enabled": True, "dailyGpuCostUsd": 100}}},

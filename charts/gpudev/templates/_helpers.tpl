@@ -239,6 +239,9 @@ priorityClassName: {{ . }}
 {{- if lt (float64 .Values.api.config.maxLifetimeHours) (float64 .Values.api.config.maxReservationHours) }}
 {{- fail "api.config.maxLifetimeHours must be at least api.config.maxReservationHours" }}
 {{- end }}
+{{- if lt (int64 .Values.processor.config.retryBackoffMaxSeconds) (int64 .Values.processor.config.retryBackoffBaseSeconds) }}
+{{- fail "processor.config.retryBackoffMaxSeconds must be at least processor.config.retryBackoffBaseSeconds" }}
+{{- end }}
 {{- if and .Values.database.url .Values.database.existingSecret.name }}
 {{- fail "set database.url or database.existingSecret, not both" }}
 {{- end }}

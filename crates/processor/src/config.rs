@@ -10,6 +10,8 @@ use gpudev_cluster::names::is_dns1123_label;
 use gpudev_domain::{GpuCatalog, ImageRef, Quotas};
 use gpudev_store::{ConfigError, DbConfig, Queue};
 
+use crate::backoff::Backoff;
+
 /// The dev box image when a reservation names none.
 pub const DEFAULT_IMAGE: &str = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel";
 
@@ -35,8 +37,13 @@ pub struct ProcessorConfig {
     pub dev_image: ImageRef,
     /// `GPU_TYPE_LABEL` (`gpudev.io/gpu-type`): the node label naming a node's GPU type.
     pub gpu_type_label: String,
-    /// `VISIBILITY_TIMEOUT_SECONDS` (30, 1–3600): how long a read message stays hidden.
+    /// `VISIBILITY_TIMEOUT_SECONDS` (30, 1–3600): how long a read message stays hidden while it
+    /// is handled (a processor that stops mid-way leaves it to reappear after this).
     pub visibility_timeout: Duration,
+    /// `RETRY_BACKOFF_BASE_SECONDS` (10, 1–3600) and `RETRY_BACKOFF_MAX_SECONDS` (300, 1–86400,
+    /// at least the base): a message whose handling failed is hidden for base × 2^(deliveries − 1),
+    /// at most the max, with jitter (see [`Backoff`]).
+    pub retry_backoff: Backoff,
     /// `POLL_SECONDS` (5, 0–60): how long a read waits for a message (long poll).
     pub poll: Duration,
     /// `BATCH_SIZE` (16, 1–1000): messages read at once.
@@ -143,6 +150,20 @@ impl ProcessorConfig {
         let secs = |var: &'static str, default: i64, min: i64, max: i64| {
             int(&get, var, default, min, max).map(|v| Duration::from_secs(u64::from(v)))
         };
+        let retry_backoff = Backoff {
+            base: secs("RETRY_BACKOFF_BASE_SECONDS", 10, 1, 3600)?,
+            max: secs("RETRY_BACKOFF_MAX_SECONDS", 300, 1, 86_400)?,
+        };
+        if retry_backoff.max < retry_backoff.base {
+            return Err(ConfigError::new(
+                "RETRY_BACKOFF_MAX_SECONDS",
+                format!(
+                    "{} is below RETRY_BACKOFF_BASE_SECONDS ({})",
+                    retry_backoff.max.as_secs(),
+                    retry_backoff.base.as_secs()
+                ),
+            ));
+        }
         Ok(Self {
             db,
             queue,
@@ -150,6 +171,7 @@ impl ProcessorConfig {
             dev_image,
             gpu_type_label,
             visibility_timeout: secs("VISIBILITY_TIMEOUT_SECONDS", 30, 1, 3600)?,
+            retry_backoff,
             poll: secs("POLL_SECONDS", 5, 0, 60)?,
             batch_size: int(&get, "BATCH_SIZE", 16, 1, 1000)?,
             max_reads: int(&get, "MAX_READS", 5, 1, 100)?,
@@ -190,6 +212,10 @@ impl ProcessorConfig {
         config.poll = Duration::from_millis(200);
         config.scheduler_interval = Duration::from_secs(1);
         config.leader_retry = Duration::from_millis(200);
+        config.retry_backoff = Backoff {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(4),
+        };
         Ok(config)
     }
 }
@@ -274,6 +300,8 @@ mod tests {
         assert_eq!(c.gpu_type_label, "gpudev.io/gpu-type");
         assert_eq!(c.dev_image.as_str(), DEFAULT_IMAGE);
         assert_eq!(c.visibility_timeout, Duration::from_secs(30));
+        assert_eq!(c.retry_backoff.base, Duration::from_secs(10));
+        assert_eq!(c.retry_backoff.max, Duration::from_secs(300));
         assert_eq!(c.poll, Duration::from_secs(5));
         assert_eq!(c.batch_size, 16);
         assert_eq!(c.max_reads, 5);
@@ -303,6 +331,8 @@ mod tests {
             ("FAIR_SHARE_HALF_LIFE_HOURS", "-1"),
             ("GITHUB_KEYS_URL", "ftp://x"),
             ("POD_READY_TIMEOUT_SECONDS", "1"),
+            ("RETRY_BACKOFF_BASE_SECONDS", "0"),
+            ("RETRY_BACKOFF_MAX_SECONDS", "86401"),
         ];
         for (var, value) in cases {
             let e = cfg(&[(var, value)]).unwrap_err();
@@ -323,6 +353,24 @@ mod tests {
         assert_eq!(c.quotas.max_gpus_per_user, Some(16));
         assert_eq!(c.storage_class.as_deref(), Some("gp3"));
         assert_eq!(c.scheduler_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_retry_backoff_is_read_and_its_cap_may_not_be_below_its_base() {
+        let c = cfg(&[
+            ("RETRY_BACKOFF_BASE_SECONDS", "2"),
+            ("RETRY_BACKOFF_MAX_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.retry_backoff.base, Duration::from_secs(2));
+        assert_eq!(c.retry_backoff.max, Duration::from_secs(60));
+        let e = cfg(&[
+            ("RETRY_BACKOFF_BASE_SECONDS", "30"),
+            ("RETRY_BACKOFF_MAX_SECONDS", "20"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "RETRY_BACKOFF_MAX_SECONDS");
+        assert!(e.to_string().contains("below"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The queue consumer: one step reads a batch with a long poll, runs a scheduling pass, handles
 //! each message as a hint (re-reading the database), and archives what was handled.
 //!
-//! - A message whose handling fails transiently stays in the queue and reappears after the
-//!   visibility timeout; its error is remembered.
+//! - A message whose handling fails transiently stays in the queue, hidden for a delay that
+//!   grows with its deliveries ([`crate::backoff`]); its error is remembered.
 //! - A message that cannot be a hint (not JSON of the expected shape, an unknown action) can
 //!   never succeed: it goes to the dead-letter queue at once, with the reason.
 //! - A message that keeps failing is dead-lettered once it has been read `MAX_READS` times, with
@@ -144,6 +144,16 @@ impl Processor {
                     Ok(Fate::DeadLettered)
                 } else {
                     self.remember_error(message.msg_id, &error);
+                    let config = &self.inner.config;
+                    let delay = config.retry_backoff.delay(message.read_ct);
+                    let db = self.db().await?;
+                    config.queue.set_vt(&**db, message.msg_id, delay).await?;
+                    tracing::info!(
+                        msg_id = message.msg_id,
+                        read_ct = message.read_ct,
+                        delay_ms = delay.as_millis() as u64,
+                        "message hidden until its retry"
+                    );
                     Ok(Fate::Retry)
                 }
             }

@@ -6,7 +6,8 @@
 //!
 //! - [`Processor::process_once`]: read a batch from the queue with a long poll, run a
 //!   scheduling pass, handle each message idempotently by re-reading the database, archive
-//!   (or leave for redelivery, or dead-letter) — see [`consumer`];
+//!   (or hide for a growing delay before redelivery, [`backoff`], or dead-letter) — see
+//!   [`consumer`];
 //! - [`Processor::scheduler_pass`]: fetch (nodes and pods, live reservations) → decide
 //!   ([`gpudev_domain::schedule`], via [`plan`]) → write positions, estimates, admissions and
 //!   impossible requests → drive the admitted reservations' objects ([`driver`]);
@@ -18,6 +19,7 @@
 //! [`Processor::run_until_stopped`] wraps them in the long-running loop ([`run`]); `main.rs`
 //! only parses the configuration, starts logging and calls [`Application`].
 
+pub mod backoff;
 pub mod config;
 pub mod consumer;
 pub mod db;
@@ -37,6 +39,7 @@ pub mod settle;
 pub mod telemetry;
 pub mod view;
 
+pub use backoff::Backoff;
 pub use config::{LogFormat, ProcessorConfig};
 pub use consumer::Outcome;
 pub use error::ProcessorError;

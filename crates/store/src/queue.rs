@@ -1,8 +1,10 @@
 //! The PGMQ queue, through PGMQ's own SQL functions (`pgmq.send`, `pgmq.read_with_poll`, …).
 //!
-//! Messages are hints: the reservation row is the truth. A message is archived once handled, left
-//! to reappear after its visibility timeout when handling failed, and its `read_ct` counts deliveries
+//! Messages are hints: the reservation row is the truth. A message is archived once handled, hidden
+//! again for a while when handling failed ([`Queue::set_vt`]), and its `read_ct` counts deliveries
 //! so a consumer can dead-letter a message that keeps failing.
+
+use std::time::Duration;
 
 use crate::error::NotFound;
 use crate::{Db, StoreError};
@@ -149,6 +151,25 @@ impl Queue {
             )
             .await?;
         Ok(row.get(0))
+    }
+
+    /// Hides a message until `delay` from now (PGMQ's `set_vt`, to the millisecond), whether it
+    /// is visible or not. Returns when it will be visible again, or `None` when it is no longer
+    /// in the queue.
+    pub async fn set_vt(
+        &self,
+        db: &impl Db,
+        msg_id: i64,
+        delay: Duration,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = db
+            .query_opt(
+                "SELECT vt FROM pgmq.set_vt($1, $2::bigint, \
+                 clock_timestamp() + make_interval(secs => $3::float8))",
+                &[&self.name, &msg_id, &delay.as_secs_f64()],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Deletes a message outright; false when it was not in the queue any more.

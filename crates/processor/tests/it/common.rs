@@ -8,7 +8,7 @@ use gpudev_domain::{ReservationStatus, SshPublicKey, Username};
 use gpudev_processor::{Processor, ProcessorConfig};
 use gpudev_store::reservations::{self, NewReservation, Reservation, Transition};
 use gpudev_store::{Queue, ssh_keys, users};
-use gpudev_testkit::kube::Verb;
+use gpudev_testkit::kube::{Fault, FaultKind, Verb};
 use gpudev_testkit::{FakeCluster, TestDb};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -209,6 +209,55 @@ impl Env {
             .into_iter()
             .map(|m| m.body)
             .collect()
+    }
+
+    /// Alice's reservation of one H100 on a one-node cluster where every Pod create fails.
+    pub async fn submit_with_failing_pod_creates(&self) -> Uuid {
+        self.fake.seed_nodes("h100", 1, 8);
+        let alice = self.user("alice").await;
+        let id = self.submit(&alice, Ask::gpus("h100", 1)).await;
+        self.fake.inject(
+            Fault::new(FaultKind::Status500)
+                .verb(Verb::Create)
+                .resource("pods")
+                .times(1000),
+        );
+        id
+    }
+
+    /// Handles the only message's `delivery`-th delivery, which fails: checks that the message is hidden
+    /// for a delay within this delivery's backoff and stays hidden, then makes it visible again (as
+    /// if the delay had passed). Returns the delay in seconds. The message must fail.
+    pub async fn fail_delivery(&self, p: &Processor, delivery: i32) -> f64 {
+        let outcome = p.process_once().await.unwrap();
+        assert_eq!(outcome.retried, 1, "delivery {delivery}: {outcome:?}");
+        let db = self.db.connect().await;
+        let row = db
+            .query_one(
+                &format!(
+                    "SELECT read_ct, extract(epoch FROM vt - clock_timestamp())::float8 FROM pgmq.q_{}",
+                    self.queue().name()
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let (read_ct, hidden): (i32, f64) = (row.get(0), row.get(1));
+        assert_eq!(read_ct, delivery);
+        let ceiling = self.config.retry_backoff.ceiling(delivery).as_secs_f64();
+        // Half the ceiling to the ceiling, less the moments since the delay was set.
+        assert!(
+            hidden > ceiling / 2.0 - 1.0 && hidden <= ceiling,
+            "delivery {delivery}: hidden for {hidden:.2} s, expected {:.1}..={ceiling:.1} s",
+            ceiling / 2.0
+        );
+        assert_eq!(
+            p.process_once().await.unwrap().received,
+            0,
+            "delivery {delivery}: the message came back before its delay"
+        );
+        self.expire_visibility().await;
+        hidden
     }
 
     /// Objects of one kind in the dev box namespace.

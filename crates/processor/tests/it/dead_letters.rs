@@ -1,8 +1,11 @@
 //! Poison messages: what cannot be a hint is dead-lettered at once; what keeps failing is
-//! dead-lettered after `MAX_READS` deliveries, with its last error, and its reservation fails.
+//! dead-lettered after `MAX_READS` deliveries (each failed one hidden for a growing delay), with
+//! its last error, and its reservation fails.
+
+use std::time::Duration;
 
 use gpudev_domain::ReservationStatus;
-use gpudev_testkit::kube::{Fault, FaultKind, Verb};
+use gpudev_processor::Backoff;
 
 use crate::common::{Ask, env};
 
@@ -45,23 +48,17 @@ async fn a_message_that_is_not_a_hint_is_dead_lettered_at_once_with_its_reason()
 async fn a_hint_that_keeps_failing_is_dead_lettered_after_max_reads_and_its_reservation_fails() {
     let mut env = env().await;
     env.config.max_reads = 3;
-    env.fake.seed_nodes("h100", 1, 8);
-    let alice = env.user("alice").await;
-    let id = env.submit(&alice, Ask::gpus("h100", 1)).await;
-    env.fake.inject(
-        Fault::new(FaultKind::Status500)
-            .verb(Verb::Create)
-            .resource("pods")
-            .times(1000),
-    );
+    env.config.retry_backoff = Backoff {
+        base: Duration::from_secs(2),
+        max: Duration::from_secs(10),
+    };
+    let id = env.submit_with_failing_pod_creates().await;
     let p = env.processor().await;
     assert!(p.try_become_leader().await.unwrap());
 
-    for attempt in 1..=2 {
-        let outcome = p.process_once().await.unwrap();
-        assert_eq!(outcome.retried, 1, "attempt {attempt}: {outcome:?}");
+    for delivery in 1..=2 {
+        env.fail_delivery(&p, delivery).await;
         assert_eq!(env.status(id).await, ReservationStatus::Preparing);
-        env.expire_visibility().await;
     }
     let outcome = p.process_once().await.unwrap();
     assert_eq!(outcome.dead_lettered, 1, "{outcome:?}");

@@ -18,5 +18,6 @@ mod lifecycle;
 mod manifests;
 mod operations;
 mod pod_failures;
+mod retries;
 mod robustness;
 mod scheduling;

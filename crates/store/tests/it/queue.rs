@@ -1,5 +1,7 @@
 //! The PGMQ queue through PGMQ's own functions: visibility, archive and dead letters.
 
+use std::time::Duration;
+
 use gpudev_store::Queue;
 use serde_json::json;
 
@@ -94,5 +96,49 @@ async fn metrics_of_a_missing_queue_is_not_found() {
     assert!(
         matches!(res, Err(gpudev_store::StoreError::NotFound(_))),
         "{res:?}"
+    );
+}
+
+#[tokio::test]
+async fn set_vt_hides_a_message_for_the_delay_given_and_reports_a_missing_one() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let q = Queue::new("gpu_reservations").unwrap();
+    let id = q.send(&client, &json!({"n": 1})).await.unwrap();
+    let read = q.read(&client, 0, 1).await.unwrap();
+    assert_eq!(read.len(), 1);
+
+    let before = chrono::Utc::now();
+    let vt = q
+        .set_vt(&client, id, Duration::from_millis(90_500))
+        .await
+        .unwrap()
+        .expect("the message is in the queue");
+    let stored: chrono::DateTime<chrono::Utc> = client
+        .query_one(
+            "SELECT vt FROM pgmq.q_gpu_reservations WHERE msg_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, vt);
+    let hidden_for = (vt - before).num_milliseconds();
+    assert!(
+        (90_500..95_000).contains(&hidden_for),
+        "hidden for {hidden_for} ms"
+    );
+    assert!(q.read(&client, 30, 1).await.unwrap().is_empty());
+
+    // Back to visible at once: the next read delivers it again.
+    q.set_vt(&client, id, Duration::ZERO).await.unwrap();
+    let again = q.read(&client, 30, 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].read_ct, 2);
+
+    assert!(q.archive(&client, id).await.unwrap());
+    assert_eq!(
+        q.set_vt(&client, id, Duration::from_secs(5)).await.unwrap(),
+        None
     );
 }
