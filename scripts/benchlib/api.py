@@ -5,7 +5,6 @@ Run through scripts/bench-api, which builds the release binaries first.
 
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -18,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from local import Postgres, free_port, moto_admin, run, start_sts, stop, wait_http  # noqa: E402
+from local import Postgres, free_port, machine, moto_admin, run, start_sts, stop, wait_http  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
@@ -316,18 +315,6 @@ def main():
         stop(sts)
         pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def machine():
-    cpus = os.cpu_count()
-    mem = ""
-    try:
-        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
-        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, StopIteration):
-        pass
-    pg = run(["pg_config", "--version"]).stdout.strip()
-    return f"{platform.machine()}, {cpus} cores{mem}, {platform.system()} {platform.release()}, {pg}"
 
 
 def write_report(results, baseline, list_baseline, api_peak):

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from api import machine  # noqa: E402  (the API benchmark's description of this machine)
+from local import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))

@@ -7,6 +7,7 @@ the project's virtualenv.
 
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -107,3 +108,16 @@ def start_sts():
     except Exception:
         stop(proc)
         raise
+
+
+def machine():
+    """One line describing this machine and its PostgreSQL, for benchmark reports."""
+    cpus = os.cpu_count()
+    mem = ""
+    try:
+        kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    pg = run(["pg_config", "--version"]).stdout.strip()
+    return f"{platform.machine()}, {cpus} cores{mem}, {platform.system()} {platform.release()}, {pg}"
