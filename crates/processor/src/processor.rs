@@ -36,6 +36,9 @@ pub(crate) struct Inner {
     /// Serialises changes to Kubernetes objects (creating and deleting), so the run loop and the
     /// pod watcher never work on the same reservation's objects at once.
     pub(crate) objects_lock: tokio::sync::Mutex<()>,
+    /// Reservations whose objects the reconciliation failed to create: failures so far and the
+    /// earliest next attempt.
+    pub(crate) redrive: Mutex<HashMap<uuid::Uuid, (i32, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -81,6 +84,7 @@ impl Processor {
                 view: Mutex::new(None),
                 last_errors: Mutex::new(HashMap::new()),
                 objects_lock: tokio::sync::Mutex::new(()),
+                redrive: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -3,7 +3,9 @@
 //!
 //! - objects of a reservation that is not `preparing` or `active` are deleted (cancel from any
 //!   state, failures, requeues; expiry is the expiry job's, but what it left is removed too);
-//! - a `preparing` reservation missing any of its objects gets them (again);
+//! - a `preparing` reservation missing any of its objects gets them (again); after a failed
+//!   attempt the next waits a backoff that doubles with each failure in a row (`RETRY_BACKOFF_*`),
+//!   so a long Kubernetes outage is not met with every stuck reservation on every tick;
 //! - a `preparing` reservation's Pods are read: Ready → `active`, failing → `failed`, and past
 //!   the ready timeout → requeued once or failed ([`crate::settle`]);
 //! - disks still attached to cancelled or failed reservations are released.
@@ -12,6 +14,7 @@
 //! orphan sweep: they may belong to another installation sharing the namespace.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use gpudev_cluster::ops::{self, ManagedObjects, OpsError};
 use gpudev_cluster::{labels, names};
@@ -69,6 +72,9 @@ impl Processor {
             .0
         };
         let live_ids: HashSet<Uuid> = live.iter().map(|r| r.reservation_id).collect();
+        if let Ok(mut redrive) = self.inner.redrive.lock() {
+            redrive.retain(|id, _| live_ids.contains(id));
+        }
         let mut report = ReconcileReport::default();
 
         let others: Vec<Uuid> = objects
@@ -99,15 +105,17 @@ impl Processor {
             let mine = objects.of(r.reservation_id);
             let mut pods = Some(mine.pods.clone());
             let mut current = r.clone();
-            if is_incomplete(r, &mine) {
+            if is_incomplete(r, &mine) && self.may_redrive(r.reservation_id) {
                 match self.drive_or_fail(r, &mine).await {
                     Ok(_) => {
+                        self.redriven(r.reservation_id, true);
                         report.driven.push(r.reservation_id);
                         pods = None;
                     }
                     Err(e) if e.is_leadership() => return Err(e),
                     Err(e) => {
-                        tracing::warn!(reservation_id = %r.reservation_id, error = %e, "creating the dev box failed; will retry");
+                        let wait = self.redriven(r.reservation_id, false);
+                        tracing::warn!(reservation_id = %r.reservation_id, error = %e, retry_in = ?wait, "creating the dev box failed; will retry");
                     }
                 }
                 // The driver may have failed it.
@@ -149,6 +157,32 @@ impl Processor {
             }
         }
         Ok(report)
+    }
+}
+
+impl Processor {
+    /// Whether the reconciliation may try again to create a reservation's objects: not before
+    /// the backoff after its last failure (`RETRY_BACKOFF_*`, as failed messages) has passed.
+    fn may_redrive(&self, id: Uuid) -> bool {
+        self.inner.redrive.lock().map_or(true, |redrive| {
+            redrive
+                .get(&id)
+                .is_none_or(|(_, next)| Instant::now() >= *next)
+        })
+    }
+
+    /// Records an attempt to create a reservation's objects; after a failure, returns how long
+    /// the next one waits (doubling with each failure in a row, with jitter).
+    fn redriven(&self, id: Uuid, succeeded: bool) -> Option<Duration> {
+        let mut redrive = self.inner.redrive.lock().ok()?;
+        if succeeded {
+            redrive.remove(&id);
+            return None;
+        }
+        let failures = redrive.get(&id).map_or(1, |(n, _)| n.saturating_add(1));
+        let wait = self.inner.config.retry_backoff.delay(failures);
+        redrive.insert(id, (failures, Instant::now() + wait));
+        Some(wait)
     }
 }
 

@@ -1,12 +1,14 @@
 //! Retries back off: a message whose handling failed is hidden for a delay that doubles with each
 //! delivery (with jitter, up to a cap), read from PGMQ's own table; it still succeeds once the
 //! fault clears. (Dead-lettering after `MAX_READS` deliveries, with the same backoff, is in
-//! `dead_letters`.)
+//! `dead_letters`.) The reconciliation, which re-creates what a `preparing` reservation lacks,
+//! backs off the same way.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gpudev_domain::ReservationStatus;
 use gpudev_processor::Backoff;
+use gpudev_testkit::kube::Verb;
 
 use crate::common::env;
 
@@ -41,4 +43,42 @@ async fn a_failing_message_is_hidden_longer_after_each_delivery_and_succeeds_onc
     assert_eq!(env.objects_of(id), 3);
     assert_eq!(env.creates("pods"), 1);
     assert!(env.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_reconciliation_retries_a_dev_box_it_could_not_create_less_and_less_often() {
+    let mut env = env().await;
+    env.config.retry_backoff = Backoff {
+        base: Duration::from_millis(300),
+        max: Duration::from_secs(10),
+    };
+    let id = env.submit_with_failing_pod_creates().await;
+    let p = env.leader().await;
+    p.scheduler_pass().await.unwrap();
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
+    let before = env.fake.count(Verb::Create, "pods");
+
+    // Reconcile every 50 ms for 2.5 s while every pod create fails.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        p.reconcile().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let attempts = env.fake.count(Verb::Create, "pods") - before;
+
+    // Without a backoff that is ~50 attempts. With waits of at least 0.15, 0.3, 0.6 and 1.2 s
+    // (half of each doubling ceiling) there is room for 5 at most; waits of at most 0.3 and
+    // 0.6 s leave room for 3 at least, even on a slow machine.
+    assert!((3..=5).contains(&attempts), "{attempts} attempts in 2.5 s");
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
+
+    // Once Kubernetes works again, the next attempt after the backoff creates the dev box.
+    env.fake.clear_faults();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while env.objects_of(id) < 3 {
+        assert!(Instant::now() < deadline, "never created");
+        p.reconcile().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(env.creates("pods"), 1);
 }
