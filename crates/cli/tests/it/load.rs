@@ -2,15 +2,16 @@
 //! through the typed client against the real API, with the real processor driving the fake
 //! Kubernetes API server, and zero errors allowed.
 //!
-//! CI runs it for 10 s at 20 requests/s. The full run of issue 8 is 60 s:
+//! It runs for 60 s at 20 requests/s (in CI too, beside the other tests);
+//! `GPUDEV_LOAD_SECONDS` and `GPUDEV_LOAD_RPS` change the length and the rate:
 //!
 //! ```text
-//! GPUDEV_LOAD_SECONDS=60 cargo nextest run -p gpudev-cli -E 'test(sustained)' --no-capture
+//! GPUDEV_LOAD_SECONDS=300 cargo nextest run -p gpudev-cli -E 'test(sustained)' --no-capture
 //! ```
 //!
-//! `GPUDEV_LOAD_RPS` changes the rate. Real: PostgreSQL + PGMQ, the API over HTTP on loopback,
-//! the processor's loop, the client. Simulated: the Kubernetes API server (the testkit's fake,
-//! with its pretend scheduler and kubelet).
+//! Real: PostgreSQL + PGMQ, the API over HTTP on loopback, the processor's loop, the client.
+//! Simulated: the Kubernetes API server (the testkit's fake, with its pretend scheduler and
+//! kubelet).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,7 @@ struct Book {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sustained_mixed_load_has_no_errors_and_every_accepted_reservation_is_processed() {
-    let seconds = env_number("GPUDEV_LOAD_SECONDS", 10);
+    let seconds = env_number("GPUDEV_LOAD_SECONDS", 60);
     let rps = env_number("GPUDEV_LOAD_RPS", 20).max(1);
     let db = gpudev_testkit::test_db().await;
 
