@@ -317,6 +317,15 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def ratio_rows(results, request, baseline):
+    """Table rows: connections, the baseline's rate, the API's rate of `request`, their ratio."""
+    rows = []
+    for c in CONNECTIONS:
+        api = results[(request, c)]["rps"]
+        rows.append(f"| {c} | {baseline[c]:.0f} | {api:.0f} | {api / baseline[c]:.0%} |")
+    return rows
+
+
 def write_report(results, baseline, list_baseline, api_peak):
     lines = [
         "<!-- api-bench:start -->",
@@ -371,9 +380,7 @@ def write_report(results, baseline, list_baseline, api_peak):
         "| Connections | pgbench transactions/s | API submits/s | API / baseline |",
         "|---:|---:|---:|---:|",
     ]
-    for c in CONNECTIONS:
-        api = results[("POST /v1/jobs/submit", c)]["rps"]
-        lines.append(f"| {c} | {baseline[c]:.0f} | {api:.0f} | {api / baseline[c]:.0%} |")
+    lines += ratio_rows(results, "POST /v1/jobs/submit", baseline)
     lines += [
         "",
         "The list has a baseline too: pgbench running the one statement a `GET /v1/jobs?limit=10` "
@@ -385,9 +392,7 @@ def write_report(results, baseline, list_baseline, api_peak):
         "| Connections | pgbench statements/s | API lists/s | API / baseline |",
         "|---:|---:|---:|---:|",
     ]
-    for c in CONNECTIONS:
-        api = results[("GET /v1/jobs?limit=10", c)]["rps"]
-        lines.append(f"| {c} | {list_baseline[c]:.0f} | {api:.0f} | {api / list_baseline[c]:.0%} |")
+    lines += ratio_rows(results, "GET /v1/jobs?limit=10", list_baseline)
     lines.append("<!-- api-bench:end -->")
     section = "\n".join(lines) + "\n"
     doc = ROOT / "docs" / "BENCHMARKS.md"

@@ -24,7 +24,18 @@ async fn listener_connected() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
-/// Changes a job's name in the database without firing triggers (as if the notification were
+/// Alice's key, one job of hers and its path, once the replica has read the submit's own change
+/// record (every `JOB_CACHE_POLL_MS`, 100 ms): a read that races that record is, rightly, not
+/// kept, and would make a test of reuse pass or fail by chance.
+async fn alice_with_a_job(app: &TestApp) -> (String, Uuid, String) {
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    listener_connected().await;
+    let id = submit_ok(app, &key, t4(1.0)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (key, id, format!("/v1/jobs/{id}"))
+}
+
+/// Changes a job's name in the database without firing triggers (as if its change record were
 /// lost), so only an answer from the database can show it.
 async fn rename_silently(app: &TestApp, id: Uuid, name: &str) {
     app.db
@@ -71,22 +82,17 @@ async fn cache_reads(app: &TestApp, outcome: &str) -> u64 {
 #[tokio::test]
 async fn repeated_reads_are_answered_from_memory_until_the_jobs_change() {
     let app = spawn_app().await;
-    let (_, key) = app.user_with_key("alice", Role::User).await;
-    listener_connected().await;
-    let id = submit_ok(&app, &key, t4(1.0)).await;
-    let job = format!("/v1/jobs/{id}");
-    // Let the submit's own notification arrive first: a read that races it is, rightly, not kept.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (key, id, job) = alice_with_a_job(&app).await;
     let first_page = read(&app, PAGE, &key).await;
     let first_job = read(&app, &job, &key).await;
 
-    // A change that sends no notification is not seen: the answers really are reused.
+    // A change that skips the triggers is not seen: the answers really are reused.
     rename_silently(&app, id, "silent").await;
     assert_eq!(read(&app, PAGE, &key).await, first_page);
     assert_eq!(read(&app, &job, &key).await, first_job);
     assert!(cache_reads(&app, "hit").await >= 2);
 
-    // An ordinary change (the triggers notify) is.
+    // An ordinary change (the triggers record it) is.
     app.db
         .connect()
         .await
@@ -105,10 +111,7 @@ async fn repeated_reads_are_answered_from_memory_until_the_jobs_change() {
 #[tokio::test]
 async fn a_new_event_alone_invalidates_its_owners_answers() {
     let app = spawn_app().await;
-    let (_, key) = app.user_with_key("alice", Role::User).await;
-    listener_connected().await;
-    let id = submit_ok(&app, &key, t4(1.0)).await;
-    let job = format!("/v1/jobs/{id}");
+    let (key, id, job) = alice_with_a_job(&app).await;
     let before = read(&app, &job, &key).await["events"]
         .as_array()
         .unwrap()
@@ -213,16 +216,12 @@ async fn one_statement_over_many_users_jobs_reaches_each_of_them() {
 #[tokio::test]
 async fn nothing_is_reused_while_the_change_listener_is_away() {
     let app = spawn_app().await;
-    let (_, key) = app.user_with_key("alice", Role::User).await;
-    listener_connected().await;
-    let id = submit_ok(&app, &key, t4(1.0)).await;
-    let job = format!("/v1/jobs/{id}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (key, id, job) = alice_with_a_job(&app).await;
     read(&app, &job, &key).await;
     read(&app, &job, &key).await;
     assert!(cache_reads(&app, "hit").await >= 1, "the answer was kept");
 
-    // Cut the listener's connection, then change the job without a notification.
+    // Cut the listener's connection, then change the job without a change record.
     app.db
         .connect()
         .await
@@ -242,10 +241,7 @@ async fn nothing_is_reused_while_the_change_listener_is_away() {
 #[tokio::test]
 async fn a_zero_ttl_turns_the_cache_off() {
     let app = spawn_app_with(&[("JOB_CACHE_SECONDS", "0")]).await;
-    let (_, key) = app.user_with_key("alice", Role::User).await;
-    listener_connected().await;
-    let id = submit_ok(&app, &key, t4(1.0)).await;
-    let job = format!("/v1/jobs/{id}");
+    let (key, id, job) = alice_with_a_job(&app).await;
     read(&app, &job, &key).await;
 
     rename_silently(&app, id, "uncached").await;
@@ -257,11 +253,8 @@ async fn a_zero_ttl_turns_the_cache_off() {
 #[tokio::test]
 async fn an_admin_reading_another_users_job_never_sees_a_stale_copy() {
     let app = spawn_app().await;
-    let (_, alice) = app.user_with_key("alice", Role::User).await;
     let (_, admin) = app.user_with_key("root", Role::Admin).await;
-    listener_connected().await;
-    let id = submit_ok(&app, &alice, t4(1.0)).await;
-    let job = format!("/v1/jobs/{id}");
+    let (_, id, job) = alice_with_a_job(&app).await;
     assert_eq!(read(&app, &job, &admin).await["user_id"], "alice");
 
     rename_silently(&app, id, "for-admin").await;
