@@ -11,7 +11,9 @@
 //! - **OpenID Connect.** [`oidc_issuer`] starts a test issuer on loopback with real RSA and EC
 //!   keys, discovery, JWKS, signed ID tokens, key rotation and the device authorization grant.
 //! - **Kubernetes.** [`FakeCluster`] is an in-process fake API server with a pretend
-//!   scheduler and kubelet; see [`kube`].
+//!   scheduler and kubelet; see [`kube`]. [`control_plane()`] is a real one (etcd,
+//!   kube-apiserver, controller manager, scheduler and kwok nodes) shared by the run, built by
+//!   `scripts/install-kube`. [`TestCluster`] gives a test either, as `GPUDEV_TEST_KUBE` says.
 //!
 //! Prerequisites (once per machine, as root): `scripts/install-pgmq` puts PGMQ into the
 //! PostgreSQL 15 installation; `scripts/install-python-tools` installs moto into
@@ -28,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod control_plane;
 mod error;
 pub mod kube;
 pub mod oidc;
@@ -37,6 +40,8 @@ mod sts;
 mod watchdog;
 
 pub use self::kube::{FakeCluster, FakeConfig, NodeSpec};
+pub use control_plane::test_cluster::{Backend, TestCluster, backend};
+pub use control_plane::{ControlPlane, control_plane};
 pub use oidc::{OidcIssuer, oidc_issuer};
 pub use postgres::cluster::Cluster;
 pub use postgres::private::{PrivateCluster, private_cluster};

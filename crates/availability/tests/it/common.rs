@@ -1,4 +1,5 @@
-//! Shared arrangements.
+//! Shared arrangements: a database and a cluster (the fake, or the real control plane when
+//! `GPUDEV_TEST_KUBE=real`).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use gpudev_domain::Username;
 use gpudev_store::gpu_types::GpuTypeRow;
 use gpudev_store::reservations::{self, NewReservation};
 use gpudev_store::{DbConfig, Pool, Queue, users};
-use gpudev_testkit::{FakeCluster, TestDb};
+use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
@@ -17,16 +18,36 @@ use uuid::Uuid;
 pub struct Env {
     pub db: TestDb,
     pub pool: Pool,
-    pub fake: FakeCluster,
+    pub cluster: TestCluster,
     pub config: Config,
 }
 
+/// The dev box namespace on the fake (the real control plane gives each test its own).
+pub const NS: &str = "gpu-dev";
+
+/// An environment on the back end `GPUDEV_TEST_KUBE` chooses.
 pub async fn env() -> Env {
+    env_on(TestCluster::new(NS).await).await
+}
+
+/// An environment on the fake, for tests of what only the fake can do; `None`, and the test
+/// skipped, when the suite runs against the real control plane.
+pub async fn fake_env(why: &str) -> Option<Env> {
+    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
+        eprintln!("skipped on the real control plane: {why}");
+        return None;
+    }
+    Some(env_on(TestCluster::fake_with(NS, FakeConfig::default())).await)
+}
+
+async fn env_on(cluster: TestCluster) -> Env {
     let db = gpudev_testkit::test_db().await;
     let url = db.url();
+    let label = cluster.gpu_type_label().to_owned();
     let config = Config::from_lookup(|k| match k {
         "DATABASE_URL" => Some(url.clone()),
         "HOSTNAME" => Some("availability-test".to_owned()),
+        "GPU_TYPE_LABEL" => Some(label.clone()),
         _ => None,
     })
     .unwrap();
@@ -36,14 +57,21 @@ pub async fn env() -> Env {
     Env {
         db,
         pool,
-        fake: FakeCluster::new(),
+        cluster,
         config,
     }
 }
 
 impl Env {
+    /// The fake cluster (only in environments from [`fake_env`]).
+    pub fn fake(&self) -> &FakeCluster {
+        self.cluster
+            .fake()
+            .expect("this test needs the fake cluster: use fake_env")
+    }
+
     pub async fn run(&self) -> gpudev_availability::Report {
-        gpudev_availability::run_once(&self.pool, &self.fake.client(), &self.config)
+        gpudev_availability::run_once(&self.pool, &self.cluster.client(), &self.config)
             .await
             .unwrap()
     }
@@ -58,8 +86,10 @@ impl Env {
             .unwrap()
     }
 
-    /// A running pod bound to `node` requesting `gpus` GPUs, in `namespace`.
+    /// A running pod bound to `node` requesting `gpus` GPUs, in `namespace` (on the real control
+    /// plane, a namespace of this test's named after it).
     pub async fn pod_on(&self, namespace: &str, node: &str, gpus: u32, devbox: bool) -> String {
+        let namespace = &self.cluster.namespace_like(namespace).await;
         let name = format!("p-{}", &Uuid::new_v4().simple().to_string()[..10]);
         let labels = if devbox {
             json!({"app.kubernetes.io/managed-by": "gpudev", "app.kubernetes.io/name": "gpudev-devbox"})
@@ -80,7 +110,7 @@ impl Env {
             }
         }))
         .unwrap();
-        let api: Api<Pod> = Api::namespaced(self.fake.client(), namespace);
+        let api: Api<Pod> = Api::namespaced(self.cluster.client(), namespace);
         api.create(&PostParams::default(), &pod).await.unwrap();
         name
     }

@@ -3,12 +3,12 @@
 use gpudev_testkit::NodeSpec;
 use gpudev_testkit::kube::{PodFailure, PodMatch};
 
-use crate::common::env;
+use crate::common::{env, fake_env};
 
 #[tokio::test]
 async fn a_fragmented_cluster_with_three_gpus_in_use_on_every_node_offers_five() {
     let env = env().await;
-    for node in env.fake.seed_nodes("h100", 4, 8) {
+    for node in env.cluster.seed_nodes("h100", 4, 8).await {
         // Pods of another team, in another namespace, hold GPUs too.
         env.pod_on("research", &node, 3, false).await;
     }
@@ -32,7 +32,7 @@ async fn a_fragmented_cluster_with_three_gpus_in_use_on_every_node_offers_five()
 #[tokio::test]
 async fn whole_free_nodes_of_a_multinode_type_add_up_to_a_multi_node_request() {
     let env = env().await;
-    let nodes = env.fake.seed_nodes("h100", 3, 8);
+    let nodes = env.cluster.seed_nodes("h100", 3, 8).await;
     env.pod_on("gpu-dev", &nodes[0], 1, true).await;
 
     env.run().await;
@@ -46,7 +46,7 @@ async fn whole_free_nodes_of_a_multinode_type_add_up_to_a_multi_node_request() {
 #[tokio::test]
 async fn a_single_node_type_offers_at_most_one_node() {
     let env = env().await;
-    env.fake.seed_nodes("l4", 3, 4);
+    env.cluster.seed_nodes("l4", 3, 4).await;
 
     env.run().await;
 
@@ -57,16 +57,18 @@ async fn a_single_node_type_offers_at_most_one_node() {
 
 #[tokio::test]
 async fn finished_pods_and_unready_or_cordoned_nodes_give_nothing_to_schedule() {
-    let env = env().await;
-    let nodes = env.fake.seed_nodes("a100", 3, 8);
-    env.fake.set_node_ready(&nodes[1], false);
-    env.fake.set_node_unschedulable(&nodes[2], true);
-    env.fake.fail_pods(
+    let Some(env) = fake_env("marks nodes not ready and fails pods on demand").await else {
+        return;
+    };
+    let nodes = env.cluster.seed_nodes("a100", 3, 8).await;
+    env.fake().set_node_ready(&nodes[1], false);
+    env.fake().set_node_unschedulable(&nodes[2], true);
+    env.fake().fail_pods(
         PodMatch::NameContains("p-".into()),
         PodFailure::Failed("OOMKilled".into()),
     );
     env.pod_on("research", &nodes[0], 8, false).await;
-    env.fake.step(); // the pod fails and stops holding its GPUs
+    env.cluster.step().await; // the pod fails and stops holding its GPUs
 
     env.run().await;
 
@@ -81,7 +83,7 @@ async fn finished_pods_and_unready_or_cordoned_nodes_give_nothing_to_schedule() 
 #[tokio::test]
 async fn queued_reservations_are_counted_for_their_own_type() {
     let env = env().await;
-    env.fake.seed_nodes("h100", 1, 8);
+    env.cluster.seed_nodes("h100", 1, 8).await;
     env.queue("h100", 4, 2).await;
     env.queue("t4", 1, 3).await;
     env.queue("cpu-x86", 0, 2).await;
@@ -101,8 +103,12 @@ async fn queued_reservations_are_counted_for_their_own_type() {
 #[tokio::test]
 async fn cpu_only_nodes_have_four_slots_taken_by_dev_boxes() {
     let env = env().await;
-    env.fake.add_node(NodeSpec::gpu("cpu-0", "cpu-x86", 0));
-    env.fake.add_node(NodeSpec::gpu("cpu-1", "cpu-x86", 0));
+    env.cluster
+        .add_node(NodeSpec::gpu("cpu-0", "cpu-x86", 0))
+        .await;
+    env.cluster
+        .add_node(NodeSpec::gpu("cpu-1", "cpu-x86", 0))
+        .await;
     for _ in 0..4 {
         env.pod_on("gpu-dev", "cpu-0", 0, true).await;
     }
@@ -122,9 +128,11 @@ async fn cpu_only_nodes_have_four_slots_taken_by_dev_boxes() {
 #[tokio::test]
 async fn nodes_without_the_label_or_of_unknown_types_are_not_counted() {
     let env = env().await;
-    env.fake.add_node(NodeSpec::cpu_only("plain", 16, 64));
-    env.fake.seed_nodes("mystery", 2, 8);
-    env.fake.seed_nodes("t4", 1, 4);
+    env.cluster
+        .add_node(NodeSpec::cpu_only("plain", 16, 64))
+        .await;
+    env.cluster.seed_nodes("mystery", 2, 8).await;
+    env.cluster.seed_nodes("t4", 1, 4).await;
 
     let report = env.run().await;
 

@@ -5,12 +5,12 @@ use std::process::Command;
 use gpudev_store::cronjob_runs;
 use gpudev_testkit::kube::{Fault, FaultKind, Verb};
 
-use crate::common::env;
+use crate::common::{env, fake_env};
 
 #[tokio::test]
 async fn a_second_run_over_the_same_cluster_writes_the_same_figures() {
     let env = env().await;
-    for node in env.fake.seed_nodes("h100", 2, 8) {
+    for node in env.cluster.seed_nodes("h100", 2, 8).await {
         env.pod_on("gpu-dev", &node, 2, true).await;
     }
 
@@ -69,15 +69,17 @@ async fn types_that_lost_their_nodes_are_written_back_to_zero() {
 
 #[tokio::test]
 async fn a_failing_api_server_fails_the_run_records_it_and_writes_nothing() {
-    let env = env().await;
-    env.fake.seed_nodes("h100", 2, 8);
-    env.fake.inject(
+    let Some(env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
+    env.cluster.seed_nodes("h100", 2, 8).await;
+    env.fake().inject(
         Fault::new(FaultKind::Status500)
             .verb(Verb::List)
             .resource("nodes"),
     );
 
-    let err = gpudev_availability::run_once(&env.pool, &env.fake.client(), &env.config)
+    let err = gpudev_availability::run_once(&env.pool, &env.cluster.client(), &env.config)
         .await
         .unwrap_err();
 
@@ -106,14 +108,11 @@ async fn a_failing_api_server_fails_the_run_records_it_and_writes_nothing() {
 #[tokio::test]
 async fn the_binary_exits_zero_after_a_run_against_a_served_cluster() {
     let env = env().await;
-    env.fake.seed_nodes("t4", 2, 4);
-    let served = env
-        .fake
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    env.cluster.seed_nodes("t4", 2, 4).await;
+    let served = env.cluster.kubeconfig().await;
     let url = env.db.url();
-    let kubeconfig = served.kubeconfig_path().to_owned();
+    let kubeconfig = served.path().to_owned();
+    let label = env.cluster.gpu_type_label().to_owned();
 
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_gpudev-availability"))
@@ -121,6 +120,7 @@ async fn the_binary_exits_zero_after_a_run_against_a_served_cluster() {
             .env("DATABASE_URL", url)
             .env("KUBECONFIG", kubeconfig)
             .env("HOSTNAME", "binary-test")
+            .env("GPU_TYPE_LABEL", label)
             .output()
             .unwrap()
     })

@@ -1,5 +1,6 @@
-//! Shared arrangements: a database, a fake cluster, reservations in any state with their dev
-//! box objects and disks, and a recording notifier.
+//! Shared arrangements: a database, a cluster (the fake, or the real control plane when
+//! `GPUDEV_TEST_KUBE=real`), reservations in any state with their dev box objects and disks,
+//! and a recording notifier.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -12,7 +13,7 @@ use gpudev_expiry::{Config, Expiry, Notice, NotifyError, PodNotifier, Report};
 use gpudev_store::reservations::{self, NewReservation, Transition};
 use gpudev_store::{DbConfig, Pool, Queue, disks, users};
 use gpudev_testkit::kube::RequestRecord;
-use gpudev_testkit::{FakeCluster, FakeConfig, TestDb};
+use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use kube::Api;
 use kube::api::PostParams;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+/// The dev box namespace on the fake (the real control plane gives each test its own).
 pub const NS: &str = "gpu-dev";
 
 /// Records deliveries instead of exec'ing into Pods (the fake API server cannot do the exec
@@ -57,7 +59,7 @@ pub struct Env {
     pub db: TestDb,
     pub client: Client,
     pub pool: Pool,
-    pub fake: FakeCluster,
+    pub cluster: TestCluster,
     pub config: Config,
     pub recorder: Recorder,
 }
@@ -76,7 +78,27 @@ pub async fn env_with_slow_pods() -> Env {
     env_with(config, &[]).await
 }
 
+/// An environment on the fake, for tests of what only the fake can do; `None`, and the test
+/// skipped, when the suite runs against the real control plane.
+pub async fn fake_env(why: &str) -> Option<Env> {
+    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
+        eprintln!("skipped on the real control plane: {why}");
+        return None;
+    }
+    Some(env_with(FakeConfig::default(), &[]).await)
+}
+
+/// [`env_with_slow_pods`] on the fake only (see [`fake_env`]).
+pub async fn fake_env_with_slow_pods(why: &str) -> Option<Env> {
+    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
+        eprintln!("skipped on the real control plane: {why}");
+        return None;
+    }
+    Some(env_with_slow_pods().await)
+}
+
 pub async fn env_with(fake: FakeConfig, vars: &[(&str, &str)]) -> Env {
+    let cluster = TestCluster::with_fake_config(NS, fake).await;
     let db = gpudev_testkit::test_db().await;
     let url = db.url();
     let vars: BTreeMap<String, String> = vars
@@ -86,6 +108,10 @@ pub async fn env_with(fake: FakeConfig, vars: &[(&str, &str)]) -> Env {
             ("DATABASE_URL".to_owned(), url.clone()),
             ("SNAPSHOT_CLASS".to_owned(), "ebs-snapshots".to_owned()),
             ("HOSTNAME".to_owned(), "expiry-test".to_owned()),
+            (
+                "GPU_DEV_NAMESPACE".to_owned(),
+                cluster.namespace().to_owned(),
+            ),
         ])
         .collect();
     let mut config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
@@ -98,7 +124,7 @@ pub async fn env_with(fake: FakeConfig, vars: &[(&str, &str)]) -> Env {
         db,
         client,
         pool,
-        fake: FakeCluster::with_config(fake),
+        cluster,
         config,
         recorder: Recorder::default(),
     }
@@ -113,6 +139,18 @@ pub struct Made {
 }
 
 impl Env {
+    /// The fake cluster (only in environments on the fake).
+    pub fn fake(&self) -> &FakeCluster {
+        self.cluster
+            .fake()
+            .expect("this test needs the fake cluster: use fake_env")
+    }
+
+    /// The dev box namespace.
+    pub fn ns(&self) -> &str {
+        self.cluster.namespace()
+    }
+
     pub fn job(&self) -> Expiry<Recorder> {
         self.job_with(self.recorder.clone())
     }
@@ -120,7 +158,7 @@ impl Env {
     pub fn job_with(&self, recorder: Recorder) -> Expiry<Recorder> {
         Expiry::new(
             self.pool.clone(),
-            self.fake.client(),
+            self.cluster.client(),
             self.config.clone(),
             recorder,
         )
@@ -234,11 +272,11 @@ impl Env {
         let labels = labels::reservation_labels(made.id, &made.user);
         let pod: Pod = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": NS, "labels": labels},
+            "metadata": {"name": pod_name, "namespace": self.ns(), "labels": labels},
             "spec": {"containers": [{"name": "dev", "image": "pytorch/pytorch:latest"}]}
         }))
         .unwrap();
-        let pods: Api<Pod> = Api::namespaced(self.fake.client(), NS);
+        let pods: Api<Pod> = Api::namespaced(self.cluster.client(), self.ns());
         let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
         let owner = json!([{
             "apiVersion": "v1", "kind": "Pod", "name": pod_name,
@@ -259,11 +297,11 @@ impl Env {
     ) {
         let secret: Secret = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "namespace": NS, "labels": labels, "ownerReferences": owners},
+            "metadata": {"name": name, "namespace": self.ns(), "labels": labels, "ownerReferences": owners},
             "stringData": {"HF_TOKEN": "hf_s3cr3t_value"}
         }))
         .unwrap();
-        let api: Api<Secret> = Api::namespaced(self.fake.client(), NS);
+        let api: Api<Secret> = Api::namespaced(self.cluster.client(), self.ns());
         api.create(&PostParams::default(), &secret).await.unwrap();
     }
 
@@ -275,11 +313,11 @@ impl Env {
     ) {
         let service: Service = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": NS, "labels": labels, "ownerReferences": owners},
+            "metadata": {"name": name, "namespace": self.ns(), "labels": labels, "ownerReferences": owners},
             "spec": {"type": "NodePort", "ports": [{"name": "ssh", "port": 22, "targetPort": 22}]}
         }))
         .unwrap();
-        let api: Api<Service> = Api::namespaced(self.fake.client(), NS);
+        let api: Api<Service> = Api::namespaced(self.cluster.client(), self.ns());
         api.create(&PostParams::default(), &service).await.unwrap();
     }
 
@@ -305,7 +343,7 @@ impl Env {
         };
         let disk = disks::create(&self.client, &new).await.unwrap();
         let claim = disk_claim(
-            NS,
+            self.ns(),
             &made.user,
             &DiskMount {
                 name: disk_name,
@@ -317,7 +355,7 @@ impl Env {
                 restore_from: None,
             },
         );
-        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.fake.client(), NS);
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.cluster.client(), self.ns());
         api.create(&PostParams::default(), &claim).await.unwrap();
         disk.disk_id
     }
@@ -334,11 +372,45 @@ impl Env {
             .get(0)
     }
 
-    pub fn exists(&self, resource: &str, name: &str) -> bool {
-        self.fake.object(resource, Some(NS), name).is_some()
+    /// Whether an object of `resource` (plural) named `name` exists in the namespace (being
+    /// deleted or not).
+    pub async fn exists(&self, resource: &str, name: &str) -> bool {
+        self.cluster
+            .objects(resource)
+            .await
+            .iter()
+            .any(|o| o["metadata"]["name"] == name)
+    }
+
+    /// Sets a pod's finalizers (as a controller outside gpudev would, to hold it).
+    pub async fn set_finalizers(&self, pod: &str, finalizers: &[&str]) {
+        let pods: Api<Pod> = Api::namespaced(self.cluster.client(), self.ns());
+        let patch = json!({ "metadata": { "finalizers": finalizers } });
+        pods.patch(
+            pod,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Whether the object is gone: now on the fake; on the real control plane, once graceful
+    /// deletion and the garbage collector are done (waiting up to 30 s).
+    pub async fn gone(&self, resource: &str, name: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if !self.exists(resource, name).await {
+                return true;
+            }
+            if !self.cluster.is_real() || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.fake.requests()
+        self.fake().requests()
     }
 }

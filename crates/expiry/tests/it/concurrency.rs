@@ -6,12 +6,14 @@ use std::time::Duration;
 use gpudev_domain::ReservationStatus;
 use gpudev_testkit::kube::Verb;
 
-use crate::common::{Made, env_with_slow_pods};
+use crate::common::{Made, fake_env_with_slow_pods};
 
 #[tokio::test]
 async fn two_overlapping_runs_warn_once_expire_once_and_clean_up_once() {
-    let env = env_with_slow_pods().await;
-    let _simulation = env.fake.start_simulation(Duration::from_millis(50));
+    let Some(env) = fake_env_with_slow_pods("counts the requests of overlapping runs").await else {
+        return;
+    };
+    let _simulation = env.cluster.start_background(Duration::from_millis(50));
     let mut warned = Vec::new();
     for (i, minutes) in [25.0, 12.0, 3.0].into_iter().enumerate() {
         let made = env.active_ending_in(&format!("warned{i}"), minutes).await;
@@ -36,7 +38,7 @@ async fn two_overlapping_runs_warn_once_expire_once_and_clean_up_once() {
         queued.id, preparing.id
     ))
     .await;
-    env.fake.clear_requests();
+    env.fake().clear_requests();
 
     let (first, second) = (env.job(), env.job());
     let (a, b) = tokio::join!(first.run_once(), second.run_once());
@@ -73,7 +75,7 @@ async fn two_overlapping_runs_warn_once_expire_once_and_clean_up_once() {
             .count();
         assert_eq!(transitions, 1);
     }
-    assert_eq!(env.fake.count_ok(Verb::Create, "volumesnapshots"), 3);
+    assert_eq!(env.fake().count_ok(Verb::Create, "volumesnapshots"), 3);
     assert_eq!(env.count("SELECT count(*) FROM disk_snapshots").await, 3);
     assert_eq!(a.snapshots_created + b.snapshots_created, 3);
     // The stale ones changed once.

@@ -4,33 +4,21 @@ use gpudev_cluster::VolumeSnapshot;
 use gpudev_testkit::kube::{RequestRecord, Verb};
 use kube::Api;
 
-use crate::common::{NS, env, env_with_slow_pods};
+use crate::common::{env, env_with_slow_pods};
 
 fn position(log: &[RequestRecord], what: impl Fn(&RequestRecord) -> bool) -> Option<usize> {
     log.iter().position(what)
 }
 
-#[tokio::test]
-async fn an_expired_reservation_loses_its_pod_before_its_disk_is_snapshotted() {
-    let env = env_with_slow_pods().await;
-    let _simulation = env
-        .fake
-        .start_simulation(std::time::Duration::from_millis(50));
-    let made = env.active_ending_in("alice", -3.0).await;
-    let pod = env.devbox(&made).await;
-    let disk_id = env.attached_disk(&made, "home").await;
-    env.fake.clear_requests();
-
-    let report = env.run().await;
-
-    assert_eq!(report.summary.expired, 1, "{:?}", report.summary);
-    let log = env.requests();
+/// From the fake's request log: the pod was deleted, the job saw it terminating and then gone,
+/// and only then created the snapshot.
+fn pod_gone_before_snapshot(log: &[RequestRecord], pod: &str) {
     let is_pod = |r: &RequestRecord, verb: Verb| {
-        r.resource == "pods" && r.name.as_deref() == Some(pod.as_str()) && r.verb == verb
+        r.resource == "pods" && r.name.as_deref() == Some(pod) && r.verb == verb
     };
-    let deleted = position(&log, |r| is_pod(r, Verb::Delete)).expect("pod deleted");
-    let gone = position(&log, |r| is_pod(r, Verb::Get) && r.status == 404).expect("pod seen gone");
-    let snapshot = position(&log, |r| {
+    let deleted = position(log, |r| is_pod(r, Verb::Delete)).expect("pod deleted");
+    let gone = position(log, |r| is_pod(r, Verb::Get) && r.status == 404).expect("pod seen gone");
+    let snapshot = position(log, |r| {
         r.resource == "volumesnapshots" && r.verb == Verb::Create
     })
     .expect("snapshot created");
@@ -46,8 +34,35 @@ async fn an_expired_reservation_loses_its_pod_before_its_disk_is_snapshotted() {
         waited > 0,
         "the pod was terminating for a while and the job waited"
     );
+}
 
-    let snapshots: Api<VolumeSnapshot> = Api::namespaced(env.fake.client(), NS);
+#[tokio::test]
+async fn an_expired_reservation_loses_its_pod_before_its_disk_is_snapshotted() {
+    let env = env_with_slow_pods().await;
+    let _simulation = env
+        .cluster
+        .start_background(std::time::Duration::from_millis(50));
+    let made = env.active_ending_in("alice", -3.0).await;
+    let pod = env.devbox(&made).await;
+    let disk_id = env.attached_disk(&made, "home").await;
+    if let Some(fake) = env.cluster.fake() {
+        fake.clear_requests();
+    }
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.expired, 1, "{:?}", report.summary);
+    if env.cluster.is_real() {
+        // The job returns after taking the snapshot, so the pod must be gone by now.
+        assert!(
+            !env.exists("pods", &pod).await,
+            "the snapshot was taken while the pod still existed"
+        );
+    } else {
+        pod_gone_before_snapshot(&env.requests(), &pod);
+    }
+
+    let snapshots: Api<VolumeSnapshot> = Api::namespaced(env.cluster.client(), env.ns());
     let taken = snapshots.list(&Default::default()).await.unwrap().items;
     assert_eq!(taken.len(), 1);
     let claim = env.claim_of(disk_id).await;
@@ -109,13 +124,13 @@ async fn the_services_and_secrets_owned_by_the_pod_go_with_it() {
 
     env.run().await;
 
-    assert!(!env.exists("pods", &pod));
+    assert!(env.gone("pods", &pod).await);
     assert!(
-        !env.exists("services", &format!("{pod}-ssh")),
+        env.gone("services", &format!("{pod}-ssh")).await,
         "no leaked service"
     );
     assert!(
-        !env.exists("secrets", &format!("{pod}-env")),
+        env.gone("secrets", &format!("{pod}-env")).await,
         "no leaked secret"
     );
 }
@@ -130,7 +145,7 @@ async fn a_reservation_within_its_grace_period_is_not_expired_yet() {
 
     assert_eq!(report.summary.expired, 0);
     assert_eq!(env.status(&made).await, "active");
-    assert!(env.exists("pods", &pod));
+    assert!(env.exists("pods", &pod).await);
 }
 
 #[tokio::test]
@@ -141,9 +156,7 @@ async fn a_pod_that_will_not_go_leaves_the_reservation_active_and_unsnapshotted_
     let made = env.active_ending_in("dave", -10.0).await;
     let pod = env.devbox(&made).await;
     env.attached_disk(&made, "home").await;
-    env.fake.modify("pods", Some(NS), &pod, |p| {
-        p["metadata"]["finalizers"] = serde_json::json!(["example.com/hold"]);
-    });
+    env.set_finalizers(&pod, &["example.com/hold"]).await;
 
     let stuck = env.run().await;
 
@@ -155,17 +168,14 @@ async fn a_pod_that_will_not_go_leaves_the_reservation_active_and_unsnapshotted_
         stuck.summary.errors
     );
     assert_eq!(env.status(&made).await, "active");
-    assert_eq!(
-        env.fake.count(Verb::Create, "volumesnapshots"),
-        0,
+    assert!(
+        env.cluster.objects("volumesnapshots").await.is_empty(),
         "no snapshot of a disk in use"
     );
     assert_eq!(env.count("SELECT count(*) FROM disk_snapshots").await, 0);
 
-    env.fake.modify("pods", Some(NS), &pod, |p| {
-        p["metadata"]["finalizers"] = serde_json::json!([]);
-    });
-    env.fake.step();
+    env.set_finalizers(&pod, &[]).await;
+    env.cluster.step().await;
     let next = env.run().await;
 
     assert_eq!(next.summary.expired, 1, "{:?}", next.summary);

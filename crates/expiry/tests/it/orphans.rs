@@ -7,7 +7,7 @@ use kube::Api;
 use kube::api::ListParams;
 use uuid::Uuid;
 
-use crate::common::{Made, NS, env};
+use crate::common::{Made, env, fake_env};
 
 #[tokio::test]
 async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
@@ -46,9 +46,9 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
         "the stray one; the rest went with their pods"
     );
     let selector = ListParams::default().labels(&labels::managed_selector());
-    let pods: Api<Pod> = Api::namespaced(env.fake.client(), NS);
-    let services: Api<Service> = Api::namespaced(env.fake.client(), NS);
-    let secrets: Api<Secret> = Api::namespaced(env.fake.client(), NS);
+    let pods: Api<Pod> = Api::namespaced(env.cluster.client(), env.ns());
+    let services: Api<Service> = Api::namespaced(env.cluster.client(), env.ns());
+    let secrets: Api<Secret> = Api::namespaced(env.cluster.client(), env.ns());
     let owners = |names: Vec<Option<Uuid>>| names.into_iter().collect::<Vec<_>>();
     for survivors in [
         owners(
@@ -87,26 +87,28 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
             "only the live reservation's objects remain"
         );
     }
-    assert!(env.exists("pods", &live_pod));
-    assert!(!env.exists("pods", &ended_pod));
-    assert!(!env.exists("pods", &ghost_pod));
-    assert!(!env.exists("services", "stray-ssh"));
-    assert!(env.exists("secrets", "web-credentials"));
+    assert!(env.exists("pods", &live_pod).await);
+    assert!(env.gone("pods", &ended_pod).await);
+    assert!(env.gone("pods", &ghost_pod).await);
+    assert!(env.gone("services", "stray-ssh").await);
+    assert!(env.exists("secrets", "web-credentials").await);
     let claim = env.claim_of(claim_disk).await;
     assert!(
-        env.exists("persistentvolumeclaims", &claim),
+        env.exists("persistentvolumeclaims", &claim).await,
         "disks outlive reservations"
     );
 }
 
 #[tokio::test]
 async fn an_orphan_that_cannot_be_deleted_is_reported_and_the_rest_are_still_removed() {
-    let env = env().await;
+    let Some(env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
     let first = env.reservation("dora", ReservationStatus::Cancelled).await;
     let second = env.reservation("eve", ReservationStatus::Cancelled).await;
     let stuck = env.devbox(&first).await;
     let other = env.devbox(&second).await;
-    env.fake.inject(
+    env.fake().inject(
         gpudev_testkit::kube::Fault::new(gpudev_testkit::kube::FaultKind::Status500)
             .verb(gpudev_testkit::kube::Verb::Delete)
             .resource("pods")
@@ -121,14 +123,14 @@ async fn an_orphan_that_cannot_be_deleted_is_reported_and_the_rest_are_still_rem
         "{:?}",
         report.summary.errors
     );
-    assert!(env.exists("pods", &stuck));
+    assert!(env.exists("pods", &stuck).await);
     assert!(
-        !env.exists("pods", &other),
+        env.gone("pods", &other).await,
         "the next orphan was still removed"
     );
 
     let next = env.run().await;
 
     assert!(next.succeeded(), "{:?}", next.summary.errors);
-    assert!(!env.exists("pods", &stuck));
+    assert!(env.gone("pods", &stuck).await);
 }

@@ -6,7 +6,7 @@ use gpudev_domain::ReservationStatus;
 use gpudev_store::cronjob_runs;
 use gpudev_testkit::kube::{Fault, FaultKind, Verb};
 
-use crate::common::env;
+use crate::common::{env, fake_env};
 
 #[tokio::test]
 async fn a_run_is_recorded_with_its_counts_and_outcome() {
@@ -35,10 +35,12 @@ async fn a_run_is_recorded_with_its_counts_and_outcome() {
 
 #[tokio::test]
 async fn a_failing_step_is_recorded_as_a_failed_run_and_the_other_steps_still_run() {
-    let env = env().await;
+    let Some(env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
     let made = env.active_ending_in("bob", -5.0).await;
     env.devbox(&made).await;
-    env.fake.inject(
+    env.fake().inject(
         Fault::new(FaultKind::Status500)
             .verb(Verb::List)
             .resource("services"),
@@ -81,19 +83,17 @@ async fn the_binary_runs_once_against_a_served_cluster_and_exits_zero() {
         made.id
     ))
     .await;
-    let served = env
-        .fake
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let served = env.cluster.kubeconfig().await;
     let url = env.db.url();
-    let kubeconfig = served.kubeconfig_path().to_owned();
+    let kubeconfig = served.path().to_owned();
+    let namespace = env.ns().to_owned();
 
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_gpudev-expiry"))
             .env_clear()
             .env("DATABASE_URL", url)
             .env("KUBECONFIG", kubeconfig)
+            .env("GPU_DEV_NAMESPACE", namespace)
             .output()
             .unwrap()
     })

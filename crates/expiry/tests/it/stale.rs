@@ -84,8 +84,8 @@ async fn a_reservation_preparing_for_more_than_an_hour_fails_its_pod_is_deleted_
 
     assert_eq!(report.summary.preparing_failed, 1);
     assert_eq!(env.status(&made).await, "failed");
-    assert!(!env.exists("pods", &pod));
-    assert!(!env.exists("services", &format!("{pod}-ssh")));
+    assert!(env.gone("pods", &pod).await);
+    assert!(env.gone("services", &format!("{pod}-ssh")).await);
     let attached = env
         .count(&format!(
             "SELECT count(*) FROM disks WHERE disk_id = '{disk_id}' AND reservation_id IS NOT NULL"
@@ -118,5 +118,5 @@ async fn a_reservation_preparing_for_50_minutes_is_left_alone() {
     env.run().await;
 
     assert_eq!(env.status(&made).await, "preparing");
-    assert!(env.exists("pods", &pod));
+    assert!(env.exists("pods", &pod).await);
 }

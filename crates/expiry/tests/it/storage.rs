@@ -7,7 +7,7 @@ use kube::Api;
 use kube::api::PostParams;
 use uuid::Uuid;
 
-use crate::common::{Env, Made, NS, env};
+use crate::common::{Env, Made, env};
 
 /// A snapshot of `disk` in the cluster and the database, `hours_ago` old, ready or pending.
 async fn snapshot(env: &Env, made: &Made, disk_id: Uuid, hours_ago: i32, ready: bool) -> String {
@@ -18,8 +18,8 @@ async fn snapshot(env: &Env, made: &Made, disk_id: Uuid, hours_ago: i32, ready: 
         name: DiskName::parse("home").unwrap(),
         claim_name: env.claim_of(disk_id).await,
     };
-    let vs = disk_snapshot(NS, &made.user, &home, of.id, None);
-    let api: Api<VolumeSnapshot> = Api::namespaced(env.fake.client(), NS);
+    let vs = disk_snapshot(env.ns(), &made.user, &home, of.id, None);
+    let api: Api<VolumeSnapshot> = Api::namespaced(env.cluster.client(), env.ns());
     api.create(&PostParams::default(), &vs).await.unwrap();
     let name = vs.metadata.name.unwrap();
     let id = disks::add_snapshot(&env.client, disk_id, &name, Some(of.id))
@@ -58,13 +58,13 @@ async fn snapshots_beyond_the_newest_three_ready_ones_of_a_disk_are_deleted() {
 
     assert_eq!(report.summary.old_snapshots_deleted, 2);
     assert_eq!(again.summary.old_snapshots_deleted, 0);
-    assert!(!env.exists("volumesnapshots", &names[0]));
-    assert!(!env.exists("volumesnapshots", &names[1]));
+    assert!(env.gone("volumesnapshots", &names[0]).await);
+    assert!(env.gone("volumesnapshots", &names[1]).await);
     for kept in &names[2..] {
-        assert!(env.exists("volumesnapshots", kept), "{kept}");
+        assert!(env.exists("volumesnapshots", kept).await, "{kept}");
     }
     assert!(
-        env.exists("volumesnapshots", &pending),
+        env.exists("volumesnapshots", &pending).await,
         "a pending snapshot is never deleted"
     );
     let deleted = env
@@ -79,7 +79,7 @@ async fn a_snapshot_taken_at_expiry_is_recorded_ready_once_the_cluster_says_so()
     let made = env.active_ending_in("bob", -5.0).await;
     env.devbox(&made).await;
     env.attached_disk(&made, "home").await;
-    env.fake.step(); // binds the claim
+    env.cluster.step().await; // binds the claim
     env.run().await;
     assert_eq!(
         env.count("SELECT count(*) FROM disk_snapshots WHERE status = 'pending'")
@@ -87,7 +87,7 @@ async fn a_snapshot_taken_at_expiry_is_recorded_ready_once_the_cluster_says_so()
         1
     );
 
-    env.fake.step(); // the snapshot controller finishes
+    env.cluster.step().await; // the snapshot controller finishes
     let report = env.run().await;
 
     assert_eq!(report.summary.snapshots_ready, 1);
@@ -143,12 +143,12 @@ async fn a_soft_deleted_disk_past_its_date_loses_its_claim_and_snapshots_and_is_
     assert_eq!(again.summary.disks_purged, 0);
     let home = env.claim_of(due).await;
     let scratch = env.claim_of(later).await;
-    assert!(!env.exists("persistentvolumeclaims", &home));
+    assert!(env.gone("persistentvolumeclaims", &home).await);
     for s in &snaps {
-        assert!(!env.exists("volumesnapshots", s), "{s}");
+        assert!(env.gone("volumesnapshots", s).await, "{s}");
     }
     assert!(
-        env.exists("persistentvolumeclaims", &scratch),
+        env.exists("persistentvolumeclaims", &scratch).await,
         "not due yet"
     );
     let row = env

@@ -164,12 +164,12 @@ async fn warnings_for_a_multi_node_reservation_reach_every_pod() {
     let labels = gpudev_cluster::labels::reservation_labels(made.id, &made.user);
     let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("{first}-1"), "namespace": crate::common::NS, "labels": labels},
+        "metadata": {"name": format!("{first}-1"), "namespace": env.ns(), "labels": labels},
         "spec": {"containers": [{"name": "dev", "image": "busybox"}]}
     }))
     .unwrap();
     let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-        kube::Api::namespaced(env.fake.client(), crate::common::NS);
+        kube::Api::namespaced(env.cluster.client(), env.ns());
     api.create(&Default::default(), &pod).await.unwrap();
 
     env.run().await;

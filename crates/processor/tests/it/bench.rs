@@ -24,7 +24,7 @@ use gpudev_domain::Quotas;
 use gpudev_processor::PassReport;
 use serde_json::{Value, json};
 
-use crate::common::{Env, KEY, env};
+use crate::common::{Env, KEY, fake_env};
 
 /// Nodes in the fake cluster, and GPUs on each.
 const NODES: usize = 1000;
@@ -60,7 +60,7 @@ fn status_mib(pid: &str, key: &str) -> f64 {
 
 /// The cluster and the queue of every benchmark.
 async fn seed(env: &Env) {
-    env.fake.seed_nodes("h100", NODES, GPUS_PER_NODE);
+    env.cluster.seed_nodes("h100", NODES, GPUS_PER_NODE).await;
     let db = env.db.connect().await;
     db.batch_execute(&format!(
         "INSERT INTO users (username) SELECT 'user' || g FROM generate_series(1, 100) g;
@@ -97,7 +97,9 @@ fn pass_figures(r: &PassReport) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run in release mode on demand"]
 async fn bench_scheduler_pass_over_1000_nodes_and_10000_queued_reservations() {
-    let env = env().await;
+    let Some(env) = fake_env("a benchmark of the fake-backed processor").await else {
+        return;
+    };
     let seeded = Instant::now();
     seed(&env).await;
     eprintln!("seeded in {:?}", seeded.elapsed());
@@ -172,7 +174,7 @@ async fn bench_scheduler_pass_over_1000_nodes_and_10000_queued_reservations() {
 
     assert!(admitted > 1000, "{admitted}");
     assert_eq!(first.waiting + admitted, QUEUED);
-    assert_eq!(env.objects("pods").len(), admitted);
+    assert_eq!(env.objects("pods").await.len(), admitted);
 }
 
 /// Runs a CronJob binary once to completion and returns (its peak RSS in MiB, seconds taken).
@@ -221,11 +223,13 @@ fn reconcile_times_after_admission(log: &Path) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run in release mode on demand"]
 async fn bench_the_processor_binary_at_scale_for_its_memory() {
-    let env = env().await;
+    let Some(env) = fake_env("a benchmark of the fake-backed processor").await else {
+        return;
+    };
     seed(&env).await;
     let db = env.db.connect().await;
     let served = env
-        .fake
+        .fake()
         .serve("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -266,7 +270,7 @@ async fn bench_the_processor_binary_at_scale_for_its_memory() {
         n
     };
     let mut admitted = 0;
-    while admitted < 2000 || env.objects("pods").len() < usize::try_from(admitted).unwrap() {
+    while admitted < 2000 || env.objects("pods").await.len() < usize::try_from(admitted).unwrap() {
         assert!(
             started.elapsed().as_secs() < 180,
             "only {admitted} admitted"

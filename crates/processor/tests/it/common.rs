@@ -1,5 +1,6 @@
-//! Shared arrangements: a fresh database, a fake cluster, users with SSH keys, submissions, and
-//! processors driven step by step.
+//! Shared arrangements: a fresh database, a cluster (the fake, or the real control plane when
+//! `GPUDEV_TEST_KUBE=real`), users with SSH keys, submissions, and processors driven step by
+//! step.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,20 +10,21 @@ use gpudev_processor::{Processor, ProcessorConfig};
 use gpudev_store::reservations::{self, NewReservation, Reservation, Transition};
 use gpudev_store::{Queue, ssh_keys, users};
 use gpudev_testkit::kube::{Fault, FaultKind, Verb};
-use gpudev_testkit::{FakeCluster, TestDb};
+use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// The dev box namespace on the fake (the real control plane gives each test its own).
 pub const NS: &str = "gpu-dev";
 pub const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe test@gpudev";
 
 pub struct Env {
     pub db: TestDb,
-    pub fake: FakeCluster,
+    pub cluster: TestCluster,
     pub config: ProcessorConfig,
 }
 
@@ -62,24 +64,57 @@ impl Ask {
     }
 }
 
+/// An environment on the back end `GPUDEV_TEST_KUBE` chooses.
 pub async fn env() -> Env {
+    let cluster = TestCluster::new(NS).await;
+    env_on(cluster).await
+}
+
+/// An environment on the fake, for tests of what only the fake can do (injected faults,
+/// request counts, pods that fail on demand); `None`, and the test skipped, when the suite runs
+/// against the real control plane.
+pub async fn fake_env(why: &str) -> Option<Env> {
+    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
+        eprintln!("skipped on the real control plane: {why}");
+        return None;
+    }
+    Some(env_on(TestCluster::fake_with(NS, FakeConfig::default())).await)
+}
+
+async fn env_on(cluster: TestCluster) -> Env {
     let db = gpudev_testkit::test_db().await;
-    let config = ProcessorConfig::for_database(&db.url()).unwrap();
+    let mut config = ProcessorConfig::for_database(&db.url()).unwrap();
+    config.namespace = cluster.namespace().to_owned();
+    config.gpu_type_label = cluster.gpu_type_label().to_owned();
     Env {
         db,
-        fake: FakeCluster::new(),
+        cluster,
         config,
     }
 }
 
 impl Env {
+    /// The fake cluster (only in environments from [`fake_env`]).
+    pub fn fake(&self) -> &FakeCluster {
+        self.cluster
+            .fake()
+            .expect("this test needs the fake cluster: use fake_env")
+    }
+
+    /// The dev box namespace.
+    pub fn ns(&self) -> &str {
+        self.cluster.namespace()
+    }
+
     /// A processor over this environment (not yet the leader).
     pub async fn processor(&self) -> Processor {
         self.processor_with(self.config.clone()).await
     }
 
     pub async fn processor_with(&self, config: ProcessorConfig) -> Processor {
-        Processor::build(config, self.fake.client()).await.unwrap()
+        Processor::build(config, self.cluster.client())
+            .await
+            .unwrap()
     }
 
     /// A processor that already leads.
@@ -213,10 +248,10 @@ impl Env {
 
     /// Alice's reservation of one H100 on a one-node cluster where every Pod create fails.
     pub async fn submit_with_failing_pod_creates(&self) -> Uuid {
-        self.fake.seed_nodes("h100", 1, 8);
+        self.cluster.seed_nodes("h100", 1, 8).await;
         let alice = self.user("alice").await;
         let id = self.submit(&alice, Ask::gpus("h100", 1)).await;
-        self.fake.inject(
+        self.fake().inject(
             Fault::new(FaultKind::Status500)
                 .verb(Verb::Create)
                 .resource("pods")
@@ -261,29 +296,52 @@ impl Env {
     }
 
     /// Objects of one kind in the dev box namespace.
-    pub fn objects(&self, plural: &str) -> Vec<Value> {
-        self.fake.objects(plural, Some(NS))
+    pub async fn objects(&self, plural: &str) -> Vec<Value> {
+        self.cluster.objects(plural).await
     }
 
-    /// Objects of one reservation (pods, services, secrets) in the namespace.
-    pub fn objects_of(&self, id: Uuid) -> usize {
+    /// Objects of one reservation (pods, services, secrets) in the namespace, counting those
+    /// being deleted.
+    pub async fn objects_of(&self, id: Uuid) -> usize {
         let label = id.hyphenated().to_string();
-        ["pods", "services", "secrets"]
-            .iter()
-            .flat_map(|k| self.objects(k))
-            .filter(|o| o["metadata"]["labels"]["gpudev.io/reservation-id"] == label.as_str())
-            .count()
+        let mut count = 0;
+        for kind in ["pods", "services", "secrets"] {
+            count += self
+                .objects(kind)
+                .await
+                .iter()
+                .filter(|o| o["metadata"]["labels"]["gpudev.io/reservation-id"] == label.as_str())
+                .count();
+        }
+        count
+    }
+
+    /// Asserts that nothing of `id` is left: at once on the fake; on the real control plane
+    /// once graceful deletion and the garbage collector are done (within 30 s).
+    pub async fn assert_gone(&self, id: Uuid) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = self.objects_of(id).await;
+            if left == 0 {
+                return;
+            }
+            assert!(
+                self.cluster.is_real() && Instant::now() < deadline,
+                "{left} objects of {id} are left"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub fn creates(&self, plural: &str) -> usize {
-        self.fake.count_ok(Verb::Create, plural)
+        self.fake().count_ok(Verb::Create, plural)
     }
 
     /// A running pod outside gpudev holding `gpus` GPUs of `node`.
     pub async fn occupy(&self, node: &str, gpus: u32) {
         let name = format!("job-{}", &Uuid::new_v4().simple().to_string()[..10]);
         let pod: Pod = serde_json::from_value(json!({
-            "metadata": { "name": name, "namespace": "research" },
+            "metadata": { "name": name },
             "spec": {
                 "nodeName": node,
                 "containers": [{
@@ -293,7 +351,12 @@ impl Env {
             },
         }))
         .unwrap();
-        let api: Api<Pod> = Api::namespaced(self.fake.client(), "research");
+        let namespace = if self.cluster.is_real() {
+            self.ns()
+        } else {
+            "research"
+        };
+        let api: Api<Pod> = Api::namespaced(self.cluster.client(), namespace);
         api.create(&PostParams::default(), &pod).await.unwrap();
     }
 }
@@ -310,7 +373,7 @@ pub async fn until_status(env: &Env, p: &Processor, id: Uuid, status: Reservatio
             "{id} never became {status}: {:?}",
             env.get(id).await
         );
-        env.fake.step();
+        env.cluster.step().await;
         p.reconcile().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use gpudev_domain::ReservationStatus;
 use gpudev_processor::Backoff;
 
-use crate::common::{Ask, env};
+use crate::common::{Ask, env, fake_env};
 
 #[tokio::test]
 async fn a_message_that_is_not_a_hint_is_dead_lettered_at_once_with_its_reason() {
@@ -46,7 +46,9 @@ async fn a_message_that_is_not_a_hint_is_dead_lettered_at_once_with_its_reason()
 
 #[tokio::test]
 async fn a_hint_that_keeps_failing_is_dead_lettered_after_max_reads_and_its_reservation_fails() {
-    let mut env = env().await;
+    let Some(mut env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
     env.config.max_reads = 3;
     env.config.retry_backoff = Backoff {
         base: Duration::from_secs(2),
@@ -81,9 +83,9 @@ async fn a_hint_that_keeps_failing_is_dead_lettered_after_max_reads_and_its_rese
         why.starts_with("could not be started: gave up after 3 deliveries"),
         "{why}"
     );
-    env.fake.clear_faults();
+    env.fake().clear_faults();
     assert_eq!(
-        env.objects_of(id),
+        env.objects_of(id).await,
         0,
         "the secret created on the way is removed"
     );
@@ -93,7 +95,7 @@ async fn a_hint_that_keeps_failing_is_dead_lettered_after_max_reads_and_its_rese
 async fn a_message_read_too_often_without_an_answer_is_dead_lettered_without_another_attempt() {
     let mut env = env().await;
     env.config.max_reads = 2;
-    env.fake.seed_nodes("h100", 1, 8);
+    env.cluster.seed_nodes("h100", 1, 8).await;
     let alice = env.user("alice").await;
     let id = env.submit(&alice, Ask::gpus("h100", 1)).await;
     // Two deliveries that never finished (a processor crashing while handling the message).

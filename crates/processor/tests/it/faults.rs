@@ -15,7 +15,7 @@ use gpudev_processor::{Backoff, Processor};
 use gpudev_testkit::kube::{Fault, FaultKind, Verb};
 use uuid::Uuid;
 
-use crate::common::{Ask, Env, env};
+use crate::common::{Ask, Env, fake_env};
 
 /// Counts of reservations by status.
 async fn by_status(env: &Env) -> std::collections::BTreeMap<String, i64> {
@@ -65,11 +65,13 @@ fn run_in_process(p: Processor) -> tokio::sync::oneshot::Sender<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_500s_timeouts_and_conflicts_from_kubernetes_are_retried_until_nothing_is_stuck() {
-    let mut env = env().await;
+    let Some(mut env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
     env.config.visibility_timeout = Duration::from_secs(1);
     env.config.quotas = Quotas::default();
-    env.fake.seed_nodes("t4", 3, 4);
-    let _simulation = env.fake.start_simulation(Duration::from_millis(50));
+    env.cluster.seed_nodes("t4", 3, 4).await;
+    let _simulation = env.cluster.start_background(Duration::from_millis(50));
     // Every object kind the driver creates fails at first, in a different way, and so do the
     // reads the scheduler pass and the reconciliation start from.
     for fault in [
@@ -97,7 +99,7 @@ async fn fault_500s_timeouts_and_conflicts_from_kubernetes_are_retried_until_not
             .resource("pods")
             .times(2),
     ] {
-        env.fake.inject(fault);
+        env.fake().inject(fault);
     }
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;
@@ -124,16 +126,16 @@ async fn fault_500s_timeouts_and_conflicts_from_kubernetes_are_retried_until_not
 
     // The faults were really hit, and retried rather than papered over.
     assert!(
-        env.fake.count(Verb::Create, "pods") > env.creates("pods"),
+        env.fake().count(Verb::Create, "pods") > env.creates("pods"),
         "no pod create ever failed"
     );
-    assert!(env.fake.count(Verb::Create, "secrets") > env.creates("secrets"));
-    assert!(env.fake.count(Verb::Create, "services") > env.creates("services"));
+    assert!(env.fake().count(Verb::Create, "secrets") > env.creates("secrets"));
+    assert!(env.fake().count(Verb::Create, "services") > env.creates("services"));
     // Once they stop, nothing is left behind: one of each object per reservation, none stuck
     // in preparing, nothing failed or dead-lettered.
     assert_eq!(env.creates("pods"), 6, "no pod was created twice");
     for id in &ids {
-        assert_eq!(env.objects_of(*id), 3, "{id}");
+        assert_eq!(env.objects_of(*id).await, 3, "{id}");
     }
     assert_eq!(by_status(&env).await.get("preparing"), None);
     assert!(env.dead_letters().await.is_empty());
@@ -175,12 +177,14 @@ fn spawn_binary(env: &Env, kubeconfig: &std::path::Path, log: &str) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_duplicates_nothing() {
-    let env = env().await;
+    let Some(env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
     // 20 nodes × 8 GPUs and every reservation asks for 2: exactly 80 fit.
-    env.fake.seed_nodes("h100", 20, 8);
-    let _simulation = env.fake.start_simulation(Duration::from_millis(100));
+    env.cluster.seed_nodes("h100", 20, 8).await;
+    let _simulation = env.cluster.start_background(Duration::from_millis(100));
     let served = env
-        .fake
+        .fake()
         .serve("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -200,7 +204,7 @@ async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_dupli
 
     // Every pod create takes a little while, as on a real API server, so the kill lands while
     // the processor is in the middle of driving admissions.
-    env.fake.inject(
+    env.fake().inject(
         Fault::new(FaultKind::Delay(Duration::from_millis(150)))
             .verb(Verb::Create)
             .resource("pods")
@@ -258,7 +262,7 @@ async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_dupli
             "80 active and 420 queued",
             || async {
                 let counts = by_status(&env).await;
-                let pods = env.objects("pods").len();
+                let pods = env.objects("pods").await.len();
                 if counts.get("active") == Some(&80)
                     && counts.get("queued") == Some(&420)
                     && pods == 80
@@ -299,7 +303,7 @@ async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_dupli
         let status: String = r.get(1);
         let position: Option<i32> = r.get(2);
         match status.as_str() {
-            "active" => assert_eq!(env.objects_of(r.get(0)), 3),
+            "active" => assert_eq!(env.objects_of(r.get(0)).await, 3),
             "queued" => positions.push(position.expect("a queued reservation has a position")),
             other => panic!("unexpected status {other}"),
         }
@@ -315,6 +319,7 @@ async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_dupli
     assert_eq!(env.creates("secrets"), 80);
     let pod_owners: HashSet<String> = env
         .objects("pods")
+        .await
         .iter()
         .map(|p| {
             p["metadata"]["labels"]["gpudev.io/reservation-id"]
@@ -332,7 +337,9 @@ async fn fault_processor_sigkilled_during_a_burst_of_500_loses_nothing_and_dupli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_a_kubernetes_outage_is_retried_at_a_bounded_pace_and_everything_recovers() {
-    let mut env = env().await;
+    let Some(mut env) = fake_env("injects Kubernetes faults").await else {
+        return;
+    };
     env.config.visibility_timeout = Duration::from_secs(1);
     // Failed messages come back after 0.5 s, then 1 s, 2 s, 4 s at most (with jitter).
     env.config.retry_backoff = Backoff {
@@ -341,10 +348,10 @@ async fn fault_a_kubernetes_outage_is_retried_at_a_bounded_pace_and_everything_r
     };
     // Enough deliveries that the outage alone does not dead-letter anything.
     env.config.max_reads = 20;
-    env.fake.seed_nodes("t4", 1, 4);
-    let _simulation = env.fake.start_simulation(Duration::from_millis(50));
+    env.cluster.seed_nodes("t4", 1, 4).await;
+    let _simulation = env.cluster.start_background(Duration::from_millis(50));
     // Every create fails for a while, as when the API server is overloaded.
-    env.fake.inject(
+    env.fake().inject(
         Fault::new(FaultKind::Status500)
             .verb(Verb::Create)
             .times(100_000),
@@ -361,9 +368,9 @@ async fn fault_a_kubernetes_outage_is_retried_at_a_bounded_pace_and_everything_r
     tokio::time::sleep(outage).await;
     let attempts: usize = ["pods", "services", "secrets"]
         .iter()
-        .map(|k| env.fake.count(Verb::Create, k))
+        .map(|k| env.fake().count(Verb::Create, k))
         .sum();
-    env.fake.clear_faults();
+    env.fake().clear_faults();
     eprintln!("{attempts} failed creates during a {outage:?} outage");
 
     // Retried, but paced by the messages' backoff and the reconciliation interval (at most about
@@ -390,7 +397,7 @@ async fn fault_a_kubernetes_outage_is_retried_at_a_bounded_pace_and_everything_r
     )
     .await;
     for id in &ids {
-        assert_eq!(env.objects_of(*id), 3, "{id}");
+        assert_eq!(env.objects_of(*id).await, 3, "{id}");
     }
     assert_eq!(env.creates("pods"), 3, "no pod was created twice");
     assert!(env.dead_letters().await.is_empty());

@@ -40,7 +40,7 @@ async fn only_one_processor_leads_and_a_follower_refuses_to_work() {
 #[tokio::test]
 async fn a_standby_takes_over_when_the_leaders_session_dies_and_the_deposed_leader_cannot_write() {
     let env = env().await;
-    env.fake.seed_nodes("h100", 1, 8);
+    env.cluster.seed_nodes("h100", 1, 8).await;
     let alice = env.user("alice").await;
     let old = env.leader().await;
     let standby = env.processor().await;
@@ -68,7 +68,7 @@ async fn a_standby_takes_over_when_the_leaders_session_dies_and_the_deposed_lead
     );
     assert!(!old.is_leader());
     assert_eq!(env.status(id).await, ReservationStatus::Queued);
-    assert_eq!(env.objects_of(id), 0);
+    env.assert_gone(id).await;
 
     let outcome = standby.process_once().await.unwrap();
     assert_eq!(outcome.pass.unwrap().admitted, vec![id]);
@@ -123,8 +123,8 @@ async fn a_hung_leader_loses_its_lock_after_the_lease() {
 async fn running_processors_fail_over_within_seconds() {
     let mut env = env().await;
     env.config.leader_retry = Duration::from_millis(200);
-    env.fake.seed_nodes("t4", 2, 4);
-    let _sim = env.fake.start_simulation(Duration::from_millis(50));
+    env.cluster.seed_nodes("t4", 2, 4).await;
+    let _sim = env.cluster.start_background(Duration::from_millis(50));
     let alice = env.user("alice").await;
     let a = env.processor().await;
     let b = env.processor().await;

@@ -6,12 +6,12 @@ use std::time::Duration;
 use gpudev_domain::ReservationStatus;
 use gpudev_testkit::kube::Verb;
 
-use crate::common::{Ask, NS, env, until_status, wait_status};
+use crate::common::{Ask, env, fake_env, until_status, wait_status};
 
 #[tokio::test]
 async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
     let env = env().await;
-    let nodes = env.fake.seed_nodes("h100", 1, 8);
+    let nodes = env.cluster.seed_nodes("h100", 1, 8).await;
     let alice = env.user("alice").await;
     let id = env.submit(&alice, Ask::gpus("h100", 4)).await;
     let p = env.leader().await;
@@ -23,12 +23,12 @@ async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
     let r = env.get(id).await;
     assert_eq!(r.status, ReservationStatus::Preparing);
     assert_eq!(r.node_names, nodes);
-    assert_eq!(r.namespace.as_deref(), Some(NS));
+    assert_eq!(r.namespace.as_deref(), Some(env.ns()));
     assert!(r.admitted_at.is_some());
     assert_eq!(env.queued_messages().await, 0, "the hint was archived");
     // Secret, Pod and SSH Service exist, pinned to the admitted node.
-    assert_eq!(env.objects_of(id), 3);
-    let pod = &env.objects("pods")[0];
+    assert_eq!(env.objects_of(id).await, 3);
+    let pod = &env.objects("pods").await[0];
     let pinned = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         ["nodeSelectorTerms"][0]["matchExpressions"][0];
     assert_eq!(pinned["key"], "kubernetes.io/hostname");
@@ -36,14 +36,14 @@ async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
     // The Secret and the Service are owned by the Pod.
     let uid = pod["metadata"]["uid"].as_str().unwrap();
     for kind in ["secrets", "services"] {
-        let object = &env.objects(kind)[0];
+        let object = &env.objects(kind).await[0];
         assert_eq!(
             object["metadata"]["ownerReferences"][0]["uid"], uid,
             "{kind}"
         );
     }
 
-    env.fake.step();
+    env.cluster.step().await;
     let report = p.reconcile().await.unwrap();
     assert_eq!(report.activated, vec![id]);
     let r = env.get(id).await;
@@ -81,8 +81,8 @@ async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
 async fn the_running_processor_takes_a_reservation_to_active_through_its_pod_watcher() {
     let mut env = env().await;
     env.config.scheduler_interval = Duration::from_secs(3600);
-    env.fake.seed_nodes("t4", 2, 4);
-    let _sim = env.fake.start_simulation(Duration::from_millis(50));
+    env.cluster.seed_nodes("t4", 2, 4).await;
+    let _sim = env.cluster.start_background(Duration::from_millis(50));
     let alice = env.user("alice").await;
     let p = env.processor().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -113,7 +113,7 @@ async fn the_running_processor_takes_a_reservation_to_active_through_its_pod_wat
 async fn a_multinode_reservation_gets_whole_nodes_a_headless_service_and_activates_when_all_pods_are_ready()
  {
     let env = env().await;
-    env.fake.seed_nodes("h100", 3, 8);
+    env.cluster.seed_nodes("h100", 3, 8).await;
     let alice = env.user("alice").await;
     let id = env
         .submit(
@@ -130,10 +130,11 @@ async fn a_multinode_reservation_gets_whole_nodes_a_headless_service_and_activat
     assert_eq!(r.status, ReservationStatus::Preparing);
     assert_eq!(r.node_names.len(), 2);
     // Two pods, two secrets, two SSH services and one headless service owned by both pods.
-    assert_eq!(env.objects("pods").len(), 2);
-    assert_eq!(env.objects("services").len(), 3);
+    assert_eq!(env.objects("pods").await.len(), 2);
+    assert_eq!(env.objects("services").await.len(), 3);
     let headless = env
         .objects("services")
+        .await
         .into_iter()
         .find(|s| s["metadata"]["name"].as_str().unwrap().ends_with("-nodes"))
         .unwrap();
@@ -153,7 +154,7 @@ async fn a_multinode_reservation_gets_whole_nodes_a_headless_service_and_activat
 async fn a_reservation_with_a_disk_gets_its_claim_and_gives_the_disk_back_when_cancelled() {
     let mut env = env().await;
     env.config.storage_class = Some("gp3".into());
-    env.fake.seed_nodes("l4", 1, 4);
+    env.cluster.seed_nodes("l4", 1, 4).await;
     let alice = env.user("alice").await;
     let id = env
         .submit(
@@ -166,11 +167,11 @@ async fn a_reservation_with_a_disk_gets_its_claim_and_gives_the_disk_back_when_c
         .await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
-    let claims = env.objects("persistentvolumeclaims");
+    let claims = env.objects("persistentvolumeclaims").await;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0]["spec"]["storageClassName"], "gp3");
     let claim_name = claims[0]["metadata"]["name"].as_str().unwrap().to_owned();
-    let pod = &env.objects("pods")[0];
+    let pod = &env.objects("pods").await[0];
     let volumes = pod["spec"]["volumes"].as_array().unwrap();
     assert!(
         volumes
@@ -186,7 +187,7 @@ async fn a_reservation_with_a_disk_gets_its_claim_and_gives_the_disk_back_when_c
 
     env.cancel(id).await;
     p.process_once().await.unwrap();
-    assert_eq!(env.objects_of(id), 0);
+    env.assert_gone(id).await;
     let disk = gpudev_store::disks::get(&db, alice.id, "home")
         .await
         .unwrap();
@@ -195,7 +196,7 @@ async fn a_reservation_with_a_disk_gets_its_claim_and_gives_the_disk_back_when_c
         "the disk is free for the next reservation"
     );
     assert_eq!(
-        env.objects("persistentvolumeclaims").len(),
+        env.objects("persistentvolumeclaims").await.len(),
         1,
         "the disk outlives it"
     );
@@ -211,12 +212,12 @@ fn one_l4_with_disk(disk: &'static str) -> Ask {
 #[tokio::test]
 async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_disk() {
     let env = env().await;
-    env.fake.seed_nodes("l4", 1, 4);
+    env.cluster.seed_nodes("l4", 1, 4).await;
     let alice = env.user("alice").await;
     let p = env.leader().await;
     let first = env.submit(&alice, one_l4_with_disk("home")).await;
     p.process_once().await.unwrap();
-    let claim = env.objects("persistentvolumeclaims")[0]["metadata"]["name"]
+    let claim = env.objects("persistentvolumeclaims").await[0]["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -229,10 +230,11 @@ async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_d
         .unwrap();
     let second = env.submit(&alice, one_l4_with_disk("work")).await;
     p.process_once().await.unwrap();
-    let claims = env.objects("persistentvolumeclaims");
+    let claims = env.objects("persistentvolumeclaims").await;
     assert_eq!(claims.len(), 1, "no new, empty claim for the renamed disk");
     let pod = env
         .objects("pods")
+        .await
         .into_iter()
         .find(|pod| pod["metadata"]["labels"]["gpudev.io/reservation-id"] == second.to_string())
         .expect("the second reservation's pod");
@@ -260,6 +262,7 @@ async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_d
     assert_ne!(home.kube_name, claim);
     let names: Vec<String> = env
         .objects("persistentvolumeclaims")
+        .await
         .iter()
         .map(|c| c["metadata"]["name"].as_str().unwrap().to_owned())
         .collect();
@@ -270,17 +273,17 @@ async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_d
 #[tokio::test]
 async fn secrets_carry_keys_and_env_values_that_the_pod_only_references() {
     let env = env().await;
-    env.fake.seed_nodes("t4", 1, 4);
+    env.cluster.seed_nodes("t4", 1, 4).await;
     let alice = env.user("alice").await;
     let mut ask = Ask::gpus("t4", 1);
     ask.env.insert("HF_TOKEN".into(), "hf_very-s3cret".into());
     let id = env.submit(&alice, ask).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
-    let secret = &env.objects("secrets")[0];
+    let secret = &env.objects("secrets").await[0];
     assert!(secret["data"]["authorized_keys"].is_string());
     assert!(secret["data"]["env.HF_TOKEN"].is_string());
-    let pod = serde_json::to_string(&env.objects("pods")[0]).unwrap();
+    let pod = serde_json::to_string(&env.objects("pods").await[0]).unwrap();
     assert!(!pod.contains("hf_very-s3cret"));
     assert!(!pod.contains("AAAAC3NzaC1lZDI1NTE5"));
     assert_eq!(env.status(id).await, ReservationStatus::Preparing);
@@ -337,9 +340,9 @@ async fn announce(
     tx.commit().await.unwrap();
 }
 
-fn secret_value(env: &crate::common::Env, key: &str) -> Option<String> {
+async fn secret_value(env: &crate::common::Env, key: &str) -> Option<String> {
     use base64::Engine as _;
-    let secret = &env.objects("secrets")[0];
+    let secret = &env.objects("secrets").await[0];
     secret["data"][key].as_str().map(|v| {
         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(v).unwrap()).unwrap()
     })
@@ -349,7 +352,7 @@ fn secret_value(env: &crate::common::Env, key: &str) -> Option<String> {
 async fn an_added_github_user_gets_into_a_running_dev_box() {
     let mut env = env().await;
     env.config.github_keys_url = Some(github_keys(BOB_KEY).await);
-    env.fake.seed_nodes("t4", 1, 4);
+    env.cluster.seed_nodes("t4", 1, 4).await;
     let alice = env.user("alice").await;
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     let p = env.leader().await;
@@ -357,6 +360,7 @@ async fn an_added_github_user_gets_into_a_running_dev_box() {
     until_status(&env, &p, id, ReservationStatus::Active).await;
     assert!(
         !secret_value(&env, "authorized_keys")
+            .await
             .unwrap()
             .contains("bob@github")
     );
@@ -370,7 +374,7 @@ async fn an_added_github_user_gets_into_a_running_dev_box() {
     .await;
     let outcome = p.process_once().await.unwrap();
     assert_eq!(outcome.archived, 1);
-    let keys = secret_value(&env, "authorized_keys").unwrap();
+    let keys = secret_value(&env, "authorized_keys").await.unwrap();
     assert!(keys.contains("bob@github"), "{keys}");
     assert!(
         keys.contains("test@gpudev"),
@@ -381,7 +385,7 @@ async fn an_added_github_user_gets_into_a_running_dev_box() {
 #[tokio::test]
 async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
     let env = env().await;
-    env.fake.seed_nodes("t4", 1, 4);
+    env.cluster.seed_nodes("t4", 1, 4).await;
     let alice = env.user("alice").await;
     let id = env
         .submit(
@@ -403,17 +407,17 @@ async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
         "{url}"
     );
     assert_eq!(
-        secret_value(&env, "jupyter-token").as_deref(),
+        secret_value(&env, "jupyter-token").await.as_deref(),
         Some(token.as_str())
     );
-    let has_port = |env: &crate::common::Env| {
-        env.objects("services")[0]["spec"]["ports"]
+    async fn has_port(env: &crate::common::Env) -> bool {
+        env.objects("services").await[0]["spec"]["ports"]
             .as_array()
             .unwrap()
             .iter()
             .any(|p| p["name"] == "jupyter")
-    };
-    assert!(has_port(&env));
+    }
+    assert!(has_port(&env).await);
 
     announce(
         &env,
@@ -423,10 +427,10 @@ async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
     )
     .await;
     assert_eq!(p.process_once().await.unwrap().archived, 1);
-    assert!(!has_port(&env));
+    assert!(!has_port(&env).await);
     assert_eq!(env.get(id).await.jupyter_url, None);
     assert!(
-        secret_value(&env, "jupyter-token").is_some(),
+        secret_value(&env, "jupyter-token").await.is_some(),
         "kept for container restarts"
     );
 
@@ -438,20 +442,38 @@ async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
     )
     .await;
     assert_eq!(p.process_once().await.unwrap().archived, 1);
-    assert!(has_port(&env));
-    assert_eq!(env.get(id).await.jupyter_url, Some(url));
+    assert!(has_port(&env).await);
+    // The port was released and allocated again, so it may differ (as on Kubernetes); the
+    // token and the host stay, and the URL names the Service's new port.
+    let reopened = env.get(id).await.jupyter_url.unwrap();
+    let jupyter_port = env.objects("services").await[0]["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "jupyter")
+        .unwrap()["nodePort"]
+        .as_u64()
+        .unwrap();
+    let host = url.split(':').take(2).collect::<Vec<_>>().join(":");
+    assert_eq!(
+        reopened,
+        format!("{host}:{jupyter_port}/lab?token={token}"),
+        "reopened at {reopened}, first at {url}"
+    );
 }
 
 #[tokio::test]
 async fn jupyter_enabled_on_a_dev_box_started_without_it_waits_for_the_next_start() {
-    let env = env().await;
-    env.fake.seed_nodes("t4", 1, 4);
+    let Some(env) = fake_env("counts the requests the processor makes").await else {
+        return;
+    };
+    env.cluster.seed_nodes("t4", 1, 4).await;
     let alice = env.user("alice").await;
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
     until_status(&env, &p, id, ReservationStatus::Active).await;
-    let patches = env.fake.count_ok(Verb::Patch, "services");
+    let patches = env.fake().count_ok(Verb::Patch, "services");
     announce(
         &env,
         id,
@@ -460,7 +482,7 @@ async fn jupyter_enabled_on_a_dev_box_started_without_it_waits_for_the_next_star
     )
     .await;
     assert_eq!(p.process_once().await.unwrap().archived, 1);
-    assert_eq!(env.fake.count_ok(Verb::Patch, "services"), patches + 1);
+    assert_eq!(env.fake().count_ok(Verb::Patch, "services"), patches + 1);
     let r = env.get(id).await;
     assert!(r.jupyter_enabled);
     assert_eq!(r.jupyter_url, None, "no server runs in this dev box");

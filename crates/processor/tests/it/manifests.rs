@@ -54,8 +54,8 @@ fn as_sent(mut object: Value, kind: &str) -> Value {
 async fn every_object_the_driver_creates_passes_kubernetes_validate() {
     let mut env = env().await;
     env.config.storage_class = Some("gp3".into());
-    env.fake.seed_nodes("h100", 3, 8);
-    env.fake.seed_nodes("cpu-x86", 1, 0);
+    env.cluster.seed_nodes("h100", 3, 8).await;
+    env.cluster.seed_nodes("cpu-x86", 1, 0).await;
     let alice = env.user("alice").await;
     let mut with_env = Ask {
         disk: Some("home"),
@@ -88,7 +88,7 @@ async fn every_object_the_driver_creates_passes_kubernetes_validate() {
         ("secrets", "Secret"),
         ("persistentvolumeclaims", "PersistentVolumeClaim"),
     ] {
-        for object in env.objects(plural) {
+        for object in env.objects(plural).await {
             let name = object["metadata"]["name"].as_str().unwrap().to_owned();
             let path = dir.join(format!("{plural}-{name}.json"));
             std::fs::write(

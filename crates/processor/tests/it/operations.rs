@@ -36,7 +36,7 @@ async fn a_disk_create_hint_makes_the_claim_and_completes_the_operation() {
     let p = env.leader().await;
     let outcome = p.process_once().await.unwrap();
     assert_eq!(outcome.archived, 1);
-    let claims = env.objects("persistentvolumeclaims");
+    let claims = env.objects("persistentvolumeclaims").await;
     assert_eq!(claims.len(), 1);
     assert_eq!(claims[0]["metadata"]["name"], claim.as_str());
     assert_eq!(
@@ -66,7 +66,7 @@ async fn a_disk_create_hint_makes_the_claim_and_completes_the_operation() {
 #[tokio::test]
 async fn metrics_are_served_on_their_own_port() {
     let env = env().await;
-    let app = Application::build(env.config.clone(), env.fake.client())
+    let app = Application::build(env.config.clone(), env.cluster.client())
         .await
         .unwrap();
     assert!(app.processor().try_become_leader().await.unwrap());

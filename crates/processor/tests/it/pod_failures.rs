@@ -7,13 +7,15 @@ use std::time::Duration;
 use gpudev_domain::ReservationStatus;
 use gpudev_testkit::kube::{PodFailure, PodMatch};
 
-use crate::common::{Ask, env};
+use crate::common::{Ask, fake_env};
 
 #[tokio::test]
 async fn an_image_that_cannot_be_pulled_fails_the_reservation_with_the_pod_events() {
-    let env = env().await;
-    env.fake.seed_nodes("t4", 1, 4);
-    env.fake
+    let Some(env) = fake_env("makes pods fail on demand").await else {
+        return;
+    };
+    env.cluster.seed_nodes("t4", 1, 4).await;
+    env.fake()
         .fail_pods(PodMatch::Any, PodFailure::ImagePullBackOff);
     let alice = env.user("alice").await;
     let id = env
@@ -27,7 +29,7 @@ async fn an_image_that_cannot_be_pulled_fails_the_reservation_with_the_pod_event
         .await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
-    env.fake.step();
+    env.cluster.step().await;
     let report = p.reconcile().await.unwrap();
     assert_eq!(report.failed, vec![id]);
     let r = env.get(id).await;
@@ -37,17 +39,19 @@ async fn an_image_that_cannot_be_pulled_fails_the_reservation_with_the_pod_event
     let detail = r.detailed_status.unwrap();
     assert!(detail.contains("pod events:"), "{detail}");
     assert!(detail.contains("Failed to pull image"), "{detail}");
-    assert_eq!(env.objects_of(id), 0);
+    env.assert_gone(id).await;
 }
 
 #[tokio::test]
 async fn a_crash_loop_is_noticed_by_the_pod_watcher() {
-    let mut env = env().await;
+    let Some(mut env) = fake_env("makes pods fail on demand").await else {
+        return;
+    };
     env.config.scheduler_interval = Duration::from_secs(3600);
-    env.fake.seed_nodes("t4", 1, 4);
-    env.fake
+    env.cluster.seed_nodes("t4", 1, 4).await;
+    env.fake()
         .fail_pods(PodMatch::Any, PodFailure::CrashLoopBackOff);
-    let _sim = env.fake.start_simulation(Duration::from_millis(50));
+    let _sim = env.cluster.start_background(Duration::from_millis(50));
     let alice = env.user("alice").await;
     let p = env.processor().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -70,15 +74,18 @@ async fn a_crash_loop_is_noticed_by_the_pod_watcher() {
 
 #[tokio::test]
 async fn an_unschedulable_pod_goes_back_to_the_queue_once_then_fails() {
-    let mut env = env().await;
+    let Some(mut env) = fake_env("makes pods fail on demand").await else {
+        return;
+    };
     env.config.pod_ready_timeout = Duration::from_millis(300);
-    env.fake.seed_nodes("h100", 1, 8);
-    env.fake.fail_pods(PodMatch::Any, PodFailure::Unschedulable);
+    env.cluster.seed_nodes("h100", 1, 8).await;
+    env.fake()
+        .fail_pods(PodMatch::Any, PodFailure::Unschedulable);
     let alice = env.user("alice").await;
     let id = env.submit(&alice, Ask::gpus("h100", 8)).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
-    env.fake.step();
+    env.cluster.step().await;
     let report = p.reconcile().await.unwrap();
     assert!(
         report.requeued.is_empty() && report.failed.is_empty(),
@@ -100,17 +107,17 @@ async fn an_unschedulable_pod_goes_back_to_the_queue_once_then_fails() {
     let r = env.get(id).await;
     assert_eq!(r.status, ReservationStatus::Queued);
     assert!(r.node_names.is_empty());
-    assert_eq!(env.objects_of(id), 0);
+    env.assert_gone(id).await;
 
     // Admitted again, still unschedulable: this time it fails.
     let pass = p.scheduler_pass().await.unwrap();
     assert_eq!(pass.admitted, vec![id]);
-    env.fake.step();
+    env.cluster.step().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let report = p.reconcile().await.unwrap();
     assert_eq!(report.failed, vec![id]);
     let r = env.get(id).await;
     assert_eq!(r.status, ReservationStatus::Failed);
     assert!(r.failure_reason.unwrap().contains("could not be scheduled"));
-    assert_eq!(env.objects_of(id), 0);
+    env.assert_gone(id).await;
 }

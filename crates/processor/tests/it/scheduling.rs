@@ -8,7 +8,7 @@ use crate::common::{Ask, env, until_status};
 #[tokio::test]
 async fn two_nodes_with_two_free_gpus_each_do_not_take_a_four_gpu_reservation() {
     let env = env().await;
-    let nodes = env.fake.seed_nodes("h100", 2, 8);
+    let nodes = env.cluster.seed_nodes("h100", 2, 8).await;
     for node in &nodes {
         env.occupy(node, 6).await;
     }
@@ -42,7 +42,7 @@ async fn two_nodes_with_two_free_gpus_each_do_not_take_a_four_gpu_reservation() 
 #[tokio::test]
 async fn a_full_cluster_gives_queued_reservations_positions_and_estimates_from_running_ends() {
     let env = env().await;
-    env.fake.seed_nodes("a100", 1, 8);
+    env.cluster.seed_nodes("a100", 1, 8).await;
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;
     let running = env
@@ -101,7 +101,7 @@ async fn a_full_cluster_gives_queued_reservations_positions_and_estimates_from_r
 #[tokio::test]
 async fn a_request_that_can_never_fit_fails_at_once_with_a_clear_reason() {
     let env = env().await;
-    env.fake.seed_nodes("t4", 2, 4);
+    env.cluster.seed_nodes("t4", 2, 4).await;
     let alice = env.user("alice").await;
     let no_nodes = env.submit(&alice, Ask::gpus("b200", 1)).await;
     let too_big = env.submit(&alice, Ask::gpus("t4", 8)).await;
@@ -122,13 +122,14 @@ async fn a_request_that_can_never_fit_fails_at_once_with_a_clear_reason() {
     let reason = r.failure_reason.unwrap();
     assert!(reason.contains("largest t4 node has 4"), "{reason}");
     assert!(r.ended_at.is_some());
-    assert_eq!(env.objects_of(no_nodes) + env.objects_of(too_big), 0);
+    env.assert_gone(no_nodes).await;
+    env.assert_gone(too_big).await;
 }
 
 #[tokio::test]
 async fn higher_priority_goes_first_and_cpu_nodes_take_four_dev_boxes() {
     let env = env().await;
-    env.fake.seed_nodes("cpu-x86", 1, 0);
+    env.cluster.seed_nodes("cpu-x86", 1, 0).await;
     let alice = env.user("alice").await;
     let bob = env.user("bob").await;
     let mut ids = Vec::new();

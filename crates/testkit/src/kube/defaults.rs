@@ -152,9 +152,14 @@ fn service(
                     .find(same)
                     .and_then(|o| o.get("nodePort"))
                     .and_then(Value::as_u64);
+                // Like the API server's allocator, a new port is not simply the lowest free one,
+                // so a port removed and added again gets another number (deterministically here).
+                let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+                let start = NODE_PORTS.start() + serial.wrapping_mul(7919) % span;
+                let mut rotated = (start..=*NODE_PORTS.end()).chain(*NODE_PORTS.start()..start);
                 match kept
                     .filter(|p| !taken.contains(p))
-                    .or_else(|| NODE_PORTS.clone().find(|p| !taken.contains(p)))
+                    .or_else(|| rotated.find(|p| !taken.contains(p)))
                 {
                     Some(p) => p,
                     None => {

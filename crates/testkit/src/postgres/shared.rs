@@ -207,6 +207,7 @@ fn remove_dead_runs(bin: &PgBin, current: &Path) {
                 Server::kill_blocking(bin, &server.path());
             }
         }
+        crate::control_plane::stop_dead_run(&path);
         // Best effort: another run may be deleting it at the same time.
         let _ = std::fs::remove_dir_all(&path);
     }
@@ -214,7 +215,7 @@ fn remove_dead_runs(bin: &PgBin, current: &Path) {
 
 /// Creates the base directory, open to every user like /tmp itself (tests may run as root and
 /// as an ordinary user on the same machine).
-fn ensure_base_dir() -> Result<()> {
+pub(crate) fn ensure_base_dir() -> Result<()> {
     let base = base_dir();
     match std::fs::create_dir(&base) {
         Ok(()) => {
@@ -228,7 +229,7 @@ fn ensure_base_dir() -> Result<()> {
 }
 
 /// Takes the run's exclusive lock, waiting as long as another process holds it.
-async fn lock(path: &Path) -> Result<std::fs::File> {
+pub(crate) async fn lock(path: &Path) -> Result<std::fs::File> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let file = std::fs::OpenOptions::new()
