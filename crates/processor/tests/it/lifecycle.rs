@@ -51,7 +51,17 @@ async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
     let port = r.node_port.unwrap();
     assert!((30000..=32767).contains(&port), "{port}");
     let ip = r.node_ip.clone().unwrap();
-    assert!(ip.starts_with("10.0."), "{ip}");
+    let node: k8s_openapi::api::core::v1::Node = kube::Api::all(env.cluster.client())
+        .get(&nodes[0])
+        .await
+        .unwrap();
+    let internal = node.status.unwrap().addresses.unwrap();
+    assert!(
+        internal
+            .iter()
+            .any(|a| a.type_ == "InternalIP" && a.address == ip),
+        "{ip} is the node's InternalIP: {internal:?}"
+    );
     assert_eq!(
         r.ssh_command.as_deref(),
         Some(format!("ssh -p {port} dev@{ip}").as_str())
@@ -314,7 +324,7 @@ async fn github_keys(body: &'static str) -> String {
 const BOB_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn+AgYKD bob@github";
 
-async fn announce(
+pub(crate) async fn announce(
     env: &crate::common::Env,
     id: uuid::Uuid,
     action: &str,

@@ -10,6 +10,7 @@
 )]
 
 mod bench;
+mod chart_rbac;
 mod common;
 mod dead_letters;
 mod faults;

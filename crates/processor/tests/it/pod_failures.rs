@@ -7,22 +7,22 @@ use std::time::Duration;
 use gpudev_domain::ReservationStatus;
 use gpudev_testkit::kube::{PodFailure, PodMatch};
 
-use crate::common::{Ask, fake_env};
+use crate::common::{Ask, env, fake_env};
 
 #[tokio::test]
 async fn an_image_that_cannot_be_pulled_fails_the_reservation_with_the_pod_events() {
-    let Some(env) = fake_env("makes pods fail on demand").await else {
-        return;
-    };
+    let env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
-    env.fake()
-        .fail_pods(PodMatch::Any, PodFailure::ImagePullBackOff);
+    // The real control plane's kwok nodes fail to pull exactly this image.
+    if let Some(fake) = env.cluster.fake() {
+        fake.fail_pods(PodMatch::Any, PodFailure::ImagePullBackOff);
+    }
     let alice = env.user("alice").await;
     let id = env
         .submit(
             &alice,
             Ask {
-                image: "ghcr.io/nobody/missing:1",
+                image: "unpullable.invalid/gpudev/missing:1",
                 ..Ask::gpus("t4", 1)
             },
         )

@@ -22,6 +22,7 @@
 //! gives pending claims a volume, [`ControlPlane::ready_snapshots`] completes snapshots.
 
 mod bin;
+mod chart;
 mod process;
 mod start;
 pub mod test_cluster;
@@ -42,6 +43,7 @@ use crate::error::{Context, Error, Result};
 use crate::kube::NodeSpec;
 
 pub use bin::available;
+pub use chart::ChartAccounts;
 pub(crate) use start::stop_dead_run;
 
 static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
@@ -322,6 +324,67 @@ impl ControlPlane {
             done += 1;
         }
         done
+    }
+}
+
+/// One request a ServiceAccount made, from the API server's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AuditedRequest {
+    /// `system:serviceaccount:<namespace>:<name>`.
+    pub user: String,
+    /// The Kubernetes verb (`get`, `list`, `watch`, `create`, `patch`, `delete`, …).
+    pub verb: String,
+    /// The API group (`""` for core).
+    pub group: String,
+    /// The resource, with its subresource after a slash (`pods/exec`).
+    pub resource: String,
+    /// The namespace (`""` for cluster-scoped requests).
+    pub namespace: String,
+    /// The HTTP status of the answer.
+    pub code: u16,
+}
+
+impl ControlPlane {
+    /// Every request made by a ServiceAccount of `namespace` so far (one entry per request).
+    pub fn audited_requests(&self, namespace: &str) -> Vec<AuditedRequest> {
+        let prefix = format!("system:serviceaccount:{namespace}:");
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let user = event["user"]["username"].as_str().unwrap_or_default();
+            // A watch is logged when its answer starts and again when it ends; a watch still
+            // open has only the first.
+            let stage = event["stage"].as_str().unwrap_or_default();
+            if !user.starts_with(&prefix)
+                || !matches!(stage, "ResponseStarted" | "ResponseComplete")
+            {
+                continue;
+            }
+            if !seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned()) {
+                continue;
+            }
+            let object = &event["objectRef"];
+            let mut resource = object["resource"].as_str().unwrap_or_default().to_owned();
+            if let Some(sub) = object["subresource"].as_str() {
+                resource = format!("{resource}/{sub}");
+            }
+            out.push(AuditedRequest {
+                user: user.to_owned(),
+                verb: event["verb"].as_str().unwrap_or_default().to_owned(),
+                group: object["apiGroup"].as_str().unwrap_or_default().to_owned(),
+                resource,
+                namespace: object["namespace"].as_str().unwrap_or_default().to_owned(),
+                code: event["responseStatus"]["code"]
+                    .as_u64()
+                    .and_then(|c| u16::try_from(c).ok())
+                    .unwrap_or(0),
+            });
+        }
+        out
     }
 }
 

@@ -29,6 +29,17 @@ use crate::port::free_port;
 use crate::postgres::shared;
 use crate::watchdog::{self, sh_quote};
 
+/// What the API server records: every request a ServiceAccount makes (who, verb, resource,
+/// answer), so tests can see which rights the chart's accounts use and whether any was refused.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: [\"system:serviceaccounts\"]
+  - level: None
+";
+
 /// The cluster IP range of Services.
 const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// The range kwok takes Pod IPs from.
@@ -181,6 +192,8 @@ async fn start_apiserver(bin: &Path, dir: &Path, etcd_url: &str) -> Result<Contr
     )
     .context("writing the token file")?;
     std::fs::write(dir.join("sa.key"), rsa_key_pem()?).context("writing the signing key")?;
+    std::fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)
+        .context("writing the audit policy")?;
     let key = dir.join("sa.key").to_string_lossy().into_owned();
     let mut apiserver = Component::spawn(
         "apiserver",
@@ -202,6 +215,13 @@ async fn start_apiserver(bin: &Path, dir: &Path, etcd_url: &str) -> Result<Contr
             "--profiling=false".into(),
             "--enable-priority-and-fairness=false".into(),
             "--endpoint-reconciler-type=none".into(),
+            format!(
+                "--audit-policy-file={}",
+                dir.join("audit-policy.yaml").display()
+            ),
+            format!("--audit-log-path={}", dir.join("audit.log").display()),
+            "--audit-log-format=json".into(),
+            "--audit-log-mode=blocking".into(),
         ],
         dir,
     )?;

@@ -424,12 +424,22 @@ fn pod_settled(pod: &Pod) -> bool {
             .iter()
             .any(|c| c.type_ == kind && c.status == value)
     };
-    has("Ready", "True") || has("PodScheduled", "False")
+    // A container the kubelet has given up on for now (ImagePullBackOff, CrashLoopBackOff…).
+    let stuck = status
+        .container_statuses
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+        .any(|reason| !matches!(reason, "ContainerCreating" | "PodInitializing"));
+    has("Ready", "True") || has("PodScheduled", "False") || stuck
 }
 
-/// The internal IP of a test's `n`-th node (kwok reports it as the Pods' host IP).
+/// The internal IP of a test's `n`-th node (kwok reports it as the Pods' host IP). A loopback
+/// address: the API server dials a node's kubelet for exec and logs, and test traffic must stay
+/// on this machine (no kubelet listens there, so such a request fails at once).
 fn node_ip(n: usize) -> String {
-    format!("10.0.{}.{}", (n / 250) % 250, n % 250 + 1)
+    format!("127.10.{}.{}", (n / 250) % 250, n % 250 + 1)
 }
 
 /// The API resource of a plural name the tests use.
