@@ -81,7 +81,7 @@ pub async fn fake_env(why: &str) -> Option<Env> {
     Some(env_on(TestCluster::fake_with(NS, FakeConfig::default())).await)
 }
 
-async fn env_on(cluster: TestCluster) -> Env {
+pub async fn env_on(cluster: TestCluster) -> Env {
     let db = gpudev_testkit::test_db().await;
     let mut config = ProcessorConfig::for_database(&db.url()).unwrap();
     config.namespace = cluster.namespace().to_owned();

@@ -22,3 +22,4 @@ mod pod_failures;
 mod retries;
 mod robustness;
 mod scheduling;
+mod watch;

@@ -45,6 +45,7 @@ use crate::kube::NodeSpec;
 pub use bin::available;
 pub use chart::ChartAccounts;
 pub(crate) use start::stop_dead_run;
+pub use start::{PrivateControlPlane, private_control_plane};
 
 static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
 

@@ -195,36 +195,38 @@ async fn start_apiserver(bin: &Path, dir: &Path, etcd_url: &str) -> Result<Contr
     std::fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)
         .context("writing the audit policy")?;
     let key = dir.join("sa.key").to_string_lossy().into_owned();
-    let mut apiserver = Component::spawn(
-        "apiserver",
-        bin,
-        "kube-apiserver",
-        &[
-            format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
-            format!("--secure-port={port}"),
-            format!("--cert-dir={}", dir.join("pki").display()),
-            format!("--token-auth-file={}", dir.join("tokens.csv").display()),
-            "--authorization-mode=RBAC".into(),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-            format!("--service-account-key-file={key}"),
-            format!("--service-account-signing-key-file={key}"),
-            format!("--service-cluster-ip-range={SERVICE_CIDR}"),
-            "--allow-privileged=true".into(),
-            "--profiling=false".into(),
-            "--enable-priority-and-fairness=false".into(),
-            "--endpoint-reconciler-type=none".into(),
-            format!(
-                "--audit-policy-file={}",
-                dir.join("audit-policy.yaml").display()
-            ),
-            format!("--audit-log-path={}", dir.join("audit.log").display()),
-            "--audit-log-format=json".into(),
-            "--audit-log-mode=blocking".into(),
-        ],
-        dir,
-    )?;
+    let args = vec![
+        format!("--etcd-servers={etcd_url}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        format!("--cert-dir={}", dir.join("pki").display()),
+        format!("--token-auth-file={}", dir.join("tokens.csv").display()),
+        "--authorization-mode=RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-account-key-file={key}"),
+        format!("--service-account-signing-key-file={key}"),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--allow-privileged=true".into(),
+        "--profiling=false".into(),
+        "--enable-priority-and-fairness=false".into(),
+        "--endpoint-reconciler-type=none".into(),
+        format!(
+            "--audit-policy-file={}",
+            dir.join("audit-policy.yaml").display()
+        ),
+        format!("--audit-log-path={}", dir.join("audit.log").display()),
+        "--audit-log-format=json".into(),
+        "--audit-log-mode=blocking".into(),
+    ];
+    std::fs::write(
+        dir.join("apiserver.args"),
+        serde_json::to_string(&args).context("encoding the API server's arguments")?,
+    )
+    .context("writing apiserver.args")?;
+    let mut apiserver = Component::spawn("apiserver", bin, "kube-apiserver", &args, dir)?;
+    std::fs::write(dir.join("apiserver.pid"), apiserver.child.id().to_string())
+        .context("writing apiserver.pid")?;
     let deadline = Instant::now() + READY_WITHIN;
     let cert = dir.join("pki").join("apiserver.crt");
     let ca_pem = loop {
@@ -249,6 +251,16 @@ async fn start_apiserver(bin: &Path, dir: &Path, etcd_url: &str) -> Result<Contr
         etcd_url: etcd_url.to_owned(),
         dir: dir.to_path_buf(),
     };
+    wait_ready(&plane, &mut apiserver, deadline).await?;
+    Ok(plane)
+}
+
+/// Waits until the API server answers `/readyz` with `ok`.
+async fn wait_ready(
+    plane: &ControlPlane,
+    apiserver: &mut Component,
+    deadline: Instant,
+) -> Result<()> {
     let client = plane
         .client_with_token("default", &plane.token)
         .await
@@ -263,7 +275,7 @@ async fn start_apiserver(bin: &Path, dir: &Path, etcd_url: &str) -> Result<Contr
             .await
             .is_ok_and(|body| body.trim() == "ok")
         {
-            return Ok(plane);
+            return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(Error::msg(format!(
@@ -375,11 +387,20 @@ async fn answers(plane: &ControlPlane) -> bool {
 
 /// A plain HTTP/1.0 GET on loopback (etcd's health endpoint); the whole response.
 async fn http_get_loopback(port: u16, path: &str) -> Result<String> {
+    http_loopback(port, "GET", path, "").await
+}
+
+/// A plain HTTP/1.0 request to etcd's JSON gateway on loopback; the whole response.
+async fn http_loopback(port: u16, method: &str, path: &str, body: &str) -> Result<String> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .context("connecting")?;
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(request.as_bytes())
         .await
         .context("writing")?;
     let mut body = String::new();
@@ -400,6 +421,130 @@ fn write_info(dir: &Path, plane: &ControlPlane) -> Result<()> {
     let text = serde_json::to_string(plane).context("encoding info.json")?;
     std::fs::write(&tmp, text).context(format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("info.json")).context("renaming info.json into place")
+}
+
+impl ControlPlane {
+    /// Stops the API server and starts it again with the same settings (clients see it go away
+    /// and come back, as in an upgrade or a crash); returns once it is ready. Only for a
+    /// [`private_control_plane`]: the run's shared one serves other tests.
+    ///
+    /// # Panics
+    /// When it cannot be stopped or does not come back.
+    #[expect(clippy::panic, reason = "test helper")]
+    pub async fn restart_apiserver(&self) {
+        self.try_restart_apiserver()
+            .await
+            .unwrap_or_else(|e| panic!("gpudev-testkit: restarting kube-apiserver: {e}"));
+    }
+
+    async fn try_restart_apiserver(&self) -> Result<()> {
+        let dir = &self.dir;
+        let pid = std::fs::read_to_string(dir.join("apiserver.pid")).context("apiserver.pid")?;
+        let args: Vec<String> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("apiserver.args")).context("apiserver.args")?,
+        )
+        .context("apiserver.args")?;
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", pid.trim()])
+            .status();
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::msg("no port in the API server's URL"))?;
+        let deadline = Instant::now() + READY_WITHIN;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            if Instant::now() >= deadline {
+                return Err(Error::msg("the old API server still listens"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let bin = bin::bin_dir()?;
+        let mut apiserver = Component::spawn("apiserver", &bin, "kube-apiserver", &args, dir)?;
+        std::fs::write(dir.join("apiserver.pid"), apiserver.child.id().to_string())
+            .context("writing apiserver.pid")?;
+        wait_ready(self, &mut apiserver, deadline).await
+    }
+
+    /// Compacts etcd's history up to its current revision, so that watches resuming from an
+    /// older resource version are answered 410 Gone; returns the revision.
+    ///
+    /// # Panics
+    /// When etcd does not answer.
+    #[expect(clippy::panic, reason = "test helper")]
+    pub async fn compact_etcd(&self) -> u64 {
+        self.try_compact_etcd()
+            .await
+            .unwrap_or_else(|e| panic!("gpudev-testkit: compacting etcd: {e}"))
+    }
+
+    async fn try_compact_etcd(&self) -> Result<u64> {
+        let port: u16 = self
+            .etcd_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| Error::msg("no port in etcd's URL"))?;
+        // Any range request answers with the store's revision in its header.
+        let answer = http_loopback(port, "POST", "/v3/kv/range", "{\"key\":\"AA==\"}").await?;
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let parsed: Value = serde_json::from_str(body).context("reading etcd's answer")?;
+        let revision: u64 = parsed["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .ok_or_else(|| Error::msg(format!("no revision in {body}")))?;
+        let compact = format!("{{\"revision\":\"{revision}\",\"physical\":true}}");
+        let answer = http_loopback(port, "POST", "/v3/kv/compaction", &compact).await?;
+        if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+            return Err(Error::msg(format!("compaction refused: {answer}")));
+        }
+        Ok(revision)
+    }
+}
+
+/// A control plane of one test's own, stopped and deleted when dropped.
+#[derive(Debug)]
+pub struct PrivateControlPlane {
+    plane: ControlPlane,
+}
+
+impl std::ops::Deref for PrivateControlPlane {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.plane
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        stop_listed(&self.plane.dir);
+        let _ = std::fs::remove_dir_all(&self.plane.dir);
+    }
+}
+
+/// A control plane for one test alone (about 5 s to start), for tests that restart or break
+/// its parts.
+///
+/// # Panics
+/// As [`super::control_plane`].
+#[expect(clippy::panic, reason = "test helper")]
+pub async fn private_control_plane() -> PrivateControlPlane {
+    let started = async {
+        shared::ensure_base_dir()?;
+        let dir = shared::run_dir().join(format!(
+            "kube-p-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        create(&dir).await
+    };
+    let plane = started
+        .await
+        .unwrap_or_else(|e| panic!("gpudev-testkit: private Kubernetes control plane: {e}"));
+    PrivateControlPlane { plane }
 }
 
 /// Stops the control plane of a run whose processes are all gone (its watchdog died with it).

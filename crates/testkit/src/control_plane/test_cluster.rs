@@ -62,7 +62,7 @@ pub struct TestCluster {
 enum Inner {
     Fake(FakeCluster),
     Real {
-        plane: &'static ControlPlane,
+        plane: ControlPlane,
         client: kube::Client,
     },
 }
@@ -95,12 +95,20 @@ impl TestCluster {
 
     /// A namespace of its own on the run's real control plane.
     pub async fn real(prefix: &str) -> Self {
-        let plane = control_plane().await;
+        Self::real_on(control_plane().await, prefix).await
+    }
+
+    /// A namespace of its own on `plane` (for example a private control plane a test may
+    /// restart).
+    pub async fn real_on(plane: &ControlPlane, prefix: &str) -> Self {
         let namespace = plane.namespace(prefix).await;
         let client = plane.client_in(&namespace).await;
         Self {
             gpu_type_label: format!("{namespace}.test.gpudev.io/gpu-type"),
-            inner: Inner::Real { plane, client },
+            inner: Inner::Real {
+                plane: plane.clone(),
+                client,
+            },
             namespace,
         }
     }
@@ -119,7 +127,7 @@ impl TestCluster {
     }
 
     /// The real control plane, when this is one.
-    pub fn control_plane(&self) -> Option<&'static ControlPlane> {
+    pub fn control_plane(&self) -> Option<&ControlPlane> {
         match &self.inner {
             Inner::Fake(_) => None,
             Inner::Real { plane, .. } => Some(plane),
@@ -287,7 +295,7 @@ impl TestCluster {
         match &self.inner {
             Inner::Fake(fake) => Background::Fake(fake.start_simulation(every)),
             Inner::Real { plane, .. } => {
-                let plane: &'static ControlPlane = plane;
+                let plane = plane.clone();
                 let namespace = self.namespace.clone();
                 Background::Real(tokio::spawn(async move {
                     loop {
