@@ -45,7 +45,7 @@ use crate::kube::NodeSpec;
 pub use bin::available;
 pub use chart::ChartAccounts;
 pub(crate) use start::stop_dead_run;
-pub use start::{PrivateControlPlane, private_control_plane};
+pub use start::{PrivateControlPlane, private_control_plane, standalone_control_plane};
 
 static SHARED: OnceCell<ControlPlane> = OnceCell::const_new();
 
@@ -159,6 +159,22 @@ impl ControlPlane {
             .await
             .unwrap_or_else(|e| panic!("gpudev-testkit: namespace {name}: {e}"));
         name
+    }
+
+    /// The namespace `name`, created if absent, once its `default` ServiceAccount exists.
+    ///
+    /// # Panics
+    /// When it cannot be created.
+    #[expect(clippy::panic, reason = "test helper")]
+    pub async fn namespace_named(&self, name: &str) {
+        self.create_namespace(name)
+            .await
+            .unwrap_or_else(|e| panic!("gpudev-testkit: namespace {name}: {e}"));
+    }
+
+    /// The admin's kubeconfig with `namespace` as its default.
+    pub fn admin_kubeconfig_text(&self, namespace: &str) -> String {
+        self.kubeconfig_text(namespace, &self.token)
     }
 
     /// Creates `name` (if absent) and waits for its `default` ServiceAccount.

@@ -63,18 +63,35 @@ pub(super) async fn open_or_create() -> Result<ControlPlane> {
             dir.display()
         );
     }
-    create(&dir).await
+    create(&dir, std::os::unix::process::parent_id()).await
 }
 
-async fn create(dir: &Path) -> Result<ControlPlane> {
-    let started = Instant::now();
-    let bin = bin::bin_dir()?;
+/// Starts every component in `dir`; a watchdog stops them and deletes `dir` once process
+/// `watch` is gone. A failed start stops what it started.
+async fn create(dir: &Path, watch: u32) -> Result<ControlPlane> {
     stop_listed(dir);
     if dir.exists() {
         std::fs::remove_dir_all(dir).context(format!("removing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir.join("pki")).context(format!("creating {}", dir.display()))?;
-    watchdog::spawn(std::os::unix::process::parent_id(), &cleanup(dir))?;
+    match start_all(dir).await {
+        Ok(plane) => {
+            // The pids go into the watchdog's script itself: the run's other watchdog may
+            // delete the directory, and the pid file with it, first.
+            let pids = std::fs::read_to_string(dir.join("pids")).unwrap_or_default();
+            watchdog::spawn(watch, &cleanup(dir, &pids))?;
+            Ok(plane)
+        }
+        Err(e) => {
+            stop_listed(dir);
+            Err(e)
+        }
+    }
+}
+
+async fn start_all(dir: &Path) -> Result<ControlPlane> {
+    let started = Instant::now();
+    let bin = bin::bin_dir()?;
 
     let etcd_url = start_etcd(&bin, dir).await?;
     let mut plane = start_apiserver(&bin, dir, &etcd_url).await?;
@@ -539,12 +556,26 @@ pub async fn private_control_plane() -> PrivateControlPlane {
             "kube-p-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ));
-        create(&dir).await
+        create(&dir, std::os::unix::process::parent_id()).await
     };
     let plane = started
         .await
         .unwrap_or_else(|e| panic!("gpudev-testkit: private Kubernetes control plane: {e}"));
     PrivateControlPlane { plane }
+}
+
+/// A control plane in `dir` that lives as long as the returned value or this process (for the
+/// local run's `gpudev-kube-cluster`).
+///
+/// # Errors
+/// When the binaries are not built or a component does not start; the message says which.
+pub async fn standalone_control_plane(
+    dir: &Path,
+) -> std::result::Result<PrivateControlPlane, String> {
+    create(dir, std::process::id())
+        .await
+        .map(|plane| PrivateControlPlane { plane })
+        .map_err(|e| e.to_string())
 }
 
 /// Stops the control plane of a run whose processes are all gone (its watchdog died with it).
@@ -564,11 +595,17 @@ fn stop_listed(dir: &Path) {
     }
 }
 
-/// The watchdog's shell snippet: stop every component, then delete the directory.
-fn cleanup(dir: &Path) -> String {
+/// The watchdog's shell snippet: stop every component (`pids`, and any listed in the directory
+/// since), then delete the directory.
+fn cleanup(dir: &Path, pids: &str) -> String {
     let dir_q = sh_quote(&dir.to_string_lossy());
+    let known: Vec<&str> = pids
+        .split_whitespace()
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let known = known.join(" ");
     format!(
-        "pids=$(cat {dir_q}/pids 2>/dev/null); [ -n \"$pids\" ] && kill $pids 2>/dev/null; sleep 2; [ -n \"$pids\" ] && kill -9 $pids 2>/dev/null; rm -rf {dir_q}"
+        "pids=\"{known} $(cat {dir_q}/pids 2>/dev/null)\"; kill $pids 2>/dev/null; sleep 2; kill -9 $pids 2>/dev/null; rm -rf {dir_q}"
     )
 }
 
