@@ -62,7 +62,7 @@ pub struct TestCluster {
 enum Inner {
     Fake(FakeCluster),
     Real {
-        plane: ControlPlane,
+        plane: Box<ControlPlane>,
         client: kube::Client,
     },
 }
@@ -106,7 +106,7 @@ impl TestCluster {
         Self {
             gpu_type_label: format!("{namespace}.test.gpudev.io/gpu-type"),
             inner: Inner::Real {
-                plane: plane.clone(),
+                plane: Box::new(plane.clone()),
                 client,
             },
             namespace,
@@ -295,7 +295,7 @@ impl TestCluster {
         match &self.inner {
             Inner::Fake(fake) => Background::Fake(fake.start_simulation(every)),
             Inner::Real { plane, .. } => {
-                let plane = plane.clone();
+                let plane = ControlPlane::clone(plane);
                 let namespace = self.namespace.clone();
                 Background::Real(tokio::spawn(async move {
                     loop {
