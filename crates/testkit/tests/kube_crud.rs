@@ -1,7 +1,8 @@
 //! The fake Kubernetes API through real kube-rs calls: create, get, list, patch, apply,
 //! replace, delete, and the error statuses.
 
-use gpudev_testkit::kube::{FakeCluster, Verb};
+use gpudev_testkit::TestCluster;
+use gpudev_testkit::kube::Verb;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -29,8 +30,9 @@ fn api_error(error: Error) -> (u16, String) {
 
 #[tokio::test]
 async fn created_objects_come_back_with_server_metadata() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
 
     let created = pods
         .create(&PostParams::default(), &pod("p1", json!({})))
@@ -38,11 +40,24 @@ async fn created_objects_come_back_with_server_metadata() {
         .unwrap();
     let fetched = pods.get("p1").await.unwrap();
 
-    assert_eq!(fetched.namespace().as_deref(), Some(NS));
+    assert_eq!(fetched.namespace().as_deref(), Some(ns));
     assert!(created.uid().is_some());
     assert!(created.creation_timestamp().is_some());
     assert_eq!(created.metadata.generation, Some(1));
-    assert_eq!(fetched.resource_version(), created.resource_version());
+    // Nothing else writes a Secret, so reading it back gives the version its create returned
+    // (a Pod's may already have moved on: a real scheduler writes to it).
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns);
+    let made = secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "s1" } })).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets.get("s1").await.unwrap().resource_version(),
+        made.resource_version()
+    );
     assert_eq!(
         fetched.status.and_then(|s| s.phase).as_deref(),
         Some("Pending")
@@ -51,8 +66,9 @@ async fn created_objects_come_back_with_server_metadata() {
 
 #[tokio::test]
 async fn missing_objects_are_404_not_found_and_duplicates_409_already_exists() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
 
     let missing = pods.get("nope").await.unwrap_err();
     pods.create(&PostParams::default(), &pod("p1", json!({})))
@@ -75,8 +91,9 @@ async fn missing_objects_are_404_not_found_and_duplicates_409_already_exists() {
 
 #[tokio::test]
 async fn invalid_names_and_labels_are_422_invalid() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
 
     let bad_name = pods
         .create(&PostParams::default(), &pod("Not_A_Name", json!({})))
@@ -96,8 +113,9 @@ async fn invalid_names_and_labels_are_422_invalid() {
 
 #[tokio::test]
 async fn label_selectors_filter_lists() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     for (name, user, tier) in [
         ("a", "alice", "gold"),
         ("b", "bob", "gold"),
@@ -141,38 +159,68 @@ async fn label_selectors_filter_lists() {
 
 #[tokio::test]
 async fn field_selectors_filter_lists_and_all_namespace_lists_see_every_namespace() {
-    let fake = FakeCluster::new();
-    let client = fake.client();
-    Api::<Pod>::namespaced(client.clone(), "a")
-        .create(&PostParams::default(), &pod("p1", json!({})))
+    let cluster = TestCluster::new(NS).await;
+    let client = cluster.client();
+    let (a, b) = (
+        cluster.namespace_like("a").await,
+        cluster.namespace_like("b").await,
+    );
+    // No node matches them, so they stay Pending and unbound on a real cluster too.
+    let unschedulable = |name: &str| {
+        let mut p = pod(name, json!({}));
+        p.spec.as_mut().unwrap().node_selector =
+            Some([("gpudev.io/test".to_owned(), "nowhere".to_owned())].into());
+        p
+    };
+    Api::<Pod>::namespaced(client.clone(), &a)
+        .create(&PostParams::default(), &unschedulable("p1"))
         .await
         .unwrap();
-    Api::<Pod>::namespaced(client.clone(), "b")
-        .create(&PostParams::default(), &pod("p2", json!({})))
+    Api::<Pod>::namespaced(client.clone(), &b)
+        .create(&PostParams::default(), &unschedulable("p2"))
         .await
         .unwrap();
     let all: Api<Pod> = Api::all(client);
+    // A real cluster holds other tests' pods too: count only ours.
+    let ours = |list: kube::core::ObjectList<Pod>| -> Vec<String> {
+        let mut names: Vec<String> = list
+            .items
+            .into_iter()
+            .filter(|p| [a.as_str(), b.as_str()].contains(&p.namespace().as_deref().unwrap_or("")))
+            .map(|p| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()))
+            .collect();
+        names.sort();
+        names
+    };
 
-    let everything = all.list(&ListParams::default()).await.unwrap();
-    let by_name = all
-        .list(&ListParams::default().fields("metadata.name=p2"))
-        .await
-        .unwrap();
-    let unbound = all
-        .list(&ListParams::default().fields("spec.nodeName=,status.phase=Pending"))
-        .await
-        .unwrap();
+    let everything = ours(all.list(&ListParams::default()).await.unwrap());
+    let by_name = ours(
+        all.list(&ListParams::default().fields("metadata.name=p2"))
+            .await
+            .unwrap(),
+    );
+    let unbound = ours(
+        all.list(&ListParams::default().fields("spec.nodeName=,status.phase=Pending"))
+            .await
+            .unwrap(),
+    );
 
-    assert_eq!(everything.items.len(), 2);
-    assert_eq!(by_name.items.len(), 1);
-    assert_eq!(by_name.items[0].namespace().as_deref(), Some("b"));
-    assert_eq!(unbound.items.len(), 2);
+    // Only indexed fields can be selected on.
+    let unsupported = all
+        .list(&ListParams::default().fields("metadata.labels.team=x"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(unsupported), (400, "BadRequest".to_owned()));
+    assert_eq!(everything, [format!("{a}/p1"), format!("{b}/p2")]);
+    assert_eq!(by_name, [format!("{b}/p2")]);
+    assert_eq!(unbound, everything);
 }
 
 #[tokio::test]
 async fn merge_and_json_patches_change_objects_and_bump_the_version() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     let created = pods
         .create(&PostParams::default(), &pod("p", json!({ "a": "1" })))
         .await
@@ -202,8 +250,9 @@ async fn merge_and_json_patches_change_objects_and_bump_the_version() {
 
 #[tokio::test]
 async fn applying_the_same_object_twice_creates_it_once_and_changes_nothing_the_second_time() {
-    let fake = FakeCluster::new();
-    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns);
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": { "name": "env", "labels": { "gpudev.io/reservation-id": "r1" } },
@@ -231,14 +280,17 @@ async fn applying_the_same_object_twice_creates_it_once_and_changes_nothing_the_
             .len(),
         1
     );
-    assert_eq!(fake.count(Verb::Patch, "secrets"), 2);
-    assert_eq!(fake.count(Verb::Create, "secrets"), 0);
+    if let Some(fake) = cluster.fake() {
+        assert_eq!(fake.count(Verb::Patch, "secrets"), 2);
+        assert_eq!(fake.count(Verb::Create, "secrets"), 0);
+    }
 }
 
 #[tokio::test]
 async fn apply_without_a_field_manager_is_rejected() {
-    let fake = FakeCluster::new();
-    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns);
     let result = secrets
         .patch(
             "env",
@@ -251,8 +303,9 @@ async fn apply_without_a_field_manager_is_rejected() {
 
 #[tokio::test]
 async fn replace_with_a_stale_resource_version_is_409_conflict() {
-    let fake = FakeCluster::new();
-    let leases: Api<Lease> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let leases: Api<Lease> = Api::namespaced(cluster.client(), ns);
     let lease: Lease = serde_json::from_value(json!({
         "metadata": { "name": "gpudev-processor" },
         "spec": { "holderIdentity": "a", "leaseDurationSeconds": 15 },
@@ -277,13 +330,15 @@ async fn replace_with_a_stale_resource_version_is_409_conflict() {
     assert_eq!(api_error(stale), (409, "Conflict".to_owned()));
     let now = leases.get("gpudev-processor").await.unwrap();
     assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("b"));
-    assert_eq!(now.metadata.generation, Some(2));
+    // Leases, like most built-in kinds, have no generation.
+    assert_eq!(now.metadata.generation, None);
 }
 
 #[tokio::test]
 async fn a_patch_carrying_a_stale_resource_version_is_409_conflict() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
@@ -299,11 +354,12 @@ async fn a_patch_carrying_a_stale_resource_version_is_409_conflict() {
 
 #[tokio::test]
 async fn deleting_a_pod_deletes_the_services_and_secrets_it_owns() {
-    let fake = FakeCluster::new();
-    let client = fake.client();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let services: Api<Service> = Api::namespaced(client.clone(), NS);
-    let secrets: Api<Secret> = Api::namespaced(client, NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let client = cluster.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client, ns);
     let owner = pods
         .create(&PostParams::default(), &pod("dev", json!({})))
         .await
@@ -336,6 +392,20 @@ async fn deleting_a_pod_deletes_the_services_and_secrets_it_owns() {
 
     pods.delete("dev", &DeleteParams::default()).await.unwrap();
 
+    // The fake collects garbage at once; the controller manager's collector takes a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cluster.is_real()
+        && services.get_opt("dev-ssh").await.unwrap().is_some()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    while cluster.is_real()
+        && secrets.get_opt("dev-env").await.unwrap().is_some()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(services.get_opt("dev-ssh").await.unwrap(), None);
     assert_eq!(secrets.get_opt("dev-env").await.unwrap(), None);
     assert!(secrets.get_opt("keep").await.unwrap().is_some());
@@ -343,8 +413,9 @@ async fn deleting_a_pod_deletes_the_services_and_secrets_it_owns() {
 
 #[tokio::test]
 async fn node_port_services_get_a_port_that_survives_reapplying() {
-    let fake = FakeCluster::new();
-    let services: Api<Service> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let services: Api<Service> = Api::namespaced(cluster.client(), ns);
     let service = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": { "name": "ssh" },
@@ -389,9 +460,10 @@ async fn node_port_services_get_a_port_that_survives_reapplying() {
 }
 
 #[tokio::test]
-async fn the_status_subresource_changes_only_the_status() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+async fn the_status_subresource_changes_the_status_and_metadata_but_not_the_spec() {
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
@@ -409,7 +481,16 @@ async fn the_status_subresource_changes_only_the_status() {
         .unwrap();
 
     assert_eq!(after.status.unwrap().phase.as_deref(), Some("Running"));
-    assert!(after.metadata.labels.unwrap_or_default().is_empty());
+    // A built-in kind's /status takes metadata changes as well (a custom resource's does not).
+    assert_eq!(
+        after
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("ignored")
+            .map(String::as_str),
+        Some("yes")
+    );
     assert_eq!(still.status.unwrap().phase.as_deref(), Some("Running"));
     assert_eq!(
         pods.get_status("p")
@@ -426,10 +507,11 @@ async fn the_status_subresource_changes_only_the_status() {
 #[tokio::test]
 async fn volume_snapshots_are_served_as_a_custom_resource() {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-    let fake = FakeCluster::new();
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
     let gvk = GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "volumesnapshots");
-    let snapshots: Api<DynamicObject> = Api::namespaced_with(fake.client(), NS, &ar);
+    let snapshots: Api<DynamicObject> = Api::namespaced_with(cluster.client(), ns, &ar);
     let snapshot: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
         "metadata": { "name": "home-alice-1", "labels": { "gpudev.io/user": "alice" } },
@@ -441,7 +523,7 @@ async fn volume_snapshots_are_served_as_a_custom_resource() {
         .create(&PostParams::default(), &snapshot)
         .await
         .unwrap();
-    fake.step();
+    cluster.step().await;
     let listed = snapshots
         .list(&ListParams::default().labels("gpudev.io/user=alice"))
         .await
@@ -465,8 +547,9 @@ async fn volume_snapshots_are_served_as_a_custom_resource() {
 
 #[tokio::test]
 async fn generate_name_and_delete_collection_work() {
-    let fake = FakeCluster::new();
-    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns);
     let template: Secret = serde_json::from_value(json!({
         "metadata": { "generateName": "tmp-", "labels": { "kind": "tmp" } },
     }))
@@ -504,13 +587,14 @@ async fn kube_runtime_recorder_events_are_stored_and_repeats_become_a_series() {
     use k8s_openapi::api::events::v1::Event as EventV1;
     use kube::Resource;
     use kube::runtime::events::{Event, EventType, Recorder};
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     let p = pods
         .create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
-    let recorder = Recorder::new(fake.client(), "gpudev-processor".into());
+    let recorder = Recorder::new(cluster.client(), "gpudev-processor".into());
     let event = Event {
         type_: EventType::Normal,
         reason: "Admitted".into(),
@@ -522,19 +606,26 @@ async fn kube_runtime_recorder_events_are_stored_and_repeats_become_a_series() {
     recorder.publish(&event, &p.object_ref(&())).await.unwrap();
     recorder.publish(&event, &p.object_ref(&())).await.unwrap();
 
-    let events: Api<EventV1> = Api::namespaced(fake.client(), NS);
+    let events: Api<EventV1> = Api::namespaced(cluster.client(), ns);
     let listed = events
         .list(&ListParams::default().fields("regarding.name=p"))
         .await
         .unwrap();
-    assert_eq!(listed.items.len(), 1);
-    assert_eq!(listed.items[0].series.as_ref().map(|s| s.count), Some(2));
+    // Only ours: a real scheduler reports on the pod too.
+    let ours: Vec<&EventV1> = listed
+        .items
+        .iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("gpudev-processor"))
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].series.as_ref().map(|s| s.count), Some(2));
 }
 
 #[tokio::test]
 async fn metadata_only_requests_get_partial_object_metadata() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({ "a": "1" })))
         .await
         .unwrap();
@@ -552,8 +643,9 @@ async fn metadata_only_requests_get_partial_object_metadata() {
 
 #[tokio::test]
 async fn secret_string_data_is_stored_as_base64_data() {
-    let fake = FakeCluster::new();
-    let secrets: Api<Secret> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns);
     let secret: Secret = serde_json::from_value(json!({
         "metadata": { "name": "env" }, "stringData": { "TOKEN": "s3cret" },
     }))
@@ -571,15 +663,16 @@ async fn secret_string_data_is_stored_as_base64_data() {
 
 #[tokio::test]
 async fn reapplying_a_scheduled_running_pod_changes_nothing_but_changing_its_spec_is_422() {
-    let fake = FakeCluster::new();
-    fake.seed_nodes("h100", 1, 8);
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    cluster.seed_nodes("h100", 1, 8).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     let params = PatchParams::apply("gpudev-processor").force();
     let desired = pod("dev", json!({ "gpudev.io/reservation-id": "r1" }));
     pods.patch("dev", &params, &Patch::Apply(&desired))
         .await
         .unwrap();
-    fake.step();
+    cluster.step().await;
     let running = pods.get("dev").await.unwrap();
 
     let reapplied = pods

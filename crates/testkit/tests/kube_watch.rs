@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use gpudev_testkit::kube::FakeCluster;
+use gpudev_testkit::TestCluster;
+use gpudev_testkit::kube::FakeConfig;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -43,8 +44,10 @@ where
 
 #[tokio::test]
 async fn the_default_watcher_lists_then_sees_added_modified_and_deleted() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    // The fake only: exact event sequences: on a real cluster the scheduler writes to the pod and deletion is graceful (ADR 6).
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("before", json!({})))
         .await
         .unwrap();
@@ -86,12 +89,14 @@ async fn the_default_watcher_lists_then_sees_added_modified_and_deleted() {
 
 #[tokio::test]
 async fn a_watch_from_a_compacted_version_gets_one_410_error_event() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    // The fake only: a real API server may answer a stale version from its watch cache instead of 410 (ADR 6).
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
-    fake.compact();
+    cluster.fake().unwrap().compact();
 
     let events: Vec<_> = pods
         .watch(&WatchParams::default().timeout(5), "1")
@@ -112,8 +117,12 @@ async fn a_watch_from_a_compacted_version_gets_one_410_error_event() {
 
 #[tokio::test]
 async fn the_watcher_relists_after_its_version_is_compacted_away() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    // The fake only: it needs a change and a compaction with nothing in between, which a test
+    // cannot arrange on a real API server.
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    let fake = cluster.fake().unwrap();
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
@@ -123,7 +132,7 @@ async fn the_watcher_relists_after_its_version_is_compacted_away() {
     }
 
     // Change and compact with no await in between, so the live watch falls behind the history.
-    fake.modify("pods", Some(NS), "p", |p| {
+    fake.modify("pods", Some(ns), "p", |p| {
         p["metadata"]["labels"] = json!({ "changed": "yes" })
     });
     fake.compact();
@@ -150,8 +159,10 @@ async fn the_watcher_relists_after_its_version_is_compacted_away() {
 
 #[tokio::test]
 async fn a_label_selected_watch_sees_objects_leave_the_selection_as_deleted() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    // The fake only: exact event sequences: on a real cluster the scheduler writes to the pod (ADR 6).
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(
         &PostParams::default(),
         &pod("p", json!({ "app.kubernetes.io/managed-by": "gpudev" })),
@@ -177,8 +188,9 @@ async fn a_label_selected_watch_sees_objects_leave_the_selection_as_deleted() {
 
 #[tokio::test]
 async fn a_reflector_store_mirrors_the_cluster() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("a", json!({})))
         .await
         .unwrap();
@@ -210,12 +222,20 @@ async fn a_reflector_store_mirrors_the_cluster() {
 
 #[tokio::test]
 async fn a_watch_ends_at_its_timeout_with_a_bookmark() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    // The fake only: a real API server sends bookmarks on its own schedule (ADR 6).
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
-    let version = fake.resource_version().to_string();
+    let version = pods
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
 
     let params = WatchParams::default().timeout(1);
     let events: Vec<_> = pods
@@ -233,8 +253,9 @@ async fn a_watch_ends_at_its_timeout_with_a_bookmark() {
 
 #[tokio::test]
 async fn streaming_lists_send_initial_events_then_a_bookmark() {
-    let fake = FakeCluster::new();
-    let pods: Api<Pod> = Api::namespaced(fake.client(), NS);
+    let cluster = TestCluster::new(NS).await;
+    let ns = cluster.namespace();
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), ns);
     pods.create(&PostParams::default(), &pod("p", json!({})))
         .await
         .unwrap();
@@ -247,7 +268,14 @@ async fn streaming_lists_send_initial_events_then_a_bookmark() {
     pods.create(&PostParams::default(), &pod("q", json!({})))
         .await
         .unwrap();
-    seen.push(describe(&next(&mut events).await.unwrap()));
+    // On a real cluster the scheduler may write to p meanwhile; those come as "apply p".
+    loop {
+        let event = describe(&next(&mut events).await.unwrap());
+        if event != "apply p" {
+            seen.push(event);
+            break;
+        }
+    }
 
     assert_eq!(seen, ["init", "init-apply p", "init-done", "apply q"]);
 }

@@ -18,6 +18,13 @@ pub(crate) struct ResourceType {
 }
 
 impl ResourceType {
+    /// Whether the API server keeps `metadata.generation` for this kind: Pods (from
+    /// Kubernetes 1.33) and custom resources do; Services, Secrets, Leases, Nodes and the
+    /// other built-ins we serve do not.
+    pub(crate) fn has_generation(&self) -> bool {
+        self.plural == "pods" || self.group == VOLUME_SNAPSHOTS.group
+    }
+
     /// The `apiVersion` field of objects of this kind.
     pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {

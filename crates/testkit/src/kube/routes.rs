@@ -262,11 +262,13 @@ fn filter(route: &Route, query: &Query, request: &Request<Bytes>) -> Result<Filt
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    let fields = FieldSelector::parse(query.str("fieldSelector"))?;
+    fields.check_supported(route.rt.plural)?;
     Ok(Filter {
         rt: route.rt,
         namespace: route.namespace.clone(),
         labels: LabelSelector::parse(query.str("labelSelector"))?,
-        fields: FieldSelector::parse(query.str("fieldSelector"))?,
+        fields,
         metadata_only: accept.contains("as=PartialObjectMetadata"),
     })
 }

@@ -119,8 +119,8 @@ fn parse_requirement(term: &str) -> Result<LabelRequirement, ApiError> {
 }
 
 /// A parsed `fieldSelector`: `path=value`, `path==value` or `path!=value` terms, all of which
-/// must hold. Any dotted path into the object works (`metadata.name`, `spec.nodeName`,
-/// `status.phase`, `involvedObject.name`, …); a missing field compares as the empty string.
+/// must hold. The paths a kind supports are those the API server indexes (see
+/// [`FieldSelector::check_supported`]); a missing field compares as the empty string.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -145,6 +145,61 @@ impl FieldSelector {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
+    }
+
+    /// Refuses, as the API server does (400), a field the kind cannot be selected by: only
+    /// `metadata.name`, `metadata.namespace` and a few fields per kind are indexed.
+    pub(crate) fn check_supported(&self, plural: &str) -> Result<(), ApiError> {
+        const EVENT_FIELDS: &[&str] = &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingComponent",
+            "reportingController",
+            "source",
+            "type",
+        ];
+        let per_kind: &[&str] = match plural {
+            "pods" => &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ],
+            "nodes" => &["spec.unschedulable"],
+            "namespaces" => &["status.phase"],
+            "secrets" => &["type"],
+            "services" => &["spec.clusterIP", "spec.type"],
+            "events" => EVENT_FIELDS,
+            _ => &[],
+        };
+        for (path, _, _) in &self.0 {
+            let path = path.as_str();
+            if !matches!(path, "metadata.name" | "metadata.namespace") && !per_kind.contains(&path)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {path}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Whether the object is selected.

@@ -250,7 +250,11 @@ impl Store {
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(time::now()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        meta.insert("generation".into(), json!(1));
+        if rt.has_generation() {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         meta.remove("deletionTimestamp");
         meta.remove("deletionGracePeriodSeconds");
         self.objects.insert(key.clone(), object.clone());
@@ -308,6 +312,15 @@ impl Store {
                     }
                 }
             }
+            // A built-in kind's /status takes label and annotation changes too (a custom
+            // resource's takes only the status), as the API server does.
+            if rt.group != super::resources::VOLUME_SNAPSHOTS.group {
+                for field in ["labels", "annotations"] {
+                    if let Some(value) = new.pointer(&format!("/metadata/{field}")) {
+                        next["metadata"][field] = value.clone();
+                    }
+                }
+            }
             next
         } else {
             if rt.has_status
@@ -360,7 +373,7 @@ impl Store {
             // A no-op write changes nothing and tells no watcher, as in Kubernetes.
             return Ok(current);
         }
-        if spec_of(&next) != spec_of(&current) {
+        if rt.has_generation() && spec_of(&next) != spec_of(&current) {
             let generation = current
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
