@@ -40,7 +40,7 @@ mod sts;
 mod watchdog;
 
 pub use self::kube::{FakeCluster, FakeConfig, NodeSpec};
-pub use control_plane::test_cluster::{Backend, TestCluster, backend};
+pub use control_plane::test_cluster::{Backend, TestCluster, backend, skip_on_fake, skip_on_real};
 pub use control_plane::{ControlPlane, control_plane};
 pub use oidc::{OidcIssuer, oidc_issuer};
 pub use postgres::cluster::Cluster;

@@ -33,8 +33,7 @@ pub async fn env() -> Env {
 /// An environment on the fake, for tests of what only the fake can do; `None`, and the test
 /// skipped, when the suite runs against the real control plane.
 pub async fn fake_env(why: &str) -> Option<Env> {
-    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
-        eprintln!("skipped on the real control plane: {why}");
+    if gpudev_testkit::skip_on_real(why) {
         return None;
     }
     Some(env_on(TestCluster::fake_with(NS, FakeConfig::default())).await)
@@ -65,9 +64,7 @@ async fn env_on(cluster: TestCluster) -> Env {
 impl Env {
     /// The fake cluster (only in environments from [`fake_env`]).
     pub fn fake(&self) -> &FakeCluster {
-        self.cluster
-            .fake()
-            .expect("this test needs the fake cluster: use fake_env")
+        self.cluster.expect_fake()
     }
 
     pub async fn run(&self) -> gpudev_availability::Report {

@@ -81,8 +81,7 @@ pub async fn env_with_slow_pods() -> Env {
 /// An environment on the fake, for tests of what only the fake can do; `None`, and the test
 /// skipped, when the suite runs against the real control plane.
 pub async fn fake_env(why: &str) -> Option<Env> {
-    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
-        eprintln!("skipped on the real control plane: {why}");
+    if gpudev_testkit::skip_on_real(why) {
         return None;
     }
     Some(env_with(FakeConfig::default(), &[]).await)
@@ -90,8 +89,7 @@ pub async fn fake_env(why: &str) -> Option<Env> {
 
 /// [`env_with_slow_pods`] on the fake only (see [`fake_env`]).
 pub async fn fake_env_with_slow_pods(why: &str) -> Option<Env> {
-    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
-        eprintln!("skipped on the real control plane: {why}");
+    if gpudev_testkit::skip_on_real(why) {
         return None;
     }
     Some(env_with_slow_pods().await)
@@ -141,9 +139,7 @@ pub struct Made {
 impl Env {
     /// The fake cluster (only in environments on the fake).
     pub fn fake(&self) -> &FakeCluster {
-        self.cluster
-            .fake()
-            .expect("this test needs the fake cluster: use fake_env")
+        self.cluster.expect_fake()
     }
 
     /// The dev box namespace.

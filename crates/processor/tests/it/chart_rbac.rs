@@ -35,8 +35,7 @@ const KEPT_UNUSED: &[(&str, &str, &str, &str)] = &[
 
 #[tokio::test]
 async fn the_charts_service_accounts_run_the_whole_lifecycle_with_no_right_refused_or_unused() {
-    if gpudev_testkit::backend() != gpudev_testkit::Backend::Real {
-        eprintln!("skipped on the fake: it has no RBAC (run with GPUDEV_TEST_KUBE=real)");
+    if gpudev_testkit::skip_on_fake("the fake has no RBAC") {
         return;
     }
     let env = env().await;

@@ -74,8 +74,7 @@ pub async fn env() -> Env {
 /// request counts, pods that fail on demand); `None`, and the test skipped, when the suite runs
 /// against the real control plane.
 pub async fn fake_env(why: &str) -> Option<Env> {
-    if gpudev_testkit::backend() == gpudev_testkit::Backend::Real {
-        eprintln!("skipped on the real control plane: {why}");
+    if gpudev_testkit::skip_on_real(why) {
         return None;
     }
     Some(env_on(TestCluster::fake_with(NS, FakeConfig::default())).await)
@@ -96,9 +95,7 @@ pub async fn env_on(cluster: TestCluster) -> Env {
 impl Env {
     /// The fake cluster (only in environments from [`fake_env`]).
     pub fn fake(&self) -> &FakeCluster {
-        self.cluster
-            .fake()
-            .expect("this test needs the fake cluster: use fake_env")
+        self.cluster.expect_fake()
     }
 
     /// The dev box namespace.
@@ -358,6 +355,37 @@ impl Env {
         };
         let api: Api<Pod> = Api::namespaced(self.cluster.client(), namespace);
         api.create(&PostParams::default(), &pod).await.unwrap();
+    }
+}
+
+/// A processor running its own loop (`run_until_stopped`) in the background.
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), gpudev_processor::ProcessorError>>,
+}
+
+/// Starts `p`'s loop in the background.
+pub fn run(p: &Processor) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let p = p.clone();
+    let task = tokio::spawn(async move {
+        p.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Running { stop, task }
+}
+
+impl Running {
+    /// Asks the loop to stop; it must within 10 s and without an error.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("stops on shutdown")
+            .unwrap()
+            .unwrap();
     }
 }
 

@@ -95,27 +95,13 @@ async fn the_running_processor_takes_a_reservation_to_active_through_its_pod_wat
     let _sim = env.cluster.start_background(Duration::from_millis(50));
     let alice = env.user("alice").await;
     let p = env.processor().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = {
-        let p = p.clone();
-        tokio::spawn(async move {
-            p.run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await
-        })
-    };
+    let running = crate::common::run(&p);
     let id = env.submit(&alice, Ask::gpus("t4", 2)).await;
     // Only the message and the watcher can make this quick: the periodic pass is an hour away.
     wait_status(&env, id, ReservationStatus::Active, Duration::from_secs(10)).await;
     assert!(env.get(id).await.ssh_command.is_some());
     assert!(p.is_leader());
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), running)
-        .await
-        .expect("stops on shutdown")
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     assert!(!p.is_leader(), "shutdown releases the leader lock");
 }
 

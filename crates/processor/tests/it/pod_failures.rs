@@ -54,22 +54,12 @@ async fn a_crash_loop_is_noticed_by_the_pod_watcher() {
     let _sim = env.cluster.start_background(Duration::from_millis(50));
     let alice = env.user("alice").await;
     let p = env.processor().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = {
-        let p = p.clone();
-        tokio::spawn(async move {
-            p.run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await
-        })
-    };
+    let running = crate::common::run(&p);
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     crate::common::wait_status(&env, id, ReservationStatus::Failed, Duration::from_secs(10)).await;
     let reason = env.get(id).await.failure_reason.unwrap();
     assert!(reason.contains("CrashLoopBackOff"), "{reason}");
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]

@@ -7,12 +7,11 @@ use gpudev_domain::ReservationStatus;
 use gpudev_testkit::TestCluster;
 use gpudev_testkit::control_plane::private_control_plane;
 
-use crate::common::{Ask, NS, env_on, wait_status};
+use crate::common::{Ask, NS, env_on, run, wait_status};
 
 #[tokio::test]
 async fn the_pod_watch_survives_an_etcd_compaction_and_an_api_server_restart() {
-    if gpudev_testkit::backend() != gpudev_testkit::Backend::Real {
-        eprintln!("skipped on the fake: it restarts a real API server");
+    if gpudev_testkit::skip_on_fake("it restarts a real API server") {
         return;
     }
     let plane = private_control_plane().await;
@@ -22,16 +21,7 @@ async fn the_pod_watch_survives_an_etcd_compaction_and_an_api_server_restart() {
     env.cluster.seed_nodes("t4", 2, 4).await;
     let alice = env.user("alice").await;
     let p = env.processor().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = {
-        let p = p.clone();
-        tokio::spawn(async move {
-            p.run_until_stopped(async move {
-                let _ = stopped.await;
-            })
-            .await
-        })
-    };
+    let running = run(&p);
     let first = env.submit(&alice, Ask::gpus("t4", 2)).await;
     wait_status(
         &env,
@@ -58,10 +48,5 @@ async fn the_pod_watch_survives_an_etcd_compaction_and_an_api_server_restart() {
     )
     .await;
     assert!(env.get(second).await.ssh_command.is_some());
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("stops on shutdown")
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }

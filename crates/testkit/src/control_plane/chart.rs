@@ -8,8 +8,7 @@ use std::process::{Command, Stdio};
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
 use super::ControlPlane;
@@ -59,50 +58,33 @@ impl ControlPlane {
         let pp = PostParams::default();
         let mut accounts = Vec::new();
         for doc in docs.into_iter().filter(Value::is_object) {
-            let namespace = doc["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or(release_namespace)
-                .to_owned();
             let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+            let namespaced = match kind.as_str() {
+                "ServiceAccount" | "Role" | "RoleBinding" => true,
+                "ClusterRole" | "ClusterRoleBinding" => false,
+                _ => continue,
+            };
             let what = format!("{kind} {}", doc["metadata"]["name"]);
-            match kind.as_str() {
-                "ServiceAccount" => {
-                    let sa: ServiceAccount = serde_json::from_value(doc).context(&what)?;
-                    accounts.push(sa.metadata.name.clone().unwrap_or_default());
-                    Api::<ServiceAccount>::namespaced(client.clone(), &namespace)
-                        .create(&pp, &sa)
-                        .await
-                        .context(&what)?;
-                }
-                "Role" => {
-                    let role: Role = serde_json::from_value(doc).context(&what)?;
-                    Api::<Role>::namespaced(client.clone(), &namespace)
-                        .create(&pp, &role)
-                        .await
-                        .context(&what)?;
-                }
-                "RoleBinding" => {
-                    let binding: RoleBinding = serde_json::from_value(doc).context(&what)?;
-                    Api::<RoleBinding>::namespaced(client.clone(), &namespace)
-                        .create(&pp, &binding)
-                        .await
-                        .context(&what)?;
-                }
-                "ClusterRole" => {
-                    let role: ClusterRole = serde_json::from_value(doc).context(&what)?;
-                    Api::<ClusterRole>::all(client.clone())
-                        .create(&pp, &role)
-                        .await
-                        .context(&what)?;
-                }
-                "ClusterRoleBinding" => {
-                    let binding: ClusterRoleBinding = serde_json::from_value(doc).context(&what)?;
-                    Api::<ClusterRoleBinding>::all(client.clone())
-                        .create(&pp, &binding)
-                        .await
-                        .context(&what)?;
-                }
-                _ => {}
+            let object: DynamicObject = serde_json::from_value(doc).context(&what)?;
+            let types = object
+                .types
+                .clone()
+                .ok_or_else(|| Error::msg(format!("{what} has no apiVersion")))?;
+            let gvk = GroupVersionKind::try_from(&types).context(&what)?;
+            let resource = ApiResource::from_gvk(&gvk);
+            let api: Api<DynamicObject> = if namespaced {
+                let namespace = object
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or(release_namespace);
+                Api::namespaced_with(client.clone(), namespace, &resource)
+            } else {
+                Api::all_with(client.clone(), &resource)
+            };
+            api.create(&pp, &object).await.context(&what)?;
+            if kind == "ServiceAccount" {
+                accounts.push(object.metadata.name.unwrap_or_default());
             }
         }
         let mut tokens = Vec::new();

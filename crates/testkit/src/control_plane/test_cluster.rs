@@ -50,6 +50,26 @@ pub fn backend() -> Backend {
     }
 }
 
+/// Whether a test that needs the fake must be skipped: true (after printing why) when the
+/// suite runs on the real control plane.
+pub fn skip_on_real(why: &str) -> bool {
+    let skip = backend() == Backend::Real;
+    if skip {
+        eprintln!("skipped on the real control plane: {why}");
+    }
+    skip
+}
+
+/// Whether a test that needs the real control plane must be skipped: true (after printing why)
+/// when the suite runs on the fake.
+pub fn skip_on_fake(why: &str) -> bool {
+    let skip = backend() == Backend::Fake;
+    if skip {
+        eprintln!("skipped on the fake (run with {BACKEND_VAR}=real): {why}");
+    }
+    skip
+}
+
 /// One test's cluster.
 #[derive(Debug, Clone)]
 pub struct TestCluster {
@@ -123,6 +143,21 @@ impl TestCluster {
         match &self.inner {
             Inner::Fake(fake) => Some(fake),
             Inner::Real { .. } => None,
+        }
+    }
+
+    /// The fake, for a test that made sure it runs on one.
+    ///
+    /// # Panics
+    /// On the real control plane.
+    #[expect(
+        clippy::panic,
+        reason = "test helper: a fake-only test ran on the real back end"
+    )]
+    pub fn expect_fake(&self) -> &FakeCluster {
+        match &self.inner {
+            Inner::Fake(fake) => fake,
+            Inner::Real { .. } => panic!("this test needs the fake cluster (see skip_on_real)"),
         }
     }
 
