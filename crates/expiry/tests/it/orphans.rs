@@ -41,51 +41,71 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
         "{:?}",
         report.summary
     );
-    assert_eq!(
-        report.summary.orphan_services_deleted, 1,
-        "the stray one; the rest went with their pods"
-    );
+    if env.cluster.is_real() {
+        // The garbage collector may not have taken the ended pods' Services yet, in which case
+        // the job deletes them itself.
+        assert!(
+            (1..=3).contains(&report.summary.orphan_services_deleted),
+            "{:?}",
+            report.summary
+        );
+    } else {
+        assert_eq!(
+            report.summary.orphan_services_deleted, 1,
+            "the stray one; the rest went with their pods"
+        );
+    }
     let selector = ListParams::default().labels(&labels::managed_selector());
     let pods: Api<Pod> = Api::namespaced(env.cluster.client(), env.ns());
     let services: Api<Service> = Api::namespaced(env.cluster.client(), env.ns());
     let secrets: Api<Secret> = Api::namespaced(env.cluster.client(), env.ns());
     let owners = |names: Vec<Option<Uuid>>| names.into_iter().collect::<Vec<_>>();
-    for survivors in [
-        owners(
-            pods.list(&selector)
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .map(gpudev_cluster::ops::reservation_of)
-                .collect(),
-        ),
-        owners(
-            services
-                .list(&selector)
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .map(gpudev_cluster::ops::reservation_of)
-                .collect(),
-        ),
-        owners(
-            secrets
-                .list(&selector)
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .map(gpudev_cluster::ops::reservation_of)
-                .collect(),
-        ),
-    ] {
-        assert_eq!(
-            survivors,
-            [Some(live.id)],
-            "only the live reservation's objects remain"
-        );
+    // On a real cluster, deleted pods terminate and the garbage collector follows: wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let survivors = [
+            owners(
+                pods.list(&selector)
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .map(gpudev_cluster::ops::reservation_of)
+                    .collect(),
+            ),
+            owners(
+                services
+                    .list(&selector)
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .map(gpudev_cluster::ops::reservation_of)
+                    .collect(),
+            ),
+            owners(
+                secrets
+                    .list(&selector)
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .map(gpudev_cluster::ops::reservation_of)
+                    .collect(),
+            ),
+        ];
+        let settled = survivors.iter().all(|s| s == &[Some(live.id)]);
+        if settled || !env.cluster.is_real() || std::time::Instant::now() >= deadline {
+            for survivors in survivors {
+                assert_eq!(
+                    survivors,
+                    [Some(live.id)],
+                    "only the live reservation's objects remain"
+                );
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(env.exists("pods", &live_pod).await);
     assert!(env.gone("pods", &ended_pod).await);
