@@ -100,6 +100,7 @@ async fn the_charts_service_accounts_run_the_whole_lifecycle_with_no_right_refus
     assert!(env.get(solo).await.ssh_command.is_some());
     let detail = env.get(unpullable).await.detailed_status.unwrap();
     assert!(detail.contains("Failed to pull image"), "{detail}");
+    env.assert_gone(unpullable).await;
     for (action, enabled) in [("disable_jupyter", false), ("enable_jupyter", true)] {
         crate::lifecycle::announce(
             &env,
