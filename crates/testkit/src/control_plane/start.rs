@@ -74,6 +74,9 @@ async fn create(dir: &Path, watch: u32) -> Result<ControlPlane> {
         std::fs::remove_dir_all(dir).context(format!("removing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir.join("pki")).context(format!("creating {}", dir.display()))?;
+    // It holds the admin token and the signing key: this user's alone.
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .context(format!("restricting {}", dir.display()))?;
     match start_all(dir).await {
         Ok(plane) => {
             // The pids go into the watchdog's script itself: the run's other watchdog may
