@@ -90,6 +90,20 @@ async fn missing_objects_are_404_not_found_and_duplicates_409_already_exists() {
 }
 
 #[tokio::test]
+async fn nothing_can_be_created_in_a_namespace_that_does_not_exist() {
+    let cluster = TestCluster::new(NS).await;
+    let missing = format!("{}-missing", cluster.namespace());
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), &missing);
+
+    let error = pods
+        .create(&PostParams::default(), &pod("p", json!({})))
+        .await
+        .unwrap_err();
+
+    assert_eq!(api_error(error), (404, "NotFound".to_owned()));
+}
+
+#[tokio::test]
 async fn invalid_names_and_labels_are_422_invalid() {
     let cluster = TestCluster::new(NS).await;
     let ns = cluster.namespace();

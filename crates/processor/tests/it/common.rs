@@ -348,12 +348,8 @@ impl Env {
             },
         }))
         .unwrap();
-        let namespace = if self.cluster.is_real() {
-            self.ns()
-        } else {
-            "research"
-        };
-        let api: Api<Pod> = Api::namespaced(self.cluster.client(), namespace);
+        let namespace = self.cluster.namespace_like("research").await;
+        let api: Api<Pod> = Api::namespaced(self.cluster.client(), &namespace);
         api.create(&PostParams::default(), &pod).await.unwrap();
     }
 }

@@ -106,8 +106,10 @@ impl TestCluster {
     /// A fake cluster, whatever the setting says (for tests of what only the fake can do).
     pub fn fake_with(namespace: &str, config: FakeConfig) -> Self {
         let gpu_type_label = config.gpu_type_label.clone();
+        let fake = FakeCluster::with_config(config);
+        fake.create_namespace(namespace);
         Self {
-            inner: Inner::Fake(FakeCluster::with_config(config)),
+            inner: Inner::Fake(fake),
             namespace: namespace.to_owned(),
             gpu_type_label,
         }
@@ -224,16 +226,19 @@ impl TestCluster {
         }
     }
 
-    /// The namespace that stands for `name` in this test: on the fake `name` itself; on the real
-    /// control plane the test's namespace for the fake's dev box namespace, and otherwise a
-    /// namespace of this test's named `<namespace>-<name>`, created if need be.
+    /// The namespace that stands for `name` in this test, created if need be: on the fake `name`
+    /// itself; on the real control plane the test's namespace for the fake's dev box namespace,
+    /// and otherwise a namespace of this test's named `<namespace>-<name>`.
     ///
     /// # Panics
     /// When the namespace cannot be created.
     #[expect(clippy::panic, reason = "test helper")]
     pub async fn namespace_like(&self, name: &str) -> String {
         match &self.inner {
-            Inner::Fake(_) => name.to_owned(),
+            Inner::Fake(fake) => {
+                fake.create_namespace(name);
+                name.to_owned()
+            }
             Inner::Real { plane, .. } => {
                 if self.namespace.starts_with(&format!("{name}-")) {
                     return self.namespace.clone();

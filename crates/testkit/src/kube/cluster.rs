@@ -86,6 +86,21 @@ impl FakeCluster {
         service::kubeconfig_text(url, &self.shared.config.default_namespace)
     }
 
+    /// Creates the namespace `name` unless it exists (objects can only be created in a namespace
+    /// that exists, as on Kubernetes).
+    ///
+    /// # Panics
+    /// If `name` is not a valid namespace name.
+    pub fn create_namespace(&self, name: &str) {
+        let mut inner = self.shared.lock();
+        let namespace = serde_json::json!({ "metadata": { "name": name } });
+        if let Err(error) = inner.store.create(&resources::NAMESPACES, None, namespace)
+            && error.code != 409
+        {
+            panic!("creating namespace {name}: {}", error.message);
+        }
+    }
+
     /// Adds a node and returns its name.
     ///
     /// # Panics

@@ -35,7 +35,8 @@
 //! - A Pod's spec is immutable (422) except for images, `activeDeadlineSeconds`,
 //!   tolerations and `terminationGracePeriodSeconds`; re-applying the same Pod after the
 //!   scheduler bound it is a no-op.
-//! - Namespaces need not exist before objects are created in them.
+//! - Objects can only be created in a namespace that exists (404 otherwise); a new fake has
+//!   Kubernetes' own namespaces and those of [`FakeConfig::namespaces`] (`gpu-dev`).
 //! - Watches replay the bounded history after `resourceVersion` (no version or `0`: the
 //!   current objects as ADDED first), then stream live until `timeoutSeconds`, with a
 //!   BOOKMARK at the end when `allowWatchBookmarks` is set; `sendInitialEvents` streaming

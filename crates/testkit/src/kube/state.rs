@@ -24,6 +24,11 @@ pub struct FakeConfig {
     /// The namespace of clients from [`FakeCluster::client`](super::FakeCluster::client) and
     /// of written kubeconfigs.
     pub default_namespace: String,
+    /// Namespaces that exist from the start besides Kubernetes' own (`default`, `kube-system`,
+    /// `kube-public`, `kube-node-lease`) and [`Self::default_namespace`]: by default the
+    /// chart's dev box namespace `gpu-dev`, as in a cluster where gpudev is installed. Objects
+    /// can only be created in a namespace that exists.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for FakeConfig {
@@ -34,6 +39,7 @@ impl Default for FakeConfig {
             pod_termination: Duration::ZERO,
             history_limit: 10_000,
             default_namespace: "default".to_owned(),
+            namespaces: vec!["gpu-dev".to_owned()],
         }
     }
 }
@@ -62,6 +68,18 @@ impl Shared {
         } else {
             config.pod_termination.as_secs().max(1)
         };
+        // The namespaces a new cluster has, and the clients' default.
+        let own = ["default", "kube-system", "kube-public", "kube-node-lease"];
+        let given = config.namespaces.iter().map(String::as_str);
+        for name in own
+            .into_iter()
+            .chain([config.default_namespace.as_str()])
+            .chain(given)
+        {
+            let namespace = serde_json::json!({ "metadata": { "name": name } });
+            // A repeated name is the only possible error.
+            let _ = store.create(&super::resources::NAMESPACES, None, namespace);
+        }
         Self {
             config,
             inner: Mutex::new(Inner {

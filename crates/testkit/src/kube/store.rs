@@ -211,6 +211,11 @@ impl Store {
                     meta.insert("namespace".into(), json!(url_ns));
                 }
             }
+            // As on Kubernetes, a namespace must exist before anything is created in it.
+            let ns_key = Key::new(&super::resources::NAMESPACES, None, url_ns);
+            if !self.objects.contains_key(&ns_key) {
+                return Err(ApiError::not_found(&super::resources::NAMESPACES, url_ns));
+            }
         } else {
             meta.remove("namespace");
         }
