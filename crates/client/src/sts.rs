@@ -14,8 +14,8 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use reqwest::Url;
 
-use crate::auth::AwsIamRequest;
 use crate::error::ClientError;
+use gpudev_api_types::auth::AwsIamRequest;
 
 /// The form body of `GetCallerIdentity`.
 pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{DiskOperationResponse, not_found, parse_name};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 /// Soft-deletes a disk: it disappears from listings at once and is removed for good after the
@@ -36,7 +36,7 @@ pub async fn delete_disk(
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => not_found(name.as_str()),
-            StoreError::Conflict(detail) => ApiError::conflict("disk_in_use", detail),
+            StoreError::Conflict(detail) => ApiError::conflict(ErrorCode::DiskInUse, detail),
             other => other.into(),
         })?;
     let delete_date = disk.delete_after.unwrap_or_else(|| Utc::now() + grace);
