@@ -16,6 +16,7 @@ pub mod disks;
 mod error;
 pub mod expiry;
 pub mod gpu_types;
+pub mod hints;
 pub mod job_changes;
 pub mod login_signatures;
 pub mod migrate;
@@ -29,6 +30,7 @@ pub mod users;
 pub use config::{ConfigError, DbConfig};
 pub use db::Db;
 pub use error::StoreError;
+pub use hints::{Action, QueueMessage};
 pub use pool::{Pool, connect_pool};
 pub use queue::Queue;
 

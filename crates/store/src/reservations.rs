@@ -15,6 +15,7 @@ use tokio_postgres::{Client, Row};
 use uuid::Uuid;
 
 use crate::error::NotFound;
+use crate::hints::{QueueMessage, ReservationHint};
 use crate::{Db, Queue, StoreError};
 
 /// A reservation to create. The fields are already validated by the domain layer.
@@ -208,23 +209,6 @@ fn from_row(r: &Row) -> Result<Reservation, StoreError> {
     })
 }
 
-/// The queue message that tells the processor about a reservation. It is a hint: the processor
-/// re-reads the row.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct QueueHint {
-    /// What happened (`create`, `cancel`, `extend`, …).
-    pub action: String,
-    /// The reservation concerned.
-    pub reservation_id: Uuid,
-    /// Its owner.
-    pub username: String,
-    /// When the hint was written.
-    pub requested_at: DateTime<Utc>,
-    /// Action-specific data.
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub details: Value,
-}
-
 /// The outcome of [`submit`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submitted {
@@ -331,8 +315,7 @@ async fn insert(
                 .map_err(|e| StoreError::Corrupt(format!("environment does not serialise: {e}")))?,
         )
     };
-    let hint = serde_json::to_value(QueueHint {
-        action: "create".into(),
+    let hint = serde_json::to_value(QueueMessage::Create(ReservationHint {
         reservation_id: new.reservation_id,
         username: new.username.clone(),
         requested_at: Utc::now(),
@@ -341,7 +324,7 @@ async fn insert(
             "gpu_count": new.gpu_count,
             "node_count": new.node_count,
         }),
-    })
+    }))
     .map_err(|e| StoreError::Corrupt(format!("message does not serialise: {e}")))?;
     let max_reservations = quota.map(|q| q.max_reservations);
     let max_gpus = quota.map(|q| q.max_gpus);
@@ -610,22 +593,22 @@ pub async fn live(db: &impl Db) -> Result<Vec<LiveReservation>, StoreError> {
 }
 
 /// Sends a hint about an existing reservation (cancel, extend, …), typically inside the
-/// transaction that made the change it announces.
+/// transaction that made the change it announces. `action` is the message's variant
+/// (`QueueMessage::Cancel`, …).
 pub async fn send_hint(
     db: &impl Db,
     queue: &Queue,
     reservation: &Reservation,
-    action: &str,
+    action: fn(ReservationHint) -> QueueMessage,
     details: Value,
 ) -> Result<i64, StoreError> {
-    let hint = QueueHint {
-        action: action.to_owned(),
+    let hint = ReservationHint {
         reservation_id: reservation.reservation_id,
         username: reservation.username.clone(),
         requested_at: Utc::now(),
         details,
     };
-    queue.send(db, &hint).await
+    queue.send(db, &action(hint)).await
 }
 
 async fn get_in(db: &impl Db, id: Uuid) -> Result<Reservation, StoreError> {

@@ -4,7 +4,8 @@
 use crate::common::{count, reservation_for, user};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::Queue;
-use gpudev_store::reservations::{self, QueueHint, Submitted};
+use gpudev_store::QueueMessage;
+use gpudev_store::reservations::{self, Submitted};
 
 #[tokio::test]
 async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
@@ -34,8 +35,9 @@ async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
     let msgs = queue.read(&client, 30, 10).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].msg_id, msg_id);
-    let hint: QueueHint = serde_json::from_value(msgs[0].body.clone()).unwrap();
-    assert_eq!(hint.action, "create");
+    let Ok(QueueMessage::Create(hint)) = QueueMessage::parse(&msgs[0].body) else {
+        panic!("not a create hint: {}", msgs[0].body);
+    };
     assert_eq!(hint.reservation_id, new.reservation_id);
     assert!(
         !msgs[0].body.to_string().contains("s3cr3t-value"),

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
 use gpudev_domain::Username;
+use gpudev_store::hints::{DiskHint, QueueMessage};
 use gpudev_store::{StoreError, disks};
 use uuid::Uuid;
 
@@ -61,14 +62,14 @@ pub async fn create_disk(
         ),
         other => other.into(),
     })?;
-    let hint = serde_json::json!({
-        "action": "disk_create",
-        "operation_id": op,
-        "disk_id": disk.disk_id,
-        "disk_name": disk.disk_name,
-        "username": caller.username,
-        "size_gb": size,
-        "requested_at": Utc::now(),
+    let hint = QueueMessage::DiskCreate(DiskHint {
+        operation_id: op,
+        disk_id: disk.disk_id,
+        disk_name: disk.disk_name.clone(),
+        username: caller.username.clone(),
+        size_gb: Some(size),
+        delete_date: None,
+        requested_at: Utc::now(),
     });
     state.config.queue.send(&tx, &hint).await?;
     audit::record(

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, delete, web};
 use chrono::{Duration, Utc};
+use gpudev_store::hints::{DiskHint, QueueMessage};
 use gpudev_store::{StoreError, disks};
 use uuid::Uuid;
 
@@ -40,14 +41,14 @@ pub async fn delete_disk(
             other => other.into(),
         })?;
     let delete_date = disk.delete_after.unwrap_or_else(|| Utc::now() + grace);
-    let hint = serde_json::json!({
-        "action": "disk_delete",
-        "operation_id": op,
-        "disk_id": disk.disk_id,
-        "disk_name": disk.disk_name,
-        "username": caller.username,
-        "delete_date": delete_date,
-        "requested_at": Utc::now(),
+    let hint = QueueMessage::DiskDelete(DiskHint {
+        operation_id: op,
+        disk_id: disk.disk_id,
+        disk_name: disk.disk_name.clone(),
+        username: caller.username.clone(),
+        size_gb: None,
+        delete_date: Some(delete_date),
+        requested_at: Utc::now(),
     });
     state.config.queue.send(&tx, &hint).await?;
     audit::record(

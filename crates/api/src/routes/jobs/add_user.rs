@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::{GithubUser, ReservationStatus};
+use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change};
 
@@ -61,7 +62,7 @@ pub async fn add_user(
                 &tx,
                 &state.config.queue,
                 &now,
-                "add_user",
+                QueueMessage::AddUser,
                 serde_json::json!({ "github_username": login.as_str() }),
             )
             .await?,

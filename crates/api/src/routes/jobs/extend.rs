@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::{Hours, RequestError, ReservationStatus, check_extension};
+use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change, Reservation};
 
@@ -64,7 +65,7 @@ pub async fn extend_job(
         &tx,
         &state.config.queue,
         &extended,
-        "extend",
+        QueueMessage::Extend,
         serde_json::json!({
             "extension_hours": hours.as_hours(),
             "expires_at": extended.expires_at,
