@@ -49,9 +49,9 @@ pub struct CurrentKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quotas {
-    /// Most reservations queued, preparing or active at once.
+    /// Most reservations queued, preparing or active at once (0: no limit).
     pub max_active_reservations_per_user: u32,
-    /// Most GPUs over those reservations.
+    /// Most GPUs over those reservations (0: no limit).
     pub max_gpus_per_user: u32,
 }
 

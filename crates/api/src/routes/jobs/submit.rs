@@ -83,11 +83,12 @@ pub async fn submit_job(
     }
     let request = ReservationRequest::new(&config.catalog, &config.limits, resolved.raw)
         .map_err(request_error)?;
-    if i64::from(request.gpu_count()) > i64::from(config.max_gpus_per_user) {
+    if let Some(max) = config.quotas.max_gpus_per_user
+        && request.gpu_count() > max
+    {
         return Err(quota_exceeded(format!(
-            "{} GPUs is more than the {} GPUs one user may hold",
+            "{} GPUs is more than the {max} GPUs one user may hold",
             request.gpu_count(),
-            config.max_gpus_per_user
         )));
     }
 
@@ -138,8 +139,12 @@ pub async fn submit_job(
 
     // The quota check and the writes (row, event, secrets, queue message) are one statement.
     let quota = Quota {
-        max_reservations: i64::from(config.max_active_reservations_per_user),
-        max_gpus: i64::from(config.max_gpus_per_user),
+        // No limit is a limit no one reaches.
+        max_reservations: config
+            .quotas
+            .max_active_reservations_per_user
+            .map_or(i64::MAX, i64::from),
+        max_gpus: config.quotas.max_gpus_per_user.map_or(i64::MAX, i64::from),
     };
     let (reservation, msg_id) =
         match reservations::submit_within(&tx, &config.queue, &new, quota).await {

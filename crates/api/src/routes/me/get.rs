@@ -32,6 +32,7 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
         )
         .await
         .map_err(StoreError::from)?;
+    let quotas = state.config.quotas;
     Ok(HttpResponse::Ok().json(MeResponse {
         user_id: user.user_id,
         username: user.username.to_string(),
@@ -51,8 +52,8 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
             auth_issuer: caller.key_auth_issuer,
         },
         quotas: Quotas {
-            max_active_reservations_per_user: state.config.max_active_reservations_per_user,
-            max_gpus_per_user: state.config.max_gpus_per_user,
+            max_active_reservations_per_user: quotas.max_active_reservations_per_user.unwrap_or(0),
+            max_gpus_per_user: quotas.max_gpus_per_user.unwrap_or(0),
         },
         usage: Usage {
             active_reservations: row.get(0),
