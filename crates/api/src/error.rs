@@ -14,25 +14,25 @@ pub enum ApiError {
     /// 400: the request is malformed.
     #[error("{detail}")]
     BadRequest {
-        /// Machine code.
+        /// The [`ErrorCode`] the answer carries.
         code: ErrorCode,
-        /// Message.
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 401: no or unknown credentials. Answers carry `WWW-Authenticate: Bearer`.
     #[error("{detail}")]
     Unauthorized {
-        /// Machine code.
+        /// The [`ErrorCode`] the answer carries.
         code: ErrorCode,
-        /// Message.
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 403: authenticated but not allowed (expired or revoked key, disabled user, wrong role).
     #[error("{detail}")]
     Forbidden {
-        /// Machine code.
+        /// The [`ErrorCode`] the answer carries.
         code: ErrorCode,
-        /// Message.
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 404: the resource does not exist (or belongs to someone else).
@@ -41,9 +41,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{detail}")]
     Conflict {
-        /// Machine code.
+        /// The [`ErrorCode`] the answer carries.
         code: ErrorCode,
-        /// Message.
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 413: the body is larger than allowed.
@@ -57,7 +57,7 @@ pub enum ApiError {
     Unprocessable {
         /// The field at fault, when known.
         field: Option<String>,
-        /// Message.
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 429: rate limited; retry after the given seconds.

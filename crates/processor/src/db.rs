@@ -16,20 +16,20 @@ use crate::error::{ProcessorError, Result};
 
 /// A live reservation as the scheduler and the reconciler see it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct LiveRow {
-    /// Id.
     pub reservation_id: Uuid,
     /// Owner's name.
     pub username: String,
     /// `queued`, `preparing` or `active`.
     pub status: ReservationStatus,
-    /// GPU type.
     pub gpu_type: String,
     /// GPUs over all nodes.
     pub gpu_count: i32,
-    /// Nodes.
     pub node_count: i32,
-    /// Priority.
     pub priority: i32,
     /// Submission time.
     pub created_at: DateTime<Utc>,
@@ -118,7 +118,7 @@ pub async fn usage_rows(db: &impl GenericClient, horizon_secs: f64) -> Result<Ve
 /// Where a waiting reservation stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PositionUpdate {
-    /// Which.
+    /// The reservation whose position changes.
     pub id: Uuid,
     /// 1-based position in its GPU type's queue.
     pub position: i32,
@@ -153,7 +153,7 @@ pub async fn write_positions(db: &impl GenericClient, updates: &[PositionUpdate]
 /// An admission to record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdmissionRow {
-    /// Which.
+    /// The reservation admitted.
     pub id: Uuid,
     /// Its nodes, node 0 first.
     pub nodes: Vec<String>,

@@ -32,6 +32,10 @@ use crate::settle::Settled;
 
 /// What a reconciliation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct ReconcileReport {
     /// Reservations whose leftover objects were deleted.
     pub cleaned: Vec<Uuid>,
@@ -43,7 +47,6 @@ pub struct ReconcileReport {
     pub failed: Vec<Uuid>,
     /// Reservations sent back to the queue.
     pub requeued: Vec<Uuid>,
-    /// Disks released.
     pub disks_released: usize,
 }
 

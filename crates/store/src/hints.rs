@@ -96,12 +96,14 @@ pub struct ReservationHint {
 
 /// The body of a hint about a disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct DiskHint {
     /// The tracked operation to complete.
     pub operation_id: Uuid,
-    /// The disk.
     pub disk_id: Uuid,
-    /// Its name.
     pub disk_name: String,
     /// Its owner.
     pub username: String,

@@ -63,8 +63,11 @@ pub struct NewReservation {
 
 /// A stored reservation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct Reservation {
-    /// Id.
     pub reservation_id: Uuid,
     /// Owner's id.
     pub user_id: i64,
@@ -78,11 +81,9 @@ pub struct Reservation {
     pub failure_reason: Option<String>,
     /// Display name.
     pub name: Option<String>,
-    /// GPU type.
     pub gpu_type: String,
     /// GPUs in total.
     pub gpu_count: i32,
-    /// Nodes.
     pub node_count: i32,
     /// Requested duration.
     pub duration_hours: f64,
@@ -104,7 +105,6 @@ pub struct Reservation {
     pub priority: i32,
     /// Client's idempotency key.
     pub idempotency_key: Option<String>,
-    /// CLI version.
     pub cli_version: Option<String>,
     /// 1-based position in its queue while queued.
     pub queue_position: Option<i32>,
@@ -114,7 +114,6 @@ pub struct Reservation {
     pub instance_type: Option<String>,
     /// Kubernetes namespace of its pod.
     pub namespace: Option<String>,
-    /// Pod name.
     pub pod_name: Option<String>,
     /// Nodes it was placed on.
     pub node_names: Vec<String>,
@@ -124,7 +123,6 @@ pub struct Reservation {
     pub node_port: Option<i32>,
     /// Ready-made SSH command.
     pub ssh_command: Option<String>,
-    /// Jupyter URL.
     pub jupyter_url: Option<String>,
     /// Expiry warnings already sent (levels such as `30m`).
     pub warnings_sent: Vec<String>,
@@ -472,10 +470,12 @@ pub async fn user_load(db: &impl Db, user_id: i64) -> Result<UserLoad, StoreErro
 
 /// One live reservation as capacity planning sees it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct LiveReservation {
-    /// Id.
     pub reservation_id: Uuid,
-    /// GPU type.
     pub gpu_type: String,
     /// `queued`, `preparing` or `active`.
     pub status: ReservationStatus,
@@ -932,13 +932,13 @@ pub struct Event {
     pub from_status: Option<String>,
     /// Status after (transitions).
     pub to_status: Option<String>,
-    /// Why.
+    /// Why it happened (a failure or cancellation reason, a warning's text).
     pub reason: Option<String>,
-    /// Who.
+    /// Who made it happen: `processor`, `expiry`, or a username.
     pub actor: String,
     /// Extra data.
     pub details: Value,
-    /// When.
+    /// When it was recorded.
     pub created_at: DateTime<Utc>,
 }
 
