@@ -1,6 +1,8 @@
 //! Every answer of the API read as the `gpudev-api-types` type its client reads it as: a field
 //! renamed, retyped or made optional on one side only fails here (and at compile time where the
-//! client and the server share the type).
+//! client and the server share the type). Each answer is also kept as a JSON snapshot
+//! (`tests/api/snapshots/`), ids and times replaced by placeholders, so a reader sees what the
+//! API says and a change to an answer shows up as a reviewed diff (`cargo insta review`).
 
 use gpudev_api_types::admin::UsageReport;
 use gpudev_api_types::auth::OidcIssuers;
@@ -18,137 +20,209 @@ use gpudev_api_types::me::{MeResponse, SshKeyList, SshKeysRequest};
 use gpudev_api_types::{ErrorBody, ErrorCode};
 use gpudev_store::users::Role;
 use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app, status_as};
+use crate::helpers::{TestApp, spawn_app, status_as, status_json};
 use crate::jobs_common::{activate, t4};
 
 const ED25519: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe test@gpudev";
 
-async fn get<T: serde::de::DeserializeOwned>(app: &TestApp, path: &str, key: &str) -> T {
-    let (status, body) = status_as(app.get(path, key).await).await;
-    assert_eq!(status, 200, "{path}");
-    body
+/// Replaces what differs from run to run: the ids the test learns (in every spelling the API
+/// uses: full, without dashes, and the short forms in names and messages), times, and API keys.
+fn redact(value: &mut Value, ids: &[Uuid]) {
+    match value {
+        Value::String(text) => {
+            // Times, alone or inside a sentence ("… it now expires at 2026-…").
+            let words: Vec<String> = text
+                .split(' ')
+                .map(|w| {
+                    let bare = w.trim_end_matches(['.', ',', ';', ')']);
+                    if chrono::DateTime::parse_from_rfc3339(bare).is_ok() {
+                        w.replace(bare, "[time]")
+                    } else {
+                        w.to_owned()
+                    }
+                })
+                .collect();
+            *text = words.join(" ");
+            for (n, id) in ids.iter().enumerate() {
+                let simple = id.simple().to_string();
+                for form in [
+                    id.to_string(),
+                    simple.clone(),
+                    simple[..12].to_owned(),
+                    simple[..8].to_owned(),
+                ] {
+                    *text = text.replace(&form, &format!("[id{n}]"));
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, ids)),
+        Value::Object(fields) => {
+            for (name, v) in fields.iter_mut() {
+                if matches!(name.as_str(), "api_key" | "key_prefix") {
+                    *v = Value::String(format!("[{name}]"));
+                } else if name == "gpu_hours" {
+                    // GPU-hours of a reservation that is still running grow with the clock.
+                    *v = Value::String("[hours]".into());
+                } else if matches!(name.as_str(), "by_user" | "by_gpu_type") {
+                    if let Value::Object(per) = v {
+                        per.values_mut()
+                            .for_each(|h| *h = Value::String("[hours]".into()));
+                    }
+                } else {
+                    redact(v, ids);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
-async fn post<T: serde::de::DeserializeOwned>(
+/// Asserts a 200 answer, reads it as `T` and compares its redacted JSON with snapshot `name`.
+async fn answer<T: DeserializeOwned>(name: &str, resp: reqwest::Response, ids: &[Uuid]) -> T {
+    let (status, body) = status_json(resp).await;
+    assert_eq!(status, 200, "{name}: {body}");
+    let typed = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("{name} is not the expected answer ({e}): {body}"));
+    snapshot(name, body, ids);
+    typed
+}
+
+/// Compares the redacted `body` with snapshot `name`.
+fn snapshot(name: &str, mut body: Value, ids: &[Uuid]) {
+    redact(&mut body, ids);
+    insta::assert_json_snapshot!(name, body);
+}
+
+async fn get<T: DeserializeOwned>(app: &TestApp, path: &str, key: &str, ids: &[Uuid]) -> T {
+    let name = snapshot_name("get", path);
+    answer(&name, app.get(path, key).await, ids).await
+}
+
+async fn post<T: DeserializeOwned>(
     app: &TestApp,
     path: &str,
     key: &str,
     body: impl serde::Serialize,
+    ids: &[Uuid],
 ) -> T {
-    let (status, answer) = status_as(app.post(path, key, body).await).await;
-    assert_eq!(status, 200, "{path}");
-    answer
+    let name = snapshot_name("post", path);
+    answer(&name, app.post(path, key, body).await, ids).await
+}
+
+/// `get_v1_jobs_id` for `GET /v1/jobs/<uuid>`: the method and the path, ids left out.
+fn snapshot_name(method: &str, path: &str) -> String {
+    let mut name = method.to_owned();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        name.push('_');
+        name.push_str(
+            if Uuid::parse_str(part).is_ok() || part.parse::<i64>().is_ok() {
+                "id"
+            } else {
+                part
+            },
+        );
+    }
+    if name == method {
+        name.push_str("_root");
+    }
+    name.replace('-', "_")
 }
 
 #[tokio::test]
 async fn every_answer_reads_as_its_shared_type() {
     let app = spawn_app().await;
     let (_, key) = app.user_with_key("alice", Role::Admin).await;
+    let mut ids = Vec::new();
 
-    let _: ServiceInfo = get(&app, "/", &key).await;
-    let _: Health = get(&app, "/health", &key).await;
-    let _: OidcIssuers = get(&app, "/v1/auth/oidc", &key).await;
+    let _: ServiceInfo = get(&app, "/", &key, &ids).await;
+    let _: Health = get(&app, "/health", &key, &ids).await;
+    let _: OidcIssuers = get(&app, "/v1/auth/oidc", &key, &ids).await;
 
-    let submitted: JobSubmitResponse = post(&app, "/v1/jobs/submit", &key, t4(2.0)).await;
+    let (status, raw) = status_json(app.post("/v1/jobs/submit", &key, t4(2.0)).await).await;
+    assert_eq!(status, 200, "{raw}");
+    let submitted: JobSubmitResponse = serde_json::from_value(raw.clone()).unwrap();
     let id = submitted.job_id;
+    ids.push(id);
+    snapshot("post_v1_jobs_submit", raw, &ids);
     activate(&app, id).await;
-    let job: JobDetail = get(&app, &format!("/v1/jobs/{id}"), &key).await;
+    let job: JobDetail = get(&app, &format!("/v1/jobs/{id}"), &key, &ids).await;
     assert_eq!(job.job_id, id);
-    let page: JobList = get(&app, "/v1/jobs", &key).await;
+    let page: JobList = get(&app, "/v1/jobs", &key, &ids).await;
     assert_eq!(page.total, 1);
-    let _: JobList = get(&app, "/v1/admin/jobs", &key).await;
-    let extended: JobActionResponse = post(
-        &app,
-        &format!("/v1/jobs/{id}/extend"),
-        &key,
-        ExtendRequest {
-            extension_hours: 1.0,
-        },
-    )
-    .await;
+    let _: JobList = get(&app, "/v1/admin/jobs", &key, &ids).await;
+    let extend = ExtendRequest {
+        extension_hours: 1.0,
+    };
+    let extended: JobActionResponse =
+        post(&app, &format!("/v1/jobs/{id}/extend"), &key, extend, &ids).await;
     assert_eq!(extended.action, "extend");
     let _: JobActionResponse = post(
         &app,
         &format!("/v1/jobs/{id}/cancel"),
         &key,
         serde_json::json!({}),
+        &ids,
     )
     .await;
 
-    let _: AvailabilityResponse = get(&app, "/v1/gpu/availability", &key).await;
-    let _: ClusterStatus = get(&app, "/v1/cluster/status", &key).await;
-    let _: UsageReport = get(&app, "/v1/admin/usage", &key).await;
+    let _: AvailabilityResponse = get(&app, "/v1/gpu/availability", &key, &ids).await;
+    let _: ClusterStatus = get(&app, "/v1/cluster/status", &key, &ids).await;
+    let _: UsageReport = get(&app, "/v1/admin/usage", &key, &ids).await;
 
-    let _: MeResponse = get(&app, "/v1/me", &key).await;
-    let (status, keys): (_, SshKeyList) = status_as(
-        app.call(
+    let _: MeResponse = get(&app, "/v1/me", &key, &ids).await;
+    let body = SshKeysRequest {
+        keys: vec![ED25519.into()],
+    };
+    let put = app
+        .call(
             Method::PUT,
             "/v1/me/ssh-keys",
             Some(&key),
-            Some(
-                serde_json::to_value(SshKeysRequest {
-                    keys: vec![ED25519.into()],
-                })
-                .unwrap(),
-            ),
+            Some(serde_json::to_value(body).unwrap()),
         )
-        .await,
-    )
-    .await;
-    assert_eq!((status, keys.total), (200, 1));
-    let _: SshKeyList = get(&app, "/v1/me/ssh-keys", &key).await;
+        .await;
+    let keys: SshKeyList = answer("put_v1_me_ssh_keys", put, &ids).await;
+    assert_eq!(keys.total, 1);
+    let _: SshKeyList = get(&app, "/v1/me/ssh-keys", &key, &ids).await;
 
-    let listed: KeyList = get(&app, "/v1/keys", &key).await;
-    let rotated: RotateResponse = post(
-        &app,
-        "/v1/keys/rotate",
-        &key,
-        RotateRequest {
-            revoke_current: false,
-        },
-    )
-    .await;
-    let (status, _): (_, KeyInfo) = status_as(
-        app.call(
+    let listed: KeyList = get(&app, "/v1/keys", &key, &ids).await;
+    assert_eq!(listed.total, 1);
+    let rotate = RotateRequest {
+        revoke_current: false,
+    };
+    let rotated: RotateResponse = post(&app, "/v1/keys/rotate", &key, rotate, &ids).await;
+    let revoke = app
+        .call(
             Method::DELETE,
             &format!("/v1/keys/{}", rotated.key_id),
             Some(&key),
             None,
         )
-        .await,
-    )
-    .await;
-    assert_eq!((status, listed.total), (200, 1));
+        .await;
+    let _: KeyInfo = answer("delete_v1_keys_id", revoke, &ids).await;
 
-    let created: DiskOperationResponse = post(
-        &app,
-        "/v1/disks",
-        &key,
-        CreateDisk {
-            disk_name: "home".into(),
-            size_gb: None,
-        },
-    )
-    .await;
-    let _: OperationStatus = get(
-        &app,
-        &format!("/v1/disks/home/operations/{}", created.operation_id),
-        &key,
-    )
-    .await;
-    let _: DiskList = get(&app, "/v1/disks", &key).await;
-    let _: DiskInfo = get(&app, "/v1/disks/home", &key).await;
-    let _: RenameResult = post(
-        &app,
-        "/v1/disks/home/rename",
-        &key,
-        RenameDisk {
-            new_name: "work".into(),
-        },
-    )
-    .await;
+    let create = CreateDisk {
+        disk_name: "home".into(),
+        size_gb: None,
+    };
+    let (status, raw) = status_json(app.post("/v1/disks", &key, create).await).await;
+    assert_eq!(status, 200, "{raw}");
+    let created: DiskOperationResponse = serde_json::from_value(raw.clone()).unwrap();
+    ids.push(created.operation_id);
+    snapshot("post_v1_disks", raw, &ids);
+    let operation = format!("/v1/disks/home/operations/{}", created.operation_id);
+    let _: OperationStatus = get(&app, &operation, &key, &ids).await;
+    let _: DiskList = get(&app, "/v1/disks", &key, &ids).await;
+    let _: DiskInfo = get(&app, "/v1/disks/home", &key, &ids).await;
+    let rename = RenameDisk {
+        new_name: "work".into(),
+    };
+    let _: RenameResult = post(&app, "/v1/disks/home/rename", &key, rename, &ids).await;
 }
 
 #[tokio::test]
