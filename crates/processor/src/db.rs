@@ -52,11 +52,14 @@ fn parse_status(s: &str) -> Result<ReservationStatus> {
 pub async fn live_rows(db: &impl GenericClient) -> Result<Vec<LiveRow>> {
     let rows = db
         .query(
-            "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, r.node_count, \
-               r.priority, r.created_at, r.duration_hours + r.extended_hours, r.admitted_at, \
-               r.expires_at, r.node_names \
-             FROM reservations r JOIN users u USING (user_id) \
-             WHERE r.status IN ('queued', 'preparing', 'active')",
+            concat!(
+                "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, \
+                   r.node_count, r.priority, r.created_at, r.duration_hours + r.extended_hours, \
+                   r.admitted_at, r.expires_at, r.node_names \
+                 FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.status IN ",
+                gpudev_store::live_statuses!()
+            ),
             &[],
         )
         .await?;

@@ -249,7 +249,10 @@ pub async fn live_ids(
 ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
     let rows = db
         .query(
-            "SELECT reservation_id FROM reservations WHERE status IN ('queued', 'preparing', 'active')",
+            concat!(
+                "SELECT reservation_id FROM reservations WHERE status IN ",
+                crate::live_statuses!()
+            ),
             &[],
         )
         .await?;

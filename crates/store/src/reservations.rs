@@ -335,7 +335,7 @@ async fn insert(
                 "WITH load AS ( \
                    SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
                    FROM reservations \
-                   WHERE user_id = $2 AND status IN ('queued', 'preparing', 'active')), \
+                   WHERE user_id = $2 AND status IN {live}), \
                  ins AS ( \
                    INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
                      node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
@@ -355,7 +355,8 @@ async fn insert(
                    SELECT reservation_id, 'transition', 'queued', 'submitted', $22 FROM ins), \
                  msg AS (SELECT pgmq.send($23, $24::jsonb) AS msg_id FROM ins) \
                  SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, {COLUMNS} \
-                 FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true"
+                 FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true",
+                live = crate::live_statuses!(),
             ),
             &[
                 &new.reservation_id,
@@ -457,8 +458,11 @@ pub struct UserLoad {
 pub async fn user_load(db: &impl Db, user_id: i64) -> Result<UserLoad, StoreError> {
     let row = db
         .query_one(
-            "SELECT count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \
-             WHERE user_id = $1 AND status IN ('queued', 'preparing', 'active')",
+            concat!(
+                "SELECT count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \
+                 WHERE user_id = $1 AND status IN ",
+                crate::live_statuses!()
+            ),
             &[&user_id],
         )
         .await?;
@@ -564,13 +568,16 @@ pub async fn queue_standing_upto(
 pub async fn live(db: &impl Db) -> Result<Vec<LiveReservation>, StoreError> {
     let rows = db
         .query(
-            "SELECT reservation_id, gpu_type, status, gpu_count, priority, created_at, \
+            concat!(
+                "SELECT reservation_id, gpu_type, status, gpu_count, priority, created_at, \
                CASE WHEN status = 'active' THEN expires_at \
                     WHEN status = 'preparing' \
                       THEN now() + make_interval(secs => (duration_hours + extended_hours) * 3600) \
                END AS ends_at \
-             FROM reservations WHERE status IN ('queued', 'preparing', 'active') \
-             ORDER BY created_at, reservation_id",
+             FROM reservations WHERE status IN ",
+                crate::live_statuses!(),
+                " ORDER BY created_at, reservation_id"
+            ),
             &[],
         )
         .await?;

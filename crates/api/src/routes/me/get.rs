@@ -1,7 +1,7 @@
 //! `GET /v1/me`
 
 use actix_web::{HttpResponse, get, web};
-use gpudev_store::StoreError;
+use gpudev_store::reservations;
 use gpudev_store::users::{self, Role};
 
 use crate::auth::Caller;
@@ -24,14 +24,7 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
         .await?
         .filter(|u| u.user_id == caller.user_id)
         .ok_or_else(|| ApiError::NotFound(format!("User {} not found", caller.username)))?;
-    let row = db
-        .query_one(
-            "SELECT count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \
-             WHERE user_id = $1 AND status IN ('queued', 'preparing', 'active')",
-            &[&caller.user_id],
-        )
-        .await
-        .map_err(StoreError::from)?;
+    let load = reservations::user_load(&*db, caller.user_id).await?;
     let quotas = state.config.quotas;
     Ok(HttpResponse::Ok().json(MeResponse {
         user_id: user.user_id,
@@ -56,8 +49,8 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
             max_gpus_per_user: quotas.max_gpus_per_user.unwrap_or(0),
         },
         usage: Usage {
-            active_reservations: row.get(0),
-            gpus: row.get(1),
+            active_reservations: load.reservations,
+            gpus: load.gpus,
         },
     }))
 }
