@@ -25,9 +25,9 @@ use kube::{Api, ResourceExt};
 use rand::distr::{Alphanumeric, SampleString};
 use uuid::Uuid;
 
-use crate::db;
 use crate::error::{ProcessorError, Result};
 use crate::processor::{ACTOR, Fenced, Processor};
+use gpudev_store::scheduling as db;
 
 /// What a drive did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -435,16 +435,9 @@ impl Processor {
 
     /// Detaches the disk of an ended reservation in the database.
     pub(crate) async fn release_disk_of(&self, id: Uuid) -> Result<()> {
-        let attached: Vec<Uuid> = {
+        let attached = {
             let db = self.db().await?;
-            db.query(
-                "SELECT disk_id FROM disks WHERE reservation_id = $1",
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+            disks::attached_to(&**db, id).await?
         };
         if attached.is_empty() {
             return Ok(());

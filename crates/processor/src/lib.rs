@@ -22,7 +22,6 @@
 pub mod backoff;
 pub mod config;
 pub mod consumer;
-pub mod db;
 pub mod driver;
 pub mod error;
 pub mod hint;

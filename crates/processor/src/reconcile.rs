@@ -25,10 +25,10 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use uuid::Uuid;
 
-use crate::db;
 use crate::error::Result;
 use crate::processor::Processor;
 use crate::settle::Settled;
+use gpudev_store::scheduling as db;
 
 /// What a reconciliation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

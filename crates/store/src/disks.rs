@@ -228,6 +228,17 @@ pub async fn attach(db: &impl Db, disk_id: Uuid, reservation_id: Uuid) -> Result
     Ok(n == 1)
 }
 
+/// The disks attached to reservation `reservation_id` (at most one in practice).
+pub async fn attached_to(db: &impl Db, reservation_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT disk_id FROM disks WHERE reservation_id = $1",
+            &[&reservation_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Releases a disk from a reservation; false when it was not attached to it.
 pub async fn release(
     db: &impl Db,

@@ -23,6 +23,7 @@ pub mod migrate;
 pub mod pool;
 pub mod queue;
 pub mod reservations;
+pub mod scheduling;
 pub mod ssh_keys;
 pub mod usage;
 pub mod users;
