@@ -23,7 +23,7 @@ pub async fn send_hint(
 ) -> Result<i64, StoreError> {
     let hint = ReservationHint {
         reservation_id: reservation.reservation_id,
-        username: reservation.username.clone(),
+        username: reservation.username.to_string(),
         requested_at: Utc::now(),
         details,
     };

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use gpudev_domain::ReservationStatus;
+use gpudev_domain::{GpuType, ReservationStatus, Username};
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -66,7 +66,7 @@ pub struct Reservation {
     /// Owner's id.
     pub user_id: i64,
     /// Owner's name.
-    pub username: String,
+    pub username: Username,
     /// Where it is in its life.
     pub status: ReservationStatus,
     /// Human-readable progress ("waiting for 4 h100 GPUs", "pulling image").
@@ -75,7 +75,7 @@ pub struct Reservation {
     pub failure_reason: Option<String>,
     /// Display name.
     pub name: Option<String>,
-    pub gpu_type: String,
+    pub gpu_type: GpuType,
     /// GPUs in total.
     pub gpu_count: i32,
     pub node_count: i32,
@@ -151,19 +151,29 @@ pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.sta
     r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, r.jupyter_token, \
     r.command, r.disk_size_gb";
 
+/// Reads column `name` of `row` through `parse`; a value the domain refuses is a corrupt row,
+/// named by its column.
+fn column<T, E: std::fmt::Display>(
+    row: &Row,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, StoreError> {
+    let raw: &str = row.get(name);
+    parse(raw).map_err(|e| StoreError::Corrupt(format!("reservation column {name} {raw:?}: {e}")))
+}
+
+/// Parses a reservation row once: its status, owner and GPU type become domain values, so no
+/// reader parses them again.
 pub(super) fn from_row(r: &Row) -> Result<Reservation, StoreError> {
-    let status: &str = r.get("status");
     Ok(Reservation {
         reservation_id: r.get("reservation_id"),
         user_id: r.get("user_id"),
-        username: r.get("username"),
-        status: status
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        username: column(r, "username", Username::parse)?,
+        status: column(r, "status", str::parse::<ReservationStatus>)?,
         detailed_status: r.get("detailed_status"),
         failure_reason: r.get("failure_reason"),
         name: r.get("name"),
-        gpu_type: r.get("gpu_type"),
+        gpu_type: column(r, "gpu_type", GpuType::parse)?,
         gpu_count: r.get("gpu_count"),
         node_count: r.get("node_count"),
         duration_hours: r.get("duration_hours"),

@@ -26,7 +26,7 @@ async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
     };
 
     assert_eq!(reservation.status, ReservationStatus::Queued);
-    assert_eq!(reservation.username, "alice");
+    assert_eq!(reservation.username.as_str(), "alice");
     assert_eq!(reservation.env_names, vec!["WANDB_API_KEY".to_owned()]);
     assert!(
         reservation.expires_at.is_none(),
@@ -140,4 +140,32 @@ async fn a_reused_idempotency_key_returns_the_first_reservation_and_sends_nothin
         .unwrap();
     assert!(matches!(res, Submitted::Created { .. }));
     assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 2);
+}
+
+#[tokio::test]
+async fn a_row_the_domain_refuses_is_an_error_naming_its_column() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let new = reservation_for(&alice);
+    reservations::submit(&mut client, &queue, &new)
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE reservations SET gpu_type = 'Not A GPU!' WHERE reservation_id = $1",
+            &[&new.reservation_id],
+        )
+        .await
+        .unwrap();
+
+    let err = reservations::find(&client, new.reservation_id)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, gpudev_store::StoreError::Corrupt(detail) if detail.contains("gpu_type")),
+        "{err}"
+    );
 }

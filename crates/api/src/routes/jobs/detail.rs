@@ -40,18 +40,16 @@ pub fn job_detail(
     let active = r.status == ReservationStatus::Active;
     let queued = r.status == ReservationStatus::Queued;
     let estimated_start_time = if queued { r.estimated_start_at } else { None };
-    let instance_type = r.instance_type.clone().or_else(|| {
-        catalog
-            .lookup(&r.gpu_type)
-            .ok()
-            .map(|s| s.instance_type.clone())
-    });
+    let instance_type = r
+        .instance_type
+        .clone()
+        .or_else(|| catalog.get(&r.gpu_type).map(|s| s.instance_type.clone()));
     JobDetail {
         job_id: r.reservation_id,
         reservation_id: r.reservation_id,
-        user_id: r.username,
+        user_id: r.username.to_string(),
         status: r.status.as_str().to_owned(),
-        gpu_type: r.gpu_type,
+        gpu_type: r.gpu_type.to_string(),
         gpu_count: r.gpu_count,
         node_count: r.node_count,
         instance_type,

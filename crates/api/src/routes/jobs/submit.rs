@@ -273,7 +273,7 @@ async fn standing(
     let (s, types) = futures::try_join!(
         reservations::queue_standing_upto(
             db,
-            &r.gpu_type,
+            r.gpu_type.as_str(),
             r.priority,
             r.created_at,
             r.reservation_id,
@@ -284,7 +284,9 @@ async fn standing(
     if s.ahead >= POSITION_HORIZON {
         return Ok((None, None));
     }
-    let row = types.into_iter().find(|t| t.gpu_type == r.gpu_type);
+    let row = types
+        .into_iter()
+        .find(|t| t.gpu_type == r.gpu_type.as_str());
     let eta = row.and_then(|t| {
         let total = i64::from(t.total_gpus);
         let held: i64 = s.running.iter().map(|(_, g)| i64::from(*g)).sum();
