@@ -219,16 +219,13 @@ fn endpoint_url(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let mut map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        map.entry("DATABASE_URL".into())
-            .or_insert_with(|| "postgres://u@localhost/db".into());
-        ApiConfig::from_lookup(|k| map.get(k).cloned())
+        let given = lookup_in(vars);
+        ApiConfig::from_lookup(|k| {
+            given(k).or_else(|| (k == "DATABASE_URL").then(|| "postgres://u@localhost/db".into()))
+        })
     }
 
     #[test]

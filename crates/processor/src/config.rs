@@ -188,16 +188,15 @@ impl ProcessorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<ProcessorConfig, ConfigError> {
-        let mut map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        map.entry("DATABASE_URL".into())
-            .or_insert_with(|| "postgres://gpudev:s3cret-pw@db:5432/gpudev".into());
-        ProcessorConfig::from_lookup(|k| map.get(k).cloned())
+        let given = lookup_in(vars);
+        ProcessorConfig::from_lookup(|k| {
+            given(k).or_else(|| {
+                (k == "DATABASE_URL").then(|| "postgres://gpudev:s3cret-pw@db:5432/gpudev".into())
+            })
+        })
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Settings from the environment, read through one set of helpers: a blank variable counts as
 //! unset, numbers have a default and an accepted range, and every error names its variable.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -51,6 +52,15 @@ pub struct Env<F> {
 /// Reads the process environment.
 pub fn process_env(var: &str) -> Option<String> {
     std::env::var(var).ok()
+}
+
+/// A lookup over fixed `(variable, value)` pairs, for tests: `Config::from_lookup(lookup_in(&[…]))`.
+pub fn lookup_in(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -175,12 +185,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 mod tests {
     use super::*;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        Env::new(move |k: &str| {
-            vars.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
+    fn env(vars: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env::new(lookup_in(vars))
     }
 
     #[test]

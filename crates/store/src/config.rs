@@ -147,14 +147,10 @@ impl fmt::Debug for DbConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<DbConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        DbConfig::from_lookup(|k| map.get(k).cloned())
+        DbConfig::from_lookup(lookup_in(vars))
     }
 
     #[test]
