@@ -146,13 +146,51 @@ def workloads(objects):
 _VAR = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
 
 
+_RUNTIME = REPO / "crates" / "runtime" / "src"
+_SETTING = re.compile(r'pub const ([A-Z][A-Z0-9_]*): IntSetting = IntSetting \{\s*var: "([A-Z0-9_]+)"')
+_READER = re.compile(r"pub fn (\w+)\(&self\)")
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime_settings() -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+    """What gpudev-runtime reads on a program's behalf: its declared settings (constant name ->
+    variable) and the variables each of Env's argument-less readers (`catalog()`, `quotas()`,
+    `log_format()`, ...) reads."""
+    texts = [path.read_text(encoding="utf-8") for path in _RUNTIME.rglob("*.rs")]
+    consts: dict[str, str] = {}
+    for text in texts:
+        consts.update(_SETTING.findall(text))
+    readers: dict[str, frozenset[str]] = {}
+    for text in texts:
+        parts = _READER.split(text)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            body = body.split("\n    }\n", 1)[0]
+            named = {var for const, var in consts.items() if re.search(rf"\b{const}\b", body)}
+            readers[name] = frozenset(set(_VAR.findall(body)) | named)
+    return consts, readers
+
+
+def _read_through_runtime(text: str) -> set[str]:
+    """Variables a source reads through gpudev-runtime: the shared settings it names
+    (`shared::MAX_NODES`) and the readers it calls (`env.quotas()`)."""
+    consts, readers = _runtime_settings()
+    names = {var for const, var in consts.items() if re.search(rf"\bshared::{const}\b", text)}
+    for reader, variables in readers.items():
+        if re.search(rf"\.{reader}\(\)", text):
+            names |= variables
+    return names
+
+
 @functools.lru_cache(maxsize=None)
 def env_vars_read_by(crate: str) -> frozenset[str]:
-    """Environment variable names a crate's sources name as string literals, plus the shared
-    database settings (gpudev-store's DbConfig), which every program reads."""
+    """Environment variable names a crate's sources name as string literals or read through
+    gpudev-runtime, plus the shared database settings (gpudev-store's DbConfig), which every
+    program reads."""
     names: set[str] = set()
     for source in [*(REPO / "crates" / crate / "src").rglob("*.rs"), REPO / "crates" / "store" / "src" / "config.rs"]:
-        names.update(_VAR.findall(source.read_text(encoding="utf-8")))
+        text = source.read_text(encoding="utf-8")
+        names.update(_VAR.findall(text))
+        names.update(_read_through_runtime(text))
     # Read by libraries rather than by our code: the log filter (tracing-subscriber's EnvFilter)
     # and the Kubernetes client's configuration file.
     names.update({"RUST_LOG", "KUBECONFIG"})

@@ -12,8 +12,11 @@ use crate::state::AppState;
 
 /// Request facts every audit record carries; extract it in a handler with `ctx: RequestCtx`.
 #[derive(Debug, Clone, Default)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct RequestCtx {
-    /// The request id.
     pub request_id: Option<String>,
     /// The client's address: the peer, or the client a trusted proxy reports
     /// ([`crate::client_ip`]).

@@ -5,20 +5,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gpudev_domain::{GpuCatalog, ImageRef, Limits};
-use gpudev_store::{ConfigError, DbConfig, Queue};
+use gpudev_domain::{GpuCatalog, ImageRef, Limits, Quotas};
+use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
+use gpudev_store::{DbConfig, Queue};
 
 use crate::client_ip::TrustedProxies;
 use crate::oidc::config::{IssuerConfig, parse_issuers};
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line (production).
-    Json,
-    /// Human-readable lines (development).
-    Pretty,
-}
 
 /// Everything the API needs to start.
 #[derive(Debug, Clone)]
@@ -55,10 +47,10 @@ pub struct ApiConfig {
     pub limits: Limits,
     /// `DEV_IMAGE`: the image used when a request names none.
     pub default_image: ImageRef,
-    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4): queued + preparing + active per user.
-    pub max_active_reservations_per_user: u32,
-    /// `MAX_GPUS_PER_USER` (32): GPUs over a user's live reservations.
-    pub max_gpus_per_user: u32,
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4) and `MAX_GPUS_PER_USER` (32): the queued,
+    /// preparing and active reservations, and their GPUs, one user may hold; `0` means no limit
+    /// (see [`gpudev_runtime::shared`]).
+    pub quotas: Quotas,
     /// `RATE_LIMIT_PER_MINUTE` (120): requests per minute per API key.
     pub rate_limit_per_minute: u32,
     /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
@@ -98,31 +90,25 @@ pub struct ApiConfig {
     pub oidc_jwks_min_refresh: Duration,
 }
 
-/// Default image for dev boxes.
-pub const DEFAULT_IMAGE: &str = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel";
-
 impl ApiConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(gpudev_runtime::settings::process_env)
     }
 
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let env = Env::new(get);
+        let get = |k: &str| env.get(k);
         let db = DbConfig::from_lookup(get)?;
         let queue_name = get("QUEUE_NAME").unwrap_or_else(|| gpudev_store::DEFAULT_QUEUE.into());
         let queue =
             Queue::new(&queue_name).map_err(|e| ConfigError::new("QUEUE_NAME", e.to_string()))?;
-        let catalog = match get("GPU_CATALOG_JSON") {
-            Some(json) => GpuCatalog::from_json(&json)
-                .map_err(|e| ConfigError::new("GPU_CATALOG_JSON", e.to_string()))?,
-            None => GpuCatalog::default(),
-        };
+        let catalog = env.catalog()?;
         let limits = Limits {
-            max_duration_hours: float(&get, "MAX_RESERVATION_HOURS", 24.0, 0.1, 720.0)?,
-            max_lifetime_hours: float(&get, "MAX_LIFETIME_HOURS", 72.0, 0.1, 8760.0)?,
-            max_nodes: int(&get, "MAX_NODES", 4, 1, 64)?,
+            max_duration_hours: env.float("MAX_RESERVATION_HOURS", 24.0, 0.1..=720.0)?,
+            max_lifetime_hours: env.float("MAX_LIFETIME_HOURS", 72.0, 0.1..=8760.0)?,
+            max_nodes: env.setting(shared::MAX_NODES)?,
         };
         if limits.max_lifetime_hours < limits.max_duration_hours {
             return Err(ConfigError::new(
@@ -130,8 +116,7 @@ impl ApiConfig {
                 "must be at least MAX_RESERVATION_HOURS",
             ));
         }
-        let default_image = ImageRef::parse(get("DEV_IMAGE").as_deref().unwrap_or(DEFAULT_IMAGE))
-            .map_err(|e| ConfigError::new("DEV_IMAGE", e.to_string()))?;
+        let default_image = env.dev_image()?;
         let gpu_hourly_prices = match get("GPU_HOURLY_PRICES") {
             Some(json) => serde_json::from_str::<BTreeMap<String, f64>>(&json).map_err(|e| {
                 ConfigError::new(
@@ -171,110 +156,42 @@ impl ApiConfig {
         Ok(Self {
             db,
             queue,
-            api_key_ttl_hours: int(&get, "API_KEY_TTL_HOURS", 2, 1, 168)?,
+            api_key_ttl_hours: env.int("API_KEY_TTL_HOURS", 2, 1..=168)?,
             allowed_aws_role: get("ALLOWED_AWS_ROLE")
                 .unwrap_or_else(|| "SSOCloudDevGpuReservation".into()),
             admin_aws_role: get("ADMIN_AWS_ROLE"),
             aws_region,
             sts_allowed_hosts,
-            sts_timeout: Duration::from_secs(int(&get, "STS_TIMEOUT_SECONDS", 5, 1, 60)?.into()),
+            sts_timeout: env.seconds("STS_TIMEOUT_SECONDS", 5, 1..=60)?,
             sts_endpoint: endpoint_url(&get, "AWS_ENDPOINT_URL_STS")?,
-            bind_addr: addr(&get, "BIND_ADDR", "0.0.0.0:8000")?,
-            metrics_addr: addr(&get, "METRICS_ADDR", "0.0.0.0:9090")?,
-            log_format: match get("LOG_FORMAT").as_deref().unwrap_or("json") {
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                other => {
-                    return Err(ConfigError::new(
-                        "LOG_FORMAT",
-                        format!("{other:?} is neither \"json\" nor \"pretty\""),
-                    ));
-                }
-            },
+            bind_addr: env.addr("BIND_ADDR", "0.0.0.0:8000")?,
+            metrics_addr: env.addr("METRICS_ADDR", "0.0.0.0:9090")?,
+            log_format: env.log_format()?,
             catalog,
             limits,
             default_image,
-            max_active_reservations_per_user: int(
-                &get,
-                "MAX_ACTIVE_RESERVATIONS_PER_USER",
-                4,
-                1,
-                10_000_000,
-            )?,
-            max_gpus_per_user: int(&get, "MAX_GPUS_PER_USER", 32, 1, 100_000_000)?,
-            rate_limit_per_minute: int(&get, "RATE_LIMIT_PER_MINUTE", 120, 1, 1_000_000)?,
-            rate_limit_burst: int(&get, "RATE_LIMIT_BURST", 30, 0, 1_000_000)?,
-            login_rate_limit_per_minute: int(&get, "LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1, 100_000)?,
+            quotas: env.quotas()?,
+            rate_limit_per_minute: env.int("RATE_LIMIT_PER_MINUTE", 120, 1..=1_000_000)?,
+            rate_limit_burst: env.int("RATE_LIMIT_BURST", 30, 0..=1_000_000)?,
+            login_rate_limit_per_minute: env.int("LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)?,
             trusted_proxies: TrustedProxies::parse(&get("TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
             cors_allowed_origins: list("CORS_ALLOWED_ORIGINS"),
-            key_cache_ttl: Duration::from_secs(int(&get, "KEY_CACHE_SECONDS", 30, 0, 300)?.into()),
-            job_cache_ttl: Duration::from_secs(int(&get, "JOB_CACHE_SECONDS", 30, 0, 300)?.into()),
-            job_cache_poll: Duration::from_millis(
-                int(&get, "JOB_CACHE_POLL_MS", 100, 10, 1000)?.into(),
-            ),
-            job_cache_max_bytes: usize::try_from(int(&get, "JOB_CACHE_MAX_MB", 64, 1, 4096)?)
+            key_cache_ttl: env.seconds("KEY_CACHE_SECONDS", 30, 0..=300)?,
+            job_cache_ttl: env.seconds("JOB_CACHE_SECONDS", 30, 0..=300)?,
+            job_cache_poll: Duration::from_millis(env.int("JOB_CACHE_POLL_MS", 100, 10..=1000)?),
+            job_cache_max_bytes: usize::try_from(env.int("JOB_CACHE_MAX_MB", 64_u32, 1..=4096)?)
                 .unwrap_or(usize::MAX)
                 .saturating_mul(1 << 20),
-            shutdown_drain: Duration::from_secs(
-                int(&get, "SHUTDOWN_DRAIN_SECONDS", 5, 0, 60)?.into(),
-            ),
-            disk_delete_grace_days: int(&get, "DISK_DELETE_GRACE_DAYS", 30, 1, 365)?,
-            default_disk_size_gb: int(&get, "DEFAULT_DISK_SIZE_GB", 100, 10, 10_000)?,
+            shutdown_drain: env.seconds("SHUTDOWN_DRAIN_SECONDS", 5, 0..=60)?,
+            disk_delete_grace_days: env.int("DISK_DELETE_GRACE_DAYS", 30, 1..=365)?,
+            default_disk_size_gb: env.setting(shared::DEFAULT_DISK_SIZE_GB)?,
             gpu_hourly_prices,
             oidc_issuers: parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?,
-            oidc_timeout: Duration::from_secs(int(&get, "OIDC_TIMEOUT_SECONDS", 5, 1, 60)?.into()),
-            oidc_jwks_min_refresh: Duration::from_secs(
-                int(&get, "OIDC_JWKS_MIN_REFRESH_SECONDS", 30, 0, 3600)?.into(),
-            ),
+            oidc_timeout: env.seconds("OIDC_TIMEOUT_SECONDS", 5, 1..=60)?,
+            oidc_jwks_min_refresh: env.seconds("OIDC_JWKS_MIN_REFRESH_SECONDS", 30, 0..=3600)?,
         })
     }
-}
-
-fn int(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: u32,
-    min: u32,
-    max: u32,
-) -> Result<u32, ConfigError> {
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    let v: u32 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
-    if !(min..=max).contains(&v) {
-        return Err(ConfigError::new(
-            var,
-            format!("{v} is outside {min}..={max}"),
-        ));
-    }
-    Ok(v)
-}
-
-fn float(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: f64,
-    min: f64,
-    max: f64,
-) -> Result<f64, ConfigError> {
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    let v: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a number")))?;
-    if !(min..=max).contains(&v) {
-        return Err(ConfigError::new(
-            var,
-            format!("{v} is outside {min}..={max}"),
-        ));
-    }
-    Ok(v)
 }
 
 fn endpoint_url(
@@ -299,30 +216,16 @@ fn endpoint_url(
     }
 }
 
-fn addr(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: &str,
-) -> Result<SocketAddr, ConfigError> {
-    let raw = get(var).unwrap_or_else(|| default.to_owned());
-    raw.trim()
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not an address like 0.0.0.0:8000")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
-        let mut map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        map.entry("DATABASE_URL".into())
-            .or_insert_with(|| "postgres://u@localhost/db".into());
-        ApiConfig::from_lookup(|k| map.get(k).cloned())
+        let given = lookup_in(vars);
+        ApiConfig::from_lookup(|k| {
+            given(k).or_else(|| (k == "DATABASE_URL").then(|| "postgres://u@localhost/db".into()))
+        })
     }
 
     #[test]

@@ -5,17 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use gpudev_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong, in a sentence meant for the user.
-    pub detail: String,
-    /// Stable machine-readable code (`not_found`, `api_key_expired`, `quota_exceeded`, …).
-    pub code: String,
-}
+pub use gpudev_api_types::{ErrorBody, ErrorCode};
 
 /// An error answered to the client.
 #[derive(Debug, thiserror::Error)]
@@ -23,25 +14,25 @@ pub enum ApiError {
     /// 400: the request is malformed.
     #[error("{detail}")]
     BadRequest {
-        /// Machine code.
-        code: &'static str,
-        /// Message.
+        /// The [`ErrorCode`] the answer carries.
+        code: ErrorCode,
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 401: no or unknown credentials. Answers carry `WWW-Authenticate: Bearer`.
     #[error("{detail}")]
     Unauthorized {
-        /// Machine code.
-        code: &'static str,
-        /// Message.
+        /// The [`ErrorCode`] the answer carries.
+        code: ErrorCode,
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 403: authenticated but not allowed (expired or revoked key, disabled user, wrong role).
     #[error("{detail}")]
     Forbidden {
-        /// Machine code.
-        code: &'static str,
-        /// Message.
+        /// The [`ErrorCode`] the answer carries.
+        code: ErrorCode,
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 404: the resource does not exist (or belongs to someone else).
@@ -50,9 +41,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{detail}")]
     Conflict {
-        /// Machine code.
-        code: &'static str,
-        /// Message.
+        /// The [`ErrorCode`] the answer carries.
+        code: ErrorCode,
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 413: the body is larger than allowed.
@@ -66,7 +57,7 @@ pub enum ApiError {
     Unprocessable {
         /// The field at fault, when known.
         field: Option<String>,
-        /// Message.
+        /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
     /// 429: rate limited; retry after the given seconds.
@@ -97,13 +88,13 @@ impl ApiError {
     /// 400 with the `bad_request` code.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         ApiError::BadRequest {
-            code: "bad_request",
+            code: ErrorCode::BadRequest,
             detail: detail.into(),
         }
     }
 
     /// 409 with a code.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         ApiError::Conflict {
             code,
             detail: detail.into(),
@@ -113,7 +104,7 @@ impl ApiError {
     /// 403 for a non-admin on an admin route.
     pub fn admin_only() -> Self {
         ApiError::Forbidden {
-            code: "admin_required",
+            code: ErrorCode::AdminRequired,
             detail: "this endpoint requires an admin".into(),
         }
     }
@@ -123,19 +114,20 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
-    fn code(&self) -> &'static str {
+    /// The code the answer carries.
+    pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest { code, .. }
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
-            | ApiError::Conflict { code, .. } => code,
-            ApiError::NotFound(_) => "not_found",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Unprocessable { .. } => "validation_error",
-            ApiError::TooManyRequests { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::Internal(_) => "internal_error",
+            | ApiError::Conflict { code, .. } => *code,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Unprocessable { .. } => ErrorCode::ValidationError,
+            ApiError::TooManyRequests { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -179,7 +171,7 @@ impl ResponseError for ApiError {
         }
         resp.json(ErrorBody {
             detail: self.to_string(),
-            code: self.code().to_owned(),
+            code: self.code(),
         })
     }
 }
@@ -201,11 +193,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Conflict(detail) => ApiError::Conflict {
-                code: "conflict",
+                code: ErrorCode::Conflict,
                 detail,
             },
             StoreError::Transition(t) => ApiError::Conflict {
-                code: "invalid_state",
+                code: ErrorCode::InvalidState,
                 detail: format!("the reservation is {}; it cannot become {}", t.from, t.to),
             },
             other => ApiError::Internal(other.into()),

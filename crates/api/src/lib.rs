@@ -18,7 +18,6 @@ pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;
-pub mod telemetry;
 
 pub use config::ApiConfig;
 pub use startup::{Application, ShutdownHandle};

@@ -9,16 +9,8 @@
 //! | `LOG_FORMAT` | `json` | `json` or `pretty` |
 
 use gpudev_cluster::labels;
-use gpudev_store::{ConfigError, DbConfig};
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line (production).
-    Json,
-    /// Human-readable lines (development).
-    Pretty,
-}
+use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
+use gpudev_store::DbConfig;
 
 /// Everything one run needs to know.
 #[derive(Debug, Clone)]
@@ -38,12 +30,13 @@ pub struct Config {
 impl Config {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(gpudev_runtime::settings::process_env)
     }
 
     /// Reads the settings through `get` (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let env = Env::new(get);
+        let get = |k: &str| env.get(k);
         let db = DbConfig::from_lookup(get)?.with_application_name("gpudev-availability");
         let gpu_type_label = get("GPU_TYPE_LABEL")
             .map(|v| v.trim().to_owned())
@@ -54,28 +47,8 @@ impl Config {
                 format!("{gpu_type_label:?} is not a valid label key"),
             ));
         }
-        let max_nodes = match get("MAX_NODES") {
-            None => 4,
-            Some(raw) => match raw.trim().parse::<u32>() {
-                Ok(n) if (1..=64).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError::new(
-                        "MAX_NODES",
-                        format!("{raw:?} is not a whole number in 1..=64"),
-                    ));
-                }
-            },
-        };
-        let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
-            None | Some("json") => LogFormat::Json,
-            Some("pretty") => LogFormat::Pretty,
-            Some(other) => {
-                return Err(ConfigError::new(
-                    "LOG_FORMAT",
-                    format!("{other:?} is neither \"json\" nor \"pretty\""),
-                ));
-            }
-        };
+        let max_nodes = env.setting(shared::MAX_NODES)?;
+        let log_format = env.log_format()?;
         Ok(Self {
             db,
             gpu_type_label,
@@ -89,14 +62,10 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(lookup_in(vars))
     }
 
     const DB: (&str, &str) = ("DATABASE_URL", "postgres://u@h/db");

@@ -10,7 +10,6 @@
 pub mod compute;
 pub mod config;
 pub mod run;
-pub mod telemetry;
 
-pub use config::{Config, LogFormat};
+pub use config::Config;
 pub use run::{JOB, Report, RunError, run_once};

@@ -1,5 +1,6 @@
 //! Logging in: AWS identity or OIDC ID token → API key, stored in the credentials file.
 
+use gpudev_client::ErrorCode;
 use std::time::SystemTime;
 
 use gpudev_client::{AwsLoginRequest, Client, LoginResponse, sts};
@@ -36,7 +37,7 @@ pub async fn login(
                 // A signed request logs in once, and signatures have whole-second dates: a
                 // second login within the same second signed the very same request. Sign again
                 // once the second has turned.
-                Err(e) if e.code() == Some("signature_replayed") => {
+                Err(e) if e.code() == Some(ErrorCode::SignatureReplayed) => {
                     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
                     client.login_aws_iam(&sign()?).await
                 }
@@ -58,7 +59,7 @@ pub async fn login(
     let credentials = Credentials {
         api_key: answer.api_key.clone(),
         expires_at: answer.expires_at,
-        key_id: answer.key_id,
+        key_id: Some(answer.key_id),
         key_prefix: Some(answer.key_prefix.clone()),
         username: Some(answer.username.clone()),
         api_url: Some(ctx.api_url.clone()),
@@ -87,7 +88,7 @@ pub async fn login_oidc(
     let credentials = Credentials {
         api_key: answer.api_key.clone(),
         expires_at: answer.expires_at,
-        key_id: answer.key_id,
+        key_id: Some(answer.key_id),
         key_prefix: Some(answer.key_prefix.clone()),
         username: Some(answer.username.clone()),
         api_url: Some(ctx.api_url.clone()),
@@ -128,10 +129,12 @@ pub async fn relogin(
 /// request the server will not forward says which endpoint was signed for.
 fn login_error(e: gpudev_client::ClientError, method: LoginMethod, endpoint: &str) -> CliError {
     match e.code() {
-        Some("sts_host_not_allowed") if method == LoginMethod::AwsIam => CliError::Auth(format!(
-            "{e} — the login was signed for {endpoint}; set AWS_ENDPOINT_URL_STS or aws_region to an endpoint the server allows, or use `gpu-dev login --send-credentials` if the server only offers that"
-        )),
-        Some("not_found") if method == LoginMethod::AwsIam => CliError::Auth(
+        Some(ErrorCode::StsHostNotAllowed) if method == LoginMethod::AwsIam => {
+            CliError::Auth(format!(
+                "{e} — the login was signed for {endpoint}; set AWS_ENDPOINT_URL_STS or aws_region to an endpoint the server allows, or use `gpu-dev login --send-credentials` if the server only offers that"
+            ))
+        }
+        Some(ErrorCode::NotFound) if method == LoginMethod::AwsIam => CliError::Auth(
             "this server has no /v1/auth/aws-iam login; use `gpu-dev login --send-credentials`"
                 .into(),
         ),

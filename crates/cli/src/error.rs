@@ -8,6 +8,7 @@
 //! | 3 | authentication error: not logged in, no AWS credentials, or a key or login refused |
 //! | 130 | interrupted (Ctrl-C) while waiting; the reservation itself stands |
 
+use gpudev_client::ErrorCode;
 use std::process::ExitCode;
 
 use gpudev_client::ClientError;
@@ -51,8 +52,8 @@ impl CliError {
         match self {
             CliError::Api(e) if e.is_auth() => {
                 let hint = match e.code() {
-                    Some("user_disabled") => "ask an administrator to enable your account",
-                    Some("aws_role_denied") => {
+                    Some(ErrorCode::UserDisabled) => "ask an administrator to enable your account",
+                    Some(ErrorCode::AwsRoleDenied) => {
                         "log in with the AWS role the server allows (set aws_profile with `gpu-dev config set`)"
                     }
                     _ => "run `gpu-dev login`",

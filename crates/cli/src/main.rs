@@ -7,10 +7,7 @@ use clap::Parser as _;
 use gpudev_cli::{Cli, run};
 
 fn main() -> ExitCode {
-    // Several TLS stacks are linked in (the AWS SDK brings aws-lc-rs, reqwest and kube bring ring),
-    // so rustls cannot choose a process-wide provider by itself and would panic on the first
-    // client built without an explicit one: choose it before anything else runs.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    gpudev_runtime::install_crypto_provider();
     // A bug must not greet the user with a stack trace: one line, and the usual exit code 101.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error in gpu-dev: {info}");

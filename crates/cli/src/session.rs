@@ -7,6 +7,7 @@
 //! renewed: that is someone's decision, reported as it is.
 
 use chrono::Utc;
+use gpudev_client::ErrorCode;
 use gpudev_client::{Client, ClientError};
 
 use crate::auth;
@@ -86,7 +87,7 @@ impl<'a> Session<'a> {
         match call(&client).await {
             Err(e) if e.is_renewable_auth() && !self.renewed => {
                 let reason = match e.code() {
-                    Some("api_key_expired") => "Your API key has expired",
+                    Some(ErrorCode::ApiKeyExpired) => "Your API key has expired",
                     _ => "The API did not accept your key",
                 };
                 let client = self.renew(reason).await?;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ClientError;
+use gpudev_api_types::ErrorCode;
 
 /// Whole-request timeout unless the builder sets another.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -247,14 +248,12 @@ impl Client {
         struct ErrorBody {
             detail: serde_json::Value,
             #[serde(default)]
-            code: Option<String>,
+            code: Option<ErrorCode>,
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(err) => Err(ClientError::Api {
                 status: status.as_u16(),
-                code: err
-                    .code
-                    .unwrap_or_else(|| default_code(status.as_u16()).to_owned()),
+                code: err.code.unwrap_or_else(|| default_code(status.as_u16())),
                 detail: match err.detail {
                     serde_json::Value::String(s) => s,
                     // FastAPI-style validation lists (older servers): keep them readable.
@@ -282,17 +281,17 @@ fn retry_after(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// A code for an error body without one (servers older than the `code` field).
-fn default_code(status: u16) -> &'static str {
+fn default_code(status: u16) -> ErrorCode {
     match status {
-        400 => "bad_request",
-        401 => "not_authenticated",
-        403 => "forbidden",
-        404 => "not_found",
-        409 => "conflict",
-        422 => "validation_error",
-        429 => "rate_limited",
-        503 => "service_unavailable",
-        _ => "error",
+        400 => ErrorCode::BadRequest,
+        401 => ErrorCode::NotAuthenticated,
+        404 => ErrorCode::NotFound,
+        409 => ErrorCode::Conflict,
+        422 => ErrorCode::ValidationError,
+        429 => ErrorCode::RateLimited,
+        503 => ErrorCode::ServiceUnavailable,
+        // 403 without a code said only "forbidden", which names no reason.
+        _ => ErrorCode::Unknown,
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::error::Error as _;
 
+use gpudev_api_types::ErrorCode;
+
 /// A failed API call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -10,8 +12,9 @@ pub enum ClientError {
     Api {
         /// HTTP status.
         status: u16,
-        /// Stable snake_case code (`not_found`, `api_key_expired`, …).
-        code: String,
+        /// Stable code (`not_found`, `api_key_expired`, …); [`ErrorCode::Unknown`] for a code this
+        /// build does not know.
+        code: ErrorCode,
         /// What went wrong, written for the user.
         detail: String,
         /// Seconds to wait before retrying (429 and 503 answers).
@@ -49,26 +52,11 @@ pub enum ClientError {
     Invalid(String),
 }
 
-/// Codes of the API's authentication failures (401/403 from the key check and the logins).
-pub const AUTH_CODES: [&str; 11] = [
-    "not_authenticated",
-    "invalid_authorization",
-    "invalid_api_key",
-    "api_key_expired",
-    "api_key_revoked",
-    "user_disabled",
-    "invalid_aws_credentials",
-    "aws_role_denied",
-    "signature_expired",
-    "sts_host_not_allowed",
-    "invalid_sts_request",
-];
-
 impl ClientError {
     /// The API's error code, when the API answered with one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Api { code, .. } => Some(code),
+            ClientError::Api { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -88,7 +76,7 @@ impl ClientError {
     pub fn is_auth(&self) -> bool {
         match self {
             ClientError::Api { status, code, .. } => {
-                *status == 401 || (*status == 403 && AUTH_CODES.contains(&code.as_str()))
+                *status == 401 || (*status == 403 && code.is_auth())
             }
             _ => false,
         }
@@ -96,10 +84,7 @@ impl ClientError {
 
     /// True when logging in again would help: the key expired, or the server does not know it.
     pub fn is_renewable_auth(&self) -> bool {
-        matches!(
-            self.code(),
-            Some("api_key_expired" | "invalid_api_key" | "not_authenticated")
-        )
+        self.code().is_some_and(ErrorCode::is_renewable_auth)
     }
 
     /// True for a 404 answer.

@@ -3,7 +3,7 @@
 //! One [`Client`] per API base URL; [`Client::with_api_key`] gives a copy that authenticates with a
 //! key. Every endpoint is a method returning its typed answer or a [`ClientError`], whose
 //! [`ClientError::Api`] variant carries the API's own `{detail, code}`. The request and answer
-//! types mirror the API's JSON (they are the client's own, so the CLI does not link the server).
+//! types are the server's own, from `gpudev-api-types` (so the CLI does not link the server).
 //!
 //! [`oidc`] runs the OAuth device authorization flow against an OpenID Connect issuer, for
 //! `POST /v1/auth/oidc-login`.
@@ -35,15 +35,22 @@ mod me;
 pub mod oidc;
 pub mod sts;
 
-pub use admin::AdminJobsQuery;
-pub use auth::{AwsIamRequest, AwsLoginRequest, LoginResponse, OidcIssuerInfo, OidcIssuers};
 pub use client::{Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
-pub use cluster::{AvailabilityResponse, ClusterStatus, GpuAvailability};
-pub use disks::{DiskInfo, DiskList, DiskOperation, OperationStatus, RenameResult};
 pub use error::ClientError;
-pub use jobs::{
-    JobActionResponse, JobDetail, JobEvent, JobList, JobSubmission, JobSubmitResponse, JobWarning,
-    ListJobsQuery,
+/// The request and answer bodies, shared with the server.
+pub use gpudev_api_types as types;
+pub use gpudev_api_types::admin::AdminJobQuery;
+pub use gpudev_api_types::auth::{
+    AwsIamRequest, AwsLoginRequest, LoginResponse, OidcIssuerInfo, OidcIssuers,
 };
-pub use keys::{KeyInfo, KeyList, RotateResponse};
-pub use me::{CurrentKey, MeResponse, Quotas, SshKeyInfo, SshKeyList, Usage};
+pub use gpudev_api_types::cluster::{AvailabilityResponse, ClusterStatus, GpuAvailability};
+pub use gpudev_api_types::disks::{
+    DiskInfo, DiskList, DiskOperationResponse, OperationStatus, RenameResult,
+};
+pub use gpudev_api_types::jobs::{
+    JobActionResponse, JobDetail, JobEvent, JobList, JobSubmission, JobSubmitResponse, JobWarning,
+    ListQuery,
+};
+pub use gpudev_api_types::keys::{KeyInfo, KeyList, RotateResponse};
+pub use gpudev_api_types::me::{CurrentKey, MeResponse, Quotas, SshKeyInfo, SshKeyList, Usage};
+pub use gpudev_api_types::{ErrorBody, ErrorCode};

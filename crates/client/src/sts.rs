@@ -14,8 +14,8 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use reqwest::Url;
 
-use crate::auth::AwsIamRequest;
 use crate::error::ClientError;
+use gpudev_api_types::auth::AwsIamRequest;
 
 /// The form body of `GetCallerIdentity`.
 pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
@@ -24,10 +24,12 @@ pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=
 
 /// AWS credentials used only to sign, never sent. `Debug` shows the access key id alone.
 #[derive(Clone)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct AwsCredentials {
-    /// Access key id.
     pub access_key_id: String,
-    /// Secret access key.
     pub secret_access_key: String,
     /// Session token of temporary credentials.
     pub session_token: Option<String>,

@@ -29,10 +29,13 @@ pub struct DiskMount {
 
 /// How to create a new disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct DiskClaimSpec {
     /// The StorageClass (`STORAGE_CLASS`); the cluster's default class when absent.
     pub storage_class: Option<String>,
-    /// Size in GiB.
     pub size_gib: NonZeroU32,
     /// A VolumeSnapshot (in the same namespace) to fill the new disk from.
     pub restore_from: Option<String>,

@@ -62,10 +62,13 @@ impl fmt::Debug for JupyterToken {
 /// configuration; [`PodPlan::new`] checks how they fit together. `Debug` leaves out
 /// `authorized_keys` and shows env names only.
 #[derive(Clone)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct ReservationSpec {
     /// Namespace of the user pods (`GPU_DEV_NAMESPACE`).
     pub namespace: String,
-    /// The reservation id.
     pub reservation_id: Uuid,
     /// The owner.
     pub username: Username,

@@ -25,12 +25,15 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
 /// The resources of one Pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct NodeShare {
     /// GPUs (0 for CPU-only types).
     pub gpus: u32,
     /// CPU in millicores.
     pub cpu_millis: u64,
-    /// Memory in MiB.
     pub memory_mib: u64,
 }
 

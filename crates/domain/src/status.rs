@@ -52,6 +52,10 @@ impl ReservationStatus {
     /// Every state, in life-cycle order.
     pub const ALL: [ReservationStatus; 6] = [Queued, Preparing, Active, Expired, Cancelled, Failed];
 
+    /// The states of a reservation that holds or waits for capacity: what quotas count, what
+    /// the scheduler and the cleanup jobs look at.
+    pub const LIVE: [ReservationStatus; 3] = [Queued, Preparing, Active];
+
     /// The stable lower-case name used in the database, the API and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {

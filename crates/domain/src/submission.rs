@@ -45,39 +45,55 @@ pub struct JobSubmission {
         feature = "openapi",
         schema(example = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel")
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// EC2 instance type; names the GPU type when `gpu_type` is absent (`p5.48xlarge` → `h100`).
     #[cfg_attr(feature = "openapi", schema(example = "p5.48xlarge"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
     /// Hours, fractions allowed (default 1; at least 5 minutes; at most the configured maximum).
     #[cfg_attr(feature = "openapi", schema(example = 1.5))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_hours: Option<f64>,
     /// Persistent disk to mount as home.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_name: Option<String>,
     /// Size of the disk when it has to be created (10–10000 GB).
     #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 10000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_size_gb: Option<i64>,
     /// Environment for the dev box. Values are write-only: never logged, never returned.
-    #[serde(default, deserialize_with = "env_values")]
+    #[serde(
+        default,
+        deserialize_with = "env_values",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub env_vars: BTreeMap<String, String>,
     /// Command to run in the dev box.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// GPU type (`h100`, `a100`, `t4`, …; any case).
     #[cfg_attr(feature = "openapi", schema(example = "h100"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_type: Option<String>,
     /// GPUs (default 1; 0 for CPU-only types). More than one node's worth spans whole nodes.
     #[cfg_attr(feature = "openapi", schema(example = 1))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_count: Option<u32>,
     /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// GitHub login whose public SSH keys are installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub github_user: Option<String>,
     /// Start Jupyter (default false).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jupyter_enabled: Option<bool>,
     /// Queue priority (default 0). Anyone may lower their own priority (down to -100); only
     /// admins may raise it above 0 (up to 100).
     #[cfg_attr(feature = "openapi", schema(minimum = -100, maximum = 100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
 }
 
@@ -197,6 +213,16 @@ fn parse_flag(value: &str) -> Option<bool> {
 }
 
 impl JobSubmission {
+    /// `gpu_count` GPUs of `gpu_type` for `hours`; every other field takes the server's default.
+    pub fn new(gpu_type: impl Into<String>, gpu_count: u32, hours: f64) -> Self {
+        Self {
+            gpu_type: Some(gpu_type.into()),
+            gpu_count: Some(gpu_count),
+            duration_hours: Some(hours),
+            ..Self::default()
+        }
+    }
+
     /// Applies the compatibility rules and the defaults. Fails naming the field when a control
     /// variable or an API-only field is malformed; everything else is checked by
     /// [`ReservationRequest::new`](crate::ReservationRequest::new) afterwards.

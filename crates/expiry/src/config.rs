@@ -24,16 +24,8 @@ use std::fmt;
 use std::time::Duration;
 
 use gpudev_cluster::names;
-use gpudev_store::{ConfigError, DbConfig};
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line (production).
-    Json,
-    /// Human-readable lines (development).
-    Pretty,
-}
+use gpudev_runtime::{ConfigError, Env, LogFormat};
+use gpudev_store::DbConfig;
 
 /// A webhook address. It may carry a token in its path or query, so `Debug` and `Display` show
 /// only its scheme and host.
@@ -108,12 +100,13 @@ pub struct Config {
 impl Config {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(gpudev_runtime::settings::process_env)
     }
 
     /// Reads the settings through `get` (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let env = Env::new(get);
+        let get = |k: &str| env.get(k);
         let db = DbConfig::from_lookup(get)?.with_application_name("gpudev-expiry");
         let namespace = get("GPU_DEV_NAMESPACE")
             .map(|v| v.trim().to_owned())
@@ -158,30 +151,21 @@ impl Config {
             db,
             namespace,
             warning_minutes,
-            grace: secs(int(&get, "GRACE_PERIOD_SECONDS", 120, 0, 86_400)?),
-            preparing_timeout: secs(60 * int(&get, "PREPARING_TIMEOUT_MINUTES", 60, 1, 10_080)?),
-            queued_timeout: secs(3600 * int(&get, "QUEUED_TIMEOUT_HOURS", 48, 1, 8760)?),
-            pod_missing_after: secs(60 * int(&get, "POD_MISSING_MINUTES", 10, 1, 1440)?),
+            grace: secs(env.int("GRACE_PERIOD_SECONDS", 120_u64, 0..=86_400)?),
+            preparing_timeout: secs(60 * env.int("PREPARING_TIMEOUT_MINUTES", 60_u64, 1..=10_080)?),
+            queued_timeout: secs(3600 * env.int("QUEUED_TIMEOUT_HOURS", 48_u64, 1..=8760)?),
+            pod_missing_after: secs(60 * env.int("POD_MISSING_MINUTES", 10_u64, 1..=1440)?),
             snapshot_class,
-            keep_snapshots: u32::try_from(int(&get, "KEEP_SNAPSHOTS", 3, 1, 100)?).unwrap_or(3),
-            pod_delete_timeout: secs(int(&get, "POD_DELETE_TIMEOUT_SECONDS", 120, 1, 3600)?),
+            keep_snapshots: env.int("KEEP_SNAPSHOTS", 3, 1..=100)?,
+            pod_delete_timeout: secs(env.int("POD_DELETE_TIMEOUT_SECONDS", 120_u64, 1..=3600)?),
             poll_interval: Duration::from_secs(1),
-            parallelism: usize::try_from(int(&get, "EXPIRY_PARALLELISM", 4, 1, 32)?).unwrap_or(4),
-            in_pod_warnings: boolean(&get, "IN_POD_WARNINGS", true)?,
-            exec_timeout: secs(int(&get, "EXEC_TIMEOUT_SECONDS", 15, 1, 120)?),
+            parallelism: env.int("EXPIRY_PARALLELISM", 4, 1..=32)?,
+            in_pod_warnings: env.boolean("IN_POD_WARNINGS", true)?,
+            exec_timeout: secs(env.int("EXEC_TIMEOUT_SECONDS", 15_u64, 1..=120)?),
             webhook_url,
-            webhook_timeout: secs(int(&get, "EXPIRY_WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60)?),
+            webhook_timeout: secs(env.int("EXPIRY_WEBHOOK_TIMEOUT_SECONDS", 5_u64, 1..=60)?),
             host: get("HOSTNAME").unwrap_or_else(|| "gpudev-expiry".to_owned()),
-            log_format: match get("LOG_FORMAT").as_deref().map(str::trim) {
-                None | Some("json") => LogFormat::Json,
-                Some("pretty") => LogFormat::Pretty,
-                Some(other) => {
-                    return Err(ConfigError::new(
-                        "LOG_FORMAT",
-                        format!("{other:?} is neither \"json\" nor \"pretty\""),
-                    ));
-                }
-            },
+            log_format: env.log_format()?,
         })
     }
 }
@@ -206,56 +190,13 @@ fn parse_minutes(raw: &str) -> Result<Vec<u32>, ConfigError> {
     Ok(minutes)
 }
 
-fn int(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<u64>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(v),
-        Ok(v) => Err(ConfigError::new(
-            var,
-            format!("{v} is outside {min}..={max}"),
-        )),
-        Err(_) => Err(ConfigError::new(
-            var,
-            format!("{raw:?} is not a whole number"),
-        )),
-    }
-}
-
-fn boolean(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(var).as_deref().map(str::trim) {
-        None => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(ConfigError::new(
-            var,
-            format!("{other:?} is neither true nor false"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(lookup_in(vars))
     }
 
     const DB: (&str, &str) = ("DATABASE_URL", "postgres://u@h/db");

@@ -22,9 +22,8 @@ pub mod k8s;
 pub mod notify;
 pub mod run;
 mod steps;
-pub mod telemetry;
 pub mod webhook;
 
-pub use config::{Config, LogFormat, WebhookUrl};
+pub use config::{Config, WebhookUrl};
 pub use notify::{ExecNotifier, Notice, NotifyError, PodNotifier};
 pub use run::{ACTOR, Expiry, JOB, Report, StepError, Summary};

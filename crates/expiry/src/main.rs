@@ -3,22 +3,17 @@
 
 use std::process::ExitCode;
 
-use gpudev_expiry::{Config, ExecNotifier, Expiry, telemetry};
+use gpudev_expiry::{Config, ExecNotifier, Expiry};
+use gpudev_runtime::exit;
+
+const PROGRAM: &str = "gpudev-expiry";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Several TLS stacks are linked in (the AWS SDK brings aws-lc-rs, reqwest and kube bring ring),
-    // so rustls cannot choose a process-wide provider by itself and would panic on the first
-    // client built without an explicit one: choose it before anything else runs.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let config = match Config::from_env() {
+    let config = match gpudev_runtime::start(PROGRAM, Config::from_env, |c| c.log_format) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("gpudev-expiry: configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    telemetry::init(config.log_format);
     let pool = match gpudev_store::connect_pool(&config.db).await {
         Ok(pool) => pool,
         Err(e) => return fail(&format!("cannot reach the database: {e}")),
@@ -44,7 +39,5 @@ async fn main() -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    tracing::error!(error = message, "gpudev-expiry failed");
-    eprintln!("gpudev-expiry: {message}");
-    ExitCode::from(1)
+    exit::fail(PROGRAM, message)
 }

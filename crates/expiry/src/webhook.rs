@@ -14,16 +14,18 @@ use crate::config::WebhookUrl;
 
 /// The JSON body of a warning.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct WarningPayload {
     /// Always `reservation.expiry_warning`.
     pub event: &'static str,
-    /// The reservation.
     pub reservation_id: Uuid,
     /// Its owner.
     pub username: String,
     /// Its display name.
     pub name: Option<String>,
-    /// Its GPU type.
     pub gpu_type: String,
     /// The warning level (`30m`, …).
     pub level: String,

@@ -8,21 +8,10 @@ use std::time::Duration;
 use gpudev_cluster::labels;
 use gpudev_cluster::names::is_dns1123_label;
 use gpudev_domain::{GpuCatalog, ImageRef, Quotas};
-use gpudev_store::{ConfigError, DbConfig, Queue};
+use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
+use gpudev_store::{DbConfig, Queue};
 
 use crate::backoff::Backoff;
-
-/// The dev box image when a reservation names none.
-pub const DEFAULT_IMAGE: &str = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel";
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line (production).
-    Json,
-    /// Human-readable lines (development).
-    Pretty,
-}
 
 /// Everything the processor needs to start.
 #[derive(Debug, Clone)]
@@ -66,8 +55,9 @@ pub struct ProcessorConfig {
     pub log_format: LogFormat,
     /// `GPU_CATALOG_JSON` (optional): replaces the built-in GPU catalog (must match the API's).
     pub catalog: GpuCatalog,
-    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4) and `MAX_GPUS_PER_USER` (32): what one user may
-    /// hold at once (preparing and active); `0` means no limit.
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4, 0–10,000,000) and `MAX_GPUS_PER_USER` (32,
+    /// 0–100,000,000): what one user may hold at once (preparing and active); `0` means no limit
+    /// (see [`gpudev_runtime::shared`]).
     pub quotas: Quotas,
     /// `FAIR_SHARE_HALF_LIFE_HOURS` (168, 0.1–8760): how fast past GPU use is forgotten.
     pub fair_share_half_life: Duration,
@@ -84,12 +74,13 @@ pub struct ProcessorConfig {
 impl ProcessorConfig {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(gpudev_runtime::settings::process_env)
     }
 
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(raw: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| raw(k).filter(|v| !v.trim().is_empty());
+        let env = Env::new(raw);
+        let get = |k: &str| env.get(k);
         let db = DbConfig::from_lookup(get)?;
         let queue_name = get("QUEUE_NAME").unwrap_or_else(|| gpudev_store::DEFAULT_QUEUE.into());
         let queue =
@@ -109,21 +100,6 @@ impl ProcessorConfig {
                 format!("{gpu_type_label:?} is not a valid Kubernetes label key"),
             ));
         }
-        let dev_image = ImageRef::parse(get("DEV_IMAGE").as_deref().unwrap_or(DEFAULT_IMAGE))
-            .map_err(|e| ConfigError::new("DEV_IMAGE", e.to_string()))?;
-        let catalog = match get("GPU_CATALOG_JSON") {
-            Some(json) => GpuCatalog::from_json(&json)
-                .map_err(|e| ConfigError::new("GPU_CATALOG_JSON", e.to_string()))?,
-            None => GpuCatalog::default(),
-        };
-        let limit = |var: &'static str, default: i64| -> Result<Option<u32>, ConfigError> {
-            let v = int(&get, var, default, 0, 1_000_000)?;
-            Ok((v > 0).then_some(v))
-        };
-        let quotas = Quotas {
-            max_active_reservations_per_user: limit("MAX_ACTIVE_RESERVATIONS_PER_USER", 4)?,
-            max_gpus_per_user: limit("MAX_GPUS_PER_USER", 32)?,
-        };
         let storage_class = get("STORAGE_CLASS").map(|s| s.trim().to_owned());
         if let Some(class) = &storage_class
             && !gpudev_cluster::names::is_dns1123_subdomain(class)
@@ -133,7 +109,7 @@ impl ProcessorConfig {
                 format!("{class:?} is not a valid StorageClass name"),
             ));
         }
-        let github_keys_url = match raw("GITHUB_KEYS_URL") {
+        let github_keys_url = match env.raw("GITHUB_KEYS_URL") {
             None => Some("https://github.com".to_owned()),
             Some(url) if url.trim().is_empty() => None,
             Some(url) => {
@@ -147,12 +123,9 @@ impl ProcessorConfig {
                 Some(url)
             }
         };
-        let secs = |var: &'static str, default: i64, min: i64, max: i64| {
-            int(&get, var, default, min, max).map(|v| Duration::from_secs(u64::from(v)))
-        };
         let retry_backoff = Backoff {
-            base: secs("RETRY_BACKOFF_BASE_SECONDS", 10, 1, 3600)?,
-            max: secs("RETRY_BACKOFF_MAX_SECONDS", 300, 1, 86_400)?,
+            base: env.seconds("RETRY_BACKOFF_BASE_SECONDS", 10, 1..=3600)?,
+            max: env.seconds("RETRY_BACKOFF_MAX_SECONDS", 300, 1..=86_400)?,
         };
         if retry_backoff.max < retry_backoff.base {
             return Err(ConfigError::new(
@@ -164,37 +137,29 @@ impl ProcessorConfig {
                 ),
             ));
         }
+        let half_life_hours = env.float("FAIR_SHARE_HALF_LIFE_HOURS", 168.0, 0.1..=8760.0)?;
         Ok(Self {
             db,
             queue,
             namespace,
-            dev_image,
+            dev_image: env.dev_image()?,
             gpu_type_label,
-            visibility_timeout: secs("VISIBILITY_TIMEOUT_SECONDS", 30, 1, 3600)?,
+            visibility_timeout: env.seconds("VISIBILITY_TIMEOUT_SECONDS", 30, 1..=3600)?,
             retry_backoff,
-            poll: secs("POLL_SECONDS", 5, 0, 60)?,
-            batch_size: int(&get, "BATCH_SIZE", 16, 1, 1000)?,
-            max_reads: int(&get, "MAX_READS", 5, 1, 100)?,
-            scheduler_interval: secs("SCHEDULER_INTERVAL_SECONDS", 10, 1, 3600)?,
-            pod_ready_timeout: secs("POD_READY_TIMEOUT_SECONDS", 900, 10, 86_400)?,
+            poll: env.seconds("POLL_SECONDS", 5, 0..=60)?,
+            batch_size: env.int("BATCH_SIZE", 16, 1..=1000)?,
+            max_reads: env.int("MAX_READS", 5, 1..=100)?,
+            scheduler_interval: env.seconds("SCHEDULER_INTERVAL_SECONDS", 10, 1..=3600)?,
+            pod_ready_timeout: env.seconds("POD_READY_TIMEOUT_SECONDS", 900, 10..=86_400)?,
             storage_class,
-            default_disk_size_gb: int(&get, "DEFAULT_DISK_SIZE_GB", 100, 10, 10_000)?,
-            metrics_addr: addr(&get, "METRICS_ADDR", "0.0.0.0:9090")?,
-            log_format: match get("LOG_FORMAT").as_deref().unwrap_or("json") {
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                other => {
-                    return Err(ConfigError::new(
-                        "LOG_FORMAT",
-                        format!("{other:?} is neither \"json\" nor \"pretty\""),
-                    ));
-                }
-            },
-            catalog,
-            quotas,
-            fair_share_half_life: hours(&get, "FAIR_SHARE_HALF_LIFE_HOURS", 168.0, 0.1, 8760.0)?,
-            leader_lease: secs("LEADER_LEASE_SECONDS", 10, 2, 300)?,
-            leader_retry: secs("LEADER_RETRY_SECONDS", 3, 1, 60)?,
+            default_disk_size_gb: env.setting(shared::DEFAULT_DISK_SIZE_GB)?,
+            metrics_addr: env.addr("METRICS_ADDR", "0.0.0.0:9090")?,
+            log_format: env.log_format()?,
+            catalog: env.catalog()?,
+            quotas: env.quotas()?,
+            fair_share_half_life: Duration::from_secs_f64(half_life_hours * 3600.0),
+            leader_lease: env.seconds("LEADER_LEASE_SECONDS", 10, 2..=300)?,
+            leader_retry: env.seconds("LEADER_RETRY_SECONDS", 3, 1..=60)?,
             github_keys_url,
         })
     }
@@ -220,76 +185,18 @@ impl ProcessorConfig {
     }
 }
 
-fn int(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: i64,
-    min: i64,
-    max: i64,
-) -> Result<u32, ConfigError> {
-    let Some(raw) = get(var) else {
-        return u32::try_from(default).map_err(|_| ConfigError::new(var, "bad default"));
-    };
-    let v: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
-    if !(min..=max).contains(&v) {
-        return Err(ConfigError::new(
-            var,
-            format!("{v} is outside {min}..={max}"),
-        ));
-    }
-    u32::try_from(v).map_err(|_| ConfigError::new(var, format!("{v} is out of range")))
-}
-
-fn hours(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: f64,
-    min: f64,
-    max: f64,
-) -> Result<Duration, ConfigError> {
-    let v = match get(var) {
-        None => default,
-        Some(raw) => raw
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a number")))?,
-    };
-    if !v.is_finite() || !(min..=max).contains(&v) {
-        return Err(ConfigError::new(
-            var,
-            format!("{v} is outside {min}..={max}"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(v * 3600.0))
-}
-
-fn addr(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: &str,
-) -> Result<SocketAddr, ConfigError> {
-    let raw = get(var).unwrap_or_else(|| default.to_owned());
-    raw.trim()
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not an address like 0.0.0.0:9090")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<ProcessorConfig, ConfigError> {
-        let mut map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        map.entry("DATABASE_URL".into())
-            .or_insert_with(|| "postgres://gpudev:s3cret-pw@db:5432/gpudev".into());
-        ProcessorConfig::from_lookup(|k| map.get(k).cloned())
+        let given = lookup_in(vars);
+        ProcessorConfig::from_lookup(|k| {
+            given(k).or_else(|| {
+                (k == "DATABASE_URL").then(|| "postgres://gpudev:s3cret-pw@db:5432/gpudev".into())
+            })
+        })
     }
 
     #[test]
@@ -298,7 +205,7 @@ mod tests {
         assert_eq!(c.queue.name(), "gpu_reservations");
         assert_eq!(c.namespace, "gpu-dev");
         assert_eq!(c.gpu_type_label, "gpudev.io/gpu-type");
-        assert_eq!(c.dev_image.as_str(), DEFAULT_IMAGE);
+        assert_eq!(c.dev_image.as_str(), shared::DEFAULT_IMAGE);
         assert_eq!(c.visibility_timeout, Duration::from_secs(30));
         assert_eq!(c.retry_backoff.base, Duration::from_secs(10));
         assert_eq!(c.retry_backoff.max, Duration::from_secs(300));

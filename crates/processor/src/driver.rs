@@ -16,7 +16,7 @@ use gpudev_cluster::{
     DiskClaimSpec, DiskMount, JupyterToken, PodManifests, ReservationSpec, disk_claim, labels,
     pin_to_node,
 };
-use gpudev_domain::{DiskName, EnvVars, GpuType, ImageRef, ReservationStatus, Username};
+use gpudev_domain::{DiskName, EnvVars, ImageRef, ReservationStatus, Username};
 use gpudev_store::reservations::{self, Reservation, Transition};
 use gpudev_store::{StoreError, disks};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
@@ -25,9 +25,9 @@ use kube::{Api, ResourceExt};
 use rand::distr::{Alphanumeric, SampleString};
 use uuid::Uuid;
 
-use crate::db;
 use crate::error::{ProcessorError, Result};
 use crate::processor::{ACTOR, Fenced, Processor};
+use gpudev_store::scheduling as db;
 
 /// What a drive did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,13 +221,10 @@ impl Processor {
     /// ([`Self::ensure_disk`]).
     pub(crate) async fn spec_for(&self, r: &Reservation) -> Result<ReservationSpec> {
         let config = &self.inner.config;
-        let gpu_type = GpuType::parse(&r.gpu_type)
-            .map_err(|e| ProcessorError::Permanent(format!("GPU type {:?}: {e}", r.gpu_type)))?;
-        let gpu = config.catalog.get(&gpu_type).cloned().ok_or_else(|| {
-            ProcessorError::Permanent(format!("GPU type {gpu_type} is not offered"))
+        let gpu = config.catalog.get(&r.gpu_type).cloned().ok_or_else(|| {
+            ProcessorError::Permanent(format!("GPU type {} is not offered", r.gpu_type))
         })?;
-        let username = Username::parse(&r.username)
-            .map_err(|e| ProcessorError::Permanent(format!("owner {:?}: {e}", r.username)))?;
+        let username = r.username.clone();
         let image = if r.image.trim().is_empty() {
             config.dev_image.clone()
         } else {
@@ -435,16 +432,9 @@ impl Processor {
 
     /// Detaches the disk of an ended reservation in the database.
     pub(crate) async fn release_disk_of(&self, id: Uuid) -> Result<()> {
-        let attached: Vec<Uuid> = {
+        let attached = {
             let db = self.db().await?;
-            db.query(
-                "SELECT disk_id FROM disks WHERE reservation_id = $1",
-                &[&id],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+            disks::attached_to(&**db, id).await?
         };
         if attached.is_empty() {
             return Ok(());

@@ -1,16 +1,17 @@
 //! Queue messages, read as hints.
 //!
-//! A message only says *what to look at*; the database says what is true. Reservation hints
-//! follow [`gpudev_store::reservations::QueueHint`] (`action`, `reservation_id`, `username`,
-//! `requested_at`, `details`); disk hints carry `operation_id`, `disk_id`, `disk_name` and
-//! `username` instead of a reservation.
+//! A message only says *what to look at*; the database says what is true. The messages are
+//! [`gpudev_store::QueueMessage`], the one type the API sends; [`Hint`] is what the processor
+//! makes of one.
 
-use serde::Deserialize;
+use gpudev_store::hints::{Action, QueueMessage};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use gpudev_store::hints::{DiskHint, MessageError as HintError};
+
 /// What a message asks the processor to look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Hint {
     /// A reservation was submitted.
     Create(Uuid),
@@ -35,90 +36,51 @@ pub enum Hint {
     DiskRename,
 }
 
-/// The fields of a disk hint.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DiskHint {
-    /// The tracked operation to complete.
-    pub operation_id: Uuid,
-    /// The disk.
-    pub disk_id: Uuid,
-    /// Its name.
-    pub disk_name: String,
-    /// Its owner.
-    pub username: String,
-}
-
-/// Why a message is not a hint this processor understands: permanent, so the message is
-/// dead-lettered at once.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HintError {
-    /// Not a JSON object with a string `action`.
-    #[error("not a hint: {0}")]
-    Malformed(String),
-    /// An action this processor does not know.
-    #[error("unknown action {0:?}")]
-    UnknownAction(String),
-}
-
-#[derive(Deserialize)]
-struct ReservationFields {
-    reservation_id: Uuid,
-    #[serde(default)]
-    details: Value,
+impl From<QueueMessage> for Hint {
+    fn from(message: QueueMessage) -> Self {
+        let jupyter = |hint: gpudev_store::hints::ReservationHint, default: bool| Hint::Jupyter {
+            reservation_id: hint.reservation_id,
+            // The details say what was asked; the action alone tells it when they do not.
+            enabled: hint
+                .details
+                .get("jupyter_enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(default),
+        };
+        match message {
+            QueueMessage::Create(h) => Hint::Create(h.reservation_id),
+            QueueMessage::Cancel(h) => Hint::Cancel(h.reservation_id),
+            QueueMessage::Extend(h) => Hint::Extend(h.reservation_id),
+            QueueMessage::EnableJupyter(h) => jupyter(h, true),
+            QueueMessage::DisableJupyter(h) => jupyter(h, false),
+            QueueMessage::AddUser(h) => Hint::AddUser(h.reservation_id),
+            QueueMessage::DiskCreate(d) => Hint::DiskCreate(d),
+            QueueMessage::DiskDelete(d) => Hint::DiskDelete(d),
+            QueueMessage::DiskRename => Hint::DiskRename,
+        }
+    }
 }
 
 impl Hint {
     /// Reads a message body.
     pub fn parse(body: &Value) -> Result<Self, HintError> {
-        let action = body
-            .get("action")
-            .and_then(Value::as_str)
-            .ok_or_else(|| HintError::Malformed("no \"action\" string".to_owned()))?;
-        let reservation = || -> Result<ReservationFields, HintError> {
-            serde_json::from_value(body.clone())
-                .map_err(|e| HintError::Malformed(format!("{action} hint: {e}")))
-        };
-        let disk = || -> Result<DiskHint, HintError> {
-            serde_json::from_value(body.clone())
-                .map_err(|e| HintError::Malformed(format!("{action} hint: {e}")))
-        };
-        Ok(match action {
-            "create" => Self::Create(reservation()?.reservation_id),
-            "cancel" => Self::Cancel(reservation()?.reservation_id),
-            "extend" => Self::Extend(reservation()?.reservation_id),
-            "enable_jupyter" | "disable_jupyter" => {
-                let fields = reservation()?;
-                let enabled = fields
-                    .details
-                    .get("jupyter_enabled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(action == "enable_jupyter");
-                Self::Jupyter {
-                    reservation_id: fields.reservation_id,
-                    enabled,
-                }
-            }
-            "add_user" => Self::AddUser(reservation()?.reservation_id),
-            "disk_create" => Self::DiskCreate(disk()?),
-            "disk_delete" => Self::DiskDelete(disk()?),
-            "disk_rename" => Self::DiskRename,
-            other => return Err(HintError::UnknownAction(other.to_owned())),
-        })
+        QueueMessage::parse(body).map(Hint::from)
     }
 
     /// The action name, for metrics and logs.
     pub fn action(&self) -> &'static str {
-        match self {
-            Self::Create(_) => "create",
-            Self::Cancel(_) => "cancel",
-            Self::Extend(_) => "extend",
-            Self::Jupyter { enabled: true, .. } => "enable_jupyter",
-            Self::Jupyter { enabled: false, .. } => "disable_jupyter",
-            Self::AddUser(_) => "add_user",
-            Self::DiskCreate(_) => "disk_create",
-            Self::DiskDelete(_) => "disk_delete",
-            Self::DiskRename => "disk_rename",
-        }
+        let action = match self {
+            Self::Create(_) => Action::Create,
+            Self::Cancel(_) => Action::Cancel,
+            Self::Extend(_) => Action::Extend,
+            Self::Jupyter { enabled: true, .. } => Action::EnableJupyter,
+            Self::Jupyter { enabled: false, .. } => Action::DisableJupyter,
+            Self::AddUser(_) => Action::AddUser,
+            Self::DiskCreate(_) => Action::DiskCreate,
+            Self::DiskDelete(_) => Action::DiskDelete,
+            Self::DiskRename => Action::DiskRename,
+        };
+        action.as_str()
     }
 
     /// The reservation the hint is about, if any.

@@ -22,7 +22,6 @@
 pub mod backoff;
 pub mod config;
 pub mod consumer;
-pub mod db;
 pub mod driver;
 pub mod error;
 pub mod hint;
@@ -36,11 +35,10 @@ pub mod processor;
 pub mod reconcile;
 pub mod run;
 pub mod settle;
-pub mod telemetry;
 pub mod view;
 
 pub use backoff::Backoff;
-pub use config::{LogFormat, ProcessorConfig};
+pub use config::ProcessorConfig;
 pub use consumer::Outcome;
 pub use error::ProcessorError;
 pub use hint::Hint;

@@ -15,10 +15,10 @@ use gpudev_cluster::ops::{ManagedObjects, nodes_and_pods};
 use gpudev_store::reservations;
 use uuid::Uuid;
 
-use crate::db::{self, AdmissionRow, PositionUpdate};
 use crate::error::Result;
 use crate::plan::{PassFacts, USAGE_HORIZON_HALF_LIVES, plan_pass};
 use crate::processor::{ACTOR, Fenced, Processor};
+use gpudev_store::scheduling::{self as db, AdmissionRow, PositionUpdate};
 
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -16,7 +16,7 @@ use gpudev_domain::{
 use k8s_openapi::api::core::v1::Pod;
 use uuid::Uuid;
 
-use crate::db::{LiveRow, UsageRow};
+use gpudev_store::scheduling::{LiveRow, UsageRow};
 
 /// How many half-lives of history fair share looks at (older use weighs under 1/256).
 pub const USAGE_HORIZON_HALF_LIVES: f64 = 8.0;

@@ -25,13 +25,17 @@ use kube::ResourceExt;
 use kube::api::ListParams;
 use uuid::Uuid;
 
-use crate::db;
 use crate::error::Result;
 use crate::processor::Processor;
 use crate::settle::Settled;
+use gpudev_store::scheduling as db;
 
 /// What a reconciliation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct ReconcileReport {
     /// Reservations whose leftover objects were deleted.
     pub cleaned: Vec<Uuid>,
@@ -43,7 +47,6 @@ pub struct ReconcileReport {
     pub failed: Vec<Uuid>,
     /// Reservations sent back to the queue.
     pub requeued: Vec<Uuid>,
-    /// Disks released.
     pub disks_released: usize,
 }
 

@@ -124,7 +124,7 @@ impl Processor {
 pub async fn kube_client(path: Option<&Path>) -> Result<kube::Client> {
     // With several rustls backends linked in, a client built without a process-wide provider
     // panics; the binary installs one at start, and so does this library entry point.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    gpudev_runtime::install_crypto_provider();
     let infer = |e: kube::Error| ProcessorError::Permanent(format!("Kubernetes client: {e}"));
     match path {
         None => kube::Client::try_default().await.map_err(infer),

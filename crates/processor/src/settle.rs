@@ -15,10 +15,10 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use uuid::Uuid;
 
-use crate::db::{self, Connection};
 use crate::error::{ProcessorError, Result};
 use crate::pods::{ReservationState, combine, summarize_events};
 use crate::processor::{ACTOR, Fenced, Processor};
+use gpudev_store::scheduling::{self as db, Connection};
 
 /// What settling did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,10 @@ use tokio_postgres::types::ToSql;
 
 /// One audit entry to write.
 #[derive(Debug, Clone, Default)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct AuditEntry<'a> {
     /// The acting user's id, when known.
     pub actor_user_id: Option<i64>,
@@ -21,7 +25,6 @@ pub struct AuditEntry<'a> {
     pub action: &'a str,
     /// Kind of object acted on.
     pub target_type: Option<&'a str>,
-    /// Its id.
     pub target_id: Option<&'a str>,
     /// `success`, `denied` or `error`.
     pub outcome: &'a str,
@@ -35,12 +38,15 @@ pub struct AuditEntry<'a> {
 
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct AuditRecord {
-    /// Id.
     pub audit_id: i64,
-    /// When.
+    /// When the call was made.
     pub occurred_at: DateTime<Utc>,
-    /// Who.
+    /// The acting user's name (or `anonymous`, `system`).
     pub actor: String,
     /// How they authenticated.
     pub auth_method: Option<String>,
@@ -52,7 +58,6 @@ pub struct AuditRecord {
     pub target_type: Option<String>,
     /// On which object.
     pub target_id: Option<String>,
-    /// Outcome.
     pub outcome: String,
     /// Extra data.
     pub details: Value,

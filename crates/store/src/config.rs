@@ -8,25 +8,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A configuration problem, naming the variable at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub variable: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
-}
+use gpudev_runtime::{Env, shared};
 
-impl ConfigError {
-    /// A problem with `variable`.
-    pub fn new(variable: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            variable,
-            problem: problem.into(),
-        }
-    }
-}
+pub use gpudev_runtime::ConfigError;
 
 /// Where and how to connect. `Debug` and `Display` never show the password.
 #[derive(Clone)]
@@ -48,11 +32,12 @@ impl DbConfig {
 
     /// Reads the settings through `get` (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let pool_size = parse_range(&get, "DB_POOL_SIZE", 16, 1, 512)?;
-        let timeout = parse_range(&get, "DB_CONNECT_TIMEOUT_SECONDS", 5, 1, 120)?;
-        let connect_timeout = Duration::from_secs(timeout as u64);
+        let env = Env::new(&get);
+        let pool_size = usize::try_from(env.setting(shared::DB_POOL_SIZE)?).unwrap_or(usize::MAX);
+        let connect_timeout =
+            Duration::from_secs(u64::from(env.setting(shared::DB_CONNECT_TIMEOUT_SECONDS)?));
 
-        let (mut pg, source) = match get("DATABASE_URL").filter(|s| !s.trim().is_empty()) {
+        let (mut pg, source) = match env.get("DATABASE_URL") {
             Some(url) => {
                 let pg = tokio_postgres::Config::from_str(url.trim()).map_err(|e| {
                     ConfigError::new("DATABASE_URL", format!("not a valid PostgreSQL URL ({e})"))
@@ -63,21 +48,19 @@ impl DbConfig {
                 (pg, "DATABASE_URL")
             }
             None => {
-                let host = get("POSTGRES_HOST")
-                    .filter(|s| !s.trim().is_empty())
-                    .ok_or_else(|| {
-                        ConfigError::new(
-                            "DATABASE_URL",
-                            "not set, and POSTGRES_HOST is not set either: set one of them",
-                        )
-                    })?;
-                let port = parse_range(&get, "POSTGRES_PORT", 5432, 1, 65535)?;
+                let host = env.get("POSTGRES_HOST").ok_or_else(|| {
+                    ConfigError::new(
+                        "DATABASE_URL",
+                        "not set, and POSTGRES_HOST is not set either: set one of them",
+                    )
+                })?;
+                let port = env.int("POSTGRES_PORT", 5432_u16, 1..=65535)?;
                 let mut pg = tokio_postgres::Config::new();
                 pg.host(host.trim())
-                    .port(port as u16)
-                    .user(get("POSTGRES_USER").as_deref().unwrap_or("gpudev"))
-                    .dbname(get("POSTGRES_DB").as_deref().unwrap_or("gpudev"));
-                if let Some(pw) = get("POSTGRES_PASSWORD") {
+                    .port(port)
+                    .user(env.raw("POSTGRES_USER").as_deref().unwrap_or("gpudev"))
+                    .dbname(env.raw("POSTGRES_DB").as_deref().unwrap_or("gpudev"));
+                if let Some(pw) = env.raw("POSTGRES_PASSWORD") {
                     pg.password(pw);
                 }
                 (pg, "POSTGRES_HOST")
@@ -92,7 +75,7 @@ impl DbConfig {
         Ok(Self {
             pg,
             source,
-            pool_size: pool_size as usize,
+            pool_size,
             connect_timeout,
         })
     }
@@ -133,29 +116,6 @@ impl DbConfig {
     }
 }
 
-fn parse_range(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: i64,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
-    let Some(raw) = get(var).filter(|s| !s.trim().is_empty()) else {
-        return Ok(default);
-    };
-    let v: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
-    if !(min..=max).contains(&v) {
-        return Err(ConfigError::new(
-            var,
-            format!("{v} is outside {min}..={max}"),
-        ));
-    }
-    Ok(v)
-}
-
 impl fmt::Display for DbConfig {
     /// `host:port/dbname as user`, without the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,14 +147,10 @@ impl fmt::Debug for DbConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use gpudev_runtime::settings::lookup_in;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<DbConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        DbConfig::from_lookup(|k| map.get(k).cloned())
+        DbConfig::from_lookup(lookup_in(vars))
     }
 
     #[test]

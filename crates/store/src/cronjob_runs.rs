@@ -16,8 +16,11 @@ pub enum Outcome {
 
 /// A stored run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct Run {
-    /// Id.
     pub run_id: i64,
     /// Which job (`availability`, `expiry`).
     pub job: String,

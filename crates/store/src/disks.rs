@@ -11,8 +11,11 @@ use crate::{Db, StoreError};
 
 /// A stored disk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct Disk {
-    /// Id.
     pub disk_id: Uuid,
     /// Owner.
     pub user_id: i64,
@@ -20,7 +23,6 @@ pub struct Disk {
     pub disk_name: String,
     /// Name of its PersistentVolumeClaim.
     pub kube_name: String,
-    /// Size.
     pub size_gb: i32,
     /// `pending`, `ready`, `in_use`, `deleting`, `deleted` or `failed`.
     pub status: String,
@@ -75,6 +77,10 @@ fn from_row(r: &Row) -> Disk {
 
 /// A disk record to create.
 #[derive(Debug, Clone)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct NewDisk<'a> {
     /// Its id, chosen by the caller so that the claim name can be derived from it.
     pub disk_id: Uuid,
@@ -85,7 +91,6 @@ pub struct NewDisk<'a> {
     /// Its PersistentVolumeClaim's name (`DiskName::kube_name` of the owner and `disk_id`),
     /// fixed for the life of the disk: renames do not change it.
     pub kube_name: &'a str,
-    /// Size in GB.
     pub size_gb: i32,
     /// The operation that tracks the creation, completed by the processor.
     pub operation_id: Option<Uuid>,
@@ -221,6 +226,17 @@ pub async fn attach(db: &impl Db, disk_id: Uuid, reservation_id: Uuid) -> Result
         )
         .await?;
     Ok(n == 1)
+}
+
+/// The disks attached to reservation `reservation_id` (at most one in practice).
+pub async fn attached_to(db: &impl Db, reservation_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT disk_id FROM disks WHERE reservation_id = $1",
+            &[&reservation_id],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Releases a disk from a reservation; false when it was not attached to it.

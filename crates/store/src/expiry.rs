@@ -14,14 +14,16 @@ use crate::StoreError;
 
 /// An active reservation as the expiry job sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct ActiveReservation {
-    /// Id.
     pub reservation_id: Uuid,
     /// Owner's name.
     pub username: String,
     /// Display name.
     pub name: Option<String>,
-    /// GPU type.
     pub gpu_type: String,
     /// When it ends unless extended.
     pub expires_at: DateTime<Utc>,
@@ -247,7 +249,10 @@ pub async fn live_ids(
 ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
     let rows = db
         .query(
-            "SELECT reservation_id FROM reservations WHERE status IN ('queued', 'preparing', 'active')",
+            concat!(
+                "SELECT reservation_id FROM reservations WHERE status IN ",
+                crate::live_statuses!()
+            ),
             &[],
         )
         .await?;
@@ -256,8 +261,11 @@ pub async fn live_ids(
 
 /// A disk attached to a reservation.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct AttachedDisk {
-    /// Id.
     pub disk_id: Uuid,
     /// Name chosen by the owner.
     pub disk_name: String,
@@ -292,8 +300,11 @@ pub async fn attached_disks(
 
 /// A recorded snapshot.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct SnapshotRef {
-    /// Id.
     pub snapshot_id: Uuid,
     /// The disk it belongs to.
     pub disk_id: Uuid,
@@ -375,8 +386,11 @@ pub async fn snapshot_deleted(
 
 /// A soft-deleted disk whose delete date has passed.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct DiskToPurge {
-    /// Id.
     pub disk_id: Uuid,
     /// Name of its PersistentVolumeClaim.
     pub kube_name: String,

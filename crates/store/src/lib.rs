@@ -16,12 +16,14 @@ pub mod disks;
 mod error;
 pub mod expiry;
 pub mod gpu_types;
+pub mod hints;
 pub mod job_changes;
 pub mod login_signatures;
 pub mod migrate;
 pub mod pool;
 pub mod queue;
 pub mod reservations;
+pub mod scheduling;
 pub mod ssh_keys;
 pub mod usage;
 pub mod users;
@@ -29,8 +31,39 @@ pub mod users;
 pub use config::{ConfigError, DbConfig};
 pub use db::Db;
 pub use error::StoreError;
+pub use hints::{Action, QueueMessage};
 pub use pool::{Pool, connect_pool};
 pub use queue::Queue;
 
+/// The live statuses ([`gpudev_domain::ReservationStatus::LIVE`]) as an SQL list,
+/// `('queued', 'preparing', 'active')`, for `WHERE status IN` inside `concat!`. A literal rather
+/// than a bound parameter, so the partial indexes on live reservations (whose predicate is this
+/// same list) serve the queries; a test checks it against `LIVE` and the migrations.
+#[macro_export]
+macro_rules! live_statuses {
+    () => {
+        "('queued', 'preparing', 'active')"
+    };
+}
+
 /// The queue the API writes reservation messages to and the processor reads.
 pub const DEFAULT_QUEUE: &str = "gpu_reservations";
+
+#[cfg(test)]
+mod tests {
+    use gpudev_domain::ReservationStatus;
+
+    #[test]
+    fn the_live_status_list_is_the_domains_and_the_partial_indexes() {
+        let from_domain: Vec<String> = ReservationStatus::LIVE
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(live_statuses!(), format!("({})", from_domain.join(", ")));
+        let indexes = include_str!("../../../migrations/V202611240060__submit_indexes.sql");
+        assert!(
+            indexes.contains(concat!("WHERE status IN ", live_statuses!())),
+            "the partial indexes no longer match the live statuses"
+        );
+    }
+}

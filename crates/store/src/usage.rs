@@ -6,10 +6,13 @@ use serde::Serialize;
 
 /// GPU-hours one user spent on one GPU type in a window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct UsageRow {
     /// The user.
     pub username: String,
-    /// The GPU type.
     pub gpu_type: String,
     /// Reservations that ran in the window.
     pub reservations: i64,

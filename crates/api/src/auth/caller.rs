@@ -3,7 +3,7 @@ use std::future::{Ready, ready};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 use gpudev_store::users::Role;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl FromRequest for Caller {
                 .get::<Caller>()
                 .cloned()
                 .ok_or_else(|| ApiError::Unauthorized {
-                    code: "not_authenticated",
+                    code: ErrorCode::NotAuthenticated,
                     detail: "Not authenticated: send Authorization: Bearer <api key>".into(),
                 }),
         )

@@ -7,7 +7,7 @@ use gpudev_domain::{AuthorizationError, PresentedKey};
 use gpudev_store::api_keys::{self, KeyRejection};
 
 use super::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// Authenticates `Authorization: Bearer <key>` before anything else about the request is looked at,
@@ -60,13 +60,13 @@ pub async fn require_api_key(
 async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized {
-            code: "not_authenticated",
+            code: ErrorCode::NotAuthenticated,
             detail: "Not authenticated: send Authorization: Bearer <api key>".into(),
         });
     };
     let not_bearer = || {
         ApiError::Unauthorized {
-        code: "invalid_authorization",
+        code: ErrorCode::InvalidAuthorization,
         detail: "Invalid authentication credentials: the Authorization header must be 'Bearer <api key>'".into(),
     }
     };
@@ -74,7 +74,7 @@ async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, 
     let key = PresentedKey::from_authorization(header).map_err(|e| match e {
         AuthorizationError::NotBearer => not_bearer(),
         AuthorizationError::Key(_) => ApiError::Unauthorized {
-            code: "invalid_api_key",
+            code: ErrorCode::InvalidApiKey,
             detail: "Invalid API key format".into(),
         },
     })?;
@@ -90,19 +90,19 @@ async fn authenticate(state: &AppState, req: &ServiceRequest) -> Result<Caller, 
     let auth = api_keys::authenticate(&*db, &hash).await?;
     let auth = auth.map_err(|rejection| match rejection {
         KeyRejection::Unknown => ApiError::Unauthorized {
-            code: "invalid_api_key",
+            code: ErrorCode::InvalidApiKey,
             detail: "Invalid API key".into(),
         },
         KeyRejection::Revoked => ApiError::Forbidden {
-            code: "api_key_revoked",
+            code: ErrorCode::ApiKeyRevoked,
             detail: "API key has been revoked".into(),
         },
         KeyRejection::Expired => ApiError::Forbidden {
-            code: "api_key_expired",
+            code: ErrorCode::ApiKeyExpired,
             detail: "API key has expired".into(),
         },
         KeyRejection::UserDisabled => ApiError::Forbidden {
-            code: "user_disabled",
+            code: ErrorCode::UserDisabled,
             detail: "User account is disabled".into(),
         },
     })?;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::config::IssuerConfig;
 use super::provider::{KeyError, OidcProvider};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -37,9 +37,9 @@ pub struct OidcIdentity {
 pub enum Rejection {
     /// 401: not a valid token of a trusted issuer (signature, algorithm, key, `iss`, `aud`,
     /// `exp`, `nbf`, `sub`).
-    Invalid(&'static str, String),
+    Invalid(ErrorCode, String),
     /// 403: a valid token without a claim or group the operator requires.
-    Missing(&'static str, String),
+    Missing(ErrorCode, String),
     /// 503: the issuer's keys cannot be fetched.
     Unavailable(String),
 }
@@ -55,7 +55,7 @@ impl From<Rejection> for ApiError {
 }
 
 fn invalid(detail: impl Into<String>) -> Rejection {
-    Rejection::Invalid("invalid_token", detail.into())
+    Rejection::Invalid(ErrorCode::InvalidToken, detail.into())
 }
 
 /// The `iss` of a token before any check, used only to pick the issuer whose keys and rules
@@ -149,7 +149,7 @@ pub fn check_claims(
     for (name, wanted) in &config.required_claims {
         if !strings(claims.get(name)).contains(&wanted.as_str()) {
             return Err(Rejection::Missing(
-                "oidc_claim_missing",
+                ErrorCode::OidcClaimMissing,
                 format!("the token's {name} claim must be {wanted:?}"),
             ));
         }
@@ -168,7 +168,7 @@ pub fn check_claims(
             .any(|g| groups.contains(&g.as_str()))
     {
         return Err(Rejection::Missing(
-            "oidc_group_missing",
+            ErrorCode::OidcGroupMissing,
             format!(
                 "you must be in one of these groups: {}",
                 config.required_groups.join(", ")
@@ -177,7 +177,7 @@ pub fn check_claims(
     }
     let username = derive_username(config, claims, subject).ok_or_else(|| {
         Rejection::Missing(
-            "oidc_claim_missing",
+            ErrorCode::OidcClaimMissing,
             "no username can be derived from the token".into(),
         )
     })?;
@@ -197,7 +197,7 @@ pub async fn verify(provider: &OidcProvider, token: &str) -> Result<OidcIdentity
     let iss = unverified_issuer(token).ok_or_else(|| invalid("the token has no issuer (iss)"))?;
     let issuer = provider.find(&iss).ok_or_else(|| {
         Rejection::Invalid(
-            "oidc_issuer_untrusted",
+            ErrorCode::OidcIssuerUntrusted,
             "the token's issuer is not trusted here".into(),
         )
     })?;
@@ -214,7 +214,7 @@ pub async fn verify(provider: &OidcProvider, token: &str) -> Result<OidcIdentity
         .ok_or_else(|| invalid("the token names no key (kid)"))?;
     let jwk = provider.key(issuer, kid).await.map_err(|e| match e {
         KeyError::UnknownKey(_) => Rejection::Invalid(
-            "oidc_unknown_key",
+            ErrorCode::OidcUnknownKey,
             "the token was signed with a key the issuer does not publish".into(),
         ),
         KeyError::Unreachable(why) => {
@@ -239,14 +239,14 @@ pub async fn verify(provider: &OidcProvider, token: &str) -> Result<OidcIdentity
     let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation).map_err(
         |e| match e.kind() {
             ErrorKind::ExpiredSignature => {
-                Rejection::Invalid("token_expired", "the token has expired".into())
+                Rejection::Invalid(ErrorCode::TokenExpired, "the token has expired".into())
             }
             ErrorKind::ImmatureSignature => Rejection::Invalid(
-                "token_not_yet_valid",
+                ErrorCode::TokenNotYetValid,
                 "the token is not valid yet (nbf)".into(),
             ),
             ErrorKind::InvalidAudience => Rejection::Invalid(
-                "invalid_audience",
+                ErrorCode::InvalidAudience,
                 "the token is not meant for this service (aud)".into(),
             ),
             ErrorKind::InvalidIssuer => invalid("the token's issuer does not match"),
@@ -324,7 +324,7 @@ mod tests {
                 &claims(json!({"sub": "1", "org": "acme", "groups": ["x"]}))
             ),
             Err(Rejection::Missing(
-                "oidc_group_missing",
+                ErrorCode::OidcGroupMissing,
                 "you must be in one of these groups: gpu".into()
             ))
         );
@@ -336,14 +336,14 @@ mod tests {
         assert!(both.is_admin);
         assert!(matches!(
             check_claims(&c, &claims(json!({"sub": "1", "groups": ["gpu"]}))),
-            Err(Rejection::Missing("oidc_claim_missing", _))
+            Err(Rejection::Missing(ErrorCode::OidcClaimMissing, _))
         ));
         assert!(matches!(
             check_claims(
                 &c,
                 &claims(json!({"sub": "", "org": "acme", "groups": ["gpu"]}))
             ),
-            Err(Rejection::Invalid("invalid_token", _))
+            Err(Rejection::Invalid(ErrorCode::InvalidToken, _))
         ));
     }
 

@@ -3,71 +3,28 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::state::AppState;
 
-/// Service information and links.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceInfo {
-    /// Service name.
-    pub service: &'static str,
-    /// Version of this build.
-    pub version: &'static str,
-    /// Interactive API documentation.
-    pub docs: &'static str,
-    /// OpenAPI document.
-    pub openapi: &'static str,
-    /// Health check.
-    pub health: &'static str,
-    /// Login routes.
-    pub auth: AuthLinks,
-}
-
-/// Where to log in.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuthLinks {
-    /// Send AWS credentials (verified with STS).
-    pub aws_login: &'static str,
-    /// Send a presigned STS request (the secret key never leaves the client).
-    pub aws_iam: &'static str,
-    /// Send an OpenID Connect ID token.
-    pub oidc_login: &'static str,
-    /// The trusted OIDC issuers and their client ids.
-    pub oidc_issuers: &'static str,
-}
+pub use gpudev_api_types::health::{AuthLinks, Health, ServiceInfo};
 
 /// Service information.
 #[utoipa::path(get, path = "/", tag = "service", responses((status = 200, body = ServiceInfo)))]
 #[get("/")]
 pub async fn root() -> HttpResponse {
     HttpResponse::Ok().json(ServiceInfo {
-        service: "gpudev-api",
-        version: env!("CARGO_PKG_VERSION"),
-        docs: "/docs/",
-        openapi: "/openapi.json",
-        health: "/health",
+        service: "gpudev-api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        docs: "/docs/".into(),
+        openapi: "/openapi.json".into(),
+        health: "/health".into(),
         auth: AuthLinks {
-            aws_login: "/v1/auth/aws-login",
-            aws_iam: "/v1/auth/aws-iam",
-            oidc_login: "/v1/auth/oidc-login",
-            oidc_issuers: "/v1/auth/oidc",
+            aws_login: "/v1/auth/aws-login".into(),
+            aws_iam: "/v1/auth/aws-iam".into(),
+            oidc_login: "/v1/auth/oidc-login".into(),
+            oidc_issuers: "/v1/auth/oidc".into(),
         },
     })
-}
-
-/// Health of the service and its dependencies.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `healthy` or `unhealthy`.
-    pub status: &'static str,
-    /// `healthy`, or what is wrong with the database.
-    pub database: String,
-    /// `healthy`, `missing`, or `unknown` when the database is down.
-    pub queue: String,
-    /// When this was checked.
-    pub timestamp: chrono::DateTime<chrono::Utc>,
 }
 
 async fn check(state: &AppState) -> Health {
@@ -96,7 +53,7 @@ async fn check(state: &AppState) -> Health {
         "unhealthy"
     };
     Health {
-        status,
+        status: status.into(),
         database,
         queue,
         timestamp: chrono::Utc::now(),

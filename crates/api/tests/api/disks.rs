@@ -1,5 +1,6 @@
 //! `/v1/disks`: create, list, get, rename, delete, operations; owners only.
 
+use gpudev_api_types::disks::{CreateDisk, RenameDisk};
 use gpudev_store::users::Role;
 use gpudev_store::{Queue, disks as store_disks};
 use reqwest::Method;
@@ -7,20 +8,21 @@ use serde_json::json;
 
 use crate::helpers::{spawn_app, status_json};
 
+/// A well-formed create body.
+fn create(name: &str, size_gb: Option<i64>) -> CreateDisk {
+    CreateDisk {
+        disk_name: name.into(),
+        size_gb,
+    }
+}
+
 #[tokio::test]
 async fn creating_a_disk_records_it_queues_the_work_and_returns_an_operation() {
     let app = spawn_app().await;
     let (_, key) = app.user_with_key("alice", Role::User).await;
 
-    let (status, body) = status_json(
-        app.post(
-            "/v1/disks",
-            &key,
-            json!({"disk_name": "home", "size_gb": 200}),
-        )
-        .await,
-    )
-    .await;
+    let (status, body) =
+        status_json(app.post("/v1/disks", &key, create("home", Some(200))).await).await;
 
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["action"], "create");
@@ -93,12 +95,8 @@ async fn bad_names_and_sizes_are_422_and_duplicates_409() {
             json!({"disk_name": "a", "colour": "red"}),
         )
         .await;
-    let first = app
-        .post("/v1/disks", &key, json!({"disk_name": "work"}))
-        .await;
-    let dup = app
-        .post("/v1/disks", &key, json!({"disk_name": "work"}))
-        .await;
+    let first = app.post("/v1/disks", &key, create("work", None)).await;
+    let dup = app.post("/v1/disks", &key, create("work", None)).await;
 
     for r in [bad_name, long_name, small, unknown_field] {
         let (s, b) = status_json(r).await;
@@ -116,8 +114,7 @@ async fn another_users_disks_are_invisible() {
     let app = spawn_app().await;
     let (_, alice) = app.user_with_key("alice", Role::User).await;
     let (_, bob) = app.user_with_key("bob", Role::User).await;
-    app.post("/v1/disks", &alice, json!({"disk_name": "home"}))
-        .await;
+    app.post("/v1/disks", &alice, create("home", None)).await;
 
     let (list_status, list) = status_json(app.get("/v1/disks", &bob).await).await;
     let get = app.get("/v1/disks/home", &bob).await;
@@ -125,7 +122,13 @@ async fn another_users_disks_are_invisible() {
         .call(Method::DELETE, "/v1/disks/home", Some(&bob), None)
         .await;
     let ren = app
-        .post("/v1/disks/home/rename", &bob, json!({"new_name": "mine"}))
+        .post(
+            "/v1/disks/home/rename",
+            &bob,
+            RenameDisk {
+                new_name: "mine".into(),
+            },
+        )
         .await;
 
     assert_eq!(list_status, 200);
@@ -143,10 +146,8 @@ async fn another_users_disks_are_invisible() {
 async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
     let app = spawn_app().await;
     let (alice, key) = app.user_with_key("alice", Role::User).await;
-    app.post("/v1/disks", &key, json!({"disk_name": "home"}))
-        .await;
-    app.post("/v1/disks", &key, json!({"disk_name": "taken"}))
-        .await;
+    app.post("/v1/disks", &key, create("home", None)).await;
+    app.post("/v1/disks", &key, create("taken", None)).await;
     let mut client = app.db.connect().await;
     let disk = store_disks::get(&client, alice.user_id, "home")
         .await
@@ -186,8 +187,14 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
     )
     .await;
     let (s2, b2) = status_json(
-        app.post("/v1/disks/home/rename", &key, json!({"new_name": "x"}))
-            .await,
+        app.post(
+            "/v1/disks/home/rename",
+            &key,
+            RenameDisk {
+                new_name: "x".into(),
+            },
+        )
+        .await,
     )
     .await;
     assert_eq!(
@@ -205,8 +212,14 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         .await
         .unwrap();
     let (s3, b3) = status_json(
-        app.post("/v1/disks/home/rename", &key, json!({"new_name": "taken"}))
-            .await,
+        app.post(
+            "/v1/disks/home/rename",
+            &key,
+            RenameDisk {
+                new_name: "taken".into(),
+            },
+        )
+        .await,
     )
     .await;
     assert_eq!(
@@ -218,7 +231,9 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         app.post(
             "/v1/disks/home/rename",
             &key,
-            json!({"new_name": "scratch"}),
+            RenameDisk {
+                new_name: "scratch".into(),
+            },
         )
         .await,
     )
@@ -273,34 +288,26 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
 async fn a_renamed_or_deleted_disks_name_can_be_given_to_a_new_disk_with_its_own_claim() {
     let app = spawn_app().await;
     let (alice, key) = app.user_with_key("alice", Role::User).await;
-    let created = app
-        .post("/v1/disks", &key, json!({"disk_name": "home"}))
-        .await;
+    let created = app.post("/v1/disks", &key, create("home", None)).await;
     assert_eq!(created.status(), 200);
     let renamed = app
         .post(
             "/v1/disks/home/rename",
             &key,
-            json!({"new_name": "old-home"}),
+            RenameDisk {
+                new_name: "old-home".into(),
+            },
         )
         .await;
     assert_eq!(renamed.status(), 200);
 
-    let (again, body) = status_json(
-        app.post("/v1/disks", &key, json!({"disk_name": "home"}))
-            .await,
-    )
-    .await;
+    let (again, body) = status_json(app.post("/v1/disks", &key, create("home", None)).await).await;
     assert_eq!(again, 200, "the name is free after the rename: {body}");
     let deleted = app
         .call(Method::DELETE, "/v1/disks/home", Some(&key), None)
         .await;
     assert_eq!(deleted.status(), 200);
-    let (third, body) = status_json(
-        app.post("/v1/disks", &key, json!({"disk_name": "home"}))
-            .await,
-    )
-    .await;
+    let (third, body) = status_json(app.post("/v1/disks", &key, create("home", None)).await).await;
     assert_eq!(
         third, 200,
         "the name is free while the deleted disk waits for its purge: {body}"

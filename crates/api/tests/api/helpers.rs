@@ -8,6 +8,8 @@ use gpudev_store::api_keys::{self, NewKey};
 use gpudev_store::users::{self, Role, User};
 use gpudev_testkit::TestDb;
 use reqwest::{Method, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// A running API and the database behind it.
@@ -137,10 +139,21 @@ impl TestApp {
         doc["paths"][path][method]["responses"][status.to_string()].is_object()
     }
 
-    /// POST JSON with a key.
-    pub async fn post(&self, path: &str, key: &str, body: Value) -> Response {
+    /// POST JSON with a key: a request type of `gpudev-api-types`, or raw JSON for the tests
+    /// that send what no client would.
+    pub async fn post(&self, path: &str, key: &str, body: impl Serialize) -> Response {
+        let body = serde_json::to_value(body).unwrap();
         self.call(Method::POST, path, Some(key), Some(body)).await
     }
+}
+
+/// Status and body of a response read as the answer type the client reads, so an answer that
+/// drifts from its type fails here.
+pub async fn status_as<T: DeserializeOwned>(resp: Response) -> (u16, T) {
+    let (status, body) = status_json(resp).await;
+    let typed = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("not the expected answer ({status}, {e}): {body}"));
+    (status, typed)
 }
 
 /// Status and JSON body of a response.

@@ -1,6 +1,7 @@
 //! Actions on jobs: cancel, extend, Jupyter, extra users — owners only, guarded by status.
 
 use chrono::DateTime;
+use gpudev_api_types::jobs::{AddUserRequest, ExtendRequest};
 use gpudev_domain::ReservationStatus::{Expired, Failed, Preparing};
 use gpudev_store::reservations;
 use gpudev_store::users::Role;
@@ -211,7 +212,9 @@ async fn extending_an_active_job_moves_its_end_resets_warnings_and_records_it() 
         app.post(
             &format!("/v1/jobs/{id}/extend"),
             &key,
-            json!({"extension_hours": 1.5}),
+            ExtendRequest {
+                extension_hours: 1.5,
+            },
         )
         .await,
     )
@@ -330,8 +333,14 @@ async fn adding_a_user_records_the_login_and_tells_the_processor() {
     let users = |id: Uuid| format!("/v1/jobs/{id}/users");
 
     let (s1, added) = status_json(
-        app.post(&users(id), &key, json!({"github_username": "octocat"}))
-            .await,
+        app.post(
+            &users(id),
+            &key,
+            AddUserRequest {
+                github_username: "octocat".into(),
+            },
+        )
+        .await,
     )
     .await;
     let (s2, bad) = status_json(
@@ -340,8 +349,14 @@ async fn adding_a_user_records_the_login_and_tells_the_processor() {
     )
     .await;
     let (s3, gone) = status_json(
-        app.post(&users(ended), &key, json!({"github_username": "octocat"}))
-            .await,
+        app.post(
+            &users(ended),
+            &key,
+            AddUserRequest {
+                github_username: "octocat".into(),
+            },
+        )
+        .await,
     )
     .await;
 

@@ -1,24 +1,27 @@
 //! Arrangements shared by the job and availability tests.
 
+use gpudev_api_types::jobs::{JobSubmission, JobSubmitResponse};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::Queue;
 use gpudev_store::queue::Message;
 use gpudev_store::reservations::{self, Transition};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, status_json};
+use crate::helpers::{TestApp, status_as};
 
 /// A small valid request.
-pub fn t4(duration_hours: f64) -> Value {
-    json!({"gpu_type": "t4", "gpu_count": 1, "duration_hours": duration_hours})
+pub fn t4(duration_hours: f64) -> JobSubmission {
+    JobSubmission::new("t4", 1, duration_hours)
 }
 
 /// Submits `body`; asserts 200 and returns the job id.
-pub async fn submit_ok(app: &TestApp, key: &str, body: Value) -> Uuid {
-    let (status, resp) = status_json(app.post("/v1/jobs/submit", key, body).await).await;
-    assert_eq!(status, 200, "{resp}");
-    resp["job_id"].as_str().unwrap().parse().unwrap()
+pub async fn submit_ok(app: &TestApp, key: &str, body: impl Serialize) -> Uuid {
+    let (status, resp): (_, JobSubmitResponse) =
+        status_as(app.post("/v1/jobs/submit", key, body).await).await;
+    assert_eq!(status, 200, "{resp:?}");
+    resp.job_id
 }
 
 /// Moves a reservation along the state machine as the processor would.

@@ -257,6 +257,11 @@ async fn malformed_json_is_400_and_a_non_json_body_is_415() {
     );
 }
 
+/// A typed body as the JSON the idempotency check hashes.
+fn json_of(body: impl serde::Serialize) -> Value {
+    serde_json::to_value(body).unwrap()
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_and_body_return_the_first_job_and_a_different_body_is_409() {
     let app = spawn_app().await;
@@ -271,14 +276,14 @@ async fn the_same_idempotency_key_and_body_return_the_first_job_and_a_different_
             .send()
     };
 
-    let (s1, first) = status_json(send(&alice, t4(1.0)).await.unwrap()).await;
+    let (s1, first) = status_json(send(&alice, json_of(t4(1.0))).await.unwrap()).await;
     // Same body, other key order and spacing.
     let reordered: Value =
         serde_json::from_str(r#"{ "duration_hours": 1.0, "gpu_count": 1, "gpu_type": "t4" }"#)
             .unwrap();
     let (s2, again) = status_json(send(&alice, reordered).await.unwrap()).await;
-    let (s3, other) = status_json(send(&alice, t4(2.0)).await.unwrap()).await;
-    let (s4, bobs) = status_json(send(&bob, t4(1.0)).await.unwrap()).await;
+    let (s3, other) = status_json(send(&alice, json_of(t4(2.0))).await.unwrap()).await;
+    let (s4, bobs) = status_json(send(&bob, json_of(t4(1.0))).await.unwrap()).await;
 
     assert_eq!((s1, s2), (200, 200), "{first} {again}");
     assert_eq!(again["job_id"], first["job_id"]);

@@ -10,6 +10,7 @@
 mod admin;
 mod auth_middleware;
 mod availability;
+mod contract;
 mod disks;
 mod docs;
 mod health;

@@ -147,8 +147,12 @@ mod tests {
     fn job(ssh: Option<&str>, ip: Option<&str>, port: Option<i32>) -> JobDetail {
         serde_json::from_value(serde_json::json!({
             "job_id": "0b9f6c1e-5d1a-4c3e-9a53-2f6d1f7c8a90",
+            "reservation_id": "0b9f6c1e-5d1a-4c3e-9a53-2f6d1f7c8a90",
             "user_id": "alice", "status": "active", "gpu_type": "t4", "gpu_count": 1,
-            "duration_hours": 1.0, "created_at": "2026-01-01T00:00:00Z",
+            "node_count": 1, "duration_hours": 1.0, "extended_hours": 0.0,
+            "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+            "jupyter_enabled": false, "secondary_users": [], "image": "pytorch/pytorch",
+            "env_names": [], "priority": 0, "warnings": [], "events": [],
             "ssh_command": ssh, "node_ip": ip, "node_port": port,
         }))
         .unwrap()

@@ -1,7 +1,7 @@
 //! `gpu-dev list`
 
 use chrono::Utc;
-use gpudev_client::{AdminJobsQuery, ClientError, JobDetail, JobList, ListJobsQuery};
+use gpudev_client::{AdminJobQuery, ClientError, JobDetail, JobList, ListQuery};
 
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
@@ -40,7 +40,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
     };
     let mut session = Session::new(ctx)?;
     let list = if args.all {
-        let query = AdminJobsQuery {
+        let query = AdminJobQuery {
             user: args.user.clone(),
             status,
             limit: Some(args.limit),
@@ -56,7 +56,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
                 other => other,
             })?
     } else {
-        let query = ListJobsQuery {
+        let query = ListQuery {
             status,
             limit: Some(args.limit),
             offset: None,

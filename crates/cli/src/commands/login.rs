@@ -74,7 +74,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
             "api_url": ctx.api_url,
         }));
     }
-    let role = answer.role.as_deref().unwrap_or("user");
+    let role = answer.role.as_str();
     let identity = answer
         .aws_arn
         .as_deref()

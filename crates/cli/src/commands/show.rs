@@ -44,8 +44,8 @@ fn render(ctx: &Ctx, job: &JobDetail) -> String {
     fields.push(("Status", status));
     fields.push(("Owner", job.user_id.clone()));
     let mut gpus = super::gpus(job);
-    if let Some(n) = job.node_count.filter(|n| *n > 1) {
-        gpus.push_str(&format!(" on {n} nodes"));
+    if job.node_count > 1 {
+        gpus.push_str(&format!(" on {} nodes", job.node_count));
     }
     if let Some(t) = &job.instance_type {
         gpus.push_str(&format!(" ({t})"));
@@ -59,9 +59,7 @@ fn render(ctx: &Ctx, job: &JobDetail) -> String {
         ));
     }
     fields.push(("Hours", hours));
-    if let Some(i) = &job.image {
-        fields.push(("Image", i.clone()));
-    }
+    fields.push(("Image", job.image.clone()));
     fields.push(("Created", output::time_rel(job.created_at, now)));
     if job.status == "queued" {
         let mut q = Vec::new();

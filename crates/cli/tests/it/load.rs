@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gpudev_api::{ApiConfig, Application};
-use gpudev_client::{Client, JobSubmission, ListJobsQuery};
+use gpudev_client::{Client, JobSubmission, ListQuery};
 use gpudev_domain::{ApiKey, SshPublicKey, Username};
 use gpudev_processor::{Processor, ProcessorConfig};
 use gpudev_store::api_keys::{self, NewKey};
@@ -161,7 +161,7 @@ async fn sustained_mixed_load_has_no_errors_and_every_accepted_reservation_is_pr
                     Err(e) => Err(format!("submit: {e}")),
                 },
                 1 | 4 | 7 => client
-                    .list_jobs(&ListJobsQuery::default())
+                    .list_jobs(&ListQuery::default())
                     .await
                     .map(|_| ())
                     .map_err(|e| format!("list: {e}")),

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use gpudev_api::{ApiConfig, Application};
 use gpudev_client::sts::{self, AwsCredentials};
-use gpudev_client::{Client, ClientError, JobSubmission, ListJobsQuery};
+use gpudev_client::{Client, ClientError, ErrorCode, JobSubmission, ListQuery};
 use gpudev_testkit::Moto;
 
 const ROLE: &str = "SSOCloudDevGpuReservation";
@@ -74,7 +74,7 @@ async fn logged_in_with_key(env: &Env, user: &str) -> (Client, String) {
     .unwrap();
     let login = env.client.login_aws_iam(&signed).await.unwrap();
     assert_eq!(login.username, user);
-    assert_eq!(login.role.as_deref(), Some("user"));
+    assert_eq!(login.role, "user");
     (env.client.with_api_key(&login.api_key), login.api_key)
 }
 
@@ -96,7 +96,7 @@ async fn a_presigned_login_gives_a_key_and_a_stale_or_tampered_one_is_refused() 
     let stale =
         sts::presign_get_caller_identity(&creds, "us-east-1", &env.moto.endpoint(), old).unwrap();
     let err = env.client.login_aws_iam(&stale).await.unwrap_err();
-    assert_eq!(err.code(), Some("signature_expired"));
+    assert_eq!(err.code(), Some(ErrorCode::SignatureExpired));
     assert!(err.is_auth());
 
     let mut tampered = sts::presign_get_caller_identity(
@@ -108,7 +108,7 @@ async fn a_presigned_login_gives_a_key_and_a_stale_or_tampered_one_is_refused() 
     .unwrap();
     tampered.url = sts::regional_endpoint("us-east-1");
     let err = env.client.login_aws_iam(&tampered).await.unwrap_err();
-    assert_eq!(err.code(), Some("sts_host_not_allowed"));
+    assert_eq!(err.code(), Some(ErrorCode::StsHostNotAllowed));
     assert_eq!(err.status(), Some(400));
 }
 
@@ -138,16 +138,18 @@ async fn every_job_answer_decodes_and_errors_carry_code_and_detail() {
     assert!(!detail.is_terminal());
 
     let list = alice
-        .list_jobs(&ListJobsQuery {
+        .list_jobs(&ListQuery {
             status: Some("queued".into()),
-            ..ListJobsQuery::default()
+            ..ListQuery::default()
         })
         .await
         .unwrap();
     assert_eq!(list.total, 1);
 
     let err = alice.extend_job(&id, 1.0).await.unwrap_err();
-    assert!(matches!(&err, ClientError::Api { status: 409, code, .. } if code == "invalid_state"));
+    assert!(
+        matches!(&err, ClientError::Api { status: 409, code, .. } if *code == ErrorCode::InvalidState)
+    );
     let cancelled = alice.cancel_job(&id).await.unwrap();
     assert_eq!(cancelled.status, "cancelled");
 
@@ -165,10 +167,10 @@ async fn every_job_answer_decodes_and_errors_carry_code_and_detail() {
 
     let err = env
         .client
-        .list_jobs(&ListJobsQuery::default())
+        .list_jobs(&ListQuery::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Some("not_authenticated"));
+    assert_eq!(err.code(), Some(ErrorCode::NotAuthenticated));
     assert!(err.is_auth() && err.is_renewable_auth());
 }
 

@@ -49,7 +49,7 @@ async fn exec_server(
     });
     let config = kube::Config::new(url.parse().unwrap());
     // As the binary does: several rustls backends are linked in a workspace build.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    gpudev_runtime::install_crypto_provider();
     (kube::Client::try_from(config).unwrap(), seen)
 }
 
@@ -151,7 +151,7 @@ async fn a_pod_that_does_not_answer_is_given_up_on_after_the_timeout() {
         let (_stream, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    gpudev_runtime::install_crypto_provider();
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let notifier = ExecNotifier::new(client, Duration::from_millis(300));
 

@@ -196,9 +196,15 @@ impl Env {
         )
         .await
         .unwrap();
-        reservations::send_hint(&tx, &self.queue(), &r, "cancel", json!({}))
-            .await
-            .unwrap();
+        reservations::send_hint(
+            &tx,
+            &self.queue(),
+            &r,
+            gpudev_store::QueueMessage::Cancel,
+            json!({}),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
 

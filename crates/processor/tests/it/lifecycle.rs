@@ -316,6 +316,7 @@ pub(crate) async fn announce(
     action: &str,
     details: serde_json::Value,
 ) {
+    use gpudev_store::QueueMessage;
     use gpudev_store::reservations::{self, Change};
     let mut db = env.db.connect().await;
     let tx = db.transaction().await.unwrap();
@@ -330,7 +331,12 @@ pub(crate) async fn announce(
     let Change::Applied(now) = now else {
         panic!("refused");
     };
-    reservations::send_hint(&tx, &env.queue(), &now, action, details)
+    let message = match action {
+        "add_user" => QueueMessage::AddUser,
+        "enable_jupyter" => QueueMessage::EnableJupyter,
+        _ => QueueMessage::DisableJupyter,
+    };
+    reservations::send_hint(&tx, &env.queue(), &now, message, details)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -101,7 +101,7 @@ async fn submit_within_a_quota_writes_everything_and_beyond_it_nothing() {
         }) => {
             assert_eq!(reservation.reservation_id, first.reservation_id);
             assert_eq!(reservation.status, ReservationStatus::Queued);
-            assert_eq!(reservation.username, "alice");
+            assert_eq!(reservation.username.as_str(), "alice");
             assert_eq!(reservation.gpu_count, 4);
             assert_eq!(reservation.env_names, vec!["WANDB_API_KEY".to_owned()]);
             assert!(msg_id > 0);

@@ -4,7 +4,8 @@
 use crate::common::{count, reservation_for, user};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::Queue;
-use gpudev_store::reservations::{self, QueueHint, Submitted};
+use gpudev_store::QueueMessage;
+use gpudev_store::reservations::{self, Submitted};
 
 #[tokio::test]
 async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
@@ -25,7 +26,7 @@ async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
     };
 
     assert_eq!(reservation.status, ReservationStatus::Queued);
-    assert_eq!(reservation.username, "alice");
+    assert_eq!(reservation.username.as_str(), "alice");
     assert_eq!(reservation.env_names, vec!["WANDB_API_KEY".to_owned()]);
     assert!(
         reservation.expires_at.is_none(),
@@ -34,8 +35,9 @@ async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
     let msgs = queue.read(&client, 30, 10).await.unwrap();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].msg_id, msg_id);
-    let hint: QueueHint = serde_json::from_value(msgs[0].body.clone()).unwrap();
-    assert_eq!(hint.action, "create");
+    let Ok(QueueMessage::Create(hint)) = QueueMessage::parse(&msgs[0].body) else {
+        panic!("not a create hint: {}", msgs[0].body);
+    };
     assert_eq!(hint.reservation_id, new.reservation_id);
     assert!(
         !msgs[0].body.to_string().contains("s3cr3t-value"),
@@ -138,4 +140,32 @@ async fn a_reused_idempotency_key_returns_the_first_reservation_and_sends_nothin
         .unwrap();
     assert!(matches!(res, Submitted::Created { .. }));
     assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 2);
+}
+
+#[tokio::test]
+async fn a_row_the_domain_refuses_is_an_error_naming_its_column() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let new = reservation_for(&alice);
+    reservations::submit(&mut client, &queue, &new)
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE reservations SET gpu_type = 'Not A GPU!' WHERE reservation_id = $1",
+            &[&new.reservation_id],
+        )
+        .await
+        .unwrap();
+
+    let err = reservations::find(&client, new.reservation_id)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, gpudev_store::StoreError::Corrupt(detail) if detail.contains("gpu_type")),
+        "{err}"
+    );
 }

@@ -2,32 +2,13 @@
 
 use actix_web::{HttpResponse, get, web};
 use gpudev_store::audit::{self, AuditFilter};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// Filters for the audit log.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct AuditQuery {
-    /// Only this actor (username).
-    pub user: Option<String>,
-    /// Only this action; a trailing `.` matches a family (`reservation.`).
-    pub action: Option<String>,
-    /// From (RFC 3339, inclusive).
-    pub from: Option<String>,
-    /// Until (RFC 3339, exclusive).
-    pub to: Option<String>,
-    /// Page size, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
-    /// Rows to skip.
-    #[param(minimum = 0)]
-    pub offset: Option<i64>,
-}
+pub use gpudev_api_types::admin::AuditQuery;
 
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])),

@@ -4,31 +4,15 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::Utc;
 use gpudev_store::reservations::{self, ListFilter};
 use gpudev_store::users;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::audit::RequestCtx;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::jobs::detail::JobDetail;
 use crate::routes::jobs::list::{JobList, parse_statuses};
 use crate::routes::jobs::lookup::Visibility;
 use crate::state::AppState;
 
-/// Filters for the admin job listing.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct AdminJobQuery {
-    /// Only this user's jobs (username).
-    pub user: Option<String>,
-    /// Comma-separated statuses; all when absent.
-    pub status: Option<String>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// Jobs to skip.
-    #[param(minimum = 0)]
-    pub offset: Option<i64>,
-}
+pub use gpudev_api_types::admin::AdminJobQuery;
 
 /// Every user's jobs, newest first (or one user's).
 #[utoipa::path(get, path = "/v1/admin/jobs", tag = "admin", security(("bearer" = [])),
@@ -83,7 +67,7 @@ pub async fn list_all_jobs(
         .into_iter()
         .map(|(r, events)| {
             let own = r.user_id == caller.user_id;
-            JobDetail::new(r, events, &state.config.catalog, own, now)
+            crate::routes::jobs::detail::job_detail(r, events, &state.config.catalog, own, now)
         })
         .collect();
     Ok(HttpResponse::Ok().json(JobList {

@@ -2,20 +2,13 @@
 
 use actix_web::{HttpResponse, delete, get, web};
 use gpudev_store::{api_keys, users};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// Filter for the key listing.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct KeyQuery {
-    /// Only this user's keys.
-    pub user: Option<String>,
-}
+pub use gpudev_api_types::admin::KeyQuery;
 
 /// API keys of every user (metadata only: never a secret or a hash).
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("bearer" = [])),

@@ -3,56 +3,15 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use gpudev_store::usage;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// The window (default: the last 30 days).
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct UsageQuery {
-    /// Start, RFC 3339 (inclusive).
-    pub from: Option<String>,
-    /// End, RFC 3339 (exclusive; default now).
-    pub to: Option<String>,
-}
-
-/// One user's use of one GPU type.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageLine {
-    /// The user.
-    pub username: String,
-    /// The GPU type.
-    pub gpu_type: String,
-    /// Reservations that ran in the window.
-    pub reservations: i64,
-    /// GPU-hours in the window.
-    pub gpu_hours: f64,
-    /// USD at the configured hourly price (null when the type has no price).
-    pub cost: Option<f64>,
-}
-
-/// Usage over a window.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageReport {
-    /// Window start.
-    pub from: DateTime<Utc>,
-    /// Window end.
-    pub to: DateTime<Utc>,
-    /// Per user and GPU type.
-    pub lines: Vec<UsageLine>,
-    /// Total GPU-hours per user.
-    pub by_user: BTreeMap<String, f64>,
-    /// Total GPU-hours per GPU type.
-    pub by_gpu_type: BTreeMap<String, f64>,
-    /// Total cost of priced types.
-    pub total_cost: f64,
-}
+pub use gpudev_api_types::admin::{UsageLine, UsageQuery, UsageReport};
 
 /// GPU-hours and cost per user and GPU type in a window. Prices come from `GPU_HOURLY_PRICES`.
 #[utoipa::path(get, path = "/v1/admin/usage", tag = "admin", security(("bearer" = [])),

@@ -5,7 +5,7 @@ use gpudev_store::users::{self, User};
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 /// Every user.
@@ -46,7 +46,7 @@ async fn set_active(
     let user = resolve(&tx, &id).await?;
     if !active && user.user_id == caller.user_id {
         return Err(ApiError::conflict(
-            "self_disable",
+            ErrorCode::SelfDisable,
             "admins cannot disable themselves",
         ));
     }

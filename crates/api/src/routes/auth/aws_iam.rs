@@ -15,23 +15,22 @@
 //! be too old anyway, and a second use is refused (401 `signature_replayed`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
 use actix_web::{HttpResponse, post, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use gpudev_store::login_signatures;
 use sha2::{Digest, Sha256};
 
 use super::issue_key::{self, LoginResponse};
 use crate::audit::RequestCtx;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
+
+pub use gpudev_api_types::auth::AwsIamRequest;
 
 const METHOD: &str = "aws-iam";
 
@@ -50,35 +49,6 @@ pub const MAX_SIGNATURE_AGE_SECS: i64 = 15 * 60;
 /// Furthest acceptable `x-amz-date`, in seconds after now (clock skew).
 pub const MAX_FUTURE_SKEW_SECS: i64 = 5 * 60;
 
-/// A signed STS `GetCallerIdentity` request, as the client would send it to STS itself.
-#[derive(Deserialize, ToSchema)]
-pub struct AwsIamRequest {
-    /// The HTTP method: `POST`.
-    #[schema(example = "POST")]
-    pub method: String,
-    /// The URL the request was signed for: an allowed STS endpoint's root.
-    #[schema(example = "https://sts.us-east-1.amazonaws.com/")]
-    pub url: String,
-    /// The request's headers by name: at least `authorization` and `x-amz-date`, plus
-    /// `content-type` and `x-amz-security-token` when signed.
-    pub headers: BTreeMap<String, String>,
-    /// The form body.
-    #[schema(example = "Action=GetCallerIdentity&Version=2011-06-15")]
-    pub body: String,
-}
-
-impl fmt::Debug for AwsIamRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Signed headers carry the session token and a replayable signature: names only.
-        f.debug_struct("AwsIamRequest")
-            .field("method", &self.method)
-            .field("url", &self.url)
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("body", &self.body)
-            .finish()
-    }
-}
-
 /// A request that passed every check and may be posted to STS.
 #[derive(Debug)]
 pub struct CheckedRequest {
@@ -94,7 +64,7 @@ pub struct CheckedRequest {
     pub acceptable_until: DateTime<Utc>,
 }
 
-fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
+fn bad(code: ErrorCode, detail: impl Into<String>) -> ApiError {
     ApiError::BadRequest {
         code,
         detail: detail.into(),
@@ -104,10 +74,10 @@ fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
 /// Checks the URL against the allowed hosts: exact `host[:port]`, https (http only for a
 /// loopback address that is itself allowed), root path, no query, no credentials.
 pub fn check_url(raw: &str, allowed_hosts: &[String]) -> Result<Url, ApiError> {
-    let url = Url::parse(raw).map_err(|e| bad("invalid_sts_url", format!("url: {e}")))?;
+    let url = Url::parse(raw).map_err(|e| bad(ErrorCode::InvalidStsUrl, format!("url: {e}")))?;
     let host = url
         .host_str()
-        .ok_or_else(|| bad("invalid_sts_url", "url: no host"))?;
+        .ok_or_else(|| bad(ErrorCode::InvalidStsUrl, "url: no host"))?;
     let authority = match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
@@ -118,7 +88,7 @@ pub fn check_url(raw: &str, allowed_hosts: &[String]) -> Result<Url, ApiError> {
         .any(|h| h.eq_ignore_ascii_case(&authority))
     {
         return Err(bad(
-            "sts_host_not_allowed",
+            ErrorCode::StsHostNotAllowed,
             format!(
                 "url: {authority} is not an allowed STS endpoint (allowed: {})",
                 allowed_hosts.join(", ")
@@ -128,14 +98,17 @@ pub fn check_url(raw: &str, allowed_hosts: &[String]) -> Result<Url, ApiError> {
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
-        _ => return Err(bad("invalid_sts_url", "url: must use https")),
+        _ => return Err(bad(ErrorCode::InvalidStsUrl, "url: must use https")),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("invalid_sts_url", "url: must not carry credentials"));
+        return Err(bad(
+            ErrorCode::InvalidStsUrl,
+            "url: must not carry credentials",
+        ));
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(bad(
-            "invalid_sts_url",
+            ErrorCode::InvalidStsUrl,
             "url: must be the STS endpoint's root (path /, no query)",
         ));
     }
@@ -168,7 +141,7 @@ pub fn check_body(body: &str) -> Result<(), ApiError> {
             }
             _ => {
                 return Err(bad(
-                    "invalid_sts_request",
+                    ErrorCode::InvalidStsRequest,
                     "body: must be Action=GetCallerIdentity&Version=2011-06-15",
                 ));
             }
@@ -176,7 +149,7 @@ pub fn check_body(body: &str) -> Result<(), ApiError> {
     }
     if !(action && version) {
         return Err(bad(
-            "invalid_sts_request",
+            ErrorCode::InvalidStsRequest,
             "body: must be Action=GetCallerIdentity&Version=2011-06-15",
         ));
     }
@@ -225,20 +198,20 @@ pub fn check_headers(
             .is_some()
         {
             return Err(bad(
-                "invalid_sts_request",
+                ErrorCode::InvalidStsRequest,
                 format!("headers: {name} is given twice"),
             ));
         }
     }
     let authorization = lower.get("authorization").copied().ok_or_else(|| {
         bad(
-            "invalid_sts_request",
+            ErrorCode::InvalidStsRequest,
             "headers: authorization is missing (the request must be SigV4-signed)",
         )
     })?;
     let signed = signed_headers(authorization).ok_or_else(|| {
         bad(
-            "invalid_sts_request",
+            ErrorCode::InvalidStsRequest,
             "headers: authorization is not an AWS4-HMAC-SHA256 signature with SignedHeaders",
         )
     })?;
@@ -248,7 +221,7 @@ pub fn check_headers(
         }
         if !FORWARDED_HEADERS.contains(&name.as_str()) {
             return Err(bad(
-                "invalid_sts_request",
+                ErrorCode::InvalidStsRequest,
                 format!(
                     "headers: the signature covers {name}, which is not forwarded (sign only {})",
                     FORWARDED_HEADERS.join(", ")
@@ -257,14 +230,14 @@ pub fn check_headers(
         }
         if !lower.contains_key(name) {
             return Err(bad(
-                "invalid_sts_request",
+                ErrorCode::InvalidStsRequest,
                 format!("headers: signed header {name} is missing"),
             ));
         }
     }
     if !signed.iter().any(|h| h == "host") || !signed.iter().any(|h| h == "x-amz-date") {
         return Err(bad(
-            "invalid_sts_request",
+            ErrorCode::InvalidStsRequest,
             "headers: the signature must cover host and x-amz-date",
         ));
     }
@@ -273,14 +246,14 @@ pub fn check_headers(
         .and_then(|d| parse_amz_date(d))
         .ok_or_else(|| {
             bad(
-                "invalid_sts_request",
+                ErrorCode::InvalidStsRequest,
                 "headers: x-amz-date must look like 20260101T120000Z",
             )
         })?;
     let age = now.signed_duration_since(date).num_seconds();
     if !(-MAX_FUTURE_SKEW_SECS..=MAX_SIGNATURE_AGE_SECS).contains(&age) {
         return Err(ApiError::Unauthorized {
-            code: "signature_expired",
+            code: ErrorCode::SignatureExpired,
             detail: format!(
                 "the signed request is dated {date} and the server's time is {now}: it must be \
                  at most 15 minutes old (and at most 5 minutes ahead); sign a new one"
@@ -292,7 +265,7 @@ pub fn check_headers(
         if let Some(value) = lower.get(name) {
             let value = HeaderValue::from_str(value).map_err(|_| {
                 bad(
-                    "invalid_sts_request",
+                    ErrorCode::InvalidStsRequest,
                     format!("headers: {name} is not a valid header value"),
                 )
             })?;
@@ -302,50 +275,53 @@ pub fn check_headers(
     Ok(out)
 }
 
-impl AwsIamRequest {
-    /// Every check, in the order that sends nothing anywhere unless all pass.
-    pub fn check(
-        &self,
-        allowed_hosts: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<CheckedRequest, ApiError> {
-        if !self.method.eq_ignore_ascii_case("POST") {
-            return Err(bad(
-                "invalid_sts_request",
-                "method: only a signed POST of GetCallerIdentity is accepted",
-            ));
-        }
-        let url = check_url(&self.url, allowed_hosts)?;
-        check_body(&self.body)?;
-        let headers = check_headers(&self.headers, now)?;
-        // check_headers refused the request unless both are present and readable.
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| bad("invalid_sts_request", format!("headers: {name} is missing")))
-        };
-        let signature = signature_of(header("authorization")?).ok_or_else(|| {
-            bad(
-                "invalid_sts_request",
-                "headers: authorization carries no Signature",
-            )
-        })?;
-        let signature_hash = hex::encode(Sha256::digest(signature.as_bytes()));
-        let signed_at = parse_amz_date(header("x-amz-date")?).ok_or_else(|| {
-            bad(
-                "invalid_sts_request",
-                "headers: x-amz-date must look like 20260101T120000Z",
-            )
-        })?;
-        Ok(CheckedRequest {
-            url,
-            headers,
-            body: self.body.clone(),
-            signature_hash,
-            acceptable_until: signed_at + chrono::Duration::seconds(MAX_SIGNATURE_AGE_SECS),
-        })
+/// Every check of `req`, in the order that sends nothing anywhere unless all pass.
+pub fn check(
+    req: &AwsIamRequest,
+    allowed_hosts: &[String],
+    now: DateTime<Utc>,
+) -> Result<CheckedRequest, ApiError> {
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(bad(
+            ErrorCode::InvalidStsRequest,
+            "method: only a signed POST of GetCallerIdentity is accepted",
+        ));
     }
+    let url = check_url(&req.url, allowed_hosts)?;
+    check_body(&req.body)?;
+    let headers = check_headers(&req.headers, now)?;
+    // check_headers refused the request unless both are present and readable.
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                bad(
+                    ErrorCode::InvalidStsRequest,
+                    format!("headers: {name} is missing"),
+                )
+            })
+    };
+    let signature = signature_of(header("authorization")?).ok_or_else(|| {
+        bad(
+            ErrorCode::InvalidStsRequest,
+            "headers: authorization carries no Signature",
+        )
+    })?;
+    let signature_hash = hex::encode(Sha256::digest(signature.as_bytes()));
+    let signed_at = parse_amz_date(header("x-amz-date")?).ok_or_else(|| {
+        bad(
+            ErrorCode::InvalidStsRequest,
+            "headers: x-amz-date must look like 20260101T120000Z",
+        )
+    })?;
+    Ok(CheckedRequest {
+        url,
+        headers,
+        body: req.body.clone(),
+        signature_hash,
+        acceptable_until: signed_at + chrono::Duration::seconds(MAX_SIGNATURE_AGE_SECS),
+    })
 }
 
 /// Logs in with a presigned STS `GetCallerIdentity` request: the server forwards it to STS, the
@@ -378,11 +354,11 @@ async fn login(
     if let Some(ip) = ctx.client_ip {
         state.limits.check_login(ip, &state.metrics)?;
     }
-    let checked = match req.check(&state.config.sts_allowed_hosts, Utc::now()) {
+    let checked = match check(req, &state.config.sts_allowed_hosts, Utc::now()) {
         Ok(c) => c,
         Err(e) => {
             if let ApiError::Unauthorized { code, .. } = &e {
-                issue_key::audit_denied(state, ctx, METHOD, "anonymous", code, None).await;
+                issue_key::audit_denied(state, ctx, METHOD, "anonymous", code.as_str(), None).await;
             }
             return Err(e);
         }
@@ -418,7 +394,7 @@ async fn login(
         )
         .await;
         return Err(ApiError::Unauthorized {
-            code: "signature_replayed",
+            code: ErrorCode::SignatureReplayed,
             detail: "This signed request has been used to log in already; sign a new one".into(),
         });
     }
@@ -452,9 +428,11 @@ mod tests {
         assert_eq!(signature_of("Bearer abc"), None);
     }
 
-    fn code_of(r: Result<impl fmt::Debug, ApiError>) -> &'static str {
+    fn code_of(r: Result<impl std::fmt::Debug, ApiError>) -> &'static str {
         match r {
-            Err(ApiError::BadRequest { code, .. } | ApiError::Unauthorized { code, .. }) => code,
+            Err(ApiError::BadRequest { code, .. } | ApiError::Unauthorized { code, .. }) => {
+                code.as_str()
+            }
             other => panic!("expected 400 or 401, got {other:?}"),
         }
     }

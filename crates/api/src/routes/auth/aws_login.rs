@@ -1,46 +1,15 @@
 //! `POST /v1/auth/aws-login`: AWS credentials in, an API key out.
 
-use std::fmt;
-
 use actix_web::{HttpResponse, post, web};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::issue_key::{self, LoginResponse};
 use crate::audit::RequestCtx;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
+pub use gpudev_api_types::auth::AwsLoginRequest;
+
 const METHOD: &str = "aws-login";
-
-/// AWS credentials (typically an assumed role's temporary ones). They are used for one STS call
-/// and neither stored nor logged.
-#[derive(Deserialize, ToSchema)]
-pub struct AwsLoginRequest {
-    /// Access key id (16–128 characters).
-    #[schema(min_length = 16, max_length = 128, example = "ASIAIOSFODNN7EXAMPLE")]
-    pub aws_access_key_id: String,
-    /// Secret access key (40–128 characters).
-    #[schema(min_length = 40, max_length = 128, format = Password)]
-    pub aws_secret_access_key: String,
-    /// Session token of temporary credentials (100–2048 characters).
-    #[schema(min_length = 100, max_length = 2048, format = Password, nullable)]
-    #[serde(default)]
-    pub aws_session_token: Option<String>,
-}
-
-impl fmt::Debug for AwsLoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsLoginRequest")
-            .field("aws_access_key_id", &"<redacted>")
-            .field("aws_secret_access_key", &"<redacted>")
-            .field(
-                "aws_session_token",
-                &self.aws_session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
 
 /// Checks a credential field's length (in characters, as the original API did) and that it is
 /// printable ASCII without spaces, as every AWS credential is.
@@ -61,21 +30,14 @@ fn check_field(field: &str, value: &str, min: usize, max: usize) -> Result<(), A
     Ok(())
 }
 
-impl AwsLoginRequest {
-    /// 422 naming the first field that breaks its limits.
-    pub fn validate(&self) -> Result<(), ApiError> {
-        check_field("aws_access_key_id", &self.aws_access_key_id, 16, 128)?;
-        check_field(
-            "aws_secret_access_key",
-            &self.aws_secret_access_key,
-            40,
-            128,
-        )?;
-        if let Some(token) = &self.aws_session_token {
-            check_field("aws_session_token", token, 100, 2048)?;
-        }
-        Ok(())
+/// 422 naming the first field that breaks its limits.
+pub fn validate(req: &AwsLoginRequest) -> Result<(), ApiError> {
+    check_field("aws_access_key_id", &req.aws_access_key_id, 16, 128)?;
+    check_field("aws_secret_access_key", &req.aws_secret_access_key, 40, 128)?;
+    if let Some(token) = &req.aws_session_token {
+        check_field("aws_session_token", token, 100, 2048)?;
     }
+    Ok(())
 }
 
 /// Logs in with AWS credentials: STS `GetCallerIdentity` confirms who they belong to, the role
@@ -108,7 +70,7 @@ async fn login(
     if let Some(ip) = ctx.client_ip {
         state.limits.check_login(ip, &state.metrics)?;
     }
-    body.validate()?;
+    validate(body)?;
     let arn = match state
         .sts
         .caller_identity(
@@ -153,22 +115,22 @@ mod tests {
     fn lengths_follow_the_original_limits() {
         let id = "A".repeat(16);
         let secret = "s".repeat(40);
-        assert!(req(&id, &secret, None).validate().is_ok());
-        assert!(req(&id, &secret, Some(&"t".repeat(100))).validate().is_ok());
+        assert!(validate(&req(&id, &secret, None)).is_ok());
+        assert!(validate(&req(&id, &secret, Some(&"t".repeat(100)))).is_ok());
         assert_eq!(
-            field_of(req(&id[1..], &secret, None).validate()).as_deref(),
+            field_of(validate(&req(&id[1..], &secret, None))).as_deref(),
             Some("aws_access_key_id")
         );
         assert_eq!(
-            field_of(req(&id, &secret[1..], None).validate()).as_deref(),
+            field_of(validate(&req(&id, &secret[1..], None))).as_deref(),
             Some("aws_secret_access_key")
         );
         assert_eq!(
-            field_of(req(&id, &secret, Some(&"t".repeat(99))).validate()).as_deref(),
+            field_of(validate(&req(&id, &secret, Some(&"t".repeat(99))))).as_deref(),
             Some("aws_session_token")
         );
         assert_eq!(
-            field_of(req(&id, &secret, Some(&"t".repeat(2049))).validate()).as_deref(),
+            field_of(validate(&req(&id, &secret, Some(&"t".repeat(2049))))).as_deref(),
             Some("aws_session_token")
         );
     }
@@ -177,12 +139,12 @@ mod tests {
     fn whitespace_and_control_characters_are_refused() {
         let secret = "s".repeat(40);
         assert_eq!(
-            field_of(req("AKIA EXAMPLE 12345", &secret, None).validate()).as_deref(),
+            field_of(validate(&req("AKIA EXAMPLE 12345", &secret, None))).as_deref(),
             Some("aws_access_key_id")
         );
         let bad_secret = format!("{}\n", "s".repeat(40));
         assert_eq!(
-            field_of(req(&"A".repeat(16), &bad_secret, None).validate()).as_deref(),
+            field_of(validate(&req(&"A".repeat(16), &bad_secret, None))).as_deref(),
             Some("aws_secret_access_key")
         );
     }

@@ -4,48 +4,18 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
-use chrono::{DateTime, Utc};
 use gpudev_domain::{ApiKey, ArnKind, AwsArn, Username};
 use gpudev_store::StoreError;
 use gpudev_store::api_keys::{self, NewKey};
 use gpudev_store::users::{self, Role};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::oidc::OidcIdentity;
 use crate::state::AppState;
 
-/// The answer to a successful login. The key is shown here once and never again.
-#[derive(Serialize, ToSchema)]
-pub struct LoginResponse {
-    /// The new API key: send it as `Authorization: Bearer <api_key>`.
-    pub api_key: String,
-    /// The key's id (for `DELETE /v1/keys/{key_id}`).
-    pub key_id: i64,
-    /// The key's first characters, for recognising it in listings.
-    pub key_prefix: String,
-    /// The user's id.
-    pub user_id: i64,
-    /// The user's name.
-    pub username: String,
-    /// How the login authenticated: `aws-iam`, `aws-login` or `oidc`.
-    pub auth_method: String,
-    /// The identity STS confirmed (AWS logins).
-    pub aws_arn: Option<String>,
-    /// The issuer of the ID token (OIDC logins).
-    pub oidc_issuer: Option<String>,
-    /// The subject of the ID token within its issuer (OIDC logins).
-    pub oidc_subject: Option<String>,
-    /// `user` or `admin`.
-    pub role: String,
-    /// When the key stops working.
-    pub expires_at: DateTime<Utc>,
-    /// The key's lifetime in hours (`API_KEY_TTL_HOURS`).
-    pub ttl_hours: u32,
-}
+pub use gpudev_api_types::auth::LoginResponse;
 
 /// Who a login proved the caller to be.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +67,7 @@ pub fn check_role(
     admin_role: Option<&str>,
 ) -> Result<(AwsArn, bool), ApiError> {
     let denied = |got: String| ApiError::Forbidden {
-        code: "aws_role_denied",
+        code: ErrorCode::AwsRoleDenied,
         detail: format!("Access denied. Required role: {allowed_role}, got: {got}"),
     };
     let parsed = AwsArn::parse(arn).map_err(|_| denied(arn.to_owned()))?;
@@ -181,7 +151,7 @@ pub async fn issue(
             )
             .await;
             return Err(ApiError::conflict(
-                "username_taken",
+                ErrorCode::UsernameTaken,
                 format!(
                     "{detail}; accounts are never merged by name, ask an operator to link them"
                 ),
@@ -203,7 +173,7 @@ pub async fn issue(
         )
         .await;
         return Err(ApiError::Forbidden {
-            code: "user_disabled",
+            code: ErrorCode::UserDisabled,
             detail: "User account is disabled".into(),
         });
     }

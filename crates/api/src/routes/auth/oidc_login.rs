@@ -1,10 +1,6 @@
 //! `POST /v1/auth/oidc-login`: an ID token from a trusted OpenID Connect issuer in, an API key out.
 
-use std::fmt;
-
 use actix_web::{HttpResponse, post, web};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::issue_key::{self, LoginIdentity, LoginResponse};
 use crate::audit::RequestCtx;
@@ -12,46 +8,29 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::oidc::{self, Rejection};
 use crate::state::AppState;
 
+pub use gpudev_api_types::auth::OidcLoginRequest;
+
 const METHOD: &str = "oidc";
 
 /// Longest ID token accepted, in bytes.
 pub const MAX_ID_TOKEN: usize = 16 * 1024;
 
-/// An ID token (a signed JWT). It is verified, used once and neither stored nor logged.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OidcLoginRequest {
-    /// The ID token the issuer gave the user (for instance at the end of the device flow).
-    #[schema(min_length = 1, max_length = 16384, format = Password)]
-    pub id_token: String,
-}
-
-impl fmt::Debug for OidcLoginRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcLoginRequest")
-            .field("id_token", &"<redacted>")
-            .finish()
+/// 422 when the token is empty, too long or not printable ASCII.
+pub fn validate(req: &OidcLoginRequest) -> Result<(), ApiError> {
+    let token = req.id_token.as_str();
+    if token.is_empty() || token.len() > MAX_ID_TOKEN {
+        return Err(ApiError::invalid(
+            "id_token",
+            format!("id_token must be 1 to {MAX_ID_TOKEN} characters"),
+        ));
     }
-}
-
-impl OidcLoginRequest {
-    /// 422 when the token is empty, too long or not printable ASCII.
-    pub fn validate(&self) -> Result<(), ApiError> {
-        let token = self.id_token.as_str();
-        if token.is_empty() || token.len() > MAX_ID_TOKEN {
-            return Err(ApiError::invalid(
-                "id_token",
-                format!("id_token must be 1 to {MAX_ID_TOKEN} characters"),
-            ));
-        }
-        if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::invalid(
-                "id_token",
-                "id_token must be printable ASCII without spaces",
-            ));
-        }
-        Ok(())
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            "id_token",
+            "id_token must be printable ASCII without spaces",
+        ));
     }
+    Ok(())
 }
 
 /// Logs in with an OpenID Connect ID token: its signature is checked against the issuer's
@@ -93,7 +72,7 @@ async fn login(
             "OIDC login is not configured on this server".into(),
         ));
     }
-    body.validate()?;
+    validate(body)?;
     let identity = match oidc::verify(&state.oidc, &body.id_token).await {
         Ok(identity) => identity,
         Err(rejection) => {
@@ -106,7 +85,7 @@ async fn login(
                     METHOD,
                     issuer.as_deref(),
                     "anonymous",
-                    code,
+                    code.as_str(),
                     serde_json::json!({}),
                 )
                 .await;
@@ -132,12 +111,12 @@ mod tests {
     fn empty_long_and_spaced_tokens_are_422() {
         for bad in [String::new(), "a".repeat(MAX_ID_TOKEN + 1), "a b".into()] {
             let r = OidcLoginRequest { id_token: bad };
-            assert!(matches!(r.validate(), Err(ApiError::Unprocessable { .. })));
+            assert!(matches!(validate(&r), Err(ApiError::Unprocessable { .. })));
         }
         let ok = OidcLoginRequest {
             id_token: "a.b.c".into(),
         };
-        assert!(ok.validate().is_ok());
+        assert!(validate(&ok).is_ok());
         assert!(!format!("{ok:?}").contains("a.b.c"));
     }
 }

@@ -22,7 +22,7 @@ use aws_sdk_sts::error::{DisplayErrorContext, SdkError};
 use reqwest::header::HeaderMap;
 
 use crate::config::ApiConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Largest STS answer read (a `GetCallerIdentity` answer is well under 1 KiB).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -50,7 +50,7 @@ impl From<StsError> for ApiError {
     fn from(e: StsError) -> Self {
         match e {
             StsError::Rejected { code, .. } => ApiError::Unauthorized {
-                code: "invalid_aws_credentials",
+                code: ErrorCode::InvalidAwsCredentials,
                 detail: match code.as_deref() {
                     None | Some("InvalidClientTokenId") => "Invalid AWS credentials".into(),
                     Some("SignatureDoesNotMatch") => "AWS signature verification failed".into(),

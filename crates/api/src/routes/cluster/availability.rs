@@ -1,26 +1,15 @@
 //! `GET /v1/gpu/availability`
 
-use std::collections::BTreeMap;
-
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use gpudev_store::{gpu_types, reservations};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use super::{GpuAvailability, summarise};
+use super::summarise;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// Capacity per GPU type.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AvailabilityResponse {
-    /// GPU type → its capacity.
-    pub availability: BTreeMap<String, GpuAvailability>,
-    /// When this was computed.
-    pub timestamp: DateTime<Utc>,
-}
+pub use gpudev_api_types::cluster::AvailabilityResponse;
 
 /// GPUs per type: total, available, in use, queued, and a rough wait for a new reservation.
 #[utoipa::path(get, path = "/v1/gpu/availability", tag = "cluster", security(("bearer" = [])),

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use gpudev_domain::{GpuCatalog, ReservationStatus};
 use gpudev_store::gpu_types::GpuTypeRow;
 use gpudev_store::reservations::LiveReservation;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::routes::jobs::detail::wait_minutes;
+
+pub use gpudev_api_types::cluster::GpuAvailability;
 
 pub mod availability;
 pub mod status;
@@ -21,38 +21,6 @@ pub mod wait;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(availability::gpu_availability)
         .service(status::cluster_status);
-}
-
-/// Capacity of one GPU type (the original fields first).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct GpuAvailability {
-    /// The GPU type.
-    pub gpu_type: String,
-    /// GPUs on Ready nodes (as last reported by the availability job).
-    pub total: i64,
-    /// GPUs free now.
-    pub available: i64,
-    /// GPUs held by preparing and active reservations.
-    pub in_use: i64,
-    /// GPUs asked for by queued reservations.
-    pub queued: i64,
-    /// GPUs on one node (the most one single-node reservation can have).
-    pub max_per_node: i64,
-    /// Nodes with every GPU free.
-    pub full_nodes_available: i64,
-    /// The largest request that could start now.
-    pub max_reservable: i64,
-    /// Ready nodes.
-    pub running_instances: i64,
-    /// Whether a reservation may span several whole nodes.
-    pub multinode: bool,
-    /// Queued reservations of this type.
-    pub queued_reservations: i64,
-    /// Rough minutes until a new 1-GPU reservation of this type could start (null when it cannot
-    /// be told, e.g. no nodes reported).
-    pub estimated_wait_minutes: Option<i64>,
-    /// When the availability job last reported this type.
-    pub last_updated: Option<DateTime<Utc>>,
 }
 
 /// Reservations by status, over every GPU type.

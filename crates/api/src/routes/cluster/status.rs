@@ -1,42 +1,15 @@
 //! `GET /v1/cluster/status`
 
-use std::collections::BTreeMap;
-
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use gpudev_store::{gpu_types, reservations};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{GpuAvailability, summarise};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// The whole cluster at a glance.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ClusterStatus {
-    /// GPUs on Ready nodes.
-    pub total_gpus: i64,
-    /// GPUs free now.
-    pub available_gpus: i64,
-    /// GPUs held by preparing and active reservations.
-    pub in_use_gpus: i64,
-    /// GPUs asked for by queued reservations.
-    pub queued_gpus: i64,
-    /// Active reservations.
-    pub active_reservations: i64,
-    /// Preparing reservations.
-    pub preparing_reservations: i64,
-    /// Queued reservations.
-    pub queued_reservations: i64,
-    /// Always 0: the original's `pending` state is `queued` here (kept for old clients).
-    pub pending_reservations: i64,
-    /// Per GPU type, sorted by name (the objects of `GET /v1/gpu/availability`).
-    pub by_gpu_type: BTreeMap<String, GpuAvailability>,
-    /// When this was computed.
-    pub timestamp: DateTime<Utc>,
-}
+pub use gpudev_api_types::cluster::ClusterStatus;
 
 /// Totals over every GPU type and reservation counts by status.
 #[utoipa::path(get, path = "/v1/cluster/status", tag = "cluster", security(("bearer" = [])),

@@ -3,28 +3,17 @@
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
 use gpudev_domain::Username;
+use gpudev_store::hints::{DiskHint, QueueMessage};
 use gpudev_store::{StoreError, disks};
-use serde::Deserialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{DiskOperationResponse, parse_name};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
-/// A disk to create.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateDisk {
-    /// 1–63 characters of letters, digits, `_` and `-`.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,63}$")]
-    pub disk_name: String,
-    /// Size in GB (10–10000); the server default when absent.
-    #[schema(minimum = 10, maximum = 10000)]
-    pub size_gb: Option<i64>,
-}
+pub use gpudev_api_types::disks::CreateDisk;
 
 /// Creates a persistent disk. The record is written at once; the processor creates the volume and
 /// completes the returned operation.
@@ -68,19 +57,19 @@ pub async fn create_disk(
     };
     let disk = disks::create(&tx, &new).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::conflict(
-            "disk_exists",
+            ErrorCode::DiskExists,
             format!("Disk '{}' already exists", name.as_str()),
         ),
         other => other.into(),
     })?;
-    let hint = serde_json::json!({
-        "action": "disk_create",
-        "operation_id": op,
-        "disk_id": disk.disk_id,
-        "disk_name": disk.disk_name,
-        "username": caller.username,
-        "size_gb": size,
-        "requested_at": Utc::now(),
+    let hint = QueueMessage::DiskCreate(DiskHint {
+        operation_id: op,
+        disk_id: disk.disk_id,
+        disk_name: disk.disk_name.clone(),
+        username: caller.username.clone(),
+        size_gb: Some(size),
+        delete_date: None,
+        requested_at: Utc::now(),
     });
     state.config.queue.send(&tx, &hint).await?;
     audit::record(

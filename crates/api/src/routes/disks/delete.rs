@@ -2,13 +2,14 @@
 
 use actix_web::{HttpResponse, delete, web};
 use chrono::{Duration, Utc};
+use gpudev_store::hints::{DiskHint, QueueMessage};
 use gpudev_store::{StoreError, disks};
 use uuid::Uuid;
 
 use super::{DiskOperationResponse, not_found, parse_name};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 /// Soft-deletes a disk: it disappears from listings at once and is removed for good after the
@@ -36,18 +37,18 @@ pub async fn delete_disk(
         .await
         .map_err(|e| match e {
             StoreError::NotFound(_) => not_found(name.as_str()),
-            StoreError::Conflict(detail) => ApiError::conflict("disk_in_use", detail),
+            StoreError::Conflict(detail) => ApiError::conflict(ErrorCode::DiskInUse, detail),
             other => other.into(),
         })?;
     let delete_date = disk.delete_after.unwrap_or_else(|| Utc::now() + grace);
-    let hint = serde_json::json!({
-        "action": "disk_delete",
-        "operation_id": op,
-        "disk_id": disk.disk_id,
-        "disk_name": disk.disk_name,
-        "username": caller.username,
-        "delete_date": delete_date,
-        "requested_at": Utc::now(),
+    let hint = QueueMessage::DiskDelete(DiskHint {
+        operation_id: op,
+        disk_id: disk.disk_id,
+        disk_name: disk.disk_name.clone(),
+        username: caller.username.clone(),
+        size_gb: None,
+        delete_date: Some(delete_date),
+        requested_at: Utc::now(),
     });
     state.config.queue.send(&tx, &hint).await?;
     audit::record(

@@ -2,22 +2,13 @@
 
 use actix_web::{HttpResponse, get, web};
 use gpudev_store::disks;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::DiskInfo;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// The caller's live disks.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DiskList {
-    /// Disks by name.
-    pub disks: Vec<DiskInfo>,
-    /// How many.
-    pub total: usize,
-}
+pub use gpudev_api_types::disks::DiskList;
 
 /// Lists the caller's disks (soft-deleted ones excluded).
 #[utoipa::path(get, path = "/v1/disks", tag = "disks", security(("bearer" = [])),
@@ -28,7 +19,7 @@ pub async fn list_disks(caller: Caller, state: web::Data<AppState>) -> ApiResult
     let disks: Vec<DiskInfo> = disks::list(&*db, caller.user_id, false)
         .await?
         .into_iter()
-        .map(|d| DiskInfo::from_disk(d, &caller.username))
+        .map(|d| super::disk_info(d, &caller.username))
         .collect();
     Ok(HttpResponse::Ok().json(DiskList {
         total: disks.len(),

@@ -1,10 +1,7 @@
 //! `GET /v1/disks/{disk_name}/operations/{operation_id}`
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Utc};
 use gpudev_store::disks;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::parse_name;
@@ -12,28 +9,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// The state of a disk operation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OperationStatus {
-    /// The operation.
-    pub operation_id: Uuid,
-    /// The disk.
-    pub disk_name: String,
-    /// `pending`, `completed` or `failed`.
-    pub status: String,
-    /// Why it failed.
-    pub error: Option<String>,
-    /// The disk is soft-deleted.
-    pub is_deleted: bool,
-    /// When a deleted disk is removed for good.
-    pub delete_date: Option<DateTime<Utc>>,
-    /// When the disk was created.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub last_updated: DateTime<Utc>,
-    /// True once the operation completed or failed.
-    pub completed: bool,
-}
+pub use gpudev_api_types::disks::OperationStatus;
 
 /// The status of a disk create or delete operation.
 #[utoipa::path(get, path = "/v1/disks/{disk_name}/operations/{operation_id}", tag = "disks",

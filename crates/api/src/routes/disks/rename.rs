@@ -2,34 +2,14 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_store::{StoreError, disks};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{not_found, parse_name};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
-/// The new name.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RenameDisk {
-    /// 1–63 characters of letters, digits, `_` and `-`.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,63}$")]
-    pub new_name: String,
-}
-
-/// The result of a rename.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RenameResult {
-    /// What happened.
-    pub message: String,
-    /// Previous name.
-    pub old_name: String,
-    /// New name.
-    pub new_name: String,
-}
+pub use gpudev_api_types::disks::{RenameDisk, RenameResult};
 
 /// Renames a disk that is not in use. Its volume keeps its Kubernetes name, so nothing moves.
 #[utoipa::path(post, path = "/v1/disks/{disk_name}/rename", tag = "disks", security(("bearer" = [])),
@@ -58,9 +38,9 @@ pub async fn rename_disk(
         .map_err(|e| match e {
             StoreError::NotFound(_) => not_found(old.as_str()),
             StoreError::Conflict(detail) if detail.contains("in use") => {
-                ApiError::conflict("disk_in_use", detail)
+                ApiError::conflict(ErrorCode::DiskInUse, detail)
             }
-            StoreError::Conflict(detail) => ApiError::conflict("disk_exists", detail),
+            StoreError::Conflict(detail) => ApiError::conflict(ErrorCode::DiskExists, detail),
             other => other.into(),
         })?;
     audit::record(

@@ -2,10 +2,9 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::{GithubUser, ReservationStatus};
+use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::jupyter::QUEUED_OR_ACTIVE;
 use super::lookup::{Visibility, find_job};
@@ -15,13 +14,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// Whom to give access.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AddUserRequest {
-    /// A GitHub login; that user's public SSH keys are installed in the dev box.
-    #[schema(example = "octocat")]
-    pub github_username: String,
-}
+pub use gpudev_api_types::jobs::AddUserRequest;
 
 /// Gives another GitHub user SSH access to one of the caller's jobs. The login is recorded in the
 /// job's `secondary_users` at once; for an active job the processor installs the keys (told by a
@@ -69,7 +62,7 @@ pub async fn add_user(
                 &tx,
                 &state.config.queue,
                 &now,
-                "add_user",
+                QueueMessage::AddUser,
                 serde_json::json!({ "github_username": login.as_str() }),
             )
             .await?,

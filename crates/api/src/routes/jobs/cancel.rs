@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::ReservationStatus;
+use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Reservation, Transition};
 
@@ -93,7 +94,7 @@ pub(crate) async fn cancel(
         &tx,
         &state.config.queue,
         &cancelled,
-        "cancel",
+        QueueMessage::Cancel,
         serde_json::json!({ "previous_status": r.status }),
     )
     .await?;

@@ -2,27 +2,19 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::{Hours, RequestError, ReservationStatus, check_extension};
+use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change, Reservation};
-use serde::Deserialize;
-use utoipa::ToSchema;
 
 use super::lookup::{Visibility, find_job};
 use super::request::request_error;
 use super::{JobActionResponse, wrong_state};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
-/// How long to extend by.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ExtendRequest {
-    /// Hours to add, fractions allowed (at least 5 minutes, at most the longest single
-    /// reservation).
-    #[schema(example = 1.5)]
-    pub extension_hours: f64,
-}
+pub use gpudev_api_types::jobs::ExtendRequest;
 
 const ONLY_ACTIVE: &str = "only an active job can be extended";
 
@@ -73,7 +65,7 @@ pub async fn extend_job(
         &tx,
         &state.config.queue,
         &extended,
-        "extend",
+        QueueMessage::Extend,
         serde_json::json!({
             "extension_hours": hours.as_hours(),
             "expires_at": extended.expires_at,
@@ -117,7 +109,7 @@ pub async fn extend_job(
 }
 
 fn lifetime(e: RequestError) -> ApiError {
-    ApiError::conflict("lifetime_exceeded", e.to_string())
+    ApiError::conflict(ErrorCode::LifetimeExceeded, e.to_string())
 }
 
 /// Why the guarded update refused: the job changed since it was read.
@@ -128,7 +120,7 @@ fn refused(now: &Reservation, hours: Hours, limits: &gpudev_domain::Limits) -> A
     match check_extension(now.duration_hours + now.extended_hours, hours, limits) {
         Err(e) => lifetime(e),
         Ok(()) => ApiError::conflict(
-            "lifetime_exceeded",
+            ErrorCode::LifetimeExceeded,
             "the job's lifetime changed while extending; try again",
         ),
     }

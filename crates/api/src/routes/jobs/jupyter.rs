@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::ReservationStatus;
+use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change};
 
@@ -61,10 +62,10 @@ async fn switch(
     raw_id: &str,
     enable: bool,
 ) -> ApiResult<HttpResponse> {
-    let action = if enable {
-        "enable_jupyter"
+    let (action, message): (_, fn(_) -> _) = if enable {
+        ("enable_jupyter", QueueMessage::EnableJupyter)
     } else {
-        "disable_jupyter"
+        ("disable_jupyter", QueueMessage::DisableJupyter)
     };
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
@@ -81,7 +82,7 @@ async fn switch(
                 &tx,
                 &state.config.queue,
                 &now,
-                action,
+                message,
                 serde_json::json!({ "jupyter_enabled": enable }),
             )
             .await?,

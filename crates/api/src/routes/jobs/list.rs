@@ -4,8 +4,6 @@ use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
 use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations::{self, ListFilter};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::detail::JobDetail;
 use super::{answer_and_keep, cached};
@@ -14,38 +12,12 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::job_cache::View;
 use crate::state::AppState;
 
+pub use gpudev_api_types::jobs::{JobList, ListQuery};
+
 /// Default page size.
 pub const DEFAULT_LIMIT: i64 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: i64 = 500;
-
-/// Filters and paging.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Comma-separated statuses (`queued,active`); all when absent. The original's `pending` and
-    /// `creating_server` are read as `queued` and `preparing`.
-    pub status: Option<String>,
-    /// Page size, 1–500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-    /// Jobs to skip (default 0).
-    #[param(minimum = 0)]
-    pub offset: Option<i64>,
-}
-
-/// A page of jobs.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct JobList {
-    /// The caller's jobs, newest first.
-    pub jobs: Vec<JobDetail>,
-    /// Jobs matching the filter in all.
-    pub total: i64,
-    /// Page size used.
-    pub limit: i64,
-    /// Jobs skipped.
-    pub offset: i64,
-}
 
 /// Parses `status=a,b` (blank items ignored).
 pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<ReservationStatus>, ApiError> {
@@ -120,7 +92,9 @@ pub async fn list_jobs(
     let now = Utc::now();
     let jobs: Vec<JobDetail> = rows
         .into_iter()
-        .map(|(r, events)| JobDetail::new(r, events, &state.config.catalog, true, now))
+        .map(|(r, events)| {
+            crate::routes::jobs::detail::job_detail(r, events, &state.config.catalog, true, now)
+        })
         .collect();
     let list = JobList {
         jobs,

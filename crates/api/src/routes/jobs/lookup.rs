@@ -5,7 +5,7 @@ use gpudev_store::reservations::{self, Reservation};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Shortest id prefix accepted.
 pub const MIN_PREFIX_LEN: usize = 8;
@@ -58,7 +58,7 @@ pub async fn find_job(
         0 => Err(not_found(raw)),
         1 => Ok(matches.remove(0)),
         _ => Err(ApiError::conflict(
-            "ambiguous_job_id",
+            ErrorCode::AmbiguousJobId,
             format!(
                 "Job id prefix {raw} matches more than one job; give more characters or the full id"
             ),

@@ -7,13 +7,13 @@
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use gpudev_store::reservations::Reservation;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use uuid::Uuid;
+use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::job_cache::{Ticket, View};
 use crate::state::AppState;
+
+pub use gpudev_api_types::jobs::JobActionResponse;
 
 pub mod add_user;
 pub mod cancel;
@@ -38,25 +38,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(add_user::add_user);
 }
 
-/// The answer to an action on a job (the original `JobActionResponse`, plus `expires_at`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct JobActionResponse {
-    /// The job.
-    pub job_id: Uuid,
-    /// `cancel`, `extend`, `enable_jupyter`, `disable_jupyter` or `add_user`.
-    pub action: String,
-    /// `cancelled` and `extended` are done; `requested` is carried out by the processor.
-    pub status: String,
-    /// What happened, in a sentence.
-    pub message: String,
-    /// When the job now ends (null until it is active, and after a cancel).
-    pub expires_at: Option<DateTime<Utc>>,
-}
-
 /// 409 `invalid_state` for an action the job's status does not allow.
 pub(crate) fn wrong_state(r: &Reservation, allowed: &str) -> ApiError {
     ApiError::conflict(
-        "invalid_state",
+        ErrorCode::InvalidState,
         format!("Job {} is {}; {allowed}", r.reservation_id, r.status),
     )
 }
@@ -82,7 +67,7 @@ fn answer_and_keep<T: Serialize>(
     let body = web::Bytes::from(serde_json::to_vec(value).map_err(ApiError::internal)?);
     let stale_at = jobs
         .iter()
-        .filter_map(|j| j.changes_at(now))
+        .filter_map(|j| detail::changes_at(j, now))
         .min()
         .map(|t| std::time::Instant::now() + (t - now).to_std().unwrap_or_default());
     state.jobs.put(ticket, view, body.clone(), stale_at);

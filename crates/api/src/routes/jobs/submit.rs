@@ -9,38 +9,22 @@ use gpudev_store::reservations::{
     self, Checked, NewReservation, Quota, Reservation, Submitted, UserLoad,
 };
 use gpudev_store::{StoreError, gpu_types};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::request::{JobSubmission, canonical_hash, request_error, submission_error};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::routes::cluster::wait::estimate_start;
 use crate::state::AppState;
+
+pub use gpudev_api_types::jobs::JobSubmitResponse;
 
 /// Header that makes retries of a submit return the first result.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-
-/// The answer to a submit.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct JobSubmitResponse {
-    /// The job id; `GET /v1/jobs/{job_id}` works at once.
-    pub job_id: Uuid,
-    /// `queued` for a new job; a replayed submit shows the job's current status.
-    pub status: String,
-    /// What happened, in a sentence.
-    pub message: String,
-    /// 1-based position within its GPU type's queue (a first estimate; the scheduler refines it).
-    /// Null when 200 or more jobs are ahead: the scheduler's next pass tells it.
-    pub queue_position: Option<i64>,
-    /// When it is expected to start, if that can be told yet.
-    pub estimated_start_time: Option<DateTime<Utc>>,
-}
 
 /// Submits a reservation. The row and its queue message are written in one transaction, together
 /// with the quota check and the audit record.
@@ -93,17 +77,18 @@ pub async fn submit_job(
         .map_err(submission_error)?;
     if resolved.raw.priority > 0 && !caller.is_admin() {
         return Err(ApiError::Forbidden {
-            code: "priority_requires_admin",
+            code: ErrorCode::PriorityRequiresAdmin,
             detail: "only admins may set a priority above 0; use 0 or a negative value".into(),
         });
     }
     let request = ReservationRequest::new(&config.catalog, &config.limits, resolved.raw)
         .map_err(request_error)?;
-    if i64::from(request.gpu_count()) > i64::from(config.max_gpus_per_user) {
+    if let Some(max) = config.quotas.max_gpus_per_user
+        && request.gpu_count() > max
+    {
         return Err(quota_exceeded(format!(
-            "{} GPUs is more than the {} GPUs one user may hold",
+            "{} GPUs is more than the {max} GPUs one user may hold",
             request.gpu_count(),
-            config.max_gpus_per_user
         )));
     }
 
@@ -154,8 +139,12 @@ pub async fn submit_job(
 
     // The quota check and the writes (row, event, secrets, queue message) are one statement.
     let quota = Quota {
-        max_reservations: i64::from(config.max_active_reservations_per_user),
-        max_gpus: i64::from(config.max_gpus_per_user),
+        // No limit is a limit no one reaches.
+        max_reservations: config
+            .quotas
+            .max_active_reservations_per_user
+            .map_or(i64::MAX, i64::from),
+        max_gpus: config.quotas.max_gpus_per_user.map_or(i64::MAX, i64::from),
     };
     let (reservation, msg_id) =
         match reservations::submit_within(&tx, &config.queue, &new, quota).await {
@@ -248,7 +237,7 @@ async fn replay(
         return Err(match what {
             "RESERVATION_ID" => id_taken(first.reservation_id),
             _ => ApiError::conflict(
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was used for a different request; use a new key",
             ),
         });
@@ -284,7 +273,7 @@ async fn standing(
     let (s, types) = futures::try_join!(
         reservations::queue_standing_upto(
             db,
-            &r.gpu_type,
+            r.gpu_type.as_str(),
             r.priority,
             r.created_at,
             r.reservation_id,
@@ -295,7 +284,9 @@ async fn standing(
     if s.ahead >= POSITION_HORIZON {
         return Ok((None, None));
     }
-    let row = types.into_iter().find(|t| t.gpu_type == r.gpu_type);
+    let row = types
+        .into_iter()
+        .find(|t| t.gpu_type == r.gpu_type.as_str());
     let eta = row.and_then(|t| {
         let total = i64::from(t.total_gpus);
         let held: i64 = s.running.iter().map(|(_, g)| i64::from(*g)).sum();
@@ -361,12 +352,15 @@ fn refusal(load: UserLoad, gpus: i32, quota: Quota) -> String {
 }
 
 fn quota_exceeded(detail: String) -> ApiError {
-    ApiError::conflict("quota_exceeded", format!("quota exceeded: {detail}"))
+    ApiError::conflict(
+        ErrorCode::QuotaExceeded,
+        format!("quota exceeded: {detail}"),
+    )
 }
 
 fn id_taken(id: Uuid) -> ApiError {
     ApiError::conflict(
-        "job_id_taken",
+        ErrorCode::JobIdTaken,
         format!("job id {id} (RESERVATION_ID) is already in use; propose another or omit it"),
     )
 }

@@ -58,5 +58,5 @@ pub async fn delete_key(
     // Other replicas hear of it through the database notification; this one must not serve the
     // revoked key from its cache in the meantime.
     state.keys.invalidate_user(caller.user_id);
-    Ok(HttpResponse::Ok().json(KeyInfo::from_record(record, caller.key_id, Utc::now())))
+    Ok(HttpResponse::Ok().json(super::key_info(record, caller.key_id, Utc::now())))
 }

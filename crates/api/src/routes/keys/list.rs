@@ -3,22 +3,13 @@
 use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
 use gpudev_store::{api_keys, users};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::KeyInfo;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// The caller's keys.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyList {
-    /// Newest first, including expired and revoked ones until they are purged.
-    pub keys: Vec<KeyInfo>,
-    /// How many.
-    pub total: usize,
-}
+pub use gpudev_api_types::keys::KeyList;
 
 /// The caller's own API keys: metadata only, never a key or a hash.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
@@ -38,7 +29,7 @@ pub async fn list_own_keys(caller: Caller, state: web::Data<AppState>) -> ApiRes
     let keys: Vec<KeyInfo> = api_keys::list(&*db, Some(&user))
         .await?
         .into_iter()
-        .map(|k| KeyInfo::from_record(k, caller.key_id, now))
+        .map(|k| super::key_info(k, caller.key_id, now))
         .collect();
     Ok(HttpResponse::Ok().json(KeyList {
         total: keys.len(),

@@ -2,12 +2,9 @@
 
 use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{HttpResponse, post, web};
-use chrono::{DateTime, Utc};
 use gpudev_domain::ApiKey;
 use gpudev_store::StoreError;
 use gpudev_store::api_keys::{self, NewKey};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
@@ -15,35 +12,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::optional_json;
 use crate::state::AppState;
 
-/// Options of a rotation. The body may also be empty.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default)]
-pub struct RotateRequest {
-    /// Revoke the key that authenticated this request once the new one exists (default false:
-    /// the old key keeps working until it expires).
-    pub revoke_current: bool,
-}
-
-/// The new key, shown once.
-#[derive(Serialize, ToSchema)]
-pub struct RotateResponse {
-    /// The new API key.
-    pub api_key: String,
-    /// The new key's id.
-    pub key_id: i64,
-    /// The new key's first characters.
-    pub key_prefix: String,
-    /// The user's id.
-    pub user_id: i64,
-    /// The user's name.
-    pub username: String,
-    /// When the new key stops working.
-    pub expires_at: DateTime<Utc>,
-    /// The new key's lifetime in hours (`API_KEY_TTL_HOURS`).
-    pub ttl_hours: u32,
-    /// The key that was revoked, when `revoke_current` was set.
-    pub revoked_key_id: Option<i64>,
-}
+pub use gpudev_api_types::keys::{RotateRequest, RotateResponse};
 
 /// Issues a new key for the caller with a fresh lifetime. It inherits the current key's
 /// authentication method and rate limit; the current key stays valid unless `revoke_current`.

@@ -1,63 +1,29 @@
 //! `PUT /v1/me/ssh-keys`, `GET /v1/me/ssh-keys`
 
 use actix_web::{HttpResponse, get, put, web};
-use chrono::{DateTime, Utc};
 use gpudev_domain::SshPublicKey;
 use gpudev_store::ssh_keys::{self, MAX_KEYS_PER_USER, StoredKey};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// The complete set of SSH public keys to install in the caller's dev boxes.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct SshKeysRequest {
-    /// OpenSSH public key lines (`ssh-ed25519 AAAA… comment`), at most 32; an empty list removes
-    /// every key.
-    pub keys: Vec<String>,
-}
+pub use gpudev_api_types::me::{SshKeyInfo, SshKeyList, SshKeysRequest};
 
-/// A registered key.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SshKeyInfo {
-    /// Key type (`ssh-ed25519`, …).
-    pub key_type: String,
-    /// `SHA256:…` fingerprint, as `ssh-keygen -lf` prints it.
-    pub fingerprint: String,
-    /// The key's comment.
-    pub comment: Option<String>,
-    /// The `authorized_keys` line.
-    pub public_key: String,
-    /// When it was registered.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<StoredKey> for SshKeyInfo {
-    fn from(k: StoredKey) -> Self {
-        SshKeyInfo {
-            key_type: k.key_type,
-            fingerprint: k.fingerprint,
-            comment: k.comment,
-            public_key: k.public_key,
-            created_at: k.created_at,
-        }
+/// A stored key as the API shows it.
+fn ssh_key_info(k: StoredKey) -> SshKeyInfo {
+    SshKeyInfo {
+        key_type: k.key_type,
+        fingerprint: k.fingerprint,
+        comment: k.comment,
+        public_key: k.public_key,
+        created_at: k.created_at,
     }
 }
 
-/// The caller's registered keys.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SshKeyList {
-    /// Oldest first.
-    pub keys: Vec<SshKeyInfo>,
-    /// How many.
-    pub total: usize,
-}
-
 fn key_list(stored: Vec<StoredKey>) -> SshKeyList {
-    let keys: Vec<SshKeyInfo> = stored.into_iter().map(SshKeyInfo::from).collect();
+    let keys: Vec<SshKeyInfo> = stored.into_iter().map(ssh_key_info).collect();
     SshKeyList {
         total: keys.len(),
         keys,

@@ -33,7 +33,7 @@ pub async fn run(ctx: &Ctx, _args: Args) -> CliResult {
         table.row(vec![
             d.disk_name.clone(),
             format!("{} GB", d.size_gb),
-            d.status.clone().unwrap_or_else(|| "-".into()),
+            d.status.clone(),
             d.reservation_id
                 .map_or_else(|| "-".into(), |r| r.simple().to_string()[..8].to_owned()),
             d.last_used.map_or_else(|| "-".into(), output::time),

@@ -1,8 +1,16 @@
-//! Logging set-up: JSON lines on stderr (or readable lines), filtered by `RUST_LOG`.
+//! Logging set-up: JSON lines in production, readable lines in development, filtered by
+//! `RUST_LOG` (default `info`), written to standard error.
 
 use tracing_subscriber::EnvFilter;
 
-use crate::LogFormat;
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Pretty,
+}
 
 /// Installs the global subscriber (once; later calls are ignored).
 pub fn init(format: LogFormat) {
@@ -14,7 +22,7 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
             .with_span_list(false)
             .try_init(),
         LogFormat::Pretty => builder.try_init(),

@@ -1,6 +1,6 @@
-//! The processor's own SQL: the snapshot a scheduling pass reads, and the batched, guarded
-//! writes it makes. Single-reservation status changes go through
-//! [`gpudev_store::reservations::transition`]; the batched statements here follow the same rules
+//! The scheduling pass's SQL (the processor's leader): the snapshot a pass reads, the batched,
+//! guarded writes it makes, and the few single-row updates of admitted reservations. Single-reservation status changes go through
+//! [`crate::reservations::transition`]; the batched statements here follow the same rules
 //! (a guard on the current status, the same columns set, one `reservation_events` row per
 //! change) so that a pass over thousands of reservations is a handful of statements.
 
@@ -9,27 +9,26 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use gpudev_domain::ReservationStatus;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::error::{ProcessorError, Result};
+use crate::{Db, StoreError};
 
 /// A live reservation as the scheduler and the reconciler see it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "fields whose names say what they hold go undocumented"
+)]
 pub struct LiveRow {
-    /// Id.
     pub reservation_id: Uuid,
     /// Owner's name.
     pub username: String,
     /// `queued`, `preparing` or `active`.
     pub status: ReservationStatus,
-    /// GPU type.
     pub gpu_type: String,
     /// GPUs over all nodes.
     pub gpu_count: i32,
-    /// Nodes.
     pub node_count: i32,
-    /// Priority.
     pub priority: i32,
     /// Submission time.
     pub created_at: DateTime<Utc>,
@@ -43,20 +42,22 @@ pub struct LiveRow {
     pub node_names: Vec<String>,
 }
 
-fn parse_status(s: &str) -> Result<ReservationStatus> {
-    s.parse()
-        .map_err(|e| ProcessorError::Store(gpudev_store::StoreError::Corrupt(format!("{e}"))))
+fn parse_status(s: &str) -> Result<ReservationStatus, StoreError> {
+    s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
 /// Every queued, preparing and active reservation.
-pub async fn live_rows(db: &impl GenericClient) -> Result<Vec<LiveRow>> {
+pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
     let rows = db
         .query(
-            "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, r.node_count, \
-               r.priority, r.created_at, r.duration_hours + r.extended_hours, r.admitted_at, \
-               r.expires_at, r.node_names \
-             FROM reservations r JOIN users u USING (user_id) \
-             WHERE r.status IN ('queued', 'preparing', 'active')",
+            concat!(
+                "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, \
+                   r.node_count, r.priority, r.created_at, r.duration_hours + r.extended_hours, \
+                   r.admitted_at, r.expires_at, r.node_names \
+                 FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.status IN ",
+                crate::live_statuses!()
+            ),
             &[],
         )
         .await?;
@@ -94,7 +95,7 @@ pub struct UsageRow {
 }
 
 /// Every reservation that ran within the last `horizon_secs` seconds.
-pub async fn usage_rows(db: &impl GenericClient, horizon_secs: f64) -> Result<Vec<UsageRow>> {
+pub async fn usage_rows(db: &impl Db, horizon_secs: f64) -> Result<Vec<UsageRow>, StoreError> {
     let rows = db
         .query(
             "SELECT u.username, r.gpu_count, r.launched_at, coalesce(r.ended_at, now()) \
@@ -118,7 +119,7 @@ pub async fn usage_rows(db: &impl GenericClient, horizon_secs: f64) -> Result<Ve
 /// Where a waiting reservation stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PositionUpdate {
-    /// Which.
+    /// The reservation whose position changes.
     pub id: Uuid,
     /// 1-based position in its GPU type's queue.
     pub position: i32,
@@ -130,12 +131,12 @@ pub struct PositionUpdate {
 
 /// Writes positions, estimates and detailed statuses of queued reservations in one statement,
 /// touching only rows that are still queued and whose values changed. Returns rows changed.
-pub async fn write_positions(db: &impl GenericClient, updates: &[PositionUpdate]) -> Result<u64> {
+pub async fn write_positions(db: &impl Db, updates: &[PositionUpdate]) -> Result<u64, StoreError> {
     if updates.is_empty() {
         return Ok(0);
     }
     let json = serde_json::to_value(updates)
-        .map_err(|e| ProcessorError::Transient(format!("positions do not serialise: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("positions do not serialise: {e}")))?;
     Ok(db
         .execute(
             "UPDATE reservations r SET queue_position = u.position, estimated_start_at = u.eta, \
@@ -153,7 +154,7 @@ pub async fn write_positions(db: &impl GenericClient, updates: &[PositionUpdate]
 /// An admission to record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdmissionRow {
-    /// Which.
+    /// The reservation admitted.
     pub id: Uuid,
     /// Its nodes, node 0 first.
     pub nodes: Vec<String>,
@@ -164,20 +165,20 @@ pub struct AdmissionRow {
 }
 
 /// Moves queued reservations to `preparing` with their placement, in one statement: exactly what
-/// [`gpudev_store::reservations::transition`] does for `preparing`, plus the nodes, Pod name and
+/// [`crate::reservations::transition`] does for `preparing`, plus the nodes, Pod name and
 /// namespace. Reservations no longer queued (cancelled meanwhile) are skipped. Returns the ids
 /// admitted.
 pub async fn admit(
-    db: &impl GenericClient,
+    db: &impl Db,
     admissions: &[AdmissionRow],
     namespace: &str,
     actor: &str,
-) -> Result<Vec<Uuid>> {
+) -> Result<Vec<Uuid>, StoreError> {
     if admissions.is_empty() {
         return Ok(Vec::new());
     }
     let json = serde_json::to_value(admissions)
-        .map_err(|e| ProcessorError::Transient(format!("admissions do not serialise: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("admissions do not serialise: {e}")))?;
     let rows = db
         .query(
             "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
@@ -199,12 +200,12 @@ pub async fn admit(
 }
 
 /// Fails queued reservations that can never run, with their reasons, in one statement (as
-/// [`gpudev_store::reservations::transition`] to `failed` does). Returns the ids failed.
+/// [`crate::reservations::transition`] to `failed` does). Returns the ids failed.
 pub async fn fail_queued(
-    db: &impl GenericClient,
+    db: &impl Db,
     failures: &[(Uuid, String)],
     actor: &str,
-) -> Result<Vec<Uuid>> {
+) -> Result<Vec<Uuid>, StoreError> {
     if failures.is_empty() {
         return Ok(Vec::new());
     }
@@ -245,7 +246,7 @@ pub struct Connection {
 }
 
 /// Records the connection details of an active reservation.
-pub async fn record_connection(db: &impl GenericClient, id: Uuid, c: &Connection) -> Result<()> {
+pub async fn record_connection(db: &impl Db, id: Uuid, c: &Connection) -> Result<(), StoreError> {
     db.execute(
         "UPDATE reservations SET node_ip = $2, node_port = $3, ssh_command = $4, jupyter_url = $5, \
            instance_type = coalesce($6, instance_type), detailed_status = 'ready' \
@@ -265,11 +266,11 @@ pub async fn record_connection(db: &impl GenericClient, id: Uuid, c: &Connection
 
 /// Sets the detailed status of a reservation while it is in `status`.
 pub async fn set_detail(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     status: ReservationStatus,
     detail: &str,
-) -> Result<()> {
+) -> Result<(), StoreError> {
     db.execute(
         "UPDATE reservations SET detailed_status = $3 \
          WHERE reservation_id = $1 AND status = $2 AND detailed_status IS DISTINCT FROM $3",
@@ -280,7 +281,7 @@ pub async fn set_detail(
 }
 
 /// How many times a reservation was sent back from `preparing` to the queue.
-pub async fn requeue_count(db: &impl GenericClient, id: Uuid) -> Result<i64> {
+pub async fn requeue_count(db: &impl Db, id: Uuid) -> Result<i64, StoreError> {
     let row = db
         .query_one(
             "SELECT count(*) FROM reservation_events WHERE reservation_id = $1 \
@@ -293,9 +294,9 @@ pub async fn requeue_count(db: &impl GenericClient, id: Uuid) -> Result<i64> {
 
 /// The statuses of some reservations (ids without a row are absent).
 pub async fn statuses(
-    db: &impl GenericClient,
+    db: &impl Db,
     ids: &[Uuid],
-) -> Result<HashMap<Uuid, ReservationStatus>> {
+) -> Result<HashMap<Uuid, ReservationStatus>, StoreError> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -313,10 +314,10 @@ pub async fn statuses(
 /// Stores `candidate` as the reservation's Jupyter token unless it has one; returns the token
 /// in effect.
 pub async fn ensure_jupyter_token(
-    db: &impl GenericClient,
+    db: &impl Db,
     id: Uuid,
     candidate: &str,
-) -> Result<Option<String>> {
+) -> Result<Option<String>, StoreError> {
     let row = db
         .query_opt(
             "UPDATE reservations SET jupyter_token = coalesce(jupyter_token, $2) \
@@ -328,7 +329,7 @@ pub async fn ensure_jupyter_token(
 }
 
 /// Sets (or clears) the Jupyter URL of an active reservation.
-pub async fn set_jupyter_url(db: &impl GenericClient, id: Uuid, url: Option<&str>) -> Result<()> {
+pub async fn set_jupyter_url(db: &impl Db, id: Uuid, url: Option<&str>) -> Result<(), StoreError> {
     db.execute(
         "UPDATE reservations SET jupyter_url = $2 WHERE reservation_id = $1 AND status = 'active'",
         &[&id, &url],
@@ -339,7 +340,7 @@ pub async fn set_jupyter_url(db: &impl GenericClient, id: Uuid, url: Option<&str
 
 /// Disks still attached to reservations that were cancelled or failed: `(disk_id, reservation)`.
 /// (Expired reservations keep theirs until the expiry job has snapshotted them.)
-pub async fn disks_of_ended(db: &impl GenericClient) -> Result<Vec<(Uuid, Uuid)>> {
+pub async fn disks_of_ended(db: &impl Db) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
     let rows = db
         .query(
             "SELECT d.disk_id, d.reservation_id FROM disks d JOIN reservations r USING (reservation_id) \

@@ -1,0 +1,119 @@
+//! The settings more than one program reads, each parsed here and nowhere else. The Helm chart
+//! puts most of them in one ConfigMap that every program sees; a test checks that the chart's
+//! `values.schema.json` accepts exactly the ranges declared here.
+
+use gpudev_domain::{GpuCatalog, ImageRef, Quotas};
+
+use crate::settings::{ConfigError, Env, IntSetting};
+
+/// The dev box image when a reservation names none (`DEV_IMAGE`).
+pub const DEFAULT_IMAGE: &str = "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel";
+
+/// `MAX_NODES`: most whole nodes one multi-node reservation may span.
+pub const MAX_NODES: IntSetting = IntSetting {
+    var: "MAX_NODES",
+    default: 4,
+    min: 1,
+    max: 64,
+};
+
+/// `MAX_ACTIVE_RESERVATIONS_PER_USER`: most reservations one user may hold at once; 0 means no
+/// limit. The API counts queued, preparing and active ones when a reservation is submitted; the
+/// scheduler counts preparing and active ones when it admits.
+pub const MAX_ACTIVE_RESERVATIONS_PER_USER: IntSetting = IntSetting {
+    var: "MAX_ACTIVE_RESERVATIONS_PER_USER",
+    default: 4,
+    min: 0,
+    max: 10_000_000,
+};
+
+/// `MAX_GPUS_PER_USER`: most GPUs over one user's reservations (counted as for
+/// [`MAX_ACTIVE_RESERVATIONS_PER_USER`]); 0 means no limit.
+pub const MAX_GPUS_PER_USER: IntSetting = IntSetting {
+    var: "MAX_GPUS_PER_USER",
+    default: 32,
+    min: 0,
+    max: 100_000_000,
+};
+
+/// `DEFAULT_DISK_SIZE_GB`: size of a disk created without a size.
+pub const DEFAULT_DISK_SIZE_GB: IntSetting = IntSetting {
+    var: "DEFAULT_DISK_SIZE_GB",
+    default: 100,
+    min: 10,
+    max: 10_000,
+};
+
+/// `DB_POOL_SIZE`: most pooled database connections of one process.
+pub const DB_POOL_SIZE: IntSetting = IntSetting {
+    var: "DB_POOL_SIZE",
+    default: 16,
+    min: 1,
+    max: 512,
+};
+
+/// `DB_CONNECT_TIMEOUT_SECONDS`: how long to wait for a database connection.
+pub const DB_CONNECT_TIMEOUT_SECONDS: IntSetting = IntSetting {
+    var: "DB_CONNECT_TIMEOUT_SECONDS",
+    default: 5,
+    min: 1,
+    max: 120,
+};
+
+/// Every shared whole-number setting, for the check against the chart's schema.
+pub const INT_SETTINGS: [IntSetting; 6] = [
+    MAX_NODES,
+    MAX_ACTIVE_RESERVATIONS_PER_USER,
+    MAX_GPUS_PER_USER,
+    DEFAULT_DISK_SIZE_GB,
+    DB_POOL_SIZE,
+    DB_CONNECT_TIMEOUT_SECONDS,
+];
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// `GPU_CATALOG_JSON`: replaces the built-in GPU catalog (every program must see the same).
+    pub fn catalog(&self) -> Result<GpuCatalog, ConfigError> {
+        match self.get("GPU_CATALOG_JSON") {
+            Some(json) => GpuCatalog::from_json(&json)
+                .map_err(|e| ConfigError::new("GPU_CATALOG_JSON", e.to_string())),
+            None => Ok(GpuCatalog::default()),
+        }
+    }
+
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` and `MAX_GPUS_PER_USER`, 0 read as no limit.
+    pub fn quotas(&self) -> Result<Quotas, ConfigError> {
+        let limit = |s: IntSetting| self.setting(s).map(|v| (v > 0).then_some(v));
+        Ok(Quotas {
+            max_active_reservations_per_user: limit(MAX_ACTIVE_RESERVATIONS_PER_USER)?,
+            max_gpus_per_user: limit(MAX_GPUS_PER_USER)?,
+        })
+    }
+
+    /// `DEV_IMAGE`: the image of a dev box whose reservation names none ([`DEFAULT_IMAGE`]).
+    pub fn dev_image(&self) -> Result<ImageRef, ConfigError> {
+        ImageRef::parse(self.get("DEV_IMAGE").as_deref().unwrap_or(DEFAULT_IMAGE))
+            .map_err(|e| ConfigError::new("DEV_IMAGE", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_quotas_mean_no_limit_and_the_defaults_are_limits() {
+        let none = Env::new(|_: &str| None);
+        let quotas = none.quotas().unwrap();
+        assert_eq!(quotas.max_active_reservations_per_user, Some(4));
+        assert_eq!(quotas.max_gpus_per_user, Some(32));
+        let zero = Env::new(|_: &str| Some("0".to_owned()));
+        assert_eq!(zero.quotas().unwrap(), Quotas::default());
+        let huge = Env::new(|k: &str| (k == "MAX_GPUS_PER_USER").then(|| "100000000".to_owned()));
+        assert_eq!(huge.quotas().unwrap().max_gpus_per_user, Some(100_000_000));
+        let too_many = Env::new(|_: &str| Some("100000000".to_owned()));
+        assert_eq!(
+            too_many.quotas().unwrap_err().variable,
+            "MAX_ACTIVE_RESERVATIONS_PER_USER"
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! Submitting: quotas, idempotency and the one transaction that writes the row, its event, its
+//! environment values and its queue message.
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use super::model::{COLUMNS, NewReservation, Reservation, from_row};
+use crate::error::NotFound;
+use crate::hints::{QueueMessage, ReservationHint};
+use crate::{Db, Queue, StoreError};
+
+/// The outcome of [`submit`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new reservation was stored and its message sent.
+    Created {
+        /// The stored reservation.
+        reservation: Box<Reservation>,
+        /// The PGMQ message id.
+        msg_id: i64,
+    },
+    /// The idempotency key was used before: the first reservation, untouched, and no new message.
+    Existing(Box<Reservation>),
+}
+
+/// Stores a reservation as `queued`, records its creation event, and sends its PGMQ message, all in
+/// one transaction. When the owner already used the idempotency key, nothing is written and the
+/// existing reservation is returned.
+pub async fn submit(
+    client: &mut Client,
+    queue: &Queue,
+    new: &NewReservation,
+) -> Result<Submitted, StoreError> {
+    let tx = client.transaction().await?;
+    let submitted = submit_in(&tx, queue, new).await?;
+    match submitted {
+        Submitted::Created { .. } => tx.commit().await?,
+        Submitted::Existing(_) => tx.rollback().await?,
+    }
+    Ok(submitted)
+}
+
+/// [`submit`] inside the caller's transaction, so the caller can check quotas and write its audit
+/// record in the same unit of work. Nothing is visible (and no message is delivered) until the
+/// caller commits. A reused idempotency key writes nothing and returns
+/// [`Submitted::Existing`]; a reservation id that is already taken fails with a unique violation
+/// ([`StoreError::is_unique_violation`]), which aborts the transaction.
+pub async fn submit_in(
+    tx: &impl Db,
+    queue: &Queue,
+    new: &NewReservation,
+) -> Result<Submitted, StoreError> {
+    match insert(tx, queue, new, None).await? {
+        Checked::Submitted(s) => Ok(s),
+        // No quota was given, so none can be exceeded.
+        Checked::OverQuota(_) => Err(StoreError::Corrupt(
+            "a submit without a quota was refused for its quota".into(),
+        )),
+    }
+}
+
+/// Per-user limits checked by [`submit_within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most `queued`, `preparing` and `active` reservations a user may hold.
+    pub max_reservations: i64,
+    /// Most GPUs over those reservations.
+    pub max_gpus: i64,
+}
+
+/// The outcome of [`submit_within`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    /// Within the quota: what [`submit_in`] would have returned.
+    Submitted(Submitted),
+    /// Nothing was written: the user already holds this much, and the new reservation would pass
+    /// a limit.
+    OverQuota(UserLoad),
+}
+
+/// [`submit_in`] with the quota check in the same statement: the user's [`UserLoad`] is read and
+/// the reservation, its event, its secrets and its PGMQ message are written only when it stays
+/// within `quota` — one round trip. Call it after [`lock_user_submissions`] in the same
+/// transaction: the statement then reads the load after every earlier submit of the user has
+/// committed, so two submits cannot both pass the check.
+pub async fn submit_within(
+    tx: &impl Db,
+    queue: &Queue,
+    new: &NewReservation,
+    quota: Quota,
+) -> Result<Checked, StoreError> {
+    insert(tx, queue, new, Some(quota)).await
+}
+
+/// True when a user holding `load` may add a reservation of `gpus` GPUs.
+fn within(load: UserLoad, gpus: i32, quota: Quota) -> bool {
+    load.reservations < quota.max_reservations
+        && load.gpus.saturating_add(i64::from(gpus)) <= quota.max_gpus
+}
+
+/// One statement: the user's load, the reservation (unless over `quota` or its idempotency key is
+/// taken), its secrets, its creation event and its PGMQ message, and the stored row.
+async fn insert(
+    tx: &impl Db,
+    queue: &Queue,
+    new: &NewReservation,
+    quota: Option<Quota>,
+) -> Result<Checked, StoreError> {
+    let env_names: Vec<&str> = new.env.keys().map(String::as_str).collect();
+    let env = if new.env.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_value(&new.env)
+                .map_err(|e| StoreError::Corrupt(format!("environment does not serialise: {e}")))?,
+        )
+    };
+    let hint = serde_json::to_value(QueueMessage::Create(ReservationHint {
+        reservation_id: new.reservation_id,
+        username: new.username.clone(),
+        requested_at: Utc::now(),
+        details: serde_json::json!({
+            "gpu_type": new.gpu_type,
+            "gpu_count": new.gpu_count,
+            "node_count": new.node_count,
+        }),
+    }))
+    .map_err(|e| StoreError::Corrupt(format!("message does not serialise: {e}")))?;
+    let max_reservations = quota.map(|q| q.max_reservations);
+    let max_gpus = quota.map(|q| q.max_gpus);
+    // `load` is read with this statement's snapshot, before `ins` writes; the secrets, the event
+    // and the message are written only for an inserted row (none on a quota refusal or a reused
+    // idempotency key, where ON CONFLICT DO NOTHING leaves the transaction usable).
+    let row = tx
+        .query_one(
+            &format!(
+                "WITH load AS ( \
+                   SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
+                   FROM reservations \
+                   WHERE user_id = $2 AND status IN {live}), \
+                 ins AS ( \
+                   INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
+                     node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
+                     github_user, priority, idempotency_key, cli_version, request_hash, command, \
+                     disk_size_gb, detailed_status) \
+                   SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                     $17, $18, 'waiting in queue' FROM load \
+                   WHERE ($19::bigint IS NULL OR load.n < $19) \
+                     AND ($20::bigint IS NULL OR load.gpus + $5::integer <= $20) \
+                   ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                   RETURNING *), \
+                 sec AS ( \
+                   INSERT INTO reservation_secrets (reservation_id, env) \
+                   SELECT reservation_id, $21::jsonb FROM ins WHERE $21::jsonb IS NOT NULL), \
+                 ev AS ( \
+                   INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
+                   SELECT reservation_id, 'transition', 'queued', 'submitted', $22 FROM ins), \
+                 msg AS (SELECT pgmq.send($23, $24::jsonb) AS msg_id FROM ins) \
+                 SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, {COLUMNS} \
+                 FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true",
+                live = crate::live_statuses!(),
+            ),
+            &[
+                &new.reservation_id,
+                &new.user_id,
+                &new.name,
+                &new.gpu_type,
+                &new.gpu_count,
+                &new.node_count,
+                &new.duration_hours,
+                &new.image,
+                &env_names,
+                &new.disk_name,
+                &new.jupyter_enabled,
+                &new.github_user,
+                &new.priority,
+                &new.idempotency_key,
+                &new.cli_version,
+                &new.request_hash,
+                &new.command,
+                &new.disk_size_gb,
+                &max_reservations,
+                &max_gpus,
+                &env,
+                &new.username,
+                &queue.name(),
+                &hint,
+            ],
+        )
+        .await?;
+    let msg_id: Option<i64> = row.get("msg_id");
+    if let Some(msg_id) = msg_id {
+        return Ok(Checked::Submitted(Submitted::Created {
+            reservation: Box::new(from_row(&row)?),
+            msg_id,
+        }));
+    }
+    let load = UserLoad {
+        reservations: row.get("load_reservations"),
+        gpus: row.get("load_gpus"),
+    };
+    if let Some(quota) = quota
+        && !within(load, new.gpu_count, quota)
+    {
+        return Ok(Checked::OverQuota(load));
+    }
+    // Not inserted within the quota: the idempotency key was used before. Read the first
+    // reservation in the same transaction.
+    let key = new.idempotency_key.as_deref().unwrap_or_default();
+    let existing =
+        find_by_idempotency_key(tx, new.user_id, key)
+            .await?
+            .ok_or(StoreError::NotFound(NotFound::Reservation(
+                new.reservation_id,
+            )))?;
+    Ok(Checked::Submitted(Submitted::Existing(Box::new(existing))))
+}
+
+/// The reservation `user_id` submitted with an idempotency key, if any.
+pub async fn find_by_idempotency_key(
+    db: &impl Db,
+    user_id: i64,
+    key: &str,
+) -> Result<Option<Reservation>, StoreError> {
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM reservations r JOIN users u USING (user_id) \
+                 WHERE r.user_id = $1 AND r.idempotency_key = $2"
+            ),
+            &[&user_id, &key],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Serialises a user's submissions until the end of the caller's transaction (a transaction-level
+/// advisory lock keyed by the user), so checks such as quotas and "is this id taken" cannot be
+/// passed by two concurrent submits at once.
+pub async fn lock_user_submissions(db: &impl Db, user_id: i64) -> Result<(), StoreError> {
+    db.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('gpudev.submit.' || $1::bigint::text, 0))",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How much a user holds right now: reservations and GPUs over their `queued`, `preparing` and
+/// `active` reservations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct UserLoad {
+    /// Live reservations.
+    pub reservations: i64,
+    /// GPUs over those reservations.
+    pub gpus: i64,
+}
+
+/// A user's live reservations and GPUs (for quotas).
+pub async fn user_load(db: &impl Db, user_id: i64) -> Result<UserLoad, StoreError> {
+    let row = db
+        .query_one(
+            concat!(
+                "SELECT count(*), coalesce(sum(gpu_count), 0)::bigint FROM reservations \
+                 WHERE user_id = $1 AND status IN ",
+                crate::live_statuses!()
+            ),
+            &[&user_id],
+        )
+        .await?;
+    Ok(UserLoad {
+        reservations: row.get(0),
+        gpus: row.get(1),
+    })
+}
