@@ -9,6 +9,20 @@ use uuid::Uuid;
 
 use crate::common::{Made, env, fake_env};
 
+/// The reservation each selected object belongs to.
+async fn owners<K>(api: &Api<K>, selector: &ListParams) -> Vec<Option<Uuid>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(selector)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(gpudev_cluster::ops::reservation_of)
+        .collect()
+}
+
 #[tokio::test]
 async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
     let env = env().await;
@@ -59,40 +73,13 @@ async fn nothing_labelled_by_us_survives_without_a_live_reservation() {
     let pods: Api<Pod> = Api::namespaced(env.cluster.client(), env.ns());
     let services: Api<Service> = Api::namespaced(env.cluster.client(), env.ns());
     let secrets: Api<Secret> = Api::namespaced(env.cluster.client(), env.ns());
-    let owners = |names: Vec<Option<Uuid>>| names.into_iter().collect::<Vec<_>>();
     // On a real cluster, deleted pods terminate and the garbage collector follows: wait.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let survivors = [
-            owners(
-                pods.list(&selector)
-                    .await
-                    .unwrap()
-                    .items
-                    .iter()
-                    .map(gpudev_cluster::ops::reservation_of)
-                    .collect(),
-            ),
-            owners(
-                services
-                    .list(&selector)
-                    .await
-                    .unwrap()
-                    .items
-                    .iter()
-                    .map(gpudev_cluster::ops::reservation_of)
-                    .collect(),
-            ),
-            owners(
-                secrets
-                    .list(&selector)
-                    .await
-                    .unwrap()
-                    .items
-                    .iter()
-                    .map(gpudev_cluster::ops::reservation_of)
-                    .collect(),
-            ),
+            owners(&pods, &selector).await,
+            owners(&services, &selector).await,
+            owners(&secrets, &selector).await,
         ];
         let settled = survivors.iter().all(|s| s == &[Some(live.id)]);
         if settled || !env.cluster.is_real() || std::time::Instant::now() >= deadline {
