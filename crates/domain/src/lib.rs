@@ -31,8 +31,8 @@ pub use request::{
     check_extension, nodes_for,
 };
 pub use scheduler::{
-    Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, QueueInfo, Quotas,
-    Running, UsageRecord, decayed_usage, schedule,
+    Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, Promise, QueueInfo,
+    Quotas, Running, UsageRecord, decayed_usage, schedule,
 };
 pub use ssh_key::{SshKeyError, SshPublicKey};
 pub use status::{ReservationStatus, TransitionError, UnknownStatus};

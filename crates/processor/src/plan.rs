@@ -91,6 +91,7 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
         .collect();
     let half_life = i64::try_from(facts.half_life.as_secs()).unwrap_or(i64::MAX);
     let usage = decayed_usage(&records, now, half_life);
+    let clocks = std::collections::BTreeMap::new();
     let outcome = schedule(&PassInput {
         now,
         nodes: &nodes,
@@ -98,6 +99,9 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
         queue: &queue,
         usage: &usage,
         quotas: facts.quotas,
+        clocks: &clocks,
+        promise_horizon_secs: 0,
+        aging: 0.0,
     });
     PassPlan {
         outcome,
@@ -151,6 +155,7 @@ fn reserve_admitted(facts: &PassFacts<'_>) -> Vec<NodeCapacity> {
 
 fn running_of(row: &LiveRow, now: i64) -> Option<Running> {
     let user = Username::parse(&row.username).ok()?;
+    let gpu_type = GpuType::parse(&row.gpu_type).ok()?;
     let booked = (row.hours * 3600.0).round() as i64;
     let expires_at = match (row.status, row.expires_at, row.admitted_at) {
         (ReservationStatus::Active, Some(t), _) => t.timestamp(),
@@ -162,6 +167,9 @@ fn running_of(row: &LiveRow, now: i64) -> Option<Running> {
     let nodes = u32::try_from(row.node_count.max(1)).unwrap_or(1);
     Some(Running {
         user,
+        gpu_type,
+        tag: None,
+        booked_secs: booked,
         gpus_per_node: gpus / nodes,
         node_names: row.node_names.clone(),
         expires_at,
@@ -189,6 +197,8 @@ fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<Uuid>, Stri
         // submitted within the same second.
         submitted_at: row.created_at.timestamp_micros(),
         duration_secs: (row.hours * 3600.0).round() as i64,
+        tag: None,
+        promise: None,
     })
 }
 

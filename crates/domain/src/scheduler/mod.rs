@@ -17,17 +17,40 @@
 //!
 //! # Order
 //!
-//! The queue is sorted by priority (higher first), then fair share (lower decayed GPU usage
-//! first, see [`decayed_usage`]), then FIFO (`submitted_at`), then reservation id, so the order
-//! is total and the pass deterministic. Walking each user's reservations in that order, one that
-//! would put its user over a [`Quotas`] limit — counting what the user holds now and the user's
-//! reservations before it in the queue — moves behind every reservation that is within quota.
-//! So a user at their limit never holds anyone else back.
+//! Every queued reservation carries a fair-share *tag*, given by the first pass that sees it
+//! and never changed (start-time fair queueing over booked slot-seconds, see `fair_queue.rs`):
+//! a user's requests queue behind their own earlier ones by what those booked, and a user with
+//! no live work of the type starts level with everyone else — behind by at most one request's
+//! worth of their decayed past use ([`decayed_usage`]). The order is priority (higher first),
+//! then the *key* `tag + aging × slots of the type × submitted_at` (so a fair-share lead of `h`
+//! hours of the whole pool delays a request by at most `h` hours against first come, first
+//! served), then FIFO, then reservation id: total, deterministic, and — since tags are fixed —
+//! the same from pass to pass except where new requests come in.
+//!
+//! Walking each user's reservations in that order, one that would put its user over a
+//! [`Quotas`] limit — counting what the user holds now and the user's reservations before it in
+//! the queue — moves behind every reservation that is within quota. So a user at their limit
+//! never holds anyone else back.
+//!
+//! # Promises
+//!
+//! A waiting reservation is *promised* its planned start and nodes when that start is within
+//! the promise horizon, or when no later request can ever be ordered ahead of it (its key is
+//! at most `v + aging × slots × now`, where `v`, the type's virtual time, is the smallest tag
+//! still waiting: every new tag is at least `v`, and ties go to the earlier submission). Each
+//! pass first puts every promise back exactly as made (same nodes, same start), then moves each
+//! one earlier where released capacity allows — in promise order, each search seeing every
+//! other promise in place, so none moves another later — and only then places the rest in fair
+//! order around them. A promise is therefore never moved later by a new request, a change of
+//! usage or an admin's priority; only by losing what it was built on: a node that is gone or
+//! no longer schedulable, a reservation on its nodes running past its expected end or
+//! extended, work outside gpudev, or its owner's quota. Such a promise is placed again and the
+//! outcome says why ([`QueueInfo::promise_moved`]).
 //!
 //! # Conservative backfill
 //!
-//! The pass walks the ordered queue once and gives *every* reservation a place on the timeline,
-//! as Slurm does with conservative backfill:
+//! After the promises, the pass walks the ordered queue once and gives *every* other
+//! reservation a place on the timeline, as Slurm does with conservative backfill:
 //!
 //! 1. its earliest start is the first time `t >= now` at which its slots are free for its whole
 //!    duration `[t, t + duration)` in the profiles as they stand, *and* its user's quota has room
@@ -60,9 +83,11 @@
 //! # Outputs
 //!
 //! Every queued reservation lands in exactly one list of the [`PassOutcome`]: admitted now
-//! (with its nodes), still waiting (with its 1-based position among the *waiting*
-//! reservations of its GPU type, its estimated start and, when it is held back by its user's
-//! quota or by missing nodes, the reason), or impossible (with the reason).
+//! (with its nodes and tag), still waiting (with its tag, its 1-based position among the
+//! *waiting* reservations of its GPU type — promised ones first —, its estimated start, its
+//! promise if it has one and, when it is held back by its user's quota or by missing nodes, the
+//! reason), or impossible (with the reason). The outcome also carries each type's virtual time
+//! for the next pass. The caller stores tags, promises and clocks and passes them back.
 //!
 //! # What the caller must pass
 //!
@@ -70,7 +95,12 @@
 //!   whose pods are not yet counted on the node, and each admitted pod must be pinned to the
 //!   node it was given; otherwise the next pass plans on GPUs that are already promised.
 //! * `running` lists every active and preparing reservation (a preparing one with its
-//!   expected end), so releases and per-user quotas are known.
+//!   expected end) with the tag it was admitted with, so releases, per-user quotas and
+//!   fair-share finish tags are known. Its `expires_at` should be when its nodes are really
+//!   released (the expiry job's grace and interval included), or promises made on it will be
+//!   moved when it runs over.
+//! * `queue` carries each reservation's tag and promise from the last pass, and `clocks` the
+//!   last pass's [`PassOutcome::clocks`].
 //!
 //! # Cost
 //!
@@ -83,6 +113,7 @@
 //! with 10,000 queued reservations takes about 0.15 s in release mode (the ignored test
 //! `one_pass_over_1000_nodes_and_10000_queued_reservations_is_fast` measures it).
 
+mod fair_queue;
 mod fair_share;
 mod pool;
 mod profile;
@@ -122,10 +153,17 @@ pub struct NodeCapacity {
 }
 
 /// A reservation that holds capacity now (active or preparing).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Running {
     /// Its owner (counts against the owner's quota).
     pub user: Username,
+    /// Its GPU type.
+    pub gpu_type: GpuType,
+    /// Its fair-share tag, from the pass that admitted it (`None` for one admitted before tags
+    /// existed: it then costs its owner no share).
+    pub tag: Option<f64>,
+    /// Its booked duration in seconds, extensions included (its fair-share cost).
+    pub booked_secs: i64,
     /// GPUs it holds on each of its nodes (0 for a CPU-only reservation, which holds one slot
     /// per node).
     pub gpus_per_node: u32,
@@ -136,8 +174,17 @@ pub struct Running {
     pub expires_at: i64,
 }
 
-/// A queued reservation.
+/// A start promised to a waiting reservation by an earlier pass, kept from pass to pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promise {
+    /// The promised start (unix seconds).
+    pub start: i64,
+    /// The nodes it will start on (one, or the gang's nodes in name order).
+    pub node_names: Vec<String>,
+}
+
+/// A queued reservation.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pending<Id> {
     /// Its id (any totally ordered type; the last tie-break of the order).
     pub reservation_id: Id,
@@ -155,6 +202,10 @@ pub struct Pending<Id> {
     pub submitted_at: i64,
     /// How long it will hold its nodes once started, in seconds.
     pub duration_secs: i64,
+    /// Its fair-share tag from an earlier pass, or `None` if this pass sees it first.
+    pub tag: Option<f64>,
+    /// The start an earlier pass promised it, if any.
+    pub promise: Option<Promise>,
 }
 
 /// Everything one pass looks at.
@@ -172,23 +223,42 @@ pub struct PassInput<'a, Id> {
     pub usage: &'a BTreeMap<Username, f64>,
     /// Per-user limits.
     pub quotas: Quotas,
+    /// Each GPU type's fair-share virtual time from the last pass (absent: 0).
+    pub clocks: &'a BTreeMap<GpuType, f64>,
+    /// A waiting reservation whose planned start is at most this many seconds away is
+    /// promised that start; later ones get an estimate that a new request with a smaller tag
+    /// may still move.
+    pub promise_horizon_secs: i64,
+    /// Aging: a reservation submitted one second earlier than another is ordered as if its tag
+    /// were `aging` × (the type's total slots) smaller. With 1.0, a lead in fair-share tags
+    /// worth `h` hours of the whole pool delays a reservation by at most `h` hours compared
+    /// with first come, first served. 0 turns aging off (pure fair share).
+    pub aging: f64,
 }
 
 /// A reservation to start now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admission<Id> {
     /// Which reservation.
     pub reservation_id: Id,
+    /// Its fair-share tag (kept while it runs: it counts toward its owner's share).
+    pub tag: f64,
     /// The nodes it is placed on (one, or the gang's nodes in name order). Its pod(s) must be
     /// pinned to them, or the plan the next pass builds on will not hold.
     pub node_names: Vec<String>,
 }
 
 /// Where a reservation that keeps waiting stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueueInfo<Id> {
     /// Which reservation.
     pub reservation_id: Id,
+    /// Its fair-share tag.
+    pub tag: f64,
+    /// Its promise, when its start is promised (`estimated_start` is then the promised start).
+    pub promise: Option<Promise>,
+    /// Why an earlier promise could not be kept, when this pass had to move it later.
+    pub promise_moved: Option<String>,
     /// 1-based place among the waiting reservations of its GPU type, in scheduling order.
     pub position: u32,
     /// When it is expected to start (unix seconds), or `None` when no start can be predicted.
@@ -207,8 +277,10 @@ pub struct Impossible<Id> {
 }
 
 /// The result of one scheduling pass. Every queued reservation appears in exactly one list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PassOutcome<Id> {
+    /// Each GPU type's virtual time for the next pass.
+    pub clocks: BTreeMap<GpuType, f64>,
     /// Reservations to start now, in scheduling order.
     pub admissions: Vec<Admission<Id>>,
     /// Reservations that keep waiting, in scheduling order.
@@ -225,73 +297,221 @@ fn slots(gpus_per_node: u32) -> i64 {
 /// A queued reservation with what the pass derives from it.
 struct Job<'a, Id> {
     pending: &'a Pending<Id>,
-    usage: f64,
     shape: Shape,
     gpus: i64,
+    tag: f64,
+    /// The fair-order key: the tag plus the aging credit of its submission time.
+    key: f64,
 }
 
 impl<Id: Ord> Job<'_, Id> {
-    /// Priority (higher first), fair share (less usage first), FIFO, id.
+    /// Priority (higher first), fair-share tag, FIFO, id.
     fn order(&self, other: &Self) -> Ordering {
         let (a, b) = (self.pending, other.pending);
         b.priority
             .cmp(&a.priority)
-            .then(self.usage.total_cmp(&other.usage))
+            .then(self.key.total_cmp(&other.key))
             .then(a.submitted_at.cmp(&b.submitted_at))
             .then(a.reservation_id.cmp(&b.reservation_id))
+    }
+
+    /// Promised reservations keep their places: priority, promised start, tag, id.
+    fn promise_order(&self, other: &Self) -> Ordering {
+        let start = |j: &Self| j.pending.promise.as_ref().map_or(i64::MAX, |p| p.start);
+        other
+            .pending
+            .priority
+            .cmp(&self.pending.priority)
+            .then(start(self).cmp(&start(other)))
+            .then(self.tag.total_cmp(&other.tag))
+            .then(
+                self.pending
+                    .reservation_id
+                    .cmp(&other.pending.reservation_id),
+            )
     }
 }
 
 /// Runs one scheduling pass. See the module documentation for the policy.
 pub fn schedule<Id: Clone + Ord>(input: &PassInput<'_, Id>) -> PassOutcome<Id> {
-    let now = input.now;
-    let mut pools = build_pools(input);
-    let mut quotas = build_quotas(input);
-
-    let mut jobs: Vec<Job<'_, Id>> = input
-        .queue
-        .iter()
-        .map(|pending| {
-            let nodes = pending.nodes.max(1);
-            Job {
-                pending,
-                usage: input.usage.get(&pending.user).copied().unwrap_or(0.0),
-                shape: Shape {
-                    per_node: slots(pending.gpu_count.div_ceil(nodes)),
-                    nodes,
-                    duration: pending.duration_secs.max(1),
-                },
-                gpus: i64::from(pending.gpu_count),
-            }
-        })
-        .collect();
-    jobs.sort_by(Job::order);
-
-    let mut outcome = PassOutcome {
-        admissions: Vec::new(),
-        positions: Vec::new(),
-        impossible: Vec::new(),
+    let mut pass = Pass {
+        now: input.now,
+        horizon: input.promise_horizon_secs.max(0),
+        pools: build_pools(input),
+        quotas: build_quotas(input),
+        outcome: PassOutcome {
+            clocks: BTreeMap::new(),
+            admissions: Vec::new(),
+            positions: Vec::new(),
+            impossible: Vec::new(),
+        },
+        positions: HashMap::new(),
+        firm_line: input
+            .queue
+            .iter()
+            .map(|p| {
+                let v = input.clocks.get(&p.gpu_type).copied().unwrap_or(0.0);
+                let line = v + aging_rate(input, &p.gpu_type) * input.now as f64;
+                (&p.gpu_type, line)
+            })
+            .collect(),
+        waiting_min: BTreeMap::new(),
+        admitted_max: BTreeMap::new(),
     };
+    let jobs = tagged_jobs(input);
+
     let mut feasible = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let pool = pools.get(&job.pending.gpu_type);
+        let pool = pass.pools.get(&job.pending.gpu_type);
         match never_fits(&job, pool, input.quotas) {
-            Some(reason) => outcome.impossible.push(Impossible {
+            Some(reason) => pass.outcome.impossible.push(Impossible {
                 reservation_id: job.pending.reservation_id.clone(),
                 reason,
             }),
             None => feasible.push(job),
         }
     }
-    let ordered = within_quota_first(feasible, input);
+    // Promises of earlier passes first, in promise order; then everything else in fair order
+    // (priority first, so an admin's request goes before every reservation without a promise).
+    let (mut promised, rest): (Vec<_>, Vec<_>) = feasible
+        .into_iter()
+        .partition(|j| j.pending.promise.is_some());
+    promised.sort_by(Job::promise_order);
 
-    let mut positions: HashMap<&GpuType, u32> = HashMap::new();
-    for job in ordered {
-        let Some(pool) = pools.get_mut(&job.pending.gpu_type) else {
-            continue;
+    let mut kept = Vec::new();
+    let mut moved = Vec::new();
+    for job in promised {
+        match pass.keep(&job) {
+            Ok(nodes) => kept.push((job, nodes)),
+            Err(reason) => moved.push((job, reason)),
+        }
+    }
+    // Released capacity (an early end, a node back) lets promises move earlier, in promise
+    // order; each search sees every other promise in place, so none moves another later.
+    for (job, nodes) in kept {
+        pass.compress(&job, nodes);
+    }
+    // Compression gave capacity back, so what earlier searches learnt no longer bounds later
+    // ones.
+    for pool in pass.pools.values_mut() {
+        pool.clear_bounds();
+    }
+    for (job, reason) in moved {
+        pass.place_new(&job, Some(reason));
+    }
+    for job in within_quota_first(rest, input) {
+        pass.place_new(&job, None);
+    }
+    let mut outcome = pass.outcome;
+    outcome.clocks =
+        fair_queue::advance_clocks(input.clocks, &pass.waiting_min, &pass.admitted_max);
+    outcome
+}
+
+/// The queue as jobs, sorted in fair order, each with its tag (new ones get theirs here).
+fn tagged_jobs<'a, Id: Ord>(input: &PassInput<'a, Id>) -> Vec<Job<'a, Id>> {
+    let mut finishes = fair_queue::Finishes::default();
+    for r in input.running {
+        if let Some(tag) = r.tag {
+            let nodes = u32::try_from(r.node_names.len().max(1)).unwrap_or(u32::MAX);
+            let cost = fair_queue::cost(slots(r.gpus_per_node), nodes, r.booked_secs);
+            finishes.record(&r.gpu_type, &r.user, tag + cost);
+        }
+    }
+    let shape_of = |p: &Pending<Id>| {
+        let nodes = p.nodes.max(1);
+        Shape {
+            per_node: slots(p.gpu_count.div_ceil(nodes)),
+            nodes,
+            duration: p.duration_secs.max(1),
+        }
+    };
+    for p in input.queue {
+        if let Some(tag) = p.tag {
+            let shape = shape_of(p);
+            let cost = fair_queue::cost(shape.per_node, shape.nodes, shape.duration);
+            finishes.record(&p.gpu_type, &p.user, tag + cost);
+        }
+    }
+    // New requests are tagged in submission order, each behind its owner's earlier ones.
+    let mut new: Vec<&Pending<Id>> = input.queue.iter().filter(|p| p.tag.is_none()).collect();
+    new.sort_by(|a, b| {
+        (a.submitted_at, &a.reservation_id).cmp(&(b.submitted_at, &b.reservation_id))
+    });
+    let mut assigned: BTreeMap<&Id, f64> = BTreeMap::new();
+    for p in new {
+        let shape = shape_of(p);
+        let v = input.clocks.get(&p.gpu_type).copied().unwrap_or(0.0);
+        let cost = fair_queue::cost(shape.per_node, shape.nodes, shape.duration);
+        let history = input.usage.get(&p.user).copied().unwrap_or(0.0);
+        assigned.insert(
+            &p.reservation_id,
+            finishes.assign(&p.gpu_type, &p.user, v, cost, history),
+        );
+    }
+    let rates: BTreeMap<&GpuType, f64> = input
+        .queue
+        .iter()
+        .map(|p| (&p.gpu_type, aging_rate(input, &p.gpu_type)))
+        .collect();
+    let mut jobs: Vec<Job<'a, Id>> = input
+        .queue
+        .iter()
+        .map(|pending| {
+            let tag = pending
+                .tag
+                .or_else(|| assigned.get(&pending.reservation_id).copied())
+                .unwrap_or(0.0);
+            Job {
+                pending,
+                shape: shape_of(pending),
+                gpus: i64::from(pending.gpu_count),
+                tag,
+                key: tag + rates[&pending.gpu_type] * pending.submitted_at as f64,
+            }
+        })
+        .collect();
+    jobs.sort_by(Job::order);
+    jobs
+}
+
+/// Tag units (slot-seconds) one second of waiting is worth for a reservation of `gpu_type`.
+fn aging_rate<Id>(input: &PassInput<'_, Id>, gpu_type: &GpuType) -> f64 {
+    let slots: u64 = input
+        .nodes
+        .iter()
+        .filter(|n| &n.gpu_type == gpu_type)
+        .map(|n| u64::from(n.slots_total))
+        .sum();
+    input.aging * slots as f64
+}
+
+/// The state of one pass while it places reservations.
+struct Pass<'a, Id> {
+    now: i64,
+    horizon: i64,
+    pools: BTreeMap<&'a GpuType, Pool<'a>>,
+    quotas: BTreeMap<&'a Username, UserQuota>,
+    outcome: PassOutcome<Id>,
+    positions: HashMap<&'a GpuType, u32>,
+    /// Per type, the largest key no later request can be ordered ahead of: `v + aging × now`.
+    firm_line: BTreeMap<&'a GpuType, f64>,
+    /// Per type, the smallest tag still waiting and the largest tag admitted in this pass.
+    waiting_min: BTreeMap<&'a GpuType, f64>,
+    admitted_max: BTreeMap<&'a GpuType, f64>,
+}
+
+impl<'a, Id: Clone + Ord> Pass<'a, Id> {
+    /// Places a reservation that has no promise to keep (or one whose promise was lost, with
+    /// the reason): admitted if it can start now; promised if its start is within the horizon
+    /// or no later request can be ordered ahead of it.
+    fn place_new(&mut self, job: &Job<'a, Id>, moved: Option<String>) {
+        let now = self.now;
+        let Some(pool) = self.pools.get_mut(&job.pending.gpu_type) else {
+            return;
         };
-        let quota = quotas.get_mut(&job.pending.user);
-        let placed = place(&job, pool, quota.as_deref(), now);
+        let quota = self.quotas.get_mut(&job.pending.user);
+        let placed = place(job, pool, quota.as_deref(), now);
         let blocked_reason = match &placed {
             Placement::Fits { start, .. } if *start == now => None,
             Placement::Fits { capacity_start, .. } | Placement::Never { capacity_start } => {
@@ -305,44 +525,175 @@ pub fn schedule<Id: Clone + Ord>(input: &PassInput<'_, Id>) -> PassOutcome<Id> {
                             job.gpus,
                         )
                     })
-                    .map(|limit| quota_reason(&job, limit))
+                    .map(|limit| quota_reason(job, limit))
                     .or_else(|| {
                         capacity_start
                             .is_none()
-                            .then(|| no_estimate_reason(&job, pool))
+                            .then(|| no_estimate_reason(job, pool))
                     })
             }
         };
-        let estimated_start = match placed {
+        match placed {
             Placement::Fits { start, nodes, .. } => {
                 pool.reserve(job.shape, &nodes, start);
                 if let Some(q) = quota {
                     q.reserve(start, start.saturating_add(job.shape.duration), job.gpus);
                 }
-                if start == now {
-                    outcome.admissions.push(Admission {
-                        reservation_id: job.pending.reservation_id.clone(),
-                        node_names: nodes
-                            .iter()
-                            .filter_map(|&i| pool.nodes.get(i).map(|n| n.name.to_owned()))
-                            .collect(),
-                    });
-                    continue;
-                }
-                Some(start)
+                let names = node_names(pool, &nodes);
+                let firm = self
+                    .firm_line
+                    .get(&job.pending.gpu_type)
+                    .is_some_and(|line| job.key <= *line);
+                let promised = firm || start <= now.saturating_add(self.horizon);
+                self.settle_with(job, start, names, promised, blocked_reason, moved);
             }
-            Placement::Never { .. } => None,
+            Placement::Never { .. } => self.wait(job, None, None, blocked_reason, moved),
+        }
+    }
+
+    /// Puts a promise back on the timeline exactly as it was made: the same nodes from the same
+    /// start (or from now, if that has passed). Fails with the reason when that no longer fits.
+    fn keep(&mut self, job: &Job<'a, Id>) -> Result<Vec<usize>, String> {
+        let Some(promise) = &job.pending.promise else {
+            return Err("it had no promise".to_owned());
         };
-        let position = positions.entry(&job.pending.gpu_type).or_insert(0);
+        let start = promise.start.max(self.now);
+        let end = start.saturating_add(job.shape.duration);
+        let Some(pool) = self.pools.get_mut(&job.pending.gpu_type) else {
+            return Err(format!("the cluster has no {} nodes", job.pending.gpu_type));
+        };
+        let mut nodes = Vec::with_capacity(promise.node_names.len());
+        for name in &promise.node_names {
+            match pool.index_of(name) {
+                Some(i) if pool.nodes[i].schedulable => nodes.push(i),
+                _ => return Err(format!("node {name} is no longer available")),
+            }
+        }
+        if nodes.len() != usize::try_from(job.shape.nodes).unwrap_or(usize::MAX) {
+            return Err("its request no longer matches its promised nodes".to_owned());
+        }
+        if !pool.fits(job.shape, &nodes, start) {
+            return Err(
+                "the capacity promised to it is not free: a reservation on its nodes is running \
+                 past its expected end or was extended, or work outside gpudev took it"
+                    .to_owned(),
+            );
+        }
+        let quota = self.quotas.get_mut(&job.pending.user);
+        if let Some(q) = &quota
+            && let Some(limit) = q.blocking(start, end, job.gpus)
+        {
+            return Err(quota_reason(job, limit));
+        }
+        pool.reserve(job.shape, &nodes, start);
+        if let Some(q) = quota {
+            q.reserve(start, end, job.gpus);
+        }
+        Ok(nodes)
+    }
+
+    /// Moves a kept promise earlier when capacity allows it, without moving any other later.
+    fn compress(&mut self, job: &Job<'a, Id>, nodes: Vec<usize>) {
+        let now = self.now;
+        let promised_start = job
+            .pending
+            .promise
+            .as_ref()
+            .map_or(now, |p| p.start.max(now));
+        let Some(pool) = self.pools.get_mut(&job.pending.gpu_type) else {
+            return;
+        };
+        let mut quota = self.quotas.get_mut(&job.pending.user);
+        let end = promised_start.saturating_add(job.shape.duration);
+        let (mut start, mut chosen) = (promised_start, nodes);
+        if promised_start > now {
+            pool.release(job.shape, &chosen, promised_start);
+            if let Some(q) = quota.as_deref_mut() {
+                q.release(promised_start, end, job.gpus);
+            }
+            if let Placement::Fits {
+                start: better,
+                nodes: better_nodes,
+                ..
+            } = place_from(job, pool, quota.as_deref(), now)
+                && better < promised_start
+            {
+                start = better;
+                chosen = better_nodes;
+            }
+            pool.reserve(job.shape, &chosen, start);
+            if let Some(q) = quota {
+                q.reserve(start, start.saturating_add(job.shape.duration), job.gpus);
+            }
+        }
+        let names = node_names(pool, &chosen);
+        self.settle(job, start, names, true);
+    }
+
+    /// Records a placed reservation: admitted when it starts now, waiting otherwise (promised
+    /// when `promised`).
+    fn settle(&mut self, job: &Job<'a, Id>, start: i64, nodes: Vec<String>, promised: bool) {
+        self.settle_with(job, start, nodes, promised, None, None);
+    }
+
+    fn settle_with(
+        &mut self,
+        job: &Job<'a, Id>,
+        start: i64,
+        node_names: Vec<String>,
+        promised: bool,
+        blocked_reason: Option<String>,
+        moved: Option<String>,
+    ) {
+        if start == self.now {
+            let max = self
+                .admitted_max
+                .entry(&job.pending.gpu_type)
+                .or_insert(job.tag);
+            *max = max.max(job.tag);
+            self.outcome.admissions.push(Admission {
+                reservation_id: job.pending.reservation_id.clone(),
+                tag: job.tag,
+                node_names,
+            });
+            return;
+        }
+        let promise = promised.then_some(Promise { start, node_names });
+        self.wait(job, Some(start), promise, blocked_reason, moved);
+    }
+
+    fn wait(
+        &mut self,
+        job: &Job<'a, Id>,
+        estimated_start: Option<i64>,
+        promise: Option<Promise>,
+        blocked_reason: Option<String>,
+        promise_moved: Option<String>,
+    ) {
+        let min = self
+            .waiting_min
+            .entry(&job.pending.gpu_type)
+            .or_insert(job.tag);
+        *min = min.min(job.tag);
+        let position = self.positions.entry(&job.pending.gpu_type).or_insert(0);
         *position += 1;
-        outcome.positions.push(QueueInfo {
+        self.outcome.positions.push(QueueInfo {
             reservation_id: job.pending.reservation_id.clone(),
+            tag: job.tag,
             position: *position,
             estimated_start,
             blocked_reason,
+            promise,
+            promise_moved,
         });
     }
-    outcome
+}
+
+fn node_names(pool: &Pool<'_>, nodes: &[usize]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter_map(|&i| pool.nodes.get(i).map(|n| n.name.to_owned()))
+        .collect()
 }
 
 /// The nodes of each GPU type with their availability profiles.
@@ -506,7 +857,8 @@ enum Placement {
     Never { capacity_start: Option<i64> },
 }
 
-/// The earliest start that both the nodes and the user's quota allow.
+/// The earliest start that both the nodes and the user's quota allow, searching from the
+/// pool's lower bound for the shape and recording what the nodes alone allow.
 fn place<Id>(
     job: &Job<'_, Id>,
     pool: &mut Pool<'_>,
@@ -514,11 +866,33 @@ fn place<Id>(
     now: i64,
 ) -> Placement {
     let from = pool.lower_bound(job.shape, now);
-    let mut found = pool.earliest(job.shape, from);
-    let capacity_start = found.as_ref().map(|(t, _)| *t);
-    if let Some(t) = capacity_start {
-        pool.record_bound(job.shape, t);
+    let found = pool.earliest(job.shape, from);
+    if let Some((t, _)) = &found {
+        pool.record_bound(job.shape, *t);
     }
+    resolve(job, pool, quota, found)
+}
+
+/// The earliest start at or after `from`, without lower bounds (for a pool whose capacity was
+/// given back during the pass).
+fn place_from<Id>(
+    job: &Job<'_, Id>,
+    pool: &Pool<'_>,
+    quota: Option<&UserQuota>,
+    from: i64,
+) -> Placement {
+    let found = pool.earliest(job.shape, from);
+    resolve(job, pool, quota, found)
+}
+
+/// Moves the nodes' earliest start `found` later until the user's quota also allows it.
+fn resolve<Id>(
+    job: &Job<'_, Id>,
+    pool: &Pool<'_>,
+    quota: Option<&UserQuota>,
+    mut found: Option<(i64, Vec<usize>)>,
+) -> Placement {
+    let capacity_start = found.as_ref().map(|(t, _)| *t);
     // Alternate between the two constraints; each step moves to a later step of one profile,
     // so this ends.
     loop {

@@ -165,6 +165,16 @@ impl<'a> Pool<'a> {
     /// Takes the slots of `shape` on `nodes` from `start` for its duration (whole nodes for a
     /// gang).
     pub(super) fn reserve(&mut self, shape: Shape, nodes: &[usize], start: i64) {
+        self.adjust(shape, nodes, start, 1);
+    }
+
+    /// Gives back what [`Pool::reserve`] took with the same arguments. Earlier searches no
+    /// longer bound later ones afterwards: call [`Pool::clear_bounds`] before using them again.
+    pub(super) fn release(&mut self, shape: Shape, nodes: &[usize], start: i64) {
+        self.adjust(shape, nodes, start, -1);
+    }
+
+    fn adjust(&mut self, shape: Shape, nodes: &[usize], start: i64, sign: i64) {
         let end = start.saturating_add(shape.duration);
         for &idx in nodes {
             if let Some(node) = self.nodes.get_mut(idx) {
@@ -173,10 +183,37 @@ impl<'a> Pool<'a> {
                 } else {
                     shape.per_node
                 };
-                node.profile.reserve(start, end, amount);
+                node.profile.reserve(start, end, sign * amount);
                 node.whole = node.profile.runs_at_least(i64::MIN, node.cap);
             }
         }
+    }
+
+    /// Whether `shape` fits on exactly `nodes` from `start` for its duration.
+    pub(super) fn fits(&self, shape: Shape, nodes: &[usize], start: i64) -> bool {
+        let end = start.saturating_add(shape.duration);
+        nodes.iter().all(|&idx| {
+            self.nodes.get(idx).is_some_and(|node| {
+                let need = if shape.is_gang() {
+                    node.cap
+                } else {
+                    shape.per_node
+                };
+                node.schedulable
+                    && node.cap >= shape.per_node
+                    && node.profile.fits(start, end, need)
+            })
+        })
+    }
+
+    /// The index of the node called `name`.
+    pub(super) fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.binary_search_by(|n| n.name.cmp(name)).ok()
+    }
+
+    /// Forgets the lower bounds learnt so far in the pass.
+    pub(super) fn clear_bounds(&mut self) {
+        self.bounds = LowerBounds::default();
     }
 }
 

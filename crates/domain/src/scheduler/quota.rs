@@ -88,6 +88,16 @@ impl UserQuota {
             .map(|(limit, _, _)| limit)
     }
 
+    /// Gives back what [`UserQuota::reserve`] charged with the same arguments.
+    pub(super) fn release(&mut self, start: i64, end: i64, gpus: i64) {
+        if let Some((_, p)) = &mut self.reservations {
+            p.reserve(start, end, -1);
+        }
+        if let Some((_, p)) = &mut self.gpus {
+            p.reserve(start, end, -gpus);
+        }
+    }
+
     /// Charges a reservation held during `[start, end)` to the user.
     pub(super) fn reserve(&mut self, start: i64, end: i64, gpus: i64) {
         if let Some((_, p)) = &mut self.reservations {

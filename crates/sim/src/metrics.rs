@@ -1,0 +1,360 @@
+//! What a simulation measures, and the report it prints.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::model::{Held, Request, Scenario, Waiting};
+
+const HOUR: f64 = 3600.0;
+const DAY: i64 = 86_400;
+/// How late a start may be and still count as on time.
+const SLACK: i64 = 300;
+
+/// The results of one scenario.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The scenario's name.
+    pub name: String,
+    /// Requests submitted.
+    pub submitted: usize,
+    /// GPU-seconds held ÷ what a fluid queue per GPU type could have served from the same
+    /// arrivals (an upper bound on any scheduler).
+    pub utilisation_vs_bound: f64,
+    /// Requests that waited at least one pass (and so were given an estimate or none).
+    pub waited: usize,
+    /// Of those that started and were promised a start: the share that started more than five
+    /// minutes after their first promise.
+    pub late_vs_first_promise: f64,
+    /// Promises given.
+    pub promised: usize,
+    /// Promises a pass had to move later.
+    pub moved_promises: usize,
+    /// Of the requests that waited and started: the share that started more than five minutes
+    /// after their first estimate.
+    pub late_vs_first_estimate: f64,
+    /// Median of |start − first estimate| ÷ wait, over requests that waited an hour or more.
+    pub median_error_of_first_estimate: f64,
+    /// Median share of the wait, for requests that waited an hour or more and were promised a
+    /// start, during which they held a promise: how early a long wait learns a firm start.
+    pub median_promise_lead: f64,
+    /// Largest daily deviation of a user's GPU-hours from the fair share, over users who were
+    /// waiting for the same GPU type through the whole day (the fair share is their mean: users
+    /// who were not always waiting wanted less), in units of the largest reservation submitted.
+    pub worst_daily_fairness_gap: f64,
+    /// Longest wait of an 8-GPU (whole node) or gang request from the two heaviest users, in
+    /// hours (requests still waiting at the end count with their wait so far).
+    pub longest_big_wait_heavy_h: f64,
+    /// Longest wait of any whole-node or gang request, in hours.
+    pub longest_big_wait_h: f64,
+    /// Requests cancelled by the queued timeout.
+    pub timed_out: usize,
+    /// Slowest pass, in milliseconds.
+    pub slowest_pass_ms: f64,
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    first_estimate: Option<i64>,
+    first_promise: Option<(i64, i64)>,
+}
+
+pub(crate) struct Recorder {
+    name: String,
+    arrivals: Vec<Request>,
+    capacity_per_type: f64,
+    types: usize,
+    gpus_per_node: u32,
+    pass_every: i64,
+    end: i64,
+    tracks: BTreeMap<u32, Track>,
+    waited: usize,
+    started_promised: usize,
+    late_promise: usize,
+    started_estimated: usize,
+    late_estimate: usize,
+    errors: Vec<f64>,
+    leads: Vec<f64>,
+    promised: usize,
+    moved: usize,
+    timed_out: usize,
+    big_wait_heavy: i64,
+    big_wait: i64,
+    slowest: Duration,
+    used: f64,
+    /// (day, type, user) → GPU-seconds held.
+    service: BTreeMap<(i64, usize, usize), f64>,
+    /// (day, type, user) → passes during which the user had a request of the type waiting.
+    backlogged: BTreeMap<(i64, usize, usize), u32>,
+    passes_per_day: BTreeMap<i64, u32>,
+}
+
+impl Recorder {
+    pub(crate) fn new(s: &Scenario, arrivals: &[Request]) -> Self {
+        Self {
+            name: s.name.clone(),
+            arrivals: arrivals.to_vec(),
+            capacity_per_type: s.nodes_per_type as f64 * f64::from(s.gpus_per_node),
+            types: s.gpu_types.len(),
+            gpus_per_node: s.gpus_per_node,
+            pass_every: s.pass_every,
+            end: s.days * DAY,
+            tracks: BTreeMap::new(),
+            waited: 0,
+            started_promised: 0,
+            late_promise: 0,
+            started_estimated: 0,
+            late_estimate: 0,
+            errors: Vec::new(),
+            leads: Vec::new(),
+            promised: 0,
+            moved: 0,
+            timed_out: 0,
+            big_wait_heavy: 0,
+            big_wait: 0,
+            slowest: Duration::ZERO,
+            used: 0.0,
+            service: BTreeMap::new(),
+            backlogged: BTreeMap::new(),
+            passes_per_day: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn pass_took(&mut self, took: Duration) {
+        self.slowest = self.slowest.max(took);
+    }
+
+    pub(crate) fn estimated(
+        &mut self,
+        r: &Request,
+        now: i64,
+        estimate: Option<i64>,
+        promised: bool,
+        moved: bool,
+    ) {
+        let track = self.tracks.entry(r.id).or_insert_with(|| {
+            self.waited += 1;
+            Track::default()
+        });
+        if track.first_estimate.is_none() {
+            track.first_estimate = estimate;
+        }
+        if promised
+            && track.first_promise.is_none()
+            && let Some(at) = estimate
+        {
+            track.first_promise = Some((at, now));
+            self.promised += 1;
+        }
+        if moved {
+            self.moved += 1;
+        }
+    }
+
+    fn is_big(&self, r: &Request) -> bool {
+        r.nodes > 1 || r.gpus >= self.gpus_per_node
+    }
+
+    fn big_wait(&mut self, r: &Request, wait: i64) {
+        if self.is_big(r) {
+            self.big_wait = self.big_wait.max(wait);
+            if r.user < 2 {
+                self.big_wait_heavy = self.big_wait_heavy.max(wait);
+            }
+        }
+    }
+
+    pub(crate) fn started(&mut self, r: &Request, now: i64) {
+        let wait = now - r.submitted_at;
+
+        self.big_wait(r, wait);
+        let Some(track) = self.tracks.get(&r.id) else {
+            return;
+        };
+        if let Some((promise, given)) = track.first_promise {
+            self.started_promised += 1;
+            if now > promise + SLACK {
+                self.late_promise += 1;
+            }
+            if wait >= 3600 {
+                self.leads.push((now - given) as f64 / wait as f64);
+            }
+        }
+        if let Some(estimate) = track.first_estimate {
+            self.started_estimated += 1;
+            if now > estimate + SLACK {
+                self.late_estimate += 1;
+            }
+            if wait >= 3600 {
+                self.errors
+                    .push((now - estimate).abs() as f64 / wait as f64);
+            }
+        }
+    }
+
+    pub(crate) fn timed_out(&mut self, r: &Request) {
+        self.timed_out += 1;
+        let wait = self.end.min(r.submitted_at + 48 * 3600) - r.submitted_at;
+        self.big_wait(r, wait);
+        if let Some(track) = self.tracks.get(&r.id)
+            && track.first_promise.is_some()
+        {
+            self.started_promised += 1;
+            self.late_promise += 1;
+        }
+    }
+
+    pub(crate) fn sample(&mut self, now: i64, dt: i64, queue: &[Waiting], held: &[Held]) {
+        let day = now / DAY;
+        *self.passes_per_day.entry(day).or_default() += 1;
+        let waiting: BTreeSet<(usize, usize)> = queue
+            .iter()
+            .map(|w| (w.request.gpu_type, w.request.user))
+            .collect();
+        for (t, u) in waiting {
+            *self.backlogged.entry((day, t, u)).or_default() += 1;
+        }
+        for h in held {
+            let gs = h.request.gpu_seconds(dt);
+            self.used += gs;
+            *self
+                .service
+                .entry((day, h.request.gpu_type, h.request.user))
+                .or_default() += gs;
+        }
+    }
+
+    /// An upper bound on the GPU-seconds any scheduler could have held in the run: a fluid
+    /// relaxation per GPU type in which a request may be split over any GPUs of its type and
+    /// paused at will, but still runs at no more than its GPU count and needs its GPUs × time
+    /// held. Each step serves, up to the type's capacity, the requests with the most work left
+    /// first (which maximises what is done by the end of the run).
+    fn fluid_bound(&self) -> f64 {
+        let dt = self.pass_every as f64;
+        let mut served = 0.0;
+        for t in 0..self.types {
+            let mut arrivals = self.arrivals.iter().filter(|r| r.gpu_type == t).peekable();
+            // (work left, rate cap)
+            let mut active: Vec<(f64, f64)> = Vec::new();
+            let mut now = 0;
+            while now < self.end {
+                while let Some(r) = arrivals.peek()
+                    && r.submitted_at <= now
+                {
+                    active.push((r.gpu_seconds(r.held), f64::from(r.gpus)));
+                    arrivals.next();
+                }
+                active.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let mut room = self.capacity_per_type * dt;
+                for job in &mut active {
+                    if room <= 0.0 {
+                        break;
+                    }
+                    let step = job.0.min(job.1 * dt).min(room);
+                    job.0 -= step;
+                    room -= step;
+                    served += step;
+                }
+                active.retain(|j| j.0 > 0.0);
+                now += self.pass_every;
+            }
+        }
+        served
+    }
+
+    pub(crate) fn finish(mut self, queue: &[Waiting]) -> Report {
+        for w in queue {
+            self.big_wait(&w.request, self.end - w.request.submitted_at);
+        }
+        let largest = self
+            .arrivals
+            .iter()
+            .map(|r| r.gpu_seconds(r.booked))
+            .fold(1.0, f64::max);
+        let mut worst = 0.0f64;
+        for (&day, &passes) in &self.passes_per_day {
+            for t in 0..self.types {
+                let always: Vec<f64> = self
+                    .backlogged
+                    .iter()
+                    .filter(|((d, ty, _), n)| *d == day && *ty == t && **n == passes)
+                    .map(|((d, ty, u), _)| self.service.get(&(*d, *ty, *u)).copied().unwrap_or(0.0))
+                    .collect();
+                // Max-min fairness: users who wanted less than an equal share got what they
+                // wanted; those waiting all day should each have had the same, the mean of what
+                // they had.
+                if always.len() >= 2 {
+                    let fair = always.iter().sum::<f64>() / always.len() as f64;
+                    for s in &always {
+                        worst = worst.max((s - fair).abs() / largest);
+                    }
+                }
+            }
+        }
+        let share = |part: usize, whole: usize| {
+            if whole == 0 {
+                0.0
+            } else {
+                part as f64 / whole as f64
+            }
+        };
+        Report {
+            name: self.name.clone(),
+            submitted: self.arrivals.len(),
+            utilisation_vs_bound: self.used / self.fluid_bound().max(1.0),
+            waited: self.waited,
+            late_vs_first_promise: share(self.late_promise, self.started_promised),
+            promised: self.promised,
+            moved_promises: self.moved,
+            late_vs_first_estimate: share(self.late_estimate, self.started_estimated),
+            median_error_of_first_estimate: median(&mut self.errors),
+            median_promise_lead: median(&mut self.leads),
+            worst_daily_fairness_gap: worst,
+            longest_big_wait_heavy_h: self.big_wait_heavy as f64 / HOUR,
+            longest_big_wait_h: self.big_wait as f64 / HOUR,
+            timed_out: self.timed_out,
+            slowest_pass_ms: self.slowest.as_secs_f64() * 1000.0,
+        }
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+impl Report {
+    /// The header of [`Report::row`].
+    pub fn header() -> &'static str {
+        "| Scenario | requests | waited | utilisation ÷ bound | late vs first promise | \
+         moved promises | late vs first estimate | median error of first estimate | \
+         promise lead | worst daily deviation from fair share | longest 8-GPU/gang wait, heavy users | \
+         longest 8-GPU/gang wait | timed out | slowest pass |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    }
+
+    /// One Markdown table row.
+    pub fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {:.3} | {:.1} % of {} | {} | {:.1} % | {:.1} % | {:.0} % | {:.2}× | \
+             {:.1} h | {:.1} h | {} | {:.1} ms |",
+            self.name,
+            self.submitted,
+            self.waited,
+            self.utilisation_vs_bound,
+            self.late_vs_first_promise * 100.0,
+            self.promised,
+            self.moved_promises,
+            self.late_vs_first_estimate * 100.0,
+            self.median_error_of_first_estimate * 100.0,
+            self.median_promise_lead * 100.0,
+            self.worst_daily_fairness_gap,
+            self.longest_big_wait_heavy_h,
+            self.longest_big_wait_h,
+            self.timed_out,
+            self.slowest_pass_ms,
+        )
+    }
+}
