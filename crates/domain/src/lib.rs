@@ -32,7 +32,7 @@ pub use request::{
 };
 pub use scheduler::{
     Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, Promise, QueueInfo,
-    Quotas, Running, UsageRecord, decayed_usage, schedule,
+    QueuePolicy, Quotas, Running, UsageRecord, decayed_usage, schedule,
 };
 pub use ssh_key::{SshKeyError, SshPublicKey};
 pub use status::{ReservationStatus, TransitionError, UnknownStatus};

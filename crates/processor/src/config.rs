@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gpudev_cluster::labels;
 use gpudev_cluster::names::is_dns1123_label;
-use gpudev_domain::{GpuCatalog, ImageRef, Quotas};
+use gpudev_domain::{GpuCatalog, ImageRef, QueuePolicy, Quotas};
 use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
 use gpudev_store::{DbConfig, Queue};
 
@@ -61,6 +61,11 @@ pub struct ProcessorConfig {
     pub quotas: Quotas,
     /// `FAIR_SHARE_HALF_LIFE_HOURS` (168, 0.1–8760): how fast past GPU use is forgotten.
     pub fair_share_half_life: Duration,
+    /// `QUEUE_PROMISE_HORIZON_MINUTES` and `FAIR_SHARE_AGING_PERCENT` (see
+    /// [`gpudev_runtime::shared`]).
+    pub queue_policy: QueuePolicy,
+    /// `RELEASE_DELAY_SECONDS` (180): how long after its end a reservation's GPUs are free.
+    pub release_delay: Duration,
     /// `LEADER_LEASE_SECONDS` (10, 2–300): a leader silent this long loses its lock (the
     /// database ends its session); standbys take over within this plus the retry interval.
     pub leader_lease: Duration,
@@ -158,6 +163,10 @@ impl ProcessorConfig {
             catalog: env.catalog()?,
             quotas: env.quotas()?,
             fair_share_half_life: Duration::from_secs_f64(half_life_hours * 3600.0),
+            queue_policy: env.queue_policy()?,
+            release_delay: Duration::from_secs(u64::from(
+                env.setting(shared::RELEASE_DELAY_SECONDS)?,
+            )),
             leader_lease: env.seconds("LEADER_LEASE_SECONDS", 10, 2..=300)?,
             leader_retry: env.seconds("LEADER_RETRY_SECONDS", 3, 1..=60)?,
             github_keys_url,
@@ -217,6 +226,9 @@ mod tests {
         assert_eq!(c.storage_class, None);
         assert_eq!(c.metrics_addr.port(), 9090);
         assert_eq!(c.quotas.max_active_reservations_per_user, Some(4));
+        assert_eq!(c.queue_policy.promise_horizon_secs, 7200);
+        assert_eq!(c.queue_policy.aging, 1.0);
+        assert_eq!(c.release_delay, Duration::from_secs(180));
         assert_eq!(c.github_keys_url.as_deref(), Some("https://github.com"));
         let off = cfg(&[("GITHUB_KEYS_URL", "")]).unwrap();
         assert_eq!(off.github_keys_url, None);
@@ -240,6 +252,9 @@ mod tests {
             ("POD_READY_TIMEOUT_SECONDS", "1"),
             ("RETRY_BACKOFF_BASE_SECONDS", "0"),
             ("RETRY_BACKOFF_MAX_SECONDS", "86401"),
+            ("QUEUE_PROMISE_HORIZON_MINUTES", "1441"),
+            ("FAIR_SHARE_AGING_PERCENT", "-1"),
+            ("RELEASE_DELAY_SECONDS", "soon"),
         ];
         for (var, value) in cases {
             let e = cfg(&[(var, value)]).unwrap_err();

@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::plan::{PassFacts, USAGE_HORIZON_HALF_LIVES, plan_pass};
 use crate::processor::{ACTOR, Fenced, Processor};
-use gpudev_store::scheduling::{self as db, AdmissionRow, PositionUpdate};
+use gpudev_domain::QueueInfo;
+use gpudev_store::scheduling::{self as db, AdmissionRow, LiveRow, PositionUpdate, PromiseEvent};
 
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,12 +61,13 @@ impl Processor {
                 )
             }
         };
-        let (rows, usage) = {
+        let (rows, usage, clocks) = {
             let db = self.db().await?;
             let horizon = config.fair_share_half_life.as_secs_f64() * USAGE_HORIZON_HALF_LIVES;
             let rows = db::live_rows(&**db).await?;
             let usage = db::usage_rows(&**db, horizon).await?;
-            (rows, usage)
+            let clocks = db::clocks(&**db).await?;
+            (rows, usage, clocks)
         };
         let capacities = node_capacities(&nodes, &pods, &config.gpu_type_label, &config.catalog);
         let fetch_time = started.elapsed();
@@ -80,6 +82,9 @@ impl Processor {
             catalog: &config.catalog,
             quotas: config.quotas,
             half_life: config.fair_share_half_life,
+            clocks: &clocks,
+            policy: config.queue_policy,
+            release_delay: config.release_delay,
         });
         let decide_time = decide_started.elapsed();
 
@@ -115,6 +120,7 @@ impl Processor {
                         "admitted on {}; starting the dev box",
                         a.node_names.join(", ")
                     ),
+                    tag: a.tag,
                 }
             })
             .collect();
@@ -125,20 +131,33 @@ impl Processor {
             .map(|q| PositionUpdate {
                 id: q.reservation_id,
                 position: i32::try_from(q.position).unwrap_or(i32::MAX),
-                eta: q
-                    .estimated_start
-                    .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+                eta: q.estimated_start.and_then(timestamp),
                 detail: q.blocked_reason.clone().unwrap_or_else(|| {
+                    let gpu_type = gpu_types
+                        .get(&q.reservation_id)
+                        .copied()
+                        .unwrap_or("its GPU type");
+                    let promised = if q.promise.is_some() {
+                        "; start promised"
+                    } else {
+                        ""
+                    };
                     format!(
-                        "waiting in queue: position {} for {}",
-                        q.position,
-                        gpu_types
-                            .get(&q.reservation_id)
-                            .copied()
-                            .unwrap_or("its GPU type")
+                        "waiting in queue: position {} for {gpu_type}{promised}",
+                        q.position
                     )
                 }),
+                tag: q.tag,
+                promised: q.promise.as_ref().and_then(|p| timestamp(p.start)),
+                promised_nodes: q.promise.as_ref().map(|p| p.node_names.clone()),
             })
+            .collect();
+        let promise_events = promise_events(&rows, &plan.outcome.positions);
+        let clocks: Vec<(String, f64)> = plan
+            .outcome
+            .clocks
+            .iter()
+            .map(|(t, v)| (t.to_string(), *v))
             .collect();
 
         let write_started = Instant::now();
@@ -152,6 +171,10 @@ impl Processor {
                 .await
                 .fenced(&leader)?;
             db::write_positions(&tx, &positions).await.fenced(&leader)?;
+            db::record_promises(&tx, &promise_events, ACTOR)
+                .await
+                .fenced(&leader)?;
+            db::advance_clocks(&tx, &clocks).await.fenced(&leader)?;
             tx.commit().await.fenced(&leader)?;
             (failed, admitted)
         };
@@ -224,6 +247,37 @@ impl Processor {
             other => other.map(|_| ()),
         }
     }
+}
+
+fn timestamp(secs: i64) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+}
+
+/// The history entries of this pass's promises: newly made, or moved with the reason.
+fn promise_events(rows: &[LiveRow], positions: &[QueueInfo<Uuid>]) -> Vec<PromiseEvent> {
+    let before: HashMap<Uuid, Option<DateTime<Utc>>> = rows
+        .iter()
+        .map(|r| (r.reservation_id, r.promised_start_at))
+        .collect();
+    positions
+        .iter()
+        .filter_map(|q| {
+            let start = q.promise.as_ref().and_then(|p| timestamp(p.start));
+            let previous = before.get(&q.reservation_id).copied().flatten();
+            let reason = match (&q.promise_moved, start, previous) {
+                (Some(why), Some(start), _) => format!("promise moved to {start}: {why}"),
+                (Some(why), None, _) => format!("promise withdrawn: {why}"),
+                (None, Some(start), None) => format!("promised to start by {start}"),
+                _ => return None,
+            };
+            Some(PromiseEvent {
+                id: q.reservation_id,
+                reason,
+                start,
+                previous,
+            })
+        })
+        .collect()
 }
 
 /// Admitted reservations whose objects are created at the same time.

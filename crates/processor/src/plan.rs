@@ -2,7 +2,7 @@
 //! live reservations and recent usage, and the cluster's nodes and pods. It prepares the input
 //! of [`gpudev_domain::schedule`] exactly as that function's documentation asks and runs it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use gpudev_cluster::capacity::is_finished;
 use gpudev_cluster::names;
 use gpudev_domain::{
-    GpuCatalog, GpuType, NodeCapacity, PassInput, PassOutcome, Pending, Quotas, ReservationStatus,
-    Running, UsageRecord, Username, decayed_usage, schedule,
+    Admission, GpuCatalog, GpuType, Impossible, NodeCapacity, PassInput, PassOutcome, Pending,
+    Promise, QueueInfo, QueuePolicy, Quotas, ReservationStatus, Running, UsageRecord, Username,
+    decayed_usage, schedule,
 };
 use k8s_openapi::api::core::v1::Pod;
 use uuid::Uuid;
@@ -20,6 +21,15 @@ use gpudev_store::scheduling::{LiveRow, UsageRow};
 
 /// How many half-lives of history fair share looks at (older use weighs under 1/256).
 pub const USAGE_HORIZON_HALF_LIVES: f64 = 8.0;
+
+/// A queued reservation's identity as the policy orders it: its id last breaks ties, so
+/// putting the submission time in microseconds first keeps first come, first served exact
+/// among reservations submitted within the same second (the policy itself counts seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct QueueId {
+    submitted_micros: i64,
+    id: Uuid,
+}
 
 /// What a pass decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,19 +64,27 @@ pub struct PassFacts<'a> {
     pub quotas: Quotas,
     /// Fair-share half-life.
     pub half_life: Duration,
+    /// Each GPU type's fair-share virtual time from the last pass.
+    pub clocks: &'a [(String, f64)],
+    /// Promise horizon and aging.
+    pub policy: QueuePolicy,
+    /// How long after its end a reservation's nodes are really free (the expiry job's grace
+    /// period and interval).
+    pub release_delay: Duration,
 }
 
 /// Runs the policy over `facts`.
 pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
     let now = facts.now.timestamp();
     let nodes = reserve_admitted(facts);
+    let release_delay = i64::try_from(facts.release_delay.as_secs()).unwrap_or(i64::MAX);
     let mut rejected = Vec::new();
     let mut running = Vec::new();
     let mut queue = Vec::new();
     for row in facts.rows {
         match row.status {
             ReservationStatus::Preparing | ReservationStatus::Active => {
-                if let Some(r) = running_of(row, now) {
+                if let Some(r) = running_of(row, now, release_delay) {
                     running.push(r);
                 }
             }
@@ -91,8 +109,13 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
         .collect();
     let half_life = i64::try_from(facts.half_life.as_secs()).unwrap_or(i64::MAX);
     let usage = decayed_usage(&records, now, half_life);
-    let clocks = std::collections::BTreeMap::new();
-    let outcome = schedule(&PassInput {
+    // A type whose clock cannot be read back starts again at 0, as a new type does.
+    let clocks: BTreeMap<GpuType, f64> = facts
+        .clocks
+        .iter()
+        .filter_map(|(t, v)| Some((GpuType::parse(t).ok()?, *v)))
+        .collect();
+    let outcome = uuids(schedule(&PassInput {
         now,
         nodes: &nodes,
         running: &running,
@@ -100,9 +123,8 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
         usage: &usage,
         quotas: facts.quotas,
         clocks: &clocks,
-        promise_horizon_secs: 0,
-        aging: 0.0,
-    });
+        policy: facts.policy,
+    }));
     PassPlan {
         outcome,
         rejected,
@@ -153,7 +175,9 @@ fn reserve_admitted(facts: &PassFacts<'_>) -> Vec<NodeCapacity> {
     nodes
 }
 
-fn running_of(row: &LiveRow, now: i64) -> Option<Running> {
+/// A running reservation as the policy sees it: its nodes are released `release_delay` after
+/// its end, when the expiry job has ended it.
+fn running_of(row: &LiveRow, now: i64, release_delay: i64) -> Option<Running> {
     let user = Username::parse(&row.username).ok()?;
     let gpu_type = GpuType::parse(&row.gpu_type).ok()?;
     let booked = (row.hours * 3600.0).round() as i64;
@@ -162,13 +186,14 @@ fn running_of(row: &LiveRow, now: i64) -> Option<Running> {
         // Still preparing: expected to hold its nodes from admission for its booked time.
         (_, _, Some(admitted)) => admitted.timestamp().saturating_add(booked),
         _ => now.saturating_add(booked),
-    };
+    }
+    .saturating_add(release_delay);
     let gpus = u32::try_from(row.gpu_count.max(0)).unwrap_or(0);
     let nodes = u32::try_from(row.node_count.max(1)).unwrap_or(1);
     Some(Running {
         user,
         gpu_type,
-        tag: None,
+        tag: row.queue_tag,
         booked_secs: booked,
         gpus_per_node: gpus / nodes,
         node_names: row.node_names.clone(),
@@ -176,7 +201,44 @@ fn running_of(row: &LiveRow, now: i64) -> Option<Running> {
     })
 }
 
-fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<Uuid>, String> {
+/// The outcome with plain reservation ids.
+fn uuids(o: PassOutcome<QueueId>) -> PassOutcome<Uuid> {
+    PassOutcome {
+        clocks: o.clocks,
+        admissions: o
+            .admissions
+            .into_iter()
+            .map(|a| Admission {
+                reservation_id: a.reservation_id.id,
+                tag: a.tag,
+                node_names: a.node_names,
+            })
+            .collect(),
+        positions: o
+            .positions
+            .into_iter()
+            .map(|q| QueueInfo {
+                reservation_id: q.reservation_id.id,
+                tag: q.tag,
+                promise: q.promise,
+                promise_moved: q.promise_moved,
+                position: q.position,
+                estimated_start: q.estimated_start,
+                blocked_reason: q.blocked_reason,
+            })
+            .collect(),
+        impossible: o
+            .impossible
+            .into_iter()
+            .map(|i| Impossible {
+                reservation_id: i.reservation_id.id,
+                reason: i.reason,
+            })
+            .collect(),
+    }
+}
+
+fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<QueueId>, String> {
     let gpu_type = GpuType::parse(&row.gpu_type)
         .map_err(|e| format!("cannot be scheduled: GPU type {:?}: {e}", row.gpu_type))?;
     if catalog.get(&gpu_type).is_none() {
@@ -187,18 +249,22 @@ fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<Uuid>, Stri
     let user = Username::parse(&row.username)
         .map_err(|e| format!("cannot be scheduled: owner {:?}: {e}", row.username))?;
     Ok(Pending {
-        reservation_id: row.reservation_id,
+        reservation_id: QueueId {
+            submitted_micros: row.created_at.timestamp_micros(),
+            id: row.reservation_id,
+        },
         user,
         gpu_type,
         gpu_count: u32::try_from(row.gpu_count.max(0)).unwrap_or(0),
         nodes: u32::try_from(row.node_count.max(1)).unwrap_or(1),
         priority: row.priority,
-        // The policy only orders by this field; microseconds keep FIFO exact for reservations
-        // submitted within the same second.
-        submitted_at: row.created_at.timestamp_micros(),
+        submitted_at: row.created_at.timestamp(),
         duration_secs: (row.hours * 3600.0).round() as i64,
-        tag: None,
-        promise: None,
+        tag: row.queue_tag,
+        promise: row.promised_start_at.map(|start| Promise {
+            start: start.timestamp(),
+            node_names: row.promised_nodes.clone(),
+        }),
     })
 }
 
@@ -230,6 +296,9 @@ mod tests {
             admitted_at: Some(t(0)),
             expires_at: None,
             node_names: nodes.iter().map(|s| (*s).to_owned()).collect(),
+            queue_tag: None,
+            promised_start_at: None,
+            promised_nodes: Vec::new(),
         }
     }
 
@@ -269,6 +338,12 @@ mod tests {
             catalog,
             quotas: Quotas::default(),
             half_life: Duration::from_secs(86_400),
+            clocks: &[],
+            policy: QueuePolicy {
+                promise_horizon_secs: 7200,
+                aging: 1.0,
+            },
+            release_delay: Duration::ZERO,
         }
     }
 

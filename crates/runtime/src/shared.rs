@@ -2,7 +2,7 @@
 //! puts most of them in one ConfigMap that every program sees; a test checks that the chart's
 //! `values.schema.json` accepts exactly the ranges declared here.
 
-use gpudev_domain::{GpuCatalog, ImageRef, Quotas};
+use gpudev_domain::{GpuCatalog, ImageRef, QueuePolicy, Quotas};
 
 use crate::settings::{ConfigError, Env, IntSetting};
 
@@ -60,14 +60,45 @@ pub const DB_CONNECT_TIMEOUT_SECONDS: IntSetting = IntSetting {
     max: 120,
 };
 
+/// `QUEUE_PROMISE_HORIZON_MINUTES`: a queued reservation whose planned start is this close is
+/// promised it (ADR 5).
+pub const QUEUE_PROMISE_HORIZON_MINUTES: IntSetting = IntSetting {
+    var: "QUEUE_PROMISE_HORIZON_MINUTES",
+    default: 120,
+    min: 0,
+    max: 1440,
+};
+
+/// `FAIR_SHARE_AGING_PERCENT`: how fast waiting outweighs a fair-share lead; at 100 a lead worth
+/// `h` hours of a GPU type's whole pool delays a request at most `h` hours against first come,
+/// first served (ADR 5). 0 is pure fair share.
+pub const FAIR_SHARE_AGING_PERCENT: IntSetting = IntSetting {
+    var: "FAIR_SHARE_AGING_PERCENT",
+    default: 100,
+    min: 0,
+    max: 10_000,
+};
+
+/// `RELEASE_DELAY_SECONDS`: how long after its end a reservation's GPUs are really free — the
+/// expiry job's grace period plus its schedule's interval. Estimates and promises count it.
+pub const RELEASE_DELAY_SECONDS: IntSetting = IntSetting {
+    var: "RELEASE_DELAY_SECONDS",
+    default: 180,
+    min: 0,
+    max: 90_000,
+};
+
 /// Every shared whole-number setting, for the check against the chart's schema.
-pub const INT_SETTINGS: [IntSetting; 6] = [
+pub const INT_SETTINGS: [IntSetting; 9] = [
     MAX_NODES,
     MAX_ACTIVE_RESERVATIONS_PER_USER,
     MAX_GPUS_PER_USER,
     DEFAULT_DISK_SIZE_GB,
     DB_POOL_SIZE,
     DB_CONNECT_TIMEOUT_SECONDS,
+    QUEUE_PROMISE_HORIZON_MINUTES,
+    FAIR_SHARE_AGING_PERCENT,
+    RELEASE_DELAY_SECONDS,
 ];
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -86,6 +117,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(Quotas {
             max_active_reservations_per_user: limit(MAX_ACTIVE_RESERVATIONS_PER_USER)?,
             max_gpus_per_user: limit(MAX_GPUS_PER_USER)?,
+        })
+    }
+
+    /// `QUEUE_PROMISE_HORIZON_MINUTES` and `FAIR_SHARE_AGING_PERCENT`: the queue's policy.
+    pub fn queue_policy(&self) -> Result<QueuePolicy, ConfigError> {
+        Ok(QueuePolicy {
+            promise_horizon_secs: i64::from(self.setting(QUEUE_PROMISE_HORIZON_MINUTES)?) * 60,
+            aging: f64::from(self.setting(FAIR_SHARE_AGING_PERCENT)?) / 100.0,
         })
     }
 

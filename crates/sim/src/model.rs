@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use gpudev_domain::{
-    GpuType, NodeCapacity, PassInput, Pending, Promise, Quotas, Running, UsageRecord, Username,
-    decayed_usage, schedule,
+    GpuType, NodeCapacity, PassInput, Pending, Promise, QueuePolicy, Quotas, Running, UsageRecord,
+    Username, decayed_usage, schedule,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -318,8 +318,10 @@ pub fn run(s: &Scenario) -> Report {
             usage: &usage,
             quotas: Quotas::default(),
             clocks: &clocks,
-            promise_horizon_secs: s.promise_horizon,
-            aging: s.aging,
+            policy: QueuePolicy {
+                promise_horizon_secs: s.promise_horizon,
+                aging: s.aging,
+            },
         });
         recorder.pass_took(started.elapsed());
         clocks = outcome.clocks;

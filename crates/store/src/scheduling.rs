@@ -40,6 +40,12 @@ pub struct LiveRow {
     pub expires_at: Option<DateTime<Utc>>,
     /// Its nodes (preparing, active).
     pub node_names: Vec<String>,
+    /// Its fair-share tag, once a pass has seen it.
+    pub queue_tag: Option<f64>,
+    /// The start it was promised while queued, with [`LiveRow::promised_nodes`].
+    pub promised_start_at: Option<DateTime<Utc>>,
+    /// The nodes it was promised (empty without a promise).
+    pub promised_nodes: Vec<String>,
 }
 
 fn parse_status(s: &str) -> Result<ReservationStatus, StoreError> {
@@ -53,7 +59,8 @@ pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
             concat!(
                 "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, \
                    r.node_count, r.priority, r.created_at, r.duration_hours + r.extended_hours, \
-                   r.admitted_at, r.expires_at, r.node_names \
+                   r.admitted_at, r.expires_at, r.node_names, r.queue_tag, r.promised_start_at, \
+                   coalesce(r.promised_nodes, '{}') \
                  FROM reservations r JOIN users u USING (user_id) \
                  WHERE r.status IN ",
                 crate::live_statuses!()
@@ -76,6 +83,9 @@ pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
                 admitted_at: r.get(9),
                 expires_at: r.get(10),
                 node_names: r.get(11),
+                queue_tag: r.get(12),
+                promised_start_at: r.get(13),
+                promised_nodes: r.get(14),
             })
         })
         .collect()
@@ -127,10 +137,17 @@ pub struct PositionUpdate {
     pub eta: Option<DateTime<Utc>>,
     /// What to show as its detailed status.
     pub detail: String,
+    /// Its fair-share tag.
+    pub tag: f64,
+    /// The start it is promised (then equal to `eta`), if any.
+    pub promised: Option<DateTime<Utc>>,
+    /// The nodes it is promised (null without a promise).
+    pub promised_nodes: Option<Vec<String>>,
 }
 
-/// Writes positions, estimates and detailed statuses of queued reservations in one statement,
-/// touching only rows that are still queued and whose values changed. Returns rows changed.
+/// Writes positions, estimates, tags, promises and detailed statuses of queued reservations in
+/// one statement, touching only rows that are still queued and whose values changed; the first
+/// estimate a reservation gets is kept. Returns rows changed.
 pub async fn write_positions(db: &impl Db, updates: &[PositionUpdate]) -> Result<u64, StoreError> {
     if updates.is_empty() {
         return Ok(0);
@@ -140,13 +157,84 @@ pub async fn write_positions(db: &impl Db, updates: &[PositionUpdate]) -> Result
     Ok(db
         .execute(
             "UPDATE reservations r SET queue_position = u.position, estimated_start_at = u.eta, \
-               detailed_status = u.detail \
-             FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, position int, eta timestamptz, detail text) \
+               detailed_status = u.detail, queue_tag = u.tag, promised_start_at = u.promised, \
+               promised_nodes = u.promised_nodes, \
+               first_estimated_start_at = coalesce(r.first_estimated_start_at, u.eta) \
+             FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, position int, eta timestamptz, \
+               detail text, tag float8, promised timestamptz, promised_nodes text[]) \
              WHERE r.reservation_id = u.id AND r.status = 'queued' \
                AND (r.queue_position IS DISTINCT FROM u.position \
                     OR r.estimated_start_at IS DISTINCT FROM u.eta \
-                    OR r.detailed_status IS DISTINCT FROM u.detail)",
+                    OR r.detailed_status IS DISTINCT FROM u.detail \
+                    OR r.queue_tag IS DISTINCT FROM u.tag \
+                    OR r.promised_start_at IS DISTINCT FROM u.promised \
+                    OR r.promised_nodes IS DISTINCT FROM u.promised_nodes)",
             &[&json],
+        )
+        .await?)
+}
+
+/// A change to a queued reservation's promise, for its history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromiseEvent {
+    /// The reservation.
+    pub id: Uuid,
+    /// What happened, in words (`promised to start at …`, `promise moved: …`).
+    pub reason: String,
+    /// The promised start (none when the promise was withdrawn).
+    pub start: Option<DateTime<Utc>>,
+    /// The start promised before, when the promise moved.
+    pub previous: Option<DateTime<Utc>>,
+}
+
+/// Records promise changes as `estimate` events of reservations that are still queued.
+pub async fn record_promises(
+    db: &impl Db,
+    events: &[PromiseEvent],
+    actor: &str,
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let json = serde_json::to_value(events)
+        .map_err(|e| StoreError::Corrupt(format!("promise events do not serialise: {e}")))?;
+    Ok(db
+        .execute(
+            "INSERT INTO reservation_events (reservation_id, kind, reason, actor, details) \
+             SELECT e.id, 'estimate', e.reason, $2, \
+               jsonb_strip_nulls(jsonb_build_object('promised_start', e.start, \
+                 'previous_promised_start', e.previous)) \
+             FROM jsonb_to_recordset($1::jsonb) AS e(id uuid, reason text, start timestamptz, \
+               previous timestamptz) \
+             JOIN reservations r ON r.reservation_id = e.id AND r.status = 'queued'",
+            &[&json, &actor],
+        )
+        .await?)
+}
+
+/// Each GPU type's fair-share virtual time.
+pub async fn clocks(db: &impl Db) -> Result<Vec<(String, f64)>, StoreError> {
+    let rows = db
+        .query("SELECT gpu_type, virtual_time FROM scheduler_clocks", &[])
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Moves the GPU types' virtual times forward (never back).
+pub async fn advance_clocks(db: &impl Db, clocks: &[(String, f64)]) -> Result<u64, StoreError> {
+    if clocks.is_empty() {
+        return Ok(0);
+    }
+    let types: Vec<&str> = clocks.iter().map(|(t, _)| t.as_str()).collect();
+    let times: Vec<f64> = clocks.iter().map(|(_, v)| *v).collect();
+    Ok(db
+        .execute(
+            "INSERT INTO scheduler_clocks AS c (gpu_type, virtual_time) \
+             SELECT * FROM unnest($1::text[], $2::float8[]) \
+             ON CONFLICT (gpu_type) DO UPDATE SET virtual_time = excluded.virtual_time, \
+               updated_at = now() \
+             WHERE c.virtual_time < excluded.virtual_time",
+            &[&types, &times],
         )
         .await?)
 }
@@ -162,6 +250,8 @@ pub struct AdmissionRow {
     pub pod_name: String,
     /// The event reason and detailed status.
     pub reason: String,
+    /// Its fair-share tag (kept while it runs).
+    pub tag: f64,
 }
 
 /// Moves queued reservations to `preparing` with their placement, in one statement: exactly what
@@ -182,11 +272,13 @@ pub async fn admit(
     let rows = db
         .query(
             "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
-                          AS a(id uuid, nodes text[], pod_name text, reason text)), \
+                          AS a(id uuid, nodes text[], pod_name text, reason text, tag float8)), \
                   upd AS ( \
                     UPDATE reservations r SET status = 'preparing', detailed_status = a.reason, \
                       queue_position = NULL, estimated_start_at = NULL, admitted_at = now(), \
-                      node_names = a.nodes, pod_name = a.pod_name, namespace = $2 \
+                      node_names = a.nodes, pod_name = a.pod_name, namespace = $2, \
+                      queue_tag = a.tag, promised_start_at = NULL, promised_nodes = NULL, \
+                      first_estimated_start_at = coalesce(r.first_estimated_start_at, now()) \
                     FROM a WHERE r.reservation_id = a.id AND r.status = 'queued' \
                     RETURNING r.reservation_id, a.reason), \
                   ev AS ( \

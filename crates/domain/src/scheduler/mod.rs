@@ -225,9 +225,16 @@ pub struct PassInput<'a, Id> {
     pub quotas: Quotas,
     /// Each GPU type's fair-share virtual time from the last pass (absent: 0).
     pub clocks: &'a BTreeMap<GpuType, f64>,
+    /// How promises are made and how waiting ages.
+    pub policy: QueuePolicy,
+}
+
+/// The settings of the queue's policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueuePolicy {
     /// A waiting reservation whose planned start is at most this many seconds away is
-    /// promised that start; later ones get an estimate that a new request with a smaller tag
-    /// may still move.
+    /// promised that start; later ones get an estimate that a new request with a smaller key
+    /// may still move (unless no request can ever come before them: those are promised too).
     pub promise_horizon_secs: i64,
     /// Aging: a reservation submitted one second earlier than another is ordered as if its tag
     /// were `aging` × (the type's total slots) smaller. With 1.0, a lead in fair-share tags
@@ -336,7 +343,7 @@ impl<Id: Ord> Job<'_, Id> {
 pub fn schedule<Id: Clone + Ord>(input: &PassInput<'_, Id>) -> PassOutcome<Id> {
     let mut pass = Pass {
         now: input.now,
-        horizon: input.promise_horizon_secs.max(0),
+        horizon: input.policy.promise_horizon_secs.max(0),
         pools: build_pools(input),
         quotas: build_quotas(input),
         outcome: PassOutcome {
@@ -483,7 +490,7 @@ fn aging_rate<Id>(input: &PassInput<'_, Id>, gpu_type: &GpuType) -> f64 {
         .filter(|n| &n.gpu_type == gpu_type)
         .map(|n| u64::from(n.slots_total))
         .sum();
-    input.aging * slots as f64
+    input.policy.aging * slots as f64
 }
 
 /// The state of one pass while it places reservations.

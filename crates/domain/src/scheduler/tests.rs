@@ -87,8 +87,10 @@ impl Scenario {
             usage: &self.usage,
             quotas: self.quotas,
             clocks: &self.clocks,
-            promise_horizon_secs: self.horizon,
-            aging: self.aging,
+            policy: QueuePolicy {
+                promise_horizon_secs: self.horizon,
+                aging: self.aging,
+            },
         })
     }
 }
@@ -770,8 +772,10 @@ impl Scenario {
             usage: &self.usage,
             quotas: self.quotas,
             clocks: &self.clocks,
-            promise_horizon_secs: self.horizon,
-            aging: self.aging,
+            policy: QueuePolicy {
+                promise_horizon_secs: self.horizon,
+                aging: self.aging,
+            },
         })
     }
 }

@@ -80,21 +80,29 @@ async fn a_full_cluster_gives_queued_reservations_positions_and_estimates_from_r
     p.scheduler_pass().await.unwrap();
     let (a, b) = (env.get(first).await, env.get(second).await);
     assert_eq!((a.queue_position, b.queue_position), (Some(1), Some(2)));
+    // The GPUs are free once the expiry job has ended the running reservation.
+    let released = expires + chrono::Duration::from_std(p.config().release_delay).unwrap();
     let eta_a = a.estimated_start_at.unwrap();
     assert!(
-        (eta_a - expires).num_seconds().abs() <= 1,
-        "{eta_a} vs {expires}"
+        (eta_a - released).num_seconds().abs() <= 1,
+        "{eta_a} vs {released}"
     );
     let eta_b = b.estimated_start_at.unwrap();
     assert!(
-        (eta_b - (expires + chrono::Duration::hours(1)))
+        (eta_b - (released + chrono::Duration::hours(1)))
             .num_seconds()
             .abs()
             <= 1
     );
+    // Nothing can be ordered before bob's first request (he starts level, and ties go to the
+    // earlier submission), so its start is promised; his second one queues behind it.
     assert_eq!(
         a.detailed_status.as_deref(),
-        Some("waiting in queue: position 1 for a100")
+        Some("waiting in queue: position 1 for a100; start promised")
+    );
+    assert_eq!(
+        b.detailed_status.as_deref(),
+        Some("waiting in queue: position 2 for a100")
     );
 }
 
@@ -153,4 +161,80 @@ async fn higher_priority_goes_first_and_cpu_nodes_take_four_dev_boxes() {
     assert_eq!(report.admitted.len(), 4, "{report:?}");
     assert_eq!(report.admitted[0], urgent);
     assert_eq!(report.waiting, 2);
+}
+
+#[tokio::test]
+async fn a_promise_is_stored_kept_when_a_lighter_user_submits_later_and_recorded_in_the_history() {
+    let env = env().await;
+    env.cluster.seed_nodes("a100", 1, 8).await;
+    let (alice, bob, carol) = (
+        env.user("alice").await,
+        env.user("bob").await,
+        env.user("carol").await,
+    );
+    let running = env
+        .submit(
+            &alice,
+            Ask {
+                hours: 1.0,
+                ..Ask::gpus("a100", 8)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    until_status(&env, &p, running, ReservationStatus::Active).await;
+
+    let bobs = env.submit(&bob, Ask::gpus("a100", 8)).await;
+    p.scheduler_pass().await.unwrap();
+    let b = env.get(bobs).await;
+    let promised = b.promised_start_at.expect("within the horizon: promised");
+    assert_eq!(b.estimated_start_at, Some(promised));
+    assert_eq!(b.first_estimated_start_at, Some(promised));
+
+    // Carol has used nothing either, but asks later: she goes after bob's promise.
+    let carols = env.submit(&carol, Ask::gpus("a100", 8)).await;
+    p.scheduler_pass().await.unwrap();
+    p.scheduler_pass().await.unwrap();
+    let (b, c) = (env.get(bobs).await, env.get(carols).await);
+    assert_eq!(b.promised_start_at, Some(promised));
+    assert_eq!((b.queue_position, c.queue_position), (Some(1), Some(2)));
+    assert_eq!(
+        c.estimated_start_at,
+        Some(promised + chrono::Duration::hours(2)),
+        "after bob's two hours"
+    );
+
+    let db = env.db.connect().await;
+    let events = db
+        .query(
+            "SELECT reason, details->>'promised_start' FROM reservation_events \
+             WHERE reservation_id = $1 AND kind = 'estimate'",
+            &[&bobs],
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "one promise, recorded once");
+    let reason: String = events[0].get(0);
+    assert!(reason.starts_with("promised to start by"), "{reason}");
+    let tags = db
+        .query(
+            "SELECT queue_tag FROM reservations WHERE reservation_id = ANY($1) ORDER BY created_at",
+            &[&vec![running, bobs, carols]],
+        )
+        .await
+        .unwrap();
+    assert!(
+        tags.iter().all(|r| r.get::<_, Option<f64>>(0).is_some()),
+        "every reservation a pass has seen keeps its tag, running ones too"
+    );
+    let clock: f64 = db
+        .query_one(
+            "SELECT virtual_time FROM scheduler_clocks WHERE gpu_type = 'a100'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(clock >= 0.0);
 }

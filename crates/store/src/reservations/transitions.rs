@@ -46,6 +46,8 @@ pub async fn transition(
                      failure_reason = CASE WHEN $2 = 'failed' THEN coalesce($4, 'failed') ELSE r.failure_reason END, \
                      queue_position = CASE WHEN $2 = 'queued' THEN r.queue_position ELSE NULL END, \
                      estimated_start_at = CASE WHEN $2 = 'queued' THEN r.estimated_start_at ELSE NULL END, \
+                     promised_start_at = CASE WHEN $2 = 'queued' THEN r.promised_start_at ELSE NULL END, \
+                     promised_nodes = CASE WHEN $2 = 'queued' THEN r.promised_nodes ELSE NULL END, \
                      admitted_at = CASE WHEN $2 = 'preparing' THEN now() \
                                         WHEN $2 = 'queued' THEN NULL ELSE r.admitted_at END, \
                      node_names = CASE WHEN $2 = 'queued' THEN '{}' ELSE r.node_names END, \

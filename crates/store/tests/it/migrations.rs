@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -17,6 +17,7 @@ const TABLES: [&str; 14] = [
     "gpu_types",
     "audit_log",
     "cronjob_runs",
+    "scheduler_clocks",
     "refinery_schema_history",
 ];
 
