@@ -48,6 +48,24 @@ async fn a_reservation_queued_for_47_hours_stays_in_the_queue() {
 }
 
 #[tokio::test]
+async fn a_reservation_queued_for_days_that_holds_a_promised_start_is_not_cancelled() {
+    let env = env().await;
+    let made = env.reservation("erin", ReservationStatus::Queued).await;
+    env.sql(&format!(
+        "UPDATE reservations SET created_at = now() - interval '60 hours', \
+           promised_start_at = now() + interval '1 hour', promised_nodes = '{{gpu-node-0}}' \
+         WHERE reservation_id = '{}'",
+        made.id
+    ))
+    .await;
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.queued_cancelled, 0);
+    assert_eq!(env.status(&made).await, "queued");
+}
+
+#[tokio::test]
 async fn an_old_reservation_admitted_a_moment_ago_is_not_cancelled_as_stale() {
     let env = env().await;
     let made = env.reservation("carol", ReservationStatus::Preparing).await;
