@@ -1,13 +1,13 @@
 //! API keys: stored as SHA-256 hashes with a display prefix.
 
 use chrono::{DateTime, Duration, Utc};
-use gpudev_domain::{ApiKey, KeyHash};
+use gpudev_domain::{ApiKey, KeyHash, Username};
 use serde::Serialize;
 use tokio_postgres::Row;
 
 use crate::error::NotFound;
 use crate::users::{Role, User};
-use crate::{Db, StoreError};
+use crate::{Db, StoreError, columns};
 
 /// A stored key, without its secret (which is never stored).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -135,7 +135,7 @@ pub struct Authenticated {
     /// The owner's id.
     pub user_id: i64,
     /// The owner's name.
-    pub username: String,
+    pub username: Username,
     /// The owner's role.
     pub role: Role,
 }
@@ -180,7 +180,7 @@ pub async fn authenticate(
         auth_method: r.get(4),
         auth_issuer: r.get(11),
         user_id: r.get(7),
-        username: r.get(8),
+        username: columns::parsed(&r, "user", "username", Username::parse)?,
         role: if role == "admin" {
             Role::Admin
         } else {

@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod availability;
+mod columns;
 pub mod config;
 pub mod cronjob_runs;
 mod db;

@@ -69,7 +69,7 @@ pub async fn revoke_key(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {
