@@ -189,6 +189,17 @@ pub async fn authenticate(
     }))
 }
 
+/// Records that each of `key_ids` was used just now, in one statement (the API notes key use in
+/// memory and writes it in batches).
+pub async fn touch_many(db: &impl Db, key_ids: &[i64]) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE api_keys SET last_used_at = now() WHERE key_id = ANY($1)",
+        &[&key_ids],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Records that a key was used, at most once a minute per key so authentication does not write on
 /// every request.
 pub async fn touch(db: &impl Db, key_id: i64) -> Result<(), StoreError> {

@@ -19,6 +19,7 @@ pub mod expiry;
 pub mod gpu_types;
 pub mod hints;
 pub mod job_changes;
+pub mod leader;
 pub mod login_signatures;
 pub mod migrate;
 pub mod pool;
