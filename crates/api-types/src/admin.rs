@@ -43,9 +43,9 @@ pub struct UsageQuery {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageLine {
-    /// The user.
+    /// Whose use.
     pub username: String,
-    /// The GPU type.
+    /// On which GPU type.
     pub gpu_type: String,
     /// Reservations that ran in the window.
     pub reservations: i64,

@@ -14,7 +14,7 @@ use crate::{Db, StoreError, columns};
 pub struct KeyRecord {
     /// Numeric id, used to revoke it.
     pub key_id: i64,
-    /// Owner.
+    /// The owner's id.
     pub user_id: i64,
     /// Owner's name.
     pub username: String,

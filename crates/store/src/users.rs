@@ -39,9 +39,10 @@ impl Role {
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
-    /// Numeric id.
+    /// Numeric id: what keys, reservations and disks refer to.
     pub user_id: i64,
-    /// Unique handle.
+    /// Unique handle, set at the first login (from the AWS session name or an OIDC claim, or by
+    /// an operator) and never changed.
     pub username: Username,
     /// Contact address, when known.
     pub email: Option<String>,

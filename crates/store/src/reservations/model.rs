@@ -91,7 +91,7 @@ pub struct Reservation {
     pub env_names: Vec<String>,
     /// Persistent disk mounted as home.
     pub disk_name: Option<DiskName>,
-    /// Jupyter wanted.
+    /// Whether Jupyter runs in the dev box.
     pub jupyter_enabled: bool,
     /// GitHub login whose public keys are installed.
     pub github_user: Option<GithubUser>,
@@ -249,7 +249,7 @@ pub struct Event {
     pub reason: Option<String>,
     /// Who made it happen: `processor`, `expiry`, or a username.
     pub actor: String,
-    /// Extra data.
+    /// Facts of the event (an extension's hours, the Jupyter switch, the GitHub login added, …).
     pub details: Value,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
