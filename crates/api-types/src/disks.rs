@@ -31,7 +31,7 @@ pub struct RenameDisk {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenameResult {
-    /// What happened.
+    /// The rename, in a sentence.
     pub message: String,
     /// Previous name.
     pub old_name: String,
@@ -43,9 +43,9 @@ pub struct RenameResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationStatus {
-    /// The operation.
+    /// The operation asked about.
     pub operation_id: Uuid,
-    /// The disk.
+    /// The disk it works on (its current name).
     pub disk_name: String,
     /// `pending`, `completed` or `failed`.
     pub status: String,
@@ -109,7 +109,7 @@ pub struct DiskInfo {
 pub struct DiskOperationResponse {
     /// Poll `/v1/disks/{disk_name}/operations/{operation_id}`.
     pub operation_id: Uuid,
-    /// The disk.
+    /// The disk it works on.
     pub disk_name: String,
     /// `create` or `delete`.
     pub action: String,

@@ -14,9 +14,9 @@ pub struct ServiceInfo {
     pub docs: String,
     /// OpenAPI document.
     pub openapi: String,
-    /// Health check.
+    /// The health route (`/health`): 200 while the database and the queue answer.
     pub health: String,
-    /// Login routes.
+    /// Where to log in.
     pub auth: AuthLinks,
 }
 

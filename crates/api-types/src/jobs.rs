@@ -39,7 +39,7 @@ pub struct JobDetail {
     pub expires_at: Option<DateTime<Utc>>,
     /// Display name.
     pub name: Option<String>,
-    /// Its pod.
+    /// Its (first) Pod, once admitted.
     pub pod_name: Option<String>,
     /// Address to SSH to.
     pub node_ip: Option<String>,
@@ -95,7 +95,7 @@ pub struct JobDetail {
 pub struct JobWarning {
     /// What the warning said.
     pub message: String,
-    /// When.
+    /// When it was sent.
     pub created_at: DateTime<Utc>,
 }
 
@@ -109,14 +109,14 @@ pub struct JobEvent {
     pub from_status: Option<String>,
     /// Status after (transitions).
     pub to_status: Option<String>,
-    /// Why.
+    /// Why it happened (a failure or cancellation reason, a warning's text).
     pub reason: Option<String>,
     /// Who (`processor`, `expiry`, a username).
     pub actor: String,
-    /// Extra facts.
+    /// Facts of the event (an extension's hours, the Jupyter switch, the GitHub login added, …).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub details: Value,
-    /// When.
+    /// When it was recorded.
     pub created_at: DateTime<Utc>,
 }
 
@@ -124,7 +124,7 @@ pub struct JobEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobActionResponse {
-    /// The job.
+    /// The job acted on.
     pub job_id: Uuid,
     /// `cancel`, `extend`, `enable_jupyter`, `disable_jupyter` or `add_user`.
     pub action: String,

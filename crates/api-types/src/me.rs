@@ -35,7 +35,7 @@ pub struct MeResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentKey {
-    /// Its id.
+    /// Its id (what `DELETE /v1/keys/{id}` takes).
     pub key_id: i64,
     /// When it stops working (log in again or rotate before then).
     pub expires_at: DateTime<Utc>,

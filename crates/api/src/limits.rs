@@ -122,7 +122,7 @@ mod tests {
     fn caller(key_id: i64, limit: Option<i32>) -> Caller {
         Caller {
             user_id: 1,
-            username: "u".into(),
+            username: gpudev_domain::Username::parse("u").unwrap(),
             role: Role::User,
             key_id,
             key_expires_at: chrono::Utc::now(),

@@ -13,8 +13,8 @@
 use gpudev_cluster::DiskMount;
 use gpudev_cluster::labels;
 use gpudev_cluster::ops;
+use gpudev_domain::DiskName;
 use gpudev_domain::ReservationStatus;
-use gpudev_domain::{DiskName, Username};
 use gpudev_store::StoreError;
 use gpudev_store::disks;
 use gpudev_store::queue::Message;
@@ -22,7 +22,7 @@ use gpudev_store::reservations::{self, Transition};
 use gpudev_store::users;
 use uuid::Uuid;
 
-use crate::error::{ProcessorError, Result};
+use crate::error::Result;
 use crate::hint::{DiskHint, Hint, action_label};
 use crate::pass::PassReport;
 use crate::processor::{ACTOR, Fenced, Processor};
@@ -328,8 +328,7 @@ impl Processor {
             return Ok(());
         }
         let error = if create {
-            let owner = Username::parse(user.username.as_str())
-                .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
+            let owner = &user.username;
             match DiskName::parse(&disk.disk_name) {
                 Err(e) => Some(format!("disk name: {e}")),
                 Ok(name) => {
@@ -337,7 +336,7 @@ impl Processor {
                         name,
                         claim_name: disk.kube_name.clone(),
                     };
-                    match self.ensure_claim(&owner, &mount, disk.size_gb).await {
+                    match self.ensure_claim(owner, &mount, disk.size_gb).await {
                         Ok(()) => None,
                         Err(e) if e.is_transient() => return Err(e),
                         Err(e) => Some(e.to_string()),

@@ -16,7 +16,7 @@ use gpudev_cluster::{
     DiskClaimSpec, DiskMount, JupyterToken, PodManifests, ReservationSpec, disk_claim, labels,
     pin_to_node,
 };
-use gpudev_domain::{DiskName, EnvVars, ImageRef, ReservationStatus, Username};
+use gpudev_domain::{DiskName, EnvVars, ReservationStatus, Username};
 use gpudev_store::reservations::{self, Reservation, Transition};
 use gpudev_store::{StoreError, disks};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
@@ -84,8 +84,8 @@ impl Processor {
             .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
         // The plans are checked before the disk is touched; then the disk's record (created if
         // need be) names the claim to mount.
-        if let Some(name) = disk_name_of(r)? {
-            spec.disk = Some(self.ensure_disk(r, &spec.username, &name).await?);
+        if let Some(name) = &r.disk_name {
+            spec.disk = Some(self.ensure_disk(r, &spec.username, name).await?);
             plans = spec
                 .pod_plans()
                 .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
@@ -225,12 +225,7 @@ impl Processor {
             ProcessorError::Permanent(format!("GPU type {} is not offered", r.gpu_type))
         })?;
         let username = r.username.clone();
-        let image = if r.image.trim().is_empty() {
-            config.dev_image.clone()
-        } else {
-            ImageRef::parse(&r.image)
-                .map_err(|e| ProcessorError::Permanent(format!("image {:?}: {e}", r.image)))?
-        };
+        let image = r.image.clone().unwrap_or_else(|| config.dev_image.clone());
         let env = {
             let db = self.db().await?;
             reservations::secret_env(&**db, r.reservation_id).await?
@@ -607,13 +602,4 @@ fn started_with_jupyter(pod: &Pod) -> bool {
                 .any(|e| e.name == "GPUDEV_JUPYTER" && e.value.as_deref() == Some("1"))
         })
     })
-}
-
-/// The disk a reservation asks for, if any.
-fn disk_name_of(r: &Reservation) -> Result<Option<DiskName>> {
-    r.disk_name
-        .as_deref()
-        .map(DiskName::parse)
-        .transpose()
-        .map_err(|e| ProcessorError::Permanent(format!("disk name: {e}")))
 }

@@ -41,17 +41,19 @@ impl KeySource {
         let registered = ssh_keys::list(&**db, reservation.user_id).await?;
         let owner = users::find_by_id(&**db, reservation.user_id).await?;
         drop(db);
-        let mut logins: BTreeSet<String> = BTreeSet::new();
-        let candidates = reservation
+        // The reservation's logins were parsed when it was read; the owner's stored login is
+        // checked here, and skipped when it is not one.
+        let owners_login = owner
+            .as_ref()
+            .and_then(|u| u.github_username.as_deref())
+            .and_then(|login| GithubUser::parse(login).ok());
+        let logins: BTreeSet<String> = reservation
             .github_user
             .iter()
-            .chain(owner.as_ref().and_then(|u| u.github_username.as_ref()))
-            .chain(reservation.secondary_users.iter());
-        for login in candidates {
-            if let Ok(login) = GithubUser::parse(login) {
-                logins.insert(login.as_str().to_owned());
-            }
-        }
+            .chain(owners_login.as_ref())
+            .chain(reservation.secondary_users.iter())
+            .map(|login| login.as_str().to_owned())
+            .collect();
         let mut seen = BTreeSet::new();
         let mut lines = Vec::new();
         let mut push = |key: SshPublicKey| {

@@ -23,6 +23,9 @@
 //!
 //! Kubernetes writes cannot be fenced this way; a deposed leader finishing a create is repaired
 //! by the next leader's reconciliation, which deletes objects of reservations that are not live.
+//!
+//! The lock's SQL lives in the store ([`gpudev_store::leader`]); what stays here is the
+//! session itself: its connection, its `idle_session_timeout` and its heartbeat.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,9 +36,6 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{ProcessorError, Result};
-
-/// The lock key: one leader per queue (a database may serve several installations).
-const LOCK_KEY_SQL: &str = "hashtextextended('gpudev.processor.leader:' || $1::text, 0)";
 
 /// The session holding the leader lock. Dropping it ends the session and releases the lock.
 #[derive(Debug)]
@@ -75,17 +75,10 @@ impl LeaderSession {
         {
             tracing::warn!(error = %e, "idle_session_timeout is not supported; a hung leader keeps the lock");
         }
-        let row = client
-            .query_one(
-                &format!("SELECT pg_try_advisory_lock({LOCK_KEY_SQL}), pg_backend_pid()"),
-                &[&queue],
-            )
-            .await?;
-        let (got, pid): (bool, i32) = (row.get(0), row.get(1));
-        if !got {
+        let Some(pid) = gpudev_store::leader::try_lock(&client, queue).await? else {
             connection.abort();
             return Ok(None);
-        }
+        };
         let client = Arc::new(Mutex::new(client));
         let heartbeat = tokio::spawn(heartbeat(Arc::downgrade(&client), Arc::clone(&lost), lease));
         Ok(Some(Self {
@@ -173,19 +166,6 @@ async fn heartbeat(client: std::sync::Weak<Mutex<Client>>, lost: Arc<AtomicBool>
 }
 
 /// The pid of the session holding the leader lock of `queue`, if any (for operators and tests).
-pub async fn current_leader_pid(
-    db: &impl tokio_postgres::GenericClient,
-    queue: &str,
-) -> Result<Option<i32>> {
-    let row = db
-        .query_opt(
-            &format!(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = {LOCK_KEY_SQL}"
-            ),
-            &[&queue],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)))
+pub async fn current_leader_pid(db: &impl gpudev_store::Db, queue: &str) -> Result<Option<i32>> {
+    Ok(gpudev_store::leader::holder_pid(db, queue).await?)
 }

@@ -1,20 +1,20 @@
 //! API keys: stored as SHA-256 hashes with a display prefix.
 
 use chrono::{DateTime, Duration, Utc};
-use gpudev_domain::{ApiKey, KeyHash};
+use gpudev_domain::{ApiKey, KeyHash, Username};
 use serde::Serialize;
 use tokio_postgres::Row;
 
 use crate::error::NotFound;
 use crate::users::{Role, User};
-use crate::{Db, StoreError};
+use crate::{Db, StoreError, columns};
 
 /// A stored key, without its secret (which is never stored).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyRecord {
     /// Numeric id, used to revoke it.
     pub key_id: i64,
-    /// Owner.
+    /// The owner's id.
     pub user_id: i64,
     /// Owner's name.
     pub username: String,
@@ -135,7 +135,7 @@ pub struct Authenticated {
     /// The owner's id.
     pub user_id: i64,
     /// The owner's name.
-    pub username: String,
+    pub username: Username,
     /// The owner's role.
     pub role: Role,
 }
@@ -180,13 +180,24 @@ pub async fn authenticate(
         auth_method: r.get(4),
         auth_issuer: r.get(11),
         user_id: r.get(7),
-        username: r.get(8),
+        username: columns::parsed(&r, "user", "username", Username::parse)?,
         role: if role == "admin" {
             Role::Admin
         } else {
             Role::User
         },
     }))
+}
+
+/// Records that each of `key_ids` was used just now, in one statement (the API notes key use in
+/// memory and writes it in batches).
+pub async fn touch_many(db: &impl Db, key_ids: &[i64]) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE api_keys SET last_used_at = now() WHERE key_id = ANY($1)",
+        &[&key_ids],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Records that a key was used, at most once a minute per key so authentication does not write on

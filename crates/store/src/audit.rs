@@ -50,16 +50,16 @@ pub struct AuditRecord {
     pub actor: String,
     /// How they authenticated.
     pub auth_method: Option<String>,
-    /// OIDC issuer.
+    /// The OIDC issuer, when they logged in with OIDC.
     pub auth_issuer: Option<String>,
-    /// What.
+    /// What was done (`login`, `reservation.submit`, `admin.key.revoke`, …).
     pub action: String,
     /// On what kind of object.
     pub target_type: Option<String>,
     /// On which object.
     pub target_id: Option<String>,
     pub outcome: String,
-    /// Extra data.
+    /// Extra facts the action recorded (never secrets); an empty object when none.
     pub details: Value,
 }
 

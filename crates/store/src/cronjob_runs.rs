@@ -24,7 +24,6 @@ pub struct Run {
     pub run_id: i64,
     /// Which job (`availability`, `expiry`).
     pub job: String,
-    /// Start.
     pub started_at: DateTime<Utc>,
     /// End, when finished.
     pub finished_at: Option<DateTime<Utc>>,

@@ -17,7 +17,7 @@ use crate::{Db, StoreError};
 )]
 pub struct Disk {
     pub disk_id: Uuid,
-    /// Owner.
+    /// The owner's id.
     pub user_id: i64,
     /// Name, unique per owner among live disks.
     pub disk_name: String,

@@ -6,11 +6,12 @@
 //! [`try_lock`], a transaction-level advisory lock the second run skips instead of waiting for.
 
 use chrono::{DateTime, Utc};
+use gpudev_domain::{DiskName, DisplayName, GpuType, Username};
 use serde_json::Value;
 use tokio_postgres::{GenericClient, Row};
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::{StoreError, columns};
 
 /// An active reservation as the expiry job sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,10 +22,10 @@ use crate::StoreError;
 pub struct ActiveReservation {
     pub reservation_id: Uuid,
     /// Owner's name.
-    pub username: String,
-    /// Display name.
-    pub name: Option<String>,
-    pub gpu_type: String,
+    pub username: Username,
+    /// The name its owner gave it.
+    pub name: Option<DisplayName>,
+    pub gpu_type: GpuType,
     /// When it ends unless extended.
     pub expires_at: DateTime<Utc>,
     /// Seconds from now (database time) to `expires_at`; negative once past.
@@ -37,18 +38,19 @@ pub struct ActiveReservation {
     pub pod_missing_since: Option<DateTime<Utc>>,
 }
 
-fn active_from_row(r: &Row) -> ActiveReservation {
-    ActiveReservation {
+/// Parses an [`ACTIVE_SELECT`] row once; a value the domain refuses names its column.
+fn active_from_row(r: &Row) -> Result<ActiveReservation, StoreError> {
+    Ok(ActiveReservation {
         reservation_id: r.get(0),
-        username: r.get(1),
-        name: r.get(2),
-        gpu_type: r.get(3),
+        username: columns::parsed(r, "user", "username", Username::parse)?,
+        name: columns::parsed_opt(r, "reservation", "name", DisplayName::parse)?,
+        gpu_type: columns::parsed(r, "reservation", "gpu_type", GpuType::parse)?,
         expires_at: r.get(4),
         seconds_left: r.get(5),
         warnings_sent: r.get(6),
         launched_at: r.get(7),
         pod_missing_since: r.get(8),
-    }
+    })
 }
 
 const ACTIVE_SELECT: &str = "SELECT r.reservation_id, u.username, r.name, r.gpu_type, r.expires_at, \
@@ -66,7 +68,7 @@ pub async fn active(db: &impl GenericClient) -> Result<Vec<ActiveReservation>, S
             &[],
         )
         .await?;
-    Ok(rows.iter().map(active_from_row).collect())
+    rows.iter().map(active_from_row).collect()
 }
 
 /// One active reservation, re-read (typically after taking its lock).
@@ -83,7 +85,7 @@ pub async fn active_one(
             &[&id],
         )
         .await?;
-    Ok(row.as_ref().map(active_from_row))
+    row.as_ref().map(active_from_row).transpose()
 }
 
 /// Takes a transaction-level advisory lock on `(scope, id)` if no one else holds it; false
@@ -269,11 +271,11 @@ pub async fn live_ids(
 pub struct AttachedDisk {
     pub disk_id: Uuid,
     /// Name chosen by the owner.
-    pub disk_name: String,
+    pub disk_name: DiskName,
     /// Name of its PersistentVolumeClaim.
     pub kube_name: String,
     /// Owner's name.
-    pub username: String,
+    pub username: Username,
 }
 
 /// The disks attached to a reservation.
@@ -288,15 +290,16 @@ pub async fn attached_disks(
             &[&reservation_id],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| AttachedDisk {
-            disk_id: r.get(0),
-            disk_name: r.get(1),
-            kube_name: r.get(2),
-            username: r.get(3),
+    rows.iter()
+        .map(|r| {
+            Ok(AttachedDisk {
+                disk_id: r.get(0),
+                disk_name: columns::parsed(r, "disk", "disk_name", DiskName::parse)?,
+                kube_name: r.get(2),
+                username: columns::parsed(r, "user", "username", Username::parse)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// A recorded snapshot.

@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod availability;
+mod columns;
 pub mod config;
 pub mod cronjob_runs;
 mod db;
@@ -18,6 +19,7 @@ pub mod expiry;
 pub mod gpu_types;
 pub mod hints;
 pub mod job_changes;
+pub mod leader;
 pub mod login_signatures;
 pub mod migrate;
 pub mod pool;

@@ -11,7 +11,6 @@ use serde::Serialize;
     reason = "fields whose names say what they hold go undocumented"
 )]
 pub struct UsageRow {
-    /// The user.
     pub username: String,
     pub gpu_type: String,
     /// Reservations that ran in the window.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 
 use crate::error::NotFound;
-use crate::{Db, StoreError};
+use crate::{Db, StoreError, columns};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,9 +39,10 @@ impl Role {
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
-    /// Numeric id.
+    /// Numeric id: what keys, reservations and disks refer to.
     pub user_id: i64,
-    /// Unique handle.
+    /// Unique handle, set at the first login (from the AWS session name or an OIDC claim, or by
+    /// an operator) and never changed.
     pub username: Username,
     /// Contact address, when known.
     pub email: Option<String>,
@@ -67,11 +68,9 @@ const COLUMNS: &str = "user_id, username, email, aws_arn, oidc_issuer, oidc_subj
                        is_active, github_username, created_at, last_login_at";
 
 fn from_row(r: &Row) -> Result<User, StoreError> {
-    let username: String = r.get("username");
     Ok(User {
         user_id: r.get("user_id"),
-        username: Username::parse(&username)
-            .map_err(|e| StoreError::Corrupt(format!("username {username:?}: {e}")))?,
+        username: columns::parsed(r, "user", "username", Username::parse)?,
         email: r.get("email"),
         aws_arn: r.get("aws_arn"),
         oidc_issuer: r.get("oidc_issuer"),

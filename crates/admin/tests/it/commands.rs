@@ -30,7 +30,7 @@ async fn a_created_key_is_printed_once_authenticates_and_can_be_revoked() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(auth.username, "ci-bot");
+    assert_eq!(auth.username.as_str(), "ci-bot");
     let ttl = auth.expires_at - chrono::Utc::now();
     assert!((170..=180).contains(&ttl.num_minutes()), "{ttl}");
 

@@ -1,6 +1,7 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+use gpudev_domain::Username;
 use gpudev_store::users::Role;
 
 use crate::error::{ApiError, ErrorCode};
@@ -19,7 +20,7 @@ pub struct Caller {
     /// The user's id.
     pub user_id: i64,
     /// The user's name.
-    pub username: String,
+    pub username: Username,
     /// User or admin.
     pub role: Role,
     /// The key that authenticated the request.

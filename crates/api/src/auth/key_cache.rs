@@ -81,7 +81,7 @@ mod tests {
     fn caller(user_id: i64) -> Caller {
         Caller {
             user_id,
-            username: format!("u{user_id}"),
+            username: gpudev_domain::Username::parse(&format!("u{user_id}")).unwrap(),
             role: Role::User,
             key_id: user_id,
             key_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),

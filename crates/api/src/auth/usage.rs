@@ -29,12 +29,7 @@ impl UsageRecorder {
         }
         let res = async {
             let db = pool.get().await?;
-            db.execute(
-                "UPDATE api_keys SET last_used_at = now() WHERE key_id = ANY($1)",
-                &[&ids],
-            )
-            .await?;
-            Ok::<_, gpudev_store::StoreError>(())
+            gpudev_store::api_keys::touch_many(&*db, &ids).await
         }
         .await;
         if let Err(e) = res {

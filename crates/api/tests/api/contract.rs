@@ -4,7 +4,7 @@
 //! (`tests/api/snapshots/`), ids and times replaced by placeholders, so a reader sees what the
 //! API says and a change to an answer shows up as a reviewed diff (`cargo insta review`).
 
-use gpudev_api_types::admin::UsageReport;
+use gpudev_api_types::admin::{AdminKeyList, AdminUserList, AuditPage, UsageReport};
 use gpudev_api_types::auth::OidcIssuers;
 use gpudev_api_types::cluster::{AvailabilityResponse, ClusterStatus};
 use gpudev_api_types::disks::{
@@ -223,6 +223,12 @@ async fn every_answer_reads_as_its_shared_type() {
         new_name: "work".into(),
     };
     let _: RenameResult = post(&app, "/v1/disks/home/rename", &key, rename, &ids).await;
+
+    let users: AdminUserList = get(&app, "/v1/admin/users", &key, &ids).await;
+    assert_eq!(users.total, 1);
+    let keys: AdminKeyList = get(&app, "/v1/admin/keys", &key, &ids).await;
+    assert_eq!(keys.total, 2);
+    let _: AuditPage = get(&app, "/v1/admin/audit", &key, &ids).await;
 }
 
 #[tokio::test]

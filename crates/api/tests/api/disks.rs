@@ -1,6 +1,7 @@
 //! `/v1/disks`: create, list, get, rename, delete, operations; owners only.
 
 use gpudev_api_types::disks::{CreateDisk, RenameDisk};
+use gpudev_domain::{DiskName, GpuType, ImageRef, Username};
 use gpudev_store::users::Role;
 use gpudev_store::{Queue, disks as store_disks};
 use reqwest::Method;
@@ -156,15 +157,15 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
     let new = gpudev_store::reservations::NewReservation {
         reservation_id: uuid::Uuid::new_v4(),
         user_id: alice.user_id,
-        username: "alice".into(),
+        username: Username::parse("alice").unwrap(),
         name: None,
-        gpu_type: "t4".into(),
+        gpu_type: GpuType::parse("t4").unwrap(),
         gpu_count: 1,
         node_count: 1,
         duration_hours: 1.0,
-        image: "ubuntu".into(),
+        image: ImageRef::parse("ubuntu").unwrap(),
         env: Default::default(),
-        disk_name: Some("home".into()),
+        disk_name: Some(DiskName::parse("home").unwrap()),
         jupyter_enabled: false,
         github_user: None,
         priority: 0,

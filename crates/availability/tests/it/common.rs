@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gpudev_availability::Config;
-use gpudev_domain::Username;
+use gpudev_domain::{GpuType, ImageRef, Username};
 use gpudev_store::gpu_types::GpuTypeRow;
 use gpudev_store::reservations::{self, NewReservation};
 use gpudev_store::{DbConfig, Pool, Queue, users};
@@ -123,13 +123,13 @@ impl Env {
             let new = NewReservation {
                 reservation_id: Uuid::new_v4(),
                 user_id: user.user_id,
-                username: name.clone(),
+                username: user.username.clone(),
                 name: None,
-                gpu_type: gpu_type.into(),
+                gpu_type: GpuType::parse(gpu_type).unwrap(),
                 gpu_count,
                 node_count: 1,
                 duration_hours: 2.0,
-                image: "pytorch/pytorch:latest".into(),
+                image: ImageRef::parse("pytorch/pytorch:latest").unwrap(),
                 env: BTreeMap::new(),
                 disk_name: None,
                 jupyter_enabled: false,

@@ -11,7 +11,7 @@
 
 use futures::StreamExt;
 use gpudev_cluster::{DiskMount, disk_snapshot, names};
-use gpudev_domain::{DiskName, ReservationStatus, Username};
+use gpudev_domain::ReservationStatus;
 use gpudev_store::expiry::{self as store, ActiveReservation};
 use gpudev_store::reservations::{self, Transition};
 use gpudev_store::{StoreError, disks};
@@ -125,16 +125,17 @@ impl<N: PodNotifier> Expiry<N> {
             ..Ended::default()
         };
         for disk in store::attached_disks(tx, id).await? {
-            let owner = Username::parse(&disk.username)
-                .map_err(|e| StepError::Corrupt(format!("owner of disk {}: {e}", disk.disk_id)))?;
-            let name = DiskName::parse(&disk.disk_name)
-                .map_err(|e| StepError::Corrupt(format!("disk {}: {e}", disk.disk_id)))?;
             let mount = DiskMount {
-                name,
+                name: disk.disk_name.clone(),
                 claim_name: disk.kube_name.clone(),
             };
-            let snapshot =
-                disk_snapshot(ns, &owner, &mount, id, self.cfg.snapshot_class.as_deref());
+            let snapshot = disk_snapshot(
+                ns,
+                &disk.username,
+                &mount,
+                id,
+                self.cfg.snapshot_class.as_deref(),
+            );
             let snapshot_name = names::snapshot_name(&disk.kube_name, id);
             if k8s::create_snapshot(&self.kube, ns, &snapshot).await? {
                 ended.snapshots_created += 1;

@@ -107,9 +107,9 @@ impl<N: PodNotifier> Expiry<N> {
                     let payload = WarningPayload {
                         event: "reservation.expiry_warning",
                         reservation_id: r.reservation_id,
-                        username: r.username.clone(),
-                        name: r.name.clone(),
-                        gpu_type: r.gpu_type.clone(),
+                        username: r.username.to_string(),
+                        name: r.name.as_ref().map(ToString::to_string),
+                        gpu_type: r.gpu_type.to_string(),
                         level: level.clone(),
                         minutes_left: claimed.minutes_left,
                         expires_at: claimed.expires_at,

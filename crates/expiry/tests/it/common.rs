@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gpudev_cluster::{DiskClaimSpec, DiskMount, disk_claim, labels};
-use gpudev_domain::{DiskName, ReservationStatus, Username};
+use gpudev_domain::{DiskName, DisplayName, GpuType, ImageRef, ReservationStatus, Username};
 use gpudev_expiry::{Config, Expiry, Notice, NotifyError, PodNotifier, Report};
 use gpudev_store::reservations::{self, NewReservation, Transition};
 use gpudev_store::{DbConfig, Pool, Queue, disks, users};
@@ -185,13 +185,13 @@ impl Env {
         let new = NewReservation {
             reservation_id: Uuid::new_v4(),
             user_id: owner.user_id,
-            username: user.to_owned(),
-            name: Some("experiment".into()),
-            gpu_type: "h100".into(),
+            username: username.clone(),
+            name: Some(DisplayName::parse("experiment").unwrap()),
+            gpu_type: GpuType::parse("h100").unwrap(),
             gpu_count: 8,
             node_count: 1,
             duration_hours: 2.0,
-            image: "pytorch/pytorch:latest".into(),
+            image: ImageRef::parse("pytorch/pytorch:latest").unwrap(),
             env: BTreeMap::from([("HF_TOKEN".to_owned(), "hf_s3cr3t_value".to_owned())]),
             disk_name: None,
             jupyter_enabled: false,

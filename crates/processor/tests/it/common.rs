@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use gpudev_domain::{ReservationStatus, SshPublicKey, Username};
+use gpudev_domain::{DiskName, GpuType, ImageRef, ReservationStatus, SshPublicKey, Username};
 use gpudev_processor::{Processor, ProcessorConfig};
 use gpudev_store::reservations::{self, NewReservation, Reservation, Transition};
 use gpudev_store::{Queue, ssh_keys, users};
@@ -146,15 +146,15 @@ impl Env {
         let new = NewReservation {
             reservation_id: id,
             user_id: user.id,
-            username: user.name.clone(),
+            username: Username::parse(&user.name).unwrap(),
             name: None,
-            gpu_type: ask.gpu_type.into(),
+            gpu_type: GpuType::parse(ask.gpu_type).unwrap(),
             gpu_count: ask.gpu_count,
             node_count: ask.nodes,
             duration_hours: ask.hours,
-            image: ask.image.into(),
+            image: ImageRef::parse(ask.image).unwrap(),
             env: ask.env,
-            disk_name: ask.disk.map(str::to_owned),
+            disk_name: ask.disk.map(|d| DiskName::parse(d).unwrap()),
             jupyter_enabled: ask.jupyter,
             github_user: None,
             priority: ask.priority,

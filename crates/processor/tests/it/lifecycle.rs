@@ -321,9 +321,14 @@ pub(crate) async fn announce(
     let mut db = env.db.connect().await;
     let tx = db.transaction().await.unwrap();
     let now = match action {
-        "add_user" => reservations::add_secondary_user(&tx, id, "bob", "alice")
-            .await
-            .unwrap(),
+        "add_user" => reservations::add_secondary_user(
+            &tx,
+            id,
+            &gpudev_domain::GithubUser::parse("bob").unwrap(),
+            "alice",
+        )
+        .await
+        .unwrap(),
         _ => reservations::set_jupyter(&tx, id, action == "enable_jupyter", "alice")
             .await
             .unwrap(),

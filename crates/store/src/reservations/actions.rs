@@ -2,6 +2,7 @@
 //! and the queue hints that announce it.
 
 use chrono::Utc;
+use gpudev_domain::GithubUser;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -118,9 +119,10 @@ pub async fn set_jupyter(
 pub async fn add_secondary_user(
     db: &impl Db,
     id: Uuid,
-    github_user: &str,
+    github_user: &GithubUser,
     actor: &str,
 ) -> Result<Change, StoreError> {
+    let github_user = github_user.as_str();
     guarded_update(
         db,
         id,

@@ -4,43 +4,45 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use gpudev_domain::{GpuType, ReservationStatus, Username};
+use gpudev_domain::{
+    DiskName, DisplayName, GithubUser, GpuType, ImageError, ImageRef, ReservationStatus, Username,
+};
 use serde::Serialize;
 use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::{StoreError, columns};
 
-/// A reservation to create. The fields are already validated by the domain layer.
+/// A reservation to create, built from a checked request: every value already obeys its rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReservation {
-    /// Id chosen by the server.
+    /// Chosen by the server, or proposed by the client (`RESERVATION_ID`).
     pub reservation_id: Uuid,
-    /// Owner's id.
+    /// The owner's id.
     pub user_id: i64,
-    /// Owner's name (copied into the queue message for logs).
-    pub username: String,
-    /// Display name.
-    pub name: Option<String>,
-    /// GPU type name.
-    pub gpu_type: String,
-    /// GPUs in total (across nodes).
+    /// The owner's name (copied into the queue message for logs, and the creation event's actor).
+    pub username: Username,
+    /// The name the owner gave the reservation, if any.
+    pub name: Option<DisplayName>,
+    /// A type of the catalog.
+    pub gpu_type: GpuType,
+    /// GPUs in total, across nodes.
     pub gpu_count: i32,
-    /// Nodes (1 unless multi-node).
+    /// Whole nodes (1 unless multinode).
     pub node_count: i32,
-    /// Requested duration.
+    /// Requested length, before any extension.
     pub duration_hours: f64,
-    /// Container image.
-    pub image: String,
+    /// The image asked for, or the platform's default.
+    pub image: ImageRef,
     /// Environment for the pod. Values are secrets: stored apart, never returned.
     pub env: BTreeMap<String, String>,
-    /// Persistent disk to mount.
-    pub disk_name: Option<String>,
+    /// Persistent disk to mount as home.
+    pub disk_name: Option<DiskName>,
     /// Start Jupyter.
     pub jupyter_enabled: bool,
-    /// GitHub login whose keys are installed.
-    pub github_user: Option<String>,
+    /// GitHub login whose public keys are installed.
+    pub github_user: Option<GithubUser>,
     /// Scheduling priority, -100..=100.
     pub priority: i32,
     /// Client-chosen key that makes retries of the same submit return the first result.
@@ -73,8 +75,8 @@ pub struct Reservation {
     pub detailed_status: Option<String>,
     /// Why it failed or was cancelled.
     pub failure_reason: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
+    /// The name its owner gave it.
+    pub name: Option<DisplayName>,
     pub gpu_type: GpuType,
     /// GPUs in total.
     pub gpu_count: i32,
@@ -83,18 +85,18 @@ pub struct Reservation {
     pub duration_hours: f64,
     /// Hours added by extensions.
     pub extended_hours: f64,
-    /// Container image.
-    pub image: String,
+    /// Container image; `None` when the row has none (blank), meaning the platform's default.
+    pub image: Option<ImageRef>,
     /// Names (never values) of the environment variables given.
     pub env_names: Vec<String>,
-    /// Persistent disk.
-    pub disk_name: Option<String>,
-    /// Jupyter wanted.
+    /// Persistent disk mounted as home.
+    pub disk_name: Option<DiskName>,
+    /// Whether Jupyter runs in the dev box.
     pub jupyter_enabled: bool,
-    /// GitHub login for keys.
-    pub github_user: Option<String>,
-    /// Other GitHub users given access.
-    pub secondary_users: Vec<String>,
+    /// GitHub login whose public keys are installed.
+    pub github_user: Option<GithubUser>,
+    /// Other GitHub users given SSH access.
+    pub secondary_users: Vec<GithubUser>,
     /// Scheduling priority.
     pub priority: i32,
     /// Client's idempotency key.
@@ -155,19 +157,35 @@ pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.sta
     r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, r.jupyter_token, \
     r.command, r.disk_size_gb";
 
-/// Reads column `name` of `row` through `parse`; a value the domain refuses is a corrupt row,
-/// named by its column.
+/// Column `name` of a reservation row, parsed by `parse`.
 fn column<T, E: std::fmt::Display>(
     row: &Row,
     name: &str,
     parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, StoreError> {
-    let raw: &str = row.get(name);
-    parse(raw).map_err(|e| StoreError::Corrupt(format!("reservation column {name} {raw:?}: {e}")))
+    columns::parsed(row, "reservation", name, parse)
 }
 
-/// Parses a reservation row once: its status, owner and GPU type become domain values, so no
-/// reader parses them again.
+/// [`column`] for a column that may be NULL.
+fn optional<T, E: std::fmt::Display>(
+    row: &Row,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, StoreError> {
+    columns::parsed_opt(row, "reservation", name, parse)
+}
+
+/// A blank image is the platform's default (the driver's rule since the first release).
+fn image(raw: &str) -> Result<Option<ImageRef>, ImageError> {
+    if raw.trim().is_empty() {
+        Ok(None)
+    } else {
+        ImageRef::parse(raw).map(Some)
+    }
+}
+
+/// Parses a reservation row once: its status, owner, GPU type, name, image, disk and GitHub
+/// logins become domain values, so no reader parses them again.
 pub(super) fn from_row(r: &Row) -> Result<Reservation, StoreError> {
     Ok(Reservation {
         reservation_id: r.get("reservation_id"),
@@ -176,18 +194,23 @@ pub(super) fn from_row(r: &Row) -> Result<Reservation, StoreError> {
         status: column(r, "status", str::parse::<ReservationStatus>)?,
         detailed_status: r.get("detailed_status"),
         failure_reason: r.get("failure_reason"),
-        name: r.get("name"),
+        name: optional(r, "name", DisplayName::parse)?,
         gpu_type: column(r, "gpu_type", GpuType::parse)?,
         gpu_count: r.get("gpu_count"),
         node_count: r.get("node_count"),
         duration_hours: r.get("duration_hours"),
         extended_hours: r.get("extended_hours"),
-        image: r.get("image"),
+        image: column(r, "image", image)?,
         env_names: r.get("env_names"),
-        disk_name: r.get("disk_name"),
+        disk_name: optional(r, "disk_name", DiskName::parse)?,
         jupyter_enabled: r.get("jupyter_enabled"),
-        github_user: r.get("github_user"),
-        secondary_users: r.get("secondary_users"),
+        github_user: optional(r, "github_user", GithubUser::parse)?,
+        secondary_users: columns::parsed_vec(
+            r,
+            "reservation",
+            "secondary_users",
+            GithubUser::parse,
+        )?,
         priority: r.get("priority"),
         idempotency_key: r.get("idempotency_key"),
         cli_version: r.get("cli_version"),
@@ -232,7 +255,7 @@ pub struct Event {
     pub reason: Option<String>,
     /// Who made it happen: `processor`, `expiry`, or a username.
     pub actor: String,
-    /// Extra data.
+    /// Facts of the event (an extension's hours, the Jupyter switch, the GitHub login added, …).
     pub details: Value,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,

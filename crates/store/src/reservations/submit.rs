@@ -118,7 +118,7 @@ async fn insert(
     };
     let hint = serde_json::to_value(QueueMessage::Create(ReservationHint {
         reservation_id: new.reservation_id,
-        username: new.username.clone(),
+        username: new.username.to_string(),
         requested_at: Utc::now(),
         details: serde_json::json!({
             "gpu_type": new.gpu_type,
@@ -127,6 +127,9 @@ async fn insert(
         }),
     }))
     .map_err(|e| StoreError::Corrupt(format!("message does not serialise: {e}")))?;
+    let name = new.name.as_ref().map(|n| n.as_str());
+    let disk_name = new.disk_name.as_ref().map(|d| d.as_str());
+    let github_user = new.github_user.as_ref().map(|g| g.as_str());
     let max_reservations = quota.map(|q| q.max_reservations);
     let max_gpus = quota.map(|q| q.max_gpus);
     // `load` is read with this statement's snapshot, before `ins` writes; the secrets, the event
@@ -164,16 +167,16 @@ async fn insert(
             &[
                 &new.reservation_id,
                 &new.user_id,
-                &new.name,
-                &new.gpu_type,
+                &name,
+                &new.gpu_type.as_str(),
                 &new.gpu_count,
                 &new.node_count,
                 &new.duration_hours,
-                &new.image,
+                &new.image.as_str(),
                 &env_names,
-                &new.disk_name,
+                &disk_name,
                 &new.jupyter_enabled,
-                &new.github_user,
+                &github_user,
                 &new.priority,
                 &new.idempotency_key,
                 &new.cli_version,
@@ -183,7 +186,7 @@ async fn insert(
                 &max_reservations,
                 &max_gpus,
                 &env,
-                &new.username,
+                &new.username.as_str(),
                 &queue.name(),
                 &hint,
             ],

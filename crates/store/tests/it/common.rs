@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use gpudev_domain::Username;
+use gpudev_domain::{DisplayName, GpuType, ImageRef, Username};
 use gpudev_store::reservations::NewReservation;
 use gpudev_store::users::{self, Role, User};
 use tokio_postgres::Client;
@@ -18,13 +18,13 @@ pub fn reservation_for(owner: &User) -> NewReservation {
     NewReservation {
         reservation_id: Uuid::new_v4(),
         user_id: owner.user_id,
-        username: owner.username.to_string(),
-        name: Some("training run".into()),
-        gpu_type: "h100".into(),
+        username: owner.username.clone(),
+        name: Some(DisplayName::parse("training run").unwrap()),
+        gpu_type: GpuType::parse("h100").unwrap(),
         gpu_count: 4,
         node_count: 1,
         duration_hours: 1.5,
-        image: "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel".into(),
+        image: ImageRef::parse("pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel").unwrap(),
         env: BTreeMap::from([("WANDB_API_KEY".to_owned(), "s3cr3t-value".to_owned())]),
         disk_name: None,
         jupyter_enabled: false,

@@ -36,7 +36,7 @@ async fn a_live_key_authenticates_its_owner_and_only_its_hash_is_stored() {
         .unwrap()
         .unwrap();
 
-    assert_eq!(auth.username, "alice");
+    assert_eq!(auth.username.as_str(), "alice");
     assert_eq!(auth.role, Role::User);
     let stored: i64 = client
         .query_one(

@@ -4,6 +4,7 @@
 
 use crate::common::{count, reservation_for, user};
 use gpudev_domain::ReservationStatus::{Active, Cancelled, Preparing, Queued};
+use gpudev_domain::{GithubUser, GpuType};
 use gpudev_store::reservations::{self, Change, Submitted, Transition};
 use gpudev_store::{Queue, StoreError};
 use tokio_postgres::Client;
@@ -237,16 +238,16 @@ async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
     );
     assert!(r.jupyter_enabled);
     let r = applied(
-        reservations::add_secondary_user(&client, id, "octocat", "alice")
+        reservations::add_secondary_user(&client, id, &github("octocat"), "alice")
             .await
             .unwrap(),
     );
     let r2 = applied(
-        reservations::add_secondary_user(&client, id, "octocat", "alice")
+        reservations::add_secondary_user(&client, id, &github("octocat"), "alice")
             .await
             .unwrap(),
     );
-    assert_eq!(r.secondary_users, vec!["octocat".to_owned()]);
+    assert_eq!(r.secondary_users, vec![github("octocat")]);
     assert_eq!(r2.secondary_users, r.secondary_users, "added once");
 
     reservations::transition(
@@ -267,7 +268,7 @@ async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
     );
     assert!(r.jupyter_enabled, "nothing changes while preparing");
     refused(
-        reservations::add_secondary_user(&client, id, "hubot", "alice")
+        reservations::add_secondary_user(&client, id, &github("hubot"), "alice")
             .await
             .unwrap(),
     );
@@ -383,7 +384,7 @@ async fn queue_standing_counts_the_queue_ahead_and_lists_running_ends() {
     let mut submit = async |priority: i32, gpu_type: &str| {
         let mut new = reservation_for(&alice);
         new.priority = priority;
-        new.gpu_type = gpu_type.into();
+        new.gpu_type = GpuType::parse(gpu_type).unwrap();
         reservations::submit(&mut client, &queue(), &new)
             .await
             .unwrap();
@@ -410,4 +411,8 @@ async fn queue_standing_counts_the_queue_ahead_and_lists_running_ends() {
         .unwrap()
         .expires_at;
     assert_eq!(s.running, vec![(ends.unwrap(), 4)]);
+}
+
+fn github(login: &str) -> GithubUser {
+    GithubUser::parse(login).unwrap()
 }

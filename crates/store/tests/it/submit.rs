@@ -142,8 +142,12 @@ async fn a_reused_idempotency_key_returns_the_first_reservation_and_sends_nothin
     assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 2);
 }
 
-#[tokio::test]
-async fn a_row_the_domain_refuses_is_an_error_naming_its_column() {
+/// A submitted reservation read back after its `column` was set to `value` behind the store's
+/// back.
+async fn read_after_setting(
+    column: &str,
+    value: &str,
+) -> Result<Option<gpudev_store::reservations::Reservation>, gpudev_store::StoreError> {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let alice = user(&client, "alice").await;
@@ -154,13 +158,17 @@ async fn a_row_the_domain_refuses_is_an_error_naming_its_column() {
         .unwrap();
     client
         .execute(
-            "UPDATE reservations SET gpu_type = 'Not A GPU!' WHERE reservation_id = $1",
-            &[&new.reservation_id],
+            &format!("UPDATE reservations SET {column} = $2 WHERE reservation_id = $1"),
+            &[&new.reservation_id, &value],
         )
         .await
         .unwrap();
+    reservations::find(&client, new.reservation_id).await
+}
 
-    let err = reservations::find(&client, new.reservation_id)
+#[tokio::test]
+async fn a_row_the_domain_refuses_is_an_error_naming_its_column() {
+    let err = read_after_setting("gpu_type", "Not A GPU!")
         .await
         .unwrap_err();
 
@@ -168,4 +176,17 @@ async fn a_row_the_domain_refuses_is_an_error_naming_its_column() {
         matches!(&err, gpudev_store::StoreError::Corrupt(detail) if detail.contains("gpu_type")),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn an_image_the_domain_refuses_is_an_error_naming_its_column_and_a_blank_one_is_the_default()
+{
+    let err = read_after_setting("image", "UPPER/case").await.unwrap_err();
+    let blank = read_after_setting("image", "").await.unwrap().unwrap();
+
+    assert!(
+        matches!(&err, gpudev_store::StoreError::Corrupt(detail) if detail.contains("column image")),
+        "{err}"
+    );
+    assert_eq!(blank.image, None);
 }

@@ -1,20 +1,20 @@
 //! `GET /v1/admin/audit?user&action&from&to`
 
 use actix_web::{HttpResponse, get, web};
-use gpudev_store::audit::{self, AuditFilter};
+use gpudev_store::audit::{self, AuditFilter, AuditRecord};
 
 use super::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-pub use gpudev_api_types::admin::AuditQuery;
+pub use gpudev_api_types::admin::{AuditEntry, AuditPage, AuditQuery};
 
 /// The audit log, newest first.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin", security(("bearer" = [])),
     params(AuditQuery),
     responses(
-        (status = 200, description = "entries, newest first", body = Object),
+        (status = 200, description = "entries, newest first", body = AuditPage),
         (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
@@ -54,9 +54,25 @@ pub async fn audit_log(
     };
     let db = state.db().await?;
     let entries = audit::search(&*db, &filter).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "entries": entries,
-        "limit": limit,
-        "offset": offset,
-    })))
+    Ok(HttpResponse::Ok().json(AuditPage {
+        entries: entries.into_iter().map(body).collect(),
+        limit,
+        offset,
+    }))
+}
+
+/// The answer's form of a stored entry.
+fn body(e: AuditRecord) -> AuditEntry {
+    AuditEntry {
+        audit_id: e.audit_id,
+        occurred_at: e.occurred_at,
+        actor: e.actor,
+        auth_method: e.auth_method,
+        auth_issuer: e.auth_issuer,
+        action: e.action,
+        target_type: e.target_type,
+        target_id: e.target_id,
+        outcome: e.outcome,
+        details: e.details,
+    }
 }

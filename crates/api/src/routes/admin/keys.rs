@@ -1,20 +1,21 @@
 //! `GET /v1/admin/keys?user=`, `DELETE /v1/admin/keys/{id}`.
 
 use actix_web::{HttpResponse, delete, get, web};
-use gpudev_store::{api_keys, users};
+use gpudev_store::api_keys::{self, KeyRecord};
+use gpudev_store::users;
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-pub use gpudev_api_types::admin::KeyQuery;
+pub use gpudev_api_types::admin::{AdminKey, AdminKeyList, KeyQuery};
 
 /// API keys of every user (metadata only: never a secret or a hash).
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "admin", security(("bearer" = [])),
     params(KeyQuery),
     responses(
-        (status = 200, description = "keys, newest first", body = Object),
+        (status = 200, description = "keys, newest first", body = AdminKeyList),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "unknown user"),
     ))]
@@ -34,15 +35,40 @@ pub async fn list_keys(
         ),
         None => None,
     };
-    let keys = api_keys::list(&*db, owner.as_ref()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"keys": keys, "total": keys.len()})))
+    let keys: Vec<AdminKey> = api_keys::list(&*db, owner.as_ref())
+        .await?
+        .into_iter()
+        .map(body)
+        .collect();
+    Ok(HttpResponse::Ok().json(AdminKeyList {
+        total: keys.len(),
+        keys,
+    }))
+}
+
+/// The answer's form of a stored key.
+fn body(k: KeyRecord) -> AdminKey {
+    AdminKey {
+        key_id: k.key_id,
+        user_id: k.user_id,
+        username: k.username,
+        key_prefix: k.key_prefix,
+        description: k.description,
+        auth_method: k.auth_method,
+        auth_issuer: k.auth_issuer,
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        last_used_at: k.last_used_at,
+        revoked_at: k.revoked_at,
+        rate_limit_per_minute: k.rate_limit_per_minute,
+    }
 }
 
 /// Revokes any key.
 #[utoipa::path(delete, path = "/v1/admin/keys/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "key id")),
     responses(
-        (status = 200, description = "the revoked key", body = Object),
+        (status = 200, description = "the revoked key", body = AdminKey),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
@@ -69,7 +95,7 @@ pub async fn revoke_key(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {
@@ -83,5 +109,5 @@ pub async fn revoke_key(
     .await?;
     tx.commit().await.map_err(gpudev_store::StoreError::from)?;
     state.keys.invalidate_user(key.user_id);
-    Ok(HttpResponse::Ok().json(key))
+    Ok(HttpResponse::Ok().json(body(key)))
 }

@@ -8,18 +8,40 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
+pub use gpudev_api_types::admin::{AdminUser, AdminUserList};
+
 /// Every user.
 #[utoipa::path(get, path = "/v1/admin/users", tag = "admin", security(("bearer" = [])),
     responses(
-        (status = 200, description = "users by name", body = Object),
+        (status = 200, description = "users by name", body = AdminUserList),
         (status = 403, body = ErrorBody, description = "not an admin"),
     ))]
 #[get("/admin/users")]
 pub async fn list_users(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
     let db = state.db().await?;
-    let all = users::list(&*db).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"users": all, "total": all.len()})))
+    let users: Vec<AdminUser> = users::list(&*db).await?.into_iter().map(body).collect();
+    Ok(HttpResponse::Ok().json(AdminUserList {
+        total: users.len(),
+        users,
+    }))
+}
+
+/// The answer's form of a stored user.
+fn body(u: User) -> AdminUser {
+    AdminUser {
+        user_id: u.user_id,
+        username: u.username.to_string(),
+        email: u.email,
+        aws_arn: u.aws_arn,
+        oidc_issuer: u.oidc_issuer,
+        oidc_subject: u.oidc_subject,
+        role: u.role.as_str().to_owned(),
+        is_active: u.is_active,
+        github_username: u.github_username,
+        created_at: u.created_at,
+        last_login_at: u.last_login_at,
+    }
 }
 
 async fn resolve(db: &impl gpudev_store::Db, id: &str) -> ApiResult<User> {
@@ -54,7 +76,7 @@ async fn set_active(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {
@@ -74,14 +96,14 @@ async fn set_active(
     // Other replicas learn of it through the database notification; this one must not answer the
     // next request from its cache either.
     state.keys.invalidate_user(user.user_id);
-    Ok(HttpResponse::Ok().json(user))
+    Ok(HttpResponse::Ok().json(body(user)))
 }
 
 /// Disables a user (by id or username): their keys are revoked at once and logins are refused.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id or username")),
     responses(
-        (status = 200, description = "the user", body = Object),
+        (status = 200, description = "the user", body = AdminUser),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "self_disable: an admin disabling themselves"),
@@ -100,7 +122,7 @@ pub async fn disable_user(
 #[utoipa::path(post, path = "/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id or username")),
     responses(
-        (status = 200, description = "the user", body = Object),
+        (status = 200, description = "the user", body = AdminUser),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]

@@ -194,7 +194,7 @@ pub async fn issue(
     .await?;
     let caller = Caller {
         user_id: user.user_id,
-        username: user.username.to_string(),
+        username: user.username.clone(),
         role: user.role,
         key_id: record.key_id,
         key_expires_at: record.expires_at,
@@ -211,7 +211,7 @@ pub async fn issue(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         Some(method),
         ctx,
         Audit {

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;
-use gpudev_domain::Username;
 use gpudev_store::hints::{DiskHint, QueueMessage};
 use gpudev_store::{StoreError, disks};
 use uuid::Uuid;
@@ -41,8 +40,6 @@ pub async fn create_disk(
             "size_gb must be between 10 and 10000",
         ));
     }
-    let owner = Username::parse(&caller.username)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored username: {e}")))?;
     let op = Uuid::new_v4();
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
@@ -51,7 +48,7 @@ pub async fn create_disk(
         disk_id,
         user_id: caller.user_id,
         disk_name: name.as_str(),
-        kube_name: &name.kube_name(&owner, disk_id),
+        kube_name: &name.kube_name(&caller.username, disk_id),
         size_gb: size as i32,
         operation_id: Some(op),
     };
@@ -66,7 +63,7 @@ pub async fn create_disk(
         operation_id: op,
         disk_id: disk.disk_id,
         disk_name: disk.disk_name.clone(),
-        username: caller.username.clone(),
+        username: caller.username.to_string(),
         size_gb: Some(size),
         delete_date: None,
         requested_at: Utc::now(),
@@ -75,7 +72,7 @@ pub async fn create_disk(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {

@@ -45,7 +45,7 @@ pub async fn delete_disk(
         operation_id: op,
         disk_id: disk.disk_id,
         disk_name: disk.disk_name.clone(),
-        username: caller.username.clone(),
+        username: caller.username.to_string(),
         size_gb: None,
         delete_date: Some(delete_date),
         requested_at: Utc::now(),
@@ -54,7 +54,7 @@ pub async fn delete_disk(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {

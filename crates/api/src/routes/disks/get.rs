@@ -24,7 +24,7 @@ pub async fn get_disk(
     let name = parse_name("disk_name", &path)?;
     let db = state.db().await?;
     match disks::get(&*db, caller.user_id, name.as_str()).await {
-        Ok(d) => Ok(HttpResponse::Ok().json(super::disk_info(d, &caller.username))),
+        Ok(d) => Ok(HttpResponse::Ok().json(super::disk_info(d, caller.username.as_str()))),
         Err(StoreError::NotFound(_)) => Err(not_found(name.as_str())),
         Err(e) => Err(e.into()),
     }

@@ -19,7 +19,7 @@ pub async fn list_disks(caller: Caller, state: web::Data<AppState>) -> ApiResult
     let disks: Vec<DiskInfo> = disks::list(&*db, caller.user_id, false)
         .await?
         .into_iter()
-        .map(|d| super::disk_info(d, &caller.username))
+        .map(|d| super::disk_info(d, caller.username.as_str()))
         .collect();
     Ok(HttpResponse::Ok().json(DiskList {
         total: disks.len(),

@@ -46,7 +46,7 @@ pub async fn rename_disk(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {

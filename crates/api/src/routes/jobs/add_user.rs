@@ -48,8 +48,8 @@ pub async fn add_user(
     let now = match reservations::add_secondary_user(
         &tx,
         r.reservation_id,
-        login.as_str(),
-        &caller.username,
+        &login,
+        caller.username.as_str(),
     )
     .await?
     {
@@ -73,7 +73,7 @@ pub async fn add_user(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {

@@ -70,7 +70,7 @@ pub(crate) async fn cancel(
         Transition {
             to: ReservationStatus::Cancelled,
             reason: Some(reason),
-            actor: &caller.username,
+            actor: caller.username.as_str(),
         },
     )
     .await
@@ -103,7 +103,7 @@ pub(crate) async fn cancel(
     audit::record(
         &tx,
         Some(caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         ctx,
         Audit {

@@ -58,7 +58,7 @@ pub fn job_detail(
         created_at: r.created_at,
         updated_at: r.updated_at,
         expires_at: r.expires_at,
-        name: r.name,
+        name: r.name.map(|n| n.to_string()),
         pod_name: r.pod_name,
         node_ip: r.node_ip,
         node_port: r.node_port,
@@ -70,8 +70,8 @@ pub fn job_detail(
         } else {
             None
         },
-        github_user: r.github_user,
-        secondary_users: r.secondary_users,
+        github_user: r.github_user.map(|g| g.to_string()),
+        secondary_users: r.secondary_users.iter().map(ToString::to_string).collect(),
         failure_reason: r.failure_reason,
         current_detailed_status: r.detailed_status.clone(),
         detailed_status: r.detailed_status,
@@ -80,8 +80,9 @@ pub fn job_detail(
         estimated_wait_minutes: estimated_start_time.map(|t| wait_minutes(now, t)),
         launched_at: r.launched_at,
         ended_at: r.ended_at,
-        disk_name: r.disk_name,
-        image: r.image,
+        disk_name: r.disk_name.map(|d| d.to_string()),
+        // A row without an image (the default) reads as blank, as it is stored.
+        image: r.image.map(|i| i.to_string()).unwrap_or_default(),
         env_names: r.env_names,
         priority: r.priority,
         warning: warnings.last().map(|w| w.message.clone()),

@@ -54,7 +54,7 @@ pub async fn extend_job(
         r.reservation_id,
         hours.as_hours(),
         limits.max_lifetime_hours,
-        &caller.username,
+        caller.username.as_str(),
     )
     .await?
     {
@@ -75,7 +75,7 @@ pub async fn extend_job(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {

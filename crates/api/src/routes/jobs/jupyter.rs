@@ -71,7 +71,9 @@ async fn switch(
     let tx = db.transaction().await.map_err(StoreError::from)?;
     let r = find_job(&tx, &caller, raw_id, Visibility::Own).await?;
     let now =
-        match reservations::set_jupyter(&tx, r.reservation_id, enable, &caller.username).await? {
+        match reservations::set_jupyter(&tx, r.reservation_id, enable, caller.username.as_str())
+            .await?
+        {
             Change::Applied(now) => *now,
             Change::Refused(now) => return Err(wrong_state(&now, QUEUED_OR_ACTIVE)),
         };
@@ -93,7 +95,7 @@ async fn switch(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {

@@ -96,20 +96,16 @@ pub async fn submit_job(
         reservation_id: resolved.proposed_id.unwrap_or_else(Uuid::new_v4),
         user_id: caller.user_id,
         username: caller.username.clone(),
-        name: request.name().map(|n| n.as_str().to_owned()),
-        gpu_type: request.gpu_type().as_str().to_owned(),
+        name: request.name().cloned(),
+        gpu_type: request.gpu_type().clone(),
         gpu_count: to_i32(request.gpu_count()),
         node_count: to_i32(request.nodes()),
         duration_hours: request.duration().as_hours(),
-        image: request
-            .image()
-            .unwrap_or(&config.default_image)
-            .as_str()
-            .to_owned(),
+        image: request.image().unwrap_or(&config.default_image).clone(),
         env: request.env().clone().into_map(),
-        disk_name: request.disk().map(|d| d.as_str().to_owned()),
+        disk_name: request.disk().cloned(),
         jupyter_enabled: request.jupyter(),
-        github_user: request.github_user().map(|g| g.as_str().to_owned()),
+        github_user: request.github_user().cloned(),
         priority: request.priority(),
         idempotency_key: idempotency_key.clone(),
         cli_version: cli_version(&req),
@@ -173,7 +169,7 @@ pub async fn submit_job(
         audit::record(
             &tx,
             Some(&caller),
-            &caller.username,
+            caller.username.as_str(),
             None,
             &ctx,
             Audit {
@@ -312,7 +308,7 @@ async fn record_denied(
     let recorded = audit::record(
         db,
         Some(caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         ctx,
         Audit {

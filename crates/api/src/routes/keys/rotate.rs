@@ -61,7 +61,7 @@ pub async fn rotate_key(
     audit::record(
         &tx,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {
@@ -96,7 +96,7 @@ pub async fn rotate_key(
             key_id: record.key_id,
             key_prefix: record.key_prefix,
             user_id: caller.user_id,
-            username: caller.username,
+            username: caller.username.to_string(),
             expires_at: record.expires_at,
             ttl_hours,
             revoked_key_id,

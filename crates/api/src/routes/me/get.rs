@@ -20,7 +20,7 @@ pub use gpudev_api_types::me::{CurrentKey, MeResponse, Quotas, Usage};
 #[get("/me")]
 pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
-    let user = users::find_by_name(&*db, &caller.username)
+    let user = users::find_by_name(&*db, caller.username.as_str())
         .await?
         .filter(|u| u.user_id == caller.user_id)
         .ok_or_else(|| ApiError::NotFound(format!("User {} not found", caller.username)))?;

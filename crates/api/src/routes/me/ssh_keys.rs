@@ -72,7 +72,7 @@ pub async fn put_ssh_keys(
     audit::record(
         &*db,
         Some(&caller),
-        &caller.username,
+        caller.username.as_str(),
         None,
         &ctx,
         Audit {
