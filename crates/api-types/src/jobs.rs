@@ -69,6 +69,17 @@ pub struct JobDetail {
     pub estimated_start_time: Option<DateTime<Utc>>,
     /// Minutes until the estimated start while queued.
     pub estimated_wait_minutes: Option<i64>,
+    /// True while queued when the estimated start is a promise (ADR 5): it moves later only if
+    /// a node it was promised is lost, a reservation on those nodes runs past its end or is
+    /// extended, or work outside gpudev takes them.
+    #[serde(default)]
+    pub start_promised: bool,
+    /// The first estimate it was given (its admission time if it never waited).
+    #[serde(default)]
+    pub first_estimated_start_time: Option<DateTime<Utc>>,
+    /// While queued: what the estimate promises, in one line.
+    #[serde(default)]
+    pub estimate_note: Option<String>,
     /// When it became active.
     pub launched_at: Option<DateTime<Utc>>,
     /// When it ended.

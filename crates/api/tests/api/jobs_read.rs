@@ -7,7 +7,7 @@ use gpudev_store::users::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, status_json};
+use crate::helpers::{TestApp, spawn_app, status_json};
 use crate::jobs_common::{activate, move_to, submit_ok, t4};
 
 /// Every field of the original JobDetail, then the ones added here.
@@ -316,4 +316,71 @@ async fn bad_list_parameters_are_422() {
     }
     let (status, _) = status_json(app.get("/v1/jobs?limit=500", &key).await).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_queued_job_says_whether_its_start_is_promised_and_what_it_was_first_told() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let id = submit_ok(&app, &key, t4(2.0)).await;
+    let client = app.db.connect().await;
+    // As a pass writes them: first an estimate, then the same start promised.
+    client
+        .execute(
+            "UPDATE reservations SET queue_position = 1, \
+               estimated_start_at = now() + interval '3 hours', \
+               first_estimated_start_at = now() + interval '2 hours' \
+             WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let (_, job) = status_json(app.get(&format!("/v1/jobs/{id}"), &key).await).await;
+    assert_eq!(job["start_promised"], false, "{job}");
+    assert!(
+        job["estimate_note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("estimate, not yet a promise")),
+        "{job}"
+    );
+    assert_utc_rfc3339(&job, "first_estimated_start_time");
+
+    client
+        .execute(
+            "UPDATE reservations SET promised_start_at = estimated_start_at, \
+               promised_nodes = '{node-a}' WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let job = read_until(&app, id, &key, |j| j["start_promised"] == true).await;
+    assert!(
+        job["estimate_note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("promised:")),
+        "{job}"
+    );
+
+    // Once it runs, the queue fields go but the first estimate stays for the record.
+    activate(&app, id).await;
+    let job = read_until(&app, id, &key, |j| j["status"] == "active").await;
+    assert_eq!(job["start_promised"], false);
+    assert!(job["estimate_note"].is_null(), "{job}");
+    assert_utc_rfc3339(&job, "first_estimated_start_time");
+}
+
+/// Reads a job until `done` holds: a change made by another program reaches the API's cache
+/// within a second.
+async fn read_until(app: &TestApp, id: Uuid, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut job = Value::Null;
+    for _ in 0..100 {
+        job = status_json(app.get(&format!("/v1/jobs/{id}"), key).await)
+            .await
+            .1;
+        if done(&job) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("never changed: {job}");
 }

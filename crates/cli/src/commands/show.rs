@@ -67,10 +67,23 @@ fn render(ctx: &Ctx, job: &JobDetail) -> String {
             q.push(format!("position {p}"));
         }
         if let Some(t) = job.estimated_start_time {
-            q.push(format!("estimated start {}", output::time_rel(t, now)));
+            let what = if job.start_promised {
+                "promised start"
+            } else {
+                "estimated start"
+            };
+            q.push(format!("{what} {}", output::time_rel(t, now)));
+        }
+        if let Some(first) = job.first_estimated_start_time
+            && Some(first) != job.estimated_start_time
+        {
+            q.push(format!("first estimate {}", output::time_rel(first, now)));
         }
         if !q.is_empty() {
             fields.push(("Queue", q.join(", ")));
+        }
+        if let Some(note) = &job.estimate_note {
+            fields.push(("Estimate", note.clone()));
         }
     }
     if let Some(t) = job.launched_at {

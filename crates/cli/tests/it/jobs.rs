@@ -180,6 +180,41 @@ async fn show_takes_a_prefix_and_prints_status_queue_and_history() {
     let json = w.run(&["show", &id, "-o", "json"]).await.ok().json();
     assert_eq!(json["warnings"][0]["message"], "expires in 30 minutes");
 
+    // A pass gave it an estimate, then promised a later start: show says which, and what the
+    // first estimate was.
+    w.sql()
+        .await
+        .execute(
+            "UPDATE reservations SET queue_position = 1, \
+               first_estimated_start_at = now() + interval '2 hours', \
+               estimated_start_at = now() + interval '3 hours', \
+               promised_start_at = now() + interval '3 hours', promised_nodes = '{n1}' \
+             WHERE reservation_id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = w.run(&["show", &id]).await.ok().stdout;
+        if text.contains("promised start") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let queue = text
+        .lines()
+        .find(|l| l.starts_with("Queue "))
+        .unwrap_or_else(|| panic!("no Queue line in\n{text}"));
+    assert!(
+        queue.contains("position 1, promised start ") && queue.contains(", first estimate "),
+        "{text}"
+    );
+    assert!(
+        text.contains("Estimate     promised: it moves later only if"),
+        "{text}"
+    );
+
     w.run(&["cancel", &id, "-y"]).await.ok();
     let text = w.run(&["show", &id]).await.ok().stdout;
     assert!(

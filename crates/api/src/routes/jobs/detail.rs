@@ -40,6 +40,8 @@ pub fn job_detail(
     let active = r.status == ReservationStatus::Active;
     let queued = r.status == ReservationStatus::Queued;
     let estimated_start_time = if queued { r.estimated_start_at } else { None };
+    let start_promised = queued && r.promised_start_at.is_some();
+    let estimate_note = queued.then(|| estimate_note(start_promised, estimated_start_time));
     let instance_type = r
         .instance_type
         .clone()
@@ -78,6 +80,9 @@ pub fn job_detail(
         queue_position: if queued { r.queue_position } else { None },
         estimated_start_time,
         estimated_wait_minutes: estimated_start_time.map(|t| wait_minutes(now, t)),
+        start_promised,
+        first_estimated_start_time: r.first_estimated_start_at,
+        estimate_note,
         launched_at: r.launched_at,
         ended_at: r.ended_at,
         disk_name: r.disk_name.map(|d| d.to_string()),
@@ -88,6 +93,21 @@ pub fn job_detail(
         warning: warnings.last().map(|w| w.message.clone()),
         warnings,
         events: events.into_iter().map(job_event).collect(),
+    }
+}
+
+/// What a queued reservation's estimate promises (ADR 5), in one line.
+pub fn estimate_note(promised: bool, estimate: Option<DateTime<Utc>>) -> String {
+    match (promised, estimate) {
+        (true, _) => "promised: it moves later only if a node it was promised is lost, a \
+                      reservation on those nodes runs past its end or is extended, or work \
+                      outside gpudev takes them"
+            .to_owned(),
+        (false, Some(_)) => "estimate, not yet a promise: requests from users with less queued \
+                             or recent use may still go first until it is promised (close to its \
+                             start, or once nothing can come before it)"
+            .to_owned(),
+        (false, None) => "no estimate yet: see the status for what it waits for".to_owned(),
     }
 }
 
