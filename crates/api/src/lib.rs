@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod oidc;
 pub mod openapi;
+pub mod queue_state;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -112,6 +112,7 @@ impl Application {
             sts,
             oidc,
             draining: Arc::new(AtomicBool::new(false)),
+            queue: Arc::default(),
         };
         let mut tasks = vec![
             spawn_change_listener(db_cfg, Caches { keys, jobs }, state.config.job_cache_poll),

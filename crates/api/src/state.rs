@@ -33,6 +33,8 @@ pub struct AppState {
     pub oidc: Arc<crate::oidc::OidcProvider>,
     /// Set on shutdown: readiness fails while in-flight requests finish.
     pub draining: Arc<AtomicBool>,
+    /// The queue as the scheduler's last pass left it, for submit answers.
+    pub queue: Arc<crate::queue_state::PublishedQueue>,
 }
 
 impl AppState {

@@ -31,8 +31,9 @@ pub use request::{
     check_extension, nodes_for,
 };
 pub use scheduler::{
-    Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, Promise, QueueInfo,
-    QueuePolicy, Quotas, Running, UsageRecord, decayed_usage, schedule,
+    Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, Prediction, Promise,
+    QueueInfo, QueuePolicy, QueueState, Quotas, ReservationKey, Running, UsageRecord,
+    decayed_usage, schedule,
 };
 pub use ssh_key::{SshKeyError, SshPublicKey};
 pub use status::{ReservationStatus, TransitionError, UnknownStatus};

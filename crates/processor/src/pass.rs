@@ -4,7 +4,7 @@
 //! on the leader session) → drive (create the admitted reservations' objects).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -12,13 +12,13 @@ use futures::StreamExt as _;
 use gpudev_cluster::capacity::node_capacities;
 use gpudev_cluster::names;
 use gpudev_cluster::ops::{ManagedObjects, nodes_and_pods};
-use gpudev_store::reservations;
+use gpudev_store::{StoreError, reservations};
 use uuid::Uuid;
 
 use crate::error::Result;
 use crate::plan::{PassFacts, USAGE_HORIZON_HALF_LIVES, plan_pass};
 use crate::processor::{ACTOR, Fenced, Processor};
-use gpudev_domain::QueueInfo;
+use gpudev_domain::{QueueInfo, QueueState, ReservationKey};
 use gpudev_store::scheduling::{self as db, AdmissionRow, LiveRow, PositionUpdate, PromiseEvent};
 
 /// What a pass did.
@@ -153,6 +153,7 @@ impl Processor {
             })
             .collect();
         let promise_events = promise_events(&rows, &plan.outcome.positions);
+        let state = self.state_to_publish(&plan.state)?;
         let clocks: Vec<(String, f64)> = plan
             .outcome
             .clocks
@@ -175,7 +176,16 @@ impl Processor {
                 .await
                 .fenced(&leader)?;
             db::advance_clocks(&tx, &clocks).await.fenced(&leader)?;
+            if let Some(state) = &state {
+                let taken_at = timestamp(plan.state.taken_at).unwrap_or_else(Utc::now);
+                db::publish_state(&tx, taken_at, state)
+                    .await
+                    .fenced(&leader)?;
+            }
             tx.commit().await.fenced(&leader)?;
+            if let Some(state) = state {
+                self.remember_published(state);
+            }
             (failed, admitted)
         };
         let write_time = write_started.elapsed();
@@ -218,6 +228,32 @@ impl Processor {
         })
     }
 
+    /// The state to publish, or `None` when it is what this leader published last (apart from
+    /// the time of the pass).
+    fn state_to_publish(
+        &self,
+        state: &QueueState<ReservationKey>,
+    ) -> Result<Option<serde_json::Value>> {
+        let value = serde_json::to_value(state)
+            .map_err(|e| StoreError::Corrupt(format!("the queue state does not serialise: {e}")))?;
+        let same = self
+            .inner
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|last| without_time(last) == without_time(&value));
+        Ok((!same).then_some(value))
+    }
+
+    fn remember_published(&self, state: serde_json::Value) {
+        *self
+            .inner
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(state);
+    }
+
     /// Creates the objects of freshly admitted reservations, a few at a time. A failure leaves
     /// the reservation `preparing`; the reconciliation (or its message) tries again.
     async fn drive_admitted(&self, admitted: &[Uuid]) -> Result<()> {
@@ -247,6 +283,15 @@ impl Processor {
             other => other.map(|_| ()),
         }
     }
+}
+
+/// A published state without the time of its pass.
+fn without_time(state: &serde_json::Value) -> serde_json::Value {
+    let mut state = state.clone();
+    if let Some(map) = state.as_object_mut() {
+        map.remove("taken_at");
+    }
+    state
 }
 
 fn timestamp(secs: i64) -> Option<DateTime<Utc>> {

@@ -11,8 +11,8 @@ use gpudev_cluster::capacity::is_finished;
 use gpudev_cluster::names;
 use gpudev_domain::{
     Admission, GpuCatalog, GpuType, Impossible, NodeCapacity, PassInput, PassOutcome, Pending,
-    Promise, QueueInfo, QueuePolicy, Quotas, ReservationStatus, Running, UsageRecord, Username,
-    decayed_usage, schedule,
+    Promise, QueueInfo, QueuePolicy, QueueState, Quotas, ReservationKey, ReservationStatus,
+    Running, UsageRecord, Username, decayed_usage, schedule,
 };
 use k8s_openapi::api::core::v1::Pod;
 use uuid::Uuid;
@@ -21,15 +21,6 @@ use gpudev_store::scheduling::{LiveRow, UsageRow};
 
 /// How many half-lives of history fair share looks at (older use weighs under 1/256).
 pub const USAGE_HORIZON_HALF_LIVES: f64 = 8.0;
-
-/// A queued reservation's identity as the policy orders it: its id last breaks ties, so
-/// putting the submission time in microseconds first keeps first come, first served exact
-/// among reservations submitted within the same second (the policy itself counts seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct QueueId {
-    submitted_micros: i64,
-    id: Uuid,
-}
 
 /// What a pass decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +32,8 @@ pub struct PassPlan {
     pub rejected: Vec<(Uuid, String)>,
     /// Nodes considered.
     pub nodes: usize,
+    /// What the next pass starts from, for the submit answer (ADR 5).
+    pub state: QueueState<ReservationKey>,
 }
 
 /// Everything a pass looks at.
@@ -115,7 +108,7 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
         .iter()
         .filter_map(|(t, v)| Some((GpuType::parse(t).ok()?, *v)))
         .collect();
-    let outcome = uuids(schedule(&PassInput {
+    let input = PassInput {
         now,
         nodes: &nodes,
         running: &running,
@@ -124,11 +117,15 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
         quotas: facts.quotas,
         clocks: &clocks,
         policy: facts.policy,
-    }));
+    };
+    let decided = schedule(&input);
+    let state = QueueState::after(&input, &decided, release_delay);
+    let outcome = uuids(decided);
     PassPlan {
         outcome,
         rejected,
         nodes: nodes.len(),
+        state,
     }
 }
 
@@ -202,7 +199,7 @@ fn running_of(row: &LiveRow, now: i64, release_delay: i64) -> Option<Running> {
 }
 
 /// The outcome with plain reservation ids.
-fn uuids(o: PassOutcome<QueueId>) -> PassOutcome<Uuid> {
+fn uuids(o: PassOutcome<ReservationKey>) -> PassOutcome<Uuid> {
     PassOutcome {
         clocks: o.clocks,
         admissions: o
@@ -238,7 +235,7 @@ fn uuids(o: PassOutcome<QueueId>) -> PassOutcome<Uuid> {
     }
 }
 
-fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<QueueId>, String> {
+fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<ReservationKey>, String> {
     let gpu_type = GpuType::parse(&row.gpu_type)
         .map_err(|e| format!("cannot be scheduled: GPU type {:?}: {e}", row.gpu_type))?;
     if catalog.get(&gpu_type).is_none() {
@@ -249,7 +246,7 @@ fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<QueueId>, S
     let user = Username::parse(&row.username)
         .map_err(|e| format!("cannot be scheduled: owner {:?}: {e}", row.username))?;
     Ok(Pending {
-        reservation_id: QueueId {
+        reservation_id: ReservationKey {
             submitted_micros: row.created_at.timestamp_micros(),
             id: row.reservation_id,
         },

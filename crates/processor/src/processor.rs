@@ -39,6 +39,9 @@ pub(crate) struct Inner {
     /// Reservations whose objects the reconciliation failed to create: failures so far and the
     /// earliest next attempt.
     pub(crate) redrive: Mutex<HashMap<uuid::Uuid, (i32, std::time::Instant)>>,
+    /// The queue state this leader published last (time aside), so an unchanged one is not
+    /// written again.
+    pub(crate) published: Mutex<Option<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -84,6 +87,7 @@ impl Processor {
                 view: Mutex::new(None),
                 last_errors: Mutex::new(HashMap::new()),
                 objects_lock: tokio::sync::Mutex::new(()),
+                published: Mutex::new(None),
                 redrive: Mutex::new(HashMap::new()),
             }),
         }

@@ -442,3 +442,35 @@ pub async fn disks_of_ended(db: &impl Db) -> Result<Vec<(Uuid, Uuid)>, StoreErro
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// Publishes the queue state of a pass (see `gpudev_domain::QueueState`), replacing the last.
+pub async fn publish_state(
+    db: &impl Db,
+    taken_at: DateTime<Utc>,
+    state: &serde_json::Value,
+) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO scheduler_state (id, generation, taken_at, state) VALUES (true, 1, $1, $2) \
+         ON CONFLICT (id) DO UPDATE SET generation = scheduler_state.generation + 1, \
+           taken_at = excluded.taken_at, state = excluded.state",
+        &[&taken_at, state],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The generation of the published queue state (none before the first pass).
+pub async fn state_generation(db: &impl Db) -> Result<Option<i64>, StoreError> {
+    let row = db
+        .query_opt("SELECT generation FROM scheduler_state", &[])
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// The published queue state with its generation.
+pub async fn published_state(db: &impl Db) -> Result<Option<(i64, serde_json::Value)>, StoreError> {
+    let row = db
+        .query_opt("SELECT generation, state FROM scheduler_state", &[])
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}

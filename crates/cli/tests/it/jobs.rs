@@ -30,7 +30,8 @@ async fn reserve_no_wait_returns_the_id_at_once() {
     let out = run.json();
     let id = out["job_id"].as_str().unwrap();
     assert_eq!(out["status"], "queued");
-    assert_eq!(out["queue_position"], 1);
+    // No scheduler has run in this world, so there is no standing to report yet.
+    assert!(out["queue_position"].is_null(), "{out}");
 
     let row = w
         .sql()
@@ -59,7 +60,7 @@ async fn reserve_no_wait_returns_the_id_at_once() {
 
     let run = w.run(&["reserve", "-t", "t4", "--no-wait"]).await.ok();
     assert!(
-        run.stdout.starts_with("Reservation ") && run.stdout.contains(" is queued, position 2"),
+        run.stdout.starts_with("Reservation ") && run.stdout.contains(" is queued."),
         "{run:#?}"
     );
     assert!(run.stdout.contains("gpu-dev cancel "));

@@ -156,3 +156,59 @@ async fn reserve_with_json_output_waits_and_prints_the_active_job() {
     assert!(job["ssh_command"].as_str().unwrap().starts_with("ssh -p "));
     assert!(job["expires_at"].as_str().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_submit_answer_is_what_the_next_pass_decides_when_nothing_else_changes() {
+    let w = World::new().await;
+    write(&w.home().join(".ssh").join("id_ed25519.pub"), SSH_KEY);
+    let _running = processor(&w).await;
+    w.login().await;
+    w.run(&["ssh-keys", "add"]).await.ok();
+    // The whole node, for two hours.
+    w.run(&["reserve", "-t", "t4", "-g", "4", "-H", "2"])
+        .await
+        .ok();
+    // Let a pass publish the state with the running reservation as it now stands, and the API
+    // pick it up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let answer = w
+        .run(&[
+            "reserve",
+            "-t",
+            "t4",
+            "-g",
+            "2",
+            "-H",
+            "1",
+            "--no-wait",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    let id = answer["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(answer["queue_position"], 1, "{answer}");
+    let promised = answer["estimated_start_time"].as_str().unwrap().to_owned();
+
+    // The next pass writes its own standing; it agrees with the answer.
+    let mut job = serde_json::Value::Null;
+    for _ in 0..100 {
+        job = w.run(&["show", &id, "-o", "json"]).await.ok().json();
+        if !job["estimated_start_time"].is_null() && job["queue_position"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    assert_eq!(
+        at(job["estimated_start_time"].as_str().unwrap()),
+        at(&promised),
+        "answer {answer}\nafter the pass {job}"
+    );
+    assert_eq!(
+        job["start_promised"], true,
+        "nothing can come before it: {job}"
+    );
+}

@@ -118,6 +118,7 @@ mod fair_share;
 mod pool;
 mod profile;
 mod quota;
+mod state;
 
 #[cfg(test)]
 mod tests;
@@ -127,6 +128,7 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use fair_share::{UsageRecord, decayed_usage};
 pub use quota::Quotas;
+pub use state::{Prediction, QueueState, ReservationKey};
 
 use crate::gpu::GpuType;
 use crate::username::Username;
@@ -135,7 +137,7 @@ use profile::Profile;
 use quota::{Holdings, Limit, UserQuota};
 
 /// One node that carries a GPU type label, with its capacity now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeCapacity {
     /// The Kubernetes node name.
     pub name: String,
@@ -153,7 +155,7 @@ pub struct NodeCapacity {
 }
 
 /// A reservation that holds capacity now (active or preparing).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Running {
     /// Its owner (counts against the owner's quota).
     pub user: Username,
@@ -175,7 +177,7 @@ pub struct Running {
 }
 
 /// A start promised to a waiting reservation by an earlier pass, kept from pass to pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Promise {
     /// The promised start (unix seconds).
     pub start: i64,
@@ -184,7 +186,7 @@ pub struct Promise {
 }
 
 /// A queued reservation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pending<Id> {
     /// Its id (any totally ordered type; the last tie-break of the order).
     pub reservation_id: Id,
@@ -230,7 +232,7 @@ pub struct PassInput<'a, Id> {
 }
 
 /// The settings of the queue's policy.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueuePolicy {
     /// A waiting reservation whose planned start is at most this many seconds away is
     /// promised that start; later ones get an estimate that a new request with a smaller key
@@ -341,6 +343,12 @@ impl<Id: Ord> Job<'_, Id> {
 
 /// Runs one scheduling pass. See the module documentation for the policy.
 pub fn schedule<Id: Clone + Ord>(input: &PassInput<'_, Id>) -> PassOutcome<Id> {
+    run_pass(input, None)
+}
+
+/// A pass that stops once `stop` is placed, when given: everything after it in the order cannot
+/// change its fate, so a prediction for one reservation need not place them.
+fn run_pass<Id: Clone + Ord>(input: &PassInput<'_, Id>, stop: Option<&Id>) -> PassOutcome<Id> {
     let mut pass = Pass {
         now: input.now,
         horizon: input.policy.promise_horizon_secs.max(0),
@@ -408,6 +416,9 @@ pub fn schedule<Id: Clone + Ord>(input: &PassInput<'_, Id>) -> PassOutcome<Id> {
     }
     for job in within_quota_first(rest, input) {
         pass.place_new(&job, None);
+        if stop == Some(&job.pending.reservation_id) {
+            break;
+        }
     }
     let mut outcome = pass.outcome;
     outcome.clocks =

@@ -4,7 +4,7 @@ use super::profile::Profile;
 
 /// Per-user limits on what may be held at once (active and preparing reservations together).
 /// `None` means unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quotas {
     /// Most reservations one user may hold at once.
     pub max_active_reservations_per_user: Option<u32>,

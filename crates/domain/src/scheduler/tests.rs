@@ -79,8 +79,12 @@ struct Scenario {
 
 impl Scenario {
     fn run(&self) -> PassOutcome<u32> {
-        schedule(&PassInput {
-            now: NOW,
+        schedule(&self.input(NOW))
+    }
+
+    fn input(&self, now: i64) -> PassInput<'_, u32> {
+        PassInput {
+            now,
             nodes: &self.nodes,
             running: &self.running,
             queue: &self.queue,
@@ -91,7 +95,7 @@ impl Scenario {
                 promise_horizon_secs: self.horizon,
                 aging: self.aging,
             },
-        })
+        }
     }
 }
 
@@ -764,19 +768,7 @@ impl Scenario {
     }
 
     fn run_at(&self, now: i64) -> PassOutcome<u32> {
-        schedule(&PassInput {
-            now,
-            nodes: &self.nodes,
-            running: &self.running,
-            queue: &self.queue,
-            usage: &self.usage,
-            quotas: self.quotas,
-            clocks: &self.clocks,
-            policy: QueuePolicy {
-                promise_horizon_secs: self.horizon,
-                aging: self.aging,
-            },
-        })
+        schedule(&self.input(now))
     }
 }
 
@@ -1012,6 +1004,57 @@ fn aging_lets_an_old_request_of_a_heavy_user_go_before_newer_light_ones() {
         vec![2],
         "4 hours of waiting do not cover 5"
     );
+}
+
+#[test]
+fn the_prediction_for_a_new_request_is_what_the_next_pass_does_with_it() {
+    for seed in 0..150 {
+        let mut rng = Rng(20_000 + seed);
+        let size = Size {
+            nodes: 1 + rng.below(10) as usize,
+            queue: rng.below(30) as usize,
+            users: 1 + rng.below(5) as usize,
+        };
+        let quotas = if seed % 2 == 0 {
+            quotas_on()
+        } else {
+            Quotas::default()
+        };
+        let mut s = random_scenario(&mut rng, &size, quotas);
+        s.horizon = 2 * HOUR;
+        s.aging = if seed % 3 == 0 { 0.0 } else { 1.0 };
+        let input = s.input(NOW);
+        let out = schedule(&input);
+        let state = QueueState::after(&input, &out, 0);
+
+        let gpu_type = *rng.pick(&["h100", "t4", "cpu-x86", "b200"]);
+        let owner = format!("u{}", rng.below(size.users as u64 + 1));
+        let mut new = match gpu_type {
+            "h100" if rng.below(5) == 0 => gang(9999, &owner, "h100", 2, 8),
+            "cpu-x86" => pending(9999, &owner, gpu_type, 0),
+            _ => pending(9999, &owner, gpu_type, *rng.pick(&[1, 2, 4])),
+        };
+        new.submitted_at = NOW + 30;
+        new.duration_secs = 600 + rng.below(10 * HOUR as u64) as i64;
+        let predicted = state.predict(new.clone(), NOW + 60);
+
+        let (mut next, later) = s.next_pass(&out, NOW + 60);
+        next.queue.push(new);
+        let full = next.run_at(later);
+        let expected = if full.admitted_ids().contains(&9999) {
+            Prediction::StartsNow
+        } else if let Some(i) = full.impossible.iter().find(|i| i.reservation_id == 9999) {
+            Prediction::Impossible(i.reason.clone())
+        } else {
+            let q = full.info(9999);
+            Prediction::Waits {
+                position: q.position,
+                estimated_start: q.estimated_start,
+                promised: q.promise.is_some(),
+            }
+        };
+        assert_eq!(predicted, expected, "seed {seed}");
+    }
 }
 
 // ---- determinism and properties -----------------------------------------------------------

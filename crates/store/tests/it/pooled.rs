@@ -203,51 +203,6 @@ async fn submit_within_counts_only_live_reservations_and_replays_a_reused_key() 
 }
 
 #[tokio::test]
-async fn the_bounded_standing_counts_up_to_its_limit_in_queue_order() {
-    let db = gpudev_testkit::test_db().await;
-    let mut client = db.connect().await;
-    let alice = user(&client, "alice").await;
-    let mut submit = async |priority: i32| {
-        let mut new = reservation_for(&alice);
-        new.priority = priority;
-        reservations::submit(&mut client, &queue(), &new)
-            .await
-            .unwrap();
-        new.reservation_id
-    };
-    for _ in 0..4 {
-        submit(0).await;
-    }
-    let urgent = submit(5).await;
-    let me = submit(0).await;
-    let _behind = submit(0).await;
-    let pool = pool(&db, 1).await;
-    let conn = pool.get().await.unwrap();
-    let mine = reservations::get(&conn, me).await.unwrap();
-    let standing = async |limit: i64| {
-        reservations::queue_standing_upto(&conn, "h100", 0, mine.created_at, me, limit)
-            .await
-            .unwrap()
-    };
-
-    let all = standing(100).await;
-    let capped = standing(3).await;
-    let exact = reservations::queue_standing(&conn, "h100", 0, mine.created_at, me)
-        .await
-        .unwrap();
-    let first = reservations::get(&conn, urgent).await.unwrap();
-    let of_urgent =
-        reservations::queue_standing_upto(&conn, "h100", 5, first.created_at, urgent, 100)
-            .await
-            .unwrap();
-
-    assert_eq!((all.ahead, all.gpus_ahead), (5, 20));
-    assert_eq!(exact, all);
-    assert_eq!((capped.ahead, capped.gpus_ahead), (3, 12));
-    assert_eq!(of_urgent.ahead, 0, "nothing is ahead of the most urgent");
-}
-
-#[tokio::test]
 async fn the_list_with_histories_pages_newest_first_and_totals_every_page() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;

@@ -3,8 +3,8 @@
 //! use.
 
 use crate::common::{count, reservation_for, user};
+use gpudev_domain::GithubUser;
 use gpudev_domain::ReservationStatus::{Active, Cancelled, Preparing, Queued};
-use gpudev_domain::{GithubUser, GpuType};
 use gpudev_store::reservations::{self, Change, Submitted, Transition};
 use gpudev_store::{Queue, StoreError};
 use tokio_postgres::Client;
@@ -374,43 +374,6 @@ async fn concurrent_holders_of_the_submit_lock_take_turns() {
     .await
     .unwrap_or_else(|_| panic!("the lock is free once the first transaction ends"))
     .unwrap();
-}
-
-#[tokio::test]
-async fn queue_standing_counts_the_queue_ahead_and_lists_running_ends() {
-    let db = gpudev_testkit::test_db().await;
-    let mut client = db.connect().await;
-    let alice = user(&client, "alice").await;
-    let mut submit = async |priority: i32, gpu_type: &str| {
-        let mut new = reservation_for(&alice);
-        new.priority = priority;
-        new.gpu_type = GpuType::parse(gpu_type).unwrap();
-        reservations::submit(&mut client, &queue(), &new)
-            .await
-            .unwrap();
-        new.reservation_id
-    };
-    let running = submit(0, "h100").await;
-    let early = submit(0, "h100").await;
-    let urgent = submit(5, "h100").await;
-    let other_type = submit(9, "a100").await;
-    let me = submit(0, "h100").await;
-    let late = submit(0, "h100").await;
-    let _ = (early, urgent, other_type, late);
-    make_active(&client, running).await;
-    let mine = reservations::get(&client, me).await.unwrap();
-
-    let s = reservations::queue_standing(&client, "h100", 0, mine.created_at, me)
-        .await
-        .unwrap();
-
-    assert_eq!(s.ahead, 2, "the earlier one and the more urgent one");
-    assert_eq!(s.gpus_ahead, 8);
-    let ends = reservations::get(&client, running)
-        .await
-        .unwrap()
-        .expires_at;
-    assert_eq!(s.running, vec![(ends.unwrap(), 4)]);
 }
 
 fn github(login: &str) -> GithubUser {

@@ -3,12 +3,12 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
-use gpudev_domain::ReservationRequest;
+use gpudev_domain::{Prediction, ReservationRequest};
 use gpudev_store::Db;
+use gpudev_store::StoreError;
 use gpudev_store::reservations::{
     self, Checked, NewReservation, Quota, Reservation, Submitted, UserLoad,
 };
-use gpudev_store::{StoreError, gpu_types};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -16,7 +16,6 @@ use super::request::{JobSubmission, canonical_hash, request_error, submission_er
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::routes::cluster::wait::estimate_start;
 use crate::state::AppState;
 
 pub use gpudev_api_types::jobs::JobSubmitResponse;
@@ -122,13 +121,13 @@ pub async fn submit_job(
     if let Some(key) = &idempotency_key
         && let Some(first) = reservations::find_by_idempotency_key(&tx, caller.user_id, key).await?
     {
-        return replay(&tx, first, &request_hash, "Idempotency-Key").await;
+        return replay(&state, &tx, first, &request_hash, "Idempotency-Key").await;
     }
     if let Some(id) = resolved.proposed_id
         && let Some(existing) = reservations::find(&tx, id).await?
     {
         if existing.user_id == caller.user_id {
-            return replay(&tx, existing, &request_hash, "RESERVATION_ID").await;
+            return replay(&state, &tx, existing, &request_hash, "RESERVATION_ID").await;
         }
         return Err(id_taken(id));
     }
@@ -149,7 +148,7 @@ pub async fn submit_job(
                 msg_id,
             })) => (*reservation, msg_id),
             Ok(Checked::Submitted(Submitted::Existing(first))) => {
-                return replay(&tx, *first, &request_hash, "Idempotency-Key").await;
+                return replay(&state, &tx, *first, &request_hash, "Idempotency-Key").await;
             }
             Ok(Checked::OverQuota(load)) => {
                 let detail = refusal(load, new.gpu_count, quota);
@@ -163,8 +162,6 @@ pub async fn submit_job(
             Err(e) if e.is_unique_violation() => return Err(id_taken(new.reservation_id)),
             Err(e) => return Err(e.into()),
         };
-    // The first estimate of the standing and the audit record go out together (pipelined on the
-    // connection); neither depends on the other.
     let audited = async {
         audit::record(
             &tx,
@@ -190,9 +187,10 @@ pub async fn submit_job(
         .await
         .map_err(ApiError::from)
     };
-    let ((queue_position, estimated_start_time), ()) =
-        futures::try_join!(standing(&tx, &reservation), audited)?;
+    audited.await?;
     tx.commit().await.map_err(StoreError::from)?;
+    // Durable and acknowledged from here; the standing is computed outside the transaction.
+    let (queue_position, estimated_start_time) = standing(&state, &*db, &reservation).await?;
 
     state
         .metrics
@@ -224,6 +222,7 @@ fn answer(body: JobSubmitResponse) -> HttpResponse {
 
 /// The first job again for a retry of the same request; 409 when the body differs.
 async fn replay(
+    state: &AppState,
     db: &impl Db,
     first: Reservation,
     request_hash: &str,
@@ -238,7 +237,7 @@ async fn replay(
             ),
         });
     }
-    let (queue_position, estimated_start_time) = standing(db, &first).await?;
+    let (queue_position, estimated_start_time) = standing(state, db, &first).await?;
     Ok(answer(JobSubmitResponse {
         job_id: first.reservation_id,
         status: first.status.as_str().to_owned(),
@@ -248,15 +247,11 @@ async fn replay(
     }))
 }
 
-/// Most queued reservations ahead that the first estimate counts. Beyond it the position is left
-/// to the scheduler, whose next pass writes it to the reservation: a submit's cost must not grow
-/// with the length of the queue.
-pub const POSITION_HORIZON: i64 = 200;
-
-/// The position and estimated start to report: the scheduler's when it has written them, else a
-/// first estimate from the queue ahead and the running reservations of the type (none when
-/// [`POSITION_HORIZON`] or more reservations are ahead).
+/// The position and estimated start to report: the scheduler's when it has written them, else
+/// what its next pass would do with the reservation, computed by the scheduler's own code over
+/// the state its last pass published (ADR 5). None before the scheduler's first pass.
 async fn standing(
+    state: &AppState,
     db: &impl Db,
     r: &Reservation,
 ) -> ApiResult<(Option<i64>, Option<DateTime<Utc>>)> {
@@ -266,36 +261,22 @@ async fn standing(
     if let Some(pos) = r.queue_position {
         return Ok((Some(i64::from(pos)), r.estimated_start_at));
     }
-    let (s, types) = futures::try_join!(
-        reservations::queue_standing_upto(
-            db,
-            r.gpu_type.as_str(),
-            r.priority,
-            r.created_at,
-            r.reservation_id,
-            POSITION_HORIZON,
-        ),
-        gpu_types::list_active(db),
-    )?;
-    if s.ahead >= POSITION_HORIZON {
+    let Some(published) = state.queue.current(db).await? else {
         return Ok((None, None));
-    }
-    let row = types
-        .into_iter()
-        .find(|t| t.gpu_type == r.gpu_type.as_str());
-    let eta = row.and_then(|t| {
-        let total = i64::from(t.total_gpus);
-        let held: i64 = s.running.iter().map(|(_, g)| i64::from(*g)).sum();
-        let free = i64::from(t.available_gpus).min(total - held);
-        estimate_start(
-            Utc::now(),
-            total,
-            free,
-            s.gpus_ahead + i64::from(r.gpu_count),
-            &s.running,
-        )
-    });
-    Ok((Some(s.ahead + 1), eta))
+    };
+    Ok(match crate::queue_state::predict(published, r).await {
+        Prediction::StartsNow => (Some(1), Some(Utc::now())),
+        Prediction::Waits {
+            position,
+            estimated_start,
+            ..
+        } => (
+            Some(i64::from(position)),
+            estimated_start.and_then(|t| DateTime::from_timestamp(t, 0)),
+        ),
+        // The next pass fails it with the reason.
+        Prediction::Impossible(_) => (None, None),
+    })
 }
 
 async fn record_denied(

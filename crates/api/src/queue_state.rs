@@ -1,0 +1,104 @@
+//! The queue as the scheduler's last pass left it (published by the processor's leader), kept
+//! in memory: the submit answer runs the scheduler's own code over it (ADR 5).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey};
+use gpudev_store::reservations::Reservation;
+use gpudev_store::{Db, StoreError, scheduling};
+
+/// How long a loaded state is used before its generation is checked again.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The published state, reloaded when the processor publishes a new generation.
+#[derive(Debug, Default)]
+pub struct PublishedQueue {
+    cached: Mutex<Option<Cached>>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    generation: i64,
+    state: Arc<QueueState<ReservationKey>>,
+    checked_at: Instant,
+}
+
+impl PublishedQueue {
+    /// The latest published state (none before the scheduler's first pass, or when the one
+    /// published cannot be read by this version).
+    pub async fn current(
+        &self,
+        db: &impl Db,
+    ) -> Result<Option<Arc<QueueState<ReservationKey>>>, StoreError> {
+        let cached = self.lock().clone();
+        if let Some(c) = &cached
+            && c.checked_at.elapsed() < RECHECK
+        {
+            return Ok(Some(c.state.clone()));
+        }
+        let Some(generation) = scheduling::state_generation(db).await? else {
+            return Ok(None);
+        };
+        if let Some(c) = cached
+            && c.generation == generation
+        {
+            self.store(Cached {
+                checked_at: Instant::now(),
+                ..c.clone()
+            });
+            return Ok(Some(c.state));
+        }
+        let Some((generation, value)) = scheduling::published_state(db).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_value::<QueueState<ReservationKey>>(value) {
+            Ok(state) => {
+                let state = Arc::new(state);
+                self.store(Cached {
+                    generation,
+                    state: state.clone(),
+                    checked_at: Instant::now(),
+                });
+                Ok(Some(state))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the published queue state cannot be read; submit answers carry no estimate");
+                Ok(None)
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
+        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn store(&self, c: Cached) {
+        *self.lock() = Some(c);
+    }
+}
+
+/// What the scheduler's next pass would do with `r`, a reservation it has not seen yet.
+pub async fn predict(state: Arc<QueueState<ReservationKey>>, r: &Reservation) -> Prediction {
+    let hours = r.duration_hours + r.extended_hours;
+    let new = Pending {
+        reservation_id: ReservationKey {
+            submitted_micros: r.created_at.timestamp_micros(),
+            id: r.reservation_id,
+        },
+        user: r.username.clone(),
+        gpu_type: r.gpu_type.clone(),
+        gpu_count: u32::try_from(r.gpu_count).unwrap_or(0),
+        nodes: u32::try_from(r.node_count).unwrap_or(1),
+        priority: r.priority,
+        submitted_at: r.created_at.timestamp(),
+        duration_secs: (hours * 3600.0).round() as i64,
+        tag: None,
+        promise: None,
+    };
+    let now = chrono::Utc::now().timestamp();
+    // A pass over a long queue takes milliseconds of CPU: off the request threads.
+    tokio::task::spawn_blocking(move || state.predict(new, now))
+        .await
+        .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
+}

@@ -1,0 +1,162 @@
+//! The queue as a pass leaves it, and what the next pass would do with one more request: the
+//! submit answer comes from the scheduler's own code over this state, not from a second model.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    NodeCapacity, PassInput, PassOutcome, Pending, QueuePolicy, Quotas, Running, run_pass, slots,
+};
+use crate::gpu::GpuType;
+use crate::username::Username;
+
+/// A reservation's identity in the queue: the id breaks the last tie of the order, so putting
+/// the submission time in microseconds first keeps first come, first served exact among
+/// reservations submitted within the same second (the policy itself counts seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReservationKey {
+    /// Submission time, unix microseconds.
+    pub submitted_micros: i64,
+    /// The reservation id.
+    pub id: Uuid,
+}
+
+/// Everything the next pass starts from, as of the pass at `taken_at`: the nodes and running
+/// reservations with this pass's admissions in place, the waiting reservations with their tags
+/// and promises, and the clocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueState<Id> {
+    /// When the pass ran (unix seconds).
+    pub taken_at: i64,
+    /// Every node with a GPU type label.
+    pub nodes: Vec<NodeCapacity>,
+    /// Active and preparing reservations.
+    pub running: Vec<Running>,
+    /// Reservations still waiting.
+    pub queue: Vec<Pending<Id>>,
+    /// Each user's decayed GPU usage.
+    pub usage: BTreeMap<Username, f64>,
+    /// Per-user limits.
+    pub quotas: Quotas,
+    /// Each GPU type's virtual time.
+    pub clocks: BTreeMap<GpuType, f64>,
+    /// Horizon and aging.
+    pub policy: QueuePolicy,
+}
+
+/// What the next pass would do with a new request, nothing else changing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prediction {
+    /// It starts at the next pass.
+    StartsNow,
+    /// It waits: its 1-based place among the waiting reservations of its type, its estimated
+    /// start (none when no start can be predicted) and whether that start is promised.
+    Waits {
+        /// 1-based place among the waiting reservations of its type.
+        position: u32,
+        /// Estimated start, unix seconds.
+        estimated_start: Option<i64>,
+        /// Whether the estimate is a promise.
+        promised: bool,
+    },
+    /// It can never run as asked, for this reason.
+    Impossible(String),
+}
+
+impl<Id: Clone + Ord> QueueState<Id> {
+    /// The state a pass over `input` that decided `outcome` leaves. Admitted reservations hold
+    /// their nodes from the pass for their duration plus `release_delay_secs`, as the next pass
+    /// will count them.
+    pub fn after(
+        input: &PassInput<'_, Id>,
+        outcome: &PassOutcome<Id>,
+        release_delay_secs: i64,
+    ) -> Self {
+        let by_id: BTreeMap<&Id, &Pending<Id>> =
+            input.queue.iter().map(|p| (&p.reservation_id, p)).collect();
+        let mut nodes = input.nodes.to_vec();
+        let mut running = input.running.to_vec();
+        for a in &outcome.admissions {
+            let Some(p) = by_id.get(&a.reservation_id) else {
+                continue;
+            };
+            let per_node = p.gpu_count / p.nodes.max(1);
+            for name in &a.node_names {
+                if let Some(n) = nodes.iter_mut().find(|n| &n.name == name) {
+                    n.slots_free = n
+                        .slots_free
+                        .saturating_sub(u32::try_from(slots(per_node)).unwrap_or(u32::MAX));
+                }
+            }
+            running.push(Running {
+                user: p.user.clone(),
+                gpu_type: p.gpu_type.clone(),
+                tag: Some(a.tag),
+                booked_secs: p.duration_secs,
+                gpus_per_node: per_node,
+                node_names: a.node_names.clone(),
+                expires_at: input
+                    .now
+                    .saturating_add(p.duration_secs)
+                    .saturating_add(release_delay_secs),
+            });
+        }
+        let queue = outcome
+            .positions
+            .iter()
+            .filter_map(|q| {
+                let mut p = (*by_id.get(&q.reservation_id)?).clone();
+                p.tag = Some(q.tag);
+                p.promise = q.promise.clone();
+                Some(p)
+            })
+            .collect();
+        Self {
+            taken_at: input.now,
+            nodes,
+            running,
+            queue,
+            usage: input.usage.clone(),
+            quotas: input.quotas,
+            clocks: outcome.clocks.clone(),
+            policy: input.policy,
+        }
+    }
+
+    /// What the next pass, at `now`, would do with `new` (its tag unset), if nothing else
+    /// changed: the scheduler's own pass over this state, stopped once `new` is placed.
+    pub fn predict(&self, new: Pending<Id>, now: i64) -> Prediction {
+        let id = new.reservation_id.clone();
+        let mut queue = self.queue.clone();
+        queue.push(new);
+        let outcome = run_pass(
+            &PassInput {
+                now: now.max(self.taken_at),
+                nodes: &self.nodes,
+                running: &self.running,
+                queue: &queue,
+                usage: &self.usage,
+                quotas: self.quotas,
+                clocks: &self.clocks,
+                policy: self.policy,
+            },
+            Some(&id),
+        );
+        if outcome.admissions.iter().any(|a| a.reservation_id == id) {
+            return Prediction::StartsNow;
+        }
+        if let Some(i) = outcome.impossible.iter().find(|i| i.reservation_id == id) {
+            return Prediction::Impossible(i.reason.clone());
+        }
+        match outcome.positions.iter().find(|q| q.reservation_id == id) {
+            Some(q) => Prediction::Waits {
+                position: q.position,
+                estimated_start: q.estimated_start,
+                promised: q.promise.is_some(),
+            },
+            None => Prediction::Impossible("no nodes of its GPU type are known".to_owned()),
+        }
+    }
+}
