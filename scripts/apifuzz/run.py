@@ -74,7 +74,7 @@ def main(extra_args):
             RATE_LIMIT_PER_MINUTE="1000000",
             RATE_LIMIT_BURST="1000000",
             LOGIN_RATE_LIMIT_PER_MINUTE="100000",
-            MAX_ACTIVE_RESERVATIONS_PER_USER="10000000",
+            MAX_QUEUED_RESERVATIONS_PER_USER="0",
             MAX_GPUS_PER_USER="100000000",
             KEY_CACHE_SECONDS="0",
             RUST_LOG="warn",

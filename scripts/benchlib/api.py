@@ -226,7 +226,7 @@ def main():
              f"CREATE DATABASE {BASELINE_DB} TEMPLATE gpudev", "postgres"])
         port, mport = free_port(), free_port()
         api_env = dict(env, DATABASE_URL=url + os.environ.get("BENCH_URL_SUFFIX", ""), BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{mport}",
-                       RATE_LIMIT_PER_MINUTE="1000000", MAX_ACTIVE_RESERVATIONS_PER_USER="10000000",
+                       RATE_LIMIT_PER_MINUTE="1000000", MAX_QUEUED_RESERVATIONS_PER_USER="0",
                        MAX_GPUS_PER_USER="100000000", DB_POOL_SIZE=str(POOL_SIZE), RUST_LOG="warn", LOG_FORMAT="json",
                        LOGIN_RATE_LIMIT_PER_MINUTE="100000", AWS_ENDPOINT_URL_STS=sts_endpoint,
                        STS_ALLOWED_HOSTS=sts_endpoint.removeprefix("http://"))

@@ -49,10 +49,14 @@ pub struct CurrentKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quotas {
-    /// Most reservations queued, preparing or active at once (0: no limit).
+    /// Most reservations preparing or active at once; beyond it they wait in the queue (0: no
+    /// limit).
     pub max_active_reservations_per_user: u32,
-    /// Most GPUs over those reservations (0: no limit).
+    /// Most GPUs over those reservations; beyond it they wait in the queue (0: no limit).
     pub max_gpus_per_user: u32,
+    /// Most reservations waiting in the queue; a submit beyond it is refused (0: no limit).
+    #[serde(default)]
+    pub max_queued_reservations_per_user: u32,
 }
 
 /// Live use: reservations queued, preparing or active.

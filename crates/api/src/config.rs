@@ -47,10 +47,13 @@ pub struct ApiConfig {
     pub limits: Limits,
     /// `DEV_IMAGE`: the image used when a request names none.
     pub default_image: ImageRef,
-    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4) and `MAX_GPUS_PER_USER` (32): the queued,
-    /// preparing and active reservations, and their GPUs, one user may hold; `0` means no limit
-    /// (see [`gpudev_runtime::shared`]).
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` and `MAX_GPUS_PER_USER` (0, no limit): what one user
+    /// may hold at once; the scheduler keeps what is beyond them queued. A request for more GPUs
+    /// than the limit is refused (see [`gpudev_runtime::shared`]).
     pub quotas: Quotas,
+    /// `MAX_QUEUED_RESERVATIONS_PER_USER` (100; 0 no limit): reservations one user may have
+    /// queued; a submit beyond it is refused.
+    pub max_queued_per_user: Option<u32>,
     /// `RATE_LIMIT_PER_MINUTE` (120): requests per minute per API key.
     pub rate_limit_per_minute: u32,
     /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
@@ -171,6 +174,7 @@ impl ApiConfig {
             limits,
             default_image,
             quotas: env.quotas()?,
+            max_queued_per_user: env.max_queued_per_user()?,
             rate_limit_per_minute: env.int("RATE_LIMIT_PER_MINUTE", 120, 1..=1_000_000)?,
             rate_limit_burst: env.int("RATE_LIMIT_BURST", 30, 0..=1_000_000)?,
             login_rate_limit_per_minute: env.int("LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)?,

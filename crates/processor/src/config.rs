@@ -55,9 +55,9 @@ pub struct ProcessorConfig {
     pub log_format: LogFormat,
     /// `GPU_CATALOG_JSON` (optional): replaces the built-in GPU catalog (must match the API's).
     pub catalog: GpuCatalog,
-    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (4, 0–10,000,000) and `MAX_GPUS_PER_USER` (32,
-    /// 0–100,000,000): what one user may hold at once (preparing and active); `0` means no limit
-    /// (see [`gpudev_runtime::shared`]).
+    /// `MAX_ACTIVE_RESERVATIONS_PER_USER` (0, 0–10,000,000) and `MAX_GPUS_PER_USER` (0,
+    /// 0–100,000,000): what one user may hold at once (preparing and active); beyond them a
+    /// reservation waits with the reason; `0` means no limit (see [`gpudev_runtime::shared`]).
     pub quotas: Quotas,
     /// `FAIR_SHARE_HALF_LIFE_HOURS` (168, 0.1–8760): how fast past GPU use is forgotten.
     pub fair_share_half_life: Duration,
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(c.pod_ready_timeout, Duration::from_secs(900));
         assert_eq!(c.storage_class, None);
         assert_eq!(c.metrics_addr.port(), 9090);
-        assert_eq!(c.quotas.max_active_reservations_per_user, Some(4));
+        assert_eq!(c.quotas, Quotas::default(), "no running limits unless set");
         assert_eq!(c.queue_policy.promise_horizon_secs, 7200);
         assert_eq!(c.queue_policy.aging, 1.0);
         assert_eq!(c.release_delay, Duration::from_secs(180));

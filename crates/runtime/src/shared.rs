@@ -17,23 +17,33 @@ pub const MAX_NODES: IntSetting = IntSetting {
     max: 64,
 };
 
-/// `MAX_ACTIVE_RESERVATIONS_PER_USER`: most reservations one user may hold at once; 0 means no
-/// limit. The API counts queued, preparing and active ones when a reservation is submitted; the
-/// scheduler counts preparing and active ones when it admits.
+/// `MAX_ACTIVE_RESERVATIONS_PER_USER`: most preparing and active reservations one user may hold
+/// at once; 0 means no limit. A reservation beyond it is not refused: the scheduler keeps it in
+/// the queue, with the reason, until the user's own reservations end.
 pub const MAX_ACTIVE_RESERVATIONS_PER_USER: IntSetting = IntSetting {
     var: "MAX_ACTIVE_RESERVATIONS_PER_USER",
-    default: 4,
+    default: 0,
     min: 0,
     max: 10_000_000,
 };
 
-/// `MAX_GPUS_PER_USER`: most GPUs over one user's reservations (counted as for
-/// [`MAX_ACTIVE_RESERVATIONS_PER_USER`]); 0 means no limit.
+/// `MAX_GPUS_PER_USER`: most GPUs over one user's preparing and active reservations (held in the
+/// queue beyond it as for [`MAX_ACTIVE_RESERVATIONS_PER_USER`]; a request for more GPUs than
+/// this is refused, since it could never start); 0 means no limit.
 pub const MAX_GPUS_PER_USER: IntSetting = IntSetting {
     var: "MAX_GPUS_PER_USER",
-    default: 32,
+    default: 0,
     min: 0,
     max: 100_000_000,
+};
+
+/// `MAX_QUEUED_RESERVATIONS_PER_USER`: most reservations one user may have waiting in the queue;
+/// a submit beyond it is refused. 0 means no limit.
+pub const MAX_QUEUED_RESERVATIONS_PER_USER: IntSetting = IntSetting {
+    var: "MAX_QUEUED_RESERVATIONS_PER_USER",
+    default: 100,
+    min: 0,
+    max: 10_000_000,
 };
 
 /// `DEFAULT_DISK_SIZE_GB`: size of a disk created without a size.
@@ -89,10 +99,11 @@ pub const RELEASE_DELAY_SECONDS: IntSetting = IntSetting {
 };
 
 /// Every shared whole-number setting, for the check against the chart's schema.
-pub const INT_SETTINGS: [IntSetting; 9] = [
+pub const INT_SETTINGS: [IntSetting; 10] = [
     MAX_NODES,
     MAX_ACTIVE_RESERVATIONS_PER_USER,
     MAX_GPUS_PER_USER,
+    MAX_QUEUED_RESERVATIONS_PER_USER,
     DEFAULT_DISK_SIZE_GB,
     DB_POOL_SIZE,
     DB_CONNECT_TIMEOUT_SECONDS,
@@ -128,6 +139,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
+    /// `MAX_QUEUED_RESERVATIONS_PER_USER`, 0 read as no limit.
+    pub fn max_queued_per_user(&self) -> Result<Option<u32>, ConfigError> {
+        self.setting(MAX_QUEUED_RESERVATIONS_PER_USER)
+            .map(|v| (v > 0).then_some(v))
+    }
+
     /// `DEV_IMAGE`: the image of a dev box whose reservation names none ([`DEFAULT_IMAGE`]).
     pub fn dev_image(&self) -> Result<ImageRef, ConfigError> {
         ImageRef::parse(self.get("DEV_IMAGE").as_deref().unwrap_or(DEFAULT_IMAGE))
@@ -140,11 +157,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_quotas_mean_no_limit_and_the_defaults_are_limits() {
+    fn zero_quotas_mean_no_limit_and_by_default_only_the_queue_is_capped() {
         let none = Env::new(|_: &str| None);
-        let quotas = none.quotas().unwrap();
+        assert_eq!(none.quotas().unwrap(), Quotas::default());
+        assert_eq!(none.max_queued_per_user().unwrap(), Some(100));
+        let set = Env::new(|k: &str| {
+            (k == "MAX_ACTIVE_RESERVATIONS_PER_USER" || k == "MAX_GPUS_PER_USER")
+                .then(|| "4".to_owned())
+        });
+        let quotas = set.quotas().unwrap();
         assert_eq!(quotas.max_active_reservations_per_user, Some(4));
-        assert_eq!(quotas.max_gpus_per_user, Some(32));
+        assert_eq!(quotas.max_gpus_per_user, Some(4));
         let zero = Env::new(|_: &str| Some("0".to_owned()));
         assert_eq!(zero.quotas().unwrap(), Quotas::default());
         let huge = Env::new(|k: &str| (k == "MAX_GPUS_PER_USER").then(|| "100000000".to_owned()));

@@ -2,7 +2,8 @@
 //! body, idempotency, quotas and validation.
 
 use gpudev_domain::{
-    GpuType, NodeCapacity, Pending, QueuePolicy, QueueState, ReservationKey, Running, Username,
+    GpuType, NodeCapacity, Pending, QueuePolicy, QueueState, ReservationKey, ReservationStatus,
+    Running, Username,
 };
 use gpudev_store::reservations;
 use gpudev_store::users::Role;
@@ -342,28 +343,26 @@ async fn a_proposed_reservation_id_is_honoured_once_and_any_other_reuse_is_409()
 }
 
 #[tokio::test]
-async fn quotas_on_reservations_and_gpus_answer_409_quota_exceeded() {
+async fn beyond_the_running_quota_a_request_queues_and_only_the_queued_cap_refuses() {
     let app = spawn_app_with(&[
-        ("MAX_ACTIVE_RESERVATIONS_PER_USER", "2"),
+        ("MAX_ACTIVE_RESERVATIONS_PER_USER", "1"),
         ("MAX_GPUS_PER_USER", "5"),
+        ("MAX_QUEUED_RESERVATIONS_PER_USER", "3"),
     ])
     .await;
     let (_, key) = app.user_with_key("alice", Role::User).await;
     let (_, bob) = app.user_with_key("bob", Role::User).await;
 
+    // One running (preparing) reservation is the running quota: more are queued, not refused.
     let first = submit_ok(&app, &key, json!({"gpu_type": "t4", "gpu_count": 4})).await;
-    let (s, too_many_gpus) = status_json(
-        app.post(
-            "/v1/jobs/submit",
-            &key,
-            json!({"gpu_type": "t4", "gpu_count": 2}),
-        )
-        .await,
+    crate::jobs_common::move_to(&app, first, &[ReservationStatus::Preparing]).await;
+    let queued: Vec<Uuid> = futures::future::join_all(
+        (0..3).map(|_| submit_ok(&app, &key, json!({"gpu_type": "t4", "gpu_count": 4}))),
     )
     .await;
-    submit_ok(&app, &key, t4(1.0)).await;
-    let (s2, too_many_jobs) = status_json(app.post("/v1/jobs/submit", &key, t4(1.0)).await).await;
-    let (s3, never) = status_json(
+    let (s, too_many_queued) = status_json(app.post("/v1/jobs/submit", &key, t4(1.0)).await).await;
+    // More GPUs than one user may ever hold could never start.
+    let (s2, never) = status_json(
         app.post(
             "/v1/jobs/submit",
             &bob,
@@ -373,27 +372,24 @@ async fn quotas_on_reservations_and_gpus_answer_409_quota_exceeded() {
     )
     .await;
 
+    assert_eq!(queued.len(), 3);
     assert_eq!(
-        (s, too_many_gpus["code"].as_str()),
+        (s, too_many_queued["code"].as_str()),
         (409, Some("quota_exceeded"))
     );
-    assert_eq!(
-        (s2, too_many_jobs["code"].as_str()),
-        (409, Some("quota_exceeded"))
-    );
-    assert_eq!((s3, never["code"].as_str()), (409, Some("quota_exceeded")));
     assert!(
-        too_many_jobs["detail"]
+        too_many_queued["detail"]
             .as_str()
             .unwrap()
-            .contains("limit is 2")
+            .contains("3 reservations waiting in the queue (the limit is 3)"),
+        "{too_many_queued}"
     );
-    submit_ok(&app, &bob, t4(1.0)).await;
-    // Ended reservations do not count.
+    assert_eq!((s2, never["code"].as_str()), (409, Some("quota_exceeded")));
+    // A queued one that ends makes room.
     let (s, _) = status_json(
         app.call(
             Method::POST,
-            &format!("/v1/jobs/{first}/cancel"),
+            &format!("/v1/jobs/{}/cancel", queued[0]),
             Some(&key),
             None,
         )
@@ -407,12 +403,16 @@ async fn quotas_on_reservations_and_gpus_answer_409_quota_exceeded() {
         .into_iter()
         .filter(|r| r.2 == "denied")
         .collect();
-    assert_eq!(denied.len(), 2, "quota refusals are audited: {denied:?}");
+    assert_eq!(
+        denied.len(),
+        1,
+        "the refusal at the queued cap is audited: {denied:?}"
+    );
 }
 
 #[tokio::test]
 async fn concurrent_submits_at_the_limit_cannot_both_pass() {
-    let app = spawn_app_with(&[("MAX_ACTIVE_RESERVATIONS_PER_USER", "1")]).await;
+    let app = spawn_app_with(&[("MAX_QUEUED_RESERVATIONS_PER_USER", "1")]).await;
     let (_, key) = app.user_with_key("alice", Role::User).await;
 
     let attempts =

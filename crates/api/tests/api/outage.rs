@@ -84,7 +84,7 @@ async fn fault_database_stopped_under_load_is_503_never_500_and_no_accepted_subm
             db,
             &[
                 ("RATE_LIMIT_PER_MINUTE", "1000000"),
-                ("MAX_ACTIVE_RESERVATIONS_PER_USER", "100000"),
+                ("MAX_QUEUED_RESERVATIONS_PER_USER", "0"),
                 ("MAX_GPUS_PER_USER", "100000"),
                 ("DB_CONNECT_TIMEOUT_SECONDS", "1"),
             ],

@@ -75,7 +75,7 @@ async fn sustained_mixed_load_has_no_errors_and_every_accepted_reservation_is_pr
         ("SHUTDOWN_DRAIN_SECONDS", "0".into()),
         ("LOG_FORMAT", "pretty".into()),
         ("RATE_LIMIT_PER_MINUTE", "1000000".into()),
-        ("MAX_ACTIVE_RESERVATIONS_PER_USER", "1000000".into()),
+        ("MAX_QUEUED_RESERVATIONS_PER_USER", "0".into()),
         ("MAX_GPUS_PER_USER", "1000000".into()),
     ]);
     let app = Application::build(ApiConfig::from_lookup(|k| vars.get(k).cloned()).unwrap())

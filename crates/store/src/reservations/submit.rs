@@ -60,13 +60,12 @@ pub async fn submit_in(
     }
 }
 
-/// Per-user limits checked by [`submit_within`].
+/// The per-user limit checked by [`submit_within`]. Limits on what a user *holds* are the
+/// scheduler's: beyond them a reservation waits in the queue instead of being refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
-    /// Most `queued`, `preparing` and `active` reservations a user may hold.
-    pub max_reservations: i64,
-    /// Most GPUs over those reservations.
-    pub max_gpus: i64,
+    /// Most `queued` reservations a user may have.
+    pub max_queued: i64,
 }
 
 /// The outcome of [`submit_within`].
@@ -74,8 +73,7 @@ pub struct Quota {
 pub enum Checked {
     /// Within the quota: what [`submit_in`] would have returned.
     Submitted(Submitted),
-    /// Nothing was written: the user already holds this much, and the new reservation would pass
-    /// a limit.
+    /// Nothing was written: the user already has this many reservations queued.
     OverQuota(UserLoad),
 }
 
@@ -93,10 +91,9 @@ pub async fn submit_within(
     insert(tx, queue, new, Some(quota)).await
 }
 
-/// True when a user holding `load` may add a reservation of `gpus` GPUs.
-fn within(load: UserLoad, gpus: i32, quota: Quota) -> bool {
-    load.reservations < quota.max_reservations
-        && load.gpus.saturating_add(i64::from(gpus)) <= quota.max_gpus
+/// True when a user with `load` queued may queue one more.
+fn within(load: UserLoad, quota: Quota) -> bool {
+    load.reservations < quota.max_queued
 }
 
 /// One statement: the user's load, the reservation (unless over `quota` or its idempotency key is
@@ -130,8 +127,7 @@ async fn insert(
     let name = new.name.as_ref().map(|n| n.as_str());
     let disk_name = new.disk_name.as_ref().map(|d| d.as_str());
     let github_user = new.github_user.as_ref().map(|g| g.as_str());
-    let max_reservations = quota.map(|q| q.max_reservations);
-    let max_gpus = quota.map(|q| q.max_gpus);
+    let max_queued = quota.map(|q| q.max_queued);
     // `load` is read with this statement's snapshot, before `ins` writes; the secrets, the event
     // and the message are written only for an inserted row (none on a quota refusal or a reused
     // idempotency key, where ON CONFLICT DO NOTHING leaves the transaction usable).
@@ -141,7 +137,7 @@ async fn insert(
                 "WITH load AS ( \
                    SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
                    FROM reservations \
-                   WHERE user_id = $2 AND status IN {live}), \
+                   WHERE user_id = $2 AND status = 'queued'), \
                  ins AS ( \
                    INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
                      node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
@@ -150,19 +146,17 @@ async fn insert(
                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                      $17, $18, 'waiting in queue' FROM load \
                    WHERE ($19::bigint IS NULL OR load.n < $19) \
-                     AND ($20::bigint IS NULL OR load.gpus + $5::integer <= $20) \
                    ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                    RETURNING *), \
                  sec AS ( \
                    INSERT INTO reservation_secrets (reservation_id, env) \
-                   SELECT reservation_id, $21::jsonb FROM ins WHERE $21::jsonb IS NOT NULL), \
+                   SELECT reservation_id, $20::jsonb FROM ins WHERE $20::jsonb IS NOT NULL), \
                  ev AS ( \
                    INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
-                   SELECT reservation_id, 'transition', 'queued', 'submitted', $22 FROM ins), \
-                 msg AS (SELECT pgmq.send($23, $24::jsonb) AS msg_id FROM ins) \
+                   SELECT reservation_id, 'transition', 'queued', 'submitted', $21 FROM ins), \
+                 msg AS (SELECT pgmq.send($22, $23::jsonb) AS msg_id FROM ins) \
                  SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, {COLUMNS} \
                  FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true",
-                live = crate::live_statuses!(),
             ),
             &[
                 &new.reservation_id,
@@ -183,8 +177,7 @@ async fn insert(
                 &new.request_hash,
                 &new.command,
                 &new.disk_size_gb,
-                &max_reservations,
-                &max_gpus,
+                &max_queued,
                 &env,
                 &new.username.as_str(),
                 &queue.name(),
@@ -204,7 +197,7 @@ async fn insert(
         gpus: row.get("load_gpus"),
     };
     if let Some(quota) = quota
-        && !within(load, new.gpu_count, quota)
+        && !within(load, quota)
     {
         return Ok(Checked::OverQuota(load));
     }

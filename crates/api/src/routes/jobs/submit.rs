@@ -132,14 +132,11 @@ pub async fn submit_job(
         return Err(id_taken(id));
     }
 
-    // The quota check and the writes (row, event, secrets, queue message) are one statement.
+    // The check of the queued cap and the writes (row, event, secrets, queue message) are one
+    // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
     let quota = Quota {
         // No limit is a limit no one reaches.
-        max_reservations: config
-            .quotas
-            .max_active_reservations_per_user
-            .map_or(i64::MAX, i64::from),
-        max_gpus: config.quotas.max_gpus_per_user.map_or(i64::MAX, i64::from),
+        max_queued: config.max_queued_per_user.map_or(i64::MAX, i64::from),
     };
     let (reservation, msg_id) =
         match reservations::submit_within(&tx, &config.queue, &new, quota).await {
@@ -151,7 +148,7 @@ pub async fn submit_job(
                 return replay(&state, &tx, *first, &request_hash, "Idempotency-Key").await;
             }
             Ok(Checked::OverQuota(load)) => {
-                let detail = refusal(load, new.gpu_count, quota);
+                let detail = refusal(load, quota);
                 // The refusal is audited on the same connection, outside the abandoned transaction (a
                 // second connection could wait forever on a pool exhausted by concurrent submits).
                 tx.rollback().await.map_err(StoreError::from)?;
@@ -312,20 +309,12 @@ async fn record_denied(
 }
 
 /// Why a user holding `load` may not add `gpus` more GPUs under `quota`.
-fn refusal(load: UserLoad, gpus: i32, quota: Quota) -> String {
-    let (max_jobs, max_gpus) = (quota.max_reservations, quota.max_gpus);
-    if load.reservations >= max_jobs {
-        format!(
-            "you already have {} queued, preparing or active reservations (the limit is {max_jobs})",
-            load.reservations
-        )
-    } else {
-        format!(
-            "you hold {} GPUs in queued, preparing or active reservations; {gpus} more would pass the \
-             limit of {max_gpus}",
-            load.gpus
-        )
-    }
+fn refusal(load: UserLoad, quota: Quota) -> String {
+    format!(
+        "you already have {} reservations waiting in the queue (the limit is {}); cancel one or \
+         wait for one to start",
+        load.reservations, quota.max_queued
+    )
 }
 
 fn quota_exceeded(detail: String) -> ApiError {

@@ -47,6 +47,7 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
         quotas: Quotas {
             max_active_reservations_per_user: quotas.max_active_reservations_per_user.unwrap_or(0),
             max_gpus_per_user: quotas.max_gpus_per_user.unwrap_or(0),
+            max_queued_reservations_per_user: state.config.max_queued_per_user.unwrap_or(0),
         },
         usage: Usage {
             active_reservations: load.reservations,
