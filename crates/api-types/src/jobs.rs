@@ -77,6 +77,10 @@ pub struct JobDetail {
     /// The first estimate it was given (its admission time if it never waited).
     #[serde(default)]
     pub first_estimated_start_time: Option<DateTime<Utc>>,
+    /// While queued: when its dev box is expected to be ready — the estimated start plus the
+    /// recent median start-up time of its GPU type (null until a box of the type has started).
+    #[serde(default)]
+    pub estimated_ready_time: Option<DateTime<Utc>>,
     /// While queued: what the estimate promises, in one line.
     #[serde(default)]
     pub estimate_note: Option<String>,

@@ -61,13 +61,14 @@ impl Processor {
                 )
             }
         };
-        let (rows, usage, clocks) = {
+        let (rows, usage, clocks, startup) = {
             let db = self.db().await?;
             let horizon = config.fair_share_half_life.as_secs_f64() * USAGE_HORIZON_HALF_LIVES;
             let rows = db::live_rows(&**db).await?;
             let usage = db::usage_rows(&**db, horizon).await?;
             let clocks = db::clocks(&**db).await?;
-            (rows, usage, clocks)
+            let startup = self.startup_times(&**db, &rows).await?;
+            (rows, usage, clocks, startup)
         };
         let capacities = node_capacities(&nodes, &pods, &config.gpu_type_label, &config.catalog);
         let fetch_time = started.elapsed();
@@ -148,6 +149,10 @@ impl Processor {
                     )
                 }),
                 tag: q.tag,
+                ready: q.estimated_start.and_then(|t| {
+                    let gpu_type = gpu_types.get(&q.reservation_id)?;
+                    timestamp(t.saturating_add(*startup.get(*gpu_type)?))
+                }),
                 promised: q.promise.as_ref().and_then(|p| timestamp(p.start)),
                 promised_nodes: q.promise.as_ref().map(|p| p.node_names.clone()),
             })
@@ -226,6 +231,42 @@ impl Processor {
             drive_time,
             total_time,
         })
+    }
+
+    /// Each GPU type's recent median start-up time in seconds, read again every few minutes, or
+    /// at once while a queued reservation's type has none yet.
+    async fn startup_times(
+        &self,
+        db: &impl gpudev_store::Db,
+        rows: &[LiveRow],
+    ) -> Result<HashMap<String, i64>> {
+        let cached = self
+            .inner
+            .startup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some((at, times)) = cached
+            && at.elapsed() < STARTUP_REFRESH
+            && rows.iter().all(|r| {
+                r.status != gpudev_domain::ReservationStatus::Queued
+                    || times.contains_key(&r.gpu_type)
+            })
+        {
+            return Ok(times);
+        }
+        let types: Vec<&str> = self.inner.config.catalog.names().collect();
+        let times: HashMap<String, i64> = db::startup_medians(db, &types, STARTUP_SAMPLE)
+            .await?
+            .into_iter()
+            .map(|(t, secs)| (t, secs.round() as i64))
+            .collect();
+        *self
+            .inner
+            .startup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), times.clone()));
+        Ok(times)
     }
 
     /// The state to publish, or `None` when it is what this leader published last (apart from
@@ -324,6 +365,11 @@ fn promise_events(rows: &[LiveRow], positions: &[QueueInfo<Uuid>]) -> Vec<Promis
         })
         .collect()
 }
+
+/// How often the start-up times are read again.
+const STARTUP_REFRESH: Duration = Duration::from_secs(300);
+/// Recent launches per GPU type whose median start-up time estimates the next one's.
+const STARTUP_SAMPLE: i64 = 50;
 
 /// Admitted reservations whose objects are created at the same time.
 const DRIVE_CONCURRENCY: usize = 8;

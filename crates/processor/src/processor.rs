@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     /// The queue state this leader published last (time aside), so an unchanged one is not
     /// written again.
     pub(crate) published: Mutex<Option<serde_json::Value>>,
+    /// Each GPU type's recent median start-up time in seconds, and when it was read.
+    pub(crate) startup: Mutex<Option<(std::time::Instant, HashMap<String, i64>)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -88,6 +90,7 @@ impl Processor {
                 last_errors: Mutex::new(HashMap::new()),
                 objects_lock: tokio::sync::Mutex::new(()),
                 published: Mutex::new(None),
+                startup: Mutex::new(None),
                 redrive: Mutex::new(HashMap::new()),
             }),
         }

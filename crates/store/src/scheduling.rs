@@ -143,6 +143,8 @@ pub struct PositionUpdate {
     pub promised: Option<DateTime<Utc>>,
     /// The nodes it is promised (null without a promise).
     pub promised_nodes: Option<Vec<String>>,
+    /// When its dev box is expected to be ready: `eta` plus the type's recent start-up time.
+    pub ready: Option<DateTime<Utc>>,
 }
 
 /// Writes positions, estimates, tags, promises and detailed statuses of queued reservations in
@@ -158,17 +160,19 @@ pub async fn write_positions(db: &impl Db, updates: &[PositionUpdate]) -> Result
         .execute(
             "UPDATE reservations r SET queue_position = u.position, estimated_start_at = u.eta, \
                detailed_status = u.detail, queue_tag = u.tag, promised_start_at = u.promised, \
-               promised_nodes = u.promised_nodes, \
+               promised_nodes = u.promised_nodes, estimated_ready_at = u.ready, \
                first_estimated_start_at = coalesce(r.first_estimated_start_at, u.eta) \
              FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, position int, eta timestamptz, \
-               detail text, tag float8, promised timestamptz, promised_nodes text[]) \
+               detail text, tag float8, promised timestamptz, promised_nodes text[], \
+               ready timestamptz) \
              WHERE r.reservation_id = u.id AND r.status = 'queued' \
                AND (r.queue_position IS DISTINCT FROM u.position \
                     OR r.estimated_start_at IS DISTINCT FROM u.eta \
                     OR r.detailed_status IS DISTINCT FROM u.detail \
                     OR r.queue_tag IS DISTINCT FROM u.tag \
                     OR r.promised_start_at IS DISTINCT FROM u.promised \
-                    OR r.promised_nodes IS DISTINCT FROM u.promised_nodes)",
+                    OR r.promised_nodes IS DISTINCT FROM u.promised_nodes \
+                    OR r.estimated_ready_at IS DISTINCT FROM u.ready)",
             &[&json],
         )
         .await?)
@@ -210,6 +214,30 @@ pub async fn record_promises(
             &[&json, &actor],
         )
         .await?)
+}
+
+/// The median time from admission to a running dev box over the last `recent` launches of each
+/// of `gpu_types` within the last week, in seconds (types without launches are absent).
+pub async fn startup_medians(
+    db: &impl Db,
+    gpu_types: &[&str],
+    recent: i64,
+) -> Result<Vec<(String, f64)>, StoreError> {
+    let rows = db
+        .query(
+            "SELECT t.gpu_type, percentile_cont(0.5) WITHIN GROUP (ORDER BY l.secs) \
+             FROM unnest($2::text[]) AS t(gpu_type) \
+             CROSS JOIN LATERAL ( \
+               SELECT extract(epoch FROM launched_at - admitted_at)::float8 AS secs \
+               FROM reservations r \
+               WHERE r.gpu_type = t.gpu_type AND launched_at IS NOT NULL \
+                 AND admitted_at IS NOT NULL AND launched_at > now() - interval '7 days' \
+               ORDER BY launched_at DESC LIMIT $1) l \
+             GROUP BY t.gpu_type",
+            &[&recent, &gpu_types],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// Each GPU type's fair-share virtual time.

@@ -74,6 +74,9 @@ fn render(ctx: &Ctx, job: &JobDetail) -> String {
             };
             q.push(format!("{what} {}", output::time_rel(t, now)));
         }
+        if let Some(ready) = job.estimated_ready_time {
+            q.push(format!("ready about {}", output::time_rel(ready, now)));
+        }
         if let Some(first) = job.first_estimated_start_time
             && Some(first) != job.estimated_start_time
         {

@@ -94,6 +94,14 @@ async fn a_full_cluster_gives_queued_reservations_positions_and_estimates_from_r
             .abs()
             <= 1
     );
+    // Ready when started plus the type's median start-up time: here the one box that started.
+    let r = env.get(running).await;
+    let startup = (r.launched_at.unwrap() - r.admitted_at.unwrap()).num_milliseconds();
+    let ready = a.estimated_ready_at.expect("a box of the type has started");
+    assert_eq!(
+        (ready - eta_a).num_seconds(),
+        (startup as f64 / 1000.0).round() as i64
+    );
     // Nothing can be ordered before bob's first request (he starts level, and ties go to the
     // earlier submission), so its start is promised; his second one queues behind it.
     assert_eq!(

@@ -110,6 +110,9 @@ pub struct Reservation {
     pub promised_start_at: Option<DateTime<Utc>>,
     /// The first estimate it was given (its admission time if it never waited).
     pub first_estimated_start_at: Option<DateTime<Utc>>,
+    /// While queued: when its dev box is expected to be ready (the estimated start plus its
+    /// type's recent median start-up time).
+    pub estimated_ready_at: Option<DateTime<Utc>>,
     /// Node instance type once placed.
     pub instance_type: Option<String>,
     /// Kubernetes namespace of its pod.
@@ -152,7 +155,7 @@ pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.sta
     r.failure_reason, r.name, r.gpu_type, r.gpu_count, r.node_count, r.duration_hours, \
     r.extended_hours, r.image, r.env_names, r.disk_name, r.jupyter_enabled, r.github_user, \
     r.secondary_users, r.priority, r.idempotency_key, r.cli_version, r.queue_position, \
-    r.estimated_start_at, r.promised_start_at, r.first_estimated_start_at, r.instance_type, r.namespace, r.pod_name, r.node_names, r.node_ip, \
+    r.estimated_start_at, r.promised_start_at, r.first_estimated_start_at, r.estimated_ready_at, r.instance_type, r.namespace, r.pod_name, r.node_names, r.node_ip, \
     r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, r.updated_at, \
     r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, r.jupyter_token, \
     r.command, r.disk_size_gb";
@@ -218,6 +221,7 @@ pub(super) fn from_row(r: &Row) -> Result<Reservation, StoreError> {
         estimated_start_at: r.get("estimated_start_at"),
         promised_start_at: r.get("promised_start_at"),
         first_estimated_start_at: r.get("first_estimated_start_at"),
+        estimated_ready_at: r.get("estimated_ready_at"),
         instance_type: r.get("instance_type"),
         namespace: r.get("namespace"),
         pod_name: r.get("pod_name"),

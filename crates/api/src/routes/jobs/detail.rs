@@ -82,6 +82,7 @@ pub fn job_detail(
         estimated_wait_minutes: estimated_start_time.map(|t| wait_minutes(now, t)),
         start_promised,
         first_estimated_start_time: r.first_estimated_start_at,
+        estimated_ready_time: if queued { r.estimated_ready_at } else { None },
         estimate_note,
         launched_at: r.launched_at,
         ended_at: r.ended_at,
