@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 15] = [
+const TABLES: [&str; 16] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -18,6 +18,7 @@ const TABLES: [&str; 15] = [
     "audit_log",
     "cronjob_runs",
     "scheduler_clocks",
+    "scheduler_state",
     "refinery_schema_history",
 ];
 
