@@ -23,9 +23,9 @@ struct Args {
     /// Aging, in seconds of the whole pool's capacity per second of waiting.
     #[arg(long, default_value_t = 1.0)]
     aging: f64,
-    /// Random seed.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Random seeds: every scenario runs once per seed.
+    #[arg(long, value_delimiter = ',', default_values_t = [1])]
+    seeds: Vec<u64>,
 }
 
 fn main() {
@@ -37,18 +37,21 @@ fn main() {
             variants.push((args.early_ends, "early ends"));
         }
         for (early, label) in variants {
-            let mut s = Scenario::standard(load);
-            s.days = args.days;
-            s.seed = args.seed;
-            s.promise_horizon = args.horizon_minutes * 60;
-            s.aging = args.aging;
-            s.early_end_fraction = early;
-            s.name = if early > 0.0 {
-                format!("load {load:.2}, {:.0} % {label}", early * 100.0)
-            } else {
-                format!("load {load:.2}, {label}")
-            };
-            println!("{}", run(&s).row());
+            for &seed in &args.seeds {
+                let mut s = Scenario::standard(load);
+                s.days = args.days;
+                s.seed = seed;
+                s.promise_horizon = args.horizon_minutes * 60;
+                s.aging = args.aging;
+                s.early_end_fraction = early;
+                let ends = if early > 0.0 {
+                    format!("{:.0} % {label}", early * 100.0)
+                } else {
+                    label.to_owned()
+                };
+                s.name = format!("load {load:.2}, {ends}, seed {seed}");
+                println!("{}", run(&s).row());
+            }
         }
     }
 }
