@@ -1,12 +1,14 @@
 //! The queue as the scheduler's last pass left it (published by the processor's leader), kept
 //! in memory: the submit answer runs the scheduler's own code over it (ADR 5).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey};
+use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey, Username};
 use gpudev_store::reservations::Reservation;
 use gpudev_store::{Db, StoreError, scheduling};
+use uuid::Uuid;
 
 /// How long a loaded state is used before its generation is checked again.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -101,4 +103,80 @@ pub async fn predict(state: Arc<QueueState<ReservationKey>>, r: &Reservation) ->
     tokio::task::spawn_blocking(move || state.predict(new, now))
         .await
         .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
+}
+
+/// For each GPU type of the catalog, the minutes until a new one-hour request for one GPU (one
+/// reservation slot on a CPU-only type) from a user with nothing running would start, by the
+/// scheduler's own pass over its published state. Types it could never fit are absent, and so
+/// is everything before the scheduler's first pass.
+pub async fn estimated_waits(
+    app: &crate::state::AppState,
+    db: &impl Db,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let Some(state) = app.queue.current(db).await? else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(user) = newcomer(&state) else {
+        return Ok(BTreeMap::new());
+    };
+    let requests: Vec<(String, Pending<ReservationKey>)> = app
+        .config
+        .catalog
+        .iter()
+        .map(|spec| {
+            let pending = Pending {
+                reservation_id: ReservationKey {
+                    submitted_micros: now.timestamp_micros(),
+                    id: Uuid::nil(),
+                },
+                user: user.clone(),
+                gpu_type: spec.name.clone(),
+                gpu_count: u32::from(!spec.is_cpu_only()),
+                nodes: 1,
+                priority: 0,
+                submitted_at: now.timestamp(),
+                duration_secs: 3600,
+                tag: None,
+                promise: None,
+            };
+            (spec.name.to_string(), pending)
+        })
+        .collect();
+    let at = now.timestamp();
+    let waits = tokio::task::spawn_blocking(move || {
+        requests
+            .into_iter()
+            .filter_map(|(name, p)| {
+                let start = match state.predict(p, at) {
+                    Prediction::StartsNow => at,
+                    Prediction::Waits {
+                        estimated_start: Some(t),
+                        ..
+                    } => t,
+                    _ => return None,
+                };
+                Some((
+                    name,
+                    crate::routes::jobs::detail::wait_minutes_between(at, start),
+                ))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    Ok(waits)
+}
+
+/// A user the state knows nothing of (no live work, no recent use), for the hypothetical request
+/// behind the capacity figures.
+fn newcomer(state: &QueueState<ReservationKey>) -> Option<Username> {
+    let known = |u: &Username| {
+        state.usage.contains_key(u)
+            || state.running.iter().any(|r| &r.user == u)
+            || state.queue.iter().any(|p| &p.user == u)
+    };
+    (0..1000)
+        .filter_map(|n| Username::parse(&format!("capacity-probe-{n}")).ok())
+        .find(|u| !known(u))
 }

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, status_json};
-use crate::jobs_common::{activate, submit_ok};
+use crate::jobs_common::{activate, publish_state, submit_ok};
 
 async fn report(app: &TestApp, gpu_type: &str, total: i32, nodes: i32) {
     let client = app.db.connect().await;
@@ -61,9 +61,9 @@ async fn availability_counts_held_and_queued_gpus_per_type() {
     assert_eq!(h100["full_nodes_available"], 1);
     assert_eq!(h100["running_instances"], 2);
     assert_eq!(h100["queued_reservations"], 1);
-    assert_eq!(
-        h100["estimated_wait_minutes"], 0,
-        "4 queued + 1 fit in 8 free"
+    assert!(
+        h100["estimated_wait_minutes"].is_null(),
+        "no estimate before the scheduler's first pass"
     );
     assert_utc(&h100["last_updated"]);
     let t4 = &body["availability"]["t4"];
@@ -93,24 +93,23 @@ async fn availability_counts_held_and_queued_gpus_per_type() {
 }
 
 #[tokio::test]
-async fn a_full_type_estimates_the_wait_from_when_its_reservations_end() {
+async fn the_wait_is_the_schedulers_own_for_a_new_one_gpu_hour() {
     let app = spawn_app().await;
     let (_, alice) = app.user_with_key("alice", Role::User).await;
-    report(&app, "a100", 8, 1).await;
-    let id = submit_ok(
-        &app,
-        &alice,
-        json!({"gpu_type": "a100", "gpu_count": 8, "duration_hours": 2}),
-    )
-    .await;
-    activate(&app, id).await;
+    report(&app, "t4", 4, 1).await;
+    // The scheduler's last pass: the one t4 node full for 50 more minutes, and 500 one-hour
+    // requests from 500 users queued before anyone asks.
+    publish_state(&app, 3000, 500, false).await;
 
     let (_, body) = status_json(app.get("/v1/gpu/availability", &alice).await).await;
 
-    let a100 = &body["availability"]["a100"];
-    assert_eq!(a100["available"], 0);
-    let wait = a100["estimated_wait_minutes"].as_i64().unwrap();
-    assert!((119..=121).contains(&wait), "about two hours: {wait}");
+    // A newcomer goes after the 500 (level in fair share, submitted later): 125 hours of
+    // four at a time after the node frees.
+    let t4 = &body["availability"]["t4"];
+    let wait = t4["estimated_wait_minutes"].as_i64().unwrap();
+    assert!((50 + 125 * 60..=51 + 125 * 60).contains(&wait), "{wait}");
+    // No h100 nodes in the scheduler's state: it could not start, so no estimate.
+    assert!(body["availability"]["h100"]["estimated_wait_minutes"].is_null());
 }
 
 #[tokio::test]

@@ -1,10 +1,7 @@
 //! `POST /v1/jobs/submit`: the row and its message in one transaction, the original client's
 //! body, idempotency, quotas and validation.
 
-use gpudev_domain::{
-    GpuType, NodeCapacity, Pending, QueuePolicy, QueueState, ReservationKey, ReservationStatus,
-    Running, Username,
-};
+use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations;
 use gpudev_store::users::Role;
 use reqwest::Method;
@@ -12,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, status_json};
-use crate::jobs_common::{audit_rows, hints_for, queued_messages, submit_ok, t4};
+use crate::jobs_common::{audit_rows, hints_for, publish_state, queued_messages, submit_ok, t4};
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     app.db
@@ -465,71 +462,6 @@ async fn only_admins_may_raise_priority_and_anyone_may_lower_their_own() {
         (l["priority"].as_i64(), b["priority"].as_i64()),
         (Some(-5), Some(50))
     );
-}
-
-/// Publishes a queue state as the scheduler's leader does: one t4 node of 4 GPUs, all held by a
-/// reservation that ends in `free_in` seconds, and `waiting` 1-GPU one-hour reservations queued
-/// ten minutes ago — all by one user, or each by a user of its own.
-async fn publish_state(app: &TestApp, free_in: i64, waiting: usize, one_user: bool) -> i64 {
-    let now = chrono::Utc::now().timestamp();
-    let t4 = GpuType::parse("t4").unwrap();
-    let user = Username::parse("someone").unwrap();
-    let state = QueueState::<ReservationKey> {
-        taken_at: now,
-        nodes: vec![NodeCapacity {
-            name: "t4-node".into(),
-            gpu_type: t4.clone(),
-            slots_total: 4,
-            slots_free: 0,
-            schedulable: true,
-        }],
-        running: vec![Running {
-            user: user.clone(),
-            gpu_type: t4.clone(),
-            tag: Some(0.0),
-            booked_secs: 3600,
-            gpus_per_node: 4,
-            node_names: vec!["t4-node".into()],
-            expires_at: now + free_in,
-        }],
-        queue: (0..waiting)
-            .map(|i| Pending {
-                reservation_id: ReservationKey {
-                    submitted_micros: (now - 600) * 1_000_000 + i as i64,
-                    id: Uuid::new_v4(),
-                },
-                user: if one_user {
-                    user.clone()
-                } else {
-                    Username::parse(&format!("user{i}")).unwrap()
-                },
-                gpu_type: t4.clone(),
-                gpu_count: 1,
-                nodes: 1,
-                priority: 0,
-                submitted_at: now - 600,
-                duration_secs: 3600,
-                tag: Some(if one_user { i as f64 * 3600.0 } else { 0.0 }),
-                promise: None,
-            })
-            .collect(),
-        usage: Default::default(),
-        quotas: Default::default(),
-        clocks: Default::default(),
-        policy: QueuePolicy {
-            promise_horizon_secs: 7200,
-            aging: 1.0,
-        },
-    };
-    let db = app.db.connect().await;
-    gpudev_store::scheduling::publish_state(
-        &db,
-        chrono::Utc::now(),
-        &serde_json::to_value(&state).unwrap(),
-    )
-    .await
-    .unwrap();
-    now
 }
 
 #[tokio::test]

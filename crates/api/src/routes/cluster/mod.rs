@@ -4,18 +4,14 @@
 use std::collections::BTreeMap;
 
 use actix_web::web;
-use chrono::{DateTime, Utc};
 use gpudev_domain::{GpuCatalog, ReservationStatus};
 use gpudev_store::gpu_types::GpuTypeRow;
 use gpudev_store::reservations::LiveReservation;
-
-use crate::routes::jobs::detail::wait_minutes;
 
 pub use gpudev_api_types::cluster::GpuAvailability;
 
 pub mod availability;
 pub mod status;
-pub mod wait;
 
 /// Registers the capacity routes (inside the authenticated scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -39,12 +35,13 @@ pub struct Counts {
 ///
 /// `in_use` and `queued` come from the reservations, as in the original. `available` is what the
 /// availability job saw free, capped by its total less what reservations hold (the job runs every
-/// few minutes; reservations admitted since then are already counted).
+/// few minutes; reservations admitted since then are already counted). The estimated wait of each
+/// type is the scheduler's own ([`crate::queue_state::estimated_waits`]), given in `waits`.
 pub fn summarise(
     catalog: &GpuCatalog,
     rows: &[GpuTypeRow],
     live: &[LiveReservation],
-    now: DateTime<Utc>,
+    waits: &BTreeMap<String, i64>,
 ) -> (BTreeMap<String, GpuAvailability>, Counts) {
     let mut counts = Counts::default();
     for r in live {
@@ -81,15 +78,7 @@ pub fn summarise(
         } else {
             0
         };
-        let running: Vec<(DateTime<Utc>, i32)> = of_type()
-            .filter_map(|r| r.ends_at.map(|end| (end, r.gpu_count)))
-            .collect();
-        let estimated_wait_minutes = if per_node > 0 {
-            wait::estimate_start(now, total, available, queued + 1, &running)
-                .map(|t| wait_minutes(now, t))
-        } else {
-            None
-        };
+        let estimated_wait_minutes = waits.get(name).copied();
         out.insert(
             name.to_owned(),
             GpuAvailability {
@@ -117,7 +106,7 @@ pub fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
+    use chrono::{Duration, Utc};
     use uuid::Uuid;
 
     fn row(name: &str, total: i32, free: i32, full: i32) -> GpuTypeRow {
@@ -162,7 +151,7 @@ mod tests {
     #[test]
     fn reservations_give_in_use_and_queued_and_cap_what_is_free() {
         use ReservationStatus::{Active, Preparing, Queued};
-        let now = Utc::now();
+        let waits = BTreeMap::from([("h100".to_owned(), 120)]);
         let (by_type, counts) = summarise(
             &GpuCatalog::default(),
             &[row("h100", 16, 12, 1)],
@@ -172,7 +161,7 @@ mod tests {
                 live("h100", Queued, 8, 0),
                 live("t4", Queued, 1, 0),
             ],
-            now,
+            &waits,
         );
         let h = &by_type["h100"];
         assert_eq!((h.total, h.in_use, h.queued), (16, 12, 8));
@@ -184,13 +173,14 @@ mod tests {
         assert_eq!(h.max_reservable, 4);
         assert_eq!(h.max_per_node, 8);
         assert_eq!(h.queued_reservations, 1);
-        // 9 GPUs wanted (8 queued + 1): 4 free + 4 after 1 h + 8 after 2 h.
-        let wait = h.estimated_wait_minutes.unwrap();
-        assert!((119..=121).contains(&wait), "{wait}");
+        assert_eq!(
+            h.estimated_wait_minutes,
+            Some(120),
+            "the scheduler's figure"
+        );
         let t4 = &by_type["t4"];
         assert_eq!((t4.total, t4.available, t4.queued), (0, 0, 1));
-        assert_eq!(t4.estimated_wait_minutes, None, "no t4 nodes reported");
-        assert_eq!(by_type["cpu-x86"].estimated_wait_minutes, None);
+        assert_eq!(t4.estimated_wait_minutes, None, "no figure for t4");
         assert_eq!(
             counts,
             Counts {

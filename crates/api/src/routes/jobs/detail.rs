@@ -114,8 +114,12 @@ pub fn estimate_note(promised: bool, estimate: Option<DateTime<Utc>>) -> String 
 
 /// Whole minutes from `now` until `at`, rounded up, never negative.
 pub fn wait_minutes(now: DateTime<Utc>, at: DateTime<Utc>) -> i64 {
-    let secs = (at - now).num_seconds().max(0);
-    (secs + 59) / 60
+    wait_minutes_between(now.timestamp(), at.timestamp())
+}
+
+/// [`wait_minutes`] between two unix times in seconds.
+pub fn wait_minutes_between(now: i64, at: i64) -> i64 {
+    (at.saturating_sub(now).max(0) + 59) / 60
 }
 
 /// The first moment after `now` at which [`wait_minutes`] towards `at` gives another number, or
