@@ -13,11 +13,23 @@ use uuid::Uuid;
 /// How long a loaded state is used before its generation is checked again.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// The published state, reloaded when the processor publishes a new generation.
+/// How long the capacity figures computed from one state are reused.
+const WAITS_REUSE: Duration = Duration::from_secs(30);
+
+/// The published state, reloaded when the processor publishes a new generation, and the
+/// capacity figures last computed from it.
 #[derive(Debug, Default)]
 pub struct PublishedQueue {
     cached: Mutex<Option<Cached>>,
+    waits: Mutex<Option<Waits>>,
 }
+
+/// Capacity figures, the state they came from and when.
+type Waits = (
+    Arc<QueueState<ReservationKey>>,
+    Instant,
+    BTreeMap<String, i64>,
+);
 
 #[derive(Debug, Clone)]
 struct Cached {
@@ -108,7 +120,8 @@ pub async fn predict(state: Arc<QueueState<ReservationKey>>, r: &Reservation) ->
 /// For each GPU type of the catalog, the minutes until a new one-hour request for one GPU (one
 /// reservation slot on a CPU-only type) from a user with nothing running would start, by the
 /// scheduler's own pass over its published state. Types it could never fit are absent, and so
-/// is everything before the scheduler's first pass.
+/// is everything before the scheduler's first pass. Figures from the same state are reused for
+/// half a minute: each costs a pass over the queue.
 pub async fn estimated_waits(
     app: &crate::state::AppState,
     db: &impl Db,
@@ -117,8 +130,32 @@ pub async fn estimated_waits(
     let Some(state) = app.queue.current(db).await? else {
         return Ok(BTreeMap::new());
     };
+    let reused = app
+        .queue
+        .waits
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .filter(|(from, at, _)| Arc::ptr_eq(from, &state) && at.elapsed() < WAITS_REUSE)
+        .map(|(_, _, waits)| waits.clone());
+    if let Some(waits) = reused {
+        return Ok(waits);
+    }
+    let waits = compute_waits(app, state.clone(), now).await;
+    *app.queue
+        .waits
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some((state, Instant::now(), waits.clone()));
+    Ok(waits)
+}
+
+async fn compute_waits(
+    app: &crate::state::AppState,
+    state: Arc<QueueState<ReservationKey>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> BTreeMap<String, i64> {
     let Some(user) = newcomer(&state) else {
-        return Ok(BTreeMap::new());
+        return BTreeMap::new();
     };
     let requests: Vec<(String, Pending<ReservationKey>)> = app
         .config
@@ -144,7 +181,7 @@ pub async fn estimated_waits(
         })
         .collect();
     let at = now.timestamp();
-    let waits = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         requests
             .into_iter()
             .filter_map(|(name, p)| {
@@ -164,8 +201,7 @@ pub async fn estimated_waits(
             .collect()
     })
     .await
-    .unwrap_or_default();
-    Ok(waits)
+    .unwrap_or_default()
 }
 
 /// A user the state knows nothing of (no live work, no recent use), for the hypothetical request
