@@ -114,12 +114,16 @@ pub fn estimate_note(promised: bool, estimate: Option<DateTime<Utc>>) -> String 
 
 /// Whole minutes from `now` until `at`, rounded up, never negative.
 pub fn wait_minutes(now: DateTime<Utc>, at: DateTime<Utc>) -> i64 {
-    wait_minutes_between(now.timestamp(), at.timestamp())
+    minutes_rounded_up((at - now).num_seconds())
 }
 
 /// [`wait_minutes`] between two unix times in seconds.
 pub fn wait_minutes_between(now: i64, at: i64) -> i64 {
-    (at.saturating_sub(now).max(0) + 59) / 60
+    minutes_rounded_up(at.saturating_sub(now))
+}
+
+fn minutes_rounded_up(secs: i64) -> i64 {
+    (secs.max(0) + 59) / 60
 }
 
 /// The first moment after `now` at which [`wait_minutes`] towards `at` gives another number, or
