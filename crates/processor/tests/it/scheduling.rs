@@ -246,3 +246,103 @@ async fn a_promise_is_stored_kept_when_a_lighter_user_submits_later_and_recorded
         .get(0);
     assert!(clock >= 0.0);
 }
+
+#[tokio::test]
+async fn a_promise_on_a_node_that_is_cordoned_moves_to_another_and_the_history_says_why() {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let env = env().await;
+    let nodes = env.cluster.seed_nodes("a100", 2, 8).await;
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    // Both nodes busy: one for an hour, the other for two.
+    let short = env
+        .submit(
+            &alice,
+            Ask {
+                hours: 1.0,
+                ..Ask::gpus("a100", 8)
+            },
+        )
+        .await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    let long = env
+        .submit(
+            &alice,
+            Ask {
+                hours: 2.0,
+                ..Ask::gpus("a100", 8)
+            },
+        )
+        .await;
+    p.scheduler_pass().await.unwrap();
+    until_status(&env, &p, short, ReservationStatus::Active).await;
+    until_status(&env, &p, long, ReservationStatus::Active).await;
+    let short_node = env.get(short).await.node_names[0].clone();
+    let long_node = env.get(long).await.node_names[0].clone();
+    assert_eq!(
+        {
+            let mut both = vec![short_node.clone(), long_node.clone()];
+            both.sort();
+            both
+        },
+        {
+            let mut seeded = nodes.clone();
+            seeded.sort();
+            seeded
+        }
+    );
+
+    // Bob is promised the node that frees first.
+    let bobs = env.submit(&bob, Ask::gpus("a100", 8)).await;
+    p.scheduler_pass().await.unwrap();
+    let first = env.get(bobs).await;
+    let promised = first
+        .promised_start_at
+        .expect("promised within the horizon");
+
+    // That node is cordoned: the promise cannot hold; bob is promised the other one, later,
+    // and his history says why.
+    Api::<Node>::all(env.cluster.client())
+        .patch(
+            &short_node,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    let mut moved = first.clone();
+    for _ in 0..50 {
+        p.scheduler_pass().await.unwrap();
+        moved = env.get(bobs).await;
+        if moved.promised_start_at != Some(promised) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let later = moved.promised_start_at.expect("promised again");
+    assert!(later > promised, "{later} after {promised}");
+    let db = env.db.connect().await;
+    let reasons: Vec<String> = db
+        .query(
+            "SELECT reason FROM reservation_events WHERE reservation_id = $1 AND kind = 'estimate' \
+             ORDER BY event_id",
+            &[&bobs],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("promised to start by"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("promise moved to")
+            && reasons[1].contains(&format!("node {short_node} is no longer available")),
+        "{reasons:?}"
+    );
+}
