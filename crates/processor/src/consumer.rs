@@ -13,7 +13,6 @@
 use gpudev_cluster::DiskMount;
 use gpudev_cluster::labels;
 use gpudev_cluster::ops;
-use gpudev_domain::DiskName;
 use gpudev_domain::ReservationStatus;
 use gpudev_store::StoreError;
 use gpudev_store::disks;
@@ -328,20 +327,17 @@ impl Processor {
             return Ok(());
         }
         let error = if create {
-            let owner = &user.username;
-            match DiskName::parse(&disk.disk_name) {
-                Err(e) => Some(format!("disk name: {e}")),
-                Ok(name) => {
-                    let mount = DiskMount {
-                        name,
-                        claim_name: disk.kube_name.clone(),
-                    };
-                    match self.ensure_claim(owner, &mount, disk.size_gb).await {
-                        Ok(()) => None,
-                        Err(e) if e.is_transient() => return Err(e),
-                        Err(e) => Some(e.to_string()),
-                    }
-                }
+            let mount = DiskMount {
+                name: disk.disk_name.clone(),
+                claim_name: disk.kube_name.clone(),
+            };
+            match self
+                .ensure_claim(&user.username, &mount, disk.size_gb)
+                .await
+            {
+                Ok(()) => None,
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) => Some(e.to_string()),
             }
         } else {
             None

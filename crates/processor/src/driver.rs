@@ -301,7 +301,7 @@ impl Processor {
                     let new = disks::NewDisk {
                         disk_id,
                         user_id: r.user_id,
-                        disk_name: name.as_str(),
+                        disk_name: name,
                         kube_name: &name.kube_name(owner, disk_id),
                         size_gb: size,
                         operation_id: None,

@@ -6,6 +6,9 @@ use tokio_postgres::Row;
 
 use uuid::Uuid;
 
+use gpudev_domain::DiskName;
+
+use crate::columns::parsed;
 use crate::error::NotFound;
 use crate::{Db, StoreError};
 
@@ -20,7 +23,7 @@ pub struct Disk {
     /// The owner's id.
     pub user_id: i64,
     /// Name, unique per owner among live disks.
-    pub disk_name: String,
+    pub disk_name: DiskName,
     /// Name of its PersistentVolumeClaim.
     pub kube_name: String,
     pub size_gb: i32,
@@ -54,11 +57,12 @@ const SELECT: &str = "SELECT d.disk_id, d.user_id, d.disk_name, d.kube_name, d.s
     d.operation_id, d.operation_status, d.operation_error, d.updated_at \
     FROM disks d";
 
-fn from_row(r: &Row) -> Disk {
-    Disk {
+/// Parses a disk row once; a name the domain refuses is a corrupt row naming its column.
+fn from_row(r: &Row) -> Result<Disk, StoreError> {
+    Ok(Disk {
         disk_id: r.get(0),
         user_id: r.get(1),
-        disk_name: r.get(2),
+        disk_name: parsed(r, "disks", "disk_name", DiskName::parse)?,
         kube_name: r.get(3),
         size_gb: r.get(4),
         status: r.get(5),
@@ -72,7 +76,7 @@ fn from_row(r: &Row) -> Disk {
         operation_status: r.get(13),
         operation_error: r.get(14),
         updated_at: r.get(15),
-    }
+    })
 }
 
 /// A disk record to create.
@@ -87,7 +91,7 @@ pub struct NewDisk<'a> {
     /// The owner.
     pub user_id: i64,
     /// The name the owner gave it.
-    pub disk_name: &'a str,
+    pub disk_name: &'a DiskName,
     /// Its PersistentVolumeClaim's name (`DiskName::kube_name` of the owner and `disk_id`),
     /// fixed for the life of the disk: renames do not change it.
     pub kube_name: &'a str,
@@ -99,7 +103,7 @@ pub struct NewDisk<'a> {
 /// Creates a disk record; a live disk of the same name for the same owner is a conflict. With an
 /// `operation_id` the creation is tracked as a pending operation the processor completes.
 pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError> {
-    let disk_name = new.disk_name;
+    let disk_name = new.disk_name.as_str();
     let res = db
         .query_one(
             "INSERT INTO disks (disk_id, user_id, disk_name, kube_name, size_gb, operation_id, \
@@ -124,7 +128,7 @@ pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError>
     let row = db
         .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&id])
         .await?;
-    Ok(from_row(&row))
+    from_row(&row)
 }
 
 /// A user's live disks by name (soft-deleted ones too when `include_deleted`).
@@ -142,7 +146,7 @@ pub async fn list(
             &[&user_id, &include_deleted],
         )
         .await?;
-    Ok(rows.iter().map(from_row).collect())
+    rows.iter().map(from_row).collect()
 }
 
 /// A user's live disk by name.
@@ -154,7 +158,7 @@ pub async fn get(db: &impl Db, user_id: i64, name: &str) -> Result<Disk, StoreEr
         )
         .await?
         .ok_or_else(|| StoreError::NotFound(NotFound::Disk(name.to_owned())))?;
-    Ok(from_row(&row))
+    from_row(&row)
 }
 
 /// Soft-deletes a disk that is not in use; it is removed for good after `grace`. The deletion is
@@ -189,7 +193,7 @@ pub async fn soft_delete(
     let row = db
         .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
         .await?;
-    Ok(from_row(&row))
+    from_row(&row)
 }
 
 /// Renames a live disk that is not in use.
@@ -212,7 +216,7 @@ pub async fn rename(db: &impl Db, user_id: i64, old: &str, new: &str) -> Result<
     let row = db
         .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
         .await?;
-    Ok(from_row(&row))
+    from_row(&row)
 }
 
 /// Attaches a disk to a reservation; false when it is already attached to another one.
@@ -304,7 +308,7 @@ pub async fn find_operation(
             &[&user_id, &name, &op],
         )
         .await?;
-    Ok(row.as_ref().map(from_row))
+    row.as_ref().map(from_row).transpose()
 }
 
 /// Records the end of a disk operation (by the processor); false when `op` is not the disk's

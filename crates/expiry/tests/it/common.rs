@@ -332,7 +332,7 @@ impl Env {
         let new = disks::NewDisk {
             disk_id,
             user_id: made.user_id,
-            disk_name: name,
+            disk_name: &disk_name,
             kube_name: &kube_name,
             size_gb: 100,
             operation_id: None,

@@ -21,7 +21,7 @@ async fn a_disk_create_hint_makes_the_claim_and_completes_the_operation() {
     let new = disks::NewDisk {
         disk_id,
         user_id: alice.id,
-        disk_name: "data",
+        disk_name: &name,
         kube_name: &claim,
         size_gb: 50,
         operation_id: Some(op),

@@ -3,7 +3,7 @@
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use gpudev_domain::SshPublicKey;
+use gpudev_domain::{DiskName, SshPublicKey};
 use gpudev_store::cronjob_runs::{self, Outcome};
 use gpudev_store::gpu_types::{self, Availability};
 use gpudev_store::{StoreError, audit, disks, ssh_keys};
@@ -21,15 +21,35 @@ async fn create_disk(
     size_gb: i32,
     operation_id: Option<Uuid>,
 ) -> Result<disks::Disk, StoreError> {
+    let name = DiskName::parse(disk_name).unwrap();
     let new = disks::NewDisk {
         disk_id: Uuid::new_v4(),
         user_id,
-        disk_name,
+        disk_name: &name,
         kube_name,
         size_gb,
         operation_id,
     };
     disks::create(db, &new).await
+}
+
+#[tokio::test]
+async fn a_disk_name_the_domain_refuses_is_refused_by_the_database_too() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    create_disk(&client, alice.user_id, "home", "disk-alice-home", 100, None)
+        .await
+        .unwrap();
+    for bad in ["not a name!", "", &"x".repeat(64)] {
+        assert!(DiskName::parse(bad).is_err(), "{bad:?}");
+        let written = client
+            .execute("UPDATE disks SET disk_name = $1", &[&bad])
+            .await;
+        assert!(written.is_err(), "{bad:?} was stored");
+    }
+    let read = disks::list(&client, alice.user_id, false).await.unwrap();
+    assert_eq!(read[0].disk_name.as_str(), "home");
 }
 
 #[tokio::test]
@@ -94,7 +114,7 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
     let renamed = disks::rename(&client, alice.user_id, "home", "work")
         .await
         .unwrap();
-    assert_eq!(renamed.disk_name, "work");
+    assert_eq!(renamed.disk_name.as_str(), "work");
     let deleted = disks::soft_delete(
         &client,
         alice.user_id,

@@ -47,7 +47,7 @@ pub async fn create_disk(
     let new = disks::NewDisk {
         disk_id,
         user_id: caller.user_id,
-        disk_name: name.as_str(),
+        disk_name: &name,
         kube_name: &name.kube_name(&caller.username, disk_id),
         size_gb: size as i32,
         operation_id: Some(op),
@@ -62,7 +62,7 @@ pub async fn create_disk(
     let hint = QueueMessage::DiskCreate(DiskHint {
         operation_id: op,
         disk_id: disk.disk_id,
-        disk_name: disk.disk_name.clone(),
+        disk_name: disk.disk_name.to_string(),
         username: caller.username.to_string(),
         size_gb: Some(size),
         delete_date: None,
@@ -78,7 +78,7 @@ pub async fn create_disk(
         Audit {
             action: "disk.create",
             target_type: Some("disk"),
-            target_id: Some(disk.disk_name.clone()),
+            target_id: Some(disk.disk_name.to_string()),
             outcome: "success",
             details: Some(serde_json::json!({"size_gb": size, "operation_id": op})),
         },
@@ -87,7 +87,7 @@ pub async fn create_disk(
     tx.commit().await.map_err(StoreError::from)?;
     Ok(HttpResponse::Ok().json(DiskOperationResponse {
         operation_id: op,
-        disk_name: disk.disk_name,
+        disk_name: disk.disk_name.to_string(),
         action: "create".into(),
         message: format!("Disk creation requested ({size} GB); poll the operation for its status"),
         requested_at: Utc::now(),

@@ -44,7 +44,7 @@ pub async fn delete_disk(
     let hint = QueueMessage::DiskDelete(DiskHint {
         operation_id: op,
         disk_id: disk.disk_id,
-        disk_name: disk.disk_name.clone(),
+        disk_name: disk.disk_name.to_string(),
         username: caller.username.to_string(),
         size_gb: None,
         delete_date: Some(delete_date),
@@ -60,7 +60,7 @@ pub async fn delete_disk(
         Audit {
             action: "disk.delete",
             target_type: Some("disk"),
-            target_id: Some(disk.disk_name.clone()),
+            target_id: Some(disk.disk_name.to_string()),
             outcome: "success",
             details: Some(serde_json::json!({"operation_id": op, "delete_date": delete_date})),
         },
@@ -69,7 +69,7 @@ pub async fn delete_disk(
     tx.commit().await.map_err(StoreError::from)?;
     Ok(HttpResponse::Ok().json(DiskOperationResponse {
         operation_id: op,
-        disk_name: disk.disk_name,
+        disk_name: disk.disk_name.to_string(),
         action: "delete".into(),
         message: format!(
             "Disk marked for deletion. Will be deleted on {}",

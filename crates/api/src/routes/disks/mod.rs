@@ -29,7 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub(crate) fn disk_info(d: Disk, owner: &str) -> DiskInfo {
     DiskInfo {
         in_use: d.reservation_id.is_some(),
-        disk_name: d.disk_name,
+        disk_name: d.disk_name.to_string(),
         user_id: owner.to_owned(),
         size_gb: d.size_gb,
         is_backing_up: false,

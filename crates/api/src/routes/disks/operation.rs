@@ -39,7 +39,7 @@ pub async fn get_operation(
     let status = disk.operation_status.unwrap_or_else(|| "unknown".into());
     Ok(HttpResponse::Ok().json(OperationStatus {
         operation_id: op,
-        disk_name: disk.disk_name,
+        disk_name: disk.disk_name.to_string(),
         completed: status == "completed" || status == "failed",
         status,
         error: disk.operation_error,

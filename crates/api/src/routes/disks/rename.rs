@@ -52,7 +52,7 @@ pub async fn rename_disk(
         Audit {
             action: "disk.rename",
             target_type: Some("disk"),
-            target_id: Some(disk.disk_name.clone()),
+            target_id: Some(disk.disk_name.to_string()),
             outcome: "success",
             details: Some(serde_json::json!({"old_name": old.as_str()})),
         },
@@ -62,6 +62,6 @@ pub async fn rename_disk(
     Ok(HttpResponse::Ok().json(RenameResult {
         message: format!("Disk '{}' renamed to '{}'", old.as_str(), disk.disk_name),
         old_name: old.as_str().to_owned(),
-        new_name: disk.disk_name,
+        new_name: disk.disk_name.to_string(),
     }))
 }
