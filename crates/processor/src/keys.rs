@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gpudev_domain::{GithubUser, SshPublicKey};
+use gpudev_domain::SshPublicKey;
 use gpudev_store::{Pool, reservations::Reservation, ssh_keys, users};
 
 use crate::error::{ProcessorError, Result};
@@ -41,12 +41,8 @@ impl KeySource {
         let registered = ssh_keys::list(&**db, reservation.user_id).await?;
         let owner = users::find_by_id(&**db, reservation.user_id).await?;
         drop(db);
-        // The reservation's logins were parsed when it was read; the owner's stored login is
-        // checked here, and skipped when it is not one.
-        let owners_login = owner
-            .as_ref()
-            .and_then(|u| u.github_username.as_deref())
-            .and_then(|login| GithubUser::parse(login).ok());
+        // Every login was parsed when its row was read.
+        let owners_login = owner.and_then(|u| u.github_username);
         let logins: BTreeSet<String> = reservation
             .github_user
             .iter()

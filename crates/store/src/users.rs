@@ -1,7 +1,7 @@
 //! Users: who may hold API keys and reservations.
 
 use chrono::{DateTime, Utc};
-use gpudev_domain::Username;
+use gpudev_domain::{GithubUser, Username};
 use serde::Serialize;
 use tokio_postgres::Row;
 
@@ -57,7 +57,7 @@ pub struct User {
     /// False once disabled: such a user cannot log in or use keys.
     pub is_active: bool,
     /// GitHub login whose public keys may be installed on dev boxes.
-    pub github_username: Option<String>,
+    pub github_username: Option<GithubUser>,
     /// When the user was first seen.
     pub created_at: DateTime<Utc>,
     /// Last successful login.
@@ -77,7 +77,7 @@ fn from_row(r: &Row) -> Result<User, StoreError> {
         oidc_subject: r.get("oidc_subject"),
         role: Role::parse(r.get("role"))?,
         is_active: r.get("is_active"),
-        github_username: r.get("github_username"),
+        github_username: columns::parsed_opt(r, "user", "github_username", GithubUser::parse)?,
         created_at: r.get("created_at"),
         last_login_at: r.get("last_login_at"),
     })

@@ -38,7 +38,7 @@ fn body(u: User) -> AdminUser {
         oidc_subject: u.oidc_subject,
         role: u.role.as_str().to_owned(),
         is_active: u.is_active,
-        github_username: u.github_username,
+        github_username: u.github_username.map(|g| g.to_string()),
         created_at: u.created_at,
         last_login_at: u.last_login_at,
     }

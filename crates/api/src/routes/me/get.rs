@@ -35,7 +35,7 @@ pub async fn get_me(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
         },
         email: user.email,
         aws_arn: user.aws_arn,
-        github_username: user.github_username,
+        github_username: user.github_username.map(|g| g.to_string()),
         created_at: user.created_at,
         last_login_at: user.last_login_at,
         current_key: CurrentKey {
