@@ -269,8 +269,9 @@ impl Processor {
         Ok(times)
     }
 
-    /// The state to publish, or `None` when it is what this leader published last (apart from
-    /// the time of the pass).
+    /// The state to publish, or `None` when it is what this leader published last, apart from
+    /// the time of the pass and the users' decayed past use (which changes with every pass, and
+    /// only ever shifts a new request's tag by less than one request).
     fn state_to_publish(
         &self,
         state: &QueueState<ReservationKey>,
@@ -283,7 +284,7 @@ impl Processor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .is_some_and(|last| without_time(last) == without_time(&value));
+            .is_some_and(|last| essentials(last) == essentials(&value));
         Ok((!same).then_some(value))
     }
 
@@ -326,11 +327,13 @@ impl Processor {
     }
 }
 
-/// A published state without the time of its pass.
-fn without_time(state: &serde_json::Value) -> serde_json::Value {
+/// What of a published state decides whether it is worth writing again: all but the time of
+/// its pass and the decayed past use.
+fn essentials(state: &serde_json::Value) -> serde_json::Value {
     let mut state = state.clone();
     if let Some(map) = state.as_object_mut() {
         map.remove("taken_at");
+        map.remove("usage");
     }
     state
 }

@@ -245,6 +245,27 @@ async fn a_promise_is_stored_kept_when_a_lighter_user_submits_later_and_recorded
         .unwrap()
         .get(0);
     assert!(clock >= 0.0);
+
+    // The state the API answers from is written again only when something in it changed (the
+    // passing time and alice's growing use do not count).
+    let generation = || async {
+        db.query_one("SELECT generation FROM scheduler_state", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let before = generation().await;
+    // A second later alice has used more (the policy counts whole seconds).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    p.scheduler_pass().await.unwrap();
+    assert_eq!(generation().await, before);
+    env.cancel(carols).await;
+    p.scheduler_pass().await.unwrap();
+    assert_eq!(
+        generation().await,
+        before + 1,
+        "carol's request left the queue"
+    );
 }
 
 #[tokio::test]
