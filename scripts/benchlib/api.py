@@ -17,7 +17,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from local import Postgres, free_port, machine, moto_admin, run, start_sts, stop, wait_http  # noqa: E402
+from local import (  # noqa: E402
+    Postgres, free_port, machine, moto_admin, run, start_sts, stop, wait_http, write_bench_section,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
@@ -394,15 +396,7 @@ def write_report(results, baseline, list_baseline, api_peak):
     ]
     lines += ratio_rows(results, "GET /v1/jobs?limit=10", list_baseline)
     lines.append("<!-- api-bench:end -->")
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs" / "BENCHMARKS.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\nEvery figure here comes from a command in this repository, run on the machine named with it.\n\n"
-    if "<!-- api-bench:start -->" in text:
-        text = re.sub(r"<!-- api-bench:start -->.*<!-- api-bench:end -->\n", section, text, flags=re.S)
-    else:
-        text += "\n" + section
-    doc.write_text(text)
-    print(section)
+    write_bench_section("<!-- api-bench:start -->", "<!-- api-bench:end -->", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

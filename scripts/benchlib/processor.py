@@ -8,7 +8,6 @@ append their figures to (one JSON object per benchmark).
 
 import json
 import os
-import re
 import shlex
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from local import machine  # noqa: E402
+from local import machine, write_bench_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -129,15 +128,7 @@ def write_report(fig):
         "binary reconciles, then runs a pass, every 2 s, or as soon as the previous tick's work ends).",
         END,
     ]
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs" / "BENCHMARKS.md"
-    text = doc.read_text()
-    if START in text:
-        text = re.sub(re.escape(START) + ".*" + re.escape(END) + "\n", lambda _: section, text, flags=re.S)
-    else:
-        text += "\n" + section
-    doc.write_text(text)
-    print(section)
+    write_bench_section(START, END, "\n".join(lines) + "\n")
 
 
 def main():

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-from local import machine  # noqa: E402
+from local import machine, write_bench_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = os.environ.get("BENCH_SEEDS", "1,2,3")
@@ -65,15 +65,7 @@ def main():
         f"the {second.group(1)} promises the first made: median {second.group(2)}.",
         END,
     ]
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs" / "BENCHMARKS.md"
-    text = doc.read_text()
-    if START in text:
-        text = re.sub(re.escape(START) + ".*" + re.escape(END) + "\n", lambda _: section, text, flags=re.S)
-    else:
-        text += "\n" + section
-    doc.write_text(text)
-    print(section)
+    write_bench_section(START, END, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

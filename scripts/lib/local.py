@@ -8,6 +8,7 @@ the project's virtualenv.
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".tools" / "venv" / "bin"
 MOTO_ADMIN = ROOT / "crates" / "testkit" / "py" / "moto_admin.py"
+
+
+def write_bench_section(start, end, section):
+    """Replaces the part of docs/BENCHMARKS.md between the `start` and `end` markers (both kept,
+    as `section` carries them) with `section`, or appends it; prints it."""
+    doc = ROOT / "docs" / "BENCHMARKS.md"
+    text = doc.read_text() if doc.exists() else (
+        "# Benchmarks\n\nEvery figure here comes from a command in this repository, run on the "
+        "machine named with it.\n\n")
+    if start in text:
+        text = re.sub(re.escape(start) + ".*" + re.escape(end) + "\n", lambda _: section, text, flags=re.S)
+    else:
+        text += "\n" + section
+    doc.write_text(text)
+    print(section)
 
 
 def free_port():

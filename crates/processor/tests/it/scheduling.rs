@@ -236,6 +236,7 @@ async fn a_promise_is_stored_kept_when_a_lighter_user_submits_later_and_recorded
         tags.iter().all(|r| r.get::<_, Option<f64>>(0).is_some()),
         "every reservation a pass has seen keeps its tag, running ones too"
     );
+    // The type's virtual time is the smallest tag still waiting: bob's, who leads the queue.
     let clock: f64 = db
         .query_one(
             "SELECT virtual_time FROM scheduler_clocks WHERE gpu_type = 'a100'",
@@ -244,7 +245,15 @@ async fn a_promise_is_stored_kept_when_a_lighter_user_submits_later_and_recorded
         .await
         .unwrap()
         .get(0);
-    assert!(clock >= 0.0);
+    let bobs_tag: f64 = db
+        .query_one(
+            "SELECT queue_tag FROM reservations WHERE reservation_id = $1",
+            &[&bobs],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(clock, bobs_tag);
 
     // The state the API answers from is written again only when something in it changed (the
     // passing time and alice's growing use do not count).

@@ -77,13 +77,7 @@ pub async fn extend(
         )
         .await?
         .ok_or(StoreError::NotFound(NotFound::Reservation(id)))?;
-    let changed: bool = row.get(0);
-    let now = get_in(db, id).await?;
-    Ok(if changed {
-        Change::Applied(Box::new(now))
-    } else {
-        Change::Refused(Box::new(now))
-    })
+    outcome(db, id, row.get(0)).await
 }
 
 /// Records whether Jupyter is wanted. Applied only while the reservation is `queued` (it starts
@@ -164,7 +158,12 @@ async fn guarded_update(
         .query_opt(&sql, &[&id, value, &reason, &actor, &details])
         .await?
         .ok_or(StoreError::NotFound(NotFound::Reservation(id)))?;
-    let changed: bool = row.get(0);
+    outcome(db, id, row.get(0)).await
+}
+
+/// The answer to a guarded change: applied or refused by its own statement's row count, with
+/// the reservation as it now stands.
+async fn outcome(db: &impl Db, id: Uuid, changed: bool) -> Result<Change, StoreError> {
     let now = get_in(db, id).await?;
     Ok(if changed {
         Change::Applied(Box::new(now))
