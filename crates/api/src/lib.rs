@@ -19,6 +19,7 @@ pub mod queue_state;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod submit_writer;
 
 pub use config::ApiConfig;
 pub use startup::{Application, ShutdownHandle};

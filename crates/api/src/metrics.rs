@@ -1,8 +1,8 @@
 //! Prometheus metrics, served on their own port.
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric the API exports.
@@ -28,6 +28,8 @@ pub struct Metrics {
     pub server_errors: IntCounter,
     /// Job reads answered from the replica's cache (`hit`) or the database (`miss`).
     pub job_cache: IntCounterVec,
+    /// Submits written per transaction.
+    pub submit_batch_size: Histogram,
 }
 
 impl Metrics {
@@ -86,6 +88,13 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let submit_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "submit_batch_size",
+                "Submits written together in one transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(auth_attempts.clone()))?;
@@ -95,6 +104,7 @@ impl Metrics {
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(server_errors.clone()))?;
         registry.register(Box::new(job_cache.clone()))?;
+        registry.register(Box::new(submit_batch_size.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -106,6 +116,7 @@ impl Metrics {
             pool,
             server_errors,
             job_cache,
+            submit_batch_size,
         })
     }
 

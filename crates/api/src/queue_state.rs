@@ -1,27 +1,32 @@
 //! The queue as the scheduler's last pass left it (published by the processor's leader), kept
 //! in memory: the submit answer runs the scheduler's own code over it (ADR 5).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey, Username};
 use gpudev_store::reservations::Reservation;
-use gpudev_store::{Db, StoreError, scheduling};
+use gpudev_store::{Pool, StoreError, scheduling};
 use uuid::Uuid;
 
 /// How long a loaded state is used before its generation is checked again.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// How long a submit prediction is reused for the same user and request from the same state.
+/// Within it, later submits are answered as the first was (none of them is in the state yet).
+pub const PREDICTION_REUSE: Duration = Duration::from_secs(1);
+
 /// How long the capacity figures computed from one state are reused.
 const WAITS_REUSE: Duration = Duration::from_secs(30);
 
-/// The published state, reloaded when the processor publishes a new generation, and the
-/// capacity figures last computed from it.
+/// The published state, reloaded when the processor publishes a new generation, and what was
+/// computed from it: the capacity figures and recent submit predictions.
 #[derive(Debug, Default)]
 pub struct PublishedQueue {
     cached: Mutex<Option<Cached>>,
     waits: Mutex<Option<Waits>>,
+    predictions: Mutex<Predictions>,
 }
 
 /// Capacity figures, the state they came from and when.
@@ -31,29 +36,69 @@ type Waits = (
     BTreeMap<String, i64>,
 );
 
+/// What the state says (none before the scheduler's first pass, or when the one published
+/// cannot be read by this version), its generation, and when that was last checked.
 #[derive(Debug, Clone)]
 struct Cached {
-    generation: i64,
-    state: Arc<QueueState<ReservationKey>>,
+    generation: Option<i64>,
+    state: Option<Arc<QueueState<ReservationKey>>>,
     checked_at: Instant,
+}
+
+/// What a request of one shape from one user was predicted to do, from one state.
+#[derive(Debug, Default)]
+struct Predictions {
+    from: Option<Arc<QueueState<ReservationKey>>>,
+    by_shape: HashMap<Shape, (Instant, Prediction)>,
+}
+
+impl Predictions {
+    /// The predictions made from `state` within [`PREDICTION_REUSE`]; those from another state,
+    /// or older, are dropped.
+    fn made_from(
+        &mut self,
+        state: &Arc<QueueState<ReservationKey>>,
+    ) -> &mut HashMap<Shape, (Instant, Prediction)> {
+        if !self.from.as_ref().is_some_and(|f| Arc::ptr_eq(f, state)) {
+            *self = Predictions {
+                from: Some(state.clone()),
+                by_shape: HashMap::new(),
+            };
+        }
+        self.by_shape
+            .retain(|_, (at, _)| at.elapsed() < PREDICTION_REUSE);
+        &mut self.by_shape
+    }
+}
+
+/// Everything of a new reservation a prediction depends on, apart from the moment it was
+/// submitted (which orders it after equal ones submitted earlier).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Shape {
+    user: Username,
+    gpu_type: String,
+    gpu_count: u32,
+    nodes: u32,
+    priority: i32,
+    duration_secs: i64,
 }
 
 impl PublishedQueue {
     /// The latest published state (none before the scheduler's first pass, or when the one
-    /// published cannot be read by this version).
+    /// published cannot be read by this version). A connection is taken from `pool` only when
+    /// the generation is due to be checked again.
     pub async fn current(
         &self,
-        db: &impl Db,
+        pool: &Pool,
     ) -> Result<Option<Arc<QueueState<ReservationKey>>>, StoreError> {
         let cached = self.lock().clone();
         if let Some(c) = &cached
             && c.checked_at.elapsed() < RECHECK
         {
-            return Ok(Some(c.state.clone()));
+            return Ok(c.state.clone());
         }
-        let Some(generation) = scheduling::state_generation(db).await? else {
-            return Ok(None);
-        };
+        let db = pool.get().await?;
+        let generation = scheduling::state_generation(&*db).await?;
         if let Some(c) = cached
             && c.generation == generation
         {
@@ -61,26 +106,30 @@ impl PublishedQueue {
                 checked_at: Instant::now(),
                 ..c.clone()
             });
-            return Ok(Some(c.state));
+            return Ok(c.state);
         }
-        let Some((generation, value)) = scheduling::published_state(db).await? else {
-            return Ok(None);
+        let loaded = match generation {
+            None => None,
+            Some(_) => scheduling::published_state(&*db).await?,
         };
-        match serde_json::from_value::<QueueState<ReservationKey>>(value) {
-            Ok(state) => {
-                let state = Arc::new(state);
-                self.store(Cached {
-                    generation,
-                    state: state.clone(),
-                    checked_at: Instant::now(),
-                });
-                Ok(Some(state))
+        let (generation, state) = match loaded {
+            None => (None, None),
+            Some((generation, value)) => {
+                match serde_json::from_value::<QueueState<ReservationKey>>(value) {
+                    Ok(state) => (Some(generation), Some(Arc::new(state))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, generation, "the published queue state cannot be read; submit answers carry no estimate until the next generation");
+                        (Some(generation), None)
+                    }
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "the published queue state cannot be read; submit answers carry no estimate");
-                Ok(None)
-            }
-        }
+        };
+        self.store(Cached {
+            generation,
+            state: state.clone(),
+            checked_at: Instant::now(),
+        });
+        Ok(state)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
@@ -90,31 +139,64 @@ impl PublishedQueue {
     fn store(&self, c: Cached) {
         *self.lock() = Some(c);
     }
-}
 
-/// What the scheduler's next pass would do with `r`, a reservation it has not seen yet.
-pub async fn predict(state: Arc<QueueState<ReservationKey>>, r: &Reservation) -> Prediction {
-    let hours = r.duration_hours + r.extended_hours;
-    let new = Pending {
-        reservation_id: ReservationKey {
-            submitted_micros: r.created_at.timestamp_micros(),
-            id: r.reservation_id,
-        },
-        user: r.username.clone(),
-        gpu_type: r.gpu_type.clone(),
-        gpu_count: u32::try_from(r.gpu_count).unwrap_or(0),
-        nodes: u32::try_from(r.node_count).unwrap_or(1),
-        priority: r.priority,
-        submitted_at: r.created_at.timestamp(),
-        duration_secs: (hours * 3600.0).round() as i64,
-        tag: None,
-        promise: None,
-    };
-    let now = chrono::Utc::now().timestamp();
-    // A pass over a long queue takes milliseconds of CPU: off the request threads.
-    tokio::task::spawn_blocking(move || state.predict(new, now))
-        .await
-        .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
+    /// What the scheduler's next pass would do with `r`, a reservation it has not seen yet. A
+    /// prediction costs up to a pass over the queue, so one for the same user and request from
+    /// the same state is reused for [`PREDICTION_REUSE`].
+    pub async fn predict(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        r: &Reservation,
+    ) -> Prediction {
+        let hours = r.duration_hours + r.extended_hours;
+        let new = Pending {
+            reservation_id: ReservationKey {
+                submitted_micros: r.created_at.timestamp_micros(),
+                id: r.reservation_id,
+            },
+            user: r.username.clone(),
+            gpu_type: r.gpu_type.clone(),
+            gpu_count: u32::try_from(r.gpu_count).unwrap_or(0),
+            nodes: u32::try_from(r.node_count).unwrap_or(1),
+            priority: r.priority,
+            submitted_at: r.created_at.timestamp(),
+            duration_secs: (hours * 3600.0).round() as i64,
+            tag: None,
+            promise: None,
+        };
+        let shape = Shape {
+            user: new.user.clone(),
+            gpu_type: new.gpu_type.to_string(),
+            gpu_count: new.gpu_count,
+            nodes: new.nodes,
+            priority: new.priority,
+            duration_secs: new.duration_secs,
+        };
+        if let Some(known) = self.reused(&state, &shape) {
+            return known;
+        }
+        let now = chrono::Utc::now().timestamp();
+        // A pass over a long queue takes milliseconds of CPU: off the request threads.
+        let from = state.clone();
+        let prediction = tokio::task::spawn_blocking(move || from.predict(new, now))
+            .await
+            .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")));
+        self.predictions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .made_from(&state)
+            .insert(shape, (Instant::now(), prediction.clone()));
+        prediction
+    }
+
+    fn reused(&self, state: &Arc<QueueState<ReservationKey>>, shape: &Shape) -> Option<Prediction> {
+        self.predictions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .made_from(state)
+            .get(shape)
+            .map(|(_, p)| p.clone())
+    }
 }
 
 /// For each GPU type of the catalog, the minutes until a new one-hour request for one GPU (one
@@ -124,10 +206,9 @@ pub async fn predict(state: Arc<QueueState<ReservationKey>>, r: &Reservation) ->
 /// half a minute: each costs a pass over the queue.
 pub async fn estimated_waits(
     app: &crate::state::AppState,
-    db: &impl Db,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<BTreeMap<String, i64>, StoreError> {
-    let Some(state) = app.queue.current(db).await? else {
+    let Some(state) = app.queue.current(&app.pool).await? else {
         return Ok(BTreeMap::new());
     };
     let reused = app

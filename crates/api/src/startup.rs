@@ -101,7 +101,14 @@ impl Application {
             )
             .context("building the OIDC client")?,
         );
+        let submits = Arc::new(crate::submit_writer::SubmitWriter::new(
+            pool.clone(),
+            config.queue.clone(),
+            metrics.clone(),
+            crate::submit_writer::WRITERS,
+        ));
         let state = AppState {
+            submits,
             config: Arc::new(config),
             pool: pool.clone(),
             keys: keys.clone(),

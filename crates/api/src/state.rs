@@ -35,6 +35,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// The queue as the scheduler's last pass left it, for submit answers.
     pub queue: Arc<crate::queue_state::PublishedQueue>,
+    /// Writes submits, several to a transaction.
+    pub submits: Arc<crate::submit_writer::SubmitWriter>,
 }
 
 impl AppState {

@@ -408,31 +408,130 @@ async fn beyond_the_running_quota_a_request_queues_and_only_the_queued_cap_refus
 }
 
 #[tokio::test]
-async fn concurrent_submits_at_the_limit_cannot_both_pass() {
-    let app = spawn_app_with(&[("MAX_QUEUED_RESERVATIONS_PER_USER", "1")]).await;
-    let (_, key) = app.user_with_key("alice", Role::User).await;
+async fn sixty_four_concurrent_submits_of_one_key_at_the_limit_pass_exactly_the_limit() {
+    const LIMIT: usize = 10;
+    let app = spawn_app_with(&[("MAX_QUEUED_RESERVATIONS_PER_USER", "10")]).await;
+    let (alice, key) = app.user_with_key("alice", Role::User).await;
 
     let attempts =
-        futures::future::join_all((0..6).map(|_| async {
+        futures::future::join_all((0..64).map(|_| async {
             status_json(app.post("/v1/jobs/submit", &key, t4(1.0)).await).await
         }))
         .await;
 
-    let statuses: Vec<u16> = attempts.iter().map(|(s, _)| *s).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{attempts:?}"
-    );
+    let accepted: Vec<&Value> = attempts
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(accepted.len(), LIMIT, "{attempts:?}");
     assert!(
         attempts
             .iter()
             .filter(|(s, _)| *s != 200)
-            .all(|(s, b)| *s == 409 && b["code"] == "quota_exceeded"),
+            .all(|(s, b)| *s == 409
+                && b["code"] == "quota_exceeded"
+                && b["detail"].as_str().unwrap().contains("the limit is 10")),
         "{attempts:?}"
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
-    assert_eq!(queued_messages(&app).await.len(), 1);
+    // Exactly the accepted ones exist, each with its event and its message, and every submit,
+    // accepted or refused, has its audit record.
+    let stored: Vec<Uuid> = app
+        .db
+        .connect()
+        .await
+        .query(
+            "SELECT reservation_id FROM reservations WHERE user_id = $1 AND status = 'queued' \
+             ORDER BY reservation_id",
+            &[&alice.user_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut answered: Vec<Uuid> = accepted
+        .iter()
+        .map(|b| b["job_id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    answered.sort();
+    assert_eq!(stored, answered);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM reservation_events WHERE reason = 'submitted'"
+        )
+        .await,
+        LIMIT as i64
+    );
+    assert_eq!(queued_messages(&app).await.len(), LIMIT);
+    let audits = audit_rows(&app, "reservation.submit").await;
+    assert_eq!(audits.iter().filter(|r| r.2 == "success").count(), LIMIT);
+    assert_eq!(
+        audits.iter().filter(|r| r.2 == "denied").count(),
+        64 - LIMIT
+    );
+    // They were written several to a transaction.
+    let metrics = app
+        .http
+        .get(&app.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let batches = metric(&metrics, "gpudev_api_submit_batch_size_count");
+    assert!(
+        (1.0..64.0).contains(&batches),
+        "64 submits in {batches} transactions"
+    );
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in\n{text}"))
+}
+
+#[tokio::test]
+async fn concurrent_submits_of_many_users_each_get_their_own_answer() {
+    let app = spawn_app_with(&[("MAX_QUEUED_RESERVATIONS_PER_USER", "1")]).await;
+    let mut keys = Vec::new();
+    for i in 0..8 {
+        keys.push(app.user_with_key(&format!("user{i}"), Role::User).await);
+    }
+    // Each user submits twice at once: one of the two passes the cap of one, whichever
+    // transaction the two end up in.
+    let app = &app;
+    let attempts = futures::future::join_all(keys.iter().flat_map(|(user, key)| {
+        (0..2).map(move |_| async move {
+            (
+                user.user_id,
+                status_json(app.post("/v1/jobs/submit", key, t4(1.0)).await).await,
+            )
+        })
+    }))
+    .await;
+    for (user, _) in &keys {
+        let mine: Vec<u16> = attempts
+            .iter()
+            .filter(|(u, _)| *u == user.user_id)
+            .map(|(_, (s, _))| *s)
+            .collect();
+        assert_eq!(
+            mine.iter().filter(|s| **s == 200).count(),
+            1,
+            "{attempts:?}"
+        );
+        assert_eq!(
+            mine.iter().filter(|s| **s == 409).count(),
+            1,
+            "{attempts:?}"
+        );
+    }
+    assert_eq!(count(app, "SELECT count(*) FROM reservations").await, 8);
+    assert_eq!(queued_messages(app).await.len(), 8);
 }
 
 #[tokio::test]

@@ -4,9 +4,9 @@
 use chrono::Utc;
 use serde::Serialize;
 use tokio_postgres::Client;
+use uuid::Uuid;
 
 use super::model::{COLUMNS, NewReservation, Reservation, from_row};
-use crate::error::NotFound;
 use crate::hints::{QueueMessage, ReservationHint};
 use crate::{Db, Queue, StoreError};
 
@@ -44,8 +44,8 @@ pub async fn submit(
 /// [`submit`] inside the caller's transaction, so the caller can check quotas and write its audit
 /// record in the same unit of work. Nothing is visible (and no message is delivered) until the
 /// caller commits. A reused idempotency key writes nothing and returns
-/// [`Submitted::Existing`]; a reservation id that is already taken fails with a unique violation
-/// ([`StoreError::is_unique_violation`]), which aborts the transaction.
+/// [`Submitted::Existing`]; a reservation id that is already taken writes nothing and fails with
+/// [`StoreError::Conflict`], leaving the transaction usable.
 pub async fn submit_in(
     tx: &impl Db,
     queue: &Queue,
@@ -53,6 +53,10 @@ pub async fn submit_in(
 ) -> Result<Submitted, StoreError> {
     match insert(tx, queue, new, None).await? {
         Checked::Submitted(s) => Ok(s),
+        Checked::IdTaken(_) => Err(StoreError::Conflict(format!(
+            "reservation id {} is already in use",
+            new.reservation_id
+        ))),
         // No quota was given, so none can be exceeded.
         Checked::OverQuota(_) => Err(StoreError::Corrupt(
             "a submit without a quota was refused for its quota".into(),
@@ -75,13 +79,18 @@ pub enum Checked {
     Submitted(Submitted),
     /// Nothing was written: the user already has this many reservations queued.
     OverQuota(UserLoad),
+    /// Nothing was written: the proposed reservation id belongs to another reservation — the
+    /// same user's (given, so a retry can be answered with it) or someone else's (`None`).
+    IdTaken(Option<Box<Reservation>>),
 }
 
 /// [`submit_in`] with the quota check in the same statement: the user's [`UserLoad`] is read and
 /// the reservation, its event, its secrets and its PGMQ message are written only when it stays
 /// within `quota` — one round trip. Call it after [`lock_user_submissions`] in the same
 /// transaction: the statement then reads the load after every earlier submit of the user has
-/// committed, so two submits cannot both pass the check.
+/// committed, so two submits cannot both pass the check. Nothing it refuses aborts the
+/// transaction, so several submits can share one (their statements may be sent together; each
+/// sees the ones before it).
 pub async fn submit_within(
     tx: &impl Db,
     queue: &Queue,
@@ -128,13 +137,22 @@ async fn insert(
     let disk_name = new.disk_name.as_ref().map(|d| d.as_str());
     let github_user = new.github_user.as_ref().map(|g| g.as_str());
     let max_queued = quota.map(|q| q.max_queued);
-    // `load` is read with this statement's snapshot, before `ins` writes; the secrets, the event
-    // and the message are written only for an inserted row (none on a quota refusal or a reused
-    // idempotency key, where ON CONFLICT DO NOTHING leaves the transaction usable).
+    // `prior` and `load` are read with this statement's snapshot, before `ins` writes: a
+    // reservation with the proposed id or the same idempotency key, and the user's queue. The
+    // secrets, the event and the message are written only for an inserted row; none is inserted
+    // over the quota or when `prior` found one, and ON CONFLICT DO NOTHING covers the same id or
+    // key committed by a concurrent transaction after the snapshot (no error, the transaction
+    // stays usable).
     let row = tx
         .query_one(
             &format!(
-                "WITH load AS ( \
+                "WITH prior AS ( \
+                   SELECT reservation_id, user_id, \
+                     coalesce(user_id = $2 AND idempotency_key = $14, false) AS by_key \
+                   FROM reservations \
+                   WHERE reservation_id = $1 OR (user_id = $2 AND idempotency_key = $14) \
+                   ORDER BY 3 DESC LIMIT 1), \
+                 load AS ( \
                    SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
                    FROM reservations \
                    WHERE user_id = $2 AND status = 'queued'), \
@@ -145,8 +163,8 @@ async fn insert(
                      disk_size_gb, detailed_status) \
                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                      $17, $18, 'waiting in queue' FROM load \
-                   WHERE ($19::bigint IS NULL OR load.n < $19) \
-                   ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                   WHERE ($19::bigint IS NULL OR load.n < $19) AND NOT EXISTS (SELECT 1 FROM prior) \
+                   ON CONFLICT DO NOTHING \
                    RETURNING *), \
                  sec AS ( \
                    INSERT INTO reservation_secrets (reservation_id, env) \
@@ -155,8 +173,11 @@ async fn insert(
                    INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
                    SELECT reservation_id, 'transition', 'queued', 'submitted', $21 FROM ins), \
                  msg AS (SELECT pgmq.send($22, $23::jsonb) AS msg_id FROM ins) \
-                 SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, {COLUMNS} \
-                 FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true",
+                 SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, \
+                   prior.reservation_id AS prior_id, prior.user_id AS prior_user, \
+                   prior.by_key AS prior_by_key, {COLUMNS} \
+                 FROM load LEFT JOIN prior ON true \
+                 LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true",
             ),
             &[
                 &new.reservation_id,
@@ -192,6 +213,12 @@ async fn insert(
             msg_id,
         }));
     }
+    let prior: Option<(Uuid, i64, bool)> = row
+        .get::<_, Option<Uuid>>("prior_id")
+        .map(|id| (id, row.get("prior_user"), row.get("prior_by_key")));
+    if let Some((id, owner, by_key)) = prior {
+        return existing(tx, new, id, owner, by_key).await;
+    }
     let load = UserLoad {
         reservations: row.get("load_reservations"),
         gpus: row.get("load_gpus"),
@@ -201,16 +228,40 @@ async fn insert(
     {
         return Ok(Checked::OverQuota(load));
     }
-    // Not inserted within the quota: the idempotency key was used before. Read the first
-    // reservation in the same transaction.
-    let key = new.idempotency_key.as_deref().unwrap_or_default();
-    let existing =
-        find_by_idempotency_key(tx, new.user_id, key)
-            .await?
-            .ok_or(StoreError::NotFound(NotFound::Reservation(
-                new.reservation_id,
-            )))?;
-    Ok(Checked::Submitted(Submitted::Existing(Box::new(existing))))
+    // Within the quota and nothing found before, yet not inserted: a concurrent transaction
+    // committed the same id or key after this statement's snapshot. A new statement sees it.
+    let key = new.idempotency_key.as_deref();
+    let found = match key {
+        Some(key) => find_by_idempotency_key(tx, new.user_id, key).await?,
+        None => None,
+    };
+    if let Some(first) = found {
+        return Ok(Checked::Submitted(Submitted::Existing(Box::new(first))));
+    }
+    let taken = super::queries::find(tx, new.reservation_id).await?;
+    Ok(Checked::IdTaken(
+        taken.filter(|r| r.user_id == new.user_id).map(Box::new),
+    ))
+}
+
+/// The answer when `prior` found reservation `id` of user `owner`, by the idempotency key or by
+/// the proposed id.
+async fn existing(
+    tx: &impl Db,
+    new: &NewReservation,
+    id: Uuid,
+    owner: i64,
+    by_key: bool,
+) -> Result<Checked, StoreError> {
+    if !by_key && owner != new.user_id {
+        return Ok(Checked::IdTaken(None));
+    }
+    let first = super::queries::get(tx, id).await?;
+    Ok(if by_key {
+        Checked::Submitted(Submitted::Existing(Box::new(first)))
+    } else {
+        Checked::IdTaken(Some(Box::new(first)))
+    })
 }
 
 /// The reservation `user_id` submitted with an idempotency key, if any.
@@ -235,9 +286,21 @@ pub async fn find_by_idempotency_key(
 /// advisory lock keyed by the user), so checks such as quotas and "is this id taken" cannot be
 /// passed by two concurrent submits at once.
 pub async fn lock_user_submissions(db: &impl Db, user_id: i64) -> Result<(), StoreError> {
+    lock_users_submissions(db, &[user_id]).await
+}
+
+/// [`lock_user_submissions`] for every user in `user_ids`, in one statement. The locks are taken
+/// in ascending order of user id, as every caller takes them, so two transactions locking some
+/// of the same users cannot wait on each other in a cycle.
+pub async fn lock_users_submissions(db: &impl Db, user_ids: &[i64]) -> Result<(), StoreError> {
+    let mut ids = user_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    // A function scan returns the array's elements in order, so the locks follow it.
     db.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('gpudev.submit.' || $1::bigint::text, 0))",
-        &[&user_id],
+        "SELECT pg_advisory_xact_lock(hashtextextended('gpudev.submit.' || u::text, 0)) \
+         FROM unnest($1::bigint[]) AS u",
+        &[&ids],
     )
     .await?;
     Ok(())

@@ -83,7 +83,7 @@ async fn submit_in_writes_nothing_until_the_caller_commits() {
 }
 
 #[tokio::test]
-async fn a_taken_id_is_a_unique_violation_and_a_reused_key_is_found_by_owner() {
+async fn a_taken_id_is_a_conflict_that_writes_nothing_and_a_reused_key_is_found_by_owner() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let alice = user(&client, "alice").await;
@@ -99,7 +99,19 @@ async fn a_taken_id_is_a_unique_violation_and_a_reused_key_is_found_by_owner() {
     let err = reservations::submit(&mut client, &queue(), &bobs)
         .await
         .unwrap_err();
-    assert!(err.is_unique_violation(), "{err:?}");
+    assert!(
+        matches!(err, gpudev_store::StoreError::Conflict(_)),
+        "{err:?}"
+    );
+    let bobs_rows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM reservations WHERE user_id = $1",
+            &[&bob.user_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bobs_rows, 0, "the refused submit wrote nothing");
 
     let found = reservations::find_by_idempotency_key(&client, alice.user_id, "k-1")
         .await

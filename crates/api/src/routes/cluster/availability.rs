@@ -23,7 +23,7 @@ pub async fn gpu_availability(
     let rows = gpu_types::list_active(&*db).await?;
     let live = reservations::live(&*db).await?;
     let now = Utc::now();
-    let waits = crate::queue_state::estimated_waits(&state, &*db, now).await?;
+    let waits = crate::queue_state::estimated_waits(&state, now).await?;
     let (availability, _) = summarise(&state.config.catalog, &rows, &live, &waits);
     Ok(HttpResponse::Ok().json(AvailabilityResponse {
         availability,

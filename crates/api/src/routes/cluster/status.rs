@@ -23,7 +23,7 @@ pub async fn cluster_status(
     let rows = gpu_types::list_active(&*db).await?;
     let live = reservations::live(&*db).await?;
     let now = Utc::now();
-    let waits = crate::queue_state::estimated_waits(&state, &*db, now).await?;
+    let waits = crate::queue_state::estimated_waits(&state, now).await?;
     let (by_gpu_type, counts) = summarise(&state.config.catalog, &rows, &live, &waits);
     let sum = |f: fn(&GpuAvailability) -> i64| by_gpu_type.values().map(f).sum::<i64>();
     Ok(HttpResponse::Ok().json(ClusterStatus {

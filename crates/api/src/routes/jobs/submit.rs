@@ -4,19 +4,16 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use gpudev_domain::{Prediction, ReservationRequest};
-use gpudev_store::Db;
-use gpudev_store::StoreError;
-use gpudev_store::reservations::{
-    self, Checked, NewReservation, Quota, Reservation, Submitted, UserLoad,
-};
+use gpudev_store::reservations::{Checked, NewReservation, Quota, Reservation, Submitted};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::request::{JobSubmission, canonical_hash, request_error, submission_error};
-use crate::audit::{self, Audit, RequestCtx};
+use crate::audit::RequestCtx;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
+use crate::submit_writer::{SubmitRequest, refusal};
 
 pub use gpudev_api_types::jobs::JobSubmitResponse;
 
@@ -26,7 +23,8 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Submits a reservation. The row and its queue message are written in one transaction, together
-/// with the quota check and the audit record.
+/// with the quota check and the audit record, which concurrent submits share
+/// ([`crate::submit_writer`]).
 ///
 /// Compatibility with the original client: `GPU_TYPE`, `GPU_COUNT`, `GITHUB_USER`,
 /// `JUPYTER_ENABLED` and `POD_NAME` inside `env_vars` fill the first-class fields when those are
@@ -91,8 +89,9 @@ pub async fn submit_job(
         )));
     }
 
+    let proposed_or_new = resolved.proposed_id.unwrap_or_else(Uuid::new_v4);
     let new = NewReservation {
-        reservation_id: resolved.proposed_id.unwrap_or_else(Uuid::new_v4),
+        reservation_id: proposed_or_new,
         user_id: caller.user_id,
         username: caller.username.clone(),
         name: request.name().cloned(),
@@ -113,81 +112,37 @@ pub async fn submit_job(
         disk_size_gb: resolved.disk_size_gb,
     };
 
-    let mut db = state.db().await?;
-    let tx = db.transaction().await.map_err(StoreError::from)?;
-    // One submit per user at a time: the checks below cannot be passed by two requests at once.
-    reservations::lock_user_submissions(&tx, caller.user_id).await?;
-
-    if let Some(key) = &idempotency_key
-        && let Some(first) = reservations::find_by_idempotency_key(&tx, caller.user_id, key).await?
-    {
-        return replay(&state, &tx, first, &request_hash, "Idempotency-Key").await;
-    }
-    if let Some(id) = resolved.proposed_id
-        && let Some(existing) = reservations::find(&tx, id).await?
-    {
-        if existing.user_id == caller.user_id {
-            return replay(&state, &tx, existing, &request_hash, "RESERVATION_ID").await;
-        }
-        return Err(id_taken(id));
-    }
-
-    // The check of the queued cap and the writes (row, event, secrets, queue message) are one
+    // The queued cap is checked with the writes (row, event, secrets, queue message) in one
     // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
     let quota = Quota {
         // No limit is a limit no one reaches.
         max_queued: config.max_queued_per_user.map_or(i64::MAX, i64::from),
     };
-    let (reservation, msg_id) =
-        match reservations::submit_within(&tx, &config.queue, &new, quota).await {
-            Ok(Checked::Submitted(Submitted::Created {
-                reservation,
-                msg_id,
-            })) => (*reservation, msg_id),
-            Ok(Checked::Submitted(Submitted::Existing(first))) => {
-                return replay(&state, &tx, *first, &request_hash, "Idempotency-Key").await;
-            }
-            Ok(Checked::OverQuota(load)) => {
-                let detail = refusal(load, quota);
-                // The refusal is audited on the same connection, outside the abandoned transaction (a
-                // second connection could wait forever on a pool exhausted by concurrent submits).
-                tx.rollback().await.map_err(StoreError::from)?;
-                record_denied(&*db, &caller, &ctx, &new, &detail).await;
-                return Err(quota_exceeded(detail));
-            }
-            // Another user proposed the same id at the same moment.
-            Err(e) if e.is_unique_violation() => return Err(id_taken(new.reservation_id)),
-            Err(e) => return Err(e.into()),
-        };
-    let audited = async {
-        audit::record(
-            &tx,
-            Some(&caller),
-            caller.username.as_str(),
-            None,
-            &ctx,
-            Audit {
-                action: "reservation.submit",
-                target_type: Some("reservation"),
-                target_id: Some(reservation.reservation_id.to_string()),
-                outcome: "success",
-                details: Some(serde_json::json!({
-                    "gpu_type": reservation.gpu_type,
-                    "gpu_count": reservation.gpu_count,
-                    "duration_hours": reservation.duration_hours,
-                    "env_names": reservation.env_names,
-                    "idempotency_key": idempotency_key.is_some(),
-                    "msg_id": msg_id,
-                })),
-            },
-        )
-        .await
-        .map_err(ApiError::from)
+    let written = state
+        .submits
+        .write(SubmitRequest {
+            new,
+            quota,
+            caller,
+            ctx,
+        })
+        .await?;
+    let (reservation, msg_id) = match written {
+        Checked::Submitted(Submitted::Created {
+            reservation,
+            msg_id,
+        }) => (*reservation, msg_id),
+        Checked::Submitted(Submitted::Existing(first)) => {
+            return replay(&state, *first, &request_hash, "Idempotency-Key").await;
+        }
+        Checked::IdTaken(Some(own)) => {
+            return replay(&state, *own, &request_hash, "RESERVATION_ID").await;
+        }
+        Checked::IdTaken(None) => return Err(id_taken(proposed_or_new)),
+        Checked::OverQuota(load) => return Err(quota_exceeded(refusal(load, quota))),
     };
-    audited.await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    // Durable and acknowledged from here; the standing is computed outside the transaction.
-    let (queue_position, estimated_start_time) = standing(&state, &*db, &reservation).await?;
+    // Durable and acknowledged from here; the standing comes from the scheduler's published state.
+    let (queue_position, estimated_start_time) = standing(&state, &reservation).await?;
 
     state
         .metrics
@@ -220,7 +175,6 @@ fn answer(body: JobSubmitResponse) -> HttpResponse {
 /// The first job again for a retry of the same request; 409 when the body differs.
 async fn replay(
     state: &AppState,
-    db: &impl Db,
     first: Reservation,
     request_hash: &str,
     what: &str,
@@ -234,7 +188,7 @@ async fn replay(
             ),
         });
     }
-    let (queue_position, estimated_start_time) = standing(state, db, &first).await?;
+    let (queue_position, estimated_start_time) = standing(state, &first).await?;
     Ok(answer(JobSubmitResponse {
         job_id: first.reservation_id,
         status: first.status.as_str().to_owned(),
@@ -249,7 +203,6 @@ async fn replay(
 /// the state its last pass published (ADR 5). None before the scheduler's first pass.
 async fn standing(
     state: &AppState,
-    db: &impl Db,
     r: &Reservation,
 ) -> ApiResult<(Option<i64>, Option<DateTime<Utc>>)> {
     if r.status != gpudev_domain::ReservationStatus::Queued {
@@ -258,10 +211,10 @@ async fn standing(
     if let Some(pos) = r.queue_position {
         return Ok((Some(i64::from(pos)), r.estimated_start_at));
     }
-    let Some(published) = state.queue.current(db).await? else {
+    let Some(published) = state.queue.current(&state.pool).await? else {
         return Ok((None, None));
     };
-    Ok(match crate::queue_state::predict(published, r).await {
+    Ok(match state.queue.predict(published, r).await {
         Prediction::StartsNow => (Some(1), Some(Utc::now())),
         Prediction::Waits {
             position,
@@ -274,47 +227,6 @@ async fn standing(
         // The next pass fails it with the reason.
         Prediction::Impossible(_) => (None, None),
     })
-}
-
-async fn record_denied(
-    db: &impl Db,
-    caller: &Caller,
-    ctx: &RequestCtx,
-    new: &NewReservation,
-    detail: &str,
-) {
-    let recorded = audit::record(
-        db,
-        Some(caller),
-        caller.username.as_str(),
-        None,
-        ctx,
-        Audit {
-            action: "reservation.submit",
-            target_type: Some("reservation"),
-            target_id: Some(new.reservation_id.to_string()),
-            outcome: "denied",
-            details: Some(serde_json::json!({
-                "reason": "quota_exceeded",
-                "detail": detail,
-                "gpu_type": new.gpu_type,
-                "gpu_count": new.gpu_count,
-            })),
-        },
-    )
-    .await;
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "could not record a refused submit in the audit log");
-    }
-}
-
-/// Why a user holding `load` may not add `gpus` more GPUs under `quota`.
-fn refusal(load: UserLoad, quota: Quota) -> String {
-    format!(
-        "you already have {} reservations waiting in the queue (the limit is {}); cancel one or \
-         wait for one to start",
-        load.reservations, quota.max_queued
-    )
 }
 
 fn quota_exceeded(detail: String) -> ApiError {

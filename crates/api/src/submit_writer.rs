@@ -1,0 +1,239 @@
+//! The writer of submits: concurrent submits share a transaction, and so one WAL flush.
+//!
+//! A submit's handler hands its checked request here and waits for the answer. Up to
+//! [`WRITERS`] transactions write at once; requests that arrive while they are busy wait, and
+//! the next free writer takes all of them (up to [`MAX_BATCH`]) into one transaction: the
+//! per-user submit locks of everyone in it, one statement per submit (quota, row, event,
+//! secrets, queue message; sent together, each seeing the ones before it), the audit records,
+//! one commit. Nothing waits for a batch to fill: under light load each submit is a batch of
+//! one, as soon as it arrives. A submit is answered only after the commit that made it durable.
+//!
+//! A refusal (over the quota, a reused key or id) is an answer, not an error, and leaves the
+//! transaction usable. Should a statement fail all the same, the batch is rolled back and each of
+//! its submits written again on its own, so one bad submit never fails the others.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::future::try_join_all;
+use gpudev_store::reservations::{self, Checked, NewReservation, Quota, Submitted, UserLoad};
+use gpudev_store::{Pool, Queue, StoreError};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
+use crate::metrics::Metrics;
+
+/// Transactions writing submits at once in one API process.
+pub const WRITERS: usize = 4;
+
+/// Most submits in one transaction.
+pub const MAX_BATCH: usize = 64;
+
+/// One submit, checked and ready to write.
+#[derive(Debug)]
+pub struct SubmitRequest {
+    /// The reservation to store.
+    pub new: NewReservation,
+    /// The caller's queued cap.
+    pub quota: Quota,
+    /// Who submits, for the lock and the audit record.
+    pub caller: Caller,
+    /// The request, for the audit record.
+    pub ctx: RequestCtx,
+}
+
+type Reply = oneshot::Sender<Result<Checked, StoreError>>;
+
+/// Groups concurrent submits into shared transactions (see the module's documentation).
+#[derive(Debug)]
+pub struct SubmitWriter {
+    pool: Pool,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    waiting: Mutex<Vec<(SubmitRequest, Reply)>>,
+    writers: Arc<Semaphore>,
+}
+
+impl SubmitWriter {
+    /// A writer over `pool` that sends the queue messages to `queue`, with up to `writers`
+    /// transactions at once ([`WRITERS`] in the API).
+    pub fn new(pool: Pool, queue: Queue, metrics: Arc<Metrics>, writers: usize) -> Self {
+        Self {
+            pool,
+            queue,
+            metrics,
+            waiting: Mutex::new(Vec::new()),
+            writers: Arc::new(Semaphore::new(writers.max(1))),
+        }
+    }
+
+    /// Writes `request` (see [`reservations::submit_within`] for the outcomes) once it is
+    /// committed, with its audit record: `reservation.submit` with outcome `success` for a
+    /// stored reservation, `denied` for one over the quota; none for a replay or a taken id.
+    pub async fn write(self: &Arc<Self>, request: SubmitRequest) -> Result<Checked, StoreError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.lock().push((request, reply));
+        loop {
+            tokio::select! {
+                biased;
+                answered = &mut answer => return answered.unwrap_or_else(|_| Err(lost())),
+                permit = self.writers.clone().acquire_owned() => {
+                    let permit = permit.map_err(|_| lost())?;
+                    let batch = {
+                        let mut waiting = self.lock();
+                        let n = waiting.len().min(MAX_BATCH);
+                        waiting.drain(..n).collect::<Vec<_>>()
+                    };
+                    if batch.is_empty() {
+                        // Another writer took this request: its answer is on the way.
+                        drop(permit);
+                        return answer.await.unwrap_or_else(|_| Err(lost()));
+                    }
+                    // Written apart from this request's task, so that a client going away in
+                    // the middle cannot cut short the others' transaction.
+                    let writer = self.clone();
+                    actix_web::rt::spawn(async move {
+                        writer.write_batch(batch).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SubmitRequest, Reply)>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn write_batch(&self, batch: Vec<(SubmitRequest, Reply)>) {
+        self.metrics.submit_batch_size.observe(batch.len() as f64);
+        let mut db = match self.pool.get().await {
+            Ok(db) => db,
+            Err(e) => {
+                let e = StoreError::from(e).to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Unavailable(e.clone())));
+                }
+                return;
+            }
+        };
+        let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let together = if requests.len() > 1 {
+            match self.write_together(&mut db, &requests).await {
+                Ok(outcomes) => Some(outcomes),
+                Err(e) if e.is_unavailable() => {
+                    let e = e.to_string();
+                    for reply in replies {
+                        let _ = reply.send(Err(StoreError::Unavailable(e.clone())));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, submits = requests.len(),
+                        "a batch of submits failed; writing each on its own");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match together {
+            Some(outcomes) => {
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            None => {
+                for (request, reply) in requests.iter().zip(replies) {
+                    let outcome = self
+                        .write_together(&mut db, std::slice::from_ref(request))
+                        .await
+                        .map(|mut one| one.remove(0));
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// `requests` in one transaction: every outcome, or the first error (and nothing written).
+    async fn write_together(
+        &self,
+        db: &mut deadpool_postgres::Object,
+        requests: &[SubmitRequest],
+    ) -> Result<Vec<Checked>, StoreError> {
+        let tx = db.transaction().await?;
+        let users: Vec<i64> = requests.iter().map(|r| r.caller.user_id).collect();
+        reservations::lock_users_submissions(&tx, &users).await?;
+        let outcomes = try_join_all(
+            requests
+                .iter()
+                .map(|r| reservations::submit_within(&tx, &self.queue, &r.new, r.quota)),
+        )
+        .await?;
+        try_join_all(requests.iter().zip(&outcomes).filter_map(|(r, outcome)| {
+            let a = audit_of(r, outcome)?;
+            Some(audit::record(
+                &tx,
+                Some(&r.caller),
+                r.caller.username.as_str(),
+                None,
+                &r.ctx,
+                a,
+            ))
+        }))
+        .await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+/// The error for a submit whose writer went away before answering (the process is stopping).
+fn lost() -> StoreError {
+    StoreError::Unavailable("the submit writer stopped before answering".into())
+}
+
+/// The audit record of a submit's outcome, if it gets one.
+fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
+    let new = &r.new;
+    match outcome {
+        Checked::Submitted(Submitted::Created {
+            reservation,
+            msg_id,
+        }) => Some(Audit {
+            action: "reservation.submit",
+            target_type: Some("reservation"),
+            target_id: Some(reservation.reservation_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({
+                "gpu_type": reservation.gpu_type,
+                "gpu_count": reservation.gpu_count,
+                "duration_hours": reservation.duration_hours,
+                "env_names": reservation.env_names,
+                "idempotency_key": new.idempotency_key.is_some(),
+                "msg_id": msg_id,
+            })),
+        }),
+        Checked::OverQuota(load) => Some(Audit {
+            action: "reservation.submit",
+            target_type: Some("reservation"),
+            target_id: Some(new.reservation_id.to_string()),
+            outcome: "denied",
+            details: Some(serde_json::json!({
+                "reason": "quota_exceeded",
+                "detail": refusal(*load, r.quota),
+                "gpu_type": new.gpu_type,
+                "gpu_count": new.gpu_count,
+            })),
+        }),
+        Checked::Submitted(Submitted::Existing(_)) | Checked::IdTaken(_) => None,
+    }
+}
+
+/// Why a user with `load` queued may not queue another under `quota`.
+pub fn refusal(load: UserLoad, quota: Quota) -> String {
+    format!(
+        "you already have {} reservations waiting in the queue (the limit is {}); cancel one or \
+         wait for one to start",
+        load.reservations, quota.max_queued
+    )
+}
