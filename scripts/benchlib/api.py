@@ -37,6 +37,8 @@ HISTORY = 250
 EVENTS_PER_RESERVATION = 3
 COMMAND = "scripts/bench-api"
 CHURNING = "`GET /v1/jobs/{id}` while jobs change"
+SUBMIT_MANY = "`POST /v1/jobs/submit`, 64 users' keys"
+SUBMIT_ONE = "`POST /v1/jobs/submit`, one key"
 
 
 def wrk(url, conns, script=None):
@@ -88,32 +90,13 @@ ORDER BY r.created_at, e.n;
 """
 
 
-# The baseline: the SQL one `POST /v1/jobs/submit` runs (crates/store/src/reservations.rs:
-# `lock_user_submissions`, `submit_within`, `queue_standing_upto`; gpu_types::list_active;
-# audit::record), in one transaction, plus a key lookup (one indexed read of api_keys joined to
-# users, as api_keys::authenticate; the API's key cache saves it that). Keep it in step with those
-# statements: the comparison is only fair while the work is the same. pgbench sends them one after
-# the other (8 round trips); the API pipelines those that do not depend on each other (5).
-RESERVATION_COLUMNS = (
-    "r.reservation_id, r.user_id, u.username, r.status, r.detailed_status, r.failure_reason, r.name, "
-    "r.gpu_type, r.gpu_count, r.node_count, r.duration_hours, r.extended_hours, r.image, r.env_names, "
-    "r.disk_name, r.jupyter_enabled, r.github_user, r.secondary_users, r.priority, r.idempotency_key, "
-    "r.cli_version, r.queue_position, r.estimated_start_at, r.instance_type, r.namespace, r.pod_name, "
-    "r.node_names, r.node_ip, r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, "
-    "r.updated_at, r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, "
-    "r.jupyter_token, r.command, r.disk_size_gb"
-)
-PGBENCH_SUBMIT = """
-\\set n random(1, 1000000000)
-\\set uid {first_uid} + (:client_id + {clients} * random(0, {users} - 1)) % {users}
-BEGIN;
-SELECT k.key_hash, k.key_id, k.expires_at, k.rate_limit_per_minute, k.auth_method, k.revoked_at IS NOT NULL AS revoked, k.expires_at <= now() AS expired, u.user_id, u.username, u.role, u.is_active FROM api_keys k JOIN users u USING (user_id) WHERE k.user_id = :uid \\gset
-SELECT pg_advisory_xact_lock(hashtextextended('gpudev.submit.' || :uid::bigint::text, 0));
-WITH load AS (SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus FROM reservations WHERE user_id = :uid AND status IN ('queued', 'preparing', 'active')), ins AS (INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, github_user, priority, idempotency_key, cli_version, request_hash, command, disk_size_gb, detailed_status) SELECT gen_random_uuid(), :uid::bigint, NULL, 't4', 1, 1, 1.0, 'pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel', '{{}}', NULL, false, NULL, 0, NULL, NULL, md5(:n::text) || md5(:n::text), NULL, NULL, 'waiting in queue' FROM load WHERE load.n < 10000000 AND load.gpus + 1 <= 100000000 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *), sec AS (INSERT INTO reservation_secrets (reservation_id, env) SELECT reservation_id, NULL::jsonb FROM ins WHERE NULL::jsonb IS NOT NULL), ev AS (INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) SELECT reservation_id, 'transition', 'queued', 'submitted', :username::text FROM ins), msg AS (SELECT pgmq.send('gpu_reservations', jsonb_build_object('action', 'create', 'reservation_id', reservation_id, 'username', :username::text, 'requested_at', now(), 'details', jsonb_build_object('gpu_type', 't4', 'gpu_count', 1, 'node_count', 1))) AS msg_id FROM ins) SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, {columns} FROM load LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true \\gset
-WITH ahead AS ((SELECT gpu_count FROM reservations WHERE gpu_type = 't4' AND status = 'queued' AND priority > 0 ORDER BY priority DESC, created_at, reservation_id LIMIT 200) UNION ALL (SELECT gpu_count FROM reservations WHERE gpu_type = 't4' AND status = 'queued' AND priority = 0 AND (created_at, reservation_id) < (:created_at::timestamptz, :reservation_id::uuid) ORDER BY priority DESC, created_at, reservation_id LIMIT 200) LIMIT 200), running AS (SELECT reservation_id, gpu_count, CASE WHEN status = 'active' THEN expires_at ELSE now() + make_interval(secs => (duration_hours + extended_hours) * 3600) END AS ends_at FROM reservations WHERE gpu_type = 't4' AND status IN ('preparing', 'active')) SELECT (SELECT count(*) FROM ahead), (SELECT coalesce(sum(gpu_count), 0)::bigint FROM ahead), coalesce((SELECT array_agg(ends_at ORDER BY ends_at, reservation_id) FROM running), '{{}}'), coalesce((SELECT array_agg(gpu_count ORDER BY ends_at, reservation_id) FROM running), '{{}}');
-SELECT gpu_type, instance_type, gpus_per_node, cpus_per_node, memory_gib_per_node, multinode, is_active, total_gpus, available_gpus, in_use_gpus, queued_gpus, full_nodes_available, max_reservable, running_nodes, last_availability_update, last_availability_updated_by FROM gpu_types WHERE is_active ORDER BY gpu_type;
-INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, target_id, outcome, request_id, client_addr, details) VALUES (:uid, :username::text, 'admin', NULL, 'reservation.submit', 'reservation', :reservation_id::text, 'success', gen_random_uuid()::text, '127.0.0.1', jsonb_build_object('gpu_type', 't4', 'gpu_count', 1, 'duration_hours', 1.0, 'env_names', '[]'::jsonb, 'idempotency_key', false, 'msg_id', :msg_id::bigint)) RETURNING audit_id;
-END;
+# The baseline for submits: the leanest durable transaction a submit needs, one statement in its
+# own transaction (one round trip, one WAL flush): the reservation row, its creation event and its
+# PGMQ message. No key check, no quota, no secrets, no audit record. It is the physical limit of
+# writing submits one transaction each; the API may pass it by writing several in one.
+PGBENCH_LEAN_SUBMIT = """
+\\set uid {first_uid} + random(0, {users} - 1)
+WITH ins AS (INSERT INTO reservations (reservation_id, user_id, gpu_type, gpu_count, duration_hours, image, detailed_status) VALUES (gen_random_uuid(), :uid, 't4', 1, 1.0, 'pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel', 'waiting in queue') RETURNING reservation_id), ev AS (INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) SELECT reservation_id, 'transition', 'queued', 'submitted', 'bench' FROM ins) SELECT pgmq.send('gpu_reservations', jsonb_build_object('action', 'create', 'reservation_id', reservation_id)) FROM ins;
 """
 
 
@@ -139,12 +122,10 @@ def pgbench_list(pg, conns, first_uid):
 
 
 def pgbench(pg, conns, first_uid):
-    """Transactions per second of the submit SQL over the USERS users whose ids start at
-    `first_uid`, spread as the API load spreads them: each client takes its own share of the users
-    (no two clients ever wait on each other's submit lock), a random one of them per transaction.
-    Prepared statements, as the API's cached ones."""
+    """Transactions per second of the lean submit over the bench users; prepared statements, as
+    the API's cached ones."""
     script = Path(pg.dir) / f"submit-{conns}.sql"
-    script.write_text(PGBENCH_SUBMIT.format(first_uid=first_uid, clients=conns, users=USERS, columns=RESERVATION_COLUMNS))
+    script.write_text(PGBENCH_LEAN_SUBMIT.format(first_uid=first_uid, users=USERS))
     cmd = [str(pg.bindir / "pgbench"), "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
            "-c", str(conns), "-j", "2", "-T", str(SECONDS), "-f", str(script), BASELINE_DB]
     out = run(cmd).stdout
@@ -174,16 +155,53 @@ def churn(pg, first_uid):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def cache_reads(metrics_base):
-    """(hits, misses) of the API's job cache so far."""
+def metric_values(metrics_base, *names):
+    """The current values of Prometheus series named exactly `names` (0 for absent ones)."""
     with urllib.request.urlopen(f"{metrics_base}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    counts = {"hit": 0.0, "miss": 0.0}
-    for outcome in counts:
-        m = re.search(rf'^gpudev_api_job_cache_reads_total{{outcome="{outcome}"}} ([\d.e+]+)$', text, re.M)
-        if m:
-            counts[outcome] = float(m.group(1))
-    return counts["hit"], counts["miss"]
+    values = []
+    for name in names:
+        m = re.search(rf"^{re.escape(name)} ([\d.e+]+)$", text, re.M)
+        values.append(float(m.group(1)) if m else 0.0)
+    return values
+
+
+def cache_reads(metrics_base):
+    """(hits, misses) of the API's job cache so far."""
+    return metric_values(metrics_base, 'gpudev_api_job_cache_reads_total{outcome="hit"}',
+                         'gpudev_api_job_cache_reads_total{outcome="miss"}')
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid, children=True):
+    """CPU seconds used by `pid` (with its waited-for children's when `children`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    used = sum(int(f) for f in fields[11:15 if children else 13])
+    return used / TICK
+
+
+def server_cpu(pg):
+    """CPU seconds used so far by the PostgreSQL server: the postmaster, its live backends and
+    the ones that have ended."""
+    postmaster = int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                total += cpu_seconds(int(entry.name), children=False)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def submit_batches(metrics_base):
+    """(submits, transactions) the API's submit writer has written so far."""
+    return metric_values(metrics_base, "gpudev_api_submit_batch_size_sum", "gpudev_api_submit_batch_size_count")
 
 
 LOGIN_ROLE = "SSOCloudDevGpuReservation"
@@ -261,11 +279,21 @@ def main():
                                           "aws_secret_access_key": sts_creds["secret_access_key"],
                                           "aws_session_token": sts_creds["session_token"]}) + "'\n"
         )
+        # The original client's own body (its GPU type and count inside env_vars).
+        submit_body = json.dumps({"image": "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel",
+                                  "instance_type": "g4dn.xlarge", "duration_hours": 4,
+                                  "env_vars": {"GPU_TYPE": "t4", "GPU_COUNT": "1"}})
+        (scripts / "submit_one.lua").write_text(
+            'wrk.method = "POST"\n'
+            + 'wrk.headers["Content-Type"] = "application/json"\n'
+            + f'wrk.headers["Authorization"] = "Bearer {keys[0]}"\n'
+            + f"wrk.body = '{submit_body}'\n"
+        )
         (scripts / "submit.lua").write_text(
             lua_keys
             + 'wrk.method = "POST"\n'
             + 'wrk.headers["Content-Type"] = "application/json"\n'
-            + 'wrk.body = \'{"gpu_type": "t4", "gpu_count": 1, "duration_hours": 1}\'\n'
+            + f"wrk.body = '{submit_body}'\n"
             + "local i = 0\n"
             + "request = function()\n  i = i + 1\n"
             + '  wrk.headers["Authorization"] = "Bearer " .. keys[(i % #keys) + 1]\n'
@@ -277,7 +305,8 @@ def main():
             ("GET /v1/jobs?limit=10", f"{base}/v1/jobs?limit=10", str(scripts / "get.lua")),
             ("GET /v1/jobs/{id}", f"{base}/", str(scripts / "get_one.lua")),
             (CHURNING, f"{base}/", str(scripts / "get_one.lua")),
-            ("POST /v1/jobs/submit", f"{base}/v1/jobs/submit", str(scripts / "submit.lua")),
+            (SUBMIT_MANY, f"{base}/v1/jobs/submit", str(scripts / "submit.lua")),
+            (SUBMIT_ONE, f"{base}/v1/jobs/submit", str(scripts / "submit_one.lua")),
         ]
         results = {}
         if ONLY:
@@ -288,6 +317,8 @@ def main():
         for name, target, script in cases:
             for conns in CONNECTIONS:
                 hits, misses = cache_reads(metrics_base)
+                submits, batches = submit_batches(metrics_base)
+                api_cpu, pg_cpu = cpu_seconds(api.pid), server_cpu(pg)
                 runs = []
                 for _ in range(REPEATS):
                     writer = churn(pg, first_uid) if name == CHURNING else None
@@ -299,6 +330,11 @@ def main():
                 results[(name, conns)] = median_of(runs)
                 hits, misses = [after - before for after, before in zip(cache_reads(metrics_base), (hits, misses))]
                 results[(name, conns)]["cached"] = hits / (hits + misses) if hits + misses else None
+                submits, batches = [after - before for after, before in zip(submit_batches(metrics_base), (submits, batches))]
+                results[(name, conns)]["batch"] = submits / batches if batches else None
+                answered = sum(r["rps"] for r in runs) * SECONDS
+                results[(name, conns)]["api_cpu_ms"] = (cpu_seconds(api.pid) - api_cpu) * 1000 / answered
+                results[(name, conns)]["pg_cpu_ms"] = (server_cpu(pg) - pg_cpu) * 1000 / answered
                 print(name, conns, results[(name, conns)], file=sys.stderr)
         api_peak = peak_rss_mib(api.pid)
         if ONLY:
@@ -342,7 +378,7 @@ def write_report(results, baseline, list_baseline, api_peak):
     ]
     for (name, conns), r in results.items():
         cached = "—" if r["cached"] is None else f"{r['cached']:.1%}"
-        shown = name if name == CHURNING else f"`{name}`"
+        shown = name if name.startswith("`") else f"`{name}`"
         lines.append(f"| {shown} | {conns} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['errors']} | {cached} |")
     lines += [
         "",

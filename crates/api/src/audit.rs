@@ -96,22 +96,46 @@ pub async fn record_with_issuer(
     ctx: &RequestCtx,
     a: Audit<'_>,
 ) -> Result<(), gpudev_store::StoreError> {
-    audit::record(
-        db,
-        &AuditEntry {
-            actor_user_id: caller.map(|c| c.user_id),
-            actor: caller.map(|c| c.username.as_str()).unwrap_or(actor),
-            auth_method: auth_method.or(caller.map(|c| c.key_auth_method.as_str())),
-            auth_issuer,
-            action: a.action,
-            target_type: a.target_type,
-            target_id: a.target_id.as_deref(),
-            outcome: a.outcome,
-            request_id: ctx.request_id.as_deref(),
-            client_addr: ctx.client_addr.as_deref(),
-            details: a.details,
-        },
-    )
-    .await
-    .map(|_| ())
+    let entry = entry(caller, actor, auth_method, auth_issuer, ctx, &a);
+    audit::record(db, &entry).await.map(|_| ())
+}
+
+/// The entry [`record_with_issuer`] writes.
+fn entry<'a>(
+    caller: Option<&'a Caller>,
+    actor: &'a str,
+    auth_method: Option<&'a str>,
+    auth_issuer: Option<&'a str>,
+    ctx: &'a RequestCtx,
+    a: &'a Audit<'_>,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        actor_user_id: caller.map(|c| c.user_id),
+        actor: caller.map(|c| c.username.as_str()).unwrap_or(actor),
+        auth_method: auth_method.or(caller.map(|c| c.key_auth_method.as_str())),
+        auth_issuer,
+        action: a.action,
+        target_type: a.target_type,
+        target_id: a.target_id.as_deref(),
+        outcome: a.outcome,
+        request_id: ctx.request_id.as_deref(),
+        client_addr: ctx.client_addr.as_deref(),
+        details: a.details.clone(),
+    }
+}
+
+/// Writes the records of several authenticated requests in one statement, as [`record`] would
+/// write each.
+pub async fn record_many(
+    db: &impl gpudev_store::Db,
+    records: &[(&Caller, &RequestCtx, Audit<'_>)],
+) -> Result<(), gpudev_store::StoreError> {
+    let entries: Vec<AuditEntry<'_>> = records
+        .iter()
+        .map(|(caller, ctx, a)| {
+            let issuer = caller.key_auth_issuer.as_deref();
+            entry(Some(caller), caller.username.as_str(), None, issuer, ctx, a)
+        })
+        .collect();
+    audit::record_many(db, &entries).await.map(|_| ())
 }

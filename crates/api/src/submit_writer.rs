@@ -3,9 +3,9 @@
 //! A submit's handler hands its checked request here and waits for the answer. Up to
 //! [`WRITERS`] transactions write at once; requests that arrive while they are busy wait, and
 //! the next free writer takes all of them (up to [`MAX_BATCH`]) into one transaction: the
-//! per-user submit locks of everyone in it, one statement per submit (quota, row, event,
-//! secrets, queue message; sent together, each seeing the ones before it), the audit records,
-//! one commit. Nothing waits for a batch to fill: under light load each submit is a batch of
+//! per-user submit locks of everyone in it, one statement for all the submits (quotas, rows,
+//! events, secrets, queue messages: [`reservations::submit_many`]), one for their audit
+//! records, one commit. Nothing waits for a batch to fill: under light load each submit is a batch of
 //! one, as soon as it arrives. A submit is answered only after the commit that made it durable.
 //!
 //! A refusal (over the quota, a reused key or id) is an answer, not an error, and leaves the
@@ -14,8 +14,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use futures::future::try_join_all;
-use gpudev_store::reservations::{self, Checked, NewReservation, Quota, Submitted, UserLoad};
+use gpudev_store::reservations::{self, Checked, NewReservation, Quota, Submitted};
 use gpudev_store::{Pool, Queue, StoreError};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -34,8 +33,8 @@ pub const MAX_BATCH: usize = 64;
 pub struct SubmitRequest {
     /// The reservation to store.
     pub new: NewReservation,
-    /// The caller's queued cap.
-    pub quota: Quota,
+    /// The caller's queued cap, if any.
+    pub quota: Option<Quota>,
     /// Who submits, for the lock and the audit record.
     pub caller: Caller,
     /// The request, for the audit record.
@@ -164,24 +163,14 @@ impl SubmitWriter {
         let tx = db.transaction().await?;
         let users: Vec<i64> = requests.iter().map(|r| r.caller.user_id).collect();
         reservations::lock_users_submissions(&tx, &users).await?;
-        let outcomes = try_join_all(
-            requests
-                .iter()
-                .map(|r| reservations::submit_within(&tx, &self.queue, &r.new, r.quota)),
-        )
-        .await?;
-        try_join_all(requests.iter().zip(&outcomes).filter_map(|(r, outcome)| {
-            let a = audit_of(r, outcome)?;
-            Some(audit::record(
-                &tx,
-                Some(&r.caller),
-                r.caller.username.as_str(),
-                None,
-                &r.ctx,
-                a,
-            ))
-        }))
-        .await?;
+        let submits: Vec<_> = requests.iter().map(|r| (&r.new, r.quota)).collect();
+        let outcomes = reservations::submit_many(&tx, &self.queue, &submits).await?;
+        let audits: Vec<_> = requests
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(r, outcome)| Some((&r.caller, &r.ctx, audit_of(r, outcome)?)))
+            .collect();
+        audit::record_many(&tx, &audits).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -213,14 +202,14 @@ fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
                 "msg_id": msg_id,
             })),
         }),
-        Checked::OverQuota(load) => Some(Audit {
+        Checked::OverQuota(quota) => Some(Audit {
             action: "reservation.submit",
             target_type: Some("reservation"),
             target_id: Some(new.reservation_id.to_string()),
             outcome: "denied",
             details: Some(serde_json::json!({
                 "reason": "quota_exceeded",
-                "detail": refusal(*load, r.quota),
+                "detail": refusal(*quota),
                 "gpu_type": new.gpu_type,
                 "gpu_count": new.gpu_count,
             })),
@@ -229,11 +218,11 @@ fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
     }
 }
 
-/// Why a user with `load` queued may not queue another under `quota`.
-pub fn refusal(load: UserLoad, quota: Quota) -> String {
+/// Why a user at the queued cap of `quota` may not queue another.
+pub fn refusal(quota: Quota) -> String {
     format!(
-        "you already have {} reservations waiting in the queue (the limit is {}); cancel one or \
-         wait for one to start",
-        load.reservations, quota.max_queued
+        "you already have {0} reservations waiting in the queue (the limit is {0}); cancel one \
+         or wait for one to start",
+        quota.max_queued
     )
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 /// One audit entry to write.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[allow(
     missing_docs,
     reason = "fields whose names say what they hold go undocumented"
@@ -90,6 +90,29 @@ pub async fn record(db: &impl Db, e: &AuditEntry<'_>) -> Result<i64, StoreError>
         )
         .await?;
     Ok(row.get(0))
+}
+
+/// Writes `entries` in one statement, in their order (a function scan returns the array's
+/// elements in order; for writers that record many actions at
+/// once, such as several submits sharing a transaction). Returns how many were written.
+pub async fn record_many(db: &impl Db, entries: &[AuditEntry<'_>]) -> Result<u64, StoreError> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let rows = serde_json::to_value(entries)
+        .map_err(|e| StoreError::Corrupt(format!("audit entries do not serialise: {e}")))?;
+    Ok(db
+        .execute(
+            "INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, \
+               target_id, outcome, request_id, client_addr, details) \
+             SELECT actor_user_id, actor, auth_method, auth_issuer, action, target_type, target_id, \
+               outcome, request_id, client_addr, coalesce(details, '{}'::jsonb) \
+             FROM jsonb_to_recordset($1::jsonb) AS e(actor_user_id bigint, actor text, \
+               auth_method text, auth_issuer text, action text, target_type text, target_id text, \
+               outcome text, request_id text, client_addr text, details jsonb)",
+            &[&rows],
+        )
+        .await?)
 }
 
 /// The newest entries, optionally for one actor.

@@ -37,7 +37,7 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
             command: None,
             disk_size_gb: None,
         },
-        quota: Quota { max_queued: 1000 },
+        quota: Some(Quota { max_queued: 1000 }),
         caller: caller.clone(),
         ctx: RequestCtx::default(),
     }

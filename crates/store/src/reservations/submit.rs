@@ -1,6 +1,8 @@
 //! Submitting: quotas, idempotency and the one transaction that writes the row, its event, its
 //! environment values and its queue message.
 
+use std::collections::HashSet;
+
 use chrono::Utc;
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -51,7 +53,8 @@ pub async fn submit_in(
     queue: &Queue,
     new: &NewReservation,
 ) -> Result<Submitted, StoreError> {
-    match insert(tx, queue, new, None).await? {
+    let submitted = submit_many(tx, queue, &[(new, None)]).await?.pop();
+    match submitted.ok_or_else(|| StoreError::Corrupt("a submit went unanswered".into()))? {
         Checked::Submitted(s) => Ok(s),
         Checked::IdTaken(_) => Err(StoreError::Conflict(format!(
             "reservation id {} is already in use",
@@ -77,55 +80,206 @@ pub struct Quota {
 pub enum Checked {
     /// Within the quota: what [`submit_in`] would have returned.
     Submitted(Submitted),
-    /// Nothing was written: the user already has this many reservations queued.
-    OverQuota(UserLoad),
+    /// Nothing was written: the user already has as many reservations queued as this quota
+    /// allows.
+    OverQuota(Quota),
     /// Nothing was written: the proposed reservation id belongs to another reservation — the
     /// same user's (given, so a retry can be answered with it) or someone else's (`None`).
     IdTaken(Option<Box<Reservation>>),
 }
 
-/// [`submit_in`] with the quota check in the same statement: the user's [`UserLoad`] is read and
-/// the reservation, its event, its secrets and its PGMQ message are written only when it stays
-/// within `quota` — one round trip. Call it after [`lock_user_submissions`] in the same
-/// transaction: the statement then reads the load after every earlier submit of the user has
-/// committed, so two submits cannot both pass the check. Nothing it refuses aborts the
-/// transaction, so several submits can share one (their statements may be sent together; each
-/// sees the ones before it).
+/// [`submit_in`] with the quota check (none for `None`) in the same statement: the user's
+/// queued reservations are counted and the reservation, its event, its secrets and its PGMQ
+/// message are written only when it stays within `quota` — one round trip. Call it after
+/// [`lock_user_submissions`] in the same transaction: the statement then reads the queue after
+/// every earlier submit of the user has committed, so two submits cannot both pass the check.
+/// Nothing it refuses aborts the transaction.
 pub async fn submit_within(
-    tx: &impl Db,
-    queue: &Queue,
-    new: &NewReservation,
-    quota: Quota,
-) -> Result<Checked, StoreError> {
-    insert(tx, queue, new, Some(quota)).await
-}
-
-/// True when a user with `load` queued may queue one more.
-fn within(load: UserLoad, quota: Quota) -> bool {
-    load.reservations < quota.max_queued
-}
-
-/// One statement: the user's load, the reservation (unless over `quota` or its idempotency key is
-/// taken), its secrets, its creation event and its PGMQ message, and the stored row.
-async fn insert(
     tx: &impl Db,
     queue: &Queue,
     new: &NewReservation,
     quota: Option<Quota>,
 ) -> Result<Checked, StoreError> {
-    let env_names: Vec<&str> = new.env.keys().map(String::as_str).collect();
-    let env = if new.env.is_empty() {
-        None
-    } else {
-        Some(
-            serde_json::to_value(&new.env)
-                .map_err(|e| StoreError::Corrupt(format!("environment does not serialise: {e}")))?,
+    let mut one = submit_many(tx, queue, &[(new, quota)]).await?;
+    one.pop()
+        .ok_or_else(|| StoreError::Corrupt("a submit statement answered nothing".into()))
+}
+
+/// [`submit_within`] for many submits at once, in one statement where it can (several where two
+/// of them propose the same id or repeat one user's idempotency key: the later one is then
+/// written after, and answered as a retry of, the earlier). The outcomes are in the order of
+/// `submits`, and the same as writing them one after the other in that order: a user's quota
+/// admits their first submits and refuses the rest. Call it after [`lock_users_submissions`]
+/// for all their users in the same transaction.
+pub async fn submit_many(
+    tx: &impl Db,
+    queue: &Queue,
+    submits: &[(&NewReservation, Option<Quota>)],
+) -> Result<Vec<Checked>, StoreError> {
+    let mut outcomes: Vec<Option<Checked>> = submits.iter().map(|_| None).collect();
+    for round in rounds(submits) {
+        let batch: Vec<_> = round.iter().map(|&i| submits[i]).collect();
+        for (i, outcome) in round.into_iter().zip(insert(tx, queue, &batch).await?) {
+            outcomes[i] = Some(outcome);
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.ok_or_else(|| StoreError::Corrupt("a submit went unanswered".into())))
+        .collect()
+}
+
+/// `submits` split into rounds (indices, in order) in which no two propose the same id or share
+/// a user and an idempotency key; almost always one round.
+fn rounds(submits: &[(&NewReservation, Option<Quota>)]) -> Vec<Vec<usize>> {
+    /// The submits of one round, and the ids and (user, key) pairs they hold.
+    #[derive(Default)]
+    struct Round<'a> {
+        members: Vec<usize>,
+        ids: HashSet<Uuid>,
+        keys: HashSet<(i64, &'a str)>,
+    }
+    let mut rounds: Vec<Round<'_>> = Vec::new();
+    for (i, (new, _)) in submits.iter().enumerate() {
+        let key = new.idempotency_key.as_deref().map(|k| (new.user_id, k));
+        // After the last round holding a submit it repeats, so the repeat sees it.
+        let clash = rounds.iter().rposition(|r| {
+            r.ids.contains(&new.reservation_id) || key.is_some_and(|k| r.keys.contains(&k))
+        });
+        let at = clash.map_or(0, |r| r + 1);
+        if at == rounds.len() {
+            rounds.push(Round::default());
+        }
+        let round = &mut rounds[at];
+        round.members.push(i);
+        round.ids.insert(new.reservation_id);
+        round.keys.extend(key);
+    }
+    rounds.into_iter().map(|r| r.members).collect()
+}
+
+/// One statement for `submits`, none of which repeats another's id or key: each user's queued
+/// reservations (counted as far as their quota), the reservations within it that neither a
+/// reservation with the same id nor one with the same idempotency key precedes, their secrets,
+/// creation events and PGMQ messages; a row per submit in their order.
+async fn insert(
+    tx: &impl Db,
+    queue: &Queue,
+    submits: &[(&NewReservation, Option<Quota>)],
+) -> Result<Vec<Checked>, StoreError> {
+    let requested_at = Utc::now();
+    let input = submits
+        .iter()
+        .map(|(new, quota)| input_row(new, *quota, requested_at))
+        .collect::<Result<Vec<_>, _>>()?;
+    let input = serde_json::Value::Array(input);
+    // `input` keeps the submits' order (a function scan returns the array's elements in order).
+    // `prior` and `load` are read with this statement's snapshot, before `ins` writes. The quota
+    // admits a user's first submits: those whose rank among the user's new ones, added to what
+    // the user has queued, stays within it. The queue is counted only as far as the quota (not at
+    // all without one), so that one user's long queue does not slow their submits. ON CONFLICT DO
+    // NOTHING covers an id or key committed by a concurrent transaction after the snapshot (no
+    // error: the transaction stays usable). `created_at` is each row's own time, in order, so
+    // submits sharing a transaction keep their order in the queue.
+    let rows = tx
+        .query(
+            &format!(
+                "WITH input AS ( \
+                   SELECT *, ordinality AS ord FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ( \
+                     reservation_id uuid, user_id bigint, username text, name text, \
+                     gpu_type text, gpu_count int, node_count int, duration_hours float8, \
+                     image text, env_names text[], disk_name text, jupyter_enabled boolean, \
+                     github_user text, priority int, idempotency_key text, cli_version text, \
+                     request_hash text, command text, disk_size_gb int, max_queued bigint, \
+                     env jsonb, hint jsonb)) WITH ORDINALITY AS t), \
+                 prior AS ( \
+                   SELECT DISTINCT ON (i.ord) i.ord, p.reservation_id, p.user_id, \
+                     coalesce(p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key, \
+                       false) AS by_key \
+                   FROM input i JOIN reservations p \
+                     ON p.reservation_id = i.reservation_id \
+                     OR (p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key) \
+                   ORDER BY i.ord, 4 DESC), \
+                 load AS ( \
+                   SELECT d.user_id, q.n, q.gpus \
+                   FROM (SELECT DISTINCT ON (user_id) user_id, max_queued FROM input) d \
+                   CROSS JOIN LATERAL ( \
+                     SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
+                     FROM (SELECT gpu_count FROM reservations \
+                           WHERE user_id = d.user_id AND status = 'queued' \
+                           LIMIT coalesce(d.max_queued, 0)) AS queued) q), \
+                 cand AS ( \
+                   SELECT i.*, row_number() OVER (PARTITION BY i.user_id ORDER BY i.ord) AS nth \
+                   FROM input i WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = i.ord)), \
+                 ins AS ( \
+                   INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
+                     node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
+                     github_user, priority, idempotency_key, cli_version, request_hash, command, \
+                     disk_size_gb, detailed_status, created_at) \
+                   SELECT c.reservation_id, c.user_id, c.name, c.gpu_type, c.gpu_count, \
+                     c.node_count, c.duration_hours, c.image, coalesce(c.env_names, '{{}}'), \
+                     c.disk_name, c.jupyter_enabled, c.github_user, c.priority, \
+                     c.idempotency_key, c.cli_version, c.request_hash, c.command, \
+                     c.disk_size_gb, 'waiting in queue', clock_timestamp() \
+                   FROM cand c JOIN load l USING (user_id) \
+                   WHERE c.max_queued IS NULL OR l.n + c.nth <= c.max_queued \
+                   ORDER BY c.ord \
+                   ON CONFLICT DO NOTHING \
+                   RETURNING *), \
+                 sent AS ( \
+                   SELECT r.reservation_id, c.ord, c.hint, c.env, c.username \
+                   FROM ins r JOIN cand c USING (reservation_id)), \
+                 sec AS ( \
+                   INSERT INTO reservation_secrets (reservation_id, env) \
+                   SELECT reservation_id, env FROM sent WHERE env IS NOT NULL), \
+                 ev AS ( \
+                   INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
+                   SELECT reservation_id, 'transition', 'queued', 'submitted', username \
+                   FROM sent ORDER BY ord), \
+                 msg AS ( \
+                   SELECT a.ids[m.n] AS reservation_id, m.msg_id \
+                   FROM (SELECT array_agg(hint ORDER BY ord) AS hints, \
+                           array_agg(reservation_id ORDER BY ord) AS ids FROM sent) a \
+                   CROSS JOIN LATERAL pgmq.send_batch($2, a.hints) WITH ORDINALITY AS m(msg_id, n) \
+                   WHERE a.hints IS NOT NULL) \
+                 SELECT i.ord, \
+                   coalesce(i.max_queued IS NULL OR l.n + c.nth <= i.max_queued, false) AS admitted, \
+                   msg.msg_id, p.reservation_id AS prior_id, p.user_id AS prior_user, \
+                   p.by_key AS prior_by_key, {COLUMNS} \
+                 FROM input i JOIN load l USING (user_id) \
+                 LEFT JOIN prior p ON p.ord = i.ord \
+                 LEFT JOIN cand c ON c.ord = i.ord \
+                 LEFT JOIN (ins r JOIN users u USING (user_id) JOIN msg USING (reservation_id)) \
+                   ON r.reservation_id = i.reservation_id \
+                 ORDER BY i.ord",
+            ),
+            &[&input, &queue.name()],
         )
-    };
+        .await?;
+    if rows.len() != submits.len() {
+        return Err(StoreError::Corrupt(format!(
+            "a statement for {} submits answered {} rows",
+            submits.len(),
+            rows.len()
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (row, (new, quota)) in rows.iter().zip(submits) {
+        outcomes.push(outcome(tx, row, new, *quota).await?);
+    }
+    Ok(outcomes)
+}
+
+/// One submit as a row of the statement's input.
+fn input_row(
+    new: &NewReservation,
+    quota: Option<Quota>,
+    requested_at: chrono::DateTime<Utc>,
+) -> Result<serde_json::Value, StoreError> {
     let hint = serde_json::to_value(QueueMessage::Create(ReservationHint {
         reservation_id: new.reservation_id,
         username: new.username.to_string(),
-        requested_at: Utc::now(),
+        requested_at,
         details: serde_json::json!({
             "gpu_type": new.gpu_type,
             "gpu_count": new.gpu_count,
@@ -133,83 +287,43 @@ async fn insert(
         }),
     }))
     .map_err(|e| StoreError::Corrupt(format!("message does not serialise: {e}")))?;
-    let name = new.name.as_ref().map(|n| n.as_str());
-    let disk_name = new.disk_name.as_ref().map(|d| d.as_str());
-    let github_user = new.github_user.as_ref().map(|g| g.as_str());
-    let max_queued = quota.map(|q| q.max_queued);
-    // `prior` and `load` are read with this statement's snapshot, before `ins` writes: a
-    // reservation with the proposed id or the same idempotency key, and the user's queue. The
-    // secrets, the event and the message are written only for an inserted row; none is inserted
-    // over the quota or when `prior` found one, and ON CONFLICT DO NOTHING covers the same id or
-    // key committed by a concurrent transaction after the snapshot (no error, the transaction
-    // stays usable).
-    let row = tx
-        .query_one(
-            &format!(
-                "WITH prior AS ( \
-                   SELECT reservation_id, user_id, \
-                     coalesce(user_id = $2 AND idempotency_key = $14, false) AS by_key \
-                   FROM reservations \
-                   WHERE reservation_id = $1 OR (user_id = $2 AND idempotency_key = $14) \
-                   ORDER BY 3 DESC LIMIT 1), \
-                 load AS ( \
-                   SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
-                   FROM reservations \
-                   WHERE user_id = $2 AND status = 'queued'), \
-                 ins AS ( \
-                   INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
-                     node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
-                     github_user, priority, idempotency_key, cli_version, request_hash, command, \
-                     disk_size_gb, detailed_status) \
-                   SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                     $17, $18, 'waiting in queue' FROM load \
-                   WHERE ($19::bigint IS NULL OR load.n < $19) AND NOT EXISTS (SELECT 1 FROM prior) \
-                   ON CONFLICT DO NOTHING \
-                   RETURNING *), \
-                 sec AS ( \
-                   INSERT INTO reservation_secrets (reservation_id, env) \
-                   SELECT reservation_id, $20::jsonb FROM ins WHERE $20::jsonb IS NOT NULL), \
-                 ev AS ( \
-                   INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
-                   SELECT reservation_id, 'transition', 'queued', 'submitted', $21 FROM ins), \
-                 msg AS (SELECT pgmq.send($22, $23::jsonb) AS msg_id FROM ins) \
-                 SELECT load.n AS load_reservations, load.gpus AS load_gpus, msg.msg_id, \
-                   prior.reservation_id AS prior_id, prior.user_id AS prior_user, \
-                   prior.by_key AS prior_by_key, {COLUMNS} \
-                 FROM load LEFT JOIN prior ON true \
-                 LEFT JOIN (ins r JOIN users u USING (user_id) CROSS JOIN msg) ON true",
-            ),
-            &[
-                &new.reservation_id,
-                &new.user_id,
-                &name,
-                &new.gpu_type.as_str(),
-                &new.gpu_count,
-                &new.node_count,
-                &new.duration_hours,
-                &new.image.as_str(),
-                &env_names,
-                &disk_name,
-                &new.jupyter_enabled,
-                &github_user,
-                &new.priority,
-                &new.idempotency_key,
-                &new.cli_version,
-                &new.request_hash,
-                &new.command,
-                &new.disk_size_gb,
-                &max_queued,
-                &env,
-                &new.username.as_str(),
-                &queue.name(),
-                &hint,
-            ],
-        )
-        .await?;
+    Ok(serde_json::json!({
+        "reservation_id": new.reservation_id,
+        "user_id": new.user_id,
+        "username": new.username.as_str(),
+        "name": new.name.as_ref().map(|n| n.as_str()),
+        "gpu_type": new.gpu_type.as_str(),
+        "gpu_count": new.gpu_count,
+        "node_count": new.node_count,
+        "duration_hours": new.duration_hours,
+        "image": new.image.as_str(),
+        "env_names": new.env.keys().collect::<Vec<_>>(),
+        "disk_name": new.disk_name.as_ref().map(|d| d.as_str()),
+        "jupyter_enabled": new.jupyter_enabled,
+        "github_user": new.github_user.as_ref().map(|g| g.as_str()),
+        "priority": new.priority,
+        "idempotency_key": new.idempotency_key,
+        "cli_version": new.cli_version,
+        "request_hash": new.request_hash,
+        "command": new.command,
+        "disk_size_gb": new.disk_size_gb,
+        "max_queued": quota.map(|q| q.max_queued),
+        "env": (!new.env.is_empty()).then_some(&new.env),
+        "hint": hint,
+    }))
+}
+
+/// What became of `new`, from its row of the statement.
+async fn outcome(
+    tx: &impl Db,
+    row: &tokio_postgres::Row,
+    new: &NewReservation,
+    quota: Option<Quota>,
+) -> Result<Checked, StoreError> {
     let msg_id: Option<i64> = row.get("msg_id");
     if let Some(msg_id) = msg_id {
         return Ok(Checked::Submitted(Submitted::Created {
-            reservation: Box::new(from_row(&row)?),
+            reservation: Box::new(from_row(row)?),
             msg_id,
         }));
     }
@@ -219,17 +333,14 @@ async fn insert(
     if let Some((id, owner, by_key)) = prior {
         return existing(tx, new, id, owner, by_key).await;
     }
-    let load = UserLoad {
-        reservations: row.get("load_reservations"),
-        gpus: row.get("load_gpus"),
-    };
-    if let Some(quota) = quota
-        && !within(load, quota)
-    {
-        return Ok(Checked::OverQuota(load));
+    if !row.get::<_, bool>("admitted") {
+        return quota.map(Checked::OverQuota).ok_or_else(|| {
+            StoreError::Corrupt("a submit without a quota was refused for its quota".into())
+        });
     }
-    // Within the quota and nothing found before, yet not inserted: a concurrent transaction
-    // committed the same id or key after this statement's snapshot. A new statement sees it.
+    // Admitted, not inserted, and nothing found before it: a concurrent transaction committed
+    // the same id or key after the snapshot. A new statement sees it.
+    let inserted_here = super::queries::find(tx, new.reservation_id).await?;
     let key = new.idempotency_key.as_deref();
     let found = match key {
         Some(key) => find_by_idempotency_key(tx, new.user_id, key).await?,
@@ -238,10 +349,15 @@ async fn insert(
     if let Some(first) = found {
         return Ok(Checked::Submitted(Submitted::Existing(Box::new(first))));
     }
-    let taken = super::queries::find(tx, new.reservation_id).await?;
-    Ok(Checked::IdTaken(
-        taken.filter(|r| r.user_id == new.user_id).map(Box::new),
-    ))
+    match inserted_here {
+        Some(taken) => Ok(Checked::IdTaken(
+            (taken.user_id == new.user_id).then(|| Box::new(taken)),
+        )),
+        None => Err(StoreError::Corrupt(format!(
+            "reservation {} was neither stored nor refused",
+            new.reservation_id
+        ))),
+    }
 }
 
 /// The answer when `prior` found reservation `id` of user `owner`, by the idempotency key or by

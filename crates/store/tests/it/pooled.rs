@@ -79,7 +79,7 @@ async fn submit_within_a_quota_writes_everything_and_beyond_it_nothing() {
         reservations::lock_user_submissions(&tx, alice.user_id)
             .await
             .unwrap();
-        let out = reservations::submit_within(&tx, &queue(), &new, quota)
+        let out = reservations::submit_within(&tx, &queue(), &new, Some(quota))
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -109,7 +109,7 @@ async fn submit_within_a_quota_writes_everything_and_beyond_it_nothing() {
         Checked::Submitted(Submitted::Created { .. })
     ));
     match too_many_jobs {
-        Checked::OverQuota(load) => assert_eq!((load.reservations, load.gpus), (2, 12)),
+        Checked::OverQuota(limit) => assert_eq!(limit, quota),
         other => panic!("a third queued reservation is over 2, got {other:?}"),
     }
     assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 2);
@@ -161,14 +161,15 @@ async fn submit_within_counts_only_queued_reservations_and_replays_a_reused_key(
     let mut conn = pool.get().await.unwrap();
     let tx = conn.transaction().await.unwrap();
 
-    let fresh = reservations::submit_within(&tx, &queue(), &reservation_for(&alice), quota)
+    let fresh = reservations::submit_within(&tx, &queue(), &reservation_for(&alice), Some(quota))
         .await
         .unwrap();
     let mut retry = reservation_for(&alice);
     retry.idempotency_key = Some("k1".into());
-    let replayed = reservations::submit_within(&tx, &queue(), &retry, Quota { max_queued: 10 })
-        .await
-        .unwrap();
+    let replayed =
+        reservations::submit_within(&tx, &queue(), &retry, Some(Quota { max_queued: 10 }))
+            .await
+            .unwrap();
     tx.commit().await.unwrap();
 
     assert!(

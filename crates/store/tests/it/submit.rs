@@ -190,3 +190,135 @@ async fn an_image_the_domain_refuses_is_an_error_naming_its_column_and_a_blank_o
     );
     assert_eq!(blank.image, None);
 }
+
+#[tokio::test]
+async fn many_submits_in_one_statement_answer_as_if_written_one_after_the_other() {
+    use reservations::{Checked, Quota};
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let bob = user(&client, "bob").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let bobs_earlier = reservation_for(&bob);
+    reservations::submit(&mut client, &queue, &bobs_earlier)
+        .await
+        .unwrap();
+    let before = count(&client, "SELECT count(*) FROM pgmq.q_gpu_reservations").await;
+
+    // Alice may queue 2: her first two new ones pass, the third is refused. Her keyed submit
+    // and its retry in the same batch: the retry is answered with the first. Bob proposes an id
+    // Bob already used (a retry) and one of Alice's (taken); Bob has no quota.
+    let cap = Some(Quota { max_queued: 2 });
+    let mut keyed = reservation_for(&alice);
+    keyed.idempotency_key = Some("k".into());
+    let mut retry = reservation_for(&alice);
+    retry.idempotency_key = Some("k".into());
+    let second = reservation_for(&alice);
+    let third = reservation_for(&alice);
+    let mut bobs_retry = reservation_for(&bob);
+    bobs_retry.reservation_id = bobs_earlier.reservation_id;
+    let mut bobs_taken = reservation_for(&bob);
+    bobs_taken.reservation_id = second.reservation_id;
+    let bobs_new = reservation_for(&bob);
+    let submits = [
+        (&keyed, cap),
+        (&retry, cap),
+        (&bobs_retry, None),
+        (&second, cap),
+        (&third, cap),
+        (&bobs_new, None),
+        (&bobs_taken, None),
+    ];
+    let tx = client.transaction().await.unwrap();
+    reservations::lock_users_submissions(&tx, &[alice.user_id, bob.user_id])
+        .await
+        .unwrap();
+    let out = reservations::submit_many(&tx, &queue, &submits)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let created = |c: &Checked| match c {
+        Checked::Submitted(Submitted::Created { reservation, .. }) => {
+            Some(reservation.reservation_id)
+        }
+        _ => None,
+    };
+    assert_eq!(created(&out[0]), Some(keyed.reservation_id));
+    assert!(
+        matches!(&out[1], Checked::Submitted(Submitted::Existing(r)) if r.reservation_id == keyed.reservation_id),
+        "{:?}",
+        out[1]
+    );
+    assert!(
+        matches!(&out[2], Checked::IdTaken(Some(r)) if r.reservation_id == bobs_earlier.reservation_id),
+        "{:?}",
+        out[2]
+    );
+    assert_eq!(created(&out[3]), Some(second.reservation_id));
+    assert_eq!(out[4], Checked::OverQuota(Quota { max_queued: 2 }));
+    assert_eq!(created(&out[5]), Some(bobs_new.reservation_id));
+    // Bob's proposed id was taken by Alice's in the round before.
+    assert_eq!(out[6], Checked::IdTaken(None));
+
+    // Three new rows, each with its event and one message, queued in the order submitted.
+    let ids: Vec<uuid::Uuid> = client
+        .query(
+            "SELECT reservation_id FROM reservations WHERE reservation_id <> $1 \
+             ORDER BY created_at, reservation_id",
+            &[&bobs_earlier.reservation_id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            keyed.reservation_id,
+            second.reservation_id,
+            bobs_new.reservation_id
+        ]
+    );
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM reservation_events WHERE reason = 'submitted'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM reservation_secrets").await,
+        4
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgmq.q_gpu_reservations").await - before,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_statement_whose_submits_are_all_refused_sends_nothing() {
+    use reservations::{Checked, Quota};
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let (a, b) = (reservation_for(&alice), reservation_for(&alice));
+    let none = Some(Quota { max_queued: 0 });
+
+    let tx = client.transaction().await.unwrap();
+    let out = reservations::submit_many(&tx, &queue, &[(&a, none), (&b, none)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(out, vec![Checked::OverQuota(Quota { max_queued: 0 }); 2]);
+    assert_eq!(count(&client, "SELECT count(*) FROM reservations").await, 0);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM pgmq.q_gpu_reservations").await,
+        0
+    );
+}

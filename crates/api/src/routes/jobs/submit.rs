@@ -114,10 +114,9 @@ pub async fn submit_job(
 
     // The queued cap is checked with the writes (row, event, secrets, queue message) in one
     // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
-    let quota = Quota {
-        // No limit is a limit no one reaches.
-        max_queued: config.max_queued_per_user.map_or(i64::MAX, i64::from),
-    };
+    let quota = config.max_queued_per_user.map(|max| Quota {
+        max_queued: i64::from(max),
+    });
     let written = state
         .submits
         .write(SubmitRequest {
@@ -139,7 +138,7 @@ pub async fn submit_job(
             return replay(&state, *own, &request_hash, "RESERVATION_ID").await;
         }
         Checked::IdTaken(None) => return Err(id_taken(proposed_or_new)),
-        Checked::OverQuota(load) => return Err(quota_exceeded(refusal(load, quota))),
+        Checked::OverQuota(limit) => return Err(quota_exceeded(refusal(limit))),
     };
     // Durable and acknowledged from here; the standing comes from the scheduler's published state.
     let (queue_position, estimated_start_time) = standing(&state, &reservation).await?;
