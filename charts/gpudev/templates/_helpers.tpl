@@ -127,6 +127,8 @@ POSTGRES_DB: {{ .Values.database.name | quote }}
 POSTGRES_USER: {{ .Values.database.user | quote }}
 {{- end }}
 DB_CONNECT_TIMEOUT_SECONDS: {{ .Values.config.dbConnectTimeoutSeconds | int64 | quote }}
+DB_STATEMENT_TIMEOUT_SECONDS: {{ .Values.config.dbStatementTimeoutSeconds | int64 | quote }}
+DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: {{ .Values.config.dbIdleInTransactionTimeoutSeconds | int64 | quote }}
 {{- end }}
 
 {{/* The Secret's data (chart-made Secret and the migration hook's copy). */}}

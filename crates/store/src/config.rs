@@ -2,7 +2,9 @@
 //!
 //! `DATABASE_URL` wins when set; otherwise `POSTGRES_HOST`, `POSTGRES_PORT` (5432), `POSTGRES_USER`
 //! (`gpudev`), `POSTGRES_PASSWORD` and `POSTGRES_DB` (`gpudev`). `DB_POOL_SIZE` (16, 1–512) and
-//! `DB_CONNECT_TIMEOUT_SECONDS` (5, 1–120) tune the pool.
+//! `DB_CONNECT_TIMEOUT_SECONDS` (5, 1–120) tune the pool; `DB_STATEMENT_TIMEOUT_SECONDS` (10,
+//! 1–3600) and `DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS` (60, 1–3600) bound every statement and
+//! every idle transaction (see [`crate::connect`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +24,10 @@ pub struct DbConfig {
     pub pool_size: usize,
     /// How long to wait for a new connection (and for a pooled one) before giving up.
     pub connect_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on these connections; `None` for none (migrations).
+    statement_timeout: Option<Duration>,
+    /// PostgreSQL's `idle_in_transaction_session_timeout` on these connections.
+    idle_in_transaction_timeout: Duration,
 }
 
 impl DbConfig {
@@ -36,6 +42,12 @@ impl DbConfig {
         let pool_size = usize::try_from(env.setting(shared::DB_POOL_SIZE)?).unwrap_or(usize::MAX);
         let connect_timeout =
             Duration::from_secs(u64::from(env.setting(shared::DB_CONNECT_TIMEOUT_SECONDS)?));
+        let statement_timeout = Duration::from_secs(u64::from(
+            env.setting(shared::DB_STATEMENT_TIMEOUT_SECONDS)?,
+        ));
+        let idle_in_transaction_timeout = Duration::from_secs(u64::from(
+            env.setting(shared::DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS)?,
+        ));
 
         let (mut pg, source) = match env.get("DATABASE_URL") {
             Some(url) => {
@@ -77,6 +89,8 @@ impl DbConfig {
             source,
             pool_size,
             connect_timeout,
+            statement_timeout: Some(statement_timeout),
+            idle_in_transaction_timeout,
         })
     }
 
@@ -88,6 +102,48 @@ impl DbConfig {
     /// The driver configuration.
     pub fn pg(&self) -> &tokio_postgres::Config {
         &self.pg
+    }
+
+    /// PostgreSQL's `statement_timeout` on these connections (`None`: no limit).
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
+    }
+
+    /// How long a program waits for an answer the server owes before it drops the connection:
+    /// the statement timeout plus [`crate::connect::ANSWER_GRACE`] (`None` without a statement
+    /// timeout).
+    pub fn answer_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
+            .map(|t| t + crate::connect::ANSWER_GRACE)
+    }
+
+    /// Raises the statement timeout to at least `floor`, for a program whose own statements
+    /// legitimately wait that long (the processor's long poll).
+    pub fn with_statement_timeout_at_least(mut self, floor: Duration) -> Self {
+        self.statement_timeout = self.statement_timeout.map(|t| t.max(floor));
+        self
+    }
+
+    /// Lifts the statement timeout and the client-side answer bound, for migrations: a schema
+    /// change on a large table, or waiting for another process's migration, may take long.
+    /// TCP keepalives still notice a peer that vanished.
+    pub fn without_statement_timeout(mut self) -> Self {
+        self.statement_timeout = None;
+        self
+    }
+
+    /// The driver configuration for a new session: [`Self::pg`] with the server-side bounds
+    /// added to its start-up options (options already in the URL are kept and come first).
+    pub fn session_config(&self) -> tokio_postgres::Config {
+        let mut pg = self.pg.clone();
+        let mut options = pg.get_options().unwrap_or("").trim().to_owned();
+        let statement_ms = self.statement_timeout.map_or(0, |t| t.as_millis());
+        options.push_str(&format!(
+            " -c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={}",
+            self.idle_in_transaction_timeout.as_millis()
+        ));
+        pg.options(options.trim());
+        pg
     }
 
     /// Sets the application name reported to PostgreSQL (`pg_stat_activity`).
@@ -140,6 +196,7 @@ impl fmt::Debug for DbConfig {
             .field("target", &self.to_string())
             .field("source", &self.source)
             .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +253,45 @@ mod tests {
         assert!(e.to_string().contains("70000"));
         let e = cfg(&[("POSTGRES_HOST", "h"), ("DB_POOL_SIZE", "many")]).unwrap_err();
         assert_eq!(e.variable, "DB_POOL_SIZE");
+    }
+
+    #[test]
+    fn sessions_are_told_their_bounds_and_the_answer_bound_is_a_little_longer() {
+        let c = cfg(&[
+            (
+                "DATABASE_URL",
+                "postgres://u@h/db?options=-c%20search_path%3Dx",
+            ),
+            ("DB_STATEMENT_TIMEOUT_SECONDS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.session_config().get_options(),
+            Some(
+                "-c search_path=x -c statement_timeout=7000 \
+                 -c idle_in_transaction_session_timeout=60000"
+            )
+        );
+        assert_eq!(c.answer_timeout(), Some(Duration::from_secs(9)));
+        let poll = c
+            .clone()
+            .with_statement_timeout_at_least(Duration::from_secs(20));
+        assert_eq!(poll.statement_timeout(), Some(Duration::from_secs(20)));
+        let migrate = c.without_statement_timeout();
+        assert_eq!(migrate.answer_timeout(), None);
+        assert!(
+            migrate
+                .session_config()
+                .get_options()
+                .unwrap()
+                .contains("statement_timeout=0")
+        );
+        let e = cfg(&[
+            ("POSTGRES_HOST", "h"),
+            ("DB_STATEMENT_TIMEOUT_SECONDS", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "DB_STATEMENT_TIMEOUT_SECONDS");
     }
 
     #[test]

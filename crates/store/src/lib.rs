@@ -11,6 +11,7 @@ pub mod audit;
 pub mod availability;
 mod columns;
 pub mod config;
+pub mod connect;
 pub mod cronjob_runs;
 mod db;
 pub mod disks;

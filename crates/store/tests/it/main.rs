@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod hung;
 mod job_changes;
 mod keys_and_users;
 mod migrations;

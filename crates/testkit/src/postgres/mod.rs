@@ -2,6 +2,7 @@
 
 mod bin;
 pub(crate) mod cluster;
+pub(crate) mod freeze;
 pub(crate) mod private;
 mod server;
 pub(crate) mod shared;
