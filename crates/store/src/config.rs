@@ -5,12 +5,20 @@
 //! `DB_CONNECT_TIMEOUT_SECONDS` (5, 1–120) tune the pool; `DB_STATEMENT_TIMEOUT_SECONDS` (10,
 //! 1–3600) and `DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS` (60, 1–3600) bound every statement and
 //! every idle transaction (see [`crate::connect`]).
+//!
+//! TLS ([`crate::tls`]): `sslmode`, `sslrootcert`, `sslcert` and `sslkey` in `DATABASE_URL`, or
+//! `POSTGRES_SSLMODE`, `POSTGRES_SSLROOTCERT`, `POSTGRES_SSLCERT` and `POSTGRES_SSLKEY` (which
+//! also apply to a `DATABASE_URL` that does not say; saying one thing in both places with two
+//! values is refused).
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gpudev_runtime::{Env, shared};
+
+use crate::tls::{SslMode, TlsSettings, split_ssl_params};
 
 pub use gpudev_runtime::ConfigError;
 
@@ -28,6 +36,9 @@ pub struct DbConfig {
     statement_timeout: Option<Duration>,
     /// PostgreSQL's `idle_in_transaction_session_timeout` on these connections.
     idle_in_transaction_timeout: Duration,
+    tls: TlsSettings,
+    /// Built from `tls` when the settings are read; `None` for `sslmode=disable`.
+    tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl DbConfig {
@@ -49,9 +60,13 @@ impl DbConfig {
             env.setting(shared::DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS)?,
         ));
 
+        let mut url_tls = Vec::new();
         let (mut pg, source) = match env.get("DATABASE_URL") {
             Some(url) => {
-                let pg = tokio_postgres::Config::from_str(url.trim()).map_err(|e| {
+                let (url, ssl) = split_ssl_params(url.trim())
+                    .map_err(|e| ConfigError::new("DATABASE_URL", e))?;
+                url_tls = ssl;
+                let pg = tokio_postgres::Config::from_str(&url).map_err(|e| {
                     ConfigError::new("DATABASE_URL", format!("not a valid PostgreSQL URL ({e})"))
                 })?;
                 if pg.get_hosts().is_empty() {
@@ -84,6 +99,7 @@ impl DbConfig {
         if pg.get_application_name().is_none() {
             pg.application_name("gpudev");
         }
+        let (tls, tls_config) = tls_settings(&env, &url_tls)?;
         Ok(Self {
             pg,
             source,
@@ -91,6 +107,8 @@ impl DbConfig {
             connect_timeout,
             statement_timeout: Some(statement_timeout),
             idle_in_transaction_timeout,
+            tls,
+            tls_config,
         })
     }
 
@@ -102,6 +120,16 @@ impl DbConfig {
     /// The driver configuration.
     pub fn pg(&self) -> &tokio_postgres::Config {
         &self.pg
+    }
+
+    /// The TLS settings (`sslmode` and the certificate files).
+    pub fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
+
+    /// The rustls configuration for these connections (`None` for `sslmode=disable`).
+    pub fn tls_config(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls_config.as_ref()
     }
 
     /// PostgreSQL's `statement_timeout` on these connections (`None`: no limit).
@@ -172,6 +200,75 @@ impl DbConfig {
     }
 }
 
+/// The TLS settings from `DATABASE_URL`'s parameters (`from_url`) and the `POSTGRES_SSL*`
+/// variables, with the rustls configuration built from them. An error names the variable that
+/// gave the faulty value.
+fn tls_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    from_url: &[(&'static str, String)],
+) -> Result<(TlsSettings, Option<Arc<rustls::ClientConfig>>), ConfigError> {
+    let var_of = |param: &str| match param {
+        "sslmode" => "POSTGRES_SSLMODE",
+        "sslrootcert" => "POSTGRES_SSLROOTCERT",
+        "sslcert" => "POSTGRES_SSLCERT",
+        _ => "POSTGRES_SSLKEY",
+    };
+    // Which variable each parameter came from, and its value.
+    let mut given: Vec<(&'static str, &'static str, String)> = Vec::new();
+    for param in ["sslmode", "sslrootcert", "sslcert", "sslkey"] {
+        let in_url = from_url
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == param)
+            .map(|(_, v)| v.trim());
+        let in_env = env.get(var_of(param));
+        match (in_url, in_env) {
+            (Some(u), Some(e)) if u != e.trim() => {
+                return Err(ConfigError::new(
+                    var_of(param),
+                    format!(
+                        "DATABASE_URL says {param}={u} and this variable says {}: set it in one place",
+                        e.trim()
+                    ),
+                ));
+            }
+            (Some(u), _) => given.push((param, "DATABASE_URL", u.to_owned())),
+            (None, Some(e)) => given.push((param, var_of(param), e.trim().to_owned())),
+            (None, None) => {}
+        }
+    }
+    let mut tls = TlsSettings::default();
+    for (param, _, value) in &given {
+        match *param {
+            "sslmode" => {
+                tls.mode = SslMode::parse(value)
+                    .map_err(|e| ConfigError::new(source_of(&given, "sslmode"), e))?;
+            }
+            "sslrootcert" => tls.root_cert = Some(value.into()),
+            "sslcert" => tls.cert = Some(value.into()),
+            _ => tls.key = Some(value.into()),
+        }
+    }
+    let config = tls.client_config().map_err(|e| {
+        // A missing file is blamed on the setting that needs it when that one was not given.
+        let var = if given.iter().any(|(p, _, _)| *p == e.setting) {
+            source_of(&given, e.setting)
+        } else {
+            source_of(&given, "sslmode")
+        };
+        ConfigError::new(var, format!("{}: {}", e.setting, e.problem))
+    })?;
+    Ok((tls, config))
+}
+
+/// The variable `param` came from (`POSTGRES_SSLMODE` when it was not given at all).
+fn source_of(given: &[(&'static str, &'static str, String)], param: &str) -> &'static str {
+    given
+        .iter()
+        .find(|(p, _, _)| *p == param)
+        .map_or("POSTGRES_SSLMODE", |(_, var, _)| *var)
+}
+
 impl fmt::Display for DbConfig {
     /// `host:port/dbname as user`, without the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,6 +294,7 @@ impl fmt::Debug for DbConfig {
             .field("source", &self.source)
             .field("pool_size", &self.pool_size)
             .field("statement_timeout", &self.statement_timeout)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -292,6 +390,40 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.variable, "DB_STATEMENT_TIMEOUT_SECONDS");
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_url_or_the_variables_and_may_not_disagree() {
+        let c = cfg(&[("DATABASE_URL", "postgres://u@h/db?sslmode=require")]).unwrap();
+        assert_eq!(c.tls().mode, SslMode::Require);
+        assert!(c.tls_config().is_some());
+        let c = cfg(&[("POSTGRES_HOST", "h"), ("POSTGRES_SSLMODE", "disable")]).unwrap();
+        assert_eq!(c.tls().mode, SslMode::Disable);
+        assert!(c.tls_config().is_none());
+        assert_eq!(
+            cfg(&[("POSTGRES_HOST", "h")]).unwrap().tls().mode,
+            SslMode::Prefer
+        );
+        let e = cfg(&[
+            ("DATABASE_URL", "postgres://u@h/db?sslmode=require"),
+            ("POSTGRES_SSLMODE", "verify-full"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "POSTGRES_SSLMODE");
+        assert!(e.problem.contains("one place"), "{e}");
+        let e = cfg(&[("DATABASE_URL", "postgres://u@h/db?sslmode=verify-full")]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+        assert!(e.problem.contains("sslrootcert"), "{e}");
+        let e = cfg(&[
+            ("POSTGRES_HOST", "h"),
+            ("POSTGRES_SSLMODE", "verify-ca"),
+            ("POSTGRES_SSLROOTCERT", "/nonexistent/ca.crt"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "POSTGRES_SSLROOTCERT");
+        assert!(e.problem.contains("/nonexistent/ca.crt"), "{e}");
+        let e = cfg(&[("POSTGRES_HOST", "h"), ("POSTGRES_SSLMODE", "on")]).unwrap_err();
+        assert_eq!(e.variable, "POSTGRES_SSLMODE");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod queue;
 pub mod reservations;
 pub mod scheduling;
 pub mod ssh_keys;
+pub mod tls;
 pub mod usage;
 pub mod users;
 

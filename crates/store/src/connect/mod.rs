@@ -12,7 +12,13 @@
 //!   statement timeout plus [`ANSWER_GRACE`], the connection fails instead of waiting, since a
 //!   hung server cannot enforce its own statement timeout.
 //!
-//! tokio-postgres then runs the protocol over that stream (`Config::connect_raw`).
+//! - TLS is negotiated here too (PostgreSQL's `SSLRequest`, then a rustls handshake, as
+//!   [`crate::tls`] says for each `sslmode`), so the watch sits above TLS and reads the
+//!   protocol's own messages.
+//!
+//! tokio-postgres then runs the protocol over that stream (`Config::connect_raw`). It is not
+//! offered SCRAM channel binding (the stream it gets is not its own TLS stream); the server's
+//! identity rests on its certificate (`verify-full`).
 
 mod watch;
 
@@ -23,7 +29,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
@@ -108,7 +114,11 @@ async fn open(cfg: &DbConfig) -> io::Result<Transport> {
         let attempt = match host {
             Host::Tcp(name) => {
                 let addr = pg.get_hostaddrs().get(i).copied();
-                tokio::time::timeout(cfg.connect_timeout, tcp(name, addr, port, cfg))
+                let opened = async {
+                    let tcp = tcp(name, addr, port, cfg).await?;
+                    negotiate_tls(tcp, name, port, cfg).await
+                };
+                tokio::time::timeout(cfg.connect_timeout, opened)
                     .await
                     .unwrap_or_else(|_| {
                         Err(io::Error::new(
@@ -132,7 +142,83 @@ async fn open(cfg: &DbConfig) -> io::Result<Transport> {
     Err(last)
 }
 
-async fn tcp(name: &str, addr: Option<IpAddr>, port: u16, cfg: &DbConfig) -> io::Result<Transport> {
+/// PostgreSQL's `SSLRequest`: length 8, then the code 1234.5679.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Asks the server for TLS unless `sslmode=disable`, and shakes hands as the mode says.
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    host: &str,
+    port: u16,
+    cfg: &DbConfig,
+) -> io::Result<Transport> {
+    let mode = cfg.tls().mode;
+    let Some(tls) = cfg.tls_config() else {
+        return Ok(Transport::Tcp(tcp));
+    };
+    tcp.write_all(&SSL_REQUEST).await?;
+    let mut answer = [0_u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if !mode.requires_tls() => return Ok(Transport::Tcp(tcp)),
+        b'N' => {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("{host}:{port} does not accept TLS, which sslmode={mode} requires"),
+            ));
+        }
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{host}:{port} answered the TLS request with {other:#04x}: not PostgreSQL?"
+                ),
+            ));
+        }
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{host:?} as a TLS name: {e}"),
+        )
+    })?;
+    match tokio_rustls::TlsConnector::from(std::sync::Arc::clone(tls))
+        .connect(name, tcp)
+        .await
+    {
+        Ok(stream) => Ok(Transport::Tls(Box::new(stream))),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "TLS with {host}:{port} failed under sslmode={mode}: {}",
+                tls_cause(&e, host)
+            ),
+        )),
+    }
+}
+
+/// The rustls error inside a handshake failure, said plainly where it is a certificate.
+fn tls_cause(e: &io::Error, host: &str) -> String {
+    let Some(rustls::Error::InvalidCertificate(cert)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return e.to_string();
+    };
+    match cert {
+        rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature => {
+            "the server's certificate is not signed by the sslrootcert authority".to_owned()
+        }
+        rustls::CertificateError::NotValidForName
+        | rustls::CertificateError::NotValidForNameContext { .. } => {
+            format!("the server's certificate does not name this host, {host}")
+        }
+        other => format!("the server's certificate was refused: {other:?}"),
+    }
+}
+
+async fn tcp(name: &str, addr: Option<IpAddr>, port: u16, cfg: &DbConfig) -> io::Result<TcpStream> {
     let stream = match addr {
         Some(ip) => TcpStream::connect((ip, port)).await?,
         None => TcpStream::connect((name, port)).await?,
@@ -152,7 +238,7 @@ async fn tcp(name: &str, addr: Option<IpAddr>, port: u16, cfg: &DbConfig) -> io:
         // Data the peer has not acknowledged for this long ends the connection.
         sock.set_tcp_user_timeout(Some(bound))?;
     }
-    Ok(Transport::Tcp(stream))
+    Ok(stream)
 }
 
 /// Turns a failure to open the socket into a tokio-postgres error (whose constructors are
@@ -209,6 +295,8 @@ pub enum Transport {
     Tcp(TcpStream),
     /// A Unix socket (never encrypted, as with libpq).
     Unix(UnixStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 macro_rules! each {
@@ -216,6 +304,7 @@ macro_rules! each {
         match $self.get_mut() {
             Transport::Tcp($s) => $e,
             Transport::Unix($s) => $e,
+            Transport::Tls($s) => $e,
         }
     };
 }

@@ -16,4 +16,5 @@ mod pooled;
 mod queue;
 mod reservation_changes;
 mod submit;
+mod tls;
 mod transitions;

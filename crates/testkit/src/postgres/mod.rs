@@ -8,6 +8,7 @@ mod server;
 pub(crate) mod shared;
 mod template;
 pub(crate) mod test_db;
+pub(crate) mod tls;
 
 use test_db::TestDb;
 

@@ -40,6 +40,14 @@ pub async fn private_cluster() -> PrivateCluster {
 }
 
 async fn create() -> Result<PrivateCluster> {
+    create_with(|_, _| Ok(())).await
+}
+
+/// Creates a private cluster, letting `setup` change its directory (`data/` holds the copied
+/// cluster) before the server starts.
+pub(crate) async fn create_with(
+    setup: impl FnOnce(&PgBin, &std::path::Path) -> Result<()>,
+) -> Result<PrivateCluster> {
     // The shared cluster's creation leaves the seed this one is copied from.
     shared::cluster().await;
     let bin = shared::bin().await?.clone();
@@ -56,6 +64,7 @@ async fn create() -> Result<PrivateCluster> {
         ),
     )?;
     Server::copy_data(&shared::seed_dir(), &dir.join("data")).await?;
+    setup(&bin, &dir)?;
     let server = Server::start_new(&bin, &dir).await?;
     Ok(PrivateCluster {
         cluster: Cluster::new(server.port()),
