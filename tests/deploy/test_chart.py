@@ -527,12 +527,20 @@ def test_database_credentials_come_from_the_right_secret():
         expected = fullname("migration-database") if comp == "migration" else fullname("database")
         assert ref == {"name": expected, "key": "POSTGRES_PASSWORD"}, comp
         assert "DATABASE_URL" not in env
-    # A CloudNativePG-style Secret holding a URL: no chart Secret, no POSTGRES_* at all.
+    # A CloudNativePG-style Secret holding a URL: no chart Secret, no POSTGRES_* connection
+    # fields; its CA is given, so TLS is verify-full against the mounted CA in every workload.
     objects = render_scenario("cloudnativepg-example")
     assert not objects_of(objects, "Secret")
-    assert not any(k.startswith("POSTGRES_") for k in one(objects, "ConfigMap", fullname("common"))["data"])
-    for comp, _, spec in workloads(objects):
+    common = one(objects, "ConfigMap", fullname("common"))["data"]
+    assert not any(k.startswith("POSTGRES_") and not k.startswith("POSTGRES_SSL") for k in common)
+    assert (common["POSTGRES_SSLMODE"], common["POSTGRES_SSLROOTCERT"]) == (
+        "verify-full", "/etc/gpudev/postgres-ca/ca.crt")
+    for comp, pod, spec in workloads(objects):
         assert env_of(spec["containers"][0])["DATABASE_URL"] == {"secretKeyRef": {"name": "gpudev-db-app", "key": "uri"}}
+        mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert mounts.get("postgres-ca") == "/etc/gpudev/postgres-ca", comp
+        ca = [v for v in spec["volumes"] if v["name"] == "postgres-ca"]
+        assert ca and ca[0]["secret"]["secretName"] == "gpudev-db-ca", comp
     # An existing Secret holding only the password.
     for comp, _, spec in workloads(render_scenario("existing-password-secret")):
         assert env_of(spec["containers"][0])["POSTGRES_PASSWORD"] == {"secretKeyRef": {"name": "gpudev-db", "key": "pg-password"}}

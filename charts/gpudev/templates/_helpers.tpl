@@ -127,6 +127,20 @@ POSTGRES_DB: {{ .Values.database.name | quote }}
 POSTGRES_USER: {{ .Values.database.user | quote }}
 {{- end }}
 DB_CONNECT_TIMEOUT_SECONDS: {{ .Values.config.dbConnectTimeoutSeconds | int64 | quote }}
+{{- $t := .Values.database.tls }}
+{{- $mode := $t.sslMode | default (ternary "verify-full" "" (not (empty $t.caSecret.name))) }}
+{{- if $mode }}
+POSTGRES_SSLMODE: {{ $mode | quote }}
+{{- end }}
+{{- if $t.caSecret.name }}
+POSTGRES_SSLROOTCERT: "/etc/gpudev/postgres-ca/ca.crt"
+{{- end }}
+{{- if $t.clientCertSecret.name }}
+POSTGRES_SSLCERT: "/etc/gpudev/postgres-client/tls.crt"
+POSTGRES_SSLKEY: "/etc/gpudev/postgres-client/tls.key"
+{{- end }}
+DB_STATEMENT_TIMEOUT_SECONDS: {{ .Values.config.dbStatementTimeoutSeconds | int64 | quote }}
+DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: {{ .Values.config.dbIdleInTransactionTimeoutSeconds | int64 | quote }}
 {{- end }}
 
 {{/* The Secret's data (chart-made Secret and the migration hook's copy). */}}
@@ -219,15 +233,46 @@ priorityClassName: {{ . }}
 {{- end }}
 
 {{/* Writable scratch space: the root filesystem is read-only. */}}
+{{/* Every workload's volumes: /tmp, and the database's TLS files when configured. */}}
 {{- define "gpudev.tmpVolume" -}}
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- $t := .Values.database.tls }}
+{{- if $t.caSecret.name }}
+- name: postgres-ca
+  secret:
+    secretName: {{ $t.caSecret.name }}
+    items:
+      - key: {{ $t.caSecret.key }}
+        path: ca.crt
+{{- end }}
+{{- if $t.clientCertSecret.name }}
+- name: postgres-client-cert
+  secret:
+    secretName: {{ $t.clientCertSecret.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ $t.clientCertSecret.certKey }}
+        path: tls.crt
+      - key: {{ $t.clientCertSecret.keyKey }}
+        path: tls.key
+{{- end }}
 {{- end }}
 
 {{- define "gpudev.tmpMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- if .Values.database.tls.caSecret.name }}
+- name: postgres-ca
+  mountPath: /etc/gpudev/postgres-ca
+  readOnly: true
+{{- end }}
+{{- if .Values.database.tls.clientCertSecret.name }}
+- name: postgres-client-cert
+  mountPath: /etc/gpudev/postgres-client
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/* Checks ----------------------------------------------------------------------------------- */}}

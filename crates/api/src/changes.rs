@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use gpudev_store::job_changes::{self, Mark};
 use gpudev_store::{DbConfig, StoreError};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::auth::KeyCache;
 use crate::job_cache::JobCache;
@@ -88,9 +88,8 @@ pub fn spawn_change_listener(
 }
 
 async fn follow(cfg: &DbConfig, caches: &Caches, poll_every: Duration) -> Result<(), StoreError> {
-    let mut pg = cfg.pg().clone();
-    pg.application_name(CONNECTION_NAME);
-    let (client, mut conn) = pg.connect(NoTls).await?;
+    let cfg = cfg.clone().with_application_name(CONNECTION_NAME);
+    let (client, mut conn) = gpudev_store::connect::connect(&cfg).await?;
     let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {

@@ -13,6 +13,8 @@ use gpudev_store::{DbConfig, Queue};
 
 use crate::backoff::Backoff;
 
+/// How much longer than the long poll (`POLL_SECONDS`) the processor's statements may run.
+const LONG_POLL_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Everything the processor needs to start.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -143,15 +145,18 @@ impl ProcessorConfig {
             ));
         }
         let half_life_hours = env.float("FAIR_SHARE_HALF_LIFE_HOURS", 168.0, 0.1..=8760.0)?;
+        let poll = env.seconds("POLL_SECONDS", 5, 0..=60)?;
         Ok(Self {
-            db,
+            // The long poll waits in the server for up to `poll`: the statement bound must
+            // allow it.
+            db: db.with_statement_timeout_at_least(poll + LONG_POLL_MARGIN),
             queue,
             namespace,
             dev_image: env.dev_image()?,
             gpu_type_label,
             visibility_timeout: env.seconds("VISIBILITY_TIMEOUT_SECONDS", 30, 1..=3600)?,
             retry_backoff,
-            poll: env.seconds("POLL_SECONDS", 5, 0..=60)?,
+            poll,
             batch_size: env.int("BATCH_SIZE", 16, 1..=1000)?,
             max_reads: env.int("MAX_READS", 5, 1..=100)?,
             scheduler_interval: env.seconds("SCHEDULER_INTERVAL_SECONDS", 10, 1..=3600)?,

@@ -31,9 +31,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use gpudev_store::DbConfig;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::error::{ProcessorError, Result};
 
@@ -49,14 +50,9 @@ pub struct LeaderSession {
 
 impl LeaderSession {
     /// Connects and tries to take the lock for `queue`; `None` when another session holds it.
-    pub async fn try_acquire(
-        pg: &tokio_postgres::Config,
-        queue: &str,
-        lease: Duration,
-    ) -> Result<Option<Self>> {
-        let mut pg = pg.clone();
-        pg.application_name("gpudev-processor-leader");
-        let (client, connection) = pg.connect(NoTls).await?;
+    pub async fn try_acquire(db: &DbConfig, queue: &str, lease: Duration) -> Result<Option<Self>> {
+        let db = db.clone().with_application_name("gpudev-processor-leader");
+        let (client, connection) = gpudev_store::connect::connect(&db).await?;
         let lost = Arc::new(AtomicBool::new(false));
         let connection = {
             let lost = Arc::clone(&lost);

@@ -118,7 +118,7 @@ impl Processor {
         }
         let config = &self.inner.config;
         let session =
-            LeaderSession::try_acquire(config.db.pg(), config.queue.name(), config.leader_lease)
+            LeaderSession::try_acquire(&config.db, config.queue.name(), config.leader_lease)
                 .await?;
         let Some(session) = session else {
             return Ok(false);

@@ -70,6 +70,26 @@ pub const DB_CONNECT_TIMEOUT_SECONDS: IntSetting = IntSetting {
     max: 120,
 };
 
+/// `DB_STATEMENT_TIMEOUT_SECONDS`: the longest one statement may run. PostgreSQL cancels it
+/// then (`statement_timeout`), and a program gives up on a connection whose server has not
+/// answered a request for this long plus a short grace (a hung server or a dead peer), so every
+/// database call is bounded.
+pub const DB_STATEMENT_TIMEOUT_SECONDS: IntSetting = IntSetting {
+    var: "DB_STATEMENT_TIMEOUT_SECONDS",
+    default: 10,
+    min: 1,
+    max: 3600,
+};
+
+/// `DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS`: PostgreSQL ends a session that leaves a transaction
+/// open and idle this long (`idle_in_transaction_session_timeout`), releasing its locks.
+pub const DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: IntSetting = IntSetting {
+    var: "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+    default: 60,
+    min: 1,
+    max: 3600,
+};
+
 /// `QUEUE_PROMISE_HORIZON_MINUTES`: a queued reservation whose planned start is this close is
 /// promised it (ADR 5).
 pub const QUEUE_PROMISE_HORIZON_MINUTES: IntSetting = IntSetting {
@@ -99,7 +119,7 @@ pub const RELEASE_DELAY_SECONDS: IntSetting = IntSetting {
 };
 
 /// Every shared whole-number setting, for the check against the chart's schema.
-pub const INT_SETTINGS: [IntSetting; 10] = [
+pub const INT_SETTINGS: [IntSetting; 12] = [
     MAX_NODES,
     MAX_ACTIVE_RESERVATIONS_PER_USER,
     MAX_GPUS_PER_USER,
@@ -107,6 +127,8 @@ pub const INT_SETTINGS: [IntSetting; 10] = [
     DEFAULT_DISK_SIZE_GB,
     DB_POOL_SIZE,
     DB_CONNECT_TIMEOUT_SECONDS,
+    DB_STATEMENT_TIMEOUT_SECONDS,
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS,
     QUEUE_PROMISE_HORIZON_MINUTES,
     FAIR_SHARE_AGING_PERCENT,
     RELEASE_DELAY_SECONDS,

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod availability;
 mod columns;
 pub mod config;
+pub mod connect;
 pub mod cronjob_runs;
 mod db;
 pub mod disks;
@@ -27,6 +28,7 @@ pub mod queue;
 pub mod reservations;
 pub mod scheduling;
 pub mod ssh_keys;
+pub mod tls;
 pub mod usage;
 pub mod users;
 

@@ -1,8 +1,8 @@
 //! The connection pool.
 
 use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::NoTls;
 
+use crate::connect::PoolConnect;
 use crate::{DbConfig, StoreError};
 
 /// A pool of PostgreSQL connections.
@@ -19,11 +19,14 @@ pub async fn connect_pool(cfg: &DbConfig) -> Result<Pool, StoreError> {
     Ok(pool)
 }
 
-/// Builds a pool without connecting; connections open on first use.
+/// Builds a pool without connecting; connections open on first use, through
+/// [`crate::connect::connect`], so every statement is bounded. A connection that failed (its
+/// server stopped answering, say) is closed, and the recycle check (`Fast`: is it closed?)
+/// discards it instead of lending it again.
 pub fn build_pool(cfg: &DbConfig) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
+    let manager = Manager::from_connect(
         cfg.pg().clone(),
-        NoTls,
+        PoolConnect(cfg.clone()),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -4,7 +4,10 @@
 //!   (cargo-nextest runs each test in its own process). Each test gets its own database copied
 //!   from a template that already holds the migrations and the `gpu_reservations` queue:
 //!   [`test_db`]. [`empty_db`] gives an empty one for migration tests, and [`private_cluster`]
-//!   a cluster a test may stop and start. The cluster stops and its directory is deleted when
+//!   a cluster a test may stop, start and freeze (SIGSTOP). [`tcp_proxy`] puts a proxy that can
+//!   turn into a black hole in front of a server, as a network partition would. [`tls_cluster`]
+//!   is a private cluster that accepts only TLS with a client certificate, from a certificate
+//!   authority the test kit makes. The cluster stops and its directory is deleted when
 //!   the test run ends (a watchdog follows the runner process).
 //! - **AWS STS.** [`sts`] starts a moto server in strict authentication mode and mints real
 //!   temporary credentials for it.
@@ -36,6 +39,7 @@ pub mod kube;
 pub mod oidc;
 mod port;
 mod postgres;
+mod proxy;
 mod sts;
 mod watchdog;
 
@@ -44,9 +48,12 @@ pub use control_plane::test_cluster::{Backend, TestCluster, backend, skip_on_fak
 pub use control_plane::{ControlPlane, control_plane};
 pub use oidc::{OidcIssuer, oidc_issuer};
 pub use postgres::cluster::Cluster;
+pub use postgres::freeze::Frozen;
 pub use postgres::private::{PrivateCluster, private_cluster};
 pub use postgres::shared::cluster;
 pub use postgres::test_db::TestDb;
+pub use postgres::tls::{TlsCluster, TlsFiles, tls_cluster};
 pub use postgres::{empty_db, test_db};
+pub use proxy::{TcpProxy, tcp_proxy};
 pub use sts::credentials::{AccessKey, Credentials, StsRejection};
 pub use sts::moto::{ACCOUNT_ID, Moto, REGION, sts};

@@ -4,13 +4,15 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use gpudev_store::DbConfig;
-use tokio_postgres::NoTls;
 
 use super::Ctx;
 use crate::{Format, output};
 
 pub(crate) async fn run(cfg: &DbConfig, ctx: &Ctx, out: &mut impl Write) -> anyhow::Result<()> {
-    let (mut client, conn) = cfg.pg().connect(NoTls).await.map_err(|e| {
+    // A migration may run long, or wait for another one: no statement bound (see
+    // `DbConfig::without_statement_timeout`).
+    let cfg = &cfg.clone().without_statement_timeout();
+    let (mut client, conn) = gpudev_store::connect::connect(cfg).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to PostgreSQL at {cfg} (from {}): {}",
             cfg.source,

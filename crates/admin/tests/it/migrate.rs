@@ -91,3 +91,39 @@ async fn migrate_creates_the_queue_named_by_queue_name() {
         .get(0);
     assert_eq!(n, 2);
 }
+
+/// The `sslmode=verify-full` URL of the TLS-only test server, trusting `root`.
+fn verify_full(tls: &gpudev_testkit::TlsCluster, root: &std::path::Path) -> String {
+    let f = &tls.files;
+    tls.url(
+        "localhost",
+        &format!(
+            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            root.display(),
+            f.client_cert.display(),
+            f.client_key.display()
+        ),
+    )
+}
+
+#[tokio::test]
+async fn migrate_runs_over_verified_tls_and_refuses_a_server_it_cannot_verify_in_one_line() {
+    let tls = gpudev_testkit::tls_cluster().await;
+
+    let ok = admin(&verify_full(&tls, &tls.files.ca), &["migrate"]).await;
+    assert!(ok.status.success(), "{}", crate::stderr(&ok));
+    assert!(stdout(&ok).contains("migration(s)"), "{}", stdout(&ok));
+
+    let refused = admin(&verify_full(&tls, &tls.files.other_ca), &["migrate"]).await;
+    assert!(!refused.status.success());
+    let err = crate::stderr(&refused);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("sslmode=verify-full"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("not signed by the sslrootcert authority"),
+        "{err}"
+    );
+}

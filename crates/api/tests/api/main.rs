@@ -15,6 +15,7 @@ mod disks;
 mod docs;
 mod health;
 pub mod helpers;
+mod hung;
 mod job_cache;
 mod jobs_actions;
 mod jobs_common;

@@ -77,7 +77,7 @@ async fn a_standby_takes_over_when_the_leaders_session_dies_and_the_deposed_lead
 #[tokio::test]
 async fn a_hung_leader_loses_its_lock_after_the_lease() {
     let env = env().await;
-    let pg = env.config.db.pg().clone();
+    let pg = env.config.db.clone();
     let lease = Duration::from_secs(2);
     let hung = LeaderSession::try_acquire(&pg, "gpu_reservations", lease)
         .await

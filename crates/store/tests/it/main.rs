@@ -7,6 +7,7 @@
 )]
 
 mod common;
+mod hung;
 mod job_changes;
 mod keys_and_users;
 mod migrations;
@@ -15,4 +16,5 @@ mod pooled;
 mod queue;
 mod reservation_changes;
 mod submit;
+mod tls;
 mod transitions;

@@ -2,11 +2,13 @@
 
 mod bin;
 pub(crate) mod cluster;
+pub(crate) mod freeze;
 pub(crate) mod private;
 mod server;
 pub(crate) mod shared;
 mod template;
 pub(crate) mod test_db;
+pub(crate) mod tls;
 
 use test_db::TestDb;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::postgres::bin::PgBin;
 use crate::postgres::cluster::Cluster;
+use crate::postgres::freeze::{self, Frozen};
 use crate::postgres::server::{Server, StopMode};
 use crate::postgres::shared;
 use crate::watchdog::{self, sh_quote};
@@ -39,6 +40,14 @@ pub async fn private_cluster() -> PrivateCluster {
 }
 
 async fn create() -> Result<PrivateCluster> {
+    create_with(|_, _| Ok(())).await
+}
+
+/// Creates a private cluster, letting `setup` change its directory (`data/` holds the copied
+/// cluster) before the server starts.
+pub(crate) async fn create_with(
+    setup: impl FnOnce(&PgBin, &std::path::Path) -> Result<()>,
+) -> Result<PrivateCluster> {
     // The shared cluster's creation leaves the seed this one is copied from.
     shared::cluster().await;
     let bin = shared::bin().await?.clone();
@@ -55,6 +64,7 @@ async fn create() -> Result<PrivateCluster> {
         ),
     )?;
     Server::copy_data(&shared::seed_dir(), &dir.join("data")).await?;
+    setup(&bin, &dir)?;
     let server = Server::start_new(&bin, &dir).await?;
     Ok(PrivateCluster {
         cluster: Cluster::new(server.port()),
@@ -103,6 +113,22 @@ impl PrivateCluster {
             .unwrap_or_else(|e| panic!("gpudev-testkit: crashing the private cluster: {e}"));
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and its children) until the returned guard
+    /// is dropped: the stand-in for a hung database or a network partition. Open connections
+    /// stay open and new ones are accepted by the kernel, but nothing answers.
+    ///
+    /// # Panics
+    ///
+    /// When the server's processes cannot be found or signalled.
+    #[expect(
+        clippy::panic,
+        reason = "test helper: a failed fault injection fails the test"
+    )]
+    pub fn freeze(&self) -> Frozen {
+        Frozen::freeze(&self.server.data_dir())
+            .unwrap_or_else(|e| panic!("gpudev-testkit: freezing the private cluster: {e}"))
+    }
+
     /// Starts the server again on the same port and waits until it accepts connections.
     ///
     /// # Panics
@@ -127,6 +153,8 @@ impl Deref for PrivateCluster {
 
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
+        // A frozen server would ignore the stop until resumed.
+        freeze::thaw(&self.server.data_dir());
         Server::kill_blocking(&self.bin, &self.dir);
         // Best effort: the watchdog removes it at process exit otherwise.
         let _ = std::fs::remove_dir_all(&self.dir);

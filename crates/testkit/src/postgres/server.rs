@@ -148,12 +148,15 @@ impl Server {
             .status();
     }
 
-    /// A shell snippet that stops whatever server runs in `dir`, for watchdogs.
+    /// A shell snippet that stops whatever server runs in `dir`, for watchdogs. It first resumes
+    /// the server's processes, which a test may have left stopped (SIGSTOP) if it died.
     pub(crate) fn kill_script(bin: &PgBin, dir: &Path) -> String {
+        let data = sh_quote(&dir.join("data").to_string_lossy());
         format!(
-            "{} stop -D {} -m immediate -w -s >/dev/null 2>&1",
+            "pm=$(head -n 1 {data}/postmaster.pid 2>/dev/null) && [ -n \"$pm\" ] && \
+             {{ pkill -CONT -P \"$pm\"; kill -CONT \"$pm\"; }} >/dev/null 2>&1; \
+             {} stop -D {data} -m immediate -w -s >/dev/null 2>&1",
             bin.shell_prefix("pg_ctl"),
-            sh_quote(&dir.join("data").to_string_lossy())
         )
     }
 
