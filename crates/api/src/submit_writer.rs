@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::metrics::Metrics;
 
 /// Transactions writing submits at once in one API process.
-pub const WRITERS: usize = 4;
+pub const WRITERS: usize = 2;
 
 /// Most submits in one transaction.
 pub const MAX_BATCH: usize = 64;
@@ -160,18 +160,48 @@ impl SubmitWriter {
         db: &mut deadpool_postgres::Object,
         requests: &[SubmitRequest],
     ) -> Result<Vec<Checked>, StoreError> {
-        let tx = db.transaction().await?;
+        let written = self.try_write_together(db, requests).await;
+        if written.is_err() {
+            // Whatever went wrong, the connection goes back to the pool outside a transaction
+            // (a failed statement already ended it on the server; then this is a no-op).
+            let _ = db.batch_execute("ROLLBACK").await;
+        }
+        written
+    }
+
+    /// Two round trips: BEGIN, the locks and the submits go out together and the server runs
+    /// them in order; then the audit records and COMMIT. Had any of the first failed, the COMMIT
+    /// would roll back, and the error is returned.
+    async fn try_write_together(
+        &self,
+        db: &deadpool_postgres::Object,
+        requests: &[SubmitRequest],
+    ) -> Result<Vec<Checked>, StoreError> {
         let users: Vec<i64> = requests.iter().map(|r| r.caller.user_id).collect();
-        reservations::lock_users_submissions(&tx, &users).await?;
         let submits: Vec<_> = requests.iter().map(|r| (&r.new, r.quota)).collect();
-        let outcomes = reservations::submit_many(&tx, &self.queue, &submits).await?;
+        // `join3` polls its futures in order, so the three are sent in this order even when a
+        // statement is first prepared on this connection (tokio's `join!` would rotate).
+        let (begun, locked, outcomes) = futures::future::join3(
+            db.batch_execute("BEGIN"),
+            reservations::lock_users_submissions(&**db, &users),
+            reservations::submit_many(&**db, &self.queue, &submits),
+        )
+        .await;
+        begun?;
+        locked?;
+        let outcomes = outcomes?;
         let audits: Vec<_> = requests
             .iter()
             .zip(&outcomes)
             .filter_map(|(r, outcome)| Some((&r.caller, &r.ctx, audit_of(r, outcome)?)))
             .collect();
-        audit::record_many(&tx, &audits).await?;
-        tx.commit().await?;
+        let (audited, committed) = futures::future::join(
+            audit::record_many(&**db, &audits),
+            db.batch_execute("COMMIT"),
+        )
+        .await;
+        audited?;
+        committed?;
         Ok(outcomes)
     }
 }
