@@ -1,13 +1,12 @@
 //! `/v1/disks`: create, list, get, rename, delete, operations; owners only.
 
 use gpudev_api_types::disks::{CreateDisk, RenameDisk};
-use gpudev_domain::{DiskName, GpuType, ImageRef, Username};
 use gpudev_store::users::Role;
 use gpudev_store::{Queue, disks as store_disks};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, status_json};
+use crate::helpers::{queued_reservation, spawn_app, status_json};
 
 /// A well-formed create body.
 fn create(name: &str, size_gb: Option<i64>) -> CreateDisk {
@@ -149,36 +148,12 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
     let (alice, key) = app.user_with_key("alice", Role::User).await;
     app.post("/v1/disks", &key, create("home", None)).await;
     app.post("/v1/disks", &key, create("taken", None)).await;
-    let mut client = app.db.connect().await;
+    let client = app.db.connect().await;
     let disk = store_disks::get(&client, alice.user_id, "home")
         .await
         .unwrap();
-    let queue = Queue::new("gpu_reservations").unwrap();
-    let new = gpudev_store::reservations::NewReservation {
-        reservation_id: uuid::Uuid::new_v4(),
-        user_id: alice.user_id,
-        username: Username::parse("alice").unwrap(),
-        name: None,
-        gpu_type: GpuType::parse("t4").unwrap(),
-        gpu_count: 1,
-        node_count: 1,
-        duration_hours: 1.0,
-        image: ImageRef::parse("ubuntu").unwrap(),
-        env: Default::default(),
-        disk_name: Some(DiskName::parse("home").unwrap()),
-        jupyter_enabled: false,
-        github_user: None,
-        priority: 0,
-        idempotency_key: None,
-        cli_version: None,
-        request_hash: None,
-        command: None,
-        disk_size_gb: None,
-    };
-    gpudev_store::reservations::submit(&mut client, &queue, &new)
-        .await
-        .unwrap();
-    store_disks::attach(&client, disk.disk_id, new.reservation_id)
+    let reservation_id = queued_reservation(&app, &alice).await;
+    store_disks::attach(&client, disk.disk_id, reservation_id)
         .await
         .unwrap();
 
@@ -209,7 +184,7 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         "{b2}"
     );
 
-    store_disks::release(&client, disk.disk_id, new.reservation_id)
+    store_disks::release(&client, disk.disk_id, reservation_id)
         .await
         .unwrap();
     let (s3, b3) = status_json(

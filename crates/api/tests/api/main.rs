@@ -25,3 +25,4 @@ mod login;
 mod me;
 mod oidc_login;
 mod outage;
+mod races;

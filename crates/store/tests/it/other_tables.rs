@@ -104,7 +104,10 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
         "{busy:?}"
     );
     let rename_busy = disks::rename(&client, alice.user_id, "home", "work").await;
-    assert!(matches!(rename_busy, Err(StoreError::Conflict(_))));
+    assert!(
+        matches!(rename_busy, Ok(disks::Renamed::InUse(r)) if r == new.reservation_id),
+        "{rename_busy:?}"
+    );
 
     assert!(
         disks::release(&client, disk.disk_id, new.reservation_id)
@@ -114,6 +117,9 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
     let renamed = disks::rename(&client, alice.user_id, "home", "work")
         .await
         .unwrap();
+    let disks::Renamed::Done(renamed) = renamed else {
+        panic!("not renamed: {renamed:?}");
+    };
     assert_eq!(renamed.disk_name.as_str(), "work");
     let deleted = disks::soft_delete(
         &client,
