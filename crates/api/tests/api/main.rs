@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod auth_failures;
 mod auth_middleware;
 mod availability;
 mod contract;
