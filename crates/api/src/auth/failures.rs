@@ -34,18 +34,16 @@ pub struct AuthFailures {
 struct Window {
     started: Instant,
     failures: u32,
+    /// Requests admitted and not yet decided.
+    pending: u32,
     throttled: u32,
 }
 
 /// Whether a request may try to authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// It may; if it fails, `audit` says whether it gets an audit record of its own (it is
-    /// among the first [`AUDITED_PER_WINDOW`] of its window).
-    Admitted {
-        /// Audit a failure one by one.
-        audit: bool,
-    },
+    /// It may.
+    Admitted,
     /// The address has used its failures; this long is left of its window.
     Throttled(Duration),
 }
@@ -100,55 +98,71 @@ impl AuthFailures {
         self.limit
     }
 
-    /// Lets a request from `ip` try to authenticate, counting it as a failure until
-    /// [`forgive`](Self::forgive) says it was not one: so however many requests of one address
-    /// are in flight at once, no more than the limit are ever looked up in a window. Refused
-    /// (with the time left in the window, the refusal counted) once the address has used its
-    /// failures. The summary of the address's previous window comes along when that window has
-    /// just ended.
+    /// Lets a request from `ip` try to authenticate, or refuses it (with the time left in the
+    /// window, the refusal counted) once the address has used its failures. Once an address
+    /// has failed in a window, its requests still being checked count as failures too, so
+    /// however many it sends at once no more than the limit are looked up; a client that has
+    /// not failed may send as many at once as it likes. The summary of the address's previous
+    /// window comes along when that window has just ended. Every admitted request must be
+    /// followed by [`fail`](Self::fail) or [`forgive`](Self::forgive).
     pub fn admit(&self, ip: IpAddr) -> (Admission, Option<Summary>) {
         let now = Instant::now();
         let Ok(mut tracked) = self.tracked.lock() else {
-            return (Admission::Admitted { audit: false }, None);
+            return (Admission::Admitted, None);
         };
         let addr = bucket(ip);
         let ended = self.roll(&mut tracked, addr, now);
         if !tracked.contains_key(&addr) {
             if tracked.len() >= MAX_TRACKED {
-                return (Admission::Admitted { audit: false }, ended);
+                return (Admission::Admitted, ended);
             }
             tracked.insert(
                 addr,
                 Window {
                     started: now,
                     failures: 0,
+                    pending: 0,
                     throttled: 0,
                 },
             );
         }
         let admission = match tracked.get_mut(&addr) {
-            Some(w) if w.failures >= self.limit => {
+            Some(w)
+                if w.failures >= self.limit
+                    || w.failures > 0 && w.failures.saturating_add(w.pending) >= self.limit =>
+            {
                 w.throttled = w.throttled.saturating_add(1);
                 Admission::Throttled((w.started + self.window).saturating_duration_since(now))
             }
             Some(w) => {
-                w.failures += 1;
-                Admission::Admitted {
-                    audit: w.failures <= AUDITED_PER_WINDOW,
-                }
+                w.pending = w.pending.saturating_add(1);
+                Admission::Admitted
             }
-            None => Admission::Admitted { audit: false },
+            None => Admission::Admitted,
         };
         (admission, ended)
     }
 
-    /// Takes back the failure [`admit`](Self::admit) counted for a request that authenticated
-    /// (or could not be checked at all).
+    /// Records that an admitted request from `ip` failed. True when it is among the first
+    /// [`AUDITED_PER_WINDOW`] failures of its window and so gets an audit record of its own.
+    pub fn fail(&self, ip: IpAddr) -> bool {
+        let Ok(mut tracked) = self.tracked.lock() else {
+            return false;
+        };
+        let Some(w) = tracked.get_mut(&bucket(ip)) else {
+            return false;
+        };
+        w.pending = w.pending.saturating_sub(1);
+        w.failures = w.failures.saturating_add(1);
+        w.failures <= AUDITED_PER_WINDOW
+    }
+
+    /// Records that an admitted request from `ip` authenticated (or could not be checked).
     pub fn forgive(&self, ip: IpAddr) {
         if let Ok(mut tracked) = self.tracked.lock()
             && let Some(w) = tracked.get_mut(&bucket(ip))
         {
-            w.failures = w.failures.saturating_sub(1);
+            w.pending = w.pending.saturating_sub(1);
         }
     }
 
@@ -208,8 +222,14 @@ mod tests {
     fn throttled(f: &AuthFailures, a: IpAddr) -> Option<Duration> {
         match f.admit(a).0 {
             Admission::Throttled(wait) => Some(wait),
-            Admission::Admitted { .. } => None,
+            Admission::Admitted => None,
         }
+    }
+
+    /// A request from `a` that fails; whether it was audited singly.
+    fn failing(f: &AuthFailures, a: IpAddr) -> bool {
+        assert_eq!(f.admit(a).0, Admission::Admitted);
+        f.fail(a)
     }
 
     #[test]
@@ -217,7 +237,7 @@ mod tests {
         let f = AuthFailures::new(3, Duration::from_secs(60));
         let a = ip("203.0.113.7");
         for _ in 0..3 {
-            assert_eq!(throttled(&f, a), None);
+            failing(&f, a);
         }
         let wait = throttled(&f, a).expect("throttled after three failures");
         assert!(wait > Duration::from_secs(58) && wait <= Duration::from_secs(60));
@@ -225,14 +245,23 @@ mod tests {
     }
 
     #[test]
-    fn requests_in_flight_count_until_forgiven() {
-        let f = AuthFailures::new(2, Duration::from_secs(60));
-        let a = ip("203.0.113.9");
+    fn once_an_address_has_failed_its_requests_in_flight_count_against_it() {
+        let f = AuthFailures::new(3, Duration::from_secs(60));
+        let fresh = ip("203.0.113.9");
+        for _ in 0..10 {
+            assert_eq!(
+                throttled(&f, fresh),
+                None,
+                "no failure yet: no limit on bursts"
+            );
+        }
+        let a = ip("203.0.113.10");
+        failing(&f, a);
         assert_eq!(throttled(&f, a), None);
-        assert_eq!(throttled(&f, a), None);
+        assert!(throttled(&f, a).is_none());
         assert!(
             throttled(&f, a).is_some(),
-            "two in flight use the allowance"
+            "one failure and two in flight use the allowance"
         );
         f.forgive(a);
         assert_eq!(throttled(&f, a), None, "one of them authenticated");
@@ -242,14 +271,13 @@ mod tests {
     fn only_the_first_failures_of_a_window_are_audited_and_the_rest_are_summarised() {
         let f = AuthFailures::new(100, Duration::from_millis(50));
         let a = ip("198.51.100.1");
-        let audited = (0..12)
-            .filter(|_| f.admit(a).0 == Admission::Admitted { audit: true })
-            .count();
+        let audited = (0..12).filter(|_| failing(&f, a)).count();
         assert_eq!(audited, AUDITED_PER_WINDOW as usize);
         assert!(f.sweep().is_empty(), "the window is still open");
         std::thread::sleep(Duration::from_millis(60));
         let (again, ended) = f.admit(a);
-        assert_eq!(again, Admission::Admitted { audit: true }, "a new window");
+        assert_eq!(again, Admission::Admitted);
+        assert!(f.fail(a), "a new window audits again");
         assert_eq!(
             ended,
             Some(Summary {
@@ -265,10 +293,11 @@ mod tests {
     #[test]
     fn a_quiet_window_needs_no_summary_and_a_sweep_reports_the_loud_ones() {
         let f = AuthFailures::new(2, Duration::from_millis(30));
-        f.admit(ip("192.0.2.1"));
-        for _ in 0..3 {
-            f.admit(ip("192.0.2.2"));
+        failing(&f, ip("192.0.2.1"));
+        for _ in 0..2 {
+            failing(&f, ip("192.0.2.2"));
         }
+        assert!(throttled(&f, ip("192.0.2.2")).is_some());
         std::thread::sleep(Duration::from_millis(40));
         let summaries = f.sweep();
         assert_eq!(summaries.len(), 1, "{summaries:?}");
@@ -280,8 +309,8 @@ mod tests {
     #[test]
     fn ipv6_clients_count_per_64_and_mapped_addresses_as_ipv4() {
         let f = AuthFailures::new(2, Duration::from_secs(60));
-        f.admit(ip("2001:db8:1:2::1"));
-        f.admit(ip("2001:db8:1:2:ffff::9"));
+        failing(&f, ip("2001:db8:1:2::1"));
+        failing(&f, ip("2001:db8:1:2:ffff::9"));
         assert!(throttled(&f, ip("2001:db8:1:2::77")).is_some());
         assert_eq!(throttled(&f, ip("2001:db8:1:3::1")), None);
         assert_eq!(bucket(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));

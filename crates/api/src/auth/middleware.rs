@@ -95,8 +95,6 @@ async fn authenticate(
     {
         return Ok(c);
     }
-    // Counted as a failure of the client's address until it authenticates.
-    let mut audit_failure = false;
     if let Some(ip) = ctx.client_ip {
         let (admission, ended) = state.auth_failures.admit(ip);
         if let Some(summary) = ended {
@@ -112,7 +110,7 @@ async fn authenticate(
                     .inc();
                 return Err(crate::limits::too_many(wait, state.auth_failures.limit()));
             }
-            Admission::Admitted { audit } => audit_failure = audit,
+            Admission::Admitted => {}
         }
     }
     let forgive = || {
@@ -124,9 +122,7 @@ async fn authenticate(
         Ok(hash) => hash,
         Err(e) => {
             count(state, "malformed");
-            if audit_failure {
-                audit_failed(state, ctx, &e).await;
-            }
+            failed(state, ctx, &e).await;
             return Err(e);
         }
     };
@@ -166,9 +162,7 @@ async fn authenticate(
                 },
             };
             count(state, "rejected");
-            if audit_failure {
-                audit_failed(state, ctx, &e).await;
-            }
+            failed(state, ctx, &e).await;
             return Err(e);
         }
     };
@@ -187,8 +181,15 @@ async fn authenticate(
     Ok(caller)
 }
 
-/// Audits one failed authentication. Nothing of the presented credentials is recorded.
-async fn audit_failed(state: &AppState, ctx: &RequestCtx, e: &ApiError) {
+/// Counts a failed authentication against the client's address and audits it if it is among
+/// the first of its window. Nothing of the presented credentials is recorded.
+async fn failed(state: &AppState, ctx: &RequestCtx, e: &ApiError) {
+    let Some(ip) = ctx.client_ip else {
+        return;
+    };
+    if !state.auth_failures.fail(ip) {
+        return;
+    }
     write_audit(
         state,
         ctx,

@@ -255,12 +255,14 @@ async fn of_2500_random_keys_from_one_address_only_the_limit_reaches_the_databas
          {answered_per_s:.0}/s with the default limit; malformed keys {malformed_per_s:.0}/s"
     );
     assert!(before.iter().all(|s| *s == 401));
+    // Until the first failure is known, the first requests of all 8 clients are in flight at
+    // once; from then on nothing beyond AUTH_FAILURE_LIMIT (20) is looked up.
+    let looked_up = after.iter().filter(|s| **s == 401).count();
+    assert!((20..20 + 8).contains(&looked_up), "{looked_up} lookups");
     assert_eq!(
-        after.iter().filter(|s| **s == 401).count(),
-        20,
-        "AUTH_FAILURE_LIMIT (20) lookups, then 429 for the window"
+        looked_up + after.iter().filter(|s| **s == 429).count(),
+        2500
     );
-    assert_eq!(after.iter().filter(|s| **s == 429).count(), 2480);
     assert!(
         refused.iter().all(|s| *s == 429),
         "a throttled address is refused before its keys are even read"
