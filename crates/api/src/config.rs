@@ -71,6 +71,9 @@ pub struct ApiConfig {
     pub auth_failure_limit: u32,
     /// `AUTH_FAILURE_WINDOW_SECONDS` (60, 1–3600): the window of `AUTH_FAILURE_LIMIT`.
     pub auth_failure_window: Duration,
+    /// `BODY_READ_TIMEOUT_SECONDS` (10, 1–300): the longest a request body may take to arrive
+    /// (see [`crate::extract::checked_body`]).
+    pub body_read_timeout: Duration,
     /// `TRUSTED_PROXIES` (comma-separated addresses and CIDR networks; empty = none): peers
     /// whose `X-Forwarded-For` names the client, for per-address limits and the audit log.
     pub trusted_proxies: TrustedProxies,
@@ -196,6 +199,11 @@ impl ApiConfig {
             )?,
             auth_failure_limit: env.int("AUTH_FAILURE_LIMIT", 20, 1..=1_000_000)?,
             auth_failure_window: env.seconds("AUTH_FAILURE_WINDOW_SECONDS", 60, 1..=3600)?,
+            body_read_timeout: env.seconds(
+                "BODY_READ_TIMEOUT_SECONDS",
+                crate::extract::DEFAULT_BODY_READ_TIMEOUT.as_secs(),
+                1..=300,
+            )?,
             trusted_proxies: TrustedProxies::parse(&get("TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
             cors_allowed_origins: list("CORS_ALLOWED_ORIGINS"),
@@ -268,6 +276,7 @@ mod tests {
         assert_eq!(c.login_address_rate_limit_per_minute, 100);
         assert_eq!(c.auth_failure_limit, 20);
         assert_eq!(c.auth_failure_window, Duration::from_secs(60));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(10));
         assert_eq!(c.sts_endpoint, None);
         assert!(c.oidc_issuers.is_empty());
         assert_eq!(c.oidc_timeout, Duration::from_secs(5));
@@ -298,6 +307,7 @@ mod tests {
             ("LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE", "0"),
             ("AUTH_FAILURE_LIMIT", "0"),
             ("AUTH_FAILURE_WINDOW_SECONDS", "3601"),
+            ("BODY_READ_TIMEOUT_SECONDS", "0"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}: {err}");

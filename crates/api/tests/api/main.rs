@@ -11,6 +11,7 @@ mod admin;
 mod auth_failures;
 mod auth_middleware;
 mod availability;
+mod bodies;
 mod contract;
 mod disks;
 mod docs;
