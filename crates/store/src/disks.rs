@@ -109,11 +109,17 @@ pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError>
     let disk_name = new.disk_name.as_str();
     let row = db
         .query_opt(
-            "INSERT INTO disks (disk_id, user_id, disk_name, kube_name, size_gb, operation_id, \
-               operation_status) \
-             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::uuid IS NULL THEN NULL ELSE 'pending' END) \
-             ON CONFLICT (user_id, disk_name) WHERE NOT is_deleted DO NOTHING \
-             RETURNING disk_id",
+            "WITH d AS ( \
+                   INSERT INTO disks (disk_id, user_id, disk_name, kube_name, size_gb, operation_id, \
+                     operation_status) \
+                   VALUES ($1, $2, $3, $4, $5, $6, \
+                     CASE WHEN $6::uuid IS NULL THEN NULL ELSE 'pending' END) \
+                   ON CONFLICT (user_id, disk_name) WHERE NOT is_deleted DO NOTHING \
+                   RETURNING disk_id, operation_id), \
+                 op AS ( \
+                   INSERT INTO disk_operations (operation_id, disk_id, action) \
+                   SELECT operation_id, disk_id, 'create' FROM d WHERE operation_id IS NOT NULL) \
+             SELECT disk_id FROM d",
             &[
                 &new.disk_id,
                 &new.user_id,
@@ -187,7 +193,10 @@ pub async fn soft_delete(
                    UPDATE disks d SET is_deleted = true, delete_after = $3, status = 'deleting', \
                      operation_id = $4, operation_status = 'pending', operation_error = NULL \
                    FROM cur WHERE d.disk_id = cur.disk_id AND cur.reservation_id IS NULL \
-                   RETURNING d.disk_id) \
+                   RETURNING d.disk_id), \
+                 op AS ( \
+                   INSERT INTO disk_operations (operation_id, disk_id, action) \
+                   SELECT $4, disk_id, 'delete' FROM upd) \
              SELECT cur.disk_id, cur.reservation_id, upd.disk_id IS NOT NULL \
              FROM cur LEFT JOIN upd ON true",
             &[&user_id, &name, &delete_after, &operation_id],
@@ -359,7 +368,8 @@ pub async fn snapshot_ready(
     Ok(n == 1)
 }
 
-/// The disk (live or soft-deleted) of `user_id` named `name` whose latest operation is `op`.
+/// The disk (live or soft-deleted) of `user_id` named `name` that operation `op` was on, with
+/// its `operation_*` fields describing `op` (not necessarily the disk's latest operation).
 pub async fn find_operation(
     db: &impl Db,
     user_id: i64,
@@ -369,33 +379,58 @@ pub async fn find_operation(
     let row = db
         .query_opt(
             &format!(
-                "{SELECT} WHERE d.user_id = $1 AND d.disk_name = $2 AND d.operation_id = $3 \
-                 ORDER BY d.created_at DESC LIMIT 1"
+                "{SELECT} JOIN disk_operations o ON o.disk_id = d.disk_id \
+                 WHERE o.operation_id = $3 AND d.user_id = $1 AND d.disk_name = $2"
             ),
             &[&user_id, &name, &op],
         )
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut disk = from_row(&row)?;
+    let (status, error): (String, Option<String>) = db
+        .query_one(
+            "SELECT status, error FROM disk_operations WHERE operation_id = $1",
+            &[&op],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))?;
+    disk.operation_id = Some(op);
+    disk.operation_status = Some(status);
+    disk.operation_error = error;
+    Ok(Some(disk))
 }
 
-/// Records the end of a disk operation (by the processor); false when `op` is not the disk's
-/// latest pending operation.
+/// Records the end of a disk operation (by the processor); false when `op` is not a pending
+/// operation of the disk. The disk's own status follows only its latest operation.
 pub async fn finish_operation(
     db: &impl Db,
     disk_id: Uuid,
     op: Uuid,
     error: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let n = db
-        .execute(
-            "UPDATE disks SET operation_status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
-               operation_error = $3, \
-               status = CASE WHEN $3::text IS NOT NULL THEN 'failed' \
-                             WHEN is_deleted THEN 'deleted' \
-                             WHEN status = 'pending' THEN 'ready' ELSE status END \
-             WHERE disk_id = $1 AND operation_id = $2 AND operation_status = 'pending'",
+    let row = db
+        .query_one(
+            "WITH op AS ( \
+                   UPDATE disk_operations SET \
+                     status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
+                     error = $3, updated_at = now() \
+                   WHERE operation_id = $2 AND disk_id = $1 AND status = 'pending' \
+                   RETURNING operation_id), \
+                 d AS ( \
+                   UPDATE disks SET \
+                     operation_status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
+                     operation_error = $3, \
+                     status = CASE WHEN $3::text IS NOT NULL THEN 'failed' \
+                                   WHEN is_deleted THEN 'deleted' \
+                                   WHEN status = 'pending' THEN 'ready' ELSE status END \
+                   WHERE disk_id = $1 AND operation_id = $2 AND operation_status = 'pending' \
+                   RETURNING disk_id) \
+             SELECT (SELECT count(*) FROM op) + (SELECT count(*) FROM d)",
             &[&disk_id, &op, &error],
         )
         .await?;
-    Ok(n == 1)
+    let changed: i64 = row.get(0);
+    Ok(changed > 0)
 }

@@ -310,3 +310,56 @@ async fn a_renamed_or_deleted_disks_name_can_be_given_to_a_new_disk_with_its_own
         .unwrap();
     assert_eq!(old.kube_name, claims[0], "a rename keeps the claim");
 }
+
+#[tokio::test]
+async fn an_operation_still_answers_after_a_later_operation_on_its_disk() {
+    let app = spawn_app().await;
+    let (alice, key) = app.user_with_key("alice", Role::User).await;
+    let (_, created) = status_json(app.post("/v1/disks", &key, create("home", None)).await).await;
+    let first = created["operation_id"].as_str().unwrap().to_owned();
+    let client = app.db.connect().await;
+    let disk = store_disks::get(&client, alice.user_id, "home")
+        .await
+        .unwrap();
+    assert!(
+        store_disks::finish_operation(&client, disk.disk_id, first.parse().unwrap(), None)
+            .await
+            .unwrap()
+    );
+    let (_, deleted) = status_json(
+        app.call(Method::DELETE, "/v1/disks/home", Some(&key), None)
+            .await,
+    )
+    .await;
+    let second = deleted["operation_id"].as_str().unwrap().to_owned();
+
+    let (s1, op1) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{first}"), &key)
+            .await,
+    )
+    .await;
+    let (s2, op2) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{second}"), &key)
+            .await,
+    )
+    .await;
+
+    assert_eq!(s1, 200, "the create is still known: {op1}");
+    assert_eq!(
+        (op1["status"].as_str(), op1["completed"].as_bool()),
+        (Some("completed"), Some(true))
+    );
+    assert_eq!(s2, 200, "{op2}");
+    assert_eq!(
+        (op2["status"].as_str(), op2["is_deleted"].as_bool()),
+        (Some("pending"), Some(true))
+    );
+    // Another user cannot read them.
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let (s3, _) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{first}"), &bob)
+            .await,
+    )
+    .await;
+    assert_eq!(s3, 404);
+}
