@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Unstructured};
-use gpudev_domain::api_key::{MAX_PRESENTED_LEN, MIN_PRESENTED_LEN};
+use gpudev_domain::api_key::KEY_LEN;
 use gpudev_domain::arn::{MAX_ARN_LEN, PARTITIONS};
 use gpudev_domain::env::{
     MAX_ENV_NAME_LEN, MAX_ENV_TOTAL_BYTES, MAX_ENV_VARS, RESERVED_ENV_PREFIXES,
@@ -62,7 +62,7 @@ pub fn authorization(data: &[u8]) {
         Ok(key) => {
             assert!(header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer "));
             let token = header[7..].trim();
-            assert!((MIN_PRESENTED_LEN..=MAX_PRESENTED_LEN).contains(&token.len()));
+            assert_eq!(token.len(), KEY_LEN);
             let direct = PresentedKey::parse(token).unwrap_or_else(|e| panic!("{e}"));
             assert!(direct.hash().ct_eq(&key.hash()));
             let canonical = PresentedKey::from_authorization(&format!("Bearer {token}"));

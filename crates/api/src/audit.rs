@@ -25,11 +25,9 @@ pub struct RequestCtx {
     pub client_ip: Option<std::net::IpAddr>,
 }
 
-impl FromRequest for RequestCtx {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+impl RequestCtx {
+    /// The facts of `req`.
+    pub fn of(req: &HttpRequest) -> Self {
         let client = req
             .peer_addr()
             .map(|peer| match req.app_data::<web::Data<AppState>>() {
@@ -48,11 +46,20 @@ impl FromRequest for RequestCtx {
                 }
                 _ => peer.ip(),
             });
-        ready(Ok(RequestCtx {
+        RequestCtx {
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
             client_addr: client.map(|ip| ip.to_string()),
             client_ip: client,
-        }))
+        }
+    }
+}
+
+impl FromRequest for RequestCtx {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::of(req)))
     }
 }
 

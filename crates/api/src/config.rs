@@ -58,8 +58,22 @@ pub struct ApiConfig {
     pub rate_limit_per_minute: u32,
     /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
     pub rate_limit_burst: u32,
-    /// `LOGIN_RATE_LIMIT_PER_MINUTE` (10): login attempts per minute per client IP.
+    /// `LOGIN_RATE_LIMIT_PER_MINUTE` (10): login attempts per minute per client address and
+    /// identity (the AWS access key id, or the OIDC token's issuer and subject), so one
+    /// person's failures do not lock out others behind the same address.
     pub login_rate_limit_per_minute: u32,
+    /// `LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE` (100): login attempts per minute per client address,
+    /// whatever the identities, so changing identity on every attempt stays bounded.
+    pub login_address_rate_limit_per_minute: u32,
+    /// `AUTH_FAILURE_LIMIT` (20): failed API key authentications per client address within
+    /// `AUTH_FAILURE_WINDOW_SECONDS` (60) after which the address is answered 429 until the
+    /// window ends (see [`crate::auth::AuthFailures`]).
+    pub auth_failure_limit: u32,
+    /// `AUTH_FAILURE_WINDOW_SECONDS` (60, 1–3600): the window of `AUTH_FAILURE_LIMIT`.
+    pub auth_failure_window: Duration,
+    /// `BODY_READ_TIMEOUT_SECONDS` (10, 1–300): the longest a request body may take to arrive
+    /// (see [`crate::extract::checked_body`]).
+    pub body_read_timeout: Duration,
     /// `TRUSTED_PROXIES` (comma-separated addresses and CIDR networks; empty = none): peers
     /// whose `X-Forwarded-For` names the client, for per-address limits and the audit log.
     pub trusted_proxies: TrustedProxies,
@@ -178,6 +192,18 @@ impl ApiConfig {
             rate_limit_per_minute: env.int("RATE_LIMIT_PER_MINUTE", 120, 1..=1_000_000)?,
             rate_limit_burst: env.int("RATE_LIMIT_BURST", 30, 0..=1_000_000)?,
             login_rate_limit_per_minute: env.int("LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)?,
+            login_address_rate_limit_per_minute: env.int(
+                "LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE",
+                100,
+                1..=1_000_000,
+            )?,
+            auth_failure_limit: env.int("AUTH_FAILURE_LIMIT", 20, 1..=1_000_000)?,
+            auth_failure_window: env.seconds("AUTH_FAILURE_WINDOW_SECONDS", 60, 1..=3600)?,
+            body_read_timeout: env.seconds(
+                "BODY_READ_TIMEOUT_SECONDS",
+                crate::extract::DEFAULT_BODY_READ_TIMEOUT.as_secs(),
+                1..=300,
+            )?,
             trusted_proxies: TrustedProxies::parse(&get("TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
             cors_allowed_origins: list("CORS_ALLOWED_ORIGINS"),
@@ -247,6 +273,10 @@ mod tests {
         );
         assert_eq!(c.rate_limit_per_minute, 120);
         assert_eq!(c.login_rate_limit_per_minute, 10);
+        assert_eq!(c.login_address_rate_limit_per_minute, 100);
+        assert_eq!(c.auth_failure_limit, 20);
+        assert_eq!(c.auth_failure_window, Duration::from_secs(60));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(10));
         assert_eq!(c.sts_endpoint, None);
         assert!(c.oidc_issuers.is_empty());
         assert_eq!(c.oidc_timeout, Duration::from_secs(5));
@@ -274,6 +304,10 @@ mod tests {
             ),
             ("OIDC_TIMEOUT_SECONDS", "0"),
             ("OIDC_JWKS_MIN_REFRESH_SECONDS", "3601"),
+            ("LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE", "0"),
+            ("AUTH_FAILURE_LIMIT", "0"),
+            ("AUTH_FAILURE_WINDOW_SECONDS", "3601"),
+            ("BODY_READ_TIMEOUT_SECONDS", "0"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}: {err}");

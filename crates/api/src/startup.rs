@@ -10,7 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 
-use crate::auth::{KeyCache, UsageRecorder, spawn_usage_flusher};
+use crate::auth::{AuthFailures, KeyCache, UsageRecorder, spawn_usage_flusher};
 use crate::changes::{Caches, spawn_change_listener};
 use crate::config::ApiConfig;
 use crate::job_cache::JobCache;
@@ -87,6 +87,11 @@ impl Application {
             config.rate_limit_per_minute,
             config.rate_limit_burst,
             config.login_rate_limit_per_minute,
+            config.login_address_rate_limit_per_minute,
+        ));
+        let auth_failures = Arc::new(AuthFailures::new(
+            config.auth_failure_limit,
+            config.auth_failure_window,
         ));
         let sts = Arc::new(
             routes::auth::sts::Sts::new(&config)
@@ -115,6 +120,7 @@ impl Application {
             jobs: jobs.clone(),
             usage: usage.clone(),
             limits: limits.clone(),
+            auth_failures,
             metrics: metrics.clone(),
             sts,
             oidc,
@@ -130,6 +136,20 @@ impl Application {
             loop {
                 tick.tick().await;
                 limits.shrink();
+            }
+        }));
+        // Addresses that stopped failing are summarised soon after their window is over.
+        tasks.push(tokio::spawn({
+            let state = state.clone();
+            async move {
+                let mut tick = tokio::time::interval(state.auth_failures.window() / 4);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    for summary in state.auth_failures.sweep() {
+                        crate::auth::audit_summary(&state, &summary).await;
+                    }
+                }
             }
         }));
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use gpudev_store::Pool;
 
-use crate::auth::{KeyCache, UsageRecorder};
+use crate::auth::{AuthFailures, KeyCache, UsageRecorder};
 use crate::config::ApiConfig;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub usage: Arc<UsageRecorder>,
     /// Rate limiters.
     pub limits: Arc<RateLimits>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<AuthFailures>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// STS clients for the AWS logins, built once at start-up.

@@ -14,10 +14,6 @@ pub const KEY_BYTES: usize = 64;
 pub const KEY_LEN: usize = 86;
 /// Characters of the key kept in clear as its public prefix (for listing and support).
 pub const PREFIX_LEN: usize = 8;
-/// Shortest key a client may present.
-pub const MIN_PRESENTED_LEN: usize = 16;
-/// Longest key a client may present.
-pub const MAX_PRESENTED_LEN: usize = 256;
 
 /// Why an API key could not be generated or accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,12 +21,16 @@ pub enum ApiKeyError {
     /// The operating system's random source failed.
     #[error("the system random number generator failed")]
     Rng,
-    /// The presented key is shorter or longer than allowed.
-    #[error("API key must be {MIN_PRESENTED_LEN} to {MAX_PRESENTED_LEN} characters")]
+    /// The presented key is not as long as every key we issue.
+    #[error("API key must be {KEY_LEN} characters")]
     BadLength,
     /// The presented key contains characters that cannot appear in a key.
     #[error("API key contains characters outside the URL-safe base64 alphabet")]
     BadCharacters,
+    /// The presented key is not the encoding of 64 bytes (its last character carries bits no
+    /// issued key has).
+    #[error("API key is not an encoding of {KEY_BYTES} bytes")]
+    NotEncoded,
 }
 
 /// A freshly generated key. Its secret is printed once and then only its hash is kept.
@@ -76,9 +76,11 @@ impl fmt::Debug for ApiKey {
 pub struct PresentedKey(String);
 
 impl PresentedKey {
-    /// Accepts 16 to 256 characters of URL-safe base64 (the alphabet of every key we issue).
+    /// Accepts exactly what [`ApiKey::generate`] makes: 86 characters of URL-safe base64 that
+    /// decode to 64 bytes. Anything else cannot be a key we issued, so it is refused here,
+    /// without a database lookup.
     pub fn parse(raw: &str) -> Result<Self, ApiKeyError> {
-        if !(MIN_PRESENTED_LEN..=MAX_PRESENTED_LEN).contains(&raw.len()) {
+        if raw.len() != KEY_LEN {
             return Err(ApiKeyError::BadLength);
         }
         if !raw
@@ -87,7 +89,12 @@ impl PresentedKey {
         {
             return Err(ApiKeyError::BadCharacters);
         }
-        Ok(Self(raw.to_owned()))
+        // 86 characters carry 516 bits; the last character's two spare bits are zero in every
+        // encoding of 64 bytes, and the decoder refuses them otherwise.
+        match URL_SAFE_NO_PAD.decode(raw) {
+            Ok(bytes) if bytes.len() == KEY_BYTES => Ok(Self(raw.to_owned())),
+            _ => Err(ApiKeyError::NotEncoded),
+        }
     }
 
     /// Reads the key out of an `Authorization` header value: `Bearer <key>`, the scheme in any
@@ -191,30 +198,46 @@ mod tests {
     }
 
     #[test]
-    fn presented_keys_outside_16_to_256_characters_are_refused() {
-        assert_eq!(
-            PresentedKey::parse(&"a".repeat(15)),
-            Err(ApiKeyError::BadLength)
-        );
-        assert!(PresentedKey::parse(&"a".repeat(16)).is_ok());
-        assert!(PresentedKey::parse(&"a".repeat(256)).is_ok());
-        assert_eq!(
-            PresentedKey::parse(&"a".repeat(257)),
-            Err(ApiKeyError::BadLength)
-        );
-        assert_eq!(PresentedKey::parse(""), Err(ApiKeyError::BadLength));
+    fn presented_keys_of_another_length_than_issued_ones_are_refused() {
+        let k = ApiKey::generate().unwrap();
+        let secret = k.expose_secret();
+        assert!(PresentedKey::parse(secret).is_ok());
+        for wrong in [
+            "",
+            &secret[..KEY_LEN - 1],
+            &format!("{secret}A"),
+            &"a".repeat(16),
+            &"a".repeat(256),
+        ] {
+            assert_eq!(
+                PresentedKey::parse(wrong),
+                Err(ApiKeyError::BadLength),
+                "{wrong:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_last_character_no_encoding_of_64_bytes_ends_with_is_refused() {
+        // 'A' ends an encoding of 64 bytes (its spare bits are zero); 'B' sets a spare bit.
+        let ok = format!("{}A", "A".repeat(KEY_LEN - 1));
+        let spare = format!("{}B", "A".repeat(KEY_LEN - 1));
+        assert!(PresentedKey::parse(&ok).is_ok());
+        assert_eq!(PresentedKey::parse(&spare), Err(ApiKeyError::NotEncoded));
     }
 
     #[test]
     fn presented_keys_with_foreign_characters_are_refused() {
-        assert_eq!(
-            PresentedKey::parse("abcdefgh ijklmnop"),
-            Err(ApiKeyError::BadCharacters)
-        );
-        assert_eq!(
-            PresentedKey::parse("abcdefgh+ijklmnop/"),
-            Err(ApiKeyError::BadCharacters)
-        );
+        let key = ApiKey::generate().unwrap();
+        for (at, c) in [(3, ' '), (10, '+'), (40, '/'), (85, '=')] {
+            let mut bad = key.expose_secret().to_owned();
+            bad.replace_range(at..=at, &c.to_string());
+            assert_eq!(
+                PresentedKey::parse(&bad),
+                Err(ApiKeyError::BadCharacters),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

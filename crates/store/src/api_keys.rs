@@ -262,6 +262,52 @@ pub async fn revoke(
         .ok_or(StoreError::NotFound(NotFound::ApiKey(key_id)))
 }
 
+/// Claims the live key `key_id` of `user_id` for a rotation until the end of the caller's
+/// transaction: with `revoke`, revokes it; without, holds it so that it cannot be revoked before
+/// the new key is committed. Either is one guarded statement, so a key revoked (or expired) since
+/// it authenticated the request is refused, and of concurrent rotations that revoke the same key
+/// exactly one succeeds.
+pub async fn claim_for_rotation(
+    db: &impl Db,
+    key_id: i64,
+    user_id: i64,
+    revoke: bool,
+) -> Result<Result<(), KeyRejection>, StoreError> {
+    // One text per case (generic plans, see `crate::db`).
+    let row = if revoke {
+        db.query_opt(
+            "WITH cur AS ( \
+                   SELECT key_id, revoked_at IS NOT NULL AS revoked, expires_at <= now() AS expired \
+                   FROM api_keys WHERE key_id = $1 AND user_id = $2 FOR UPDATE), \
+                 upd AS ( \
+                   UPDATE api_keys k SET revoked_at = now() FROM cur \
+                   WHERE k.key_id = cur.key_id AND NOT cur.revoked AND NOT cur.expired \
+                   RETURNING k.key_id) \
+             SELECT cur.revoked, cur.expired FROM cur LEFT JOIN upd ON true",
+            &[&key_id, &user_id],
+        )
+        .await?
+    } else {
+        db.query_opt(
+            "SELECT revoked_at IS NOT NULL, expires_at <= now() FROM api_keys \
+             WHERE key_id = $1 AND user_id = $2 FOR SHARE",
+            &[&key_id, &user_id],
+        )
+        .await?
+    };
+    let Some(row) = row else {
+        return Ok(Err(KeyRejection::Unknown));
+    };
+    let (revoked, expired): (bool, bool) = (row.get(0), row.get(1));
+    Ok(if revoked {
+        Err(KeyRejection::Revoked)
+    } else if expired {
+        Err(KeyRejection::Expired)
+    } else {
+        Ok(())
+    })
+}
+
 /// Deletes keys that expired or were revoked more than `keep` ago; returns how many.
 pub async fn purge(db: &impl Db, keep: Duration) -> Result<u64, StoreError> {
     let cutoff = Utc::now() - keep;

@@ -102,14 +102,24 @@ pub struct NewDisk<'a> {
 
 /// Creates a disk record; a live disk of the same name for the same owner is a conflict. With an
 /// `operation_id` the creation is tracked as a pending operation the processor completes.
+///
+/// A taken name is found by `ON CONFLICT DO NOTHING`, not by a unique violation, so clients
+/// asking for taken names cannot fill the server's log with errors.
 pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError> {
     let disk_name = new.disk_name.as_str();
-    let res = db
-        .query_one(
-            "INSERT INTO disks (disk_id, user_id, disk_name, kube_name, size_gb, operation_id, \
-               operation_status) \
-             VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::uuid IS NULL THEN NULL ELSE 'pending' END) \
-             RETURNING disk_id",
+    let row = db
+        .query_opt(
+            "WITH d AS ( \
+                   INSERT INTO disks (disk_id, user_id, disk_name, kube_name, size_gb, operation_id, \
+                     operation_status) \
+                   VALUES ($1, $2, $3, $4, $5, $6, \
+                     CASE WHEN $6::uuid IS NULL THEN NULL ELSE 'pending' END) \
+                   ON CONFLICT (user_id, disk_name) WHERE NOT is_deleted DO NOTHING \
+                   RETURNING disk_id, operation_id), \
+                 op AS ( \
+                   INSERT INTO disk_operations (operation_id, disk_id, action) \
+                   SELECT operation_id, disk_id, 'create' FROM d WHERE operation_id IS NOT NULL) \
+             SELECT disk_id FROM d",
             &[
                 &new.disk_id,
                 &new.user_id,
@@ -119,16 +129,13 @@ pub async fn create(db: &impl Db, new: &NewDisk<'_>) -> Result<Disk, StoreError>
                 &new.operation_id,
             ],
         )
-        .await;
-    let id: Uuid = res
-        .map_err(|e| {
-            StoreError::from(e).unique_as_conflict(|| format!("disk {disk_name:?} already exists"))
-        })?
-        .get(0);
-    let row = db
-        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&id])
         .await?;
-    from_row(&row)
+    let Some(row) = row else {
+        return Err(StoreError::Conflict(format!(
+            "disk {disk_name:?} already exists"
+        )));
+    };
+    by_id(db, row.get(0)).await
 }
 
 /// A user's live disks by name (soft-deleted ones too when `include_deleted`).
@@ -163,6 +170,10 @@ pub async fn get(db: &impl Db, user_id: i64, name: &str) -> Result<Disk, StoreEr
 
 /// Soft-deletes a disk that is not in use; it is removed for good after `grace`. The deletion is
 /// tracked as operation `operation_id`.
+///
+/// One guarded statement finds, checks and changes the row, so of concurrent deletes (or a delete
+/// racing an attach) exactly one wins and the others are refused: not found once it is deleted, a
+/// conflict naming the reservation once it is attached.
 pub async fn soft_delete(
     db: &impl Db,
     user_id: i64,
@@ -170,51 +181,116 @@ pub async fn soft_delete(
     grace: Duration,
     operation_id: Uuid,
 ) -> Result<Disk, StoreError> {
-    let disk = get(db, user_id, name).await?;
-    if let Some(r) = disk.reservation_id {
-        return Err(StoreError::Conflict(format!(
-            "disk {name:?} is in use by reservation {r}"
-        )));
-    }
     let delete_after = Utc::now() + grace;
-    let n = db
-        .execute(
-            "UPDATE disks SET is_deleted = true, delete_after = $2, status = 'deleting', \
-               operation_id = $3, operation_status = 'pending', operation_error = NULL \
-             WHERE disk_id = $1 AND NOT is_deleted AND reservation_id IS NULL",
-            &[&disk.disk_id, &delete_after, &operation_id],
+    // `cur` locks the live disk of that name and reads its latest version (a concurrent change
+    // is waited for, then the row re-checked); `upd` changes it only while nothing holds it.
+    let row = db
+        .query_opt(
+            "WITH cur AS ( \
+                   SELECT disk_id, reservation_id FROM disks \
+                   WHERE user_id = $1 AND disk_name = $2 AND NOT is_deleted FOR UPDATE), \
+                 upd AS ( \
+                   UPDATE disks d SET is_deleted = true, delete_after = $3, status = 'deleting', \
+                     operation_id = $4, operation_status = 'pending', operation_error = NULL \
+                   FROM cur WHERE d.disk_id = cur.disk_id AND cur.reservation_id IS NULL \
+                   RETURNING d.disk_id), \
+                 op AS ( \
+                   INSERT INTO disk_operations (operation_id, disk_id, action) \
+                   SELECT $4, disk_id, 'delete' FROM upd) \
+             SELECT cur.disk_id, cur.reservation_id, upd.disk_id IS NOT NULL \
+             FROM cur LEFT JOIN upd ON true",
+            &[&user_id, &name, &delete_after, &operation_id],
         )
-        .await?;
-    if n == 0 {
+        .await?
+        .ok_or_else(|| StoreError::NotFound(NotFound::Disk(name.to_owned())))?;
+    let (disk_id, holder, changed): (Uuid, Option<Uuid>, bool) =
+        (row.get(0), row.get(1), row.get(2));
+    if !changed {
         return Err(StoreError::Conflict(format!(
-            "disk {name:?} changed while being deleted; try again"
+            "disk {name:?} is in use by reservation {}",
+            holder.map_or_else(|| "unknown".to_owned(), |r| r.to_string())
         )));
     }
-    let row = db
-        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
-        .await?;
-    from_row(&row)
+    by_id(db, disk_id).await
 }
 
-/// Renames a live disk that is not in use.
-pub async fn rename(db: &impl Db, user_id: i64, old: &str, new: &str) -> Result<Disk, StoreError> {
-    let disk = get(db, user_id, old).await?;
-    if let Some(r) = disk.reservation_id {
-        return Err(StoreError::Conflict(format!(
-            "disk {old:?} is in use by reservation {r}"
-        )));
-    }
-    let res = db
-        .execute(
-            "UPDATE disks SET disk_name = $2 WHERE disk_id = $1 AND reservation_id IS NULL",
-            &[&disk.disk_id, &new],
-        )
-        .await;
-    res.map_err(|e| {
-        StoreError::from(e).unique_as_conflict(|| format!("disk {new:?} already exists"))
-    })?;
+/// What a rename did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Renamed {
+    /// The disk, under its new name.
+    Done(Box<Disk>),
+    /// The owner has no live disk of the old name (or it was renamed or deleted meanwhile).
+    NotFound,
+    /// The disk is attached to this reservation.
+    InUse(Uuid),
+    /// The owner has a live disk of the new name already.
+    NameTaken,
+}
+
+/// Renames a live disk that is not in use, in one guarded statement whose result decides the
+/// answer: of concurrent renames of one disk exactly one is [`Renamed::Done`]; a rename that
+/// loses to an attach is [`Renamed::InUse`], never a success that changed nothing.
+///
+/// Call it inside a transaction: it first takes the owner's disk-name lock (see
+/// [`lock_names`]), so the check that the new name is free cannot be overtaken by a concurrent
+/// create or rename, and a taken name is refused without a unique-violation error in the
+/// server's log.
+pub async fn rename(
+    db: &impl Db,
+    user_id: i64,
+    old: &str,
+    new: &str,
+) -> Result<Renamed, StoreError> {
+    lock_names(db, user_id).await?;
     let row = db
-        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk.disk_id])
+        .query_opt(
+            "WITH cur AS ( \
+                   SELECT disk_id, reservation_id FROM disks \
+                   WHERE user_id = $1 AND disk_name = $2 AND NOT is_deleted FOR UPDATE), \
+                 taken AS ( \
+                   SELECT EXISTS (SELECT 1 FROM disks t, cur \
+                     WHERE t.user_id = $1 AND t.disk_name = $3 AND NOT t.is_deleted \
+                       AND t.disk_id <> cur.disk_id) AS taken), \
+                 upd AS ( \
+                   UPDATE disks d SET disk_name = $3 FROM cur, taken \
+                   WHERE d.disk_id = cur.disk_id AND cur.reservation_id IS NULL AND NOT taken.taken \
+                   RETURNING d.disk_id) \
+             SELECT cur.disk_id, cur.reservation_id, taken.taken, upd.disk_id IS NOT NULL \
+             FROM cur CROSS JOIN taken LEFT JOIN upd ON true",
+            &[&user_id, &old, &new],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Renamed::NotFound);
+    };
+    let (disk_id, holder, taken, changed): (Uuid, Option<Uuid>, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    Ok(match (changed, holder) {
+        (true, _) => Renamed::Done(Box::new(by_id(db, disk_id).await?)),
+        (false, Some(r)) => Renamed::InUse(r),
+        (false, None) => {
+            debug_assert!(taken, "a free disk and a free name are renamed");
+            Renamed::NameTaken
+        }
+    })
+}
+
+/// Serialises changes to one owner's disk names until the end of the caller's transaction (a
+/// transaction-level advisory lock keyed by the owner), so "is this name free" and the write
+/// that takes it cannot be split by a concurrent create or rename.
+pub async fn lock_names(db: &impl Db, user_id: i64) -> Result<(), StoreError> {
+    db.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('gpudev.disk_names.' || $1::bigint::text, 0))",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A disk by id.
+async fn by_id(db: &impl Db, disk_id: Uuid) -> Result<Disk, StoreError> {
+    let row = db
+        .query_one(&format!("{SELECT} WHERE d.disk_id = $1"), &[&disk_id])
         .await?;
     from_row(&row)
 }
@@ -292,7 +368,8 @@ pub async fn snapshot_ready(
     Ok(n == 1)
 }
 
-/// The disk (live or soft-deleted) of `user_id` named `name` whose latest operation is `op`.
+/// The disk (live or soft-deleted) of `user_id` named `name` that operation `op` was on, with
+/// its `operation_*` fields describing `op` (not necessarily the disk's latest operation).
 pub async fn find_operation(
     db: &impl Db,
     user_id: i64,
@@ -302,33 +379,58 @@ pub async fn find_operation(
     let row = db
         .query_opt(
             &format!(
-                "{SELECT} WHERE d.user_id = $1 AND d.disk_name = $2 AND d.operation_id = $3 \
-                 ORDER BY d.created_at DESC LIMIT 1"
+                "{SELECT} JOIN disk_operations o ON o.disk_id = d.disk_id \
+                 WHERE o.operation_id = $3 AND d.user_id = $1 AND d.disk_name = $2"
             ),
             &[&user_id, &name, &op],
         )
         .await?;
-    row.as_ref().map(from_row).transpose()
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut disk = from_row(&row)?;
+    let (status, error): (String, Option<String>) = db
+        .query_one(
+            "SELECT status, error FROM disk_operations WHERE operation_id = $1",
+            &[&op],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))?;
+    disk.operation_id = Some(op);
+    disk.operation_status = Some(status);
+    disk.operation_error = error;
+    Ok(Some(disk))
 }
 
-/// Records the end of a disk operation (by the processor); false when `op` is not the disk's
-/// latest pending operation.
+/// Records the end of a disk operation (by the processor); false when `op` is not a pending
+/// operation of the disk. The disk's own status follows only its latest operation.
 pub async fn finish_operation(
     db: &impl Db,
     disk_id: Uuid,
     op: Uuid,
     error: Option<&str>,
 ) -> Result<bool, StoreError> {
-    let n = db
-        .execute(
-            "UPDATE disks SET operation_status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
-               operation_error = $3, \
-               status = CASE WHEN $3::text IS NOT NULL THEN 'failed' \
-                             WHEN is_deleted THEN 'deleted' \
-                             WHEN status = 'pending' THEN 'ready' ELSE status END \
-             WHERE disk_id = $1 AND operation_id = $2 AND operation_status = 'pending'",
+    let row = db
+        .query_one(
+            "WITH op AS ( \
+                   UPDATE disk_operations SET \
+                     status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
+                     error = $3, updated_at = now() \
+                   WHERE operation_id = $2 AND disk_id = $1 AND status = 'pending' \
+                   RETURNING operation_id), \
+                 d AS ( \
+                   UPDATE disks SET \
+                     operation_status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'failed' END, \
+                     operation_error = $3, \
+                     status = CASE WHEN $3::text IS NOT NULL THEN 'failed' \
+                                   WHEN is_deleted THEN 'deleted' \
+                                   WHEN status = 'pending' THEN 'ready' ELSE status END \
+                   WHERE disk_id = $1 AND operation_id = $2 AND operation_status = 'pending' \
+                   RETURNING disk_id) \
+             SELECT (SELECT count(*) FROM op) + (SELECT count(*) FROM d)",
             &[&disk_id, &op, &error],
         )
         .await?;
-    Ok(n == 1)
+    let changed: i64 = row.get(0);
+    Ok(changed > 0)
 }

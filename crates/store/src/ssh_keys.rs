@@ -26,6 +26,10 @@ pub struct StoredKey {
 }
 
 /// Replaces a user's keys with `keys` in one transaction (duplicates by fingerprint collapse).
+///
+/// The user's row is locked first, so concurrent replacements run one after the other and the
+/// last one's set is what remains: without the lock, each would delete only the rows it saw and
+/// the sets would merge.
 pub async fn replace(
     client: &mut Client,
     user_id: i64,
@@ -37,6 +41,13 @@ pub async fn replace(
         )));
     }
     let tx = client.transaction().await?;
+    // NO KEY UPDATE: serialises replacements without blocking rows that merely refer to the user
+    // (a key issued or a reservation submitted meanwhile).
+    tx.execute(
+        "SELECT 1 FROM users WHERE user_id = $1 FOR NO KEY UPDATE",
+        &[&user_id],
+    )
+    .await?;
     tx.execute("DELETE FROM user_ssh_keys WHERE user_id = $1", &[&user_id])
         .await?;
     for k in keys {

@@ -7,11 +7,13 @@
 //! is written in batches, never once per request.
 
 mod caller;
+pub mod failures;
 mod key_cache;
 mod middleware;
 mod usage;
 
 pub use caller::{AuthMethod, Caller};
+pub use failures::AuthFailures;
 pub use key_cache::KeyCache;
-pub use middleware::require_api_key;
+pub use middleware::{audit_summary, require_api_key};
 pub use usage::{UsageRecorder, spawn_usage_flusher};

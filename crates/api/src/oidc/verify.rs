@@ -58,13 +58,30 @@ fn invalid(detail: impl Into<String>) -> Rejection {
     Rejection::Invalid(ErrorCode::InvalidToken, detail.into())
 }
 
+/// A token's claims before any check.
+fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The `iss` of a token before any check, used only to pick the issuer whose keys and rules
 /// then verify everything, `iss` included.
 fn unverified_issuer(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
-    claims.get("iss")?.as_str().map(str::to_owned)
+    unverified_claims(token)?
+        .get("iss")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Who a token claims to be (`iss` and `sub`, unverified; empty for a token without them), for
+/// counting login attempts per identity before the costly checks.
+pub fn claimed_identity(token: &str) -> String {
+    let Some(claims) = unverified_claims(token) else {
+        return String::new();
+    };
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    format!("{} {}", claim("iss"), claim("sub"))
 }
 
 /// The configured issuer a token claims to come from (unverified), for recording refusals.

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use crate::auth::require_api_key;
 use crate::error::ApiError;
+use crate::extract::checked_body;
 
 pub mod admin;
 pub mod auth;
@@ -25,9 +26,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(crate::openapi::configure)
         .service(
             web::scope("/v1")
-                .service(web::scope("/auth").configure(auth::configure))
                 .service(
+                    web::scope("/auth")
+                        .wrap(from_fn(checked_body))
+                        .configure(auth::configure),
+                )
+                .service(
+                    // The last wrap runs first: the key is checked before the body is read.
                     web::scope("")
+                        .wrap(from_fn(checked_body))
                         .wrap(from_fn(require_api_key))
                         .configure(disks::configure)
                         .configure(admin::configure)

@@ -1,13 +1,12 @@
 //! `/v1/disks`: create, list, get, rename, delete, operations; owners only.
 
 use gpudev_api_types::disks::{CreateDisk, RenameDisk};
-use gpudev_domain::{DiskName, GpuType, ImageRef, Username};
 use gpudev_store::users::Role;
 use gpudev_store::{Queue, disks as store_disks};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, status_json};
+use crate::helpers::{queued_reservation, spawn_app, status_json};
 
 /// A well-formed create body.
 fn create(name: &str, size_gb: Option<i64>) -> CreateDisk {
@@ -149,36 +148,12 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
     let (alice, key) = app.user_with_key("alice", Role::User).await;
     app.post("/v1/disks", &key, create("home", None)).await;
     app.post("/v1/disks", &key, create("taken", None)).await;
-    let mut client = app.db.connect().await;
+    let client = app.db.connect().await;
     let disk = store_disks::get(&client, alice.user_id, "home")
         .await
         .unwrap();
-    let queue = Queue::new("gpu_reservations").unwrap();
-    let new = gpudev_store::reservations::NewReservation {
-        reservation_id: uuid::Uuid::new_v4(),
-        user_id: alice.user_id,
-        username: Username::parse("alice").unwrap(),
-        name: None,
-        gpu_type: GpuType::parse("t4").unwrap(),
-        gpu_count: 1,
-        node_count: 1,
-        duration_hours: 1.0,
-        image: ImageRef::parse("ubuntu").unwrap(),
-        env: Default::default(),
-        disk_name: Some(DiskName::parse("home").unwrap()),
-        jupyter_enabled: false,
-        github_user: None,
-        priority: 0,
-        idempotency_key: None,
-        cli_version: None,
-        request_hash: None,
-        command: None,
-        disk_size_gb: None,
-    };
-    gpudev_store::reservations::submit(&mut client, &queue, &new)
-        .await
-        .unwrap();
-    store_disks::attach(&client, disk.disk_id, new.reservation_id)
+    let reservation_id = queued_reservation(&app, &alice).await;
+    store_disks::attach(&client, disk.disk_id, reservation_id)
         .await
         .unwrap();
 
@@ -209,7 +184,7 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         "{b2}"
     );
 
-    store_disks::release(&client, disk.disk_id, new.reservation_id)
+    store_disks::release(&client, disk.disk_id, reservation_id)
         .await
         .unwrap();
     let (s3, b3) = status_json(
@@ -334,4 +309,57 @@ async fn a_renamed_or_deleted_disks_name_can_be_given_to_a_new_disk_with_its_own
         .await
         .unwrap();
     assert_eq!(old.kube_name, claims[0], "a rename keeps the claim");
+}
+
+#[tokio::test]
+async fn an_operation_still_answers_after_a_later_operation_on_its_disk() {
+    let app = spawn_app().await;
+    let (alice, key) = app.user_with_key("alice", Role::User).await;
+    let (_, created) = status_json(app.post("/v1/disks", &key, create("home", None)).await).await;
+    let first = created["operation_id"].as_str().unwrap().to_owned();
+    let client = app.db.connect().await;
+    let disk = store_disks::get(&client, alice.user_id, "home")
+        .await
+        .unwrap();
+    assert!(
+        store_disks::finish_operation(&client, disk.disk_id, first.parse().unwrap(), None)
+            .await
+            .unwrap()
+    );
+    let (_, deleted) = status_json(
+        app.call(Method::DELETE, "/v1/disks/home", Some(&key), None)
+            .await,
+    )
+    .await;
+    let second = deleted["operation_id"].as_str().unwrap().to_owned();
+
+    let (s1, op1) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{first}"), &key)
+            .await,
+    )
+    .await;
+    let (s2, op2) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{second}"), &key)
+            .await,
+    )
+    .await;
+
+    assert_eq!(s1, 200, "the create is still known: {op1}");
+    assert_eq!(
+        (op1["status"].as_str(), op1["completed"].as_bool()),
+        (Some("completed"), Some(true))
+    );
+    assert_eq!(s2, 200, "{op2}");
+    assert_eq!(
+        (op2["status"].as_str(), op2["is_deleted"].as_bool()),
+        (Some("pending"), Some(true))
+    );
+    // Another user cannot read them.
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let (s3, _) = status_json(
+        app.get(&format!("/v1/disks/home/operations/{first}"), &bob)
+            .await,
+    )
+    .await;
+    assert_eq!(s3, 404);
 }

@@ -147,6 +147,49 @@ impl TestApp {
     }
 }
 
+/// The single number a SQL query counts.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    app.db
+        .connect()
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A queued one-T4 reservation of `user`'s asking for disk `home`, written straight to the
+/// database (disks are attached to it as the processor would).
+pub async fn queued_reservation(app: &TestApp, user: &User) -> uuid::Uuid {
+    let mut client = app.db.connect().await;
+    let new = gpudev_store::reservations::NewReservation {
+        reservation_id: uuid::Uuid::new_v4(),
+        user_id: user.user_id,
+        username: user.username.clone(),
+        name: None,
+        gpu_type: gpudev_domain::GpuType::parse("t4").unwrap(),
+        gpu_count: 1,
+        node_count: 1,
+        duration_hours: 1.0,
+        image: gpudev_domain::ImageRef::parse("ubuntu").unwrap(),
+        env: Default::default(),
+        disk_name: Some(gpudev_domain::DiskName::parse("home").unwrap()),
+        jupyter_enabled: false,
+        github_user: None,
+        priority: 0,
+        idempotency_key: None,
+        cli_version: None,
+        request_hash: None,
+        command: None,
+        disk_size_gb: None,
+    };
+    let queue = gpudev_store::Queue::new("gpu_reservations").unwrap();
+    gpudev_store::reservations::submit(&mut client, &queue, &new)
+        .await
+        .unwrap();
+    new.reservation_id
+}
+
 /// Status and body of a response read as the answer type the client reads, so an answer that
 /// drifts from its type fails here.
 pub async fn status_as<T: DeserializeOwned>(resp: Response) -> (u16, T) {

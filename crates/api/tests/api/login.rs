@@ -302,7 +302,11 @@ async fn an_unreachable_sts_is_503_for_logins_while_keyed_endpoints_keep_working
 #[tokio::test]
 async fn fields_outside_their_limits_are_422_naming_the_field_and_logins_are_rate_limited() {
     // Three attempts reach the handler (a body missing a field is refused before it).
-    let app = spawn_app_with(&[("LOGIN_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let app = spawn_app_with(&[
+        ("LOGIN_RATE_LIMIT_PER_MINUTE", "3"),
+        ("LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE", "3"),
+    ])
+    .await;
     let secret = "s".repeat(40);
 
     for (body, field) in [
@@ -661,4 +665,46 @@ async fn an_unreadable_forwarded_for_value_leaves_only_the_proxy_address() {
         .unwrap()
         .get(0);
     assert_eq!(addr, "127.0.0.1");
+}
+
+#[tokio::test]
+async fn someone_failing_from_one_address_is_throttled_while_another_user_there_logs_in() {
+    let moto = gpudev_testkit::sts().await;
+    let app = app_for(
+        &moto,
+        &[
+            ("LOGIN_RATE_LIMIT_PER_MINUTE", "3"),
+            ("LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE", "8"),
+        ],
+    )
+    .await;
+    let guess =
+        |id: &str| json!({"aws_access_key_id": id, "aws_secret_access_key": "x".repeat(40)});
+
+    let mut attacker = Vec::new();
+    for _ in 0..4 {
+        attacker.push(aws_login(&app, guess("AKIAATTACKER00000000")).await);
+    }
+    let alice = aws_login(&app, login_body(&moto.mint(ROLE, "alice").await)).await;
+
+    let statuses: Vec<u16> = attacker.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, [401, 401, 401, 429], "{attacker:?}");
+    assert_eq!(attacker[3].1["code"], "rate_limited");
+    assert!(attacker[3].1["detail"].is_string());
+    assert_eq!(
+        alice.0, 200,
+        "the same address, another identity: {}",
+        alice.1
+    );
+    // A new identity on every attempt still meets the address's own limit: four attempts were
+    // counted so far (the refused one was not), so four more pass and the next is refused.
+    let mut cycling = Vec::new();
+    for n in 0..5 {
+        cycling.push(
+            aws_login(&app, guess(&format!("AKIAROTATING0000000{n}")))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(cycling, [401, 401, 401, 401, 429]);
 }

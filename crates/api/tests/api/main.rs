@@ -8,8 +8,10 @@
 )]
 
 mod admin;
+mod auth_failures;
 mod auth_middleware;
 mod availability;
+mod bodies;
 mod contract;
 mod disks;
 mod docs;
@@ -26,4 +28,5 @@ mod login;
 mod me;
 mod oidc_login;
 mod outage;
+mod races;
 mod submit_writer;

@@ -221,9 +221,10 @@ async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_d
     p.process_once().await.unwrap();
 
     let db = env.db.connect().await;
-    gpudev_store::disks::rename(&db, alice.id, "home", "work")
+    let renamed = gpudev_store::disks::rename(&db, alice.id, "home", "work")
         .await
         .unwrap();
+    assert!(matches!(renamed, gpudev_store::disks::Renamed::Done(_)));
     let second = env.submit(&alice, one_l4_with_disk("work")).await;
     p.process_once().await.unwrap();
     let claims = env.objects("persistentvolumeclaims").await;

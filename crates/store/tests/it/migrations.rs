@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 17] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -12,6 +12,7 @@ const TABLES: [&str; 16] = [
     "reservation_events",
     "job_changes",
     "disks",
+    "disk_operations",
     "disk_snapshots",
     "used_login_signatures",
     "gpu_types",

@@ -104,7 +104,10 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
         "{busy:?}"
     );
     let rename_busy = disks::rename(&client, alice.user_id, "home", "work").await;
-    assert!(matches!(rename_busy, Err(StoreError::Conflict(_))));
+    assert!(
+        matches!(rename_busy, Ok(disks::Renamed::InUse(r)) if r == new.reservation_id),
+        "{rename_busy:?}"
+    );
 
     assert!(
         disks::release(&client, disk.disk_id, new.reservation_id)
@@ -114,6 +117,9 @@ async fn disk_names_are_unique_per_owner_until_deleted_and_in_use_disks_are_prot
     let renamed = disks::rename(&client, alice.user_id, "home", "work")
         .await
         .unwrap();
+    let disks::Renamed::Done(renamed) = renamed else {
+        panic!("not renamed: {renamed:?}");
+    };
     assert_eq!(renamed.disk_name.as_str(), "work");
     let deleted = disks::soft_delete(
         &client,
@@ -387,4 +393,35 @@ async fn a_disk_operation_is_pending_until_the_processor_finishes_it_once() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn a_taken_disk_name_is_refused_without_a_database_error() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    create_disk(&client, alice.user_id, "home", "disk-alice-home", 100, None)
+        .await
+        .unwrap();
+    create_disk(&client, alice.user_id, "work", "disk-alice-work", 100, None)
+        .await
+        .unwrap();
+
+    // A statement that fails (a unique violation) aborts its transaction and writes an ERROR
+    // line to the server's log; a refusal found by the statement itself does neither.
+    let tx = client.transaction().await.unwrap();
+    let dup = create_disk(&tx, alice.user_id, "home", "disk-alice-home-2", 100, None).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let onto = disks::rename(&tx, alice.user_id, "work", "home").await;
+    assert!(matches!(onto, Ok(disks::Renamed::NameTaken)), "{onto:?}");
+    let alive: i32 = tx.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(alive, 1, "the transaction was not aborted by an error");
+    tx.commit().await.unwrap();
+    let names: Vec<String> = disks::list(&client, alice.user_id, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.disk_name.to_string())
+        .collect();
+    assert_eq!(names, ["home", "work"]);
 }

@@ -178,6 +178,23 @@ fn signature_of(authorization: &str) -> Option<String> {
         .filter(|sig| !sig.is_empty())
 }
 
+/// The access key id a signed request claims (`Credential=<id>/<date>/…` of its `authorization`
+/// header, whatever its spelling), before any check: what the login limit counts per address.
+fn claimed_access_key(headers: &BTreeMap<String, String>) -> &str {
+    headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, value)| value.strip_prefix("AWS4-HMAC-SHA256 "))
+        .and_then(|params| {
+            params
+                .split(',')
+                .map(str::trim)
+                .find_map(|p| p.strip_prefix("Credential="))
+        })
+        .and_then(|credential| credential.split('/').next())
+        .unwrap_or_default()
+}
+
 /// Parses `x-amz-date` (`20260101T120000Z`).
 fn parse_amz_date(raw: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(raw, "%Y%m%dT%H%M%SZ")
@@ -352,7 +369,9 @@ async fn login(
     req: &AwsIamRequest,
 ) -> ApiResult<LoginResponse> {
     if let Some(ip) = ctx.client_ip {
-        state.limits.check_login(ip, &state.metrics)?;
+        state
+            .limits
+            .check_login(ip, claimed_access_key(&req.headers), &state.metrics)?;
     }
     let checked = match check(req, &state.config.sts_allowed_hosts, Utc::now()) {
         Ok(c) => c,
@@ -412,6 +431,18 @@ mod tests {
             "127.0.0.1:4566".into(),
             "localhost:4566".into(),
         ]
+    }
+
+    #[test]
+    fn the_claimed_access_key_is_read_from_the_credential() {
+        let mut headers = BTreeMap::new();
+        headers.insert(
+            "Authorization".to_owned(),
+            "AWS4-HMAC-SHA256 SignedHeaders=host, Credential=ASIAEXAMPLE/20260101/us-east-1/sts/aws4_request, Signature=s"
+                .to_owned(),
+        );
+        assert_eq!(claimed_access_key(&headers), "ASIAEXAMPLE");
+        assert_eq!(claimed_access_key(&BTreeMap::new()), "");
     }
 
     #[test]

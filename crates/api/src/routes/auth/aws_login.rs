@@ -68,7 +68,9 @@ async fn login(
     body: &AwsLoginRequest,
 ) -> ApiResult<LoginResponse> {
     if let Some(ip) = ctx.client_ip {
-        state.limits.check_login(ip, &state.metrics)?;
+        state
+            .limits
+            .check_login(ip, &body.aws_access_key_id, &state.metrics)?;
     }
     validate(body)?;
     let arn = match state

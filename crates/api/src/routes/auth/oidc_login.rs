@@ -65,7 +65,8 @@ async fn login(
     body: &OidcLoginRequest,
 ) -> ApiResult<LoginResponse> {
     if let Some(ip) = ctx.client_ip {
-        state.limits.check_login(ip, &state.metrics)?;
+        let identity = oidc::verify::claimed_identity(&body.id_token);
+        state.limits.check_login(ip, &identity, &state.metrics)?;
     }
     if !state.oidc.is_enabled() {
         return Err(ApiError::NotFound(

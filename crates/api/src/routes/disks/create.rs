@@ -43,6 +43,9 @@ pub async fn create_disk(
     let op = Uuid::new_v4();
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
+    // A rename onto this name in flight is waited for, so the insert finds the name taken
+    // instead of failing on the unique index.
+    disks::lock_names(&tx, caller.user_id).await?;
     let disk_id = Uuid::new_v4();
     let new = disks::NewDisk {
         disk_id,

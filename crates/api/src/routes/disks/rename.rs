@@ -1,7 +1,8 @@
 //! `POST /v1/disks/{disk_name}/rename`
 
 use actix_web::{HttpResponse, post, web};
-use gpudev_store::{StoreError, disks};
+use gpudev_store::StoreError;
+use gpudev_store::disks::{self, Renamed};
 
 use super::{not_found, parse_name};
 use crate::audit::{self, Audit, RequestCtx};
@@ -33,16 +34,25 @@ pub async fn rename_disk(
     let new = parse_name("new_name", &body.new_name)?;
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let disk = disks::rename(&tx, caller.user_id, old.as_str(), new.as_str())
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => not_found(old.as_str()),
-            StoreError::Conflict(detail) if detail.contains("in use") => {
-                ApiError::conflict(ErrorCode::DiskInUse, detail)
-            }
-            StoreError::Conflict(detail) => ApiError::conflict(ErrorCode::DiskExists, detail),
-            other => other.into(),
-        })?;
+    let disk = match disks::rename(&tx, caller.user_id, old.as_str(), new.as_str()).await? {
+        Renamed::Done(disk) => disk,
+        Renamed::NotFound => return Err(not_found(old.as_str())),
+        Renamed::InUse(reservation) => {
+            return Err(ApiError::conflict(
+                ErrorCode::DiskInUse,
+                format!(
+                    "Disk '{}' is in use by reservation {reservation}",
+                    old.as_str()
+                ),
+            ));
+        }
+        Renamed::NameTaken => {
+            return Err(ApiError::conflict(
+                ErrorCode::DiskExists,
+                format!("Disk '{}' already exists", new.as_str()),
+            ));
+        }
+    };
     audit::record(
         &tx,
         Some(&caller),

@@ -4,11 +4,11 @@ use actix_web::http::header::{CACHE_CONTROL, PRAGMA};
 use actix_web::{HttpResponse, post, web};
 use gpudev_domain::ApiKey;
 use gpudev_store::StoreError;
-use gpudev_store::api_keys::{self, NewKey};
+use gpudev_store::api_keys::{self, KeyRejection, NewKey};
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::optional_json;
 use crate::state::AppState;
 
@@ -38,6 +38,22 @@ pub async fn rotate_key(
 
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
+    // The key may have been revoked since it authenticated this request (or by a concurrent
+    // rotation): a revoked key must not mint a successor.
+    api_keys::claim_for_rotation(&tx, caller.key_id, caller.user_id, req.revoke_current)
+        .await?
+        .map_err(|rejection| match rejection {
+            KeyRejection::Expired => ApiError::Forbidden {
+                code: ErrorCode::ApiKeyExpired,
+                detail: "API key has expired".into(),
+            },
+            KeyRejection::Revoked | KeyRejection::Unknown | KeyRejection::UserDisabled => {
+                ApiError::Forbidden {
+                    code: ErrorCode::ApiKeyRevoked,
+                    detail: "API key has been revoked".into(),
+                }
+            }
+        })?;
     let record = api_keys::insert(
         &tx,
         caller.user_id,
@@ -52,12 +68,7 @@ pub async fn rotate_key(
         },
     )
     .await?;
-    let revoked_key_id = if req.revoke_current {
-        api_keys::revoke(&tx, caller.key_id, Some(caller.user_id)).await?;
-        Some(caller.key_id)
-    } else {
-        None
-    };
+    let revoked_key_id = req.revoke_current.then_some(caller.key_id);
     audit::record(
         &tx,
         Some(&caller),
