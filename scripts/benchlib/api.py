@@ -248,7 +248,7 @@ def main():
         api_env = dict(env, DATABASE_URL=url + os.environ.get("BENCH_URL_SUFFIX", ""), BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{mport}",
                        RATE_LIMIT_PER_MINUTE="1000000", MAX_QUEUED_RESERVATIONS_PER_USER="0",
                        MAX_GPUS_PER_USER="100000000", DB_POOL_SIZE=str(POOL_SIZE), RUST_LOG="warn", LOG_FORMAT="json",
-                       LOGIN_RATE_LIMIT_PER_MINUTE="100000", AWS_ENDPOINT_URL_STS=sts_endpoint,
+                       LOGIN_RATE_LIMIT_PER_MINUTE="100000", LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE="100000", AWS_ENDPOINT_URL_STS=sts_endpoint,
                        STS_ALLOWED_HOSTS=sts_endpoint.removeprefix("http://"))
         api = subprocess.Popen([str(TARGET / "gpudev-api")], env=api_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{port}"
