@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
+
 use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey, Username};
 use gpudev_store::reservations::Reservation;
 use gpudev_store::{Pool, StoreError, scheduling};
@@ -22,11 +24,24 @@ const WAITS_REUSE: Duration = Duration::from_secs(30);
 
 /// The published state, reloaded when the processor publishes a new generation, and what was
 /// computed from it: the capacity figures and recent submit predictions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PublishedQueue {
     cached: Mutex<Option<Cached>>,
     waits: Mutex<Option<Waits>>,
     predictions: Mutex<Predictions>,
+    /// Held while a submit prediction is computed: one at a time per process.
+    computing: Arc<Semaphore>,
+}
+
+impl Default for PublishedQueue {
+    fn default() -> Self {
+        Self {
+            cached: Mutex::default(),
+            waits: Mutex::default(),
+            predictions: Mutex::default(),
+            computing: Arc::new(Semaphore::new(1)),
+        }
+    }
 }
 
 /// Capacity figures, the state they came from and when.
@@ -141,29 +156,44 @@ impl PublishedQueue {
     }
 
     /// What the scheduler's next pass would do with `r`, a reservation it has not seen yet. A
-    /// prediction costs up to a pass over the queue, so one for the same user and request from
-    /// the same state is reused for [`PREDICTION_REUSE`].
+    /// prediction costs up to a pass over the queue (a tenth of a second at ten thousand
+    /// queued), so one for the same user and request from the same state is reused for
+    /// [`PREDICTION_REUSE`], and one is computed at a time: a submit that arrives while another
+    /// is being computed gets none (`None`; the reservation's own figures follow from the
+    /// scheduler's next pass), so that a burst of submits cannot queue up seconds of CPU.
     pub async fn predict(
         &self,
         state: Arc<QueueState<ReservationKey>>,
         r: &Reservation,
-    ) -> Prediction {
+    ) -> Option<Prediction> {
         let hours = r.duration_hours + r.extended_hours;
-        let new = Pending {
-            reservation_id: ReservationKey {
-                submitted_micros: r.created_at.timestamp_micros(),
-                id: r.reservation_id,
+        self.predict_new(
+            state,
+            Pending {
+                reservation_id: ReservationKey {
+                    submitted_micros: r.created_at.timestamp_micros(),
+                    id: r.reservation_id,
+                },
+                user: r.username.clone(),
+                gpu_type: r.gpu_type.clone(),
+                gpu_count: u32::try_from(r.gpu_count).unwrap_or(0),
+                nodes: u32::try_from(r.node_count).unwrap_or(1),
+                priority: r.priority,
+                submitted_at: r.created_at.timestamp(),
+                duration_secs: (hours * 3600.0).round() as i64,
+                tag: None,
+                promise: None,
             },
-            user: r.username.clone(),
-            gpu_type: r.gpu_type.clone(),
-            gpu_count: u32::try_from(r.gpu_count).unwrap_or(0),
-            nodes: u32::try_from(r.node_count).unwrap_or(1),
-            priority: r.priority,
-            submitted_at: r.created_at.timestamp(),
-            duration_secs: (hours * 3600.0).round() as i64,
-            tag: None,
-            promise: None,
-        };
+        )
+        .await
+    }
+
+    /// [`Self::predict`] for a reservation described as the scheduler sees it.
+    async fn predict_new(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        new: Pending<ReservationKey>,
+    ) -> Option<Prediction> {
         let shape = Shape {
             user: new.user.clone(),
             gpu_type: new.gpu_type.to_string(),
@@ -173,20 +203,24 @@ impl PublishedQueue {
             duration_secs: new.duration_secs,
         };
         if let Some(known) = self.reused(&state, &shape) {
-            return known;
+            return Some(known);
         }
+        let permit = self.computing.clone().try_acquire_owned().ok()?;
         let now = chrono::Utc::now().timestamp();
-        // A pass over a long queue takes milliseconds of CPU: off the request threads.
+        // Off the request threads.
         let from = state.clone();
-        let prediction = tokio::task::spawn_blocking(move || from.predict(new, now))
-            .await
-            .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")));
+        let prediction = tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            from.predict(new, now)
+        })
+        .await
+        .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")));
         self.predictions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .made_from(&state)
             .insert(shape, (Instant::now(), prediction.clone()));
-        prediction
+        Some(prediction)
     }
 
     fn reused(&self, state: &Arc<QueueState<ReservationKey>>, shape: &Shape) -> Option<Prediction> {
@@ -296,4 +330,79 @@ fn newcomer(state: &QueueState<ReservationKey>) -> Option<Username> {
     (0..1000)
         .filter_map(|n| Username::parse(&format!("capacity-probe-{n}")).ok())
         .find(|u| !known(u))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpudev_domain::{GpuType, NodeCapacity, QueuePolicy, Quotas};
+
+    fn state() -> Arc<QueueState<ReservationKey>> {
+        let now = chrono::Utc::now().timestamp();
+        Arc::new(QueueState {
+            taken_at: now,
+            nodes: vec![NodeCapacity {
+                name: "t4-node".into(),
+                gpu_type: GpuType::parse("t4").unwrap(),
+                slots_total: 4,
+                slots_free: 4,
+                schedulable: true,
+            }],
+            running: Vec::new(),
+            queue: Vec::new(),
+            usage: BTreeMap::new(),
+            quotas: Quotas::default(),
+            clocks: BTreeMap::new(),
+            policy: QueuePolicy {
+                promise_horizon_secs: 7200,
+                aging: 1.0,
+            },
+        })
+    }
+
+    fn request(user: &str, gpus: u32) -> Pending<ReservationKey> {
+        let now = chrono::Utc::now();
+        Pending {
+            reservation_id: ReservationKey {
+                submitted_micros: now.timestamp_micros(),
+                id: Uuid::new_v4(),
+            },
+            user: Username::parse(user).unwrap(),
+            gpu_type: GpuType::parse("t4").unwrap(),
+            gpu_count: gpus,
+            nodes: 1,
+            priority: 0,
+            submitted_at: now.timestamp(),
+            duration_secs: 3600,
+            tag: None,
+            promise: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_prediction_is_computed_at_a_time_and_a_known_one_is_reused() {
+        let queue = PublishedQueue::default();
+        let state = state();
+        assert_eq!(
+            queue.predict_new(state.clone(), request("alice", 1)).await,
+            Some(Prediction::StartsNow)
+        );
+
+        // While another is being computed, a new request gets none, but one already known
+        // from this state is answered.
+        let busy = queue.computing.clone().try_acquire_owned().unwrap();
+        assert_eq!(
+            queue.predict_new(state.clone(), request("bob", 1)).await,
+            None
+        );
+        assert_eq!(
+            queue.predict_new(state.clone(), request("alice", 1)).await,
+            Some(Prediction::StartsNow)
+        );
+        drop(busy);
+        assert_eq!(
+            queue.predict_new(state, request("bob", 1)).await,
+            Some(Prediction::StartsNow)
+        );
+    }
 }

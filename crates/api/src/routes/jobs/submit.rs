@@ -214,17 +214,20 @@ async fn standing(
         return Ok((None, None));
     };
     Ok(match state.queue.predict(published, r).await {
-        Prediction::StartsNow => (Some(1), Some(Utc::now())),
-        Prediction::Waits {
+        Some(Prediction::StartsNow) => (Some(1), Some(Utc::now())),
+        Some(Prediction::Waits {
             position,
             estimated_start,
             ..
-        } => (
+        }) => (
             Some(i64::from(position)),
             estimated_start.and_then(|t| DateTime::from_timestamp(t, 0)),
         ),
         // The next pass fails it with the reason.
-        Prediction::Impossible(_) => (None, None),
+        Some(Prediction::Impossible(_)) => (None, None),
+        // Another prediction was being computed: the reservation's figures follow from the
+        // scheduler's next pass.
+        None => (None, None),
     })
 }
 
