@@ -26,4 +26,5 @@ mod login;
 mod me;
 mod oidc_login;
 mod outage;
+mod strict_contract;
 mod submit_writer;
