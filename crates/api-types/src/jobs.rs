@@ -191,7 +191,10 @@ pub struct JobList {
 pub struct ExtendRequest {
     /// Hours to add, fractions allowed (at least 5 minutes, at most the longest single
     /// reservation).
-    #[cfg_attr(feature = "openapi", schema(example = 1.5))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = 1.5, minimum = 0.08333333333333333)
+    )]
     pub extension_hours: f64,
 }
 

@@ -52,7 +52,10 @@ pub struct JobSubmission {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
     /// Hours, fractions allowed (default 1; at least 5 minutes; at most the configured maximum).
-    #[cfg_attr(feature = "openapi", schema(example = 1.5))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = 1.5, minimum = 0.08333333333333333)
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_hours: Option<f64>,
     /// Persistent disk to mount as home.

@@ -198,6 +198,28 @@ async fn the_document_states_the_rules_the_server_applies() {
             "{schema}.{field}"
         );
     }
+    // The five-minute floor of a duration (utoipa takes only literals here, so this test holds
+    // the attribute to the domain's constant).
+    let floor = gpudev_domain::request::MIN_DURATION_SECONDS as f64 / 3600.0;
+    for (schema, field) in [
+        ("ExtendRequest", "extension_hours"),
+        ("JobSubmission", "duration_hours"),
+    ] {
+        let minimum = property(&doc, schema, field)["minimum"].as_f64();
+        assert_eq!(minimum, Some(floor), "{schema}.{field}");
+    }
+    // AWS credentials are printable ASCII without spaces, as `aws_login::validate` checks.
+    for field in [
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    ] {
+        let s = property(&doc, "AwsLoginRequest", field);
+        assert_eq!(s["pattern"], "^[!-~]*$", "{field}");
+    }
+    let path_name = doc["paths"]["/v1/disks/{disk_name}"]["get"]["parameters"][0]["schema"].clone();
+    assert_eq!(resolve(&doc, &path_name)["pattern"], DiskName::PATTERN);
+
     // Rotate's body is an object or nothing; never null.
     let rotate = &doc["paths"]["/v1/keys/rotate"]["post"]["requestBody"];
     assert_ne!(rotate["required"], true);
