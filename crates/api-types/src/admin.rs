@@ -15,6 +15,7 @@ pub struct AdminJobQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Comma-separated statuses; all when absent.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<gpudev_domain::status::StatusList>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Page size, 1–500 (default 50).
@@ -32,9 +33,11 @@ pub struct AdminJobQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 pub struct UsageQuery {
     /// Start, RFC 3339 (inclusive).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// End, RFC 3339 (exclusive; default now).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
 }
@@ -84,9 +87,11 @@ pub struct AuditQuery {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// From (RFC 3339, inclusive).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Until (RFC 3339, exclusive).
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Page size, 1–1000 (default 100).

@@ -116,14 +116,19 @@ pub struct AwsLoginRequest {
     /// Access key id (16–128 characters).
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 16, max_length = 128, example = "ASIAIOSFODNN7EXAMPLE")
+        schema(
+            min_length = 16,
+            max_length = 128,
+            pattern = "^[!-~]*$",
+            example = "ASIAIOSFODNN7EXAMPLE"
+        )
     )]
     pub aws_access_key_id: String,
     /// Secret access key (40–128 characters).
-    #[cfg_attr(feature = "openapi", schema(min_length = 40, max_length = 128, format = Password))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 40, max_length = 128, pattern = "^[!-~]*$", format = Password))]
     pub aws_secret_access_key: String,
     /// Session token of temporary credentials (100–2048 characters).
-    #[cfg_attr(feature = "openapi", schema(min_length = 100, max_length = 2048, format = Password, nullable))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 100, max_length = 2048, pattern = "^[!-~]*$", format = Password, nullable))]
     #[serde(default)]
     pub aws_session_token: Option<String>,
 }

@@ -10,10 +10,11 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreateDisk {
     /// 1–63 characters of letters, digits, `_` and `-`.
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = gpudev_domain::DiskName))]
     pub disk_name: String,
     /// Size in GB (10–10000); the server default when absent.
     #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 10000))]
+    #[serde(default, deserialize_with = "gpudev_domain::json_int::option")]
     pub size_gb: Option<i64>,
 }
 
@@ -23,7 +24,7 @@ pub struct CreateDisk {
 #[serde(deny_unknown_fields)]
 pub struct RenameDisk {
     /// 1–63 characters of letters, digits, `_` and `-`.
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{1,63}$"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = gpudev_domain::DiskName))]
     pub new_name: String,
 }
 

@@ -71,6 +71,8 @@ pub enum ErrorCode {
     PriorityRequiresAdmin,
     /// 404: no such route, or no such resource among the caller's.
     NotFound,
+    /// 405: the route exists but not with this method; `Allow` lists the ones it has.
+    MethodNotAllowed,
     /// 409: the job's status does not allow the action.
     InvalidState,
     /// 409: a submit beyond the per-user quotas.
@@ -140,6 +142,7 @@ impl ErrorCode {
             ErrorCode::OidcGroupMissing => "oidc_group_missing",
             ErrorCode::PriorityRequiresAdmin => "priority_requires_admin",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
@@ -215,7 +218,7 @@ mod tests {
         assert_eq!(body.code, ErrorCode::Unknown);
     }
 
-    const ALL: [ErrorCode; 43] = [
+    const ALL: [ErrorCode; 44] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidStsUrl,
         ErrorCode::StsHostNotAllowed,
@@ -241,6 +244,7 @@ mod tests {
         ErrorCode::OidcGroupMissing,
         ErrorCode::PriorityRequiresAdmin,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::InvalidState,
         ErrorCode::QuotaExceeded,
         ErrorCode::IdempotencyKeyReused,

@@ -158,6 +158,7 @@ pub struct JobActionResponse {
 pub struct ListQuery {
     /// Comma-separated statuses (`queued,active`); all when absent. The original's `pending` and
     /// `creating_server` are read as `queued` and `preparing`.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<gpudev_domain::status::StatusList>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Page size, 1–500 (default 50).
@@ -190,7 +191,10 @@ pub struct JobList {
 pub struct ExtendRequest {
     /// Hours to add, fractions allowed (at least 5 minutes, at most the longest single
     /// reservation).
-    #[cfg_attr(feature = "openapi", schema(example = 1.5))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = 1.5, minimum = 0.08333333333333333)
+    )]
     pub extension_hours: f64,
 }
 
@@ -199,7 +203,7 @@ pub struct ExtendRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddUserRequest {
     /// A GitHub login; that user's public SSH keys are installed in the dev box.
-    #[cfg_attr(feature = "openapi", schema(example = "octocat"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = gpudev_domain::GithubUser))]
     pub github_username: String,
 }
 

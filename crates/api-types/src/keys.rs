@@ -5,14 +5,48 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Options of a rotation. The body may also be empty.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Options of a rotation. The body may also be empty; when present it is a JSON object (an
+/// array, which serde would otherwise read field by field, or `null` is refused).
+#[derive(Debug, Clone, Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RotateRequest {
     /// Revoke the key that authenticated this request once the new one exists (default false:
     /// the old key keeps working until it expires).
     pub revoke_current: bool,
+}
+
+impl<'de> Deserialize<'de> for RotateRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(default)]
+        struct Fields {
+            revoke_current: bool,
+        }
+        impl Default for Fields {
+            fn default() -> Self {
+                let RotateRequest { revoke_current } = RotateRequest::default();
+                Fields { revoke_current }
+            }
+        }
+
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = RotateRequest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RotateRequest, A::Error> {
+                let Fields { revoke_current } =
+                    Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RotateRequest { revoke_current })
+            }
+        }
+        d.deserialize_map(ObjectOnly)
+    }
 }
 
 /// The new key, shown once.

@@ -1,12 +1,14 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations, and the
 //! Swagger UI (assets vendored into the binary, so `/docs/` works without internet).
 
+use std::sync::LazyLock;
+
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -124,6 +126,37 @@ impl Modify for CommonResponses {
             .flatten()
             {
                 Self::complete(op);
+            }
+        }
+    }
+}
+
+/// An optional request body (`Option<T>` in a handler's annotation) is either absent or a `T`:
+/// utoipa also allows JSON `null` there, which the server refuses, so the null alternative is
+/// taken out.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let null = serde_json::json!({"type": "null"});
+        for item in doc.paths.paths.values_mut() {
+            for op in Links::operations(item) {
+                let Some(body) = op.request_body.as_mut() else {
+                    continue;
+                };
+                if matches!(body.required, Some(utoipa::openapi::Required::True)) {
+                    continue;
+                }
+                for content in body.content.values_mut() {
+                    let Some(RefOr::T(Schema::OneOf(one))) = content.schema.as_mut() else {
+                        continue;
+                    };
+                    one.items
+                        .retain(|s| serde_json::to_value(s).ok().as_ref() != Some(&null));
+                    if let [only] = one.items.as_slice() {
+                        content.schema = Some(only.clone());
+                    }
+                }
             }
         }
     }
@@ -315,8 +348,8 @@ impl Modify for Links {
         routes::admin::usage::usage_report,
         routes::admin::audit::audit_log,
     ),
-    components(schemas(ErrorBody)),
-    modifiers(&BearerScheme, &CommonResponses, &Links),
+    components(schemas(ErrorBody, gpudev_domain::status::StatusList)),
+    modifiers(&BearerScheme, &CommonResponses, &OptionalBodies, &Links),
     tags(
         (name = "service", description = "Service information and health"),
         (name = "auth", description = "Logins that issue API keys"),
@@ -329,6 +362,58 @@ impl Modify for Links {
     )
 )]
 pub struct ApiDoc;
+
+/// Each documented path, split into segments (`None` for a `{parameter}`), and its methods.
+type Routes = Vec<(Vec<Option<String>>, Vec<&'static str>)>;
+
+static ROUTES: LazyLock<Routes> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let segments = path
+                .split('/')
+                .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                .collect();
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("HEAD", item.head.is_some()),
+                ("OPTIONS", item.options.is_some()),
+                ("TRACE", item.trace.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, present)| present.then_some(method))
+            .collect();
+            (segments, methods)
+        })
+        .collect()
+});
+
+/// The methods the document lists for the path a request names (a `{parameter}` matches any
+/// non-empty segment, as the router's does), or `None` when it documents no such path. The
+/// fallback service answers 405 with these as `Allow`, so the answer to an undeclared method
+/// comes from the same list clients read.
+pub fn documented_methods(path: &str) -> Option<&'static [&'static str]> {
+    let asked: Vec<&str> = path.split('/').collect();
+    // `/v1/keys/rotate` also fits `/v1/keys/{key_id}`: the path with the most literal segments
+    // is the one meant.
+    ROUTES
+        .iter()
+        .filter(|(segments, _)| {
+            segments.len() == asked.len()
+                && segments.iter().zip(&asked).all(|(want, got)| match want {
+                    Some(literal) => literal == got,
+                    None => !got.is_empty(),
+                })
+        })
+        .max_by_key(|(segments, _)| segments.iter().flatten().count())
+        .map(|(_, methods)| methods.as_slice())
+}
 
 /// Registers `/openapi.json`, `/docs/` and a redirect from `/docs`.
 pub fn configure(cfg: &mut web::ServiceConfig) {

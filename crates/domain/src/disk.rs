@@ -101,6 +101,26 @@ impl DiskName {
     }
 }
 
+impl DiskName {
+    /// [`DiskName::parse`]'s rule as an (ECMA 262) regular expression, for the OpenAPI document.
+    pub const PATTERN: &str = "^[A-Za-z0-9_-]{1,63}$";
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DiskName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::pattern::string_schema(
+            Self::PATTERN.to_owned(),
+            (1, MAX_DISK_NAME_LEN),
+            "A disk name: 1–63 letters, digits, `_` and `-`; case is kept and significant.",
+            "home",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DiskName {}
+
 impl AsRef<str> for DiskName {
     fn as_ref(&self) -> &str {
         &self.0
@@ -245,6 +265,23 @@ mod tests {
         assert_ne!(
             disk("c").kube_name(&user("a-b"), ID),
             disk("b-c").kube_name(&user("a"), ID)
+        );
+    }
+
+    /// The pattern the OpenAPI document publishes accepts exactly what the parser accepts.
+    #[test]
+    fn the_disk_name_pattern_agrees_with_the_parser() {
+        assert!(DiskName::PATTERN.contains(&format!("{{1,{MAX_DISK_NAME_LEN}}}")));
+        let long = ["d".repeat(62), "d".repeat(63), "d".repeat(64)];
+        let mut samples = vec!["", "home", "a b", "a.b", "é", "a\n", "_-", "Z9"];
+        samples.extend(long.iter().map(String::as_str));
+        crate::pattern::assert_agrees(
+            DiskName::PATTERN,
+            MAX_DISK_NAME_LEN,
+            |s| DiskName::parse(s).is_ok(),
+            &samples,
+            &['a', 'Z', '0', '_', '-', '.', ' ', '/', 'é', '\n'],
+            3,
         );
     }
 

@@ -55,6 +55,27 @@ impl GithubUser {
     }
 }
 
+impl GithubUser {
+    /// [`GithubUser::parse`]'s rule as an (ECMA 262) regular expression, for the OpenAPI document
+    /// (the length is its `maxLength`).
+    pub const PATTERN: &str = "^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$";
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for GithubUser {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::pattern::string_schema(
+            Self::PATTERN.to_owned(),
+            (1, MAX_GITHUB_LOGIN_LEN),
+            "A GitHub login: letters, digits and single inner hyphens, at most 39 characters.",
+            "octocat",
+        )
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for GithubUser {}
+
 impl fmt::Display for GithubUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -71,6 +92,23 @@ impl<'de> serde::Deserialize<'de> for GithubUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pattern and `maxLength` the OpenAPI document publishes accept exactly what the parser
+    /// accepts.
+    #[test]
+    fn the_github_login_pattern_agrees_with_the_parser() {
+        let long = ["g".repeat(38), "g".repeat(39), "g".repeat(40)];
+        let mut samples = vec!["", "octocat", "a-b-c", "a--b", "-a", "a-", "a_b", "é"];
+        samples.extend(long.iter().map(String::as_str));
+        crate::pattern::assert_agrees(
+            GithubUser::PATTERN,
+            MAX_GITHUB_LOGIN_LEN,
+            |s| GithubUser::parse(s).is_ok(),
+            &samples,
+            &['a', 'Z', '0', '-', '_', ' ', '.'],
+            4,
+        );
+    }
 
     #[test]
     fn valid_logins_parse_unchanged() {

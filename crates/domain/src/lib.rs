@@ -11,6 +11,8 @@ pub mod env;
 pub mod github_user;
 pub mod gpu;
 pub mod image;
+pub mod json_int;
+mod pattern;
 pub mod request;
 pub mod scheduler;
 pub mod ssh_key;

@@ -121,9 +121,137 @@ impl FromStr for ReservationStatus {
     }
 }
 
+/// The old names the original API used, read as today's states.
+pub const STATUS_ALIASES: [(&str, ReservationStatus); 2] =
+    [("pending", Queued), ("creating_server", Preparing)];
+
+/// A `status` filter: comma-separated state names or [`STATUS_ALIASES`], in any ASCII case,
+/// with spaces around items; blank items are ignored, so an empty filter selects every state.
+/// [`StatusList::pattern`] states the same rule for the OpenAPI document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusList(Vec<ReservationStatus>);
+
+impl StatusList {
+    /// Parses a filter; the states come out once each, in the order first named.
+    pub fn parse(raw: &str) -> Result<Self, UnknownStatus> {
+        let mut out = Vec::new();
+        for item in raw.split(',') {
+            let item = item.trim_matches(' ').to_ascii_lowercase();
+            if item.is_empty() {
+                continue;
+            }
+            let status = match STATUS_ALIASES.iter().find(|(alias, _)| *alias == item) {
+                Some((_, status)) => *status,
+                None => item.parse()?,
+            };
+            if !out.contains(&status) {
+                out.push(status);
+            }
+        }
+        Ok(Self(out))
+    }
+
+    /// The states named (empty: every state).
+    pub fn states(&self) -> &[ReservationStatus] {
+        &self.0
+    }
+
+    /// The filter's grammar as an (ECMA 262) regular expression, built from the same names the
+    /// parser reads: each letter of a name matches either ASCII case.
+    pub fn pattern() -> String {
+        let names: Vec<String> = ReservationStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain(STATUS_ALIASES.iter().map(|(alias, _)| *alias))
+            .map(|name| {
+                name.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphabetic() {
+                            format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let item = format!(" *(?:{})? *", names.join("|"));
+        format!("^{item}(?:,{item})*$")
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for StatusList {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(Self::pattern()))
+            .description(Some(
+                "Comma-separated statuses (`queued,active`), any case; every status when empty. \
+                 `pending` and `creating_server` are read as `queued` and `preparing`.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for StatusList {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_list_reads_names_aliases_case_blanks_and_spaces() {
+        let states = |raw| StatusList::parse(raw).map(|l| l.states().to_vec());
+        assert_eq!(states(""), Ok(vec![]));
+        assert_eq!(states(" , ,"), Ok(vec![]));
+        assert_eq!(states("active, queued,,Active"), Ok(vec![Active, Queued]));
+        assert_eq!(
+            states("pending,CREATING_SERVER"),
+            Ok(vec![Queued, Preparing])
+        );
+        assert!(states("active,running").is_err());
+        assert!(states("active,\tqueued").is_err());
+    }
+
+    /// The pattern the document publishes accepts exactly what the parser accepts.
+    #[test]
+    fn the_status_list_pattern_agrees_with_the_parser() {
+        let spelled: Vec<String> = ReservationStatus::ALL
+            .map(|s| format!(" {s} ,{}", s.as_str().to_uppercase()))
+            .to_vec();
+        let mut samples = vec![
+            "",
+            ",",
+            " ",
+            "queued",
+            "QUEUED",
+            "Queued ,  active",
+            "active,,",
+            "pending",
+            "creating_server",
+            "creating-server",
+            "queue",
+            "queuedd",
+            "active;queued",
+            "\tactive",
+            "active\n",
+            "é",
+            "failed,expired,cancelled,preparing",
+            "running",
+        ];
+        samples.extend(spelled.iter().map(String::as_str));
+        crate::pattern::assert_agrees(
+            &StatusList::pattern(),
+            usize::MAX,
+            |s| StatusList::parse(s).is_ok(),
+            &samples,
+            // Letters that spell names, aliases and separators.
+            &['a', 'A', 'c', 'e', 'q', 'u', 'd', ',', ' ', '_', '\t'],
+            4,
+        );
+    }
 
     #[test]
     fn the_documented_transitions_are_allowed() {

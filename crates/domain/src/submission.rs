@@ -52,15 +52,23 @@ pub struct JobSubmission {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
     /// Hours, fractions allowed (default 1; at least 5 minutes; at most the configured maximum).
-    #[cfg_attr(feature = "openapi", schema(example = 1.5))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = 1.5, minimum = 0.08333333333333333)
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_hours: Option<f64>,
     /// Persistent disk to mount as home.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::DiskName>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_name: Option<String>,
     /// Size of the disk when it has to be created (10–10000 GB).
     #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 10000))]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::json_int::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disk_size_gb: Option<i64>,
     /// Environment for the dev box. Values are write-only: never logged, never returned.
     #[serde(
@@ -79,12 +87,17 @@ pub struct JobSubmission {
     pub gpu_type: Option<String>,
     /// GPUs (default 1; 0 for CPU-only types). More than one node's worth spans whole nodes.
     #[cfg_attr(feature = "openapi", schema(example = 1))]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::json_int::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gpu_count: Option<u32>,
     /// Display name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// GitHub login whose public SSH keys are installed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::GithubUser>))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_user: Option<String>,
     /// Start Jupyter (default false).
@@ -93,7 +106,11 @@ pub struct JobSubmission {
     /// Queue priority (default 0). Anyone may lower their own priority (down to -100); only
     /// admins may raise it above 0 (up to 100).
     #[cfg_attr(feature = "openapi", schema(minimum = -100, maximum = 100))]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::json_int::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub priority: Option<i32>,
 }
 

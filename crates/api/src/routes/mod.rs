@@ -1,7 +1,7 @@
 //! One module per endpoint (or per small group of closely related endpoints).
 
 use actix_web::middleware::from_fn;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::require_api_key;
 use crate::error::ApiError;
@@ -47,6 +47,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such endpoint; see /docs".into()))
+/// What no route took: a documented path asked with another method is 405 with `Allow`;
+/// anything else is 404.
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    match crate::openapi::documented_methods(req.path()) {
+        Some(allow) if !allow.contains(&req.method().as_str()) => Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow: allow.to_vec(),
+        }),
+        _ => Err(ApiError::NotFound("no such endpoint; see /docs".into())),
+    }
 }

@@ -338,10 +338,14 @@ async fn the_schemas_carry_the_fixed_limits_of_the_inputs() {
         (size["minimum"].as_i64(), size["maximum"].as_i64()),
         (Some(10), Some(10_000))
     );
-    let pattern = schemas["RenameDisk"]["properties"]["new_name"]["pattern"]
-        .as_str()
-        .unwrap();
-    assert_eq!(pattern, "^[A-Za-z0-9_-]{1,63}$");
+    assert_eq!(
+        schemas["RenameDisk"]["properties"]["new_name"]["$ref"],
+        "#/components/schemas/DiskName"
+    );
+    assert_eq!(
+        schemas["DiskName"]["pattern"],
+        gpudev_domain::DiskName::PATTERN
+    );
     let params = doc["paths"]["/v1/jobs"]["get"]["parameters"]
         .as_array()
         .unwrap();

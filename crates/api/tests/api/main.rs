@@ -29,4 +29,5 @@ mod me;
 mod oidc_login;
 mod outage;
 mod races;
+mod strict_contract;
 mod submit_writer;

@@ -8,7 +8,7 @@ use gpudev_store::usage;
 
 use super::parse_time;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub use gpudev_api_types::admin::{UsageLine, UsageQuery, UsageReport};
@@ -30,11 +30,14 @@ pub async fn usage_report(
     caller.require_admin()?;
     let to = parse_time("to", q.to.as_deref())?.unwrap_or_else(Utc::now);
     let from = parse_time("from", q.from.as_deref())?.unwrap_or(to - Duration::days(30));
-    if from >= to {
-        return Err(ApiError::invalid("from", "from must be before to"));
-    }
-    let db = state.db().await?;
-    let rows = usage::gpu_hours(&*db, from, to).await?;
+    // A window that ends before it starts holds no usage: an empty report, not an error, as
+    // the document (which cannot relate two parameters) promises for any two times.
+    let rows = if from < to {
+        let db = state.db().await?;
+        usage::gpu_hours(&*db, from, to).await?
+    } else {
+        Vec::new()
+    };
     let prices = &state.config.gpu_hourly_prices;
     let mut by_user = BTreeMap::new();
     let mut by_gpu_type = BTreeMap::new();

@@ -15,7 +15,7 @@ use crate::state::AppState;
 /// Soft-deletes a disk: it disappears from listings at once and is removed for good after the
 /// grace period. A disk in use cannot be deleted.
 #[utoipa::path(delete, path = "/v1/disks/{disk_name}", tag = "disks", security(("bearer" = [])),
-    params(("disk_name" = String, Path, description = "the disk's name")),
+    params(("disk_name" = gpudev_domain::DiskName, Path, description = "the disk's name")),
     responses(
         (status = 200, body = DiskOperationResponse),
         (status = 404, body = ErrorBody),

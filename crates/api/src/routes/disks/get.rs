@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// One of the caller's disks.
 #[utoipa::path(get, path = "/v1/disks/{disk_name}", tag = "disks", security(("bearer" = [])),
-    params(("disk_name" = String, Path, description = "the disk's name")),
+    params(("disk_name" = gpudev_domain::DiskName, Path, description = "the disk's name")),
     responses(
         (status = 200, body = DiskInfo),
         (status = 404, body = ErrorBody),

@@ -15,7 +15,7 @@ pub use gpudev_api_types::disks::OperationStatus;
 #[utoipa::path(get, path = "/v1/disks/{disk_name}/operations/{operation_id}", tag = "disks",
     security(("bearer" = [])),
     params(
-        ("disk_name" = String, Path, description = "the disk's name"),
+        ("disk_name" = gpudev_domain::DiskName, Path, description = "the disk's name"),
         ("operation_id" = Uuid, Path, description = "from the create or delete answer"),
     ),
     responses((status = 200, body = OperationStatus), (status = 404, body = ErrorBody)))]

@@ -14,7 +14,7 @@ pub use gpudev_api_types::disks::{RenameDisk, RenameResult};
 
 /// Renames a disk that is not in use. Its volume keeps its Kubernetes name, so nothing moves.
 #[utoipa::path(post, path = "/v1/disks/{disk_name}/rename", tag = "disks", security(("bearer" = [])),
-    params(("disk_name" = String, Path, description = "the disk's name")),
+    params(("disk_name" = gpudev_domain::DiskName, Path, description = "the disk's name")),
     request_body = RenameDisk,
     responses(
         (status = 200, body = RenameResult),

@@ -36,7 +36,7 @@ pub async fn add_user(
     path: web::Path<String>,
     body: web::Json<AddUserRequest>,
 ) -> ApiResult<HttpResponse> {
-    let login = GithubUser::parse(body.github_username.trim()).map_err(|e| {
+    let login = GithubUser::parse(&body.github_username).map_err(|e| {
         ApiError::invalid(
             "github_username",
             e.to_string().replace("github_user", "github_username"),

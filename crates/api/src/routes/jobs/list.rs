@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
 use gpudev_domain::ReservationStatus;
+use gpudev_domain::status::StatusList;
 use gpudev_store::reservations::{self, ListFilter};
 
 use super::detail::JobDetail;
@@ -19,24 +20,11 @@ pub const DEFAULT_LIMIT: i64 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: i64 = 500;
 
-/// Parses `status=a,b` (blank items ignored).
+/// Parses `status=a,b` (see [`StatusList`]; blank items ignored).
 pub fn parse_statuses(raw: Option<&str>) -> Result<Vec<ReservationStatus>, ApiError> {
-    let mut out = Vec::new();
-    for item in raw.unwrap_or_default().split(',') {
-        let item = item.trim().to_ascii_lowercase();
-        let status = match item.as_str() {
-            "" => continue,
-            "pending" => ReservationStatus::Queued,
-            "creating_server" => ReservationStatus::Preparing,
-            other => other.parse().map_err(|e: gpudev_domain::UnknownStatus| {
-                ApiError::invalid("status", e.to_string())
-            })?,
-        };
-        if !out.contains(&status) {
-            out.push(status);
-        }
-    }
-    Ok(out)
+    StatusList::parse(raw.unwrap_or_default())
+        .map(|list| list.states().to_vec())
+        .map_err(|e| ApiError::invalid("status", e.to_string()))
 }
 
 /// The caller's jobs, newest first, each with its history.
