@@ -100,6 +100,20 @@ WITH ins AS (INSERT INTO reservations (reservation_id, user_id, gpu_type, gpu_co
 """
 
 
+# The columns of a reservation as the API reads them (crates/store/src/reservations/model.rs
+# `COLUMNS`); keep in step.
+RESERVATION_COLUMNS = (
+    "r.reservation_id, r.user_id, u.username, r.status, r.detailed_status, r.failure_reason, r.name, "
+    "r.gpu_type, r.gpu_count, r.node_count, r.duration_hours, r.extended_hours, r.image, r.env_names, "
+    "r.disk_name, r.jupyter_enabled, r.github_user, r.secondary_users, r.priority, r.idempotency_key, "
+    "r.cli_version, r.queue_position, r.estimated_start_at, r.promised_start_at, "
+    "r.first_estimated_start_at, r.estimated_ready_at, r.instance_type, r.namespace, r.pod_name, "
+    "r.node_names, r.node_ip, r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, "
+    "r.updated_at, r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, "
+    "r.jupyter_token, r.command, r.disk_size_gb"
+)
+
+
 # The SQL one `GET /v1/jobs?limit=10` runs (crates/store/src/reservations.rs: `list_rows` for one
 # user, no status filter, with events), with generic plans as the API's connections use them. The
 # key check is served from the API's key cache, so the baseline has no key lookup.
