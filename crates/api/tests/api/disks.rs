@@ -164,7 +164,7 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         node_count: 1,
         duration_hours: 1.0,
         image: ImageRef::parse("ubuntu").unwrap(),
-        env: Default::default(),
+        env_names: Vec::new(),
         disk_name: Some(DiskName::parse("home").unwrap()),
         jupyter_enabled: false,
         github_user: None,
@@ -172,7 +172,7 @@ async fn disks_in_use_cannot_be_deleted_or_renamed_and_free_ones_can() {
         idempotency_key: None,
         cli_version: None,
         request_hash: None,
-        command: None,
+        secrets: None,
         disk_size_gb: None,
     };
     gpudev_store::reservations::submit(&mut client, &queue, &new)
