@@ -230,6 +230,7 @@ impl Processor {
         let secrets = self.secrets_of(r).await?;
         let env = EnvVars::parse(secrets.env)
             .map_err(|e| ProcessorError::Permanent(format!("environment: {e}")))?;
+        let command = secrets.command;
         let authorized_keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
         let jupyter = if r.jupyter_enabled {
             Some(self.jupyter_token(r).await?)
@@ -251,6 +252,7 @@ impl Processor {
             // Filled in by `drive` from the disk's record, which it creates when missing.
             disk: None,
             jupyter,
+            command,
             gpu_type_label: config.gpu_type_label.clone(),
         })
     }

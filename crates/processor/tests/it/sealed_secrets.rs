@@ -110,3 +110,42 @@ async fn a_row_sealed_with_a_key_the_processor_lacks_fails_with_the_key_id() {
         "no dev box without its environment"
     );
 }
+
+#[tokio::test]
+async fn a_command_reaches_the_pod_through_the_secret_never_through_the_pod_spec() {
+    let env = env().await;
+    env.cluster.seed_nodes("t4", 1, 4).await;
+    let alice = env.user("alice").await;
+    let mut ask = with_token();
+    ask.command = Some("python train.py --token tk_c0mmand-s3cret".into());
+    let id = env.submit(&alice, ask).await;
+
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
+    let secret = &env.objects("secrets").await[0];
+    assert_eq!(
+        secret_value(secret, "command"),
+        "python train.py --token tk_c0mmand-s3cret"
+    );
+    let pod = &env.objects("pods").await[0];
+    assert!(!pod.to_string().contains("tk_c0mmand-s3cret"));
+    let files = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "secret")
+        .map(|v| v["secret"]["items"].clone())
+        .unwrap();
+    assert!(
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["key"] == "command" && f["path"] == "command"),
+        "{files}"
+    );
+    // Nothing of it is kept in the reservation row, and the API's reading of the row has none.
+    assert_eq!(env.get(id).await.command, None);
+}
