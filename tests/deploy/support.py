@@ -187,10 +187,14 @@ def env_vars_read_by(crate: str) -> frozenset[str]:
     gpudev-runtime, plus the shared database settings (gpudev-store's DbConfig), which every
     program reads."""
     names: set[str] = set()
+    sealing = REPO / "crates" / "store" / "src" / "sealing.rs"
     for source in [*(REPO / "crates" / crate / "src").rglob("*.rs"), REPO / "crates" / "store" / "src" / "config.rs"]:
         text = source.read_text(encoding="utf-8")
         names.update(_VAR.findall(text))
         names.update(_read_through_runtime(text))
+        # The secrets keys are read by gpudev-store's `SealingKeys::from_lookup`.
+        if "SealingKeys::from_lookup" in text:
+            names.update(_VAR.findall(sealing.read_text(encoding="utf-8")))
     # Read by libraries rather than by our code: the log filter (tracing-subscriber's EnvFilter)
     # and the Kubernetes client's configuration file.
     names.update({"RUST_LOG", "KUBECONFIG"})

@@ -75,6 +75,7 @@ def test_values_yaml_passes_its_own_schema():
         ({"processor": {"config": {"storageClass": "Bad_Class"}}}, "storageClass"),
         ({"processor": {"config": {"retryBackoffBaseSeconds": 0}}}, "retryBackoffBaseSeconds"),
         ({"config": {"gpuCatalogJson": "{}"}}, "gpuCatalogJson"),
+        ({"secretsEncryption": {"keys": "k1:not-32-bytes"}}, "keys"),
     ],
 )
 def test_the_schema_rejects_bad_values(change, complaint):
@@ -506,6 +507,45 @@ def test_migration_is_a_pre_install_and_pre_upgrade_hook_that_runs_first():
     assert not objects_of(support.render({"migration": {"enabled": False}}), "Job")
 
 
+SECRETS_KEYS = "2026-12:" + "A" * 43 + "=," + "2026-06:" + "B" * 43 + "="
+
+
+@pytest.mark.parametrize("scenario", ["default", "full", "external-db-password"])
+def test_only_the_api_and_the_processor_get_the_secrets_keys(scenario):
+    objects = render_scenario(scenario)
+    for comp, _, spec in workloads(objects):
+        env = env_of(spec["containers"][0])
+        if comp in ("api", "processor"):
+            ref = env["SECRETS_ENCRYPTION_KEYS"]["secretKeyRef"]
+            assert ref == {"name": fullname("secrets-keys"), "key": "SECRETS_ENCRYPTION_KEYS"}, comp
+        else:
+            assert "SECRETS_ENCRYPTION_KEYS" not in env, comp
+    for configmap in objects_of(objects, "ConfigMap"):
+        assert "SECRETS_ENCRYPTION_KEYS" not in configmap.get("data", {})
+
+
+def test_the_secrets_keys_come_from_values_an_existing_secret_or_are_generated_once():
+    import base64
+
+    def keys_in(objects):
+        secret = one(objects, "Secret", fullname("secrets-keys"))
+        return base64.b64decode(secret["data"]["SECRETS_ENCRYPTION_KEYS"]).decode()
+
+    given = support.render({"secretsEncryption": {"keys": SECRETS_KEYS}})
+    assert keys_in(given) == SECRETS_KEYS
+    generated = keys_in(support.render())
+    key_id, key = generated.split(":")
+    assert re.fullmatch(r"chart-\d{8}", key_id) and len(base64.b64decode(key)) == 32
+    secret = one(support.render(), "Secret", fullname("secrets-keys"))
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    theirs = support.render({"secretsEncryption": {"existingSecret": {"name": "my-keys", "key": "k"}}})
+    assert not [s for s in objects_of(theirs, "Secret") if s["metadata"]["name"] == fullname("secrets-keys")]
+    for comp, _, spec in workloads(theirs):
+        if comp in ("api", "processor"):
+            ref = env_of(spec["containers"][0])["SECRETS_ENCRYPTION_KEYS"]["secretKeyRef"]
+            assert ref == {"name": "my-keys", "key": "k"}, comp
+
+
 def env_of(container) -> dict:
     out = {}
     for e in container.get("env", []):
@@ -530,7 +570,7 @@ def test_database_credentials_come_from_the_right_secret():
     # A CloudNativePG-style Secret holding a URL: no chart Secret, no POSTGRES_* connection
     # fields; its CA is given, so TLS is verify-full against the mounted CA in every workload.
     objects = render_scenario("cloudnativepg-example")
-    assert not objects_of(objects, "Secret")
+    assert [s["metadata"]["name"] for s in objects_of(objects, "Secret")] == [fullname("secrets-keys")]
     common = one(objects, "ConfigMap", fullname("common"))["data"]
     assert not any(k.startswith("POSTGRES_") and not k.startswith("POSTGRES_SSL") for k in common)
     assert (common["POSTGRES_SSLMODE"], common["POSTGRES_SSLROOTCERT"]) == (

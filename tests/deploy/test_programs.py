@@ -10,7 +10,10 @@ The binaries come from the workspace's target directory; scripts/check-deploy bu
 
 from __future__ import annotations
 
+import base64
+import functools
 import os
+import tempfile
 import socket
 import subprocess
 import time
@@ -37,6 +40,22 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+@functools.cache
+def test_certificates() -> dict[str, Path]:
+    """A self-signed CA and a client certificate and key signed by it, as files (openssl)."""
+    folder = Path(tempfile.mkdtemp(prefix="gpudev-deploy-certs-"))
+    ca, ca_key = folder / "ca.crt", folder / "ca.key"
+    cert, key, csr = folder / "tls.crt", folder / "tls.key", folder / "tls.csr"
+    quiet = {"check": True, "capture_output": True}
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=test-ca"], **quiet)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(csr), "-subj", "/CN=gpudev"], **quiet)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-out", str(cert), "-days", "1"], **quiet)
+    return {"POSTGRES_SSLROOTCERT": ca, "POSTGRES_SSLCERT": cert, "POSTGRES_SSLKEY": key}
+
+
 def environment(objects, spec, port: int) -> dict[str, str]:
     """The container's environment as the kubelet would build it, pointed at nowhere."""
     [c] = spec["containers"]
@@ -51,6 +70,7 @@ def environment(objects, spec, port: int) -> dict[str, str]:
                 "DATABASE_URL": f"postgres://gpudev:pw@127.0.0.1:{port}/gpudev",
                 "POSTGRES_PASSWORD": "placeholder",
                 "EXPIRY_WEBHOOK_URL": "https://hooks.example.com/placeholder",
+                "SECRETS_ENCRYPTION_KEYS": "placeholder-1:" + base64.b64encode(bytes(32)).decode(),
             }[e["name"]]
     # Nothing listens on the database address; nothing is reachable as a cluster.
     if "POSTGRES_HOST" in env:
@@ -59,6 +79,10 @@ def environment(objects, spec, port: int) -> dict[str, str]:
         if key in env:
             assert env[key].startswith("0.0.0.0:"), env[key]
             env[key] = "127.0.0.1:0"  # never listen on this machine's public addresses
+    # Certificate files the chart mounts from Secrets: real ones of the right kind, made here.
+    for key in ("POSTGRES_SSLROOTCERT", "POSTGRES_SSLCERT", "POSTGRES_SSLKEY"):
+        if key in env:
+            env[key] = str(test_certificates()[key])
     env["DB_CONNECT_TIMEOUT_SECONDS"] = "1"
     env["KUBECONFIG"] = "/nonexistent/kubeconfig"
     env["HOSTNAME"] = "check-deploy"

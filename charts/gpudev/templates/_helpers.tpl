@@ -199,6 +199,18 @@ POSTGRES_PASSWORD: {{ .Values.database.password | b64enc | quote }}
     name: {{ include "gpudev.fullname" .ctx }}-{{ .component }}
 {{- end }}
 
+{{/* The env entry that reads the secrets keys (SECRETS_ENCRYPTION_KEYS), for the API and the
+processor only. */}}
+{{- define "gpudev.secretsKeysEnv" -}}
+{{- $v := .Values.secretsEncryption }}
+{{- printf "\n- name: SECRETS_ENCRYPTION_KEYS\n  valueFrom:\n    secretKeyRef:\n      name: %s\n      key: %s" (include "gpudev.secretsKeysSecretName" .) (ternary $v.existingSecret.key "SECRETS_ENCRYPTION_KEYS" (not (empty $v.existingSecret.name))) }}
+{{- end }}
+
+{{/* The Secret holding the secrets keys: the operator's, or the chart's. */}}
+{{- define "gpudev.secretsKeysSecretName" -}}
+{{- .Values.secretsEncryption.existingSecret.name | default (printf "%s-secrets-keys" (include "gpudev.fullname" .)) }}
+{{- end }}
+
 {{/* Extra env as a list from a NAME: value map. */}}
 {{- define "gpudev.extraEnv" -}}
 {{- range $name, $value := . }}
@@ -211,6 +223,10 @@ POSTGRES_PASSWORD: {{ .Values.database.password | b64enc | quote }}
 {{- define "gpudev.configChecksums" -}}
 checksum/config: {{ include (print .ctx.Template.BasePath "/configmaps.yaml") .ctx | sha256sum }}
 checksum/secret: {{ include (print .ctx.Template.BasePath "/secret.yaml") .ctx | sha256sum }}
+{{- if has .component (list "api" "processor") }}
+{{- /* Keys given as values: a rotation restarts the pods that read them. */}}
+checksum/secrets-keys: {{ .ctx.Values.secretsEncryption | toJson | sha256sum }}
+{{- end }}
 {{- end }}
 
 {{/* Scheduling fields shared by pod specs: (index .Values component). */}}

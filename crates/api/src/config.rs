@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gpudev_domain::{GpuCatalog, ImageRef, Limits, Quotas};
 use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
-use gpudev_store::{DbConfig, Queue};
+use gpudev_store::{DbConfig, Queue, SealingKeys};
 
 use crate::client_ip::TrustedProxies;
 use crate::oidc::config::{IssuerConfig, parse_issuers};
@@ -105,6 +105,10 @@ pub struct ApiConfig {
     /// `OIDC_JWKS_MIN_REFRESH_SECONDS` (30, 0–3600): least time between two fetches of an
     /// issuer's keys caused by tokens with unknown key ids.
     pub oidc_jwks_min_refresh: Duration,
+    /// `SECRETS_ENCRYPTION_KEYS` (optional): the keys that seal a submit's environment values
+    /// and command; the API seals with the first (ADR 12). Without it, a submit carrying either
+    /// is refused (503).
+    pub secret_keys: Option<SealingKeys>,
 }
 
 impl ApiConfig {
@@ -220,6 +224,7 @@ impl ApiConfig {
             oidc_issuers: parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?,
             oidc_timeout: env.seconds("OIDC_TIMEOUT_SECONDS", 5, 1..=60)?,
             oidc_jwks_min_refresh: env.seconds("OIDC_JWKS_MIN_REFRESH_SECONDS", 30, 0..=3600)?,
+            secret_keys: SealingKeys::from_lookup(get)?,
         })
     }
 }

@@ -5,6 +5,7 @@
 #
 # The Pod provides:
 #   /etc/gpudev/secret/authorized_keys  the user's public keys (Secret volume, read-only)
+#   /etc/gpudev/secret/command          the reservation's start command, when it has one
 #   /run/gpudev                         memory-backed emptyDir for runtime files
 #   /home/dev                           the user's disk or an emptyDir
 #   GPUDEV_* variables, the user's variables (from the Secret), GPUDEV_JUPYTER(_TOKEN)
@@ -14,7 +15,8 @@ DEV_USER=dev
 DEV_UID=1081
 DEV_HOME=/home/dev
 RUN=/run/gpudev
-KEYS_SRC=/etc/gpudev/secret/authorized_keys
+SECRET_DIR=/etc/gpudev/secret
+KEYS_SRC=$SECRET_DIR/authorized_keys
 
 log() { echo "gpudev-entrypoint: $*" >&2; }
 
@@ -184,6 +186,26 @@ if [ "${GPUDEV_JUPYTER:-0}" = 1 ]; then
             sleep 10
         done
     ) &
+fi
+
+# 8. The reservation's command, when it has one: run once per container start, as dev, with
+# the login environment, from the home directory, after the set-up above. Its output goes to
+# the container's log. sshd stays in the foreground, so the box stays reachable whatever the
+# command does; the reservation ends at its expiry as usual. The command came through the
+# Secret (it may hold tokens) and is copied to memory, readable by dev only.
+if [ -r "$SECRET_DIR/command" ]; then
+    (umask 077 && cat "$SECRET_DIR/command" >"$RUN/command")
+    chown "$DEV_USER:$dev_group" "$RUN/command"
+    chmod 0500 "$RUN/command"
+    (
+        if su -s /bin/sh "$DEV_USER" -c \
+            ". $RUN/env.sh; HOME=$DEV_HOME; export HOME; cd \"\$HOME\"; exec $shell $RUN/command"; then
+            log "command finished"
+        else
+            log "command exited with status $?"
+        fi
+    ) &
+    log "command started"
 fi
 
 log "starting sshd"

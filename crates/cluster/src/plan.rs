@@ -88,6 +88,9 @@ pub struct ReservationSpec {
     pub disk: Option<DiskMount>,
     /// Present when Jupyter is enabled: the token that guards it.
     pub jupyter: Option<JupyterToken>,
+    /// The user's start command, run by the entrypoint after its set-up. It may hold secrets,
+    /// so it goes into the Secret only.
+    pub command: Option<String>,
     /// The node label whose value is a node's GPU type (`GPU_TYPE_LABEL`, default
     /// [`labels::DEFAULT_GPU_TYPE_LABEL`]).
     pub gpu_type_label: String,
@@ -107,6 +110,7 @@ impl fmt::Debug for ReservationSpec {
             .field("authorized_keys", &"<redacted>")
             .field("disk", &self.disk)
             .field("jupyter", &self.jupyter.is_some())
+            .field("command", &self.command.is_some())
             .field("gpu_type_label", &self.gpu_type_label)
             .finish()
     }
@@ -402,6 +406,7 @@ pub(crate) mod tests {
             authorized_keys: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey alice@laptop\n".into(),
             disk: None,
             jupyter: None,
+            command: None,
             gpu_type_label: labels::DEFAULT_GPU_TYPE_LABEL.into(),
         }
     }

@@ -5,7 +5,8 @@
 //! One container, `dev`, from the reservation's image. Its command is [`ENTRYPOINT`], a POSIX
 //! shell script that installs sshd (and sudo) if the image lacks them, creates the user `dev`
 //! (uid [`DEV_UID`]), gives it `/home/dev`, installs the public keys from the Secret, writes the
-//! container's environment where login shells read it, optionally starts Jupyter as `dev`, and
+//! container's environment where login shells read it, optionally starts Jupyter as `dev`,
+//! starts the reservation's command (if any, from the Secret) as `dev` in the background, and
 //! finally `exec`s sshd on port 22 in the foreground.
 //!
 //! # Why the container runs as root, and why that is acceptable
@@ -49,7 +50,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::labels;
 use crate::plan::{Home, PodPlan};
 use crate::resources::GPU_RESOURCE;
-use crate::secret::{AUTHORIZED_KEYS_KEY, JUPYTER_TOKEN_KEY, env_key};
+use crate::secret::{AUTHORIZED_KEYS_KEY, COMMAND_KEY, JUPYTER_TOKEN_KEY, env_key};
 
 /// The script the container runs (see the module docs).
 pub const ENTRYPOINT: &str = include_str!("entrypoint.sh");
@@ -289,12 +290,9 @@ fn volumes(plan: &PodPlan) -> Vec<Volume> {
             name: VOLUME_SECRET.to_owned(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(plan.secret_name()),
-                // Only the keys file: env values reach the container by key reference.
-                items: Some(vec![KeyToPath {
-                    key: AUTHORIZED_KEYS_KEY.to_owned(),
-                    path: AUTHORIZED_KEYS_KEY.to_owned(),
-                    ..Default::default()
-                }]),
+                // Only the keys file and the command: env values reach the container by key
+                // reference.
+                items: Some(secret_files(plan)),
                 default_mode: Some(0o400),
                 optional: Some(false),
             }),
@@ -307,6 +305,21 @@ fn volumes(plan: &PodPlan) -> Vec<Volume> {
         ),
         home,
     ]
+}
+
+/// The Secret's keys mounted as files under [`SECRET_PATH`]: `authorized_keys`, and the start
+/// command when there is one (the entrypoint runs it; it never appears in the Pod spec).
+fn secret_files(plan: &PodPlan) -> Vec<KeyToPath> {
+    let file = |key: &str| KeyToPath {
+        key: key.to_owned(),
+        path: key.to_owned(),
+        ..Default::default()
+    };
+    let mut files = vec![file(AUTHORIZED_KEYS_KEY)];
+    if plan.spec().command.is_some() {
+        files.push(file(COMMAND_KEY));
+    }
+    files
 }
 
 fn volume_mounts() -> Vec<VolumeMount> {
@@ -591,10 +604,55 @@ mod tests {
         assert!(ENTRYPOINT.contains(&format!("DEV_UID={DEV_UID}\n")));
         assert!(ENTRYPOINT.contains(&format!("DEV_HOME={HOME_PATH}\n")));
         assert!(ENTRYPOINT.contains(&format!("RUN={RUN_PATH}\n")));
-        assert!(ENTRYPOINT.contains(&format!("KEYS_SRC={SECRET_PATH}/{AUTHORIZED_KEYS_KEY}\n")));
+        assert!(ENTRYPOINT.contains(&format!("SECRET_DIR={SECRET_PATH}\n")));
+        assert!(ENTRYPOINT.contains(&format!("KEYS_SRC=$SECRET_DIR/{AUTHORIZED_KEYS_KEY}\n")));
+        assert!(ENTRYPOINT.contains(&format!("\"$SECRET_DIR/{COMMAND_KEY}\"")));
         assert!(ENTRYPOINT.contains(&format!("Port {SSH_PORT}\n")));
         assert!(ENTRYPOINT.contains(&format!("--port={JUPYTER_PORT}")));
         assert!(ENTRYPOINT.contains("PermitRootLogin no"));
         assert!(ENTRYPOINT.contains("PasswordAuthentication no"));
+    }
+
+    #[test]
+    fn the_command_reaches_the_container_as_a_secret_file_never_in_the_spec() {
+        let mut s = spec("t4", 1, 1);
+        s.command = Some("python train.py --token tk_s3cret".into());
+        let pod = pod(&PodPlan::new(&s, 0).unwrap());
+        let text = serde_json::to_string(&pod).unwrap();
+        assert!(
+            !text.contains("tk_s3cret"),
+            "the command is in the Pod spec"
+        );
+        let volumes = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+        let secret = volumes
+            .iter()
+            .find(|v| v.name == VOLUME_SECRET)
+            .and_then(|v| v.secret.as_ref())
+            .unwrap();
+        let files: Vec<_> = secret
+            .items
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|i| (i.key.as_str(), i.path.as_str()))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                (AUTHORIZED_KEYS_KEY, AUTHORIZED_KEYS_KEY),
+                (COMMAND_KEY, COMMAND_KEY)
+            ]
+        );
+        // The entrypoint runs that file, as dev, after its set-up and before sshd takes over.
+        let run = ENTRYPOINT.find("$SECRET_DIR/command").unwrap();
+        assert!(run > ENTRYPOINT.find("sshd -t -f").unwrap());
+        assert!(run < ENTRYPOINT.find("exec /usr/sbin/sshd").unwrap());
+        let without = pod_of_default();
+        let text = serde_json::to_string(&without).unwrap();
+        assert!(!text.contains("\"command\",\"path\""));
+    }
+
+    fn pod_of_default() -> Pod {
+        pod(&PodPlan::new(&spec("t4", 1, 1), 0).unwrap())
     }
 }

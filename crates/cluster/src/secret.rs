@@ -1,5 +1,6 @@
-//! The Secret of a dev box Pod: its `authorized_keys`, the user's environment values and the
-//! Jupyter token. These values appear nowhere else: the Pod refers to them by key.
+//! The Secret of a dev box Pod: its `authorized_keys`, the user's environment values, the
+//! user's start command and the Jupyter token. These values appear nowhere else: the Pod refers
+//! to them by key.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,9 @@ use crate::plan::PodPlan;
 pub const AUTHORIZED_KEYS_KEY: &str = "authorized_keys";
 /// Key of the Jupyter token (present only when Jupyter is enabled).
 pub const JUPYTER_TOKEN_KEY: &str = "jupyter-token";
+/// Key of the user's start command (present only when the reservation has one), mounted as a
+/// file for the entrypoint to run.
+pub const COMMAND_KEY: &str = "command";
 /// Prefix of the keys holding environment values: `env.<NAME>`. Variable names cannot contain
 /// `.` or `-`, so these never clash with the other keys.
 pub const ENV_KEY_PREFIX: &str = "env.";
@@ -36,6 +40,12 @@ pub fn secret(plan: &PodPlan) -> Secret {
         data.insert(
             JUPYTER_TOKEN_KEY.to_owned(),
             ByteString(token.expose().as_bytes().to_vec()),
+        );
+    }
+    if let Some(command) = &spec.command {
+        data.insert(
+            COMMAND_KEY.to_owned(),
+            ByteString(command.as_bytes().to_vec()),
         );
     }
     for (name, value) in spec.env.iter() {
@@ -96,5 +106,15 @@ mod tests {
     fn without_jupyter_there_is_no_token_key() {
         let plan = PodPlan::new(&spec("t4", 1, 1), 0).unwrap();
         assert!(!secret(&plan).data.unwrap().contains_key(JUPYTER_TOKEN_KEY));
+    }
+
+    #[test]
+    fn the_command_is_in_the_secret_only_when_there_is_one() {
+        let plan = PodPlan::new(&spec("t4", 1, 1), 0).unwrap();
+        assert!(!secret(&plan).data.unwrap().contains_key(COMMAND_KEY));
+        let mut s = spec("t4", 1, 1);
+        s.command = Some("python train.py --token tk_s3cret".into());
+        let data = secret(&PodPlan::new(&s, 0).unwrap()).data.unwrap();
+        assert_eq!(data[COMMAND_KEY].0, b"python train.py --token tk_s3cret");
     }
 }

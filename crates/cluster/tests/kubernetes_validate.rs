@@ -108,6 +108,7 @@ fn spec_for(case: &Case) -> ReservationSpec {
         jupyter: case
             .jupyter
             .then(|| JupyterToken::parse("0123456789abcdef0123456789abcdef").unwrap()),
+        command: Some("python train.py --epochs 3".into()),
         gpu_type_label: labels::DEFAULT_GPU_TYPE_LABEL.into(),
     }
 }

@@ -42,6 +42,7 @@ fn reservation() -> ReservationSpec {
         }),
         username,
         jupyter: Some(JupyterToken::parse("0123456789abcdef0123456789abcdef").unwrap()),
+        command: Some("python train.py --epochs 3".into()),
         gpu_type_label: labels::DEFAULT_GPU_TYPE_LABEL.into(),
     }
 }

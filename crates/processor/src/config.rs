@@ -1,6 +1,6 @@
 //! Processor settings from the environment. Every variable has a default; a bad value stops
 //! start-up with a message naming the variable. Nothing here is secret except the database
-//! password, which [`DbConfig`] never prints.
+//! password and the secrets keys, which [`DbConfig`] and [`SealingKeys`] never print.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use gpudev_cluster::labels;
 use gpudev_cluster::names::is_dns1123_label;
 use gpudev_domain::{GpuCatalog, ImageRef, QueuePolicy, Quotas};
 use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
-use gpudev_store::{DbConfig, Queue};
+use gpudev_store::{DbConfig, Queue, SealingKeys};
 
 use crate::backoff::Backoff;
 
@@ -76,6 +76,10 @@ pub struct ProcessorConfig {
     /// `GITHUB_KEYS_URL` (`https://github.com`; empty disables): where `<login>.keys` is fetched
     /// from for GitHub users given access.
     pub github_keys_url: Option<String>,
+    /// `SECRETS_ENCRYPTION_KEYS` (optional): the keys that open a reservation's sealed
+    /// environment values and command, the current one and those it replaced (ADR 12). A
+    /// reservation sealed with a key not given here fails with the key's id as the reason.
+    pub secret_keys: Option<SealingKeys>,
 }
 
 impl ProcessorConfig {
@@ -175,6 +179,7 @@ impl ProcessorConfig {
             leader_lease: env.seconds("LEADER_LEASE_SECONDS", 10, 2..=300)?,
             leader_retry: env.seconds("LEADER_RETRY_SECONDS", 3, 1..=60)?,
             github_keys_url,
+            secret_keys: SealingKeys::from_lookup(get)?,
         })
     }
 
@@ -237,6 +242,7 @@ mod tests {
         assert_eq!(c.github_keys_url.as_deref(), Some("https://github.com"));
         let off = cfg(&[("GITHUB_KEYS_URL", "")]).unwrap();
         assert_eq!(off.github_keys_url, None);
+        assert!(c.secret_keys.is_none());
     }
 
     #[test]

@@ -17,8 +17,9 @@ use gpudev_cluster::{
     pin_to_node,
 };
 use gpudev_domain::{DiskName, EnvVars, ReservationStatus, Username};
+use gpudev_store::reservations::StoredSecrets;
 use gpudev_store::reservations::{self, Reservation, Transition};
-use gpudev_store::{StoreError, disks};
+use gpudev_store::{ReservationSecrets, SealError, StoreError, disks};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
@@ -226,12 +227,10 @@ impl Processor {
         })?;
         let username = r.username.clone();
         let image = r.image.clone().unwrap_or_else(|| config.dev_image.clone());
-        let env = {
-            let db = self.db().await?;
-            reservations::secret_env(&**db, r.reservation_id).await?
-        };
-        let env = EnvVars::parse(env)
+        let secrets = self.secrets_of(r).await?;
+        let env = EnvVars::parse(secrets.env)
             .map_err(|e| ProcessorError::Permanent(format!("environment: {e}")))?;
+        let command = secrets.command;
         let authorized_keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
         let jupyter = if r.jupyter_enabled {
             Some(self.jupyter_token(r).await?)
@@ -253,8 +252,47 @@ impl Processor {
             // Filled in by `drive` from the disk's record, which it creates when missing.
             disk: None,
             jupyter,
+            command,
             gpu_type_label: config.gpu_type_label.clone(),
         })
+    }
+
+    /// The reservation's environment values and command, opened with the configured keys
+    /// (ADR 12). A row that does not open (altered, moved from another reservation, or sealed
+    /// with a key this processor lacks) is a permanent failure: the reservation fails with the
+    /// reason rather than start a dev box without its environment.
+    async fn secrets_of(&self, r: &Reservation) -> Result<ReservationSecrets> {
+        let stored = {
+            let db = self.db().await?;
+            reservations::stored_secrets(&**db, r.reservation_id).await?
+        };
+        let id = r.reservation_id;
+        match stored {
+            Some(StoredSecrets::Sealed(sealed)) => {
+                let keys = self.inner.config.secret_keys.as_ref();
+                keys.ok_or(SealError::NoKeys)
+                    .and_then(|keys| keys.open(id, &sealed))
+                    .map_err(|e| ProcessorError::Permanent(format!("environment and command: {e}")))
+            }
+            plain => {
+                // Written before secrets were sealed: read as they are, once, and said so.
+                let env = match plain {
+                    Some(StoredSecrets::Plain(env)) => env,
+                    _ => BTreeMap::new(),
+                };
+                if !env.is_empty() || r.command.is_some() {
+                    tracing::warn!(
+                        reservation_id = %id,
+                        "environment values or command stored in plain text before the upgrade \
+                         that seals them; using them as stored"
+                    );
+                }
+                Ok(ReservationSecrets {
+                    env,
+                    command: r.command.clone(),
+                })
+            }
+        }
     }
 
     /// The reservation's Jupyter token, generated and stored on first use.

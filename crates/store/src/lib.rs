@@ -27,6 +27,7 @@ pub mod pool;
 pub mod queue;
 pub mod reservations;
 pub mod scheduling;
+pub mod sealing;
 pub mod ssh_keys;
 pub mod tls;
 pub mod usage;
@@ -38,6 +39,7 @@ pub use error::StoreError;
 pub use hints::{Action, QueueMessage};
 pub use pool::{Pool, connect_pool};
 pub use queue::Queue;
+pub use sealing::{ReservationSecrets, SealError, SealedSecrets, SealingKeys};
 
 /// The live statuses ([`gpudev_domain::ReservationStatus::LIVE`]) as an SQL list,
 /// `('queued', 'preparing', 'active')`, for `WHERE status IN` inside `concat!`. A literal rather

@@ -26,6 +26,10 @@ pub struct TestApp {
     pub shutdown: ShutdownHandle,
 }
 
+/// The key-encryption key test apps seal environment values and commands with (made up for the
+/// tests; a real one comes from `openssl rand -base64 32`).
+pub const TEST_SECRETS_KEYS: &str = "api-test:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
 /// Settings for a test app: a fresh database, free ports, no drain delay. `extra` overrides.
 pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> ApiConfig {
     let mut vars: HashMap<String, String> = HashMap::from([
@@ -36,6 +40,7 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> ApiConfig {
         ("LOG_FORMAT".into(), "pretty".into()),
         ("DB_POOL_SIZE".into(), "4".into()),
         ("DB_CONNECT_TIMEOUT_SECONDS".into(), "2".into()),
+        ("SECRETS_ENCRYPTION_KEYS".into(), TEST_SECRETS_KEYS.into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());
@@ -172,7 +177,7 @@ pub async fn queued_reservation(app: &TestApp, user: &User) -> uuid::Uuid {
         node_count: 1,
         duration_hours: 1.0,
         image: gpudev_domain::ImageRef::parse("ubuntu").unwrap(),
-        env: Default::default(),
+        env_names: Vec::new(),
         disk_name: Some(gpudev_domain::DiskName::parse("home").unwrap()),
         jupyter_enabled: false,
         github_user: None,
@@ -180,7 +185,7 @@ pub async fn queued_reservation(app: &TestApp, user: &User) -> uuid::Uuid {
         idempotency_key: None,
         cli_version: None,
         request_hash: None,
-        command: None,
+        secrets: None,
         disk_size_gb: None,
     };
     let queue = gpudev_store::Queue::new("gpu_reservations").unwrap();

@@ -54,10 +54,10 @@ async fn cancelling_a_queued_job_cancels_it_at_once_and_tells_the_processor() {
     assert_eq!(hints[1]["details"]["previous_status"], "queued");
     let client = app.db.connect().await;
     assert!(
-        reservations::secret_env(&client, id)
+        reservations::stored_secrets(&client, id)
             .await
             .unwrap()
-            .is_empty(),
+            .is_none(),
         "env values are forgotten once cancelled"
     );
     assert_eq!(

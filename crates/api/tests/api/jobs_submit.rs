@@ -2,13 +2,14 @@
 //! body, idempotency, quotas and validation.
 
 use gpudev_domain::ReservationStatus;
-use gpudev_store::reservations;
+use gpudev_store::SealingKeys;
+use gpudev_store::reservations::{self, StoredSecrets};
 use gpudev_store::users::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, status_json};
+use crate::helpers::{TEST_SECRETS_KEYS, TestApp, spawn_app, spawn_app_with, status_json};
 use crate::jobs_common::{audit_rows, hints_for, publish_state, queued_messages, submit_ok, t4};
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
@@ -113,11 +114,19 @@ async fn the_original_clients_body_is_understood_and_its_control_variables_stay_
     );
     assert_eq!(job["env_names"], json!(["WANDB_API_KEY"]));
     let client = app.db.connect().await;
-    let env = reservations::secret_env(&client, proposed).await.unwrap();
-    assert_eq!(env.keys().collect::<Vec<_>>(), ["WANDB_API_KEY"]);
+    let Some(StoredSecrets::Sealed(sealed)) = reservations::stored_secrets(&client, proposed)
+        .await
+        .unwrap()
+    else {
+        panic!("the env values and command are stored sealed");
+    };
+    let keys = SealingKeys::parse(TEST_SECRETS_KEYS).unwrap();
+    let opened = keys.open(proposed, &sealed).unwrap();
+    assert_eq!(opened.env.keys().collect::<Vec<_>>(), ["WANDB_API_KEY"]);
+    assert_eq!(opened.command.as_deref(), Some("python train.py"));
     let stored = reservations::get(&client, proposed).await.unwrap();
     assert_eq!(stored.disk_size_gb, Some(200));
-    assert_eq!(stored.command.as_deref(), Some("python train.py"));
+    assert_eq!(stored.command, None, "no plain command in the row");
     let (_, list) = status_json(app.get("/v1/jobs", &key).await).await;
     for text in [
         resp.to_string(),
@@ -605,4 +614,39 @@ async fn behind_a_long_queue_the_answer_still_has_a_position_and_an_estimate() {
     assert_eq!(eta, now + 600 + 125 * 3600, "{body}");
     // No a100 nodes in the state: the next pass fails it with the reason, so no estimate.
     assert!(other_type["queue_position"].is_null(), "{other_type}");
+}
+
+#[tokio::test]
+async fn without_a_key_env_values_and_commands_are_refused_and_nothing_is_stored() {
+    let app = spawn_app_with(&[("SECRETS_ENCRYPTION_KEYS", "")]).await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    for body in [
+        json!({"gpu_type": "t4", "env_vars": {"HF_TOKEN": "hf_never-stored"}}),
+        json!({"gpu_type": "t4", "command": "echo never-stored"}),
+    ] {
+        let (status, resp) = status_json(app.post("/v1/jobs/submit", &key, body).await).await;
+        assert_eq!(status, 503, "{resp}");
+        assert!(
+            resp["detail"]
+                .as_str()
+                .unwrap()
+                .contains("SECRETS_ENCRYPTION_KEYS"),
+            "{resp}"
+        );
+    }
+    let client = app.db.connect().await;
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM reservations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+    // Without secrets, a submit needs no key.
+    let (status, resp) = status_json(
+        app.post("/v1/jobs/submit", &key, json!({"gpu_type": "t4"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
 }

@@ -1,7 +1,6 @@
 //! The submit writer on its own, against a real PostgreSQL with PGMQ: submits that arrive while
 //! a transaction is busy share the next one, and one that fails there fails alone.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gpudev_api::audit::RequestCtx;
@@ -26,7 +25,7 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
             node_count: 1,
             duration_hours: 1.0,
             image: ImageRef::parse("pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel").unwrap(),
-            env: BTreeMap::from([("TOKEN".to_owned(), "value".to_owned())]),
+            env_names: vec!["TOKEN".to_owned()],
             disk_name: None,
             jupyter_enabled: false,
             github_user: None,
@@ -34,7 +33,7 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
             idempotency_key: None,
             cli_version: None,
             request_hash: None,
-            command: None,
+            secrets: None,
             disk_size_gb: None,
         },
         quota: Some(Quota { max_queued: 1000 }),

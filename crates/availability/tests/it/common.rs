@@ -1,8 +1,6 @@
 //! Shared arrangements: a database and a cluster (the fake, or the real control plane when
 //! `GPUDEV_TEST_KUBE=real`).
 
-use std::collections::BTreeMap;
-
 use gpudev_availability::Config;
 use gpudev_domain::{GpuType, ImageRef, Username};
 use gpudev_store::gpu_types::GpuTypeRow;
@@ -130,7 +128,7 @@ impl Env {
                 node_count: 1,
                 duration_hours: 2.0,
                 image: ImageRef::parse("pytorch/pytorch:latest").unwrap(),
-                env: BTreeMap::new(),
+                env_names: Vec::new(),
                 disk_name: None,
                 jupyter_enabled: false,
                 github_user: None,
@@ -138,7 +136,7 @@ impl Env {
                 idempotency_key: None,
                 cli_version: None,
                 request_hash: None,
-                command: None,
+                secrets: None,
                 disk_size_gb: None,
             };
             reservations::submit(&mut db, &queue, &new).await.unwrap();

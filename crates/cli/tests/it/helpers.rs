@@ -82,6 +82,10 @@ pub struct World {
 
 /// The API's settings for tests: fresh database, free ports, moto as STS, no key cache (a key
 /// changed in the database counts at once), generous login limits.
+/// The key-encryption key the test API seals environment values with and the test processor
+/// opens them with (made up for the tests).
+pub const TEST_SECRETS_KEYS: &str = "cli-test:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
 /// `extra` adds settings or overrides these.
 pub fn api_config_with(db: &TestDb, moto: &Moto, extra: &[(&'static str, String)]) -> ApiConfig {
     let mut vars: HashMap<&str, String> = HashMap::from([
@@ -97,6 +101,7 @@ pub fn api_config_with(db: &TestDb, moto: &Moto, extra: &[(&'static str, String)
         ("KEY_CACHE_SECONDS", "0".into()),
         ("LOGIN_RATE_LIMIT_PER_MINUTE", "1000".into()),
         ("RATE_LIMIT_PER_MINUTE", "100000".into()),
+        ("SECRETS_ENCRYPTION_KEYS", TEST_SECRETS_KEYS.into()),
     ]);
     vars.extend(extra.iter().cloned());
     ApiConfig::from_lookup(|k| vars.get(k).cloned()).unwrap()

@@ -28,7 +28,9 @@ async fn processor(w: &World) -> Running {
     let fake = FakeCluster::new();
     fake.seed_nodes("t4", 1, 4);
     let simulation = fake.start_simulation(Duration::from_millis(50));
-    let config = ProcessorConfig::for_database(&w.db.url()).unwrap();
+    let mut config = ProcessorConfig::for_database(&w.db.url()).unwrap();
+    config.secret_keys =
+        Some(gpudev_store::SealingKeys::parse(crate::helpers::TEST_SECRETS_KEYS).unwrap());
     let p = Processor::build(config, fake.client()).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

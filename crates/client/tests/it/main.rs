@@ -37,6 +37,10 @@ async fn env() -> Env {
         ("AWS_ENDPOINT_URL_STS", moto.endpoint()),
         ("STS_ALLOWED_HOSTS", format!("127.0.0.1:{}", moto.port())),
         ("KEY_CACHE_SECONDS", "0".into()),
+        (
+            "SECRETS_ENCRYPTION_KEYS",
+            "client-test:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=".into(),
+        ),
     ]);
     let config = ApiConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
     let app = Application::build(config).await.unwrap();

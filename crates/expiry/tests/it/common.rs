@@ -11,7 +11,7 @@ use gpudev_cluster::{DiskClaimSpec, DiskMount, disk_claim, labels};
 use gpudev_domain::{DiskName, DisplayName, GpuType, ImageRef, ReservationStatus, Username};
 use gpudev_expiry::{Config, Expiry, Notice, NotifyError, PodNotifier, Report};
 use gpudev_store::reservations::{self, NewReservation, Transition};
-use gpudev_store::{DbConfig, Pool, Queue, disks, users};
+use gpudev_store::{DbConfig, Pool, Queue, ReservationSecrets, SealingKeys, disks, users};
 use gpudev_testkit::kube::RequestRecord;
 use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
@@ -182,8 +182,13 @@ impl Env {
                 .await
                 .unwrap(),
         };
+        let reservation_id = Uuid::new_v4();
+        let secrets = ReservationSecrets {
+            env: BTreeMap::from([("HF_TOKEN".to_owned(), "hf_s3cr3t_value".to_owned())]),
+            command: Some("python train.py".to_owned()),
+        };
         let new = NewReservation {
-            reservation_id: Uuid::new_v4(),
+            reservation_id,
             user_id: owner.user_id,
             username: username.clone(),
             name: Some(DisplayName::parse("experiment").unwrap()),
@@ -192,7 +197,7 @@ impl Env {
             node_count: 1,
             duration_hours: 2.0,
             image: ImageRef::parse("pytorch/pytorch:latest").unwrap(),
-            env: BTreeMap::from([("HF_TOKEN".to_owned(), "hf_s3cr3t_value".to_owned())]),
+            env_names: vec!["HF_TOKEN".to_owned()],
             disk_name: None,
             jupyter_enabled: false,
             github_user: None,
@@ -200,7 +205,12 @@ impl Env {
             idempotency_key: None,
             cli_version: None,
             request_hash: None,
-            command: None,
+            secrets: Some(
+                SealingKeys::generate("expiry-test")
+                    .unwrap()
+                    .seal(reservation_id, &secrets)
+                    .unwrap(),
+            ),
             disk_size_gb: None,
         };
         let mut db = self.db.connect().await;

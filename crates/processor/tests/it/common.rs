@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use gpudev_domain::{DiskName, GpuType, ImageRef, ReservationStatus, SshPublicKey, Username};
 use gpudev_processor::{Processor, ProcessorConfig};
 use gpudev_store::reservations::{self, NewReservation, Reservation, Transition};
-use gpudev_store::{Queue, ssh_keys, users};
+use gpudev_store::{Queue, ReservationSecrets, SealingKeys, ssh_keys, users};
 use gpudev_testkit::kube::{Fault, FaultKind, Verb};
 use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::Pod;
@@ -26,6 +26,8 @@ pub struct Env {
     pub db: TestDb,
     pub cluster: TestCluster,
     pub config: ProcessorConfig,
+    /// What submits are sealed with (the API's current key); the processor is given the same.
+    pub keys: SealingKeys,
 }
 
 /// A user and their id.
@@ -46,6 +48,7 @@ pub struct Ask {
     pub jupyter: bool,
     pub image: &'static str,
     pub env: BTreeMap<String, String>,
+    pub command: Option<String>,
 }
 
 impl Ask {
@@ -60,6 +63,7 @@ impl Ask {
             jupyter: false,
             image: "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel",
             env: BTreeMap::new(),
+            command: None,
         }
     }
 }
@@ -85,10 +89,13 @@ pub async fn env_on(cluster: TestCluster) -> Env {
     let mut config = ProcessorConfig::for_database(&db.url()).unwrap();
     config.namespace = cluster.namespace().to_owned();
     config.gpu_type_label = cluster.gpu_type_label().to_owned();
+    let keys = SealingKeys::generate("test-1").unwrap();
+    config.secret_keys = Some(keys.clone());
     Env {
         db,
         cluster,
         config,
+        keys,
     }
 }
 
@@ -143,6 +150,10 @@ impl Env {
     /// [`Self::submit`] on a connection the caller keeps (for bursts).
     pub async fn submit_on(&self, db: &mut tokio_postgres::Client, user: &User, ask: Ask) -> Uuid {
         let id = Uuid::new_v4();
+        let secrets = ReservationSecrets {
+            env: ask.env,
+            command: ask.command,
+        };
         let new = NewReservation {
             reservation_id: id,
             user_id: user.id,
@@ -153,7 +164,7 @@ impl Env {
             node_count: ask.nodes,
             duration_hours: ask.hours,
             image: ImageRef::parse(ask.image).unwrap(),
-            env: ask.env,
+            env_names: secrets.env.keys().cloned().collect(),
             disk_name: ask.disk.map(|d| DiskName::parse(d).unwrap()),
             jupyter_enabled: ask.jupyter,
             github_user: None,
@@ -161,7 +172,7 @@ impl Env {
             idempotency_key: None,
             cli_version: None,
             request_hash: None,
-            command: None,
+            secrets: (!secrets.is_empty()).then(|| self.keys.seal(id, &secrets).unwrap()),
             disk_size_gb: None,
         };
         reservations::submit(db, &self.queue(), &new).await.unwrap();

@@ -22,4 +22,5 @@ mod pod_failures;
 mod retries;
 mod robustness;
 mod scheduling;
+mod sealed_secrets;
 mod watch;

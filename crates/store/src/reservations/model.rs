@@ -1,8 +1,6 @@
 //! What a reservation is in the database: the row to insert, the row read back (parsed once,
 //! here), its events, and the column lists the queries share.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use gpudev_domain::{
     DiskName, DisplayName, GithubUser, GpuType, ImageError, ImageRef, ReservationStatus, Username,
@@ -12,6 +10,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::sealing::SealedSecrets;
 use crate::{StoreError, columns};
 
 /// A reservation to create, built from a checked request: every value already obeys its rule.
@@ -35,8 +34,8 @@ pub struct NewReservation {
     pub duration_hours: f64,
     /// The image asked for, or the platform's default.
     pub image: ImageRef,
-    /// Environment for the pod. Values are secrets: stored apart, never returned.
-    pub env: BTreeMap<String, String>,
+    /// Names of the environment variables given (their values are in `secrets`).
+    pub env_names: Vec<String>,
     /// Persistent disk to mount as home.
     pub disk_name: Option<DiskName>,
     /// Start Jupyter.
@@ -51,8 +50,9 @@ pub struct NewReservation {
     pub cli_version: Option<String>,
     /// SHA-256 (hex) of the canonical request body, to tell a retry from a different request.
     pub request_hash: Option<String>,
-    /// Command to run in the dev box (the original API's `command`).
-    pub command: Option<String>,
+    /// The environment values and the start command, sealed for this reservation id (see
+    /// [`crate::sealing`]); `None` when there are neither.
+    pub secrets: Option<SealedSecrets>,
     /// Size of the persistent disk when it has to be created (10–10000 GB).
     pub disk_size_gb: Option<i32>,
 }
@@ -145,7 +145,8 @@ pub struct Reservation {
     pub request_hash: Option<String>,
     /// Token of its Jupyter server (for its owner).
     pub jupyter_token: Option<String>,
-    /// Command to run in the dev box.
+    /// The plain start command of a reservation submitted before commands were sealed (cleared
+    /// when it ends); `None` for every newer one, whose command is sealed with its secrets.
     pub command: Option<String>,
     /// Size of the persistent disk when it has to be created.
     pub disk_size_gb: Option<i32>,

@@ -1,8 +1,10 @@
 //! Submitting: quotas, idempotency and the one transaction that writes the row, its event, its
-//! environment values and its queue message.
+//! sealed environment values and command, and its queue message.
 
 use std::collections::HashSet;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
 use serde::Serialize;
 use tokio_postgres::Client;
@@ -190,8 +192,9 @@ async fn insert(
                      gpu_type text, gpu_count int, node_count int, duration_hours float8, \
                      image text, env_names text[], disk_name text, jupyter_enabled boolean, \
                      github_user text, priority int, idempotency_key text, cli_version text, \
-                     request_hash text, command text, disk_size_gb int, max_queued bigint, \
-                     env jsonb, hint jsonb)) WITH ORDINALITY AS t), \
+                     request_hash text, disk_size_gb int, max_queued bigint, \
+                     key_id text, data_key text, sealed text, hint jsonb)) \
+                   WITH ORDINALITY AS t), \
                  prior AS ( \
                    SELECT DISTINCT ON (i.ord) i.ord, p.reservation_id, p.user_id, \
                      coalesce(p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key, \
@@ -214,12 +217,12 @@ async fn insert(
                  ins AS ( \
                    INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
                      node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
-                     github_user, priority, idempotency_key, cli_version, request_hash, command, \
+                     github_user, priority, idempotency_key, cli_version, request_hash, \
                      disk_size_gb, detailed_status, created_at) \
                    SELECT c.reservation_id, c.user_id, c.name, c.gpu_type, c.gpu_count, \
                      c.node_count, c.duration_hours, c.image, coalesce(c.env_names, '{{}}'), \
                      c.disk_name, c.jupyter_enabled, c.github_user, c.priority, \
-                     c.idempotency_key, c.cli_version, c.request_hash, c.command, \
+                     c.idempotency_key, c.cli_version, c.request_hash, \
                      c.disk_size_gb, 'waiting in queue', clock_timestamp() \
                    FROM cand c JOIN load l USING (user_id) \
                    WHERE c.max_queued IS NULL OR l.n + c.nth <= c.max_queued \
@@ -227,11 +230,14 @@ async fn insert(
                    ON CONFLICT DO NOTHING \
                    RETURNING *), \
                  sent AS ( \
-                   SELECT r.reservation_id, c.ord, c.hint, c.env, c.username \
+                   SELECT r.reservation_id, c.ord, c.hint, c.key_id, c.data_key, c.sealed, \
+                     c.username \
                    FROM ins r JOIN cand c USING (reservation_id)), \
                  sec AS ( \
-                   INSERT INTO reservation_secrets (reservation_id, env) \
-                   SELECT reservation_id, env FROM sent WHERE env IS NOT NULL), \
+                   INSERT INTO reservation_secrets (reservation_id, key_id, data_key, sealed) \
+                   SELECT reservation_id, key_id, decode(data_key, 'base64'), \
+                     decode(sealed, 'base64') \
+                   FROM sent WHERE sealed IS NOT NULL), \
                  ev AS ( \
                    INSERT INTO reservation_events (reservation_id, kind, to_status, reason, actor) \
                    SELECT reservation_id, 'transition', 'queued', 'submitted', username \
@@ -297,7 +303,7 @@ fn input_row(
         "node_count": new.node_count,
         "duration_hours": new.duration_hours,
         "image": new.image.as_str(),
-        "env_names": new.env.keys().collect::<Vec<_>>(),
+        "env_names": new.env_names,
         "disk_name": new.disk_name.as_ref().map(|d| d.as_str()),
         "jupyter_enabled": new.jupyter_enabled,
         "github_user": new.github_user.as_ref().map(|g| g.as_str()),
@@ -305,10 +311,11 @@ fn input_row(
         "idempotency_key": new.idempotency_key,
         "cli_version": new.cli_version,
         "request_hash": new.request_hash,
-        "command": new.command,
         "disk_size_gb": new.disk_size_gb,
         "max_queued": quota.map(|q| q.max_queued),
-        "env": (!new.env.is_empty()).then_some(&new.env),
+        "key_id": new.secrets.as_ref().map(|s| s.key_id.as_str()),
+        "data_key": new.secrets.as_ref().map(|s| BASE64.encode(&s.data_key)),
+        "sealed": new.secrets.as_ref().map(|s| BASE64.encode(&s.sealed)),
         "hint": hint,
     }))
 }

@@ -15,6 +15,7 @@ mod other_tables;
 mod pooled;
 mod queue;
 mod reservation_changes;
+mod sealed_secrets;
 mod submit;
 mod tls;
 mod transitions;

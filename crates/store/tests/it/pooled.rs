@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{count, reservation_for, user};
+use crate::common::{SECRET_VALUE, count, opened_secrets, reservation_for, user};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations::{self, Checked, ListFilter, Quota, Submitted, Transition};
 use gpudev_store::{Db, DbConfig, Pool, Queue};
@@ -126,12 +126,10 @@ async fn submit_within_a_quota_writes_everything_and_beyond_it_nothing() {
         2,
         "one message per reservation written, none for a refusal"
     );
-    let env = reservations::secret_env(&client, first.reservation_id)
-        .await
-        .unwrap();
+    let secrets = opened_secrets(&client, first.reservation_id).await;
     assert_eq!(
-        env.get("WANDB_API_KEY").map(String::as_str),
-        Some("s3cr3t-value")
+        secrets.env.get("WANDB_API_KEY").map(String::as_str),
+        Some(SECRET_VALUE)
     );
 }
 

@@ -58,7 +58,6 @@ async fn submit_in_writes_nothing_until_the_caller_commits() {
     let alice = user(&client, "alice").await;
     let mut new = reservation_for(&alice);
     new.request_hash = Some("ab".repeat(32));
-    new.command = Some("python train.py".into());
     new.disk_size_gb = Some(200);
 
     let tx = client.transaction().await.unwrap();
@@ -76,7 +75,7 @@ async fn submit_in_writes_nothing_until_the_caller_commits() {
     };
     tx.commit().await.unwrap();
     assert_eq!(reservation.request_hash, new.request_hash);
-    assert_eq!(reservation.command.as_deref(), Some("python train.py"));
+    assert_eq!(reservation.command, None, "a command is kept sealed only");
     assert_eq!(reservation.disk_size_gb, Some(200));
     assert_eq!(reservation.jupyter_token, None);
     assert_eq!(queue().read(&client, 0, 10).await.unwrap().len(), 1);

@@ -1,7 +1,7 @@
 //! Submitting a reservation writes the row, its event, its secrets and its PGMQ message in one
 //! transaction (real PostgreSQL with real PGMQ).
 
-use crate::common::{count, reservation_for, user};
+use crate::common::{SECRET_VALUE, count, opened_secrets, reservation_for, user};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::Queue;
 use gpudev_store::QueueMessage;
@@ -49,12 +49,10 @@ async fn submit_stores_the_row_its_event_its_secrets_and_one_message() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].to_status.as_deref(), Some("queued"));
     assert_eq!(events[0].from_status, None);
-    let env = reservations::secret_env(&client, new.reservation_id)
-        .await
-        .unwrap();
+    let secrets = opened_secrets(&client, new.reservation_id).await;
     assert_eq!(
-        env.get("WANDB_API_KEY").map(String::as_str),
-        Some("s3cr3t-value")
+        secrets.env.get("WANDB_API_KEY").map(String::as_str),
+        Some(SECRET_VALUE)
     );
 }
 

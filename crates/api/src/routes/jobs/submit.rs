@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use gpudev_domain::{Prediction, ReservationRequest};
 use gpudev_store::reservations::{Checked, NewReservation, Quota, Reservation, Submitted};
+use gpudev_store::{ReservationSecrets, SealedSecrets, SealingKeys};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -90,6 +91,11 @@ pub async fn submit_job(
     }
 
     let proposed_or_new = resolved.proposed_id.unwrap_or_else(Uuid::new_v4);
+    let secrets = ReservationSecrets {
+        env: request.env().clone().into_map(),
+        command: resolved.command,
+    };
+    let sealed = seal(config.secret_keys.as_ref(), proposed_or_new, &secrets)?;
     let new = NewReservation {
         reservation_id: proposed_or_new,
         user_id: caller.user_id,
@@ -100,7 +106,7 @@ pub async fn submit_job(
         node_count: to_i32(request.nodes()),
         duration_hours: request.duration().as_hours(),
         image: request.image().unwrap_or(&config.default_image).clone(),
-        env: request.env().clone().into_map(),
+        env_names: secrets.env.keys().cloned().collect(),
         disk_name: request.disk().cloned(),
         jupyter_enabled: request.jupyter(),
         github_user: request.github_user().cloned(),
@@ -108,7 +114,7 @@ pub async fn submit_job(
         idempotency_key: idempotency_key.clone(),
         cli_version: cli_version(&req),
         request_hash: Some(request_hash.clone()),
-        command: resolved.command,
+        secrets: sealed,
         disk_size_gb: resolved.disk_size_gb,
     };
 
@@ -195,6 +201,26 @@ async fn replay(
         queue_position,
         estimated_start_time,
     }))
+}
+
+/// The submit's environment values and command sealed for reservation `id` (ADR 12); `None`
+/// when it has neither. A server without a key refuses them rather than store them in the clear.
+fn seal(
+    keys: Option<&SealingKeys>,
+    id: Uuid,
+    secrets: &ReservationSecrets,
+) -> ApiResult<Option<SealedSecrets>> {
+    if secrets.is_empty() {
+        return Ok(None);
+    }
+    let keys = keys.ok_or_else(|| {
+        ApiError::Unavailable(
+            "this server cannot accept environment values or a command: it has no key to \
+             encrypt them (SECRETS_ENCRYPTION_KEYS); ask its operator"
+                .into(),
+        )
+    })?;
+    keys.seal(id, secrets).map(Some).map_err(ApiError::internal)
 }
 
 /// The position and estimated start to report: the scheduler's when it has written them, else
