@@ -427,8 +427,8 @@ def write_report(results, baseline, list_baseline, api_peak):
         f"the same server, in a copy of the database taken before the API's first request: one "
         f"statement in its own transaction (one round trip, one WAL flush) inserting the reservation "
         f"row and its creation event and sending its PGMQ message; no key check, quota, secrets or "
-        f"audit record, which the API's submits also do. Prepared, over the same {USERS} users, "
-        f"{os.cpu_count()} cores shared by pgbench and PostgreSQL as by wrk, the API and PostgreSQL. "
+        f"audit record, which the API's submits also do. Prepared, over the same {USERS} users, on "
+        f"the same {os.cpu_count()} cores (shared by pgbench and PostgreSQL here, by wrk, the API and PostgreSQL in the API's runs). "
         f"It is the physical limit of one transaction per submit; sharing transactions, the API "
         f"can pass it.",
         "",
