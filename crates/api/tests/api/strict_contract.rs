@@ -19,6 +19,8 @@ async fn an_undeclared_method_on_a_documented_path_is_405_with_allow_and_the_err
         (trace.clone(), "/health", "GET"),
         (trace.clone(), "/v1/auth/aws-login", "POST"),
         (Method::PUT, "/v1/keys/rotate", "POST"),
+        // Not taken for a key id: only digits are.
+        (Method::DELETE, "/v1/keys/rotate", "POST"),
         (Method::PUT, job, "GET"),
         (Method::PATCH, "/v1/me/ssh-keys", "GET, PUT"),
     ] {

@@ -20,7 +20,9 @@ use crate::state::AppState;
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such key among the caller's"),
     ))]
-#[delete("/keys/{key_id}")]
+// Only digits: `/v1/keys/rotate` and other words are not key ids, so another method on them
+// reaches the 405 answer instead of a refused id.
+#[delete("/keys/{key_id:\\d+}")]
 pub async fn delete_key(
     caller: Caller,
     ctx: RequestCtx,
