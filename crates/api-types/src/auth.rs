@@ -54,6 +54,22 @@ pub struct OidcIssuers {
     pub issuers: Vec<OidcIssuerInfo>,
 }
 
+/// The header a signed `GetCallerIdentity` request must carry, and cover with its signature,
+/// naming the server it is meant for: a request signed for another service is refused here.
+pub const SERVER_ID_HEADER: &str = "x-gpudev-server-id";
+
+/// What a client needs to sign an `aws-iam` login for this server (`GET /v1/auth/aws`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AwsLoginInfo {
+    /// The header to sign ([`SERVER_ID_HEADER`]).
+    #[cfg_attr(feature = "openapi", schema(example = "x-gpudev-server-id"))]
+    pub server_id_header: String,
+    /// The value it must have: this installation's `AWS_LOGIN_SERVER_ID`.
+    #[cfg_attr(feature = "openapi", schema(example = "gpudev.example.com"))]
+    pub server_id: String,
+}
+
 /// A signed STS `GetCallerIdentity` request, as the client would send it to STS itself.
 #[derive(Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

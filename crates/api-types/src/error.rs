@@ -41,6 +41,8 @@ pub enum ErrorCode {
     SignatureExpired,
     /// 401: `aws-iam`, this signed request was already used for a login.
     SignatureReplayed,
+    /// 401: `aws-iam`, the request was signed for another service's server id.
+    WrongServerId,
     /// 401: `oidc-login`, the ID token is malformed or its signature does not verify.
     InvalidToken,
     /// 401: `oidc-login`, the ID token has expired.
@@ -127,6 +129,7 @@ impl ErrorCode {
             ErrorCode::InvalidAwsCredentials => "invalid_aws_credentials",
             ErrorCode::SignatureExpired => "signature_expired",
             ErrorCode::SignatureReplayed => "signature_replayed",
+            ErrorCode::WrongServerId => "wrong_server_id",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TokenNotYetValid => "token_not_yet_valid",
@@ -218,7 +221,7 @@ mod tests {
         assert_eq!(body.code, ErrorCode::Unknown);
     }
 
-    const ALL: [ErrorCode; 44] = [
+    const ALL: [ErrorCode; 45] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidStsUrl,
         ErrorCode::StsHostNotAllowed,
@@ -229,6 +232,7 @@ mod tests {
         ErrorCode::InvalidAwsCredentials,
         ErrorCode::SignatureExpired,
         ErrorCode::SignatureReplayed,
+        ErrorCode::WrongServerId,
         ErrorCode::InvalidToken,
         ErrorCode::TokenExpired,
         ErrorCode::TokenNotYetValid,

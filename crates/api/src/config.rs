@@ -29,6 +29,9 @@ pub struct ApiConfig {
     pub aws_region: String,
     /// `STS_ALLOWED_HOSTS` (comma-separated): hosts a presigned STS request may target.
     pub sts_allowed_hosts: Vec<String>,
+    /// `AWS_LOGIN_SERVER_ID` (`gpudev`; 1–128 visible ASCII characters): the value a signed
+    /// `aws-iam` login must carry in its signed `x-gpudev-server-id` header.
+    pub aws_login_server_id: String,
     /// `STS_TIMEOUT_SECONDS` (5, 1–60).
     pub sts_timeout: Duration,
     /// `AWS_ENDPOINT_URL_STS` (optional): the STS endpoint `aws-login` calls, as the AWS SDK's own
@@ -183,6 +186,7 @@ impl ApiConfig {
             admin_aws_role: get("ADMIN_AWS_ROLE"),
             aws_region,
             sts_allowed_hosts,
+            aws_login_server_id: server_id(get("AWS_LOGIN_SERVER_ID"))?,
             sts_timeout: env.seconds("STS_TIMEOUT_SECONDS", 5, 1..=60)?,
             sts_endpoint: endpoint_url(&get, "AWS_ENDPOINT_URL_STS")?,
             bind_addr: env.addr("BIND_ADDR", "0.0.0.0:8000")?,
@@ -251,6 +255,20 @@ fn endpoint_url(
     }
 }
 
+/// `AWS_LOGIN_SERVER_ID`: 1–128 visible ASCII characters, `gpudev` when unset (or empty).
+fn server_id(value: Option<String>) -> Result<String, ConfigError> {
+    let Some(value) = value else {
+        return Ok("gpudev".to_owned());
+    };
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            "AWS_LOGIN_SERVER_ID",
+            "must be 1-128 visible ASCII characters (no spaces)",
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +301,7 @@ mod tests {
         assert_eq!(c.auth_failure_window, Duration::from_secs(60));
         assert_eq!(c.body_read_timeout, Duration::from_secs(10));
         assert_eq!(c.sts_endpoint, None);
+        assert_eq!(c.aws_login_server_id, "gpudev");
         assert!(c.oidc_issuers.is_empty());
         assert_eq!(c.oidc_timeout, Duration::from_secs(5));
         assert_eq!(c.oidc_jwks_min_refresh, Duration::from_secs(30));
@@ -313,6 +332,7 @@ mod tests {
             ("AUTH_FAILURE_LIMIT", "0"),
             ("AUTH_FAILURE_WINDOW_SECONDS", "3601"),
             ("BODY_READ_TIMEOUT_SECONDS", "0"),
+            ("AWS_LOGIN_SERVER_ID", "two words"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}: {err}");
@@ -323,3 +343,4 @@ mod tests {
         );
     }
 }
+

@@ -316,6 +316,7 @@ impl Modify for Links {
         routes::auth::aws_iam::aws_iam,
         routes::auth::oidc_login::oidc_login,
         routes::auth::oidc_issuers::oidc_issuers,
+        routes::auth::aws_iam::aws_login_info,
         routes::keys::rotate::rotate_key,
         routes::keys::list::list_own_keys,
         routes::keys::delete::delete_key,

@@ -24,11 +24,14 @@ pub async fn login(
     let answer = match method {
         LoginMethod::Oidc => return login_oidc(ctx, client, &OidcSource::Device).await,
         LoginMethod::AwsIam => {
+            // Signed for this server only: its id comes from the server itself.
+            let server = client.aws_login_info().await?;
             let sign = || {
                 sts::presign_get_caller_identity(
                     &identity.credentials,
                     &identity.region,
                     &identity.sts_endpoint,
+                    &server.server_id,
                     SystemTime::now(),
                 )
                 .map_err(|e| CliError::Auth(e.to_string()))

@@ -1,8 +1,8 @@
 //! The logins: `POST /v1/auth/aws-iam`, `POST /v1/auth/aws-login`, `POST /v1/auth/oidc-login`,
-//! and `GET /v1/auth/oidc`.
+//! `GET /v1/auth/oidc` and `GET /v1/auth/aws`.
 
 use gpudev_api_types::auth::{
-    AwsIamRequest, AwsLoginRequest, LoginResponse, OidcIssuers, OidcLoginRequest,
+    AwsIamRequest, AwsLoginInfo, AwsLoginRequest, LoginResponse, OidcIssuers, OidcLoginRequest,
 };
 
 use crate::client::Client;
@@ -41,5 +41,10 @@ impl Client {
     /// The OIDC issuers the server trusts (empty when OIDC login is off).
     pub async fn oidc_issuers(&self) -> Result<OidcIssuers, ClientError> {
         self.without_api_key().get(&["v1", "auth", "oidc"]).await
+    }
+
+    /// The server id an `aws-iam` login must be signed for (`GET /v1/auth/aws`).
+    pub async fn aws_login_info(&self) -> Result<AwsLoginInfo, ClientError> {
+        self.without_api_key().get(&["v1", "auth", "aws"]).await
     }
 }

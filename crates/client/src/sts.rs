@@ -15,7 +15,7 @@ use aws_sigv4::sign::v4;
 use reqwest::Url;
 
 use crate::error::ClientError;
-use gpudev_api_types::auth::AwsIamRequest;
+use gpudev_api_types::auth::{AwsIamRequest, SERVER_ID_HEADER};
 
 /// The form body of `GetCallerIdentity`.
 pub const GET_CALLER_IDENTITY_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
@@ -59,13 +59,16 @@ pub fn regional_endpoint(region: &str) -> String {
     format!("https://sts.{region}.{domain}/")
 }
 
-/// Signs `GetCallerIdentity` for `endpoint` in `region` at `time`. The URL is normalised to the
-/// endpoint's root (`http://127.0.0.1:4566` becomes `http://127.0.0.1:4566/`) and the very same
-/// string is both signed and returned.
+/// Signs `GetCallerIdentity` for `endpoint` in `region` at `time`, for the gpudev server whose
+/// id is `server_id` (`GET /v1/auth/aws`): the signature covers [`SERVER_ID_HEADER`] with it, so
+/// the request is worth nothing to any other service. The URL is normalised to the endpoint's
+/// root (`http://127.0.0.1:4566` becomes `http://127.0.0.1:4566/`) and the very same string is
+/// both signed and returned.
 pub fn presign_get_caller_identity(
     credentials: &AwsCredentials,
     region: &str,
     endpoint: &str,
+    server_id: &str,
     time: SystemTime,
 ) -> Result<AwsIamRequest, ClientError> {
     let url = Url::parse(endpoint.trim())
@@ -96,7 +99,11 @@ pub fn presign_get_caller_identity(
     let signable = SignableRequest::new(
         "POST",
         &url,
-        [("content-type", FORM_CONTENT_TYPE)].into_iter(),
+        [
+            ("content-type", FORM_CONTENT_TYPE),
+            (SERVER_ID_HEADER, server_id),
+        ]
+        .into_iter(),
         SignableBody::Bytes(GET_CALLER_IDENTITY_BODY.as_bytes()),
     )
     .map_err(|e| ClientError::Invalid(format!("could not sign the STS request: {e}")))?;
@@ -105,6 +112,7 @@ pub fn presign_get_caller_identity(
         .into_parts();
     let mut headers = BTreeMap::new();
     headers.insert("content-type".to_owned(), FORM_CONTENT_TYPE.to_owned());
+    headers.insert(SERVER_ID_HEADER.to_owned(), server_id.to_owned());
     for (name, value) in instructions.headers() {
         headers.insert(name.to_ascii_lowercase(), value.to_owned());
     }
@@ -134,6 +142,7 @@ mod tests {
             &creds(),
             "us-west-2",
             &regional_endpoint("us-west-2"),
+            "gpudev.example.com",
             SystemTime::now(),
         )
         .unwrap();
@@ -142,7 +151,10 @@ mod tests {
         let auth = &req.headers["authorization"];
         assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEEXAMPLE00/"));
         assert!(auth.contains("/us-west-2/sts/aws4_request"));
-        assert!(auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
+        assert!(auth.contains(
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-gpudev-server-id"
+        ));
+        assert_eq!(req.headers["x-gpudev-server-id"], "gpudev.example.com");
         assert_eq!(req.headers["x-amz-security-token"], "token-token-token");
         assert!(req.headers.contains_key("x-amz-date"));
         let all = serde_json::to_string(&req).unwrap();
@@ -156,13 +168,20 @@ mod tests {
             &creds(),
             "us-east-1",
             "http://127.0.0.1:4566",
+            "gpudev",
             SystemTime::now(),
         )
         .unwrap();
         assert_eq!(req.url, "http://127.0.0.1:4566/");
         assert!(
-            presign_get_caller_identity(&creds(), "us-east-1", "http://x/path", SystemTime::now())
-                .is_err()
+            presign_get_caller_identity(
+                &creds(),
+                "us-east-1",
+                "http://x/path",
+                "gpudev",
+                SystemTime::now()
+            )
+            .is_err()
         );
     }
 

@@ -57,7 +57,8 @@ async fn aws_iam(app: &TestApp, body: Value) -> (u16, Value) {
     .await
 }
 
-/// What a client sends to `aws-iam`: a SigV4-signed STS GetCallerIdentity POST for `url`.
+/// What a client sends to `aws-iam`: a SigV4-signed STS GetCallerIdentity POST for `url`, for
+/// the server id the test servers have (the default, `gpudev`).
 fn presigned(c: &Credentials, url: &str, time: SystemTime) -> Value {
     let identity = aws_credential_types::Credentials::new(
         &c.access_key_id,
@@ -80,13 +81,18 @@ fn presigned(c: &Credentials, url: &str, time: SystemTime) -> Value {
     let signable = SignableRequest::new(
         "POST",
         url,
-        [("content-type", content_type)].into_iter(),
+        [
+            ("content-type", content_type),
+            ("x-gpudev-server-id", "gpudev"),
+        ]
+        .into_iter(),
         SignableBody::Bytes(STS_BODY.as_bytes()),
     )
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
     let mut headers = serde_json::Map::new();
     headers.insert("Content-Type".into(), content_type.into());
+    headers.insert("X-Gpudev-Server-Id".into(), "gpudev".into());
     for (name, value) in instructions.headers() {
         headers.insert(name.to_owned(), value.into());
     }
@@ -707,4 +713,50 @@ async fn someone_failing_from_one_address_is_throttled_while_another_user_there_
         );
     }
     assert_eq!(cycling, [401, 401, 401, 401, 429]);
+}
+
+#[tokio::test]
+async fn the_server_id_is_published_and_a_login_signed_for_another_is_refused_before_sts() {
+    // Nothing listens on the allowed STS address: a refusal here comes before any call to it.
+    let app = spawn_app_with(&[
+        ("AWS_LOGIN_SERVER_ID", "gpudev.example.com"),
+        ("STS_ALLOWED_HOSTS", "127.0.0.1:9"),
+    ])
+    .await;
+    let (status, info) = status_json(app.call(Method::GET, "/v1/auth/aws", None, None).await).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(
+        info,
+        json!({"server_id_header": "x-gpudev-server-id", "server_id": "gpudev.example.com"})
+    );
+
+    let creds = Credentials {
+        access_key_id: "ASIAEXAMPLEEXAMPLE00".into(),
+        secret_access_key: "secret".into(),
+        session_token: "token".into(),
+        arn: String::new(),
+    };
+    // `presigned` signs for the default id, `gpudev`.
+    let (status, body) = status_json(
+        app.call(
+            Method::POST,
+            "/v1/auth/aws-iam",
+            None,
+            Some(presigned(&creds, "http://127.0.0.1:9/", SystemTime::now())),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (401, &json!("wrong_server_id")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gpudev.example.com"),
+        "{body}"
+    );
 }

@@ -69,10 +69,12 @@ async fn logged_in_with_key(env: &Env, user: &str) -> (Client, String) {
         secret_access_key: c.secret_access_key,
         session_token: Some(c.session_token),
     };
+    let server = env.client.aws_login_info().await.unwrap();
     let signed = sts::presign_get_caller_identity(
         &creds,
         env.moto.region(),
         &env.moto.endpoint(),
+        &server.server_id,
         SystemTime::now(),
     )
     .unwrap();
@@ -96,9 +98,17 @@ async fn a_presigned_login_gives_a_key_and_a_stale_or_tampered_one_is_refused() 
         secret_access_key: c.secret_access_key,
         session_token: Some(c.session_token),
     };
+    let server = env.client.aws_login_info().await.unwrap();
+    assert_eq!(server.server_id_header, "x-gpudev-server-id");
     let old = SystemTime::now() - Duration::from_secs(20 * 60);
-    let stale =
-        sts::presign_get_caller_identity(&creds, "us-east-1", &env.moto.endpoint(), old).unwrap();
+    let stale = sts::presign_get_caller_identity(
+        &creds,
+        "us-east-1",
+        &env.moto.endpoint(),
+        &server.server_id,
+        old,
+    )
+    .unwrap();
     let err = env.client.login_aws_iam(&stale).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::SignatureExpired));
     assert!(err.is_auth());
@@ -107,6 +117,7 @@ async fn a_presigned_login_gives_a_key_and_a_stale_or_tampered_one_is_refused() 
         &creds,
         "us-east-1",
         &env.moto.endpoint(),
+        &server.server_id,
         SystemTime::now(),
     )
     .unwrap();
@@ -114,6 +125,40 @@ async fn a_presigned_login_gives_a_key_and_a_stale_or_tampered_one_is_refused() 
     let err = env.client.login_aws_iam(&tampered).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::StsHostNotAllowed));
     assert_eq!(err.status(), Some(400));
+
+    // A fresh, valid signature for another service's server id is worth nothing here, and
+    // neither is one whose server id header was changed after signing.
+    let elsewhere = sts::presign_get_caller_identity(
+        &creds,
+        "us-east-1",
+        &env.moto.endpoint(),
+        "another-service",
+        SystemTime::now(),
+    )
+    .unwrap();
+    let err = env.client.login_aws_iam(&elsewhere).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::WrongServerId));
+    assert_eq!(err.status(), Some(401));
+    let mut relabelled = elsewhere.clone();
+    relabelled
+        .headers
+        .insert("x-gpudev-server-id".into(), server.server_id.clone());
+    let err = env.client.login_aws_iam(&relabelled).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidAwsCredentials), "{err}");
+    // Signed for this server, it logs in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ours = sts::presign_get_caller_identity(
+        &creds,
+        "us-east-1",
+        &env.moto.endpoint(),
+        &server.server_id,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        env.client.login_aws_iam(&ours).await.unwrap().username,
+        "bob"
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -30,18 +30,19 @@ use crate::audit::RequestCtx;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
-pub use gpudev_api_types::auth::AwsIamRequest;
+pub use gpudev_api_types::auth::{AwsIamRequest, AwsLoginInfo, SERVER_ID_HEADER};
 
 const METHOD: &str = "aws-iam";
 
 /// Headers forwarded to STS (lower case). Anything else the client sends is dropped, and a
 /// signature that covers anything else (besides `host`) is refused.
-pub const FORWARDED_HEADERS: [&str; 5] = [
+pub const FORWARDED_HEADERS: [&str; 6] = [
     "authorization",
     "content-type",
     "x-amz-date",
     "x-amz-security-token",
     "x-amz-content-sha256",
+    SERVER_ID_HEADER,
 ];
 
 /// Oldest acceptable `x-amz-date`, in seconds before now.
@@ -203,9 +204,11 @@ fn parse_amz_date(raw: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Checks the headers and keeps only those STS needs. Fails with 400 for a missing or unusable
-/// signature, and with 401 for one dated outside the accepted window.
+/// signature (or one that does not cover [`SERVER_ID_HEADER`]), and with 401 for one dated
+/// outside the accepted window or signed for a server id other than `server_id`.
 pub fn check_headers(
     headers: &BTreeMap<String, String>,
+    server_id: &str,
     now: DateTime<Utc>,
 ) -> Result<HeaderMap, ApiError> {
     let mut lower: BTreeMap<String, &str> = BTreeMap::new();
@@ -258,6 +261,28 @@ pub fn check_headers(
             "headers: the signature must cover host and x-amz-date",
         ));
     }
+    // The login is for this server: a request signed for another service that verifies AWS
+    // identities the same way (without this header, or with its own id) is worth nothing here.
+    if !signed.iter().any(|h| h == SERVER_ID_HEADER) {
+        return Err(bad(
+            ErrorCode::InvalidStsRequest,
+            format!(
+                "headers: the signature must cover {SERVER_ID_HEADER}, set to this server's id \
+                 (GET /v1/auth/aws gives it; gpu-dev does this from version 0.2)"
+            ),
+        ));
+    }
+    let signed_for = lower.get(SERVER_ID_HEADER).copied().unwrap_or_default();
+    // Not a secret (GET /v1/auth/aws publishes it): a plain comparison.
+    if signed_for != server_id {
+        return Err(ApiError::Unauthorized {
+            code: ErrorCode::WrongServerId,
+            detail: format!(
+                "the request was signed for server id {signed_for:?}, not this server's \
+                 ({server_id:?}): it was meant for another service; sign a login for this one"
+            ),
+        });
+    }
     let date = lower
         .get("x-amz-date")
         .and_then(|d| parse_amz_date(d))
@@ -296,6 +321,7 @@ pub fn check_headers(
 pub fn check(
     req: &AwsIamRequest,
     allowed_hosts: &[String],
+    server_id: &str,
     now: DateTime<Utc>,
 ) -> Result<CheckedRequest, ApiError> {
     if !req.method.eq_ignore_ascii_case("POST") {
@@ -306,7 +332,7 @@ pub fn check(
     }
     let url = check_url(&req.url, allowed_hosts)?;
     check_body(&req.body)?;
-    let headers = check_headers(&req.headers, now)?;
+    let headers = check_headers(&req.headers, server_id, now)?;
     // check_headers refused the request unless both are present and readable.
     let header = |name: &str| {
         headers
@@ -373,7 +399,12 @@ async fn login(
             .limits
             .check_login(ip, claimed_access_key(&req.headers), &state.metrics)?;
     }
-    let checked = match check(req, &state.config.sts_allowed_hosts, Utc::now()) {
+    let checked = match check(
+        req,
+        &state.config.sts_allowed_hosts,
+        &state.config.aws_login_server_id,
+        Utc::now(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             if let ApiError::Unauthorized { code, .. } = &e {
@@ -418,6 +449,18 @@ async fn login(
         });
     }
     issue_key::complete_login(state, ctx, METHOD, &arn).await
+}
+
+/// What `gpu-dev login` signs into its `aws-iam` request so that it is valid here only. Public:
+/// the server id names this installation and is no secret.
+#[utoipa::path(get, path = "/v1/auth/aws", tag = "auth",
+    responses((status = 200, body = AwsLoginInfo, description = "the header to sign and its value")))]
+#[get("/aws")]
+pub async fn aws_login_info(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(AwsLoginInfo {
+        server_id_header: SERVER_ID_HEADER.to_owned(),
+        server_id: state.config.aws_login_server_id.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -525,9 +568,11 @@ mod tests {
             (
                 "Authorization".into(),
                 "AWS4-HMAC-SHA256 Credential=ASIA/20260101/us-east-1/sts/aws4_request, \
-                 SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, Signature=abc"
+                 SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-gpudev-server-id, \
+                 Signature=abc"
                     .into(),
             ),
+            ("X-Gpudev-Server-Id".into(), SERVER.into()),
             (
                 "Content-Type".into(),
                 "application/x-www-form-urlencoded; charset=utf-8".into(),
@@ -539,13 +584,16 @@ mod tests {
         ])
     }
 
+    const SERVER: &str = "gpudev.example.com";
+
     fn at(s: &str) -> DateTime<Utc> {
         parse_amz_date(s).unwrap()
     }
 
     #[test]
     fn signed_headers_are_kept_and_host_and_others_dropped() {
-        let out = check_headers(&signed("20260101T120000Z"), at("20260101T120500Z")).unwrap();
+        let out =
+            check_headers(&signed("20260101T120000Z"), SERVER, at("20260101T120500Z")).unwrap();
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(
@@ -554,22 +602,54 @@ mod tests {
                 "authorization",
                 "content-type",
                 "x-amz-date",
-                "x-amz-security-token"
+                "x-amz-security-token",
+                "x-gpudev-server-id"
             ]
+        );
+    }
+
+    #[test]
+    fn a_request_signed_for_another_server_or_without_its_id_is_refused() {
+        let now = at("20260101T120000Z");
+        let h = signed("20260101T120000Z");
+        assert_eq!(
+            code_of(check_headers(&h, "another", now)),
+            "wrong_server_id"
+        );
+
+        // Present but not signed: anyone could have added it.
+        let mut h = signed("20260101T120000Z");
+        h.insert(
+            "Authorization".into(),
+            "AWS4-HMAC-SHA256 Credential=x, SignedHeaders=content-type;host;x-amz-date;\
+             x-amz-security-token, Signature=s"
+                .into(),
+        );
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
+        );
+
+        // Signed but absent.
+        let mut h = signed("20260101T120000Z");
+        h.remove("X-Gpudev-Server-Id");
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
         );
     }
 
     #[test]
     fn stale_or_future_dates_are_401_and_the_window_edges_pass() {
         let h = signed("20260101T120000Z");
-        assert!(check_headers(&h, at("20260101T121500Z")).is_ok());
-        assert!(check_headers(&h, at("20260101T115500Z")).is_ok());
+        assert!(check_headers(&h, SERVER, at("20260101T121500Z")).is_ok());
+        assert!(check_headers(&h, SERVER, at("20260101T115500Z")).is_ok());
         assert_eq!(
-            code_of(check_headers(&h, at("20260101T121501Z"))),
+            code_of(check_headers(&h, SERVER, at("20260101T121501Z"))),
             "signature_expired"
         );
         assert_eq!(
-            code_of(check_headers(&h, at("20260101T115459Z"))),
+            code_of(check_headers(&h, SERVER, at("20260101T115459Z"))),
             "signature_expired"
         );
     }
@@ -579,7 +659,10 @@ mod tests {
         let now = at("20260101T120000Z");
         let mut h = signed("20260101T120000Z");
         h.remove("Authorization");
-        assert_eq!(code_of(check_headers(&h, now)), "invalid_sts_request");
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
+        );
 
         let mut h = signed("20260101T120000Z");
         h.insert(
@@ -587,17 +670,29 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host;user-agent;x-amz-date, Signature=s"
                 .into(),
         );
-        assert_eq!(code_of(check_headers(&h, now)), "invalid_sts_request");
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
+        );
 
         let mut h = signed("20260101T120000Z");
         h.remove("X-Amz-Security-Token");
-        assert_eq!(code_of(check_headers(&h, now)), "invalid_sts_request");
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
+        );
 
         let mut h = signed("yesterday");
         h.insert("authorization".into(), "dup".into());
-        assert_eq!(code_of(check_headers(&h, now)), "invalid_sts_request");
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
+        );
 
         let h = signed("yesterday");
-        assert_eq!(code_of(check_headers(&h, now)), "invalid_sts_request");
+        assert_eq!(
+            code_of(check_headers(&h, SERVER, now)),
+            "invalid_sts_request"
+        );
     }
 }

@@ -14,5 +14,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(aws_login::aws_login)
         .service(aws_iam::aws_iam)
         .service(oidc_login::oidc_login)
-        .service(oidc_issuers::oidc_issuers);
+        .service(oidc_issuers::oidc_issuers)
+        .service(aws_iam::aws_login_info);
 }
