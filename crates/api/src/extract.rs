@@ -132,6 +132,14 @@ pub async fn checked_body(
         )
         .into());
     }
+    // Every body the API takes is an object; serde would otherwise fill a struct from an array
+    // field by field (`["home", 10]` as a disk). Malformed JSON is left to the extractor's 400.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
+    {
+        return Err(ApiError::invalid("body", "the request body must be a JSON object").into());
+    }
     req.set_payload(Payload::from(body));
     next.call(req).await
 }

@@ -88,6 +88,42 @@ async fn rotate_refuses_a_body_that_is_not_an_object() {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused_on_every_route_and_writes_nothing() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("bob", Role::User).await;
+    // serde would fill each of these structs from an array, field by field.
+    for (path, body) in [
+        ("/v1/disks", json!(["home", 10])),
+        ("/v1/jobs/submit", json!(["t4", 1, 1.0])),
+        (
+            "/v1/auth/aws-login",
+            json!(["ASIAEXAMPLEEXAMPLE00", "s", "t"]),
+        ),
+    ] {
+        let (status, answer) = status_json(
+            app.call(Method::POST, path, Some(&key), Some(body.clone()))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 422, "{path} {body}: {answer}");
+        assert_eq!(answer["code"], "validation_error", "{path}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains("a JSON object"),
+            "{path}: {answer}"
+        );
+    }
+    let client = app.db.connect().await;
+    for table in ["disks", "reservations"] {
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table}");
+    }
+}
+
+#[tokio::test]
 async fn rotate_answers_an_oversized_body_with_the_json_error() {
     let app = spawn_app().await;
     let (_, key) = app.user_with_key("carol", Role::User).await;
