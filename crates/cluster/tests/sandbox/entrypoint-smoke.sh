@@ -1,6 +1,7 @@
 #!/bin/sh
 # shellcheck disable=SC2016 # the inner script is single-quoted on purpose
-# Runs the dev box entrypoint for real in a throwaway sandbox and logs in over SSH:
+# Runs the dev box entrypoint for real in a throwaway sandbox, logs in over SSH and checks that
+# the reservation's start command ran:
 #   - a private mount namespace with an overlay of / (every write lands in a tmpfs),
 #   - packages (openssh-server, sudo) installed into the overlay with apt-get (Debian hosts),
 #   - the entrypoint started in its own network and PID namespaces (port 22 never reaches the
@@ -28,6 +29,9 @@ rm -f "$M"/etc/ssh/ssh_host_*
 chroot "$M" ssh-keygen -q -t ed25519 -N '' -f /root/k
 mkdir -p "$M/etc/gpudev/secret" "$M/run/gpudev"
 cp "$M/root/k.pub" "$M/etc/gpudev/secret/authorized_keys"
+# The reservation's start command, as the processor delivers it through the Secret.
+printf '%s\n' 'echo "ran as $(id -un) in $PWD with $HF_TOKEN" >/tmp/command-ran' \
+    >"$M/etc/gpudev/secret/command"
 cp "$entrypoint" "$M/entrypoint.sh"
 
 export M
@@ -60,6 +64,14 @@ $expected"
 
 out="$(chroot "$M" $ssh dev@127.0.0.1 "echo \"\$HF_TOKEN\"")" || fail "command as dev"
 [ "$out" = "hf value with '"'"'quotes'"'"' and \$dollar" ] || fail "plain command saw: $out"
+
+# The start command ran once, as dev, from its home, with the environment.
+for _ in $(seq 1 50); do [ -s "$M/tmp/command-ran" ] && break; sleep 0.1; done
+ran="$(cat "$M/tmp/command-ran" 2>/dev/null)" || fail "the start command did not run"
+[ "$ran" = "ran as dev in /home/dev with hf value with '"'"'quotes'"'"' and \$dollar" ] \
+    || fail "the start command saw: $ran"
+[ "$(stat -c %u "$M/tmp/command-ran")" = "$(chroot "$M" id -u dev)" ] \
+    || fail "the start command wrote its file as another user"
 
 if chroot "$M" $ssh root@127.0.0.1 true 2>/dev/null; then fail "root could log in"; fi
 if chroot "$M" $ssh -o PasswordAuthentication=yes -o PubkeyAuthentication=no dev@127.0.0.1 true 2>/dev/null; then
