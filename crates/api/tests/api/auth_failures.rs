@@ -19,17 +19,6 @@ async fn me(app: &TestApp, key: &str) -> (u16, Value) {
     status_json(app.get("/v1/me", key).await).await
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.http
-        .get(&app.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// The value of the metric line starting with `series`, 0 when absent.
 fn value(metrics: &str, series: &str) -> f64 {
     metrics
@@ -84,7 +73,7 @@ async fn keys_that_cannot_be_ours_are_refused_without_touching_the_database() {
     tx.rollback().await.unwrap();
     assert_eq!(me(&app, &well_formed).await.0, 401);
 
-    let m = metrics(&app).await;
+    let m = app.metrics_text().await;
     assert_eq!(
         value(
             &m,
@@ -125,7 +114,7 @@ async fn an_address_that_keeps_failing_is_answered_429_with_retry_after_and_coun
         good_status, 429,
         "a key this replica has not verified yet waits out the window too"
     );
-    let m = metrics(&app).await;
+    let m = app.metrics_text().await;
     assert_eq!(
         value(
             &m,

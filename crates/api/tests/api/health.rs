@@ -163,15 +163,7 @@ async fn metrics_count_requests_by_route_and_status() {
         .await
         .unwrap();
 
-    let text = app
-        .http
-        .get(&app.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
 
     assert!(
         text.contains(

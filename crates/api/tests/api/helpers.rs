@@ -152,6 +152,20 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The text of the API's `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(&self.metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
 /// The single number a SQL query counts.
 pub async fn count(app: &TestApp, sql: &str) -> i64 {
     app.db

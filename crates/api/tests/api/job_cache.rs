@@ -71,8 +71,7 @@ async fn seen_within_a_second(
 }
 
 async fn cache_reads(app: &TestApp, outcome: &str) -> u64 {
-    let text = app.http.get(&app.metrics).send().await.unwrap();
-    let text = text.text().await.unwrap();
+    let text = app.metrics_text().await;
     let line = format!("gpudev_api_job_cache_reads_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(line.as_str()))

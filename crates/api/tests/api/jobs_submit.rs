@@ -9,18 +9,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TEST_SECRETS_KEYS, TestApp, spawn_app, spawn_app_with, status_json};
+use crate::helpers::{TEST_SECRETS_KEYS, count, spawn_app, spawn_app_with, status_json};
 use crate::jobs_common::{audit_rows, hints_for, publish_state, queued_messages, submit_ok, t4};
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    app.db
-        .connect()
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap()
-        .get(0)
-}
 
 #[tokio::test]
 async fn a_submit_answers_200_with_location_and_the_job_is_readable_and_queued_at_once() {
@@ -58,15 +48,7 @@ async fn a_submit_answers_200_with_location_and_the_job_is_readable_and_queued_a
             "success".to_owned()
         )]
     );
-    let metrics = app
-        .http
-        .get(&app.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"reservations_submitted_total{gpu_type="t4"} 1"#),
         "{metrics}"
@@ -481,15 +463,7 @@ async fn sixty_four_concurrent_submits_of_one_key_at_the_limit_pass_exactly_the_
         64 - LIMIT
     );
     // They were written several to a transaction.
-    let metrics = app
-        .http
-        .get(&app.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let batches = metric(&metrics, "gpudev_api_submit_batch_size_count");
     assert!(
         (1.0..64.0).contains(&batches),

@@ -100,15 +100,7 @@ fn presigned(c: &Credentials, url: &str, time: SystemTime) -> Value {
 }
 
 async fn metric(app: &TestApp, needle: &str) -> bool {
-    let text = app
-        .http
-        .get(&app.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines().any(|l| l.starts_with(needle))
 }
 

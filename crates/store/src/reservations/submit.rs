@@ -347,16 +347,12 @@ async fn outcome(
     }
     // Admitted, not inserted, and nothing found before it: a concurrent transaction committed
     // the same id or key after the snapshot. A new statement sees it.
-    let inserted_here = super::queries::find(tx, new.reservation_id).await?;
-    let key = new.idempotency_key.as_deref();
-    let found = match key {
-        Some(key) => find_by_idempotency_key(tx, new.user_id, key).await?,
-        None => None,
-    };
-    if let Some(first) = found {
+    if let Some(key) = new.idempotency_key.as_deref()
+        && let Some(first) = find_by_idempotency_key(tx, new.user_id, key).await?
+    {
         return Ok(Checked::Submitted(Submitted::Existing(Box::new(first))));
     }
-    match inserted_here {
+    match super::queries::find(tx, new.reservation_id).await? {
         Some(taken) => Ok(Checked::IdTaken(
             (taken.user_id == new.user_id).then(|| Box::new(taken)),
         )),
