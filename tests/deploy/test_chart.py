@@ -696,6 +696,7 @@ def test_service_monitor_scrapes_both_metrics_services():
 EXPECTED_ALERTS = {
     "GpudevApiHighErrorRate",
     "GpudevApiDown",
+    "GpudevRateLimitsUnchecked",
     "GpudevQueueStalled",
     "GpudevProcessorDown",
     "GpudevProcessorNoLeader",

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub reservations_submitted: IntCounterVec,
     /// Requests refused by a rate limit, by limit.
     pub rate_limited: IntCounterVec,
+    /// Requests let through unchecked, by limit, because the shared buckets could not be reached.
+    pub rate_limit_unchecked: IntCounterVec,
     /// Database pool connections by state.
     pub pool: IntGaugeVec,
     /// Requests that ended in a 5xx.
@@ -75,6 +77,13 @@ impl Metrics {
             Opts::new("rate_limited_total", "Requests refused by a rate limit"),
             &["limit"],
         )?;
+        let rate_limit_unchecked = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_unchecked_total",
+                "Requests let through without a rate-limit check: the database holding the limits could not be reached",
+            ),
+            &["limit"],
+        )?;
         let pool = IntGaugeVec::new(
             Opts::new("db_pool_connections", "Database pool connections by state"),
             &["state"],
@@ -101,6 +110,7 @@ impl Metrics {
         registry.register(Box::new(keys_issued.clone()))?;
         registry.register(Box::new(reservations_submitted.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(rate_limit_unchecked.clone()))?;
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(server_errors.clone()))?;
         registry.register(Box::new(job_cache.clone()))?;
@@ -113,6 +123,7 @@ impl Metrics {
             keys_issued,
             reservations_submitted,
             rate_limited,
+            rate_limit_unchecked,
             pool,
             server_errors,
             job_cache,

@@ -83,12 +83,7 @@ impl Application {
             config.job_cache_max_bytes,
         ));
         let usage = Arc::new(UsageRecorder::default());
-        let limits = Arc::new(RateLimits::new(
-            config.rate_limit_per_minute,
-            config.rate_limit_burst,
-            config.login_rate_limit_per_minute,
-            config.login_address_rate_limit_per_minute,
-        ));
+        let limits = Arc::new(RateLimits::new(pool.clone(), &config));
         let auth_failures = Arc::new(AuthFailures::new(
             config.auth_failure_limit,
             config.auth_failure_window,
@@ -132,10 +127,12 @@ impl Application {
             spawn_usage_flusher(usage, pool.clone(), Duration::from_secs(15)),
         ];
         tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
+            // Unused tokens go back every second; full buckets are deleted every minute.
+            let mut tick = tokio::time::interval(crate::limits::RETURN_AFTER);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for n in 1u64.. {
                 tick.tick().await;
-                limits.shrink();
+                limits.tick(n % 60 == 0).await;
             }
         }));
         // Addresses that stopped failing are summarised soon after their window is over.

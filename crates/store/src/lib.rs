@@ -25,6 +25,7 @@ pub mod login_signatures;
 pub mod migrate;
 pub mod pool;
 pub mod queue;
+pub mod rate_limits;
 pub mod reservations;
 pub mod scheduling;
 pub mod sealing;

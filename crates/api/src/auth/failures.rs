@@ -157,6 +157,17 @@ impl AuthFailures {
         w.failures <= AUDITED_PER_WINDOW
     }
 
+    /// Records that an admitted request from `ip` was refused after all, because the address
+    /// has used its failures on other replicas: counted as throttled in its window.
+    pub fn refuse(&self, ip: IpAddr) {
+        if let Ok(mut tracked) = self.tracked.lock()
+            && let Some(w) = tracked.get_mut(&bucket(ip))
+        {
+            w.pending = w.pending.saturating_sub(1);
+            w.throttled = w.throttled.saturating_add(1);
+        }
+    }
+
     /// Records that an admitted request from `ip` authenticated (or could not be checked).
     pub fn forgive(&self, ip: IpAddr) {
         if let Ok(mut tracked) = self.tracked.lock()

@@ -32,7 +32,7 @@ pub async fn require_api_key(
         }
         Err(e) => return Err(e.into()),
     };
-    state.limits.check_key(&caller, &state.metrics)?;
+    state.limits.check_key(&caller, &state.metrics).await?;
     state.usage.record(caller.key_id);
     tracing::Span::current().record("user", caller.username.as_str());
     let user_id = caller.user_id;
@@ -96,9 +96,16 @@ async fn authenticate(
         return Ok(c);
     }
     if let Some(ip) = ctx.client_ip {
-        let (admission, ended) = state.auth_failures.admit(ip);
+        let (mut admission, ended) = state.auth_failures.admit(ip);
         if let Some(summary) = ended {
             audit_summary(state, &summary).await;
+        }
+        // An address that used its failures over all replicas (as far as this one learned).
+        if admission == Admission::Admitted
+            && let Some(wait) = state.limits.auth_failures_denied(ip)
+        {
+            state.auth_failures.refuse(ip);
+            admission = Admission::Throttled(wait);
         }
         match admission {
             Admission::Throttled(wait) => {
@@ -122,7 +129,7 @@ async fn authenticate(
         Ok(hash) => hash,
         Err(e) => {
             count(state, "malformed");
-            failed(state, ctx, &e).await;
+            failed(state, ctx, &e, false).await;
             return Err(e);
         }
     };
@@ -162,7 +169,7 @@ async fn authenticate(
                 },
             };
             count(state, "rejected");
-            failed(state, ctx, &e).await;
+            failed(state, ctx, &e, true).await;
             return Err(e);
         }
     };
@@ -182,11 +189,16 @@ async fn authenticate(
 }
 
 /// Counts a failed authentication against the client's address and audits it if it is among
-/// the first of its window. Nothing of the presented credentials is recorded.
-async fn failed(state: &AppState, ctx: &RequestCtx, e: &ApiError) {
+/// the first of its window. A failure that cost a lookup (`looked_up`) is also charged to the
+/// address's allowance shared by every replica; a key that cannot be ours costs no query and
+/// is counted on this replica only. Nothing of the presented credentials is recorded.
+async fn failed(state: &AppState, ctx: &RequestCtx, e: &ApiError, looked_up: bool) {
     let Some(ip) = ctx.client_ip else {
         return;
     };
+    if looked_up {
+        state.limits.charge_auth_failure(ip, &state.metrics).await;
+    }
     if !state.auth_failures.fail(ip) {
         return;
     }

@@ -29,5 +29,6 @@ mod me;
 mod oidc_login;
 mod outage;
 mod races;
+mod shared_limits;
 mod strict_contract;
 mod submit_writer;

@@ -14,6 +14,7 @@ mod migrations;
 mod other_tables;
 mod pooled;
 mod queue;
+mod rate_limits;
 mod reservation_changes;
 mod sealed_secrets;
 mod submit;

@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -20,6 +20,7 @@ const TABLES: [&str; 17] = [
     "cronjob_runs",
     "scheduler_clocks",
     "scheduler_state",
+    "rate_limit_buckets",
     "refinery_schema_history",
 ];
 

@@ -397,7 +397,8 @@ async fn login(
     if let Some(ip) = ctx.client_ip {
         state
             .limits
-            .check_login(ip, claimed_access_key(&req.headers), &state.metrics)?;
+            .check_login(ip, claimed_access_key(&req.headers), &state.metrics)
+            .await?;
     }
     let checked = match check(
         req,

@@ -70,7 +70,8 @@ async fn login(
     if let Some(ip) = ctx.client_ip {
         state
             .limits
-            .check_login(ip, &body.aws_access_key_id, &state.metrics)?;
+            .check_login(ip, &body.aws_access_key_id, &state.metrics)
+            .await?;
     }
     validate(body)?;
     let arn = match state

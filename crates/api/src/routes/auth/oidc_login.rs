@@ -66,7 +66,10 @@ async fn login(
 ) -> ApiResult<LoginResponse> {
     if let Some(ip) = ctx.client_ip {
         let identity = oidc::verify::claimed_identity(&body.id_token);
-        state.limits.check_login(ip, &identity, &state.metrics)?;
+        state
+            .limits
+            .check_login(ip, &identity, &state.metrics)
+            .await?;
     }
     if !state.oidc.is_enabled() {
         return Err(ApiError::NotFound(
