@@ -47,8 +47,13 @@ pub async fn observe(
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    let mut res = result?;
-    let status = res.status();
+    // An error from an inner layer is answered by actix further out; it is logged and counted
+    // here all the same. (The key middleware answers its refusals itself, so they also get the
+    // headers below.)
+    let status = match &result {
+        Ok(res) => res.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -71,6 +76,7 @@ pub async fn observe(
             state.metrics.server_errors.inc();
         }
     }
+    let mut res = result?;
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, v);

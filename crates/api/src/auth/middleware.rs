@@ -18,21 +18,25 @@ use crate::state::AppState;
 /// before the response leaves, so the caller's next read sees the change.
 pub async fn require_api_key(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
     let ctx = RequestCtx::of(req.request());
+    // Refusals are answered here rather than returned as errors, so the layers outside (request
+    // log, metrics, headers) see them as the responses they are.
     let caller = match authenticate(&state, &req, &ctx).await {
         Ok(c) => {
             count(&state, "success");
             c
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Ok(req.error_response(e).map_into_right_body()),
     };
-    state.limits.check_key(&caller, &state.metrics).await?;
+    if let Err(e) = state.limits.check_key(&caller, &state.metrics).await {
+        return Ok(req.error_response(e).map_into_right_body());
+    }
     state.usage.record(caller.key_id);
     tracing::Span::current().record("user", caller.username.as_str());
     let user_id = caller.user_id;
@@ -42,7 +46,7 @@ pub async fn require_api_key(
     if changes {
         state.jobs.invalidate_users([user_id]);
     }
-    res
+    res.map(ServiceResponse::map_into_left_body)
 }
 
 fn count(state: &AppState, outcome: &str) {

@@ -257,3 +257,42 @@ async fn of_2500_random_keys_from_one_address_only_the_limit_reaches_the_databas
         "a throttled address is refused before its keys are even read"
     );
 }
+
+#[tokio::test]
+async fn refused_keys_are_counted_and_answered_like_every_other_request() {
+    let app = spawn_app_with(&[("AUTH_FAILURE_LIMIT", "2")]).await;
+    let mut ids = Vec::new();
+    for key in [random_key(), random_key(), random_key(), "short".to_owned()] {
+        let resp = app
+            .http
+            .get(format!("{}/v1/me", app.base))
+            .bearer_auth(&key)
+            .header("x-request-id", format!("refused-{}", ids.len()))
+            .send()
+            .await
+            .unwrap();
+        // The request id and the security headers are set on refusals too.
+        ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+    }
+    assert_eq!(ids, ["refused-0", "refused-1", "refused-2", "refused-3"]);
+    let m = app.metrics_text().await;
+    let series = |status: &str| {
+        value(
+            &m,
+            &format!(
+                "gpudev_api_http_requests_total{{method=\"GET\",route=\"/v1/me\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(series("401"), 2.0, "{m}");
+    assert_eq!(series("429"), 2.0, "{m}");
+    assert!(
+        value(
+            &m,
+            "gpudev_api_http_request_duration_seconds_count{route=\"/v1/me\"}"
+        ) >= 4.0,
+        "{m}"
+    );
+}
