@@ -149,6 +149,24 @@ pub struct JobActionResponse {
     pub message: String,
     /// When the job now ends (null until it is active, and after a cancel).
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the action takes effect.
+    pub applies: Applies,
+}
+
+/// When an action on a job takes effect. Every action is accepted in every live status; what
+/// differs is when it reaches the dev box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Applies {
+    /// Done in this request (a cancel; an extension of an active job, whose `expires_at` moved).
+    Now,
+    /// Recorded now and carried out on the dev box by the processor within moments; Jupyter and
+    /// added keys are live inside the box within about a minute (a preparing or active job).
+    Shortly,
+    /// Recorded now; the job starts with it (a queued job; an extension of a queued or preparing
+    /// job counts from when it becomes active).
+    AtStart,
 }
 
 /// Filters and paging.

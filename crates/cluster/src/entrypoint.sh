@@ -6,9 +6,10 @@
 # The Pod provides:
 #   /etc/gpudev/secret/authorized_keys  the user's public keys (Secret volume, read-only)
 #   /etc/gpudev/secret/command          the reservation's start command, when it has one
+#   /etc/gpudev/secret/jupyter          the Jupyter token while Jupyter is enabled, else empty
 #   /run/gpudev                         memory-backed emptyDir for runtime files
 #   /home/dev                           the user's disk or an emptyDir
-#   GPUDEV_* variables, the user's variables (from the Secret), GPUDEV_JUPYTER(_TOKEN)
+#   GPUDEV_* variables, the user's variables (from the Secret)
 set -eu
 
 DEV_USER=dev
@@ -164,29 +165,56 @@ Subsystem sftp internal-sftp
 EOF
 /usr/sbin/sshd -t -f "$RUN/sshd_config"
 
-# 7. Jupyter, as dev, restarted if it exits. It is installed into the home on first use when
-# the image lacks it (and so stays on a persistent disk).
-if [ "${GPUDEV_JUPYTER:-0}" = 1 ]; then
-    (
-        while :; do
-            # shellcheck disable=SC2016 # expanded by dev's shell, not this one
-            su -s /bin/sh "$DEV_USER" -c '
-                . /run/gpudev/env.sh
-                HOME=/home/dev
-                export HOME PATH="$HOME/.local/bin:$PATH"
-                cd "$HOME"
-                if ! command -v jupyter >/dev/null 2>&1; then
-                    python3 -m pip install --user --quiet jupyterlab || exit 1
-                fi
-                exec jupyter lab --no-browser --ip=0.0.0.0 --port=8888 \
-                    --ServerApp.token="$GPUDEV_JUPYTER_TOKEN" \
-                    --ServerApp.allow_remote_access=True \
-                    --ServerApp.root_dir="$HOME"
-            ' || log "jupyter exited; restarting in 10 s"
-            sleep 10
-        done
-    ) &
-fi
+# 7. Jupyter, as dev, for as long as the Secret's `jupyter` file holds a token: the processor
+# writes the token there when Jupyter is enabled and empties the file when it is disabled, and
+# the kubelet refreshes the mounted file within about a minute, so Jupyter starts and stops on
+# a running box. Checked every GPUDEV_JUPYTER_POLL_SECONDS (10); restarted if it exits. It runs
+# in its own session, so stopping it stops its kernels too. It is installed into the home on
+# first use when the image lacks it (and so stays on a persistent disk).
+JUPYTER_SRC=$SECRET_DIR/jupyter
+jupyter_poll="${GPUDEV_JUPYTER_POLL_SECONDS:-10}"
+session=""
+command -v setsid >/dev/null 2>&1 && session=setsid
+start_jupyter() {
+    (umask 077 && cat "$JUPYTER_SRC" >"$RUN/jupyter-token")
+    chown "$DEV_USER:$dev_group" "$RUN/jupyter-token"
+    # shellcheck disable=SC2016 # expanded by dev's shell, not this one
+    $session su -s /bin/sh "$DEV_USER" -c '
+        . /run/gpudev/env.sh
+        HOME=/home/dev
+        export HOME PATH="$HOME/.local/bin:$PATH"
+        cd "$HOME"
+        if ! command -v jupyter >/dev/null 2>&1; then
+            python3 -m pip install --user --quiet jupyterlab || exit 1
+        fi
+        exec jupyter lab --no-browser --ip=0.0.0.0 --port=8888 \
+            --ServerApp.token="$(cat /run/gpudev/jupyter-token)" \
+            --ServerApp.allow_remote_access=True \
+            --ServerApp.root_dir="$HOME"
+    ' &
+    jupyter_pid=$!
+}
+stop_jupyter() {
+    kill -s TERM -- "-$jupyter_pid" 2>/dev/null || kill -s TERM "$jupyter_pid" 2>/dev/null || true
+    rm -f "$RUN/jupyter-token"
+}
+(
+    jupyter_pid=""
+    while :; do
+        if [ -s "$JUPYTER_SRC" ]; then
+            if [ -z "$jupyter_pid" ] || ! kill -0 "$jupyter_pid" 2>/dev/null; then
+                [ -n "$jupyter_pid" ] && log "jupyter exited; restarting"
+                start_jupyter
+                log "jupyter started"
+            fi
+        elif [ -n "$jupyter_pid" ]; then
+            stop_jupyter
+            jupyter_pid=""
+            log "jupyter stopped"
+        fi
+        sleep "$jupyter_poll"
+    done
+) &
 
 # 8. The reservation's command, when it has one: run once per container start, as dev, with
 # the login environment, from the home directory, after the set-up above. Its output goes to

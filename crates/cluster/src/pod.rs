@@ -50,7 +50,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::labels;
 use crate::plan::{Home, PodPlan};
 use crate::resources::GPU_RESOURCE;
-use crate::secret::{AUTHORIZED_KEYS_KEY, COMMAND_KEY, JUPYTER_TOKEN_KEY, env_key};
+use crate::secret::{AUTHORIZED_KEYS_KEY, COMMAND_KEY, JUPYTER_KEY, JUPYTER_TOKEN_KEY, env_key};
 
 /// The script the container runs (see the module docs).
 pub const ENTRYPOINT: &str = include_str!("entrypoint.sh");
@@ -307,15 +307,16 @@ fn volumes(plan: &PodPlan) -> Vec<Volume> {
     ]
 }
 
-/// The Secret's keys mounted as files under [`SECRET_PATH`]: `authorized_keys`, and the start
-/// command when there is one (the entrypoint runs it; it never appears in the Pod spec).
+/// The Secret's keys mounted as files under [`SECRET_PATH`]: `authorized_keys`, the Jupyter
+/// switch, and the start command when there is one (the entrypoint runs it; it never appears in
+/// the Pod spec).
 fn secret_files(plan: &PodPlan) -> Vec<KeyToPath> {
     let file = |key: &str| KeyToPath {
         key: key.to_owned(),
         path: key.to_owned(),
         ..Default::default()
     };
-    let mut files = vec![file(AUTHORIZED_KEYS_KEY)];
+    let mut files = vec![file(AUTHORIZED_KEYS_KEY), file(JUPYTER_KEY)];
     if plan.spec().command.is_some() {
         files.push(file(COMMAND_KEY));
     }
@@ -607,6 +608,7 @@ mod tests {
         assert!(ENTRYPOINT.contains(&format!("SECRET_DIR={SECRET_PATH}\n")));
         assert!(ENTRYPOINT.contains(&format!("KEYS_SRC=$SECRET_DIR/{AUTHORIZED_KEYS_KEY}\n")));
         assert!(ENTRYPOINT.contains(&format!("\"$SECRET_DIR/{COMMAND_KEY}\"")));
+        assert!(ENTRYPOINT.contains(&format!("JUPYTER_SRC=$SECRET_DIR/{JUPYTER_KEY}\n")));
         assert!(ENTRYPOINT.contains(&format!("Port {SSH_PORT}\n")));
         assert!(ENTRYPOINT.contains(&format!("--port={JUPYTER_PORT}")));
         assert!(ENTRYPOINT.contains("PermitRootLogin no"));
@@ -640,6 +642,7 @@ mod tests {
             files,
             [
                 (AUTHORIZED_KEYS_KEY, AUTHORIZED_KEYS_KEY),
+                (JUPYTER_KEY, JUPYTER_KEY),
                 (COMMAND_KEY, COMMAND_KEY)
             ]
         );

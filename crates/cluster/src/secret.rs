@@ -14,6 +14,9 @@ use crate::plan::PodPlan;
 pub const AUTHORIZED_KEYS_KEY: &str = "authorized_keys";
 /// Key of the Jupyter token (present only when Jupyter is enabled).
 pub const JUPYTER_TOKEN_KEY: &str = "jupyter-token";
+/// Key of the file that switches Jupyter on a running dev box: the token while Jupyter is
+/// enabled, empty otherwise. Always present, so it can be mounted whatever the setting.
+pub const JUPYTER_KEY: &str = "jupyter";
 /// Key of the user's start command (present only when the reservation has one), mounted as a
 /// file for the entrypoint to run.
 pub const COMMAND_KEY: &str = "command";
@@ -42,6 +45,15 @@ pub fn secret(plan: &PodPlan) -> Secret {
             ByteString(token.expose().as_bytes().to_vec()),
         );
     }
+    data.insert(
+        JUPYTER_KEY.to_owned(),
+        ByteString(
+            spec.jupyter
+                .as_ref()
+                .map(|t| t.expose().as_bytes().to_vec())
+                .unwrap_or_default(),
+        ),
+    );
     if let Some(command) = &spec.command {
         data.insert(
             COMMAND_KEY.to_owned(),
@@ -91,21 +103,29 @@ mod tests {
                 "authorized_keys",
                 "env.HF_TOKEN",
                 "env.WANDB_API_KEY",
+                "jupyter",
                 "jupyter-token"
             ]
         );
         assert!(text("authorized_keys").starts_with("ssh-ed25519 "));
         assert_eq!(text("env.HF_TOKEN"), "hf_s3cr3t-value-1");
         assert_eq!(text("jupyter-token"), "tok-0123456789abcdefXYZ");
+        assert_eq!(
+            text("jupyter"),
+            "tok-0123456789abcdefXYZ",
+            "the switch is on"
+        );
         let labels = secret.metadata.labels.unwrap();
         assert_eq!(labels["app.kubernetes.io/managed-by"], "gpudev");
         assert_eq!(labels["gpudev.io/user"], "alice");
     }
 
     #[test]
-    fn without_jupyter_there_is_no_token_key() {
+    fn without_jupyter_there_is_no_token_key_and_the_switch_is_off() {
         let plan = PodPlan::new(&spec("t4", 1, 1), 0).unwrap();
-        assert!(!secret(&plan).data.unwrap().contains_key(JUPYTER_TOKEN_KEY));
+        let data = secret(&plan).data.unwrap();
+        assert!(!data.contains_key(JUPYTER_TOKEN_KEY));
+        assert_eq!(data[JUPYTER_KEY].0, b"", "present and empty");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The dev box entrypoint run for real: sshd comes up, `dev` logs in with its key and sees the
 //! container's environment (the user's variables included) and has sudo; the reservation's start
-//! command runs once, as `dev`, with that environment; root and passwordless logins are refused. See `sandbox/entrypoint-smoke.sh` for how the host is kept untouched.
+//! command runs once, as `dev`, with that environment; Jupyter starts and stops as the Secret's
+//! switch says on the running box; root and passwordless logins are refused. See `sandbox/entrypoint-smoke.sh` for how the host is kept untouched.
 //!
 //! Ignored by default because it needs root, overlayfs, namespaces and apt-get access to Debian's
 //! packages: `cargo test -p gpudev-cluster -- --ignored`.

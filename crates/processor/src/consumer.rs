@@ -239,29 +239,36 @@ impl Processor {
     async fn handle(&self, hint: &Hint) -> Result<()> {
         match hint {
             Hint::Create(id) | Hint::Cancel(id) | Hint::Extend(id) => self.sync(*id).await,
-            Hint::Jupyter {
-                reservation_id,
-                enabled,
-            } => {
+            Hint::Jupyter { reservation_id, .. } => {
+                // A preparing dev box is brought up to date as soon as its objects exist (the
+                // sync makes them), so the change is live when it becomes active.
+                self.sync(*reservation_id).await?;
                 let Some(r) = self.find(*reservation_id).await? else {
                     return Ok(());
                 };
-                if r.status == ReservationStatus::Active {
+                if matches!(
+                    r.status,
+                    ReservationStatus::Preparing | ReservationStatus::Active
+                ) {
+                    // The row, not the message, says what is wanted now (a later switch may
+                    // have overtaken this message).
                     let _guard = self.inner.objects_lock.lock().await;
-                    self.apply_jupyter(&r, *enabled).await
-                } else {
-                    self.sync(*reservation_id).await
+                    self.apply_jupyter(&r, r.jupyter_enabled).await?;
                 }
+                Ok(())
             }
             Hint::AddUser(id) => {
+                self.sync(*id).await?;
                 let Some(r) = self.find(*id).await? else {
                     return Ok(());
                 };
-                if r.status == ReservationStatus::Active {
-                    self.refresh_keys(&r).await
-                } else {
-                    self.sync(*id).await
+                if matches!(
+                    r.status,
+                    ReservationStatus::Preparing | ReservationStatus::Active
+                ) {
+                    self.refresh_keys(&r).await?;
                 }
+                Ok(())
             }
             Hint::DiskCreate(disk) => self.disk_operation(disk, true).await,
             Hint::DiskDelete(disk) => self.disk_operation(disk, false).await,

@@ -594,13 +594,13 @@ impl Processor {
                 .await
                 .map_err(|e| OpsError::kube("patch", "Secret", &secret_name, e))?;
         }
-        // The dev box starts its Jupyter server at boot when told to; one started without it has
-        // no server to reach (starting one inside a running container needs exec, which the
-        // processor does not do).
+        // A dev box follows the Secret's Jupyter switch while it runs (its entrypoint starts and
+        // stops the server within about a minute of the change). Boxes made before the switch
+        // existed run Jupyter only if they started with it.
         let served = match plans.first() {
             Some(plan) => ops::get_opt(&self.pods_api(), plan.pod_name())
                 .await?
-                .is_some_and(|pod| started_with_jupyter(&pod)),
+                .is_some_and(|pod| follows_switch(&pod) || started_with_jupyter(&pod)),
             None => false,
         };
         let url = if enabled && served {
@@ -613,13 +613,19 @@ impl Processor {
         db::set_jupyter_url(&*client, r.reservation_id, url.as_deref())
             .await
             .fenced(&leader)?;
-        if enabled && !served {
+        if enabled {
+            let note = if served {
+                "Jupyter is starting in the running dev box; it answers at the URL within about \
+                 a minute"
+            } else {
+                "Jupyter is enabled for the next start of this dev box; the running one was \
+                 started without it by an older version"
+            };
             reservations::record_event(
                 &*client,
                 r.reservation_id,
                 "note",
-                "Jupyter is enabled for the next start of this dev box; the running one was \
-                 started without it",
+                note,
                 ACTOR,
                 serde_json::json!({ "jupyter_enabled": true }),
             )
@@ -628,6 +634,20 @@ impl Processor {
         }
         Ok(())
     }
+}
+
+/// True when the Pod mounts the Secret's Jupyter switch, so its Jupyter server follows it.
+fn follows_switch(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.volumes.iter().flatten().any(|v| {
+            v.secret.as_ref().is_some_and(|s| {
+                s.items
+                    .iter()
+                    .flatten()
+                    .any(|i| i.key == gpudev_cluster::secret::JUPYTER_KEY)
+            })
+        })
+    })
 }
 
 /// True when the Pod's container was started with `GPUDEV_JUPYTER=1`.

@@ -240,10 +240,11 @@ async fn extending_an_active_job_moves_its_end_resets_warnings_and_records_it() 
 }
 
 #[tokio::test]
-async fn extensions_are_refused_for_inactive_jobs_past_the_lifetime_cap_and_out_of_range() {
+async fn extensions_are_refused_for_ended_jobs_past_the_lifetime_cap_and_out_of_range() {
     let app = spawn_app_with(&[("MAX_LIFETIME_HOURS", "30")]).await;
     let (_, key) = app.user_with_key("alice", Role::User).await;
-    let queued = submit_ok(&app, &key, t4(1.0)).await;
+    let ended = submit_ok(&app, &key, t4(1.0)).await;
+    post_empty(&app, &format!("/v1/jobs/{ended}/cancel"), &key).await;
     let id = submit_ok(&app, &key, t4(20.0)).await;
     activate(&app, id).await;
     let extend = |id: Uuid, body: Value| {
@@ -252,7 +253,7 @@ async fn extensions_are_refused_for_inactive_jobs_past_the_lifetime_cap_and_out_
         async move { status_json(app.post(&format!("/v1/jobs/{id}/extend"), &key, body).await).await }
     };
 
-    let (s1, not_active) = extend(queued, json!({"extension_hours": 1})).await;
+    let (s1, not_live) = extend(ended, json!({"extension_hours": 1})).await;
     let (s2, ok) = extend(id, json!({"extension_hours": 10})).await;
     let (s3, capped) = extend(id, json!({"extension_hours": 0.5})).await;
     let (s4, tiny) = extend(id, json!({"extension_hours": 0.01})).await;
@@ -260,10 +261,15 @@ async fn extensions_are_refused_for_inactive_jobs_past_the_lifetime_cap_and_out_
     let (s6, missing) = extend(id, json!({})).await;
 
     assert_eq!(
-        (s1, not_active["code"].as_str()),
+        (s1, not_live["code"].as_str()),
         (409, Some("invalid_state"))
     );
+    assert!(
+        not_live["detail"].as_str().unwrap().contains("cancelled"),
+        "{not_live}"
+    );
     assert_eq!(s2, 200, "20 h + 10 h reaches the 30 h cap exactly: {ok}");
+    assert_eq!(ok["applies"], "now");
     assert_eq!(
         (s3, capped["code"].as_str()),
         (409, Some("lifetime_exceeded"))
@@ -279,7 +285,7 @@ async fn extensions_are_refused_for_inactive_jobs_past_the_lifetime_cap_and_out_
 }
 
 #[tokio::test]
-async fn jupyter_is_switched_by_the_processor_when_active_and_at_start_when_queued() {
+async fn jupyter_is_switched_by_the_processor_when_preparing_or_active_and_at_start_when_queued() {
     let app = spawn_app().await;
     let (_, key) = app.user_with_key("alice", Role::User).await;
     let active = submit_ok(&app, &key, t4(1.0)).await;
@@ -291,9 +297,18 @@ async fn jupyter_is_switched_by_the_processor_when_active_and_at_start_when_queu
     let (s1, on) = post_empty(&app, &format!("/v1/jobs/{active}/jupyter/enable"), &key).await;
     let (s2, off) = post_empty(&app, &format!("/v1/jobs/{active}/jupyter/disable"), &key).await;
     let (s3, later) = post_empty(&app, &format!("/v1/jobs/{queued}/jupyter/enable"), &key).await;
-    let (s4, busy) = post_empty(&app, &format!("/v1/jobs/{preparing}/jupyter/enable"), &key).await;
+    let (s4, starting) =
+        post_empty(&app, &format!("/v1/jobs/{preparing}/jupyter/enable"), &key).await;
 
-    assert_eq!((s1, s2, s3), (200, 200, 200), "{on} {off} {later}");
+    assert_eq!(
+        (s1, s2, s3, s4),
+        (200, 200, 200, 200),
+        "{on} {off} {later} {starting}"
+    );
+    assert_eq!(
+        (&on["applies"], &later["applies"], &starting["applies"]),
+        (&json!("shortly"), &json!("at_start"), &json!("shortly"))
+    );
     assert_eq!(on["action"], "enable_jupyter");
     assert_eq!(on["status"], "requested");
     assert_eq!(off["action"], "disable_jupyter");
@@ -315,10 +330,18 @@ async fn jupyter_is_switched_by_the_processor_when_active_and_at_start_when_queu
             .unwrap()
             .contains("when it starts")
     );
-    assert_eq!((s4, busy["code"].as_str()), (409, Some("invalid_state")));
+    assert_eq!(
+        actions(&hints_for(&app, preparing).await),
+        ["create", "enable_jupyter"],
+        "the processor switches a preparing box too"
+    );
+    assert_eq!(job(&app, preparing, &key).await["jupyter_enabled"], true);
+    post_empty(&app, &format!("/v1/jobs/{queued}/cancel"), &key).await;
+    let (s5, ended) = post_empty(&app, &format!("/v1/jobs/{queued}/jupyter/disable"), &key).await;
+    assert_eq!((s5, ended["code"].as_str()), (409, Some("invalid_state")));
     assert_eq!(
         audit_rows(&app, "reservation.jupyter_enable").await.len(),
-        2
+        3
     );
 }
 
@@ -373,4 +396,83 @@ async fn adding_a_user_records_the_login_and_tells_the_processor() {
     assert_eq!((s2, bad["code"].as_str()), (422, Some("validation_error")));
     assert_eq!((s3, gone["code"].as_str()), (409, Some("invalid_state")));
     assert_eq!(audit_rows(&app, "reservation.add_user").await.len(), 1);
+}
+
+#[tokio::test]
+async fn queued_and_preparing_jobs_take_every_action_and_the_answer_says_when() {
+    let app = spawn_app_with(&[("MAX_LIFETIME_HOURS", "10"), ("MAX_RESERVATION_HOURS", "8")]).await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let queued = submit_ok(&app, &key, t4(2.0)).await;
+    let preparing = submit_ok(&app, &key, t4(2.0)).await;
+    move_to(&app, preparing, &[Preparing]).await;
+    let extend = |id: Uuid, hours: f64| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            status_json(
+                app.post(
+                    &format!("/v1/jobs/{id}/extend"),
+                    &key,
+                    json!({"extension_hours": hours}),
+                )
+                .await,
+            )
+            .await
+        }
+    };
+
+    let (s1, q) = extend(queued, 3.0).await;
+    let (s2, p) = extend(preparing, 1.5).await;
+    let (s3, over) = extend(queued, 6.0).await;
+    let (s4, user) = status_json(
+        app.post(
+            &format!("/v1/jobs/{preparing}/users"),
+            &key,
+            json!({"github_username": "octocat"}),
+        )
+        .await,
+    )
+    .await;
+
+    assert_eq!((s1, s2), (200, 200), "{q} {p}");
+    assert_eq!(
+        (&q["applies"], &p["applies"]),
+        (&json!("at_start"), &json!("at_start"))
+    );
+    assert_eq!(q["expires_at"], Value::Null, "no end until it starts");
+    assert!(
+        q["message"]
+            .as_str()
+            .unwrap()
+            .contains("will run for 5 h once it starts"),
+        "{q}"
+    );
+    let stored = job(&app, queued, &key).await;
+    assert_eq!(stored["extended_hours"], 3.0);
+    assert_eq!(
+        stored["events"].as_array().unwrap().last().unwrap()["kind"],
+        "extend"
+    );
+    assert_eq!(
+        (s3, over["code"].as_str()),
+        (409, Some("lifetime_exceeded")),
+        "2 + 3 + 6 h is over the 10 h cap"
+    );
+    assert_eq!(
+        job(&app, queued, &key).await["extended_hours"],
+        3.0,
+        "nothing written"
+    );
+    assert_eq!(s4, 200, "{user}");
+    assert_eq!(user["applies"], "shortly");
+    assert_eq!(
+        actions(&hints_for(&app, preparing).await),
+        ["create", "extend", "add_user"]
+    );
+    // The preparing job's end counts its extension from when it becomes active.
+    move_to(&app, preparing, &[gpudev_domain::ReservationStatus::Active]).await;
+    let active = job(&app, preparing, &key).await;
+    let launched = DateTime::parse_from_rfc3339(active["launched_at"].as_str().unwrap()).unwrap();
+    let ends = DateTime::parse_from_rfc3339(active["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((ends - launched).num_seconds(), 3 * 3600 + 1800);
 }

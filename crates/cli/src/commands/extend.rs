@@ -7,10 +7,11 @@ use crate::error::CliResult;
 use crate::output;
 use crate::session::Session;
 
-/// Extend an active reservation.
+/// Extend a reservation.
 ///
-/// Adds hours (fractions allowed) to its end, at once; expiry warnings are sent again before the
-/// new end. The server caps a reservation's whole lifetime.
+/// Adds hours (fractions allowed): an active reservation's end moves at once and expiry warnings
+/// are sent again before the new end; a queued or preparing one runs that much longer once it
+/// starts. The server caps a reservation's whole lifetime.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Reservation id or unique prefix (8+ characters).

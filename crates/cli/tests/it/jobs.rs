@@ -244,16 +244,18 @@ async fn cancel_answers_json_or_a_sentence_and_is_idempotent() {
 }
 
 #[tokio::test]
-async fn extend_moves_the_end_of_an_active_job_and_refuses_a_queued_one() {
+async fn extend_moves_the_end_of_an_active_job_and_lengthens_a_queued_one() {
     let w = World::new().await;
     w.login().await;
     let queued = w.reserve_no_wait(&[]).await;
-    let run = w.run(&["extend", &queued, "--hours", "1"]).await;
-    assert_eq!(run.code, 1, "{run:#?}");
+    let run = w.run(&["extend", &queued, "--hours", "1"]).await.ok();
     assert!(
-        run.stderr.contains("only an active job can be extended"),
-        "{run:#?}"
+        run.stdout.contains("once it starts"),
+        "a queued job runs longer once it starts: {run:#?}"
     );
+    let shown = w.run(&["show", &queued, "-o", "json"]).await.ok().json();
+    assert_eq!(shown["extended_hours"], 1.0);
+    assert_eq!(shown["expires_at"], serde_json::Value::Null);
 
     let id = w.reserve_no_wait(&["-H", "2"]).await;
     w.activate(&id).await;

@@ -32,6 +32,13 @@ cp "$M/root/k.pub" "$M/etc/gpudev/secret/authorized_keys"
 # The reservation's start command, as the processor delivers it through the Secret.
 printf '%s\n' 'echo "ran as $(id -un) in $PWD with $HF_TOKEN" >/tmp/command-ran' \
     >"$M/etc/gpudev/secret/command"
+# The Jupyter switch starts empty (off). A stand-in `jupyter` in the image's PATH records how it
+# was started and then waits, as the real server would.
+: >"$M/etc/gpudev/secret/jupyter"
+mkdir -p "$M/opt/image/bin"
+printf '%s\n' '#!/bin/sh' 'echo "$(id -un) $*" >/tmp/jupyter-ran' 'exec sleep 600' \
+    >"$M/opt/image/bin/jupyter"
+chmod 0755 "$M/opt/image/bin/jupyter"
 cp "$entrypoint" "$M/entrypoint.sh"
 
 export M
@@ -40,7 +47,7 @@ ip link set lo up
 umount "$M/proc"
 mount -t proc proc "$M/proc"
 env -i PATH=/opt/image/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HF_TOKEN="hf value with '"'"'quotes'"'"' and \$dollar" GPUDEV_JUPYTER=0 GPUDEV_USER=alice \
+    HF_TOKEN="hf value with '"'"'quotes'"'"' and \$dollar" GPUDEV_JUPYTER_POLL_SECONDS=1 GPUDEV_USER=alice \
     chroot "$M" /bin/sh /entrypoint.sh >"$M/tmp/entrypoint.log" 2>&1 &
 up=""
 for _ in $(seq 1 100); do
@@ -72,6 +79,24 @@ ran="$(cat "$M/tmp/command-ran" 2>/dev/null)" || fail "the start command did not
     || fail "the start command saw: $ran"
 [ "$(stat -c %u "$M/tmp/command-ran")" = "$(chroot "$M" id -u dev)" ] \
     || fail "the start command wrote its file as another user"
+
+# Jupyter follows the switch on the running box: off at first, on once the file holds a token
+# (run as dev, with that token), off again (its process gone) once the file is empty.
+sleep 2
+[ ! -e "$M/tmp/jupyter-ran" ] || fail "jupyter started while switched off"
+printf %s tok-on-a-running-box >"$M/etc/gpudev/secret/jupyter"
+for _ in $(seq 1 50); do [ -s "$M/tmp/jupyter-ran" ] && break; sleep 0.1; done
+ran="$(cat "$M/tmp/jupyter-ran" 2>/dev/null)" || fail "jupyter did not start when switched on"
+case "$ran" in
+    "dev lab --no-browser --ip=0.0.0.0 --port=8888 --ServerApp.token=tok-on-a-running-box "*) ;;
+    *) fail "jupyter was started as: $ran" ;;
+esac
+dev_uid="$(chroot "$M" id -u dev)"
+pgrep -u "$dev_uid" -f "sleep 600" >/dev/null || fail "jupyter is not running as dev"
+: >"$M/etc/gpudev/secret/jupyter"
+for _ in $(seq 1 50); do pgrep -u "$dev_uid" -f "sleep 600" >/dev/null || break; sleep 0.1; done
+if pgrep -u "$dev_uid" -f "sleep 600" >/dev/null; then fail "jupyter still runs after being switched off"; fi
+grep -q "jupyter stopped" "$M/tmp/entrypoint.log" || fail "the stop was not logged"
 
 if chroot "$M" $ssh root@127.0.0.1 true 2>/dev/null; then fail "root could log in"; fi
 if chroot "$M" $ssh -o PasswordAuthentication=yes -o PubkeyAuthentication=no dev@127.0.0.1 true 2>/dev/null; then

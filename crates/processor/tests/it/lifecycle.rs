@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use gpudev_domain::ReservationStatus;
-use gpudev_testkit::kube::Verb;
 
-use crate::common::{Ask, env, fake_env, until_status, wait_status};
+use crate::common::{Ask, env, until_status, wait_status};
 
 #[tokio::test]
 async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
@@ -391,6 +390,43 @@ async fn an_added_github_user_gets_into_a_running_dev_box() {
 }
 
 #[tokio::test]
+async fn a_user_and_jupyter_added_while_preparing_are_in_the_dev_box_before_it_is_active() {
+    let mut env = env().await;
+    env.config.github_keys_url = Some(github_keys(BOB_KEY).await);
+    env.cluster.seed_nodes("t4", 1, 4).await;
+    let alice = env.user("alice").await;
+    let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
+    assert_eq!(secret_value(&env, "jupyter").await.as_deref(), Some(""));
+
+    announce(
+        &env,
+        id,
+        "add_user",
+        serde_json::json!({"github_username": "bob"}),
+    )
+    .await;
+    announce(
+        &env,
+        id,
+        "enable_jupyter",
+        serde_json::json!({"jupyter_enabled": true}),
+    )
+    .await;
+    p.process_once().await.unwrap();
+
+    let keys = secret_value(&env, "authorized_keys").await.unwrap();
+    assert!(keys.contains("bob@github"), "{keys}");
+    let token = secret_value(&env, "jupyter").await.unwrap();
+    assert!(!token.is_empty(), "the switch is on before the box is up");
+    until_status(&env, &p, id, ReservationStatus::Active).await;
+    let url = env.get(id).await.jupyter_url.expect("a URL once active");
+    assert!(url.ends_with(&format!("/lab?token={token}")), "{url}");
+}
+
+#[tokio::test]
 async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
     let env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
@@ -471,17 +507,19 @@ async fn jupyter_can_be_closed_and_reopened_on_a_dev_box_started_with_it() {
 }
 
 #[tokio::test]
-async fn jupyter_enabled_on_a_dev_box_started_without_it_waits_for_the_next_start() {
-    let Some(env) = fake_env("counts the requests the processor makes").await else {
-        return;
-    };
+async fn jupyter_switched_on_and_off_on_a_dev_box_started_without_it() {
+    let env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
     let alice = env.user("alice").await;
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
     until_status(&env, &p, id, ReservationStatus::Active).await;
-    let patches = env.fake().count_ok(Verb::Patch, "services");
+    assert_eq!(
+        secret_value(&env, "jupyter").await.as_deref(),
+        Some(""),
+        "started with the switch off"
+    );
     announce(
         &env,
         id,
@@ -490,17 +528,32 @@ async fn jupyter_enabled_on_a_dev_box_started_without_it_waits_for_the_next_star
     )
     .await;
     assert_eq!(p.process_once().await.unwrap().archived, 1);
-    assert_eq!(env.fake().count_ok(Verb::Patch, "services"), patches + 1);
     let r = env.get(id).await;
     assert!(r.jupyter_enabled);
-    assert_eq!(r.jupyter_url, None, "no server runs in this dev box");
+    // The box follows its Secret's switch: the token is in it, the port is open and the URL
+    // is shown; the entrypoint starts the server (see the cluster crate's sandbox test).
+    let token = secret_value(&env, "jupyter").await.unwrap();
+    assert!(token.len() >= 16, "{token:?}");
+    let url = r.jupyter_url.expect("the URL of the running box");
+    assert!(url.ends_with(&format!("/lab?token={token}")), "{url}");
     let db = env.db.connect().await;
     let events = gpudev_store::reservations::events(&db, id).await.unwrap();
     assert!(
         events.iter().any(|e| e
             .reason
             .as_deref()
-            .is_some_and(|r| r.starts_with("Jupyter is enabled for the next start"))),
+            .is_some_and(|r| r.starts_with("Jupyter is starting"))),
         "{events:?}"
     );
+
+    announce(
+        &env,
+        id,
+        "disable_jupyter",
+        serde_json::json!({"jupyter_enabled": false}),
+    )
+    .await;
+    assert_eq!(p.process_once().await.unwrap().archived, 1);
+    assert_eq!(secret_value(&env, "jupyter").await.as_deref(), Some(""));
+    assert_eq!(env.get(id).await.jupyter_url, None);
 }

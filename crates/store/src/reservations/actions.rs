@@ -40,11 +40,13 @@ pub enum Change {
     Refused(Box<Reservation>),
 }
 
-/// Extends an `active` reservation by `hours`: its `expires_at` moves by that much, its
-/// `extended_hours` grows, the expiry warnings already sent are forgotten (so they are sent again
-/// before the new end) and an `extend` event is recorded — all in one guarded statement.
+/// Extends a live reservation by `hours`: its `extended_hours` grows and an `extend` event is
+/// recorded; when it is `active`, its `expires_at` moves by that much and the expiry warnings
+/// already sent are forgotten (so they are sent again before the new end). A `queued` or
+/// `preparing` one has no end yet: it runs for its duration plus its extensions from when it
+/// becomes active. All in one guarded statement.
 ///
-/// Refused, writing nothing, unless the reservation is `active` and its booked lifetime (duration
+/// Refused, writing nothing, unless the reservation is live and its booked lifetime (duration
 /// plus every extension, this one included) stays within `max_lifetime_hours` (compared in whole
 /// seconds, as the domain's `check_extension` does).
 pub async fn extend(
@@ -56,15 +58,19 @@ pub async fn extend(
 ) -> Result<Change, StoreError> {
     let row = db
         .query_opt(
-            "WITH cur AS ( \
+            concat!(
+                "WITH cur AS ( \
                    SELECT reservation_id, status, duration_hours + extended_hours AS lifetime \
                    FROM reservations WHERE reservation_id = $1 FOR UPDATE), \
                  upd AS ( \
                    UPDATE reservations r SET extended_hours = r.extended_hours + $2::float8, \
                      expires_at = r.expires_at + make_interval(secs => $2::float8 * 3600), \
                      warnings_sent = '{}' \
-                   FROM cur WHERE r.reservation_id = cur.reservation_id AND cur.status = 'active' \
-                     AND r.expires_at IS NOT NULL AND $2::float8 > 0 \
+                   FROM cur WHERE r.reservation_id = cur.reservation_id \
+                     AND cur.status IN ",
+                crate::live_statuses!(),
+                " \
+                     AND (cur.status <> 'active' OR r.expires_at IS NOT NULL) AND $2::float8 > 0 \
                      AND round((cur.lifetime + $2::float8) * 3600) <= round($3::float8 * 3600) \
                    RETURNING r.reservation_id, r.expires_at), \
                  ev AS ( \
@@ -72,7 +78,8 @@ pub async fn extend(
                    SELECT reservation_id, 'extend', 'extended by ' || $2::float8 || ' h', $4, \
                      jsonb_build_object('extension_hours', $2::float8, 'expires_at', expires_at) \
                    FROM upd) \
-                 SELECT upd.reservation_id IS NOT NULL AS changed FROM cur LEFT JOIN upd ON true",
+                 SELECT upd.reservation_id IS NOT NULL AS changed FROM cur LEFT JOIN upd ON true"
+            ),
             &[&id, &hours, &max_lifetime_hours, &actor],
         )
         .await?
@@ -80,9 +87,9 @@ pub async fn extend(
     outcome(db, id, row.get(0)).await
 }
 
-/// Records whether Jupyter is wanted. Applied only while the reservation is `queued` (it starts
-/// with that setting) or `active` (the processor, told by a hint, starts or stops the server);
-/// a `note` event records the request.
+/// Records whether Jupyter is wanted, while the reservation is live: a `queued` one starts with
+/// that setting; for a `preparing` or `active` one the processor, told by a hint, switches the
+/// dev box's server. A `note` event records the request.
 pub async fn set_jupyter(
     db: &impl Db,
     id: Uuid,
@@ -107,9 +114,9 @@ pub async fn set_jupyter(
 }
 
 /// Adds a GitHub login to the users given SSH access (once; adding a login twice changes
-/// nothing but still counts as applied). Applied only while the reservation is `queued` (the keys
-/// are installed at start) or `active` (the processor, told by a hint, installs them); a `note`
-/// event records the request.
+/// nothing but still counts as applied), while the reservation is live: a `queued` one starts
+/// with the keys; for a `preparing` or `active` one the processor, told by a hint, installs
+/// them. A `note` event records the request.
 pub async fn add_secondary_user(
     db: &impl Db,
     id: Uuid,
@@ -130,8 +137,8 @@ pub async fn add_secondary_user(
     .await
 }
 
-/// `UPDATE … SET <set>` (with `$2` = `value`) for a `queued` or `active` reservation, recording a
-/// `note` event, in one statement.
+/// `UPDATE … SET <set>` (with `$2` = `value`) for a live reservation, recording a `note` event,
+/// in one statement.
 async fn guarded_update(
     db: &impl Db,
     id: Uuid,
@@ -147,12 +154,13 @@ async fn guarded_update(
              upd AS ( \
                UPDATE reservations r SET {set} \
                FROM cur WHERE r.reservation_id = cur.reservation_id \
-                 AND cur.status IN ('queued', 'active') \
+                 AND cur.status IN {live} \
                RETURNING r.reservation_id), \
              ev AS ( \
                INSERT INTO reservation_events (reservation_id, kind, reason, actor, details) \
                SELECT reservation_id, 'note', $3, $4, $5 FROM upd) \
-             SELECT upd.reservation_id IS NOT NULL AS changed FROM cur LEFT JOIN upd ON true"
+             SELECT upd.reservation_id IS NOT NULL AS changed FROM cur LEFT JOIN upd ON true",
+        live = crate::live_statuses!()
     );
     let row = db
         .query_opt(&sql, &[&id, value, &reason, &actor, &details])

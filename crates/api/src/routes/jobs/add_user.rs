@@ -6,9 +6,9 @@ use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change};
 
-use super::jupyter::QUEUED_OR_ACTIVE;
+use super::jupyter::WHILE_LIVE;
 use super::lookup::{Visibility, find_job};
-use super::{JobActionResponse, wrong_state};
+use super::{Applies, JobActionResponse, wrong_state};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -17,15 +17,16 @@ use crate::state::AppState;
 pub use gpudev_api_types::jobs::AddUserRequest;
 
 /// Gives another GitHub user SSH access to one of the caller's jobs. The login is recorded in the
-/// job's `secondary_users` at once; for an active job the processor installs the keys (told by a
-/// message), for a queued job they are installed when it starts.
+/// job's `secondary_users` at once; for a preparing or active job the processor installs the keys
+/// (told by a message; the dev box picks them up within a minute), a queued job starts with
+/// them.
 #[utoipa::path(post, path = "/v1/jobs/{job_id}/users", tag = "jobs", security(("bearer" = [])),
     params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
     request_body = AddUserRequest,
     responses(
         (status = 200, body = JobActionResponse),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the job is preparing or has ended"),
+        (status = 409, body = ErrorBody, description = "the job has ended"),
         (status = 422, body = ErrorBody, description = "not a valid GitHub login"),
     ))]
 #[post("/jobs/{job_id}/users")]
@@ -54,9 +55,9 @@ pub async fn add_user(
     .await?
     {
         Change::Applied(now) => *now,
-        Change::Refused(now) => return Err(wrong_state(&now, QUEUED_OR_ACTIVE)),
+        Change::Refused(now) => return Err(wrong_state(&now, WHILE_LIVE)),
     };
-    let msg_id = if now.status == ReservationStatus::Active {
+    let msg_id = if now.status != ReservationStatus::Queued {
         Some(
             reservations::send_hint(
                 &tx,
@@ -108,5 +109,10 @@ pub async fn add_user(
         status: "requested".into(),
         message,
         expires_at: now.expires_at,
+        applies: if msg_id.is_some() {
+            Applies::Shortly
+        } else {
+            Applies::AtStart
+        },
     }))
 }

@@ -130,6 +130,7 @@ pub(crate) async fn cancel(
             r.reservation_id, r.status
         ),
         expires_at: None,
+        applies: super::Applies::Now,
     }))
 }
 
@@ -140,5 +141,6 @@ fn already_cancelled(r: &Reservation) -> HttpResponse {
         status: "cancelled".into(),
         message: format!("Job {} was already cancelled", r.reservation_id),
         expires_at: None,
+        applies: super::Applies::Now,
     })
 }

@@ -8,7 +8,7 @@ use gpudev_store::reservations::{self, Change, Reservation};
 
 use super::lookup::{Visibility, find_job};
 use super::request::request_error;
-use super::{JobActionResponse, wrong_state};
+use super::{Applies, JobActionResponse, wrong_state};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
@@ -16,19 +16,20 @@ use crate::state::AppState;
 
 pub use gpudev_api_types::jobs::ExtendRequest;
 
-const ONLY_ACTIVE: &str = "only an active job can be extended";
+const ONLY_LIVE: &str = "only a queued, preparing or active job can be extended";
 
-/// Extends an active job. Applied in the database in this request: `expires_at` moves, expiry
-/// warnings are sent again before the new end, and an `extend` event is recorded; a message tells
-/// the processor. Refused with 409 for a job that is not active or when its total lifetime would
-/// pass the configured maximum.
+/// Extends a live job, in the database in this request, with an `extend` event. An active job's
+/// `expires_at` moves (expiry warnings are sent again before the new end) and a message tells
+/// the processor; a queued or preparing job runs that much longer once it starts (`applies`
+/// says which). Refused with 409 for a job that has ended or when its total lifetime would pass
+/// the configured maximum.
 #[utoipa::path(post, path = "/v1/jobs/{job_id}/extend", tag = "jobs", security(("bearer" = [])),
     params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
     request_body = ExtendRequest,
     responses(
-        (status = 200, body = JobActionResponse, description = "extended; `expires_at` is the new end"),
+        (status = 200, body = JobActionResponse, description = "extended; for an active job `expires_at` is the new end"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not active (invalid_state) or past the lifetime cap (lifetime_exceeded)"),
+        (status = 409, body = ErrorBody, description = "ended (invalid_state) or past the lifetime cap (lifetime_exceeded)"),
         (status = 422, body = ErrorBody, description = "extension_hours out of range"),
     ))]
 #[post("/jobs/{job_id}/extend")]
@@ -45,8 +46,8 @@ pub async fn extend_job(
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
     let r = find_job(&tx, &caller, &path, Visibility::Own).await?;
-    if r.status != ReservationStatus::Active {
-        return Err(wrong_state(&r, ONLY_ACTIVE));
+    if r.status.is_terminal() {
+        return Err(wrong_state(&r, ONLY_LIVE));
     }
     check_extension(r.duration_hours + r.extended_hours, hours, limits).map_err(lifetime)?;
     let extended = match reservations::extend(
@@ -92,19 +93,32 @@ pub async fn extend_job(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let until = extended
-        .expires_at
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_else(|| "unknown".into());
+    let (message, applies) = match extended.expires_at {
+        Some(until) if extended.status == ReservationStatus::Active => (
+            format!(
+                "Job {} extended by {hours}; it now expires at {}",
+                extended.reservation_id,
+                until.to_rfc3339()
+            ),
+            Applies::Now,
+        ),
+        _ => (
+            format!(
+                "Job {} extended by {hours}; it is {} and will run for {} h once it starts",
+                extended.reservation_id,
+                extended.status,
+                extended.duration_hours + extended.extended_hours
+            ),
+            Applies::AtStart,
+        ),
+    };
     Ok(HttpResponse::Ok().json(JobActionResponse {
         job_id: extended.reservation_id,
         action: "extend".into(),
         status: "extended".into(),
-        message: format!(
-            "Job {} extended by {hours}; it now expires at {until}",
-            extended.reservation_id
-        ),
+        message,
         expires_at: extended.expires_at,
+        applies,
     }))
 }
 
@@ -114,8 +128,8 @@ fn lifetime(e: RequestError) -> ApiError {
 
 /// Why the guarded update refused: the job changed since it was read.
 fn refused(now: &Reservation, hours: Hours, limits: &gpudev_domain::Limits) -> ApiError {
-    if now.status != ReservationStatus::Active {
-        return wrong_state(now, ONLY_ACTIVE);
+    if now.status.is_terminal() {
+        return wrong_state(now, ONLY_LIVE);
     }
     match check_extension(now.duration_hours + now.extended_hours, hours, limits) {
         Err(e) => lifetime(e),

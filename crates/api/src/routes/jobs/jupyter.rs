@@ -7,24 +7,25 @@ use gpudev_store::StoreError;
 use gpudev_store::reservations::{self, Change};
 
 use super::lookup::{Visibility, find_job};
-use super::{JobActionResponse, wrong_state};
+use super::{Applies, JobActionResponse, wrong_state};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// Where Jupyter can be switched: the wording of the 409 otherwise.
-pub(crate) const QUEUED_OR_ACTIVE: &str =
-    "this can be changed while the job is queued (applied when it starts) or active";
+/// Where Jupyter can be switched and users added: the wording of the 409 otherwise.
+pub(crate) const WHILE_LIVE: &str = "this can be changed while the job is queued (applied when \
+     it starts), preparing or active (applied to the dev box shortly)";
 
-/// Starts Jupyter in an active job (the processor does it; `jupyter_url` appears in the job when it
-/// runs), or has a queued job start with it. No body is needed.
+/// Starts Jupyter in a preparing or active job (the processor switches the dev box's server;
+/// `jupyter_url` appears in the job, and the server answers there within about a minute), or
+/// has a queued job start with it. No body is needed.
 #[utoipa::path(post, path = "/v1/jobs/{job_id}/jupyter/enable", tag = "jobs", security(("bearer" = [])),
     params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
     responses(
         (status = 200, body = JobActionResponse),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the job is preparing or has ended"),
+        (status = 409, body = ErrorBody, description = "the job has ended"),
     ))]
 #[post("/jobs/{job_id}/jupyter/enable")]
 pub async fn enable_jupyter(
@@ -36,14 +37,14 @@ pub async fn enable_jupyter(
     switch(caller, ctx, state, &path, true).await
 }
 
-/// Stops Jupyter in an active job (the processor does it), or has a queued job start without it.
-/// No body is needed.
+/// Stops Jupyter in a preparing or active job (the processor does it), or has a queued job
+/// start without it. No body is needed.
 #[utoipa::path(post, path = "/v1/jobs/{job_id}/jupyter/disable", tag = "jobs", security(("bearer" = [])),
     params(("job_id" = String, Path, description = "full id, or a unique prefix of at least 8 characters")),
     responses(
         (status = 200, body = JobActionResponse),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the job is preparing or has ended"),
+        (status = 409, body = ErrorBody, description = "the job has ended"),
     ))]
 #[post("/jobs/{job_id}/jupyter/disable")]
 pub async fn disable_jupyter(
@@ -75,10 +76,9 @@ async fn switch(
             .await?
         {
             Change::Applied(now) => *now,
-            Change::Refused(now) => return Err(wrong_state(&now, QUEUED_OR_ACTIVE)),
+            Change::Refused(now) => return Err(wrong_state(&now, WHILE_LIVE)),
         };
-    let active = now.status == ReservationStatus::Active;
-    let msg_id = if active {
+    let msg_id = if now.status != ReservationStatus::Queued {
         Some(
             reservations::send_hint(
                 &tx,
@@ -130,5 +130,10 @@ async fn switch(
         status: "requested".into(),
         message,
         expires_at: now.expires_at,
+        applies: if msg_id.is_some() {
+            Applies::Shortly
+        } else {
+            Applies::AtStart
+        },
     }))
 }

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::job_cache::{Ticket, View};
 use crate::state::AppState;
 
-pub use gpudev_api_types::jobs::JobActionResponse;
+pub use gpudev_api_types::jobs::{Applies, JobActionResponse};
 
 pub mod add_user;
 pub mod cancel;
