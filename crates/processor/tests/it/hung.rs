@@ -196,11 +196,12 @@ async fn fault_a_frozen_database_makes_the_processor_give_up_each_step_within_th
 
     // Back: the processor leads again, finishes what was in flight and takes new work.
     let db = env.db.connect().await;
-    let leads_again = within(Duration::from_secs(15), "leading again", || async {
+    within(Duration::from_secs(15), "leading again", || async {
         p.is_leader()
             && current_leader_pid(&db, env.queue().name()).await.unwrap() == p.leader_backend_pid()
     })
     .await;
+    let leads_again = resumed.elapsed();
     wait_status(
         &env,
         second,
@@ -318,6 +319,7 @@ async fn fault_a_leader_cut_off_by_a_black_hole_gives_up_its_steps_a_standby_tak
     );
     assert!(!cut.is_leader(), "never two leaders");
     standby_running.stop().await;
+    let stopped = Instant::now();
     let third = env.submit(&alice, Ask::gpus("t4", 4)).await;
     wait_status(
         &env,
@@ -327,18 +329,20 @@ async fn fault_a_leader_cut_off_by_a_black_hole_gives_up_its_steps_a_standby_tak
     )
     .await;
     assert!(cut.is_leader());
-    let third_active = resumed.elapsed();
+    let third_active = stopped.elapsed();
     no_work_lost_or_repeated(&env, 3, &[first, second, third]).await;
     cut_running.stop().await;
 
     eprintln!(
         "black hole for {outage:?} (bound {:?}, lease {LEASE:?}): the cut-off leader gave up {} steps, \
          first after {:?}, longest wait {longest:?}; the standby held the lock {taken_over:?} after \
-         the cut, the reservation submitted then was active after {second_active:?}; after the \
-         resume and the standby's shutdown, a new reservation was active {third_active:?} after the resume",
+         the cut, the reservation submitted then was active after {second_active:?}; with the path \
+         back, the standby stopped {:?} after the resume and a new reservation was active \
+         {third_active:?} after that",
         bound(),
         failed.len(),
         failed[0],
+        stopped - resumed,
     );
 }
 
