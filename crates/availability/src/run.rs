@@ -66,7 +66,10 @@ impl Report {
 
 /// Runs once: records the run's start, computes every active GPU type's availability from the
 /// cluster and the queue, writes all rows in one transaction, and records the outcome. Running
-/// it again with nothing changed writes the same figures.
+/// it again with nothing changed writes the same figures. Every statement is bounded (see
+/// [`gpudev_store::connect`]), so against a database that stops answering a run fails after
+/// about two bounds (the statement that met it, then the attempt to record the failure), with
+/// the first failure as its error.
 #[tracing::instrument(skip_all, fields(job = JOB))]
 pub async fn run_once(pool: &Pool, kube: &kube::Client, cfg: &Config) -> Result<Report, RunError> {
     let started = Instant::now();
@@ -75,18 +78,30 @@ pub async fn run_once(pool: &Pool, kube: &kube::Client, cfg: &Config) -> Result<
         cronjob_runs::start(&**db, JOB, &cfg.writer).await?
     };
     let result = compute_and_write(pool, kube, cfg, run_id, started).await;
-    let db = pool.get().await.map_err(StoreError::from)?;
-    match &result {
-        Ok(report) => {
-            cronjob_runs::finish(&**db, run_id, Outcome::Success, &report.summary(), None).await?;
+    let recorded = async {
+        let db = pool.get().await?;
+        match &result {
+            Ok(report) => {
+                cronjob_runs::finish(&**db, run_id, Outcome::Success, &report.summary(), None).await
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let summary = serde_json::json!({ "error": message });
+                cronjob_runs::finish(&**db, run_id, Outcome::Failure, &summary, Some(&message))
+                    .await
+            }
         }
-        Err(e) => {
-            let message = e.to_string();
-            let summary = serde_json::json!({ "error": message });
-            cronjob_runs::finish(&**db, run_id, Outcome::Failure, &summary, Some(&message)).await?;
+    };
+    match (recorded.await, result) {
+        (Ok(_), result) => result,
+        // Why the run failed says more than why its record failed too (a database that stopped
+        // answering fails both).
+        (Err(record), Err(e)) => {
+            tracing::warn!(run_id, error = %record, "the failed run could not be recorded");
+            Err(e)
         }
+        (Err(record), Ok(_)) => Err(record.into()),
     }
-    result
 }
 
 async fn compute_and_write(

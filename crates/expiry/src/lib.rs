@@ -15,7 +15,9 @@
 //!
 //! Every change is guarded (see [`gpudev_store::expiry`]), so two overlapping runs do each
 //! thing once. The run ends with a summary line of counts per action and a `cronjob_runs`
-//! record (start, end, outcome, counts) for alerting on the last success.
+//! record (start, end, outcome, counts) for alerting on the last success. A failing item or
+//! step does not stop the run, except a database that does not answer: the run then stops
+//! after that statement's bound and exits non-zero, and the next run does the rest.
 
 pub mod config;
 pub mod k8s;

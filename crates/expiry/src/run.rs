@@ -65,8 +65,12 @@ pub struct Summary {
     pub disks_purged: u64,
     /// Items another run was handling at the same time (left to it).
     pub skipped_busy: u64,
-    /// What went wrong (the run carried on with the next item).
+    /// What went wrong (the run carried on with the next item, unless the database stopped
+    /// answering).
     pub errors: Vec<String>,
+    /// Set once an error said the database does not answer.
+    #[serde(skip)]
+    database_unavailable: bool,
 }
 
 impl Summary {
@@ -85,11 +89,35 @@ impl Summary {
         parts.join(" ")
     }
 
-    pub(crate) fn error(&mut self, what: &str, e: impl std::fmt::Display) {
+    pub(crate) fn error(&mut self, what: &str, e: impl Failure) {
         tracing::warn!(error = %e, "{what} failed");
         self.errors.push(format!("{what}: {e}"));
+        self.database_unavailable |= e.is_database_outage();
+    }
+
+    /// True once an error said the database does not answer (down, or silent past the
+    /// statement bound). The run then stops: every further item and step would wait out the
+    /// same bound again, for nothing.
+    pub fn database_unavailable(&self) -> bool {
+        self.database_unavailable
     }
 }
+
+/// An error a run records: whether it means the database does not answer.
+pub(crate) trait Failure: std::fmt::Display {
+    /// True when the database could not be reached or stopped answering.
+    fn is_database_outage(&self) -> bool {
+        false
+    }
+}
+
+impl Failure for StepError {
+    fn is_database_outage(&self) -> bool {
+        matches!(self, StepError::Db(e) if e.is_unavailable())
+    }
+}
+
+impl Failure for OpsError {}
 
 /// A failure of one step or item.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +202,10 @@ impl<N: PodNotifier> Expiry<N> {
     /// Runs every step once, in order: stale queued and preparing reservations, expiry, missing
     /// Pods, warnings, orphans, snapshot bookkeeping and disk purges. A failing step or item is
     /// recorded in the summary and the run goes on; the run's record says `failure` when
-    /// anything failed. `Err` only when the run could not even be recorded.
+    /// anything failed. When the database stops answering the run stops at once instead (each
+    /// further item and step would wait out the statement bound again), so a run against a hung
+    /// database ends after about two bounds: one for the statement that found it, one for the
+    /// attempt to record the run. `Err` only when the run could not be started or recorded.
     #[tracing::instrument(skip_all, fields(job = JOB))]
     pub async fn run_once(&self) -> Result<Report, StoreError> {
         let started = Instant::now();
@@ -183,32 +214,57 @@ impl<N: PodNotifier> Expiry<N> {
             cronjob_runs::start(&**db, JOB, &self.cfg.host).await?
         };
         let mut s = Summary::default();
-        if let Err(e) = self.cancel_stale_queued(&mut s).await {
+        // Each step runs unless the database stopped answering in an earlier one.
+        if !s.database_unavailable()
+            && let Err(e) = self.cancel_stale_queued(&mut s).await
+        {
             s.error("stale queued reservations", e);
         }
-        if let Err(e) = self.fail_stale_preparing(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.fail_stale_preparing(&mut s).await
+        {
             s.error("stale preparing reservations", e);
         }
-        if let Err(e) = self.expire_due(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.expire_due(&mut s).await
+        {
             s.error("expiry", e);
         }
-        if let Err(e) = self.check_missing_pods(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.check_missing_pods(&mut s).await
+        {
             s.error("missing pods", e);
         }
-        if let Err(e) = self.send_warnings(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.send_warnings(&mut s).await
+        {
             s.error("warnings", e);
         }
-        if let Err(e) = self.delete_orphans(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.delete_orphans(&mut s).await
+        {
             s.error("orphans", e);
         }
-        if let Err(e) = self.sync_snapshots(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.sync_snapshots(&mut s).await
+        {
             s.error("snapshot status", e);
         }
-        if let Err(e) = self.delete_surplus_snapshots(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.delete_surplus_snapshots(&mut s).await
+        {
             s.error("old snapshots", e);
         }
-        if let Err(e) = self.purge_deleted_disks(&mut s).await {
+        if !s.database_unavailable()
+            && let Err(e) = self.purge_deleted_disks(&mut s).await
+        {
             s.error("disk purge", e);
+        }
+        if s.database_unavailable() {
+            s.errors.push(
+                "the run stopped early: the database does not answer; the next run does the rest"
+                    .to_owned(),
+            );
         }
         let outcome = if s.errors.is_empty() {
             Outcome::Success
@@ -219,8 +275,14 @@ impl<N: PodNotifier> Expiry<N> {
         record["elapsed_ms"] =
             serde_json::json!(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         let error = (!s.errors.is_empty()).then(|| s.errors.join("; "));
-        let db = self.pool.get().await?;
-        cronjob_runs::finish(&**db, run_id, outcome, &record, error.as_deref()).await?;
+        let recorded = async {
+            let db = self.pool.get().await?;
+            cronjob_runs::finish(&**db, run_id, outcome, &record, error.as_deref()).await
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(run_id, summary = %s.line(), errors = ?s.errors, "expiry run finished but could not be recorded");
+            return Err(e);
+        }
         tracing::info!(run_id, summary = %s.line(), "expiry run finished");
         Ok(Report { run_id, summary: s })
     }

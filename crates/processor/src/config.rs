@@ -150,10 +150,16 @@ impl ProcessorConfig {
         }
         let half_life_hours = env.float("FAIR_SHARE_HALF_LIFE_HOURS", 168.0, 0.1..=8760.0)?;
         let poll = env.seconds("POLL_SECONDS", 5, 0..=60)?;
+        // The long poll waits in the server for up to `poll`: the statement bound must allow
+        // it. PGMQ polls in whole seconds, so below one second there is no long poll and the
+        // bound stays as set.
+        let db = if poll.as_secs() == 0 {
+            db
+        } else {
+            db.with_statement_timeout_at_least(poll + LONG_POLL_MARGIN)
+        };
         Ok(Self {
-            // The long poll waits in the server for up to `poll`: the statement bound must
-            // allow it.
-            db: db.with_statement_timeout_at_least(poll + LONG_POLL_MARGIN),
+            db,
             queue,
             namespace,
             dev_image: env.dev_image()?,
@@ -186,11 +192,27 @@ impl ProcessorConfig {
     /// Settings for tests and local runs: the defaults, with the database at `url`, metrics on
     /// a free loopback port, readable logs, no GitHub lookups and short timers.
     pub fn for_database(url: &str) -> Result<Self, ConfigError> {
-        let mut config = Self::from_lookup(|k| match k {
-            "DATABASE_URL" => Some(url.to_owned()),
-            "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
-            "LOG_FORMAT" => Some("pretty".to_owned()),
-            _ => None,
+        Self::for_database_with(url, &[])
+    }
+
+    /// [`Self::for_database`] with `vars` read as environment variables first (for a test that
+    /// needs, say, a short `DB_STATEMENT_TIMEOUT_SECONDS` or `LEADER_LEASE_SECONDS`). The
+    /// short timers are set after the variables are read: there is no long poll (it is below
+    /// a second), so the statement bound is the one `vars` give.
+    pub fn for_database_with(url: &str, vars: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let given = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let mut config = Self::from_lookup(|k| {
+            given(k).or_else(|| match k {
+                "DATABASE_URL" => Some(url.to_owned()),
+                "METRICS_ADDR" => Some("127.0.0.1:0".to_owned()),
+                "LOG_FORMAT" => Some("pretty".to_owned()),
+                "POLL_SECONDS" => Some("0".to_owned()),
+                _ => None,
+            })
         })?;
         config.github_keys_url = None;
         config.poll = Duration::from_millis(200);
@@ -304,6 +326,28 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.variable, "RETRY_BACKOFF_MAX_SECONDS");
         assert!(e.to_string().contains("below"), "{e}");
+    }
+
+    #[test]
+    fn the_statement_bound_allows_the_long_poll_and_only_a_long_poll() {
+        let poll = |secs: &str| {
+            cfg(&[
+                ("POLL_SECONDS", secs),
+                ("DB_STATEMENT_TIMEOUT_SECONDS", "2"),
+            ])
+            .unwrap()
+            .db
+            .statement_timeout()
+        };
+        assert_eq!(poll("20"), Some(Duration::from_secs(25)));
+        assert_eq!(poll("0"), Some(Duration::from_secs(2)));
+        let test = ProcessorConfig::for_database_with(
+            "postgres://u@h/db",
+            &[("DB_STATEMENT_TIMEOUT_SECONDS", "1")],
+        )
+        .unwrap();
+        assert_eq!(test.db.statement_timeout(), Some(Duration::from_secs(1)));
+        assert!(test.poll < Duration::from_secs(1));
     }
 
     #[test]

@@ -18,6 +18,15 @@
 //!   leader that misses its heartbeats for a whole lease has its session ended by the server,
 //!   which releases the lock. Standbys retry every `LEADER_RETRY_SECONDS`, so a standby takes
 //!   over within lease + retry (13 s with the defaults).
+//! - The same when it falls silent inside one of its transactions: `idle_session_timeout` does
+//!   not apply there, so the session sets `idle_in_transaction_session_timeout` to the lease as
+//!   well (the pool's sessions keep `DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS`, 60 s by default,
+//!   which would otherwise keep the lock that long). Its transactions hold only statements,
+//!   never a call to Kubernetes, so a live leader is never idle in one for a lease.
+//! - The database hangs (a frozen server, or one the whole network lost): nobody can take the
+//!   lock, since nobody reaches the server. The leader's statements and heartbeat go unanswered
+//!   and it gives itself up within the answer bound or half a lease; once the server answers
+//!   again, the old session finds its socket closed and ends, and the processor bids afresh.
 //! - The leader sees its own loss when a heartbeat or a write fails; it then stops scheduling
 //!   and goes back to standing by.
 //!
@@ -63,8 +72,14 @@ impl LeaderSession {
                 lost.store(true, Ordering::Release);
             })
         };
-        // Ends the session (and frees the lock) when the leader stops talking for a lease.
+        // Ends the session (and frees the lock) when the leader stops talking for a lease,
+        // between its transactions or inside one.
         let lease_ms = lease.as_millis().max(1000);
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {lease_ms}"
+            ))
+            .await?;
         if let Err(e) = client
             .batch_execute(&format!("SET idle_session_timeout = {lease_ms}"))
             .await

@@ -38,7 +38,14 @@ pub struct Metrics {
     pub pod_ready: Histogram,
     /// 1 while this instance is the leader.
     pub leader: IntGauge,
+    /// Steps of the run loop given up on an error and retried later, by step (`queue`,
+    /// `periodic`, `leadership`, `pod_event`): a database or Kubernetes outage shows here
+    /// first.
+    pub step_failures: IntCounterVec,
 }
+
+/// The steps [`Metrics::step_failures`] counts.
+pub const STEPS: [&str; 4] = ["queue", "periodic", "leadership", "pod_event"];
 
 fn wait_buckets() -> Vec<f64> {
     vec![
@@ -99,6 +106,17 @@ impl Metrics {
             .buckets(wait_buckets()),
         )?;
         let leader = IntGauge::new("leader", "1 while this instance is the leader")?;
+        let step_failures = IntCounterVec::new(
+            Opts::new(
+                "step_failures_total",
+                "Steps of the run loop given up on an error and retried later, by step",
+            ),
+            &["step"],
+        )?;
+        for step in STEPS {
+            // Every series exists from the start, so a rate over it is never missing.
+            step_failures.with_label_values(&[step]);
+        }
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(pass_duration.clone()))?;
         registry.register(Box::new(admissions.clone()))?;
@@ -108,6 +126,7 @@ impl Metrics {
         registry.register(Box::new(queue_wait.clone()))?;
         registry.register(Box::new(pod_ready.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(step_failures.clone()))?;
         Ok(Self {
             registry,
             messages,
@@ -119,7 +138,21 @@ impl Metrics {
             queue_wait,
             pod_ready,
             leader,
+            step_failures,
         })
+    }
+
+    /// Counts a step given up (`step` is one of [`STEPS`]).
+    pub fn step_failed(&self, step: &str) {
+        self.step_failures.with_label_values(&[step]).inc();
+    }
+
+    /// Steps given up so far, all steps together.
+    pub fn step_failures_total(&self) -> u64 {
+        STEPS
+            .iter()
+            .map(|step| self.step_failures.with_label_values(&[step]).get())
+            .sum()
     }
 
     /// The text exposition of every metric.

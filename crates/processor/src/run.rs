@@ -37,7 +37,10 @@ impl Processor {
             match self.try_become_leader().await {
                 Ok(true) => self.lead(&stop).await,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not try for leadership"),
+                Err(e) => {
+                    self.inner.metrics.step_failed("leadership");
+                    tracing::warn!(error = %e, "could not try for leadership");
+                }
             }
             if *stop.borrow() {
                 break;
@@ -64,6 +67,7 @@ impl Processor {
                     if e.is_leadership() {
                         break;
                     }
+                    self.inner.metrics.step_failed("periodic");
                     tracing::warn!(error = %e, "periodic reconciliation or pass failed");
                 }
                 next_tick = Instant::now() + interval;
@@ -81,6 +85,7 @@ impl Processor {
                 Ok(_) => {}
                 Err(e) if e.is_leadership() => break,
                 Err(e) => {
+                    self.inner.metrics.step_failed("queue");
                     tracing::warn!(error = %e, "queue step failed");
                     let mut stop = stop.clone();
                     tokio::select! {

@@ -71,7 +71,8 @@ impl ClusterView {
                             if e.is_leadership() {
                                 return;
                             }
-                            tracing::warn!(pod = ?pod.metadata.name, error = %e, "settling from a pod event failed");
+                            this.inner.metrics.step_failed("pod_event");
+                            tracing::warn!(pod = ?pod.metadata.name, error = %e, "settling from a pod event failed (reconciliation retries)");
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "pod watch error"),

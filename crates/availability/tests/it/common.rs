@@ -5,8 +5,8 @@ use gpudev_availability::Config;
 use gpudev_domain::{GpuType, ImageRef, Username};
 use gpudev_store::gpu_types::GpuTypeRow;
 use gpudev_store::reservations::{self, NewReservation};
-use gpudev_store::{DbConfig, Pool, Queue, users};
-use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
+use gpudev_store::{Pool, Queue, users};
+use gpudev_testkit::{FakeCluster, FakeConfig, PrivateCluster, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
@@ -37,20 +37,38 @@ pub async fn fake_env(why: &str) -> Option<Env> {
     Some(env_on(TestCluster::fake_with(NS, FakeConfig::default())).await)
 }
 
+/// An environment on the fake whose database lives on `pg`, a PostgreSQL cluster the test owns
+/// (so it may freeze it; the shared one never is), with the job's settings read from `vars`
+/// first. `None`, and the test skipped, on the real control plane.
+pub async fn private_env(pg: &PrivateCluster, vars: &[(&str, &str)], why: &str) -> Option<Env> {
+    if gpudev_testkit::skip_on_real(why) {
+        return None;
+    }
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    Some(env_on_db(cluster, pg.test_db().await, vars).await)
+}
+
 async fn env_on(cluster: TestCluster) -> Env {
-    let db = gpudev_testkit::test_db().await;
+    env_on_db(cluster, gpudev_testkit::test_db().await, &[]).await
+}
+
+/// An environment over `db`; the pool is made from the job's own settings (`vars` included).
+async fn env_on_db(cluster: TestCluster, db: TestDb, vars: &[(&str, &str)]) -> Env {
     let url = db.url();
     let label = cluster.gpu_type_label().to_owned();
-    let config = Config::from_lookup(|k| match k {
-        "DATABASE_URL" => Some(url.clone()),
-        "HOSTNAME" => Some("availability-test".to_owned()),
-        "GPU_TYPE_LABEL" => Some(label.clone()),
-        _ => None,
+    let config = Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| (*v).to_owned())
+            .or_else(|| match k {
+                "DATABASE_URL" => Some(url.clone()),
+                "HOSTNAME" => Some("availability-test".to_owned()),
+                "GPU_TYPE_LABEL" => Some(label.clone()),
+                _ => None,
+            })
     })
     .unwrap();
-    let pool = gpudev_store::connect_pool(&DbConfig::from_url(&url).unwrap())
-        .await
-        .unwrap();
+    let pool = gpudev_store::connect_pool(&config.db).await.unwrap();
     Env {
         db,
         pool,

@@ -9,5 +9,6 @@
 
 mod common;
 mod figures;
+mod hung;
 mod runs;
 mod scale;

@@ -74,7 +74,14 @@ impl<N: PodNotifier> Expiry<N> {
                 }
                 Ok(Outcome::Busy) => s.skipped_busy += 1,
                 Ok(Outcome::NotDue) => {}
-                Err(e) => s.error(&format!("expiring reservation {id}"), e),
+                Err(e) => {
+                    s.error(&format!("expiring reservation {id}"), e);
+                    if s.database_unavailable() {
+                        // The others in flight are dropped: their transactions roll back, and
+                        // the next run does them again.
+                        break;
+                    }
+                }
             }
         }
         Ok(())

@@ -47,6 +47,9 @@ impl<N: PodNotifier> Expiry<N> {
             }
             if let Err(e) = self.handle_missing(id, s).await {
                 s.error(&format!("missing pod of reservation {id}"), e);
+                if s.database_unavailable() {
+                    break;
+                }
             }
         }
         Ok(())

@@ -34,7 +34,12 @@ impl<N: PodNotifier> Expiry<N> {
                     s.queued_cancelled += 1;
                 }
                 Ok(false) => {}
-                Err(e) => s.error(&format!("cancelling stale reservation {id}"), e),
+                Err(e) => {
+                    s.error(&format!("cancelling stale reservation {id}"), e);
+                    if s.database_unavailable() {
+                        break;
+                    }
+                }
             }
         }
         Ok(())
@@ -77,6 +82,9 @@ impl<N: PodNotifier> Expiry<N> {
                 Ok(None) => continue,
                 Err(e) => {
                     s.error(&format!("failing stale reservation {id}"), e);
+                    if s.database_unavailable() {
+                        break;
+                    }
                     continue;
                 }
             }

@@ -92,7 +92,12 @@ impl<N: PodNotifier> Expiry<N> {
                 Ok(Purge::Done) => s.disks_purged += 1,
                 Ok(Purge::Busy) => s.skipped_busy += 1,
                 Ok(Purge::NotDue) => {}
-                Err(e) => s.error(&format!("purging disk {id}"), e),
+                Err(e) => {
+                    s.error(&format!("purging disk {id}"), e);
+                    if s.database_unavailable() {
+                        break;
+                    }
+                }
             }
         }
         Ok(())

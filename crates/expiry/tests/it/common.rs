@@ -11,9 +11,9 @@ use gpudev_cluster::{DiskClaimSpec, DiskMount, disk_claim, labels};
 use gpudev_domain::{DiskName, DisplayName, GpuType, ImageRef, ReservationStatus, Username};
 use gpudev_expiry::{Config, Expiry, Notice, NotifyError, PodNotifier, Report};
 use gpudev_store::reservations::{self, NewReservation, Transition};
-use gpudev_store::{DbConfig, Pool, Queue, ReservationSecrets, SealingKeys, disks, users};
+use gpudev_store::{Pool, Queue, ReservationSecrets, SealingKeys, disks, users};
 use gpudev_testkit::kube::RequestRecord;
-use gpudev_testkit::{FakeCluster, FakeConfig, TestCluster, TestDb};
+use gpudev_testkit::{FakeCluster, FakeConfig, PrivateCluster, TestCluster, TestDb};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use kube::Api;
 use kube::api::PostParams;
@@ -96,8 +96,22 @@ pub async fn fake_env_with_slow_pods(why: &str) -> Option<Env> {
 }
 
 pub async fn env_with(fake: FakeConfig, vars: &[(&str, &str)]) -> Env {
+    env_on_db(fake, gpudev_testkit::test_db().await, vars).await
+}
+
+/// An environment on the fake whose database lives on `pg`, a PostgreSQL cluster the test owns
+/// (so it may freeze it; the shared one never is), with the job's settings read from `vars`
+/// first. `None`, and the test skipped, on the real control plane.
+pub async fn private_env(pg: &PrivateCluster, vars: &[(&str, &str)], why: &str) -> Option<Env> {
+    if gpudev_testkit::skip_on_real(why) {
+        return None;
+    }
+    Some(env_on_db(FakeConfig::default(), pg.test_db().await, vars).await)
+}
+
+/// An environment over `db`; the pool is made from the job's own settings (`vars` included).
+async fn env_on_db(fake: FakeConfig, db: TestDb, vars: &[(&str, &str)]) -> Env {
     let cluster = TestCluster::with_fake_config(NS, fake).await;
-    let db = gpudev_testkit::test_db().await;
     let url = db.url();
     let vars: BTreeMap<String, String> = vars
         .iter()
@@ -114,9 +128,7 @@ pub async fn env_with(fake: FakeConfig, vars: &[(&str, &str)]) -> Env {
         .collect();
     let mut config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
     config.poll_interval = Duration::from_millis(20);
-    let pool = gpudev_store::connect_pool(&DbConfig::from_url(&url).unwrap())
-        .await
-        .unwrap();
+    let pool = gpudev_store::connect_pool(&config.db).await.unwrap();
     let client = db.connect().await;
     Env {
         db,

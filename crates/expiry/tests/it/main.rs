@@ -17,6 +17,7 @@ mod common;
 mod concurrency;
 mod exec;
 mod expire;
+mod hung;
 mod missing;
 mod orphans;
 mod runs;

@@ -85,8 +85,37 @@ pub async fn fake_env(why: &str) -> Option<Env> {
 }
 
 pub async fn env_on(cluster: TestCluster) -> Env {
-    let db = gpudev_testkit::test_db().await;
-    let mut config = ProcessorConfig::for_database(&db.url()).unwrap();
+    env_with_db(cluster, gpudev_testkit::test_db().await, &[])
+}
+
+/// An environment on the fake whose database lives on `pg`, a PostgreSQL cluster the test owns
+/// (so it may freeze or stop it; the shared one never is), with the processor's settings read
+/// from `vars` first (a short `DB_STATEMENT_TIMEOUT_SECONDS`, say). `None`, and the test
+/// skipped, on the real control plane (see [`fake_env`]).
+pub async fn private_env(
+    pg: &gpudev_testkit::PrivateCluster,
+    vars: &[(&str, &str)],
+    why: &str,
+) -> Option<Env> {
+    if gpudev_testkit::skip_on_real(why) {
+        return None;
+    }
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    Some(env_with_db(cluster, pg.test_db().await, vars))
+}
+
+/// [`fake_env`] with the processor's settings read from `vars` first.
+pub async fn fake_env_with(vars: &[(&str, &str)], why: &str) -> Option<Env> {
+    if gpudev_testkit::skip_on_real(why) {
+        return None;
+    }
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    Some(env_with_db(cluster, gpudev_testkit::test_db().await, vars))
+}
+
+/// An environment over `db` whose processor settings read `vars` first.
+pub fn env_with_db(cluster: TestCluster, db: TestDb, vars: &[(&str, &str)]) -> Env {
+    let mut config = ProcessorConfig::for_database_with(&db.url(), vars).unwrap();
     config.namespace = cluster.namespace().to_owned();
     config.gpu_type_label = cluster.gpu_type_label().to_owned();
     let keys = SealingKeys::generate("test-1").unwrap();

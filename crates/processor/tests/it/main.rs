@@ -14,6 +14,7 @@ mod chart_rbac;
 mod common;
 mod dead_letters;
 mod faults;
+mod hung;
 mod leadership;
 mod lifecycle;
 mod manifests;
