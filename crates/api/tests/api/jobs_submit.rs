@@ -711,3 +711,65 @@ async fn in_a_burst_of_submits_every_poll_right_after_its_answer_shows_a_positio
         );
     }
 }
+
+#[tokio::test]
+async fn the_original_systems_gpu_types_are_served_and_an_unknown_one_names_the_nearest() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    // `t4-small` is a type of its own; `cpu-small` and `cpu-large` ask for `cpu-x86`, also
+    // through the original client's control variable.
+    let small = submit_ok(&app, &key, json!({"gpu_type": "t4-small"})).await;
+    let large = submit_ok(&app, &key, json!({"gpu_type": "cpu-large"})).await;
+    let via_env = submit_ok(&app, &key, json!({"env_vars": {"GPU_TYPE": "CPU-SMALL"}})).await;
+
+    let read = |id: Uuid| {
+        let app = &app;
+        let key = &key;
+        async move {
+            status_json(app.get(&format!("/v1/jobs/{id}"), key).await)
+                .await
+                .1
+        }
+    };
+    let small = read(small).await;
+    assert_eq!(
+        (
+            &small["gpu_type"],
+            &small["gpu_count"],
+            &small["instance_type"]
+        ),
+        (&json!("t4-small"), &json!(1), &json!("g4dn.2xlarge"))
+    );
+    for job in [read(large).await, read(via_env).await] {
+        assert_eq!(
+            (&job["gpu_type"], &job["gpu_count"]),
+            (&json!("cpu-x86"), &json!(0)),
+            "{job}"
+        );
+    }
+    let (status, two) = status_json(
+        app.post(
+            "/v1/jobs/submit",
+            &key,
+            json!({"gpu_type": "t4-small", "gpu_count": 2}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "one T4 per t4-small node: {two}");
+
+    let (status, unknown) = status_json(
+        app.post("/v1/jobs/submit", &key, json!({"gpu_type": "h10"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{unknown}");
+    assert_eq!(unknown["code"], "validation_error");
+    let detail = unknown["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"h10\": the nearest valid name is h100 (known types: t4, t4-small,"),
+        "{detail}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 3);
+}
