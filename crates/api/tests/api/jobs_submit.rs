@@ -773,3 +773,62 @@ async fn the_original_systems_gpu_types_are_served_and_an_unknown_one_names_the_
     );
     assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 3);
 }
+
+#[tokio::test]
+async fn the_original_clients_docker_entrypoint_and_env_options_are_refused_naming_why() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let cases = [
+        (
+            json!({"gpu_type": "t4", "env_vars": {"DOCKER_ENABLED": "true"}}),
+            "--docker (DOCKER_ENABLED=true) is not supported: ",
+            "privileged",
+        ),
+        (
+            json!({"gpu_type": "t4", "docker_enabled": true}),
+            "--docker (docker_enabled: true) is not supported: ",
+            "ADR 14",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"PRESERVE_ENTRYPOINT": "True"}}),
+            "--preserve-entrypoint (PRESERVE_ENTRYPOINT=true) is not supported: ",
+            "`command`",
+        ),
+        (
+            json!({"gpu_type": "t4", "recreate_env": true}),
+            "--recreate-env (recreate_env: true) is not supported: ",
+            "never overwrites",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"RECREATE_ENV": "sometimes"}}),
+            "RECREATE_ENV must be true or false",
+            "",
+        ),
+    ];
+    for (body, starts, mentions) in cases {
+        let (status, resp) =
+            status_json(app.post("/v1/jobs/submit", &key, body.clone()).await).await;
+        assert_eq!(status, 422, "{body} -> {resp}");
+        assert_eq!(resp["code"], "validation_error");
+        let detail = resp["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(starts) && detail.contains(mentions),
+            "{body} -> {detail}"
+        );
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 0);
+    assert!(queued_messages(&app).await.is_empty());
+
+    // Off, as the original client sends them by default, is what a dev box does.
+    let id = submit_ok(
+        &app,
+        &key,
+        json!({"gpu_type": "t4", "docker_enabled": false,
+               "env_vars": {"DOCKER_ENABLED": "false", "PRESERVE_ENTRYPOINT": "false",
+                            "RECREATE_ENV": "false"}}),
+    )
+    .await;
+    let (_, job) = status_json(app.get(&format!("/v1/jobs/{id}"), &key).await).await;
+    assert_eq!(job["env_names"], json!([]), "{job}");
+}
