@@ -5,19 +5,46 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Capacity of one GPU type (the original fields first).
+/// What `total`, `available`, `in_use` and `queued` of a type count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum CapacityUnit {
+    /// GPUs (a type with GPUs).
+    #[default]
+    Gpus,
+    /// Reservation slots of a CPU-only type: each reservation takes one slot, a fixed share of
+    /// a node.
+    CpuSlots,
+}
+
+/// Where a type's node figures (`total`, `available`, `full_nodes_available`,
+/// `max_reservable`, `running_instances`) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum FiguresSource {
+    /// The availability CronJob's last run.
+    AvailabilityJob,
+    /// The scheduler's last pass (newer than the job's run, or the job has not run yet): the
+    /// nodes it can schedule on.
+    Scheduler,
+}
+
+/// Capacity of one GPU type (the original fields first). For a CPU-only type (`unit`
+/// `cpu_slots`) the counts are reservation slots, not GPUs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuAvailability {
     /// The GPU type.
     pub gpu_type: String,
-    /// GPUs on Ready nodes (as last reported by the availability job).
+    /// GPUs (or CPU slots) on Ready nodes, from the last known figures (see `figures_source`).
     pub total: i64,
-    /// GPUs free now.
+    /// GPUs (or CPU slots) free now.
     pub available: i64,
-    /// GPUs held by preparing and active reservations.
+    /// GPUs (or CPU slots) held by preparing and active reservations.
     pub in_use: i64,
-    /// GPUs asked for by queued reservations.
+    /// GPUs (or CPU slots) asked for by queued reservations.
     pub queued: i64,
     /// GPUs on one node (the most one single-node reservation can have).
     pub max_per_node: i64,
@@ -34,8 +61,17 @@ pub struct GpuAvailability {
     /// Rough minutes until a new 1-GPU reservation of this type could start (null when it cannot
     /// be told, e.g. no nodes reported).
     pub estimated_wait_minutes: Option<i64>,
-    /// When the availability job last reported this type.
+    /// When the node figures shown were taken (null when nothing is known yet).
     pub last_updated: Option<DateTime<Utc>>,
+    /// What the counts count: `gpus`, or `cpu_slots` for a CPU-only type.
+    #[serde(default)]
+    pub unit: CapacityUnit,
+    /// Where the node figures come from (null when nothing is known yet: then they are 0).
+    #[serde(default)]
+    pub figures_source: Option<FiguresSource>,
+    /// How old the node figures are, in whole seconds (null when nothing is known yet).
+    #[serde(default)]
+    pub figures_age_seconds: Option<i64>,
 }
 
 /// Capacity per GPU type.
@@ -52,7 +88,8 @@ pub struct AvailabilityResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterStatus {
-    /// GPUs on Ready nodes.
+    /// GPUs on Ready nodes, over the types with GPUs (CPU-only types are counted in
+    /// `total_cpu_slots`).
     pub total_gpus: i64,
     /// GPUs free now.
     pub available_gpus: i64,
@@ -60,6 +97,22 @@ pub struct ClusterStatus {
     pub in_use_gpus: i64,
     /// GPUs asked for by queued reservations.
     pub queued_gpus: i64,
+    /// Reservation slots of CPU-only types on Ready nodes.
+    #[serde(default)]
+    pub total_cpu_slots: i64,
+    /// CPU slots free now.
+    #[serde(default)]
+    pub available_cpu_slots: i64,
+    /// CPU slots held by preparing and active reservations.
+    #[serde(default)]
+    pub in_use_cpu_slots: i64,
+    /// CPU slots asked for by queued reservations.
+    #[serde(default)]
+    pub queued_cpu_slots: i64,
+    /// Age in whole seconds of the oldest node figures behind these totals (null when nothing
+    /// is known yet).
+    #[serde(default)]
+    pub figures_age_seconds: Option<i64>,
     /// Active reservations.
     pub active_reservations: i64,
     /// Preparing reservations.

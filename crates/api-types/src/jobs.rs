@@ -63,7 +63,8 @@ pub struct JobDetail {
     pub detailed_status: Option<String>,
     /// Same as `detailed_status` (the field name the original CLI reads).
     pub current_detailed_status: Option<String>,
-    /// 1-based position within its GPU type's queue while queued.
+    /// 1-based position within its GPU type's queue; present whenever it is queued (from the
+    /// submit until the scheduler's pass writes its own, then the scheduler's).
     pub queue_position: Option<i32>,
     /// Estimated start while queued.
     pub estimated_start_time: Option<DateTime<Utc>>,
@@ -235,8 +236,9 @@ pub struct JobSubmitResponse {
     pub status: String,
     /// What happened, in a sentence.
     pub message: String,
-    /// 1-based position within its GPU type's queue (a first estimate; the scheduler refines it).
-    /// Null when 200 or more jobs are ahead: the scheduler's next pass tells it.
+    /// 1-based position within its GPU type's queue (a first estimate, stored with the job; the
+    /// scheduler refines it): the scheduler's own prediction, or the job's place by arrival when
+    /// there is none. Null only for a replayed submit whose job has left the queue.
     pub queue_position: Option<i64>,
     /// When it is expected to start, if that can be told yet.
     pub estimated_start_time: Option<DateTime<Utc>>,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey, Username};
-use gpudev_store::reservations::Reservation;
+use gpudev_store::reservations::NewReservation;
 use gpudev_store::{Pool, StoreError, scheduling};
 use uuid::Uuid;
 
@@ -155,32 +155,33 @@ impl PublishedQueue {
         *self.lock() = Some(c);
     }
 
-    /// What the scheduler's next pass would do with `r`, a reservation it has not seen yet. A
-    /// prediction costs up to a pass over the queue (a tenth of a second at ten thousand
-    /// queued), so one for the same user and request from the same state is reused for
-    /// [`PREDICTION_REUSE`], and one is computed at a time: a submit that arrives while another
-    /// is being computed gets none (`None`; the reservation's own figures follow from the
-    /// scheduler's next pass), so that a burst of submits cannot queue up seconds of CPU.
+    /// What the scheduler's next pass would do with `new`, a reservation about to be stored as
+    /// submitted at `submitted_at`. A prediction costs up to a pass over the queue (a tenth of a
+    /// second at ten thousand queued), so one for the same user and request from the same state
+    /// is reused for [`PREDICTION_REUSE`], and one is computed at a time: a submit that arrives
+    /// while another is being computed gets none (`None`; the reservation is then stored with
+    /// its place by arrival, and its own figures follow from the scheduler's next pass), so that
+    /// a burst of submits cannot queue up seconds of CPU.
     pub async fn predict(
         &self,
         state: Arc<QueueState<ReservationKey>>,
-        r: &Reservation,
+        new: &NewReservation,
+        submitted_at: chrono::DateTime<chrono::Utc>,
     ) -> Option<Prediction> {
-        let hours = r.duration_hours + r.extended_hours;
         self.predict_new(
             state,
             Pending {
                 reservation_id: ReservationKey {
-                    submitted_micros: r.created_at.timestamp_micros(),
-                    id: r.reservation_id,
+                    submitted_micros: submitted_at.timestamp_micros(),
+                    id: new.reservation_id,
                 },
-                user: r.username.clone(),
-                gpu_type: r.gpu_type.clone(),
-                gpu_count: u32::try_from(r.gpu_count).unwrap_or(0),
-                nodes: u32::try_from(r.node_count).unwrap_or(1),
-                priority: r.priority,
-                submitted_at: r.created_at.timestamp(),
-                duration_secs: (hours * 3600.0).round() as i64,
+                user: new.username.clone(),
+                gpu_type: new.gpu_type.clone(),
+                gpu_count: u32::try_from(new.gpu_count).unwrap_or(0),
+                nodes: u32::try_from(new.node_count).unwrap_or(1),
+                priority: new.priority,
+                submitted_at: submitted_at.timestamp(),
+                duration_secs: (new.duration_hours * 3600.0).round() as i64,
                 tag: None,
                 promise: None,
             },

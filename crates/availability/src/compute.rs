@@ -1,18 +1,6 @@
-//! The figures of one GPU type, from the capacity of its nodes (pure).
-//!
-//! Per type, over the nodes labelled with it:
-//! - `running_nodes`: Ready nodes (cordoned ones included: they run, they just take nothing new);
-//! - `total_gpus`: allocatable slots on Ready nodes; `in_use_gpus`: the slots pods hold there;
-//! - `available_gpus`: free slots on schedulable nodes (Ready, not cordoned, no taint a dev box
-//!   does not tolerate — [`gpudev_cluster::capacity::is_schedulable`]);
-//! - `full_nodes_available`: schedulable nodes with every slot free (and at least a whole
-//!   node's worth of GPUs);
-//! - `max_reservable`: the largest request that could start now, by the scheduler's rules: a
-//!   single-node request needs its GPUs on one node, so it is the most free GPUs on one
-//!   schedulable node (at most a node's worth); a multi-node request needs whole free nodes, so
-//!   for a multinode type it is also `min(full nodes, MAX_NODES) × GPUs per node` when at least
-//!   two nodes are whole;
-//! - `queued_gpus`: GPUs asked for by queued reservations.
+//! The figures of one GPU type, from the capacity of its nodes (pure): the node figures are
+//! [`gpudev_domain::node_figures`] (documented there, shared with the API), plus
+//! `queued_gpus`: GPUs asked for by queued reservations.
 //!
 //! A slot is a GPU, except on CPU-only types (0 GPUs per node), where a node has
 //! [`gpudev_cluster::resources::CPU_SLOTS_PER_NODE`] reservation slots: there `total_gpus`,
@@ -21,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use gpudev_domain::NodeCapacity;
+use gpudev_domain::{NodeCapacity, node_figures};
 use gpudev_store::availability::Queued;
 use gpudev_store::gpu_types::Availability;
 
@@ -43,50 +31,26 @@ pub fn availability<'a>(
     queued: Queued,
     max_nodes: u32,
 ) -> Availability {
-    let cpu_only = shape.gpus_per_node == 0;
-    let (mut running, mut total, mut in_use, mut free) = (0u64, 0u64, 0u64, 0u64);
-    let (mut full, mut largest) = (0u64, 0u32);
-    for node in nodes {
-        if ready.contains(&node.name) {
-            running += 1;
-            total += u64::from(node.slots_total);
-            in_use += u64::from(node.slots_total - node.slots_free.min(node.slots_total));
-        }
-        if !node.schedulable {
-            continue;
-        }
-        free += u64::from(node.slots_free);
-        let whole = node.slots_total > 0
-            && node.slots_free >= node.slots_total
-            && (cpu_only || node.slots_total >= shape.gpus_per_node);
-        if whole {
-            full += 1;
-        }
-        let fits = if cpu_only {
-            node.slots_free.min(1)
-        } else {
-            node.slots_free.min(shape.gpus_per_node)
-        };
-        largest = largest.max(fits);
-    }
-    let multi = if shape.multinode && !cpu_only && max_nodes >= 2 && full >= 2 {
-        full.min(u64::from(max_nodes)) * u64::from(shape.gpus_per_node)
-    } else {
-        0
-    };
-    let queued = if cpu_only {
+    let f = node_figures(
+        shape.gpus_per_node,
+        shape.multinode,
+        nodes,
+        |n| ready.contains(&n.name),
+        max_nodes,
+    );
+    let queued = if shape.gpus_per_node == 0 {
         queued.reservations
     } else {
         queued.gpus
     };
     Availability {
-        total_gpus: clamp(total),
-        available_gpus: clamp(free),
-        in_use_gpus: clamp(in_use),
+        total_gpus: clamp(f.total_slots),
+        available_gpus: clamp(f.free_slots),
+        in_use_gpus: clamp(f.in_use_slots),
         queued_gpus: clamp(u64::try_from(queued).unwrap_or(0)),
-        full_nodes_available: clamp(full),
-        max_reservable: clamp(multi.max(u64::from(largest))),
-        running_nodes: clamp(running),
+        full_nodes_available: clamp(f.full_nodes),
+        max_reservable: clamp(f.max_reservable),
+        running_nodes: clamp(f.running_nodes),
     }
 }
 

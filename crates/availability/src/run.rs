@@ -196,6 +196,7 @@ fn catalog_of(rows: &[GpuTypeRow]) -> Result<GpuCatalog, CatalogError> {
                 cpus_per_node: u32::try_from(r.cpus_per_node).unwrap_or(1).max(1),
                 memory_gib_per_node: u32::try_from(r.memory_gib_per_node).unwrap_or(1).max(1),
                 multinode: r.multinode && r.gpus_per_node > 0,
+                aliases: Vec::new(),
             })
         })
         .collect();

@@ -43,7 +43,9 @@ pub use gpudev_api_types::admin::AdminJobQuery;
 pub use gpudev_api_types::auth::{
     AwsIamRequest, AwsLoginRequest, LoginResponse, OidcIssuerInfo, OidcIssuers,
 };
-pub use gpudev_api_types::cluster::{AvailabilityResponse, ClusterStatus, GpuAvailability};
+pub use gpudev_api_types::cluster::{
+    AvailabilityResponse, CapacityUnit, ClusterStatus, FiguresSource, GpuAvailability,
+};
 pub use gpudev_api_types::disks::{
     DiskInfo, DiskList, DiskOperationResponse, OperationStatus, RenameResult,
 };

@@ -2,6 +2,11 @@
 //!
 //! The built-in [`GpuCatalog::default`] matches the EC2 instance types we run on; operators can
 //! replace it with a JSON list of [`GpuSpec`]s ([`GpuCatalog::from_json`]).
+//!
+//! A spec may carry aliases: other names that ask for the same type. The built-in catalog uses
+//! them for the original system's `cpu-small` and `cpu-large`, which named no node group of their
+//! own (their instance type was a placeholder) and so are served by `cpu-x86`. The original's
+//! `t4-small` was a node type of its own (one T4 on a `g4dn.2xlarge`) and is a type here too.
 
 use std::fmt;
 
@@ -97,6 +102,10 @@ pub struct GpuSpec {
     pub memory_gib_per_node: u32,
     /// Whether a reservation may span several whole nodes.
     pub multinode: bool,
+    /// Other names that ask for this type (matched like the name, ignoring case); a reservation
+    /// made under an alias is stored under the type's name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<GpuType>,
 }
 
 impl GpuSpec {
@@ -112,8 +121,8 @@ pub enum CatalogError {
     /// No GPU types at all.
     #[error("GPU catalog must list at least one GPU type")]
     Empty,
-    /// Two specs share a name.
-    #[error("GPU catalog lists GPU type {0} more than once")]
+    /// Two specs share a name, or an alias repeats a name or another alias.
+    #[error("GPU catalog lists GPU type {0} more than once (as a name or an alias)")]
     DuplicateType(GpuType),
     /// Two specs share an instance type, so nodes could not be attributed to one type.
     #[error("GPU catalog lists instance type {0:?} for more than one GPU type")]
@@ -134,13 +143,20 @@ pub enum CatalogError {
 
 /// A GPU type name that is not in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown GPU type {given:?} (known types: {})", known.join(", "))]
+#[error("unknown GPU type {given:?}: the nearest valid {} {} (known types: {})",
+    if nearest.len() == 1 { "name is" } else { "names are" }, nearest.join(", "), known.join(", "))]
 pub struct UnknownGpuType {
     /// What was asked for.
     pub given: String,
-    /// Every name in the catalog, in catalog order.
+    /// The valid names (types or aliases) closest to `given`, closest first, at most
+    /// [`MAX_NEAREST`].
+    pub nearest: Vec<String>,
+    /// Every type name in the catalog, in catalog order (aliases are not listed).
     pub known: Vec<String>,
 }
+
+/// Most names [`UnknownGpuType::nearest`] offers.
+pub const MAX_NEAREST: usize = 3;
 
 /// The set of reservable GPU types, in display order.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -156,11 +172,16 @@ impl GpuCatalog {
         if specs.is_empty() {
             return Err(CatalogError::Empty);
         }
+        let mut seen = std::collections::HashSet::new();
+        for spec in &specs {
+            for name in std::iter::once(&spec.name).chain(&spec.aliases) {
+                if !seen.insert(name) {
+                    return Err(CatalogError::DuplicateType(name.clone()));
+                }
+            }
+        }
         for (i, spec) in specs.iter().enumerate() {
             let earlier = &specs[..i];
-            if earlier.iter().any(|s| s.name == spec.name) {
-                return Err(CatalogError::DuplicateType(spec.name.clone()));
-            }
             if spec.instance_type.trim().is_empty() {
                 return Err(CatalogError::MissingInstanceType(spec.name.clone()));
             }
@@ -196,15 +217,48 @@ impl GpuCatalog {
         self.specs.iter().find(|s| &s.name == name)
     }
 
-    /// Finds a GPU type by name, ignoring ASCII case (`H100` finds `h100`).
+    /// Finds a GPU type by name or alias, ignoring ASCII case (`H100` finds `h100`, `cpu-small`
+    /// finds `cpu-x86`). An unknown name fails with the nearest valid names.
     pub fn lookup(&self, name: &str) -> Result<&GpuSpec, UnknownGpuType> {
         self.specs
             .iter()
-            .find(|s| s.name.as_str().eq_ignore_ascii_case(name))
+            .find(|s| {
+                std::iter::once(&s.name)
+                    .chain(&s.aliases)
+                    .any(|n| n.as_str().eq_ignore_ascii_case(name))
+            })
             .ok_or_else(|| UnknownGpuType {
                 given: name.to_owned(),
+                nearest: self.nearest(name),
                 known: self.names().map(str::to_owned).collect(),
             })
+    }
+
+    /// The valid names (types first, then aliases, in catalog order) closest to `given`: those
+    /// at the smallest edit distance, where a name that `given` starts with (`h100-80gb`) or
+    /// that starts with `given` (`cpu`) counts as at most two edits away. At most
+    /// [`MAX_NEAREST`].
+    fn nearest(&self, given: &str) -> Vec<String> {
+        let given = given.to_ascii_lowercase();
+        let candidates = self
+            .specs
+            .iter()
+            .map(|s| &s.name)
+            .chain(self.specs.iter().flat_map(|s| &s.aliases))
+            .map(|n| {
+                let n = n.as_str();
+                let prefix = given.len() >= 2 && (n.starts_with(&given) || given.starts_with(n));
+                let distance = edit_distance(&given, n);
+                (if prefix { distance.min(2) } else { distance }, n)
+            })
+            .collect::<Vec<_>>();
+        let best = candidates.iter().map(|(d, _)| *d).min().unwrap_or(0);
+        candidates
+            .into_iter()
+            .filter(|(d, _)| *d == best)
+            .map(|(_, n)| n.to_owned())
+            .take(MAX_NEAREST)
+            .collect()
     }
 
     /// The spec whose nodes have this EC2 instance type.
@@ -233,6 +287,22 @@ impl GpuCatalog {
     }
 }
 
+/// Levenshtein distance between two strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 impl<'a> IntoIterator for &'a GpuCatalog {
     type Item = &'a GpuSpec;
     type IntoIter = std::slice::Iter<'a, GpuSpec>;
@@ -242,17 +312,39 @@ impl<'a> IntoIterator for &'a GpuCatalog {
     }
 }
 
-/// The built-in catalog: (name, GPUs/node, instance type, vCPUs, GiB, multinode).
-const DEFAULT_SPECS: [(&str, u32, &str, u32, u32, bool); 9] = [
-    ("t4", 4, "g4dn.12xlarge", 48, 192, false),
-    ("l4", 4, "g6.12xlarge", 48, 192, false),
-    ("a10g", 4, "g5.12xlarge", 48, 192, false),
-    ("a100", 8, "p4d.24xlarge", 96, 1152, true),
-    ("h100", 8, "p5.48xlarge", 192, 2048, true),
-    ("h200", 8, "p5e.48xlarge", 192, 2048, true),
-    ("b200", 8, "p6-b200.48xlarge", 192, 2048, true),
-    ("cpu-x86", 0, "c7i.8xlarge", 32, 64, false),
-    ("cpu-arm", 0, "c7g.8xlarge", 32, 64, false),
+/// One row of the built-in catalog: (name, GPUs/node, instance type, vCPUs, GiB, multinode,
+/// aliases).
+type DefaultSpec = (
+    &'static str,
+    u32,
+    &'static str,
+    u32,
+    u32,
+    bool,
+    &'static [&'static str],
+);
+
+/// The built-in catalog. `t4-small` and the aliases are the original system's names (see the
+/// module documentation).
+const DEFAULT_SPECS: [DefaultSpec; 10] = [
+    ("t4", 4, "g4dn.12xlarge", 48, 192, false, &[]),
+    ("t4-small", 1, "g4dn.2xlarge", 8, 32, false, &[]),
+    ("l4", 4, "g6.12xlarge", 48, 192, false, &[]),
+    ("a10g", 4, "g5.12xlarge", 48, 192, false, &[]),
+    ("a100", 8, "p4d.24xlarge", 96, 1152, true, &[]),
+    ("h100", 8, "p5.48xlarge", 192, 2048, true, &[]),
+    ("h200", 8, "p5e.48xlarge", 192, 2048, true, &[]),
+    ("b200", 8, "p6-b200.48xlarge", 192, 2048, true, &[]),
+    (
+        "cpu-x86",
+        0,
+        "c7i.8xlarge",
+        32,
+        64,
+        false,
+        &["cpu-small", "cpu-large"],
+    ),
+    ("cpu-arm", 0, "c7g.8xlarge", 32, 64, false, &[]),
 ];
 
 impl Default for GpuCatalog {
@@ -261,14 +353,17 @@ impl Default for GpuCatalog {
         // The names in the table are constants that a test runs through `GpuType::parse`.
         let specs = DEFAULT_SPECS
             .iter()
-            .map(|&(name, gpus, instance, cpus, mem, multinode)| GpuSpec {
-                name: GpuType(name.to_owned()),
-                gpus_per_node: gpus,
-                instance_type: instance.to_owned(),
-                cpus_per_node: cpus,
-                memory_gib_per_node: mem,
-                multinode,
-            })
+            .map(
+                |&(name, gpus, instance, cpus, mem, multinode, aliases)| GpuSpec {
+                    name: GpuType(name.to_owned()),
+                    gpus_per_node: gpus,
+                    instance_type: instance.to_owned(),
+                    cpus_per_node: cpus,
+                    memory_gib_per_node: mem,
+                    multinode,
+                    aliases: aliases.iter().map(|a| GpuType((*a).to_owned())).collect(),
+                },
+            )
             .collect();
         Self { specs }
     }
@@ -286,6 +381,7 @@ mod tests {
             cpus_per_node: 8,
             memory_gib_per_node: 32,
             multinode,
+            aliases: Vec::new(),
         }
     }
 
@@ -309,9 +405,11 @@ mod tests {
     }
 
     #[test]
-    fn default_catalog_holds_exactly_the_nine_documented_types() {
+    fn default_catalog_holds_exactly_the_ten_documented_types() {
         let catalog = GpuCatalog::default();
-        let rows: Vec<(&str, u32, &str, u32, u32, bool)> = catalog
+        /// A spec as a tuple: DEFAULT_SPECS' columns, the aliases owned.
+        type Row<'a> = (&'a str, u32, &'a str, u32, u32, bool, Vec<&'a str>);
+        let rows: Vec<Row<'_>> = catalog
             .iter()
             .map(|s| {
                 (
@@ -321,13 +419,24 @@ mod tests {
                     s.cpus_per_node,
                     s.memory_gib_per_node,
                     s.multinode,
+                    s.aliases.iter().map(GpuType::as_str).collect(),
                 )
             })
             .collect();
-        assert_eq!(rows, DEFAULT_SPECS.to_vec());
-        assert_eq!(catalog.len(), 9);
-        for name in catalog.names() {
-            assert_eq!(GpuType::parse(name).map(|t| t.0), Ok(name.to_owned()));
+        let expected: Vec<_> = DEFAULT_SPECS
+            .iter()
+            .map(|&(n, g, i, c, m, mn, a)| (n, g, i, c, m, mn, a.to_vec()))
+            .collect();
+        assert_eq!(rows, expected);
+        assert_eq!(catalog.len(), 10);
+        for spec in &catalog {
+            for name in std::iter::once(&spec.name).chain(&spec.aliases) {
+                assert_eq!(
+                    GpuType::parse(name.as_str()).as_ref(),
+                    Ok(name),
+                    "a valid name"
+                );
+            }
         }
         // The default catalog obeys the same rules as a configured one.
         assert_eq!(GpuCatalog::from_specs(catalog.specs.clone()), Ok(catalog));
@@ -345,8 +454,77 @@ mod tests {
         assert_eq!(err.given, "v100");
         assert_eq!(
             err.to_string(),
-            "unknown GPU type \"v100\" (known types: t4, l4, a10g, a100, h100, h200, b200, \
-             cpu-x86, cpu-arm)"
+            "unknown GPU type \"v100\": the nearest valid names are a100, h100 (known types: \
+             t4, t4-small, l4, a10g, a100, h100, h200, b200, cpu-x86, cpu-arm)"
+        );
+    }
+
+    #[test]
+    fn the_original_systems_names_are_served() {
+        let catalog = GpuCatalog::default();
+        let t4_small = catalog.lookup("t4-small").unwrap();
+        assert_eq!(
+            (
+                t4_small.name.as_str(),
+                t4_small.gpus_per_node,
+                t4_small.instance_type.as_str()
+            ),
+            ("t4-small", 1, "g4dn.2xlarge")
+        );
+        for alias in ["cpu-small", "cpu-large", "CPU-Large"] {
+            let spec = catalog.lookup(alias).unwrap();
+            assert_eq!(spec.name.as_str(), "cpu-x86", "{alias}");
+            assert!(spec.is_cpu_only());
+        }
+        // An alias is a way to ask, not a type: `get` knows only stored names.
+        assert_eq!(catalog.get(&GpuType::parse("cpu-small").unwrap()), None);
+        assert!(!catalog.names().any(|n| n == "cpu-small"));
+    }
+
+    #[test]
+    fn an_unknown_type_names_the_nearest_valid_names() {
+        let catalog = GpuCatalog::default();
+        let nearest = |given: &str| catalog.lookup(given).unwrap_err().nearest;
+        assert_eq!(nearest("h10"), ["h100"]);
+        assert_eq!(
+            nearest("H100-80GB"),
+            ["h100"],
+            "a known name it starts with"
+        );
+        assert_eq!(nearest("t4-smal"), ["t4-small"]);
+        assert_eq!(
+            nearest("cpu-smal"),
+            ["cpu-small"],
+            "an alias is a valid name"
+        );
+        assert_eq!(nearest("a10"), ["a10g", "a100"], "ties in catalog order");
+        assert_eq!(
+            nearest("cpu"),
+            ["cpu-x86", "cpu-arm", "cpu-small"],
+            "types first, at most three"
+        );
+        let far = nearest("zzzzzzzzzz");
+        assert!(!far.is_empty() && far.len() <= MAX_NEAREST, "{far:?}");
+        let one = catalog.lookup("A10G-24GB").unwrap_err().to_string();
+        assert!(one.contains("the nearest valid name is a10g ("), "{one}");
+    }
+
+    #[test]
+    fn an_alias_may_not_repeat_a_name_or_another_alias() {
+        let mut t4 = spec("t4", 4, "a.x", false);
+        t4.aliases = vec![GpuType::parse("l4").unwrap()];
+        assert_eq!(
+            GpuCatalog::from_specs(vec![t4.clone(), spec("l4", 4, "b.x", false)]),
+            Err(CatalogError::DuplicateType(GpuType::parse("l4").unwrap()))
+        );
+        t4.aliases = vec![GpuType::parse("small").unwrap()];
+        let mut l4 = spec("l4", 4, "b.x", false);
+        l4.aliases = vec![GpuType::parse("small").unwrap()];
+        assert_eq!(
+            GpuCatalog::from_specs(vec![t4, l4]),
+            Err(CatalogError::DuplicateType(
+                GpuType::parse("small").unwrap()
+            ))
         );
     }
 
@@ -404,11 +582,14 @@ mod tests {
             {"name":"h100","gpus_per_node":8,"instance_type":"p5.48xlarge",
              "cpus_per_node":192,"memory_gib_per_node":2048,"multinode":true},
             {"name":"cpu","gpus_per_node":0,"instance_type":"m7i.large",
-             "cpus_per_node":2,"memory_gib_per_node":8,"multinode":false}
+             "cpus_per_node":2,"memory_gib_per_node":8,"multinode":false,
+             "aliases":["cpu-small"]}
         ]"#;
         let catalog = GpuCatalog::from_json(json).unwrap();
         assert_eq!(catalog.names().collect::<Vec<_>>(), ["h100", "cpu"]);
         assert!(catalog.lookup("cpu").unwrap().is_cpu_only());
+        assert_eq!(catalog.lookup("cpu-small").unwrap().name.as_str(), "cpu");
+        assert!(catalog.lookup("h100").unwrap().aliases.is_empty());
         assert!(catalog.lookup("t4").is_err());
     }
 

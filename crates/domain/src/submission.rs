@@ -6,7 +6,8 @@
 //! `GITHUB_USER`, `JUPYTER_ENABLED`, `RESERVATION_ID`, `POD_NAME`) next to its own bookkeeping
 //! (`USER_ID`, `RECREATE_ENV`, `PRESERVE_ENTRYPOINT`, `DOCKER_ENABLED`). A first-class field wins
 //! over its variable; every one of these variables is removed from the environment the dev box gets,
-//! so only the user's own variables reach the pod.
+//! so only the user's own variables reach the pod. The options gpudev does not offer
+//! ([`REFUSED_OPTIONS`]) are refused when asked for, never accepted and ignored.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +31,49 @@ pub const CONTROL_ENV_VARS: [&str; 10] = [
     "RECREATE_ENV",
     "PRESERVE_ENTRYPOINT",
     "DOCKER_ENABLED",
+];
+
+/// An option of the original system that gpudev does not offer. Asking for it is refused with
+/// the reason, never accepted and ignored; sending it off (`false`) is accepted, as that is what
+/// a dev box does anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedOption {
+    /// The body field.
+    pub field: &'static str,
+    /// The original client's variable inside `env_vars`.
+    pub env_var: &'static str,
+    /// The original client's flag.
+    pub flag: &'static str,
+    /// Why it is refused, and what to do instead.
+    pub reason: &'static str,
+}
+
+/// The original client's `--docker`, `--preserve-entrypoint` and `--recreate-env`, in the order
+/// of [`JobSubmission`]'s fields for them.
+pub const REFUSED_OPTIONS: [RefusedOption; 3] = [
+    RefusedOption {
+        field: "docker_enabled",
+        env_var: "DOCKER_ENABLED",
+        flag: "--docker",
+        reason: "a Docker daemon inside a dev box needs a privileged container, which gpudev \
+                 does not run (ADR 14); build the image elsewhere and give it as `image`",
+    },
+    RefusedOption {
+        field: "preserve_entrypoint",
+        env_var: "PRESERVE_ENTRYPOINT",
+        flag: "--preserve-entrypoint",
+        reason: "a dev box's entrypoint is gpudev's start-up (the dev user, SSH keys, sshd), \
+                 which the image's own cannot replace; give the image's start command as \
+                 `command`, which runs once the box is up",
+    },
+    RefusedOption {
+        field: "recreate_env",
+        env_var: "RECREATE_ENV",
+        flag: "--recreate-env",
+        reason: "gpudev copies the image's shell files (/etc/skel) into the home only where \
+                 they are missing and never overwrites what is there; to start afresh, delete \
+                 or replace them inside the box (for example cp /etc/skel/.bashrc ~/)",
+    },
 ];
 
 /// Longest `command`.
@@ -112,6 +156,15 @@ pub struct JobSubmission {
         skip_serializing_if = "Option::is_none"
     )]
     pub priority: Option<i32>,
+    /// The original client's `--docker`: only `false` is accepted (see [`REFUSED_OPTIONS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_enabled: Option<bool>,
+    /// The original client's `--preserve-entrypoint`: only `false` is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preserve_entrypoint: Option<bool>,
+    /// The original client's `--recreate-env`: only `false` is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recreate_env: Option<bool>,
 }
 
 impl fmt::Debug for JobSubmission {
@@ -130,6 +183,9 @@ impl fmt::Debug for JobSubmission {
             .field("github_user", &self.github_user)
             .field("jupyter_enabled", &self.jupyter_enabled)
             .field("priority", &self.priority)
+            .field("docker_enabled", &self.docker_enabled)
+            .field("preserve_entrypoint", &self.preserve_entrypoint)
+            .field("recreate_env", &self.recreate_env)
             .finish()
     }
 }
@@ -250,6 +306,46 @@ impl JobSubmission {
             .filter_map(|name| control(&env, name).map(|v| (*name, v)))
             .collect();
         env.retain(|k, _| !CONTROL_ENV_VARS.contains(&k.as_str()));
+
+        let asked = [
+            self.docker_enabled,
+            self.preserve_entrypoint,
+            self.recreate_env,
+        ];
+        for (option, field) in REFUSED_OPTIONS.iter().zip(asked) {
+            let variable = controls
+                .get(option.env_var)
+                .map(|v| {
+                    parse_flag(v).ok_or_else(|| {
+                        invalid(
+                            env_field(option.env_var),
+                            format!("{} must be true or false", option.env_var),
+                        )
+                    })
+                })
+                .transpose()?;
+            let refused = |field: String, how: String| {
+                invalid(
+                    field,
+                    format!(
+                        "{} ({how}) is not supported: {}",
+                        option.flag, option.reason
+                    ),
+                )
+            };
+            if field == Some(true) {
+                return Err(refused(
+                    option.field.to_owned(),
+                    format!("{}: true", option.field),
+                ));
+            }
+            if variable == Some(true) {
+                return Err(refused(
+                    env_field(option.env_var),
+                    format!("{}=true", option.env_var),
+                ));
+            }
+        }
 
         let gpu_type = match self.gpu_type.or_else(|| controls.get("GPU_TYPE").cloned()) {
             Some(t) => t,
@@ -431,6 +527,45 @@ mod tests {
         assert_eq!(r.raw.name.as_deref(), Some("gpu-dev-1234"));
         assert_eq!(r.proposed_id, Some(id));
         assert_eq!(r.raw.env.keys().collect::<Vec<_>>(), ["HF_TOKEN"]);
+    }
+
+    #[test]
+    fn options_gpudev_does_not_offer_are_refused_naming_the_option_and_why() {
+        for option in REFUSED_OPTIONS {
+            let by_variable = resolve(json!({
+                "gpu_type": "t4", "env_vars": {option.env_var: "True"}
+            }))
+            .unwrap_err();
+            assert_eq!(by_variable.field, format!("env_vars.{}", option.env_var));
+            assert!(
+                by_variable.detail.starts_with(&format!(
+                    "{} ({}=true) is not supported: ",
+                    option.flag, option.env_var
+                )),
+                "{}",
+                by_variable.detail
+            );
+            let by_field = resolve(json!({"gpu_type": "t4", option.field: true})).unwrap_err();
+            assert_eq!(by_field.field, option.field);
+            assert!(
+                by_field.detail.contains(option.reason),
+                "{}",
+                by_field.detail
+            );
+            let unreadable =
+                resolve(json!({"gpu_type": "t4", "env_vars": {option.env_var: "maybe"}}))
+                    .unwrap_err();
+            assert_eq!(
+                unreadable.detail,
+                format!("{} must be true or false", option.env_var)
+            );
+            // Off is what a dev box does anyway.
+            let off = resolve(json!({
+                "gpu_type": "t4", option.field: false, "env_vars": {option.env_var: "false"}
+            }))
+            .unwrap();
+            assert!(off.raw.env.is_empty());
+        }
     }
 
     #[test]

@@ -147,9 +147,90 @@ async fn cluster_status_sums_every_type_and_counts_reservations_by_status() {
                 .as_object_mut()
                 .unwrap()
                 .remove("estimated_wait_minutes");
+            // Two requests, possibly a second apart.
+            entry.as_object_mut().unwrap().remove("figures_age_seconds");
         }
     }
     assert_eq!(by_type, avail, "the same objects as /v1/gpu/availability");
+}
+
+#[tokio::test]
+async fn before_the_availability_job_runs_the_schedulers_last_pass_is_answered_with_its_age() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    // The scheduler's last pass saw one full t4 node of 4 GPUs; the job has never run.
+    publish_state(&app, 3000, 0, false).await;
+
+    let (status, body) = status_json(app.get("/v1/gpu/availability", &alice).await).await;
+    let (_, cluster) = status_json(app.get("/v1/cluster/status", &alice).await).await;
+
+    assert_eq!(status, 200, "{body}");
+    let t4 = &body["availability"]["t4"];
+    assert_eq!(
+        (t4["total"].as_i64(), t4["running_instances"].as_i64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(t4["available"], 0, "all four held");
+    assert_eq!(t4["figures_source"], "scheduler");
+    assert!(
+        t4["figures_age_seconds"]
+            .as_i64()
+            .is_some_and(|a| (0..=5).contains(&a)),
+        "{t4}"
+    );
+    assert_utc(&t4["last_updated"]);
+    assert_eq!(cluster["total_gpus"], 4);
+    assert!(
+        cluster["figures_age_seconds"].as_i64().is_some(),
+        "{cluster}"
+    );
+
+    // Once the job reports, its newer figures are shown instead.
+    report(&app, "t4", 8, 2).await;
+    let (_, body) = status_json(app.get("/v1/gpu/availability", &alice).await).await;
+    let t4 = &body["availability"]["t4"];
+    assert_eq!(
+        (t4["total"].as_i64(), t4["figures_source"].as_str()),
+        (Some(8), Some("availability_job"))
+    );
+}
+
+#[tokio::test]
+async fn cpu_types_are_counted_in_cpu_slots_apart_from_gpus() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    report(&app, "h100", 16, 2).await;
+    // Two cpu-x86 nodes of four reservation slots each.
+    report(&app, "cpu-x86", 8, 2).await;
+    let running = submit_ok(&app, &alice, json!({"gpu_type": "cpu-x86"})).await;
+    activate(&app, running).await;
+    submit_ok(&app, &alice, json!({"gpu_type": "cpu-x86"})).await;
+
+    let (_, body) = status_json(app.get("/v1/cluster/status", &alice).await).await;
+
+    assert_eq!(body["total_gpus"], 16, "CPU nodes are not GPUs: {body}");
+    assert_eq!(body["available_gpus"], 16);
+    assert_eq!(
+        (
+            body["total_cpu_slots"].as_i64(),
+            body["available_cpu_slots"].as_i64(),
+            body["in_use_cpu_slots"].as_i64(),
+            body["queued_cpu_slots"].as_i64()
+        ),
+        (Some(8), Some(7), Some(1), Some(1)),
+        "{body}"
+    );
+    let cpu = &body["by_gpu_type"]["cpu-x86"];
+    assert_eq!(cpu["unit"], "cpu_slots");
+    assert_eq!(
+        (cpu["in_use"].as_i64(), cpu["queued"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(body["by_gpu_type"]["h100"]["unit"], "gpus");
+    assert_eq!(
+        body["by_gpu_type"]["h100"]["figures_source"],
+        "availability_job"
+    );
 }
 
 #[tokio::test]

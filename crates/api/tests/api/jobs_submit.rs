@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TEST_SECRETS_KEYS, count, spawn_app, spawn_app_with, status_json};
+use crate::helpers::{TEST_SECRETS_KEYS, TestApp, count, spawn_app, spawn_app_with, status_json};
 use crate::jobs_common::{audit_rows, hints_for, publish_state, queued_messages, submit_ok, t4};
 
 #[tokio::test]
@@ -29,8 +29,9 @@ async fn a_submit_answers_200_with_location_and_the_job_is_readable_and_queued_a
         body["message"].as_str().unwrap().contains("message ID"),
         "{body}"
     );
-    // Before the scheduler's first pass there is no state to answer from.
-    assert!(body["queue_position"].is_null(), "{body}");
+    // Before the scheduler's first pass there is no state to predict from: its place by
+    // arrival, and no estimate.
+    assert_eq!(body["queue_position"], 1, "{body}");
     assert!(body.get("estimated_start_time").unwrap().is_null());
     let (s, job) = status_json(app.get(&location, &key).await).await;
     assert_eq!(s, 200, "{job}");
@@ -586,8 +587,10 @@ async fn behind_a_long_queue_the_answer_still_has_a_position_and_an_estimate() {
         .unwrap()
         .timestamp();
     assert_eq!(eta, now + 600 + 125 * 3600, "{body}");
-    // No a100 nodes in the state: the next pass fails it with the reason, so no estimate.
-    assert!(other_type["queue_position"].is_null(), "{other_type}");
+    // No a100 nodes in the state: no prediction (the next pass fails it with the reason), so
+    // only its place by arrival among the a100 queue, and no estimate.
+    assert_eq!(other_type["queue_position"], 1, "{other_type}");
+    assert!(other_type["estimated_start_time"].is_null(), "{other_type}");
 }
 
 #[tokio::test]
@@ -623,4 +626,209 @@ async fn without_a_key_env_values_and_commands_are_refused_and_nothing_is_stored
     )
     .await;
     assert_eq!(status, 200, "{resp}");
+}
+
+/// Submits `body` and reads the job at once; returns the submit answer and the job.
+async fn submit_then_poll(app: &TestApp, key: &str, body: Value) -> (Value, Value) {
+    let (status, answer) = status_json(app.post("/v1/jobs/submit", key, body).await).await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["job_id"].as_str().unwrap();
+    let (status, job) = status_json(app.get(&format!("/v1/jobs/{id}"), key).await).await;
+    assert_eq!(status, 200, "{job}");
+    (answer, job)
+}
+
+#[tokio::test]
+async fn before_the_schedulers_first_pass_a_poll_shows_the_place_by_arrival_in_its_type() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+
+    let (a1, j1) = submit_then_poll(&app, &alice, json!({"gpu_type": "t4"})).await;
+    let (b1, k1) = submit_then_poll(&app, &bob, json!({"gpu_type": "t4"})).await;
+    let (b2, k2) = submit_then_poll(&app, &bob, json!({"gpu_type": "h100", "gpu_count": 8})).await;
+
+    for (answer, job, position) in [(&a1, &j1, 1), (&b1, &k1, 2), (&b2, &k2, 1)] {
+        assert_eq!(answer["queue_position"], position, "{answer}");
+        assert_eq!(job["queue_position"], position, "{job}");
+        assert!(job["estimated_start_time"].is_null(), "{job}");
+    }
+    let (_, page) = status_json(app.get("/v1/jobs", &bob).await).await;
+    let positions: Vec<(String, i64)> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["gpu_type"].as_str().unwrap().to_owned(),
+                j["queue_position"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(positions, [("h100".to_owned(), 1), ("t4".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn after_a_pass_the_poll_shows_the_position_and_estimate_the_submit_answered() {
+    let app = spawn_app().await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let now = publish_state(&app, 1800, 3, true).await;
+
+    let (answer, job) = submit_then_poll(&app, &bob, serde_json::to_value(t4(1.0)).unwrap()).await;
+
+    assert_eq!(answer["queue_position"], 2, "{answer}");
+    assert_eq!(job["queue_position"], 2, "{job}");
+    assert_eq!(job["estimated_start_time"], answer["estimated_start_time"]);
+    let eta = chrono::DateTime::parse_from_rfc3339(job["estimated_start_time"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert_eq!(eta, now + 1800, "{job}");
+    assert!(job["estimated_wait_minutes"].as_i64().unwrap() > 0, "{job}");
+}
+
+#[tokio::test]
+async fn in_a_burst_of_submits_every_poll_right_after_its_answer_shows_a_position() {
+    let app = spawn_app().await;
+    // A long queue, so each prediction takes a while and the burst's submits compete for it.
+    publish_state(&app, 600, 2000, false).await;
+    let mut keys = Vec::new();
+    for i in 0..12 {
+        keys.push(app.user_with_key(&format!("burst{i}"), Role::User).await.1);
+    }
+
+    let polls = futures::future::join_all(keys.iter().map(|key| {
+        let app = &app;
+        async move { submit_then_poll(app, key, serde_json::to_value(t4(1.0)).unwrap()).await }
+    }))
+    .await;
+
+    for (answer, job) in &polls {
+        let position = job["queue_position"].as_i64();
+        assert!(position.is_some_and(|p| p >= 1), "{job}");
+        assert_eq!(
+            job["queue_position"], answer["queue_position"],
+            "{answer} {job}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_original_systems_gpu_types_are_served_and_an_unknown_one_names_the_nearest() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    // `t4-small` is a type of its own; `cpu-small` and `cpu-large` ask for `cpu-x86`, also
+    // through the original client's control variable.
+    let small = submit_ok(&app, &key, json!({"gpu_type": "t4-small"})).await;
+    let large = submit_ok(&app, &key, json!({"gpu_type": "cpu-large"})).await;
+    let via_env = submit_ok(&app, &key, json!({"env_vars": {"GPU_TYPE": "CPU-SMALL"}})).await;
+
+    let read = |id: Uuid| {
+        let app = &app;
+        let key = &key;
+        async move {
+            status_json(app.get(&format!("/v1/jobs/{id}"), key).await)
+                .await
+                .1
+        }
+    };
+    let small = read(small).await;
+    assert_eq!(
+        (
+            &small["gpu_type"],
+            &small["gpu_count"],
+            &small["instance_type"]
+        ),
+        (&json!("t4-small"), &json!(1), &json!("g4dn.2xlarge"))
+    );
+    for job in [read(large).await, read(via_env).await] {
+        assert_eq!(
+            (&job["gpu_type"], &job["gpu_count"]),
+            (&json!("cpu-x86"), &json!(0)),
+            "{job}"
+        );
+    }
+    let (status, two) = status_json(
+        app.post(
+            "/v1/jobs/submit",
+            &key,
+            json!({"gpu_type": "t4-small", "gpu_count": 2}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "one T4 per t4-small node: {two}");
+
+    let (status, unknown) = status_json(
+        app.post("/v1/jobs/submit", &key, json!({"gpu_type": "h10"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{unknown}");
+    assert_eq!(unknown["code"], "validation_error");
+    let detail = unknown["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"h10\": the nearest valid name is h100 (known types: t4, t4-small,"),
+        "{detail}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 3);
+}
+
+#[tokio::test]
+async fn the_original_clients_docker_entrypoint_and_env_options_are_refused_naming_why() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+
+    let cases = [
+        (
+            json!({"gpu_type": "t4", "env_vars": {"DOCKER_ENABLED": "true"}}),
+            "--docker (DOCKER_ENABLED=true) is not supported: ",
+            "privileged",
+        ),
+        (
+            json!({"gpu_type": "t4", "docker_enabled": true}),
+            "--docker (docker_enabled: true) is not supported: ",
+            "ADR 14",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"PRESERVE_ENTRYPOINT": "True"}}),
+            "--preserve-entrypoint (PRESERVE_ENTRYPOINT=true) is not supported: ",
+            "`command`",
+        ),
+        (
+            json!({"gpu_type": "t4", "recreate_env": true}),
+            "--recreate-env (recreate_env: true) is not supported: ",
+            "never overwrites",
+        ),
+        (
+            json!({"gpu_type": "t4", "env_vars": {"RECREATE_ENV": "sometimes"}}),
+            "RECREATE_ENV must be true or false",
+            "",
+        ),
+    ];
+    for (body, starts, mentions) in cases {
+        let (status, resp) =
+            status_json(app.post("/v1/jobs/submit", &key, body.clone()).await).await;
+        assert_eq!(status, 422, "{body} -> {resp}");
+        assert_eq!(resp["code"], "validation_error");
+        let detail = resp["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(starts) && detail.contains(mentions),
+            "{body} -> {detail}"
+        );
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 0);
+    assert!(queued_messages(&app).await.is_empty());
+
+    // Off, as the original client sends them by default, is what a dev box does.
+    let id = submit_ok(
+        &app,
+        &key,
+        json!({"gpu_type": "t4", "docker_enabled": false,
+               "env_vars": {"DOCKER_ENABLED": "false", "PRESERVE_ENTRYPOINT": "false",
+                            "RECREATE_ENV": "false"}}),
+    )
+    .await;
+    let (_, job) = status_json(app.get(&format!("/v1/jobs/{id}"), &key).await).await;
+    assert_eq!(job["env_names"], json!([]), "{job}");
 }

@@ -35,6 +35,8 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
             request_hash: None,
             secrets: None,
             disk_size_gb: None,
+            queue_position: None,
+            estimated_start_at: None,
         },
         quota: Some(Quota { max_queued: 1000 }),
         caller: caller.clone(),

@@ -156,6 +156,8 @@ impl Env {
                 request_hash: None,
                 secrets: None,
                 disk_size_gb: None,
+                queue_position: None,
+                estimated_start_at: None,
             };
             reservations::submit(&mut db, &queue, &new).await.unwrap();
         }

@@ -23,7 +23,7 @@ use crate::wait;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// GPU type: h100, h200, b200, a100, a10g, l4, t4, t4-small, cpu-x86, cpu-arm, … (`gpu-dev
-    /// avail` lists them).
+    /// avail` lists them; the original names cpu-small and cpu-large ask for cpu-x86).
     #[arg(long, short = 't', value_name = "TYPE")]
     pub gpu_type: String,
     /// Number of GPUs. More than one node holds needs --distributed.

@@ -30,8 +30,9 @@ async fn reserve_no_wait_returns_the_id_at_once() {
     let out = run.json();
     let id = out["job_id"].as_str().unwrap();
     assert_eq!(out["status"], "queued");
-    // No scheduler has run in this world, so there is no standing to report yet.
-    assert!(out["queue_position"].is_null(), "{out}");
+    // No scheduler has run in this world: its place by arrival, and no estimate yet.
+    assert_eq!(out["queue_position"], 1, "{out}");
+    assert!(out["estimated_start_time"].is_null(), "{out}");
 
     let row = w
         .sql()
@@ -60,7 +61,8 @@ async fn reserve_no_wait_returns_the_id_at_once() {
 
     let run = w.run(&["reserve", "-t", "t4", "--no-wait"]).await.ok();
     assert!(
-        run.stdout.starts_with("Reservation ") && run.stdout.contains(" is queued."),
+        run.stdout.starts_with("Reservation ")
+            && run.stdout.contains(" is queued, position 2 in the queue."),
         "{run:#?}"
     );
     assert!(run.stdout.contains("gpu-dev cancel "));

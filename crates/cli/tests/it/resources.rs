@@ -167,6 +167,20 @@ async fn avail_and_status_show_capacity_per_gpu_type() {
     let table = w.run(&["avail"]).await.ok().stdout;
     assert!(table.starts_with("GPU TYPE"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("t4 ")), "{table}");
+    // Nothing has seen the nodes yet: the figures' age says so; CPU types count slots.
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        row("t4").contains(" gpus ") && row("t4").ends_with("unknown"),
+        "{table}"
+    );
+    assert!(row("cpu-x86").contains("cpu slots"), "{table}");
+    assert_eq!(avail["availability"]["cpu-x86"]["unit"], "cpu_slots");
 
     let status = w.run(&["status", "-o", "json"]).await.ok().json();
     assert_eq!(status["queued_reservations"], 1);
@@ -176,5 +190,10 @@ async fn avail_and_status_show_capacity_per_gpu_type() {
         text.contains("Reservations:  0 active, 0 preparing, 1 queued"),
         "{text}"
     );
+    assert!(
+        text.contains("CPU slots:     0 total, 0 free, 0 in use, 0 queued"),
+        "{text}"
+    );
+    assert!(text.contains("Figures as of: unknown"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("t4 ")), "{text}");
 }

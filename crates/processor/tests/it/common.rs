@@ -203,6 +203,8 @@ impl Env {
             request_hash: None,
             secrets: (!secrets.is_empty()).then(|| self.keys.seal(id, &secrets).unwrap()),
             disk_size_gb: None,
+            queue_position: None,
+            estimated_start_at: None,
         };
         reservations::submit(db, &self.queue(), &new).await.unwrap();
         id

@@ -55,6 +55,13 @@ pub struct NewReservation {
     pub secrets: Option<SealedSecrets>,
     /// Size of the persistent disk when it has to be created (10–10000 GB).
     pub disk_size_gb: Option<i32>,
+    /// Where the submit expects it to stand in its GPU type's queue (1-based), from the
+    /// scheduler's own prediction. `None` stores its place by arrival instead: one behind every
+    /// reservation of its type already queued. Either way it has a position from the moment it
+    /// is stored; the scheduler's next pass replaces it.
+    pub queue_position: Option<i32>,
+    /// The start the same prediction expects, if it has one.
+    pub estimated_start_at: Option<DateTime<Utc>>,
 }
 
 /// A stored reservation.

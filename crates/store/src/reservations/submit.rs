@@ -182,7 +182,10 @@ async fn insert(
     // all without one), so that one user's long queue does not slow their submits. ON CONFLICT DO
     // NOTHING covers an id or key committed by a concurrent transaction after the snapshot (no
     // error: the transaction stays usable). `created_at` is each row's own time, in order, so
-    // submits sharing a transaction keep their order in the queue.
+    // submits sharing a transaction keep their order in the queue. A submit without a predicted
+    // position gets its place by arrival: behind what its type had queued at the snapshot and
+    // the statement's earlier submits of that type (counted only then: COALESCE stops at the
+    // first non-null argument).
     let rows = tx
         .query(
             &format!(
@@ -193,6 +196,7 @@ async fn insert(
                      image text, env_names text[], disk_name text, jupyter_enabled boolean, \
                      github_user text, priority int, idempotency_key text, cli_version text, \
                      request_hash text, disk_size_gb int, max_queued bigint, \
+                     queue_position int, estimated_start_at timestamptz, \
                      key_id text, data_key text, sealed text, hint jsonb)) \
                    WITH ORDINALITY AS t), \
                  prior AS ( \
@@ -212,18 +216,25 @@ async fn insert(
                            WHERE user_id = d.user_id AND status = 'queued' \
                            LIMIT coalesce(d.max_queued, 0)) AS queued) q), \
                  cand AS ( \
-                   SELECT i.*, row_number() OVER (PARTITION BY i.user_id ORDER BY i.ord) AS nth \
+                   SELECT i.*, row_number() OVER (PARTITION BY i.user_id ORDER BY i.ord) AS nth, \
+                     row_number() OVER (PARTITION BY i.gpu_type ORDER BY i.ord) AS nth_of_type \
                    FROM input i WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = i.ord)), \
                  ins AS ( \
                    INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
                      node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
                      github_user, priority, idempotency_key, cli_version, request_hash, \
-                     disk_size_gb, detailed_status, created_at) \
+                     disk_size_gb, detailed_status, created_at, queue_position, \
+                     estimated_start_at) \
                    SELECT c.reservation_id, c.user_id, c.name, c.gpu_type, c.gpu_count, \
                      c.node_count, c.duration_hours, c.image, coalesce(c.env_names, '{{}}'), \
                      c.disk_name, c.jupyter_enabled, c.github_user, c.priority, \
                      c.idempotency_key, c.cli_version, c.request_hash, \
-                     c.disk_size_gb, 'waiting in queue', clock_timestamp() \
+                     c.disk_size_gb, 'waiting in queue', clock_timestamp(), \
+                     coalesce(c.queue_position, ( \
+                       SELECT count(*) FROM reservations q \
+                       WHERE q.status = 'queued' AND q.gpu_type = c.gpu_type)::int \
+                       + c.nth_of_type::int), \
+                     c.estimated_start_at \
                    FROM cand c JOIN load l USING (user_id) \
                    WHERE c.max_queued IS NULL OR l.n + c.nth <= c.max_queued \
                    ORDER BY c.ord \
@@ -313,6 +324,8 @@ fn input_row(
         "request_hash": new.request_hash,
         "disk_size_gb": new.disk_size_gb,
         "max_queued": quota.map(|q| q.max_queued),
+        "queue_position": new.queue_position,
+        "estimated_start_at": new.estimated_start_at,
         "key_id": new.secrets.as_ref().map(|s| s.key_id.as_str()),
         "data_key": new.secrets.as_ref().map(|s| BASE64.encode(&s.data_key)),
         "sealed": new.secrets.as_ref().map(|s| BASE64.encode(&s.sealed)),

@@ -48,6 +48,8 @@ pub fn reservation_for(owner: &User) -> NewReservation {
         request_hash: None,
         secrets: Some(KEYS.seal(reservation_id, &secrets).unwrap()),
         disk_size_gb: None,
+        queue_position: None,
+        estimated_start_at: None,
     }
 }
 

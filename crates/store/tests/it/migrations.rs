@@ -57,12 +57,36 @@ async fn migrating_an_empty_database_creates_every_table_and_the_queue() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(queues, vec!["gpu_reservations", "gpu_reservations_dlq"]);
-    let gpu_types: i64 = client
-        .query_one("SELECT count(*) FROM gpu_types", &[])
+    // The seeded GPU types are the built-in catalog's, shape for shape.
+    let mut seeded: Vec<(String, i32, String, i32, i32, bool)> = client
+        .query(
+            "SELECT gpu_type, gpus_per_node, instance_type, cpus_per_node, memory_gib_per_node, \
+               multinode FROM gpu_types",
+            &[],
+        )
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(gpu_types, 9);
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    seeded.sort();
+    let mut catalog: Vec<(String, i32, String, i32, i32, bool)> =
+        gpudev_domain::GpuCatalog::default()
+            .iter()
+            .map(|s| {
+                let n = |v: u32| i32::try_from(v).unwrap();
+                (
+                    s.name.to_string(),
+                    n(s.gpus_per_node),
+                    s.instance_type.clone(),
+                    n(s.cpus_per_node),
+                    n(s.memory_gib_per_node),
+                    s.multinode,
+                )
+            })
+            .collect();
+    catalog.sort();
+    assert_eq!(seeded, catalog);
 }
 
 #[tokio::test]

@@ -4,14 +4,15 @@ use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
 use gpudev_store::{gpu_types, reservations};
 
-use super::summarise;
+use super::{Inputs, summarise};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
 pub use gpudev_api_types::cluster::AvailabilityResponse;
 
-/// GPUs per type: total, available, in use, queued, and a rough wait for a new reservation.
+/// GPUs per type (reservation slots for CPU-only types): total, available, in use, queued, and
+/// a rough wait for a new reservation, from the last known node figures with their age.
 #[utoipa::path(get, path = "/v1/gpu/availability", tag = "cluster", security(("bearer" = [])),
     responses((status = 200, body = AvailabilityResponse)))]
 #[get("/gpu/availability")]
@@ -22,9 +23,19 @@ pub async fn gpu_availability(
     let db = state.db().await?;
     let rows = gpu_types::list_active(&*db).await?;
     let live = reservations::live(&*db).await?;
+    drop(db);
     let now = Utc::now();
+    let published = state.queue.current(&state.pool).await?;
     let waits = crate::queue_state::estimated_waits(&state, now).await?;
-    let (availability, _) = summarise(&state.config.catalog, &rows, &live, &waits);
+    let (availability, _) = summarise(Inputs {
+        catalog: &state.config.catalog,
+        rows: &rows,
+        published: published.as_deref(),
+        live: &live,
+        waits: &waits,
+        max_nodes: state.config.limits.max_nodes,
+        now,
+    });
     Ok(HttpResponse::Ok().json(AvailabilityResponse {
         availability,
         timestamp: now,

@@ -1,14 +1,18 @@
-//! `GET /v1/gpu/availability` and `GET /v1/cluster/status`: capacity per GPU type, from the rows
-//! the availability CronJob writes and the live reservations.
+//! `GET /v1/gpu/availability` and `GET /v1/cluster/status`: capacity per GPU type, from the last
+//! known node figures (the availability CronJob's rows or the scheduler's last pass, whichever is
+//! newer) and the live reservations.
 
 use std::collections::BTreeMap;
 
 use actix_web::web;
-use gpudev_domain::{GpuCatalog, ReservationStatus};
+use chrono::{DateTime, Utc};
+use gpudev_domain::{
+    GpuCatalog, GpuSpec, NodeFigures, QueueState, ReservationKey, ReservationStatus, node_figures,
+};
 use gpudev_store::gpu_types::GpuTypeRow;
 use gpudev_store::reservations::LiveReservation;
 
-pub use gpudev_api_types::cluster::GpuAvailability;
+pub use gpudev_api_types::cluster::{CapacityUnit, FiguresSource, GpuAvailability};
 
 pub mod availability;
 pub mod status;
@@ -30,21 +34,46 @@ pub struct Counts {
     pub queued: i64,
 }
 
-/// Combines the catalog (which types exist), the availability rows (what the nodes offer) and the
-/// live reservations (what is held and wanted) into one entry per type, keyed and sorted by name.
+/// What the capacity routes read: the catalog (which types exist), the availability rows (what
+/// the availability job last saw of the nodes), the scheduler's last published state (what its
+/// last pass saw of them), the live reservations (what is held and wanted), and the scheduler's
+/// estimated waits ([`crate::queue_state::estimated_waits`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The GPU catalog.
+    pub catalog: &'a GpuCatalog,
+    /// The availability job's rows.
+    pub rows: &'a [GpuTypeRow],
+    /// The scheduler's last published state, if any.
+    pub published: Option<&'a QueueState<ReservationKey>>,
+    /// Live reservations.
+    pub live: &'a [LiveReservation],
+    /// Estimated minutes until a new reservation of each type could start.
+    pub waits: &'a BTreeMap<String, i64>,
+    /// Most nodes one reservation may span.
+    pub max_nodes: u32,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// The node figures of one type and when they were taken.
+struct Known {
+    figures: NodeFigures,
+    at: DateTime<Utc>,
+    source: FiguresSource,
+}
+
+/// Combines the [`Inputs`] into one entry per type, keyed and sorted by name.
 ///
-/// `in_use` and `queued` come from the reservations, as in the original. `available` is what the
-/// availability job saw free, capped by its total less what reservations hold (the job runs every
-/// few minutes; reservations admitted since then are already counted). The estimated wait of each
-/// type is the scheduler's own ([`crate::queue_state::estimated_waits`]), given in `waits`.
-pub fn summarise(
-    catalog: &GpuCatalog,
-    rows: &[GpuTypeRow],
-    live: &[LiveReservation],
-    waits: &BTreeMap<String, i64>,
-) -> (BTreeMap<String, GpuAvailability>, Counts) {
+/// The node figures are the last known ones: the availability job's run or the scheduler's last
+/// pass, whichever is newer (before the job's first run, the scheduler's), with their age;
+/// zeros with no source only when neither has seen the type's nodes yet. `in_use` and `queued`
+/// come from the reservations, as in the original; for a CPU-only type they count reservations
+/// (one slot each), like its node figures. `available` is what was seen free, capped by the
+/// total less what reservations hold now (reservations admitted since are already counted).
+pub fn summarise(input: Inputs<'_>) -> (BTreeMap<String, GpuAvailability>, Counts) {
     let mut counts = Counts::default();
-    for r in live {
+    for r in input.live {
         match r.status {
             ReservationStatus::Active => counts.active += 1,
             ReservationStatus::Preparing => counts.preparing += 1,
@@ -53,32 +82,36 @@ pub fn summarise(
         }
     }
     let mut out = BTreeMap::new();
-    for spec in catalog {
+    for spec in input.catalog {
         let name = spec.name.as_str();
-        let row = rows.iter().find(|r| r.gpu_type == name);
-        let of_type = || live.iter().filter(|r| r.gpu_type == name);
+        let cpu_only = spec.is_cpu_only();
+        let of_type = || input.live.iter().filter(|r| r.gpu_type == name);
+        // A CPU reservation takes one slot; a GPU reservation its GPUs.
+        let slots = |r: &LiveReservation| {
+            if cpu_only { 1 } else { i64::from(r.gpu_count) }
+        };
         let in_use: i64 = of_type()
             .filter(|r| r.status != ReservationStatus::Queued)
-            .map(|r| i64::from(r.gpu_count))
+            .map(slots)
             .sum();
         let queued: i64 = of_type()
             .filter(|r| r.status == ReservationStatus::Queued)
-            .map(|r| i64::from(r.gpu_count))
+            .map(slots)
             .sum();
         let queued_reservations = of_type()
             .filter(|r| r.status == ReservationStatus::Queued)
             .count() as i64;
-        let total = row.map_or(0, |r| i64::from(r.total_gpus));
-        let reported_free = row.map_or(0, |r| i64::from(r.available_gpus));
-        let available = reported_free.min(total - in_use).max(0);
+        let known = last_known(spec, &input);
+        let figures = known.as_ref().map(|k| k.figures).unwrap_or_default();
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let total = n(figures.total_slots);
+        let available = n(figures.free_slots).min(total - in_use).max(0);
         let per_node = i64::from(spec.gpus_per_node);
         let full_nodes = if per_node > 0 {
-            row.map_or(0, |r| i64::from(r.full_nodes_available))
-                .min(available / per_node)
+            n(figures.full_nodes).min(available / per_node)
         } else {
             0
         };
-        let estimated_wait_minutes = waits.get(name).copied();
         out.insert(
             name.to_owned(),
             GpuAvailability {
@@ -89,18 +122,104 @@ pub fn summarise(
                 queued,
                 max_per_node: per_node,
                 full_nodes_available: full_nodes,
-                max_reservable: row
-                    .map_or(0, |r| i64::from(r.max_reservable))
-                    .min(available),
-                running_instances: row.map_or(0, |r| i64::from(r.running_nodes)),
+                max_reservable: n(figures.max_reservable).min(available),
+                running_instances: n(figures.running_nodes),
                 multinode: spec.multinode,
                 queued_reservations,
-                estimated_wait_minutes,
-                last_updated: row.and_then(|r| r.last_availability_update),
+                estimated_wait_minutes: input.waits.get(name).copied(),
+                last_updated: known.as_ref().map(|k| k.at),
+                unit: if cpu_only {
+                    CapacityUnit::CpuSlots
+                } else {
+                    CapacityUnit::Gpus
+                },
+                figures_source: known.as_ref().map(|k| k.source),
+                figures_age_seconds: known
+                    .as_ref()
+                    .map(|k| (input.now - k.at).num_seconds().max(0)),
             },
         );
     }
     (out, counts)
+}
+
+/// The newer of the availability job's figures for `spec` and the scheduler's.
+fn last_known(spec: &GpuSpec, input: &Inputs<'_>) -> Option<Known> {
+    let from_job = input
+        .rows
+        .iter()
+        .find(|r| r.gpu_type == spec.name.as_str())
+        .and_then(|r| {
+            let at = r.last_availability_update?;
+            let n = |v: i32| u64::try_from(v).unwrap_or(0);
+            Some(Known {
+                figures: NodeFigures {
+                    running_nodes: n(r.running_nodes),
+                    total_slots: n(r.total_gpus),
+                    in_use_slots: n(r.in_use_gpus),
+                    free_slots: n(r.available_gpus),
+                    full_nodes: n(r.full_nodes_available),
+                    max_reservable: n(r.max_reservable),
+                },
+                at,
+                source: FiguresSource::AvailabilityJob,
+            })
+        });
+    let from_scheduler = input.published.and_then(|state| {
+        let at = DateTime::from_timestamp(state.taken_at, 0)?;
+        // The published state tells schedulable nodes, not Ready ones: those it can plan on.
+        let figures = node_figures(
+            spec.gpus_per_node,
+            spec.multinode,
+            state.nodes.iter().filter(|n| n.gpu_type == spec.name),
+            |n| n.schedulable,
+            input.max_nodes,
+        );
+        Some(Known {
+            figures,
+            at,
+            source: FiguresSource::Scheduler,
+        })
+    });
+    match (from_job, from_scheduler) {
+        (Some(job), Some(pass)) if pass.at > job.at => Some(pass),
+        (Some(job), _) => Some(job),
+        (None, pass) => pass,
+    }
+}
+
+/// The totals of `GET /v1/cluster/status`: GPUs over the types with GPUs, CPU slots over the
+/// CPU-only ones, and the age of the oldest figures behind them.
+pub fn totals(by_type: &BTreeMap<String, GpuAvailability>) -> Totals {
+    let mut t = Totals::default();
+    for a in by_type.values() {
+        let (total, available, in_use, queued) = match a.unit {
+            CapacityUnit::Gpus => (&mut t.gpus.0, &mut t.gpus.1, &mut t.gpus.2, &mut t.gpus.3),
+            CapacityUnit::CpuSlots => (
+                &mut t.cpu_slots.0,
+                &mut t.cpu_slots.1,
+                &mut t.cpu_slots.2,
+                &mut t.cpu_slots.3,
+            ),
+        };
+        *total += a.total;
+        *available += a.available;
+        *in_use += a.in_use;
+        *queued += a.queued;
+        t.oldest_age_seconds = t.oldest_age_seconds.max(a.figures_age_seconds);
+    }
+    t
+}
+
+/// Sums over types, as (total, available, in use, queued).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Over the types with GPUs, in GPUs.
+    pub gpus: (i64, i64, i64, i64),
+    /// Over the CPU-only types, in reservation slots.
+    pub cpu_slots: (i64, i64, i64, i64),
+    /// The age of the oldest figures (none when no type has any).
+    pub oldest_age_seconds: Option<i64>,
 }
 
 #[cfg(test)]
@@ -148,21 +267,147 @@ mod tests {
         }
     }
 
+    fn inputs<'a>(
+        catalog: &'a GpuCatalog,
+        rows: &'a [GpuTypeRow],
+        published: Option<&'a QueueState<ReservationKey>>,
+        live: &'a [LiveReservation],
+        waits: &'a BTreeMap<String, i64>,
+    ) -> Inputs<'a> {
+        Inputs {
+            catalog,
+            rows,
+            published,
+            live,
+            waits,
+            max_nodes: 4,
+            now: Utc::now(),
+        }
+    }
+
+    /// A published state `age_secs` old with these nodes: (name, type, slots, free).
+    fn published(age_secs: i64, nodes: &[(&str, &str, u32, u32)]) -> QueueState<ReservationKey> {
+        QueueState {
+            taken_at: Utc::now().timestamp() - age_secs,
+            nodes: nodes
+                .iter()
+                .map(|&(name, t, total, free)| gpudev_domain::NodeCapacity {
+                    name: name.into(),
+                    gpu_type: gpudev_domain::GpuType::parse(t).unwrap(),
+                    slots_total: total,
+                    slots_free: free,
+                    schedulable: true,
+                })
+                .collect(),
+            running: Vec::new(),
+            queue: Vec::new(),
+            usage: BTreeMap::new(),
+            quotas: gpudev_domain::Quotas::default(),
+            clocks: BTreeMap::new(),
+            policy: gpudev_domain::QueuePolicy {
+                promise_horizon_secs: 7200,
+                aging: 1.0,
+            },
+        }
+    }
+
+    #[test]
+    fn before_the_jobs_first_run_the_schedulers_last_pass_gives_the_figures_and_their_age() {
+        let catalog = GpuCatalog::default();
+        let state = published(30, &[("h0", "h100", 8, 8), ("h1", "h100", 8, 2)]);
+        let waits = BTreeMap::new();
+
+        let (by_type, _) = summarise(inputs(&catalog, &[], Some(&state), &[], &waits));
+
+        let h = &by_type["h100"];
+        assert_eq!((h.total, h.available, h.running_instances), (16, 10, 2));
+        assert_eq!((h.full_nodes_available, h.max_reservable), (1, 8));
+        assert_eq!(h.figures_source, Some(FiguresSource::Scheduler));
+        assert!((30..=31).contains(&h.figures_age_seconds.unwrap()), "{h:?}");
+        // The scheduler saw no t4 nodes: zero is known, not unknown.
+        assert_eq!(by_type["t4"].total, 0);
+        assert_eq!(by_type["t4"].figures_source, Some(FiguresSource::Scheduler));
+        // With neither source, nothing is known.
+        let (nothing, _) = summarise(inputs(&catalog, &[], None, &[], &waits));
+        let h = &nothing["h100"];
+        assert_eq!(
+            (h.total, h.figures_source, h.figures_age_seconds),
+            (0, None, None)
+        );
+        assert_eq!(h.last_updated, None);
+    }
+
+    #[test]
+    fn the_newer_of_the_jobs_run_and_the_schedulers_pass_is_shown() {
+        let catalog = GpuCatalog::default();
+        let mut old_row = row("h100", 16, 16, 2);
+        old_row.last_availability_update = Some(Utc::now() - Duration::minutes(4));
+        let state = published(5, &[("h0", "h100", 8, 8)]);
+        let waits = BTreeMap::new();
+
+        let (newer_pass, _) = summarise(inputs(
+            &catalog,
+            &[old_row.clone()],
+            Some(&state),
+            &[],
+            &waits,
+        ));
+        let stale = published(600, &[("h0", "h100", 8, 8)]);
+        let (newer_run, _) = summarise(inputs(&catalog, &[old_row], Some(&stale), &[], &waits));
+
+        assert_eq!(newer_pass["h100"].total, 8);
+        assert_eq!(
+            newer_pass["h100"].figures_source,
+            Some(FiguresSource::Scheduler)
+        );
+        assert_eq!(newer_run["h100"].total, 16);
+        assert_eq!(
+            newer_run["h100"].figures_source,
+            Some(FiguresSource::AvailabilityJob)
+        );
+        assert!((240..=241).contains(&newer_run["h100"].figures_age_seconds.unwrap()));
+    }
+
+    #[test]
+    fn cpu_types_count_reservation_slots_apart_from_gpus() {
+        use ReservationStatus::{Active, Queued};
+        let catalog = GpuCatalog::default();
+        let state = published(1, &[("c0", "cpu-x86", 4, 2), ("h0", "h100", 8, 8)]);
+        let live = [
+            live("cpu-x86", Active, 0, 1),
+            live("cpu-x86", Active, 0, 1),
+            live("cpu-x86", Queued, 0, 0),
+        ];
+        let waits = BTreeMap::new();
+
+        let (by_type, _) = summarise(inputs(&catalog, &[], Some(&state), &live, &waits));
+        let t = totals(&by_type);
+
+        let cpu = &by_type["cpu-x86"];
+        assert_eq!(cpu.unit, CapacityUnit::CpuSlots);
+        assert_eq!(
+            (cpu.total, cpu.available, cpu.in_use, cpu.queued),
+            (4, 2, 2, 1)
+        );
+        assert_eq!(by_type["h100"].unit, CapacityUnit::Gpus);
+        assert_eq!(t.gpus, (8, 8, 0, 0), "CPU slots are not GPUs");
+        assert_eq!(t.cpu_slots, (4, 2, 2, 1));
+        assert!(t.oldest_age_seconds.is_some_and(|a| a <= 2));
+    }
+
     #[test]
     fn reservations_give_in_use_and_queued_and_cap_what_is_free() {
         use ReservationStatus::{Active, Preparing, Queued};
         let waits = BTreeMap::from([("h100".to_owned(), 120)]);
-        let (by_type, counts) = summarise(
-            &GpuCatalog::default(),
-            &[row("h100", 16, 12, 1)],
-            &[
-                live("h100", Active, 8, 2),
-                live("h100", Preparing, 4, 1),
-                live("h100", Queued, 8, 0),
-                live("t4", Queued, 1, 0),
-            ],
-            &waits,
-        );
+        let catalog = GpuCatalog::default();
+        let rows = [row("h100", 16, 12, 1)];
+        let live = [
+            live("h100", Active, 8, 2),
+            live("h100", Preparing, 4, 1),
+            live("h100", Queued, 8, 0),
+            live("t4", Queued, 1, 0),
+        ];
+        let (by_type, counts) = summarise(inputs(&catalog, &rows, None, &live, &waits));
         let h = &by_type["h100"];
         assert_eq!((h.total, h.in_use, h.queued), (16, 12, 8));
         assert_eq!(

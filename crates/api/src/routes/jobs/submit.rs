@@ -96,7 +96,7 @@ pub async fn submit_job(
         command: resolved.command,
     };
     let sealed = seal(config.secret_keys.as_ref(), proposed_or_new, &secrets)?;
-    let new = NewReservation {
+    let mut new = NewReservation {
         reservation_id: proposed_or_new,
         user_id: caller.user_id,
         username: caller.username.clone(),
@@ -116,7 +116,11 @@ pub async fn submit_job(
         request_hash: Some(request_hash.clone()),
         secrets: sealed,
         disk_size_gb: resolved.disk_size_gb,
+        queue_position: None,
+        estimated_start_at: None,
     };
+    // Stored with the row, so the first poll shows what this answer shows.
+    (new.queue_position, new.estimated_start_at) = expected_standing(&state, &new).await?;
 
     // The queued cap is checked with the writes (row, event, secrets, queue message) in one
     // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
@@ -138,16 +142,16 @@ pub async fn submit_job(
             msg_id,
         }) => (*reservation, msg_id),
         Checked::Submitted(Submitted::Existing(first)) => {
-            return replay(&state, *first, &request_hash, "Idempotency-Key").await;
+            return replay(*first, &request_hash, "Idempotency-Key");
         }
         Checked::IdTaken(Some(own)) => {
-            return replay(&state, *own, &request_hash, "RESERVATION_ID").await;
+            return replay(*own, &request_hash, "RESERVATION_ID");
         }
         Checked::IdTaken(None) => return Err(id_taken(proposed_or_new)),
         Checked::OverQuota(limit) => return Err(quota_exceeded(refusal(limit))),
     };
-    // Durable and acknowledged from here; the standing comes from the scheduler's published state.
-    let (queue_position, estimated_start_time) = standing(&state, &reservation).await?;
+    // Durable and acknowledged from here.
+    let (queue_position, estimated_start_time) = standing(&reservation);
 
     state
         .metrics
@@ -178,12 +182,7 @@ fn answer(body: JobSubmitResponse) -> HttpResponse {
 }
 
 /// The first job again for a retry of the same request; 409 when the body differs.
-async fn replay(
-    state: &AppState,
-    first: Reservation,
-    request_hash: &str,
-    what: &str,
-) -> ApiResult<HttpResponse> {
+fn replay(first: Reservation, request_hash: &str, what: &str) -> ApiResult<HttpResponse> {
     if first.request_hash.as_deref() != Some(request_hash) {
         return Err(match what {
             "RESERVATION_ID" => id_taken(first.reservation_id),
@@ -193,7 +192,7 @@ async fn replay(
             ),
         });
     }
-    let (queue_position, estimated_start_time) = standing(state, &first).await?;
+    let (queue_position, estimated_start_time) = standing(&first);
     Ok(answer(JobSubmitResponse {
         job_id: first.reservation_id,
         status: first.status.as_str().to_owned(),
@@ -223,37 +222,39 @@ fn seal(
     keys.seal(id, secrets).map(Some).map_err(ApiError::internal)
 }
 
-/// The position and estimated start to report: the scheduler's when it has written them, else
-/// what its next pass would do with the reservation, computed by the scheduler's own code over
-/// the state its last pass published (ADR 5). None before the scheduler's first pass.
-async fn standing(
-    state: &AppState,
-    r: &Reservation,
-) -> ApiResult<(Option<i64>, Option<DateTime<Utc>>)> {
+/// The position and estimated start to report: those stored with the reservation (the
+/// submit's own, until the scheduler's next pass writes its figures); none once it has left the
+/// queue.
+fn standing(r: &Reservation) -> (Option<i64>, Option<DateTime<Utc>>) {
     if r.status != gpudev_domain::ReservationStatus::Queued {
-        return Ok((None, None));
+        return (None, None);
     }
-    if let Some(pos) = r.queue_position {
-        return Ok((Some(i64::from(pos)), r.estimated_start_at));
-    }
+    (r.queue_position.map(i64::from), r.estimated_start_at)
+}
+
+/// Where `new` will stand, by what the scheduler's next pass would do with it: its own code run
+/// over the state its last pass published (ADR 5). `None` for the position when there is no
+/// prediction (before the scheduler's first pass, while another submit's is being computed, or
+/// for a request the next pass will fail): the row then gets its place by arrival.
+async fn expected_standing(
+    state: &AppState,
+    new: &NewReservation,
+) -> ApiResult<(Option<i32>, Option<DateTime<Utc>>)> {
     let Some(published) = state.queue.current(&state.pool).await? else {
         return Ok((None, None));
     };
-    Ok(match state.queue.predict(published, r).await {
-        Some(Prediction::StartsNow) => (Some(1), Some(Utc::now())),
+    let now = Utc::now();
+    Ok(match state.queue.predict(published, new, now).await {
+        Some(Prediction::StartsNow) => (Some(1), Some(now)),
         Some(Prediction::Waits {
             position,
             estimated_start,
             ..
         }) => (
-            Some(i64::from(position)),
+            i32::try_from(position).ok(),
             estimated_start.and_then(|t| DateTime::from_timestamp(t, 0)),
         ),
-        // The next pass fails it with the reason.
-        Some(Prediction::Impossible(_)) => (None, None),
-        // Another prediction was being computed: the reservation's figures follow from the
-        // scheduler's next pass.
-        None => (None, None),
+        Some(Prediction::Impossible(_)) | None => (None, None),
     })
 }
 
