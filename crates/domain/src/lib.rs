@@ -11,6 +11,7 @@ pub mod display_name;
 pub mod env;
 pub mod github_user;
 pub mod gpu;
+pub mod group;
 pub mod image;
 pub mod json_int;
 mod pattern;
@@ -29,6 +30,7 @@ pub use display_name::{DisplayName, DisplayNameError};
 pub use env::{EnvError, EnvVars};
 pub use github_user::{GithubUser, GithubUserError};
 pub use gpu::{CatalogError, GpuCatalog, GpuSpec, GpuType, GpuTypeError, UnknownGpuType};
+pub use group::{GROUP_WINDOW, GroupMember};
 pub use image::{ImageError, ImageRef};
 pub use request::{
     Hours, HoursError, Limits, RawReservationRequest, RequestError, ReservationRequest,

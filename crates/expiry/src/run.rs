@@ -24,6 +24,8 @@ pub struct Summary {
     pub queued_cancelled: u64,
     /// `preparing` too long → `failed`.
     pub preparing_failed: u64,
+    /// Groups of the original client's nodes that did not all arrive in time → `failed`.
+    pub groups_failed: u64,
     /// Past `expires_at` + grace → `expired`.
     pub expired: u64,
     /// Pod missing too long → `expired` ("pod disappeared").
@@ -219,6 +221,11 @@ impl<N: PodNotifier> Expiry<N> {
             && let Err(e) = self.cancel_stale_queued(&mut s).await
         {
             s.error("stale queued reservations", e);
+        }
+        if !s.database_unavailable()
+            && let Err(e) = self.fail_incomplete_groups(&mut s).await
+        {
+            s.error("incomplete groups", e);
         }
         if !s.database_unavailable()
             && let Err(e) = self.fail_stale_preparing(&mut s).await

@@ -52,7 +52,7 @@ fn parse_status(s: &str) -> Result<ReservationStatus, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
-/// Every queued, preparing and active reservation.
+/// Every queued, preparing and active reservation, but for groups still waiting for members.
 pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
     let rows = db
         .query(
@@ -63,7 +63,9 @@ pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
                    coalesce(r.promised_nodes, '{}') \
                  FROM reservations r JOIN users u USING (user_id) \
                  WHERE r.status IN ",
-                crate::live_statuses!()
+                crate::live_statuses!(),
+                // A group still waiting for its members (ADR 16) is not schedulable yet.
+                " AND NOT (r.status = 'queued' AND r.group_waiting_for > 0)"
             ),
             &[],
         )

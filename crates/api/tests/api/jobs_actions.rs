@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, status_json};
-use crate::jobs_common::{activate, audit_rows, hints_for, move_to, submit_ok, t4};
+use crate::jobs_common::{actions, activate, audit_rows, hints_for, move_to, submit_ok, t4};
 
 async fn post_empty(app: &TestApp, path: &str, key: &str) -> (u16, Value) {
     status_json(app.call(Method::POST, path, Some(key), None).await).await
@@ -20,13 +20,6 @@ async fn job(app: &TestApp, id: Uuid, key: &str) -> Value {
     status_json(app.get(&format!("/v1/jobs/{id}"), key).await)
         .await
         .1
-}
-
-fn actions(hints: &[Value]) -> Vec<&str> {
-    hints
-        .iter()
-        .map(|h| h["action"].as_str().unwrap())
-        .collect()
 }
 
 #[tokio::test]

@@ -76,6 +76,14 @@ pub async fn queued_messages(app: &TestApp) -> Vec<Message> {
         .unwrap()
 }
 
+/// The `action` of each hint.
+pub fn actions(hints: &[Value]) -> Vec<&str> {
+    hints
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect()
+}
+
 /// The actions of the queued messages about one reservation, oldest first.
 pub async fn hints_for(app: &TestApp, id: Uuid) -> Vec<Value> {
     queued_messages(app)

@@ -15,6 +15,7 @@ mod bodies;
 mod contract;
 mod disks;
 mod docs;
+mod groups;
 mod health;
 pub mod helpers;
 mod hung;

@@ -62,6 +62,55 @@ impl<N: PodNotifier> Expiry<N> {
         Ok(true)
     }
 
+    /// Groups of the original client's nodes (ADR 16) whose members did not all arrive before
+    /// their deadline → `failed`, naming how many arrived. They never held GPUs (the scheduler
+    /// does not see a group until it is complete), so there is nothing to release but their
+    /// sealed environment.
+    pub(crate) async fn fail_incomplete_groups(&self, s: &mut Summary) -> Result<(), StepError> {
+        let ids = {
+            let db = self.pool.get().await?;
+            reservations::groups::incomplete(&**db).await?
+        };
+        for id in ids {
+            match self.fail_group(id).await {
+                Ok(true) => {
+                    tracing::info!(reservation_id = %id, "failed: group incomplete");
+                    s.groups_failed += 1;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    s.error(&format!("failing incomplete group {id}"), e);
+                    if s.database_unavailable() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn fail_group(&self, id: Uuid) -> Result<bool, StepError> {
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        let Some((arrived, size)) = reservations::groups::lock_if_incomplete(&*tx, id).await?
+        else {
+            return Ok(false);
+        };
+        let reason = format!(
+            "only {arrived} of the {size} nodes of this multi-node reservation were submitted              within {} s; gpudev starts the nodes of one reservation together or not at all, so              none was started. Submit the whole reservation again",
+            gpudev_domain::GROUP_WINDOW.as_secs()
+        );
+        let t = Transition {
+            to: ReservationStatus::Failed,
+            reason: Some(&reason),
+            actor: ACTOR,
+        };
+        reservations::transition(&*tx, id, t).await?;
+        reservations::delete_secret_env(&*tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// `preparing` longer than the limit → `failed`; its Pods (and owned objects) are deleted
     /// and its disk released.
     pub(crate) async fn fail_stale_preparing(&self, s: &mut Summary) -> Result<(), StepError> {

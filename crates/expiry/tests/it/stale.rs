@@ -138,3 +138,48 @@ async fn a_reservation_preparing_for_50_minutes_is_left_alone() {
     assert_eq!(env.status(&made).await, "preparing");
     assert!(env.exists("pods", &pod).await);
 }
+
+#[tokio::test]
+async fn a_group_whose_nodes_did_not_all_arrive_in_time_fails_naming_how_many_did() {
+    let env = env().await;
+    let late = env.reservation("frank", ReservationStatus::Queued).await;
+    let waiting = env.reservation("grace", ReservationStatus::Queued).await;
+    for (made, deadline) in [
+        (&late, "now() - interval '1 second'"),
+        (&waiting, "now() + interval '1 minute'"),
+    ] {
+        env.sql(&format!(
+            "UPDATE reservations SET node_count = 3, group_waiting_for = 1, \
+               group_deadline = {deadline} WHERE reservation_id = '{}'",
+            made.id
+        ))
+        .await;
+    }
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.groups_failed, 1);
+    assert_eq!(env.status(&late).await, "failed");
+    assert_eq!(
+        env.status(&waiting).await,
+        "queued",
+        "its members may still come"
+    );
+    let event = env
+        .events(&late)
+        .await
+        .into_iter()
+        .find(|e| e.to_status.as_deref() == Some("failed"))
+        .unwrap();
+    let reason = event.reason.unwrap();
+    assert!(reason.contains("only 2 of the 3 nodes"), "{reason}");
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM reservation_secrets WHERE reservation_id = '{}'",
+            late.id
+        ))
+        .await,
+        0,
+        "its sealed environment is gone"
+    );
+}

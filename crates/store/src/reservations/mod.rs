@@ -7,9 +7,11 @@
 //!
 //! One file per concern: `model` (the rows and how they are read), `submit`, `queries`,
 //! `transitions`, `actions` (extend, Jupyter, extra users, hints) and `secrets`; everything is
-//! re-exported here, so callers name `reservations::…` whatever file it lives in.
+//! re-exported here, so callers name `reservations::…` whatever file it lives in. `groups` (the
+//! original client's multi-node reservations, ADR 16) is named `reservations::groups::…`.
 
 mod actions;
+pub mod groups;
 mod model;
 mod queries;
 mod secrets;

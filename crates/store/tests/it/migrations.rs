@@ -3,13 +3,14 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 18] = [
+const TABLES: [&str; 19] = [
     "users",
     "user_ssh_keys",
     "api_keys",
     "reservations",
     "reservation_secrets",
     "reservation_events",
+    "reservation_group_members",
     "job_changes",
     "disks",
     "disk_operations",

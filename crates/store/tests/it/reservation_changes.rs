@@ -158,29 +158,38 @@ async fn extend_moves_expiry_resets_warnings_and_records_an_event() {
 }
 
 #[tokio::test]
-async fn extend_is_refused_past_the_lifetime_cap_and_outside_active() {
+async fn extend_is_refused_past_the_lifetime_cap_and_once_ended() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let id = submitted(&mut client, "alice").await;
     let events_before = count(&client, "SELECT count(*) FROM reservation_events").await;
 
-    let queued = refused(
-        reservations::extend(&client, id, 1.0, 72.0, "alice")
+    // Queued: it runs longer once it starts; no end yet.
+    let queued = applied(
+        reservations::extend(&client, id, 0.25, 72.0, "alice")
             .await
             .unwrap(),
     );
-    assert_eq!(queued.status, Queued);
+    assert_eq!((queued.status, queued.extended_hours), (Queued, 0.25));
+    assert_eq!(queued.expires_at, None);
 
     make_active(&client, id).await;
-    // Booked 1.5 h: 0.5 more reaches a 2 h cap exactly, anything more passes it.
+    let active = reservations::get(&client, id).await.unwrap();
+    let ran = active.expires_at.unwrap() - active.launched_at.unwrap();
+    assert_eq!(
+        ran.num_seconds(),
+        6300,
+        "1.5 h booked + 0.25 h counted from the start"
+    );
+    // Booked 1.75 h: 0.25 more reaches a 2 h cap exactly, anything more passes it.
     let over = refused(
-        reservations::extend(&client, id, 0.6, 2.0, "alice")
+        reservations::extend(&client, id, 0.35, 2.0, "alice")
             .await
             .unwrap(),
     );
-    assert_eq!(over.extended_hours, 0.0);
+    assert_eq!(over.extended_hours, 0.25);
     let exact = applied(
-        reservations::extend(&client, id, 0.5, 2.0, "alice")
+        reservations::extend(&client, id, 0.25, 2.0, "alice")
             .await
             .unwrap(),
     );
@@ -196,12 +205,28 @@ async fn extend_is_refused_past_the_lifetime_cap_and_outside_active() {
             "SELECT count(*) FROM reservation_events WHERE kind = 'extend'"
         )
         .await,
-        1
+        2
     );
     assert_eq!(
         count(&client, "SELECT count(*) FROM reservation_events").await,
-        events_before + 3,
-        "two transitions and one extension"
+        events_before + 4,
+        "two transitions and two extensions"
+    );
+    reservations::transition(
+        &client,
+        id,
+        Transition {
+            to: Cancelled,
+            reason: None,
+            actor: "alice",
+        },
+    )
+    .await
+    .unwrap();
+    refused(
+        reservations::extend(&client, id, 0.1, 72.0, "alice")
+            .await
+            .unwrap(),
     );
 
     let missing = reservations::extend(&client, Uuid::new_v4(), 1.0, 72.0, "x").await;
@@ -237,7 +262,7 @@ async fn racing_extensions_never_pass_the_cap_together() {
 }
 
 #[tokio::test]
-async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
+async fn jupyter_and_extra_users_change_live_reservations_only() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let id = submitted(&mut client, "alice").await;
@@ -272,17 +297,19 @@ async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
     )
     .await
     .unwrap();
-    let r = refused(
+    // Preparing: recorded, and the processor brings the dev box up to date.
+    let r = applied(
         reservations::set_jupyter(&client, id, false, "alice")
             .await
             .unwrap(),
     );
-    assert!(r.jupyter_enabled, "nothing changes while preparing");
-    refused(
+    assert!(!r.jupyter_enabled);
+    let r = applied(
         reservations::add_secondary_user(&client, id, &github("hubot"), "alice")
             .await
             .unwrap(),
     );
+    assert_eq!(r.secondary_users, vec![github("octocat"), github("hubot")]);
 
     reservations::transition(
         &client,
@@ -296,17 +323,39 @@ async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
     .await
     .unwrap();
     let r = applied(
+        reservations::set_jupyter(&client, id, true, "alice")
+            .await
+            .unwrap(),
+    );
+    assert!(r.jupyter_enabled);
+    reservations::transition(
+        &client,
+        id,
+        Transition {
+            to: Cancelled,
+            reason: None,
+            actor: "alice",
+        },
+    )
+    .await
+    .unwrap();
+    let r = refused(
         reservations::set_jupyter(&client, id, false, "alice")
             .await
             .unwrap(),
     );
-    assert!(!r.jupyter_enabled);
+    assert!(r.jupyter_enabled, "nothing changes once it has ended");
+    refused(
+        reservations::add_secondary_user(&client, id, &github("x"), "alice")
+            .await
+            .unwrap(),
+    );
     let notes = count(
         &client,
         "SELECT count(*) FROM reservation_events WHERE kind = 'note'",
     )
     .await;
-    assert_eq!(notes, 4, "one note per applied change");
+    assert_eq!(notes, 6, "one note per applied change");
 }
 
 #[tokio::test]

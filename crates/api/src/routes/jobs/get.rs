@@ -6,7 +6,7 @@ use gpudev_store::reservations;
 use uuid::Uuid;
 
 use super::detail::JobDetail;
-use super::lookup::{Visibility, find_job, may_see, not_found};
+use super::lookup::{Visibility, find_job, group_of, may_see, not_found};
 use super::{answer_and_keep, cached};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
@@ -39,12 +39,20 @@ pub async fn get_job(
     // A full id (what clients poll with) is read with its history in one statement; a prefix is
     // resolved first.
     let (r, events) = match full_id.ok_or(()) {
-        Ok(id) => match reservations::find_with_events(&*db, id).await? {
-            Some((r, events)) if may_see(&caller, r.user_id, Visibility::AdminSeesAll) => {
-                (r, events)
+        Ok(id) => {
+            let mut found = reservations::find_with_events(&*db, id).await?;
+            if found.is_none()
+                && let Some(group) = group_of(&*db, id).await?
+            {
+                found = reservations::find_with_events(&*db, group).await?;
             }
-            _ => return Err(not_found(path.trim())),
-        },
+            match found {
+                Some((r, events)) if may_see(&caller, r.user_id, Visibility::AdminSeesAll) => {
+                    (r, events)
+                }
+                _ => return Err(not_found(path.trim())),
+            }
+        }
         Err(_) => {
             let r = find_job(&*db, &caller, &path, Visibility::AdminSeesAll).await?;
             let events = reservations::events(&*db, r.reservation_id).await?;

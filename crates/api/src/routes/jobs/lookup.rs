@@ -41,7 +41,14 @@ pub async fn find_job(
     let raw = raw.trim();
     let sees_all = visibility == Visibility::AdminSeesAll && caller.is_admin();
     if let Ok(id) = Uuid::parse_str(raw) {
-        return match reservations::find(db, id).await? {
+        let found = match reservations::find(db, id).await? {
+            Some(r) => Some(r),
+            None => match group_of(db, id).await? {
+                Some(group) => reservations::find(db, group).await?,
+                None => None,
+            },
+        };
+        return match found {
             Some(r) if may_see(caller, r.user_id, visibility) => Ok(r),
             _ => Err(not_found(raw)),
         };
@@ -64,4 +71,12 @@ pub async fn find_job(
             ),
         )),
     }
+}
+
+/// The reservation that `id` is a member of, when `id` is one node of the original client's
+/// multi-node reservation (ADR 16): each node's id answers for the whole group.
+pub(crate) async fn group_of(db: &impl Db, id: Uuid) -> ApiResult<Option<Uuid>> {
+    Ok(gpudev_store::reservations::groups::member(db, id)
+        .await?
+        .map(|(group, _)| group))
 }

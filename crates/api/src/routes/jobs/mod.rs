@@ -20,6 +20,7 @@ pub mod cancel;
 pub mod detail;
 pub mod extend;
 pub mod get;
+mod group;
 pub mod jupyter;
 pub mod list;
 pub mod lookup;

@@ -79,8 +79,33 @@ pub async fn submit_job(
             detail: "only admins may set a priority above 0; use 0 or a negative value".into(),
         });
     }
+    let raw = resolved.raw.clone();
     let request = ReservationRequest::new(&config.catalog, &config.limits, resolved.raw)
         .map_err(request_error)?;
+    // One node of the original client's multi-node reservation: the request becomes the whole
+    // group's (ADR 16).
+    let member = super::group::member_of(&request);
+    let request = match &member {
+        None => request,
+        Some(m) => {
+            let mut raw = raw;
+            raw.gpu_count = request.gpu_count().saturating_mul(m.size());
+            raw.name = Some(m.base().to_owned());
+            ReservationRequest::new(&config.catalog, &config.limits, raw).map_err(|e| {
+                ApiError::invalid(
+                    "name",
+                    format!(
+                        "it names node {} of {}, a group of {} whole {} nodes, which cannot be \
+                         reserved: {e}",
+                        m.index() + 1,
+                        m.size(),
+                        m.size(),
+                        request.gpu_type()
+                    ),
+                )
+            })?
+        }
+    };
     if let Some(max) = config.quotas.max_gpus_per_user
         && request.gpu_count() > max
     {
@@ -119,14 +144,17 @@ pub async fn submit_job(
         queue_position: None,
         estimated_start_at: None,
     };
-    // Stored with the row, so the first poll shows what this answer shows.
-    (new.queue_position, new.estimated_start_at) = expected_standing(&state, &new).await?;
-
     // The queued cap is checked with the writes (row, event, secrets, queue message) in one
     // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
     let quota = config.max_queued_per_user.map(|max| Quota {
         max_queued: i64::from(max),
     });
+    if let Some(m) = &member {
+        let body = super::group::submit_member(&state, new, m, quota, &caller, &ctx).await?;
+        return Ok(answer(body));
+    }
+    // Stored with the row, so the first poll shows what this answer shows.
+    (new.queue_position, new.estimated_start_at) = expected_standing(&state, &new).await?;
     let written = state
         .submits
         .write(SubmitRequest {
@@ -258,14 +286,14 @@ async fn expected_standing(
     })
 }
 
-fn quota_exceeded(detail: String) -> ApiError {
+pub(super) fn quota_exceeded(detail: String) -> ApiError {
     ApiError::conflict(
         ErrorCode::QuotaExceeded,
         format!("quota exceeded: {detail}"),
     )
 }
 
-fn id_taken(id: Uuid) -> ApiError {
+pub(super) fn id_taken(id: Uuid) -> ApiError {
     ApiError::conflict(
         ErrorCode::JobIdTaken,
         format!("job id {id} (RESERVATION_ID) is already in use; propose another or omit it"),
