@@ -104,6 +104,24 @@ pub struct DiskInfo {
     pub snapshot_count: i64,
 }
 
+/// What a disk held when it was last snapshotted (the original `/content` answer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DiskContent {
+    /// The disk.
+    pub disk_name: String,
+    /// Its files, one path per line relative to the home directory, three levels deep, sorted;
+    /// null when no snapshot has a listing.
+    pub content: Option<String>,
+    /// When that snapshot was taken.
+    pub snapshot_date: Option<DateTime<Utc>>,
+    /// Always null: listings are kept in the database, not in S3 (the field the original client
+    /// reads).
+    pub s3_path: Option<String>,
+    /// What the listing is, or why there is none.
+    pub message: String,
+}
+
 /// The answer to a disk create or delete: the operation to poll.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -336,6 +336,7 @@ impl Modify for Links {
         routes::disks::create::create_disk,
         routes::disks::list::list_disks,
         routes::disks::get::get_disk,
+        routes::disks::content::disk_content,
         routes::disks::delete::delete_disk,
         routes::disks::rename::rename_disk,
         routes::disks::operation::get_operation,

@@ -1,8 +1,8 @@
 //! `/v1/disks`: persistent home disks.
 
 use gpudev_api_types::disks::{
-    CreateDisk, DiskInfo, DiskList, DiskOperationResponse, OperationStatus, RenameDisk,
-    RenameResult,
+    CreateDisk, DiskContent, DiskInfo, DiskList, DiskOperationResponse, OperationStatus,
+    RenameDisk, RenameResult,
 };
 use uuid::Uuid;
 
@@ -18,6 +18,11 @@ impl Client {
     /// One disk.
     pub async fn get_disk(&self, name: &str) -> Result<DiskInfo, ClientError> {
         self.get(&["v1", "disks", name]).await
+    }
+
+    /// What a disk held when it was last snapshotted.
+    pub async fn disk_content(&self, name: &str) -> Result<DiskContent, ClientError> {
+        self.get(&["v1", "disks", name, "content"]).await
     }
 
     /// Creates a disk (`size_gb` absent: the server's default size).

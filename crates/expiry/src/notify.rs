@@ -91,7 +91,7 @@ pub enum NotifyError {
     },
 }
 
-/// Delivers a notice into one Pod.
+/// Delivers a notice into one Pod, and lists its home directory before it ends.
 pub trait PodNotifier: Send + Sync {
     /// Writes `notice` into Pod `pod` of `namespace` and shows it to logged-in users.
     fn deliver(
@@ -100,6 +100,38 @@ pub trait PodNotifier: Send + Sync {
         pod: &str,
         notice: &Notice,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// Lists the files of the home directory of Pod `pod` of `namespace`: one path per line,
+    /// relative to the home, sorted, three levels deep, at most [`LISTING_MAX_ENTRIES`] lines
+    /// and [`LISTING_MAX_BYTES`] bytes.
+    fn list_home(
+        &self,
+        namespace: &str,
+        pod: &str,
+    ) -> impl Future<Output = Result<String, NotifyError>> + Send;
+}
+
+/// Most entries a home listing keeps.
+pub const LISTING_MAX_ENTRIES: usize = 5_000;
+/// Most bytes a home listing keeps.
+pub const LISTING_MAX_BYTES: usize = 256 * 1024;
+
+/// The listing script: paths under the home, three levels deep, on the disk only, sorted.
+const LISTING: &str = r#"cd "$GPUDEV_HOME" 2>/dev/null || exit 0
+find . -xdev -mindepth 1 -maxdepth 3 2>/dev/null | sed 's|^\./||' | LC_ALL=C sort | head -n "$GPUDEV_MAX"
+"#;
+
+/// Cuts `text` to the listing limits, at a line boundary.
+pub fn bounded_listing(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().take(LISTING_MAX_ENTRIES) {
+        if out.len() + line.len() + 1 > LISTING_MAX_BYTES {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The script run in the Pod: `$1` the file name, `$2` the text.
@@ -184,6 +216,37 @@ impl ExecNotifier {
     }
 }
 
+impl ExecNotifier {
+    async fn listing(&self, namespace: &str, pod: &str) -> Result<String, NotifyError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let script =
+            format!("GPUDEV_HOME={HOME_PATH}; GPUDEV_MAX={LISTING_MAX_ENTRIES}\n{LISTING}");
+        let command = vec!["sh".to_owned(), "-c".to_owned(), script];
+        let params = AttachParams::default()
+            .container(CONTAINER_NAME)
+            .stdin(false)
+            .stdout(true)
+            .stderr(false);
+        let mut process =
+            api.exec(pod, command, &params)
+                .await
+                .map_err(|source| NotifyError::Exec {
+                    pod: pod.to_owned(),
+                    source,
+                })?;
+        let mut bytes = Vec::new();
+        if let Some(out) = process.stdout() {
+            // Read a little past the limit; the rest is cut at a line boundary.
+            let _ = out
+                .take(u64::try_from(LISTING_MAX_BYTES + 4096).unwrap_or(u64::MAX))
+                .read_to_end(&mut bytes)
+                .await;
+        }
+        let _ = process.join().await;
+        Ok(bounded_listing(&String::from_utf8_lossy(&bytes)))
+    }
+}
+
 impl PodNotifier for ExecNotifier {
     async fn deliver(
         &self,
@@ -200,11 +263,35 @@ impl PodNotifier for ExecNotifier {
                 })
             })
     }
+
+    async fn list_home(&self, namespace: &str, pod: &str) -> Result<String, NotifyError> {
+        tokio::time::timeout(self.timeout, self.listing(namespace, pod))
+            .await
+            .unwrap_or_else(|_| {
+                Err(NotifyError::Timeout {
+                    pod: pod.to_owned(),
+                    timeout: self.timeout,
+                })
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listing_is_cut_at_its_limits_on_a_line_boundary() {
+        let many: String = (0..LISTING_MAX_ENTRIES + 10)
+            .map(|i| format!("f{i}\n"))
+            .collect();
+        assert_eq!(bounded_listing(&many).lines().count(), LISTING_MAX_ENTRIES);
+        let long = format!("{}\n", "x".repeat(100_000)).repeat(4);
+        let cut = bounded_listing(&long);
+        assert_eq!(cut.lines().count(), 2, "two whole lines fit in 256 KiB");
+        assert!(cut.ends_with('\n'));
+        assert_eq!(bounded_listing("a\nb"), "a\nb\n");
+    }
 
     fn notice(minutes_left: i64) -> Notice {
         Notice {

@@ -352,6 +352,55 @@ pub async fn add_snapshot(
     Ok(row.get(0))
 }
 
+/// Keeps what the disk held when snapshot `snapshot_id` was taken (a listing of its files).
+pub async fn set_snapshot_listing(
+    db: &impl Db,
+    snapshot_id: Uuid,
+    listing: &str,
+) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE disk_snapshots SET content_listing = $2, listed_at = now() WHERE snapshot_id = $1",
+        &[&snapshot_id, &listing],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The newest listing of a disk's files, with when its snapshot was taken and the snapshot's
+/// status; `None` when no snapshot of it has one.
+pub async fn latest_listing(
+    db: &impl Db,
+    disk_id: Uuid,
+) -> Result<Option<SnapshotListing>, StoreError> {
+    Ok(db
+        .query_opt(
+            "SELECT content_listing, created_at, listed_at, status FROM disk_snapshots \
+             WHERE disk_id = $1 AND content_listing IS NOT NULL \
+             ORDER BY created_at DESC LIMIT 1",
+            &[&disk_id],
+        )
+        .await?
+        .map(|row| SnapshotListing {
+            listing: row.get(0),
+            snapshot_taken_at: row.get(1),
+            listed_at: row.get(2),
+            snapshot_status: row.get(3),
+        }))
+}
+
+/// A disk's files as listed when one of its snapshots was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotListing {
+    /// One path per line, relative to the home directory.
+    pub listing: String,
+    /// When the snapshot was taken.
+    pub snapshot_taken_at: DateTime<Utc>,
+    /// When the listing was made (just before).
+    pub listed_at: DateTime<Utc>,
+    /// `pending`, `ready`, `failed` or `deleted`.
+    pub snapshot_status: String,
+}
+
 /// Marks a snapshot ready; false when it was not pending.
 pub async fn snapshot_ready(
     db: &impl Db,

@@ -363,3 +363,57 @@ async fn an_operation_still_answers_after_a_later_operation_on_its_disk() {
     .await;
     assert_eq!(s3, 404);
 }
+
+#[tokio::test]
+async fn a_disks_content_is_the_listing_of_its_newest_listed_snapshot_and_its_owners_only() {
+    let app = spawn_app().await;
+    let (alice, key) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let (status, _) = status_json(app.post("/v1/disks", &key, create("home", None)).await).await;
+    assert_eq!(status, 200);
+    let content = |key: &str, name: &str| {
+        let (app, key, name) = (&app, key.to_owned(), name.to_owned());
+        async move { status_json(app.get(&format!("/v1/disks/{name}/content"), &key).await).await }
+    };
+
+    let (s1, none) = content(&key, "home").await;
+    assert_eq!(s1, 200, "{none}");
+    assert_eq!(none["content"], serde_json::Value::Null);
+    assert!(
+        none["message"].as_str().unwrap().contains("no listing yet"),
+        "{none}"
+    );
+
+    // Two snapshots, as the expiry job records them; the newer one's listing is shown.
+    let client = app.db.connect().await;
+    let disk = store_disks::get(&client, alice.user_id, "home")
+        .await
+        .unwrap();
+    for (snapshot, listing) in [
+        ("snap-old", "old.txt\n"),
+        ("snap-new", "data\ndata/a.csv\nrun.py\n"),
+    ] {
+        let id = store_disks::add_snapshot(&client, disk.disk_id, snapshot, None)
+            .await
+            .unwrap();
+        store_disks::set_snapshot_listing(&client, id, listing)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let (s2, shown) = content(&key, "home").await;
+    assert_eq!(s2, 200, "{shown}");
+    assert_eq!(shown["content"], "data\ndata/a.csv\nrun.py\n");
+    assert!(shown["snapshot_date"].is_string(), "{shown}");
+    assert_eq!(shown["s3_path"], serde_json::Value::Null);
+    assert!(
+        shown["message"].as_str().unwrap().contains("3 entries"),
+        "{shown}"
+    );
+
+    let (s3, other) = content(&bob, "home").await;
+    assert_eq!(s3, 404, "another user's disk: {other}");
+    let (s4, missing) = content(&key, "nope").await;
+    assert_eq!(s4, 404, "{missing}");
+    assert!(missing["detail"].as_str().unwrap().contains("nope"));
+}

@@ -36,6 +36,25 @@ async fn disks_are_created_listed_renamed_and_deleted() {
         "{table}"
     );
 
+    // `show` prints the disk and what it held at its last snapshot (none yet, then a listing
+    // recorded as the expiry job records it).
+    let shown = w.run(&["disks", "show", "home"]).await.ok().stdout;
+    assert!(shown.starts_with("Disk home: 50 GB"), "{shown}");
+    assert!(shown.contains("no listing yet"), "{shown}");
+    let db = w.sql().await;
+    db.batch_execute(
+        "INSERT INTO disk_snapshots (disk_id, kube_name, content_listing, listed_at) \
+         SELECT disk_id, 'snap-home-1', E'project\\nproject/train.py\\n', now() \
+         FROM disks WHERE disk_name = 'home'",
+    )
+    .await
+    .unwrap();
+    let shown = w.run(&["disks", "show", "home"]).await.ok().stdout;
+    assert!(shown.contains("2 entries"), "{shown}");
+    assert!(shown.ends_with("project\nproject/train.py\n"), "{shown}");
+    let missing = w.run(&["disks", "show", "nope"]).await;
+    assert_eq!(missing.stderr, "error: Disk 'nope' not found\n");
+
     let run = w.run(&["disks", "rename", "home", "home2"]).await.ok();
     assert_eq!(run.stdout, "Disk 'home' renamed to 'home2'\n");
 

@@ -195,12 +195,15 @@ async fn every_job_answer_decodes_and_errors_carry_code_and_detail() {
         .unwrap();
     assert_eq!(list.total, 1);
 
+    let longer = alice.extend_job(&id, 1.0).await.unwrap();
+    assert_eq!(longer.applies, gpudev_api_types::jobs::Applies::AtStart);
+    assert_eq!(longer.expires_at, None, "queued: no end yet");
+    let cancelled = alice.cancel_job(&id).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
     let err = alice.extend_job(&id, 1.0).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Api { status: 409, code, .. } if *code == ErrorCode::InvalidState)
     );
-    let cancelled = alice.cancel_job(&id).await.unwrap();
-    assert_eq!(cancelled.status, "cancelled");
 
     let err = alice
         .get_job("00000000-0000-4000-8000-000000000000")

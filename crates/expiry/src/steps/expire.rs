@@ -9,17 +9,21 @@
 //! the transaction rolls back and the next run does it all again: deleting a deleted Pod and
 //! creating a snapshot of the same (deterministic) name change nothing.
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 use gpudev_cluster::{DiskMount, disk_snapshot, names};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::expiry::{self as store, ActiveReservation};
 use gpudev_store::reservations::{self, Transition};
 use gpudev_store::{StoreError, disks};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::k8s;
-use crate::notify::PodNotifier;
+use crate::notify::{PodNotifier, bounded_listing};
 use crate::run::{ACTOR, Expiry, StepError, Summary};
 
 /// Lock scope of work on one reservation.
@@ -117,6 +121,8 @@ impl<N: PodNotifier> Expiry<N> {
     ) -> Result<Ended, StepError> {
         let id = r.reservation_id;
         let ns = &self.cfg.namespace;
+        let attached = store::attached_disks(tx, id).await?;
+        let listings = self.list_disks(id, &attached).await;
         let mut ended = Ended {
             pods_deleted: u64::try_from(
                 k8s::delete_pods_and_wait(
@@ -131,7 +137,7 @@ impl<N: PodNotifier> Expiry<N> {
             .unwrap_or(0),
             ..Ended::default()
         };
-        for disk in store::attached_disks(tx, id).await? {
+        for disk in attached {
             let mount = DiskMount {
                 name: disk.disk_name.clone(),
                 claim_name: disk.kube_name.clone(),
@@ -147,7 +153,11 @@ impl<N: PodNotifier> Expiry<N> {
             if k8s::create_snapshot(&self.kube, ns, &snapshot).await? {
                 ended.snapshots_created += 1;
             }
-            disks::add_snapshot(tx, disk.disk_id, &snapshot_name, Some(id)).await?;
+            let snapshot_id =
+                disks::add_snapshot(tx, disk.disk_id, &snapshot_name, Some(id)).await?;
+            if let Some(listing) = listings.get(&disk.kube_name) {
+                disks::set_snapshot_listing(tx, snapshot_id, listing).await?;
+            }
             if disks::release(tx, disk.disk_id, id).await? {
                 ended.disks_released += 1;
             }
@@ -168,4 +178,57 @@ impl<N: PodNotifier> Expiry<N> {
         reservations::delete_secret_env(tx, id).await?;
         Ok(ended)
     }
+
+    /// What each attached disk holds, listed in the Pod that mounts it before the Pods go
+    /// (by claim name). A disk whose Pod is gone or does not answer gets no listing: the
+    /// snapshot matters more than its table of contents.
+    async fn list_disks(
+        &self,
+        id: Uuid,
+        attached: &[store::AttachedDisk],
+    ) -> HashMap<String, String> {
+        let mut listings = HashMap::new();
+        if attached.is_empty() {
+            return listings;
+        }
+        let pods = match k8s::pods_of(&self.kube, &self.cfg.namespace, id).await {
+            Ok(pods) => pods,
+            Err(e) => {
+                tracing::warn!(reservation_id = %id, error = %e, "cannot list the disks' files");
+                return listings;
+            }
+        };
+        for disk in attached {
+            let Some(pod) = pods.iter().find(|p| {
+                p.metadata.deletion_timestamp.is_none() && mounts_claim(p, &disk.kube_name)
+            }) else {
+                continue;
+            };
+            match self
+                .notifier
+                .list_home(&self.cfg.namespace, &pod.name_any())
+                .await
+            {
+                Ok(text) => {
+                    listings.insert(disk.kube_name.clone(), bounded_listing(&text));
+                }
+                Err(e) => {
+                    tracing::warn!(reservation_id = %id, disk = %disk.disk_name, error = %e,
+                        "cannot list the disk's files before its snapshot");
+                }
+            }
+        }
+        listings
+    }
+}
+
+/// True when the Pod mounts the claim `claim`.
+fn mounts_claim(pod: &Pod, claim: &str) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.volumes.iter().flatten().any(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim)
+        })
+    })
 }

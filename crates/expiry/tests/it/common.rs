@@ -25,12 +25,17 @@ use uuid::Uuid;
 pub const NS: &str = "gpu-dev";
 
 /// Records deliveries instead of exec'ing into Pods (the fake API server cannot do the exec
-/// websocket). Can be told to fail.
+/// websocket), and answers home listings with [`HOME_LISTING`]. Can be told to fail.
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub seen: Arc<Mutex<Vec<(String, Notice)>>>,
+    /// Pods whose home was listed.
+    pub listed: Arc<Mutex<Vec<String>>>,
     pub fail: bool,
 }
+
+/// What a listed home holds, as the listing script prints it.
+pub const HOME_LISTING: &str = "data\ndata/train.csv\nproject\nproject/train.py\n";
 
 impl Recorder {
     pub fn notices(&self) -> Vec<(String, Notice)> {
@@ -39,6 +44,18 @@ impl Recorder {
 }
 
 impl PodNotifier for Recorder {
+    async fn list_home(&self, _ns: &str, pod: &str) -> Result<String, NotifyError> {
+        self.listed.lock().unwrap().push(pod.to_owned());
+        if self.fail {
+            Err(NotifyError::Script {
+                pod: pod.to_owned(),
+                message: "sh: not found".into(),
+            })
+        } else {
+            Ok(HOME_LISTING.to_owned())
+        }
+    }
+
     async fn deliver(&self, _ns: &str, pod: &str, notice: &Notice) -> Result<(), NotifyError> {
         self.seen
             .lock()
@@ -288,12 +305,23 @@ impl Env {
 
     /// The dev box of a reservation: a Pod, and a Secret and a Service owned by it.
     pub async fn devbox(&self, made: &Made) -> String {
+        self.devbox_mounting(made, None).await
+    }
+
+    /// [`Env::devbox`] whose Pod mounts the claim `claim` as its home, as a dev box with a disk
+    /// does.
+    pub async fn devbox_mounting(&self, made: &Made, claim: Option<&str>) -> String {
         let pod_name = gpudev_cluster::names::pod_name(made.id, 0, 1);
         let labels = labels::reservation_labels(made.id, &made.user);
+        let volumes = match claim {
+            Some(claim) => json!([{"name": "home", "persistentVolumeClaim": {"claimName": claim}}]),
+            None => json!([]),
+        };
         let pod: Pod = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": pod_name, "namespace": self.ns(), "labels": labels},
-            "spec": {"containers": [{"name": "dev", "image": "pytorch/pytorch:latest"}]}
+            "spec": {"containers": [{"name": "dev", "image": "pytorch/pytorch:latest"}],
+                     "volumes": volumes}
         }))
         .unwrap();
         let pods: Api<Pod> = Api::namespaced(self.cluster.client(), self.ns());

@@ -4,7 +4,7 @@ use gpudev_cluster::VolumeSnapshot;
 use gpudev_testkit::kube::{RequestRecord, Verb};
 use kube::Api;
 
-use crate::common::{env, env_with_slow_pods};
+use crate::common::{HOME_LISTING, env, env_with_slow_pods};
 
 fn position(log: &[RequestRecord], what: impl Fn(&RequestRecord) -> bool) -> Option<usize> {
     log.iter().position(what)
@@ -114,6 +114,73 @@ async fn an_expired_reservation_loses_its_pod_before_its_disk_is_snapshotted() {
         .unwrap();
     assert_eq!(expired_event.reason.as_deref(), Some("expired"));
     assert_eq!(expired_event.actor, "expiry");
+}
+
+#[tokio::test]
+async fn a_disks_files_are_listed_in_its_dev_box_before_the_snapshot_and_kept_with_it() {
+    let env = env().await;
+    let made = env.active_ending_in("alice", -3.0).await;
+    let disk_id = env.disk(&made, "home").await;
+    let claim = env.claim_of(disk_id).await;
+    assert!(
+        gpudev_store::disks::attach(&env.client, disk_id, made.id)
+            .await
+            .unwrap()
+    );
+    let pod = env.devbox_mounting(&made, Some(&claim)).await;
+    // Another reservation's box without a disk is not listed.
+    let plain = env.active_ending_in("bob", -3.0).await;
+    env.devbox(&plain).await;
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.expired, 2, "{:?}", report.summary);
+    assert_eq!(
+        *env.recorder.listed.lock().unwrap(),
+        [pod],
+        "only the box with a disk"
+    );
+    let row = env
+        .client
+        .query_one(
+            "SELECT content_listing, listed_at <= created_at + interval '1 minute' \
+             FROM disk_snapshots WHERE disk_id = $1",
+            &[&disk_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Option<String>>(0).as_deref(),
+        Some(HOME_LISTING)
+    );
+    assert!(row.get::<_, bool>(1));
+}
+
+#[tokio::test]
+async fn a_box_that_cannot_be_listed_is_still_snapshotted_without_a_listing() {
+    let mut env = env().await;
+    env.recorder.fail = true;
+    let made = env.active_ending_in("alice", -3.0).await;
+    let disk_id = env.disk(&made, "home").await;
+    let claim = env.claim_of(disk_id).await;
+    assert!(
+        gpudev_store::disks::attach(&env.client, disk_id, made.id)
+            .await
+            .unwrap()
+    );
+    env.devbox_mounting(&made, Some(&claim)).await;
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.expired, 1, "{:?}", report.summary);
+    assert_eq!(report.summary.snapshots_created, 1);
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM disk_snapshots WHERE disk_id = '{disk_id}' AND content_listing IS NULL"
+        ))
+        .await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -6,8 +6,9 @@ use gpudev_store::disks::Disk;
 
 use crate::error::ApiError;
 
-pub use gpudev_api_types::disks::{DiskInfo, DiskOperationResponse};
+pub use gpudev_api_types::disks::{DiskContent, DiskInfo, DiskOperationResponse};
 
+pub mod content;
 pub mod create;
 pub mod delete;
 pub mod get;
@@ -19,6 +20,7 @@ pub mod rename;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(create::create_disk)
         .service(list::list_disks)
+        .service(content::disk_content)
         .service(get::get_disk)
         .service(delete::delete_disk)
         .service(rename::rename_disk)

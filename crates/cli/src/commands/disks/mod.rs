@@ -9,6 +9,7 @@ pub mod create;
 pub mod delete;
 pub mod list;
 pub mod rename;
+pub mod show;
 
 /// `disks` subcommands.
 #[expect(
@@ -18,6 +19,7 @@ pub mod rename;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     List(list::Args),
+    Show(show::Args),
     Create(create::Args),
     Delete(delete::Args),
     Rename(rename::Args),
@@ -27,6 +29,7 @@ pub enum Command {
 pub async fn run(ctx: &Ctx, cmd: Command) -> CliResult {
     match cmd {
         Command::List(args) => list::run(ctx, args).await,
+        Command::Show(args) => show::run(ctx, args).await,
         Command::Create(args) => create::run(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,
         Command::Rename(args) => rename::run(ctx, args).await,
