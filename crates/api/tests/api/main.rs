@@ -28,6 +28,7 @@ mod keys;
 mod login;
 mod me;
 mod oidc_login;
+mod original_client;
 mod outage;
 mod races;
 mod shared_limits;
