@@ -609,16 +609,13 @@ scenarios! {
         cluster_status => "status",
         key_rotation => "key-rotation",
         refused_options_are_422_naming_the_option => "refused-options",
+        disk_list_content => "disk-list-content",
+        distributed_reserve_is_one_reservation => "distributed-reserve",
     }
     gaps {
-        gap_disk_list_content => "gaps/disk-list-content",
         gap_extend_as_the_client_polls_for_it => "gaps/extend-client-poll",
     }
-    not_replayed {
-        // Another engineer is making the client's per-node submits one gang; what the client
-        // needs from it is written down, but not yet what gpudev will answer.
-        "gaps/distributed-reserve",
-    }
+    not_replayed {}
 }
 
 /// Every fixture in the directory is known to the module (and parses), so none is silently
