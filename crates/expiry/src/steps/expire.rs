@@ -26,6 +26,9 @@ use crate::k8s;
 use crate::notify::{PodNotifier, bounded_listing};
 use crate::run::{ACTOR, Expiry, StepError, Summary};
 
+/// How much longer than its Kubernetes waits an ending reservation's transaction may sit idle.
+const WAIT_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Lock scope of work on one reservation.
 pub(crate) const LOCK: &str = "expiry.reservation";
 
@@ -121,6 +124,14 @@ impl<N: PodNotifier> Expiry<N> {
     ) -> Result<Ended, StepError> {
         let id = r.reservation_id;
         let ns = &self.cfg.namespace;
+        // This transaction waits for Kubernetes (the disks' listing, the Pods going) while it
+        // holds the reservation's lock; the server must not end it as idle meanwhile.
+        let wait = self.cfg.exec_timeout + self.cfg.pod_delete_timeout + WAIT_MARGIN;
+        tx.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+            &[&wait.as_millis().to_string()],
+        )
+        .await?;
         let attached = store::attached_disks(tx, id).await?;
         let listings = self.list_disks(id, &attached).await;
         let mut ended = Ended {

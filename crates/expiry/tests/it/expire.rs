@@ -4,7 +4,7 @@ use gpudev_cluster::VolumeSnapshot;
 use gpudev_testkit::kube::{RequestRecord, Verb};
 use kube::Api;
 
-use crate::common::{HOME_LISTING, env, env_with_slow_pods};
+use crate::common::{HOME_LISTING, env, env_with, env_with_slow_pods};
 
 fn position(log: &[RequestRecord], what: impl Fn(&RequestRecord) -> bool) -> Option<usize> {
     log.iter().position(what)
@@ -181,6 +181,32 @@ async fn a_box_that_cannot_be_listed_is_still_snapshotted_without_a_listing() {
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_pod_slower_to_go_than_the_idle_transaction_bound_is_still_expired_in_one_run() {
+    // The server ends a session idle in a transaction after 1 s; the Pod takes 3 s to go while
+    // the expiry's transaction holds the reservation's lock.
+    let fake = gpudev_testkit::FakeConfig {
+        pod_termination: std::time::Duration::from_secs(3),
+        ..gpudev_testkit::FakeConfig::default()
+    };
+    let env = env_with(fake, &[("DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", "1")]).await;
+    let _simulation = env
+        .cluster
+        .start_background(std::time::Duration::from_millis(50));
+    let made = env.active_ending_in("alice", -3.0).await;
+    env.devbox(&made).await;
+
+    let report = env.run().await;
+
+    assert!(
+        report.summary.errors.is_empty(),
+        "{:?}",
+        report.summary.errors
+    );
+    assert_eq!(report.summary.expired, 1, "{:?}", report.summary);
+    assert_eq!(env.status(&made).await, "expired");
 }
 
 #[tokio::test]
