@@ -35,12 +35,25 @@ pub struct Run {
     pub error: Option<String>,
 }
 
-/// Records the start of a run and returns its id.
+/// A run of a job still `running` this long after it started never recorded its end (its process
+/// was killed, or lost the database at the end): the next run of the job records it as a failure.
+/// Longer than any run's own bounds.
+pub const ABANDONED_AFTER_SECS: f64 = 3600.0;
+
+/// Records the start of a run and returns its id. Earlier runs of the job that have been
+/// `running` for [`ABANDONED_AFTER_SECS`] are closed as failures ("abandoned") in the same
+/// statement, so the history shows how they ended.
 pub async fn start(db: &impl Db, job: &str, host: &str) -> Result<i64, StoreError> {
     let row = db
         .query_one(
-            "INSERT INTO cronjob_runs (job, host) VALUES ($1, $2) RETURNING run_id",
-            &[&job, &host],
+            "WITH abandoned AS ( \
+               UPDATE cronjob_runs SET finished_at = now(), outcome = 'failure', \
+                 error = 'abandoned: the run never recorded its end (its process stopped, or \
+                          could not reach the database to record it)' \
+               WHERE job = $1 AND outcome = 'running' \
+                 AND started_at < now() - make_interval(secs => $3)) \
+             INSERT INTO cronjob_runs (job, host) VALUES ($1, $2) RETURNING run_id",
+            &[&job, &host, &ABANDONED_AFTER_SECS],
         )
         .await?;
     Ok(row.get(0))

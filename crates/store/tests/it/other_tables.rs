@@ -303,6 +303,66 @@ async fn audit_entries_are_kept_newest_first_and_filterable_by_actor() {
 }
 
 #[tokio::test]
+async fn a_run_left_running_for_an_hour_is_closed_as_abandoned_by_the_next_run_of_its_job() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let lost = cronjob_runs::start(&client, "expiry", "host-a")
+        .await
+        .unwrap();
+    let recent = cronjob_runs::start(&client, "expiry", "host-b")
+        .await
+        .unwrap();
+    let other_job = cronjob_runs::start(&client, "availability", "host-a")
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE cronjob_runs SET started_at = now() - interval '61 minutes' \
+             WHERE run_id = ANY($1)",
+            &[&vec![lost, other_job]],
+        )
+        .await
+        .unwrap();
+
+    cronjob_runs::start(&client, "expiry", "host-a")
+        .await
+        .unwrap();
+
+    let outcome = |id: i64| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT outcome, coalesce(error, '') FROM cronjob_runs WHERE run_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            (row.get::<_, String>(0), row.get::<_, String>(1))
+        }
+    };
+    let (lost_outcome, lost_error) = outcome(lost).await;
+    assert_eq!(lost_outcome, "failure");
+    assert!(lost_error.starts_with("abandoned"), "{lost_error}");
+    assert_eq!(
+        outcome(recent).await.0,
+        "running",
+        "it may still be working"
+    );
+    assert_eq!(
+        outcome(other_job).await.0,
+        "running",
+        "another job's runs are its own"
+    );
+    assert!(
+        !cronjob_runs::finish(&client, lost, Outcome::Success, &json!({}), None)
+            .await
+            .unwrap(),
+        "a run closed as abandoned stays so"
+    );
+}
+
+#[tokio::test]
 async fn a_cronjob_run_is_recorded_from_start_to_finish_once() {
     let db = gpudev_testkit::test_db().await;
     let client = db.connect().await;
