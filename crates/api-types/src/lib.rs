@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cluster;
+pub mod console;
 pub mod disks;
 pub mod error;
 pub mod health;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod changes;
 pub mod client_ip;
 pub mod config;
+pub mod console;
 mod cors;
 pub mod error;
 pub mod extract;

@@ -337,6 +337,7 @@ impl Modify for Links {
         routes::disks::list::list_disks,
         routes::disks::get::get_disk,
         routes::disks::content::disk_content,
+        routes::console_link::create_link,
         routes::disks::delete::delete_disk,
         routes::disks::rename::rename_disk,
         routes::disks::operation::get_operation,
@@ -360,6 +361,7 @@ impl Modify for Links {
         (name = "keys", description = "The caller's API keys"),
         (name = "me", description = "The caller"),
         (name = "cluster", description = "GPU availability"),
+        (name = "console", description = "Signing in to the web console"),
         (name = "admin", description = "Operators only"),
     )
 )]

@@ -67,6 +67,7 @@ pub enum Command {
     Cancel(commands::cancel::Args),
     Extend(commands::extend::Args),
     Connect(commands::connect::Args),
+    Console(commands::console::Args),
     Avail(commands::avail::Args),
     Status(commands::status::Args),
     /// Manage persistent home disks.
@@ -102,6 +103,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Cancel(args) => cancel::run(&ctx, args).await,
         Command::Extend(args) => extend::run(&ctx, args).await,
         Command::Connect(args) => connect::run(&ctx, args).await,
+        Command::Console(args) => console::run(&ctx, args).await,
         Command::Avail(args) => avail::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::Disks(cmd) => disks::run(&ctx, cmd).await,

@@ -27,3 +27,19 @@ impl Client {
         .await
     }
 }
+
+impl Client {
+    /// A one-time link that signs the caller in to the web console.
+    pub async fn console_link(
+        &self,
+    ) -> Result<gpudev_api_types::console::ConsoleLink, ClientError> {
+        self.post(&["v1", "console", "links"], &serde_json::json!({}))
+            .await
+    }
+
+    /// The full URL of a console path on this server.
+    pub fn console_url(&self, path: &str) -> String {
+        let base = self.base_url().as_str().trim_end_matches('/');
+        format!("{base}{path}")
+    }
+}

@@ -6,6 +6,7 @@
 pub mod api_key;
 pub mod arn;
 pub mod capacity;
+pub mod console;
 pub mod disk;
 pub mod display_name;
 pub mod env;
@@ -25,6 +26,7 @@ pub mod username;
 pub use api_key::{ApiKey, ApiKeyError, AuthorizationError, KeyHash, PresentedKey};
 pub use arn::{ArnError, ArnKind, AwsArn};
 pub use capacity::{NodeFigures, node_figures};
+pub use console::{ConsoleSecret, ConsoleSecretError};
 pub use disk::{DiskName, DiskNameError};
 pub use display_name::{DisplayName, DisplayNameError};
 pub use env::{EnvError, EnvVars};

@@ -12,6 +12,7 @@ pub mod availability;
 mod columns;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod cronjob_runs;
 mod db;
 pub mod disks;

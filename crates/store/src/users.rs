@@ -27,7 +27,7 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, StoreError> {
         match s {
             "user" => Ok(Role::User),
             "admin" => Ok(Role::Admin),

@@ -10,6 +10,7 @@ use crate::extract::checked_body;
 pub mod admin;
 pub mod auth;
 pub mod cluster;
+pub mod console_link;
 pub mod disks;
 pub mod health;
 pub mod jobs;
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::livez)
         .service(health::readyz)
         .configure(crate::openapi::configure)
+        .configure(crate::console::configure)
         .service(
             web::scope("/v1")
                 .service(
@@ -41,7 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .configure(keys::configure)
                         .configure(me::configure)
                         .configure(jobs::configure)
-                        .configure(cluster::configure),
+                        .configure(cluster::configure)
+                        .service(console_link::create_link),
                 ),
         )
         .default_service(web::to(not_found));

@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod completions;
 pub mod config;
 pub mod connect;
+pub mod console;
 pub mod disks;
 pub mod extend;
 pub mod keys;

@@ -216,3 +216,21 @@ async fn avail_and_status_show_capacity_per_gpu_type() {
     assert!(text.contains("Figures as of: unknown"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("t4 ")), "{text}");
 }
+
+#[tokio::test]
+async fn console_prints_a_one_time_sign_in_link_to_this_server() {
+    let w = World::new().await;
+    w.login().await;
+    let out = w.run(&["console", "-o", "json"]).await.ok().json();
+    let url = out["url"].as_str().unwrap().to_owned();
+    assert!(url.contains("/ui/signin/"), "{url}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Sign in as"));
+    let text = w.run(&["console"]).await.ok().stdout;
+    assert!(text.contains("it works once"), "{text}");
+}

@@ -20,13 +20,18 @@ pub async fn gpu_availability(
     _caller: Caller,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(availability(&state).await?))
+}
+
+/// The capacity answer, for the route and the console alike.
+pub(crate) async fn availability(state: &AppState) -> ApiResult<AvailabilityResponse> {
     let db = state.db().await?;
     let rows = gpu_types::list_active(&*db).await?;
     let live = reservations::live(&*db).await?;
     drop(db);
     let now = Utc::now();
     let published = state.queue.current(&state.pool).await?;
-    let waits = crate::queue_state::estimated_waits(&state, now).await?;
+    let waits = crate::queue_state::estimated_waits(state, now).await?;
     let (availability, _) = summarise(Inputs {
         catalog: &state.config.catalog,
         rows: &rows,
@@ -36,8 +41,8 @@ pub async fn gpu_availability(
         max_nodes: state.config.limits.max_nodes,
         now,
     });
-    Ok(HttpResponse::Ok().json(AvailabilityResponse {
+    Ok(AvailabilityResponse {
         availability,
         timestamp: now,
-    }))
+    })
 }

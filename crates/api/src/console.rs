@@ -1,0 +1,444 @@
+//! The web console under `/ui/` (docs/CONSOLE.md): pages rendered on the server from templates
+//! checked at compile time, read through the same store functions and rules as the API.
+//!
+//! Signing in: `gpu-dev console` asks `POST /v1/console/links` for a one-time link; opening it
+//! shows whose sign-in it is, and its button (a POST, so link previews cannot use it) starts a
+//! session. The session id travels in an `HttpOnly`, `SameSite=Lax` cookie scoped to `/ui`
+//! (`Secure` when the request came over TLS) and is stored only as a hash; every form carries
+//! the session's CSRF token. A session ends at sign-out, after [`SESSION_TTL`], when its user is
+//! disabled, or when the API key that asked for its link is revoked.
+//!
+//! Every page carries a strict Content-Security-Policy: no scripts, styles only from this
+//! server, no framing.
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use gpudev_domain::ConsoleSecret;
+use gpudev_store::console::{self, SessionUser};
+use gpudev_store::reservations::{self, ListFilter};
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+
+use crate::audit::{self, Audit, RequestCtx};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "gpudev_session";
+/// How long a one-time link works.
+pub const LINK_TTL: Duration = Duration::from_secs(120);
+/// How long a session lasts at most.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The policy of every console page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Reservations shown on the reservations page.
+const PAGE_SIZE: i64 = 100;
+
+const STYLES: &str = include_str!("../templates/console/console.css");
+
+/// Registers the console's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/ui",
+        web::get().to(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header((header::LOCATION, "/ui/"))
+                .finish()
+        }),
+    )
+    .service(
+        web::scope("/ui")
+            .wrap(from_fn(page_headers))
+            .route("/", web::get().to(reservations_page))
+            .route("/capacity", web::get().to(capacity_page))
+            .route("/signin/{token}", web::get().to(signin_page))
+            .route("/signin", web::post().to(signin))
+            .route("/signout", web::post().to(signout))
+            .route("/console.css", web::get().to(styles)),
+    );
+}
+
+/// The Content-Security-Policy on every console answer.
+async fn page_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    Ok(res)
+}
+
+/// The signed-in user as the pages show them.
+struct Viewer {
+    username: String,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/jobs.html")]
+struct ReservationsPage<'a> {
+    user: Option<Viewer>,
+    page: &'a str,
+    jobs: Vec<JobRow>,
+}
+
+struct JobRow {
+    short_id: String,
+    name: String,
+    gpus: String,
+    status: String,
+    queue: String,
+    ssh: Option<String>,
+    ends: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/capacity.html")]
+struct CapacityPage<'a> {
+    user: Option<Viewer>,
+    page: &'a str,
+    types: Vec<TypeRow>,
+    note: String,
+}
+
+struct TypeRow {
+    name: String,
+    free: String,
+    total: String,
+    in_use: String,
+    queued: String,
+    largest: String,
+    wait: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/message.html")]
+struct MessagePage<'a> {
+    user: Option<Viewer>,
+    page: &'a str,
+    heading: String,
+    text: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/signin.html")]
+struct SigninPage<'a> {
+    user: Option<Viewer>,
+    page: &'a str,
+    username: String,
+    token: String,
+}
+
+fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpResponse> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+fn message(status: StatusCode, heading: &str, text: &str) -> ApiResult<HttpResponse> {
+    html(
+        status,
+        &MessagePage {
+            user: None,
+            page: "",
+            heading: heading.to_owned(),
+            text: text.to_owned(),
+        },
+    )
+}
+
+fn signed_out() -> ApiResult<HttpResponse> {
+    message(
+        StatusCode::UNAUTHORIZED,
+        "Sign in to gpudev",
+        "Run `gpu-dev console` on your computer: it opens a sign-in link for this console.",
+    )
+}
+
+/// The session the request's cookie names, if it is live.
+async fn session_of(
+    state: &AppState,
+    req: &HttpRequest,
+) -> ApiResult<Option<(SessionUser, String)>> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let Ok(secret) = ConsoleSecret::parse(cookie.value()) else {
+        return Ok(None);
+    };
+    let hash = secret.hash();
+    let db = state.db().await?;
+    Ok(console::session(&*db, &hash).await?.map(|s| (s, hash)))
+}
+
+fn viewer(s: &SessionUser) -> Viewer {
+    Viewer {
+        username: s.username.to_string(),
+        csrf: s.csrf_token.clone(),
+    }
+}
+
+async fn reservations_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let Some((session, _)) = session_of(&state, &req).await? else {
+        return signed_out();
+    };
+    let db = state.db().await?;
+    let (rows, _) = reservations::list_with_events(
+        &db,
+        &ListFilter {
+            user_id: Some(session.user_id),
+            statuses: Vec::new(),
+            limit: PAGE_SIZE,
+            offset: 0,
+        },
+    )
+    .await?;
+    drop(db);
+    let now = Utc::now();
+    let jobs = rows
+        .into_iter()
+        .map(|(r, events)| {
+            let j = crate::routes::jobs::detail::job_detail(
+                r,
+                events,
+                &state.config.catalog,
+                true,
+                now,
+            );
+            JobRow {
+                short_id: j.job_id.simple().to_string()[..8].to_owned(),
+                name: j.name.clone().unwrap_or_default(),
+                gpus: format!("{} × {}", j.gpu_count, j.gpu_type),
+                queue: match (j.queue_position, j.estimated_start_time) {
+                    (Some(p), Some(t)) => format!("#{p}, starts ~{} UTC", t.format("%H:%M")),
+                    (Some(p), None) => format!("#{p}"),
+                    _ => String::new(),
+                },
+                ssh: j.ssh_command.clone(),
+                ends: j
+                    .expires_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default(),
+                status: j.status,
+            }
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        &ReservationsPage {
+            user: Some(viewer(&session)),
+            page: "jobs",
+            jobs,
+        },
+    )
+}
+
+async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let Some((session, _)) = session_of(&state, &req).await? else {
+        return signed_out();
+    };
+    let answer = crate::routes::cluster::availability::availability(&state).await?;
+    let types = answer
+        .availability
+        .values()
+        .map(|t| TypeRow {
+            name: t.gpu_type.clone(),
+            free: t.available.to_string(),
+            total: t.total.to_string(),
+            in_use: t.in_use.to_string(),
+            queued: t.queued.to_string(),
+            largest: t.max_reservable.to_string(),
+            wait: match t.estimated_wait_minutes {
+                Some(0) => "now".to_owned(),
+                Some(m) => format!("~{m} min"),
+                None => "-".to_owned(),
+            },
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        &CapacityPage {
+            user: Some(viewer(&session)),
+            page: "capacity",
+            types,
+            note: format!(
+                "As of {} UTC. GPUs, or reservation slots for CPU-only types.",
+                answer.timestamp.format("%H:%M:%S")
+            ),
+        },
+    )
+}
+
+/// A sign-in link opened: whose sign-in it is, and a button that uses it. Nothing is used yet,
+/// so a preview of the link cannot sign anyone in.
+async fn signin_page(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let Ok(token) = ConsoleSecret::parse(&path) else {
+        return unusable_link();
+    };
+    let db = state.db().await?;
+    let Some(username) = console::link_user(&*db, &token.hash()).await? else {
+        return unusable_link();
+    };
+    html(
+        StatusCode::OK,
+        &SigninPage {
+            user: None,
+            page: "",
+            username: username.to_string(),
+            token: token.expose().to_owned(),
+        },
+    )
+}
+
+fn unusable_link() -> ApiResult<HttpResponse> {
+    message(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link cannot be used",
+        "It was used already, has expired (links work for two minutes) or is not one of ours. \
+         Run `gpu-dev console` again for a new one.",
+    )
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+struct SigninForm {
+    token: String,
+}
+
+async fn signin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    form: web::Form<SigninForm>,
+) -> ApiResult<HttpResponse> {
+    let Ok(token) = ConsoleSecret::parse(&form.token) else {
+        return unusable_link();
+    };
+    let session = ConsoleSecret::generate().map_err(ApiError::internal)?;
+    let csrf = ConsoleSecret::generate().map_err(ApiError::internal)?;
+    let mut db = state.db().await?;
+    let tx = db
+        .transaction()
+        .await
+        .map_err(gpudev_store::StoreError::from)?;
+    let Some((user_id, username, key_id)) = console::redeem_link(&tx, &token.hash()).await? else {
+        return unusable_link();
+    };
+    console::create_session(
+        &tx,
+        &session.hash(),
+        user_id,
+        Some(key_id),
+        csrf.expose(),
+        SESSION_TTL.as_secs_f64(),
+    )
+    .await?;
+    audit::record(
+        &tx,
+        None,
+        username.as_str(),
+        Some("console_link"),
+        &ctx,
+        Audit {
+            action: "console.signin",
+            target_type: Some("user"),
+            target_id: Some(user_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({ "key_id": key_id })),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(gpudev_store::StoreError::from)?;
+    let cookie = Cookie::build(SESSION_COOKIE, session.expose().to_owned())
+        .path("/ui")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            i64::try_from(SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, "/ui/"))
+        .finish())
+}
+
+/// The sign-out form.
+#[derive(Deserialize)]
+struct SignoutForm {
+    csrf: String,
+}
+
+async fn signout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ctx: RequestCtx,
+    form: web::Form<SignoutForm>,
+) -> ApiResult<HttpResponse> {
+    let Some((session, hash)) = session_of(&state, &req).await? else {
+        return signed_out();
+    };
+    if !bool::from(session.csrf_token.as_bytes().ct_eq(form.csrf.as_bytes())) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Reload the page and try again.",
+        );
+    }
+    let db = state.db().await?;
+    if console::end_session(&*db, &hash).await? {
+        audit::record(
+            &*db,
+            None,
+            session.username.as_str(),
+            Some("console_session"),
+            &ctx,
+            Audit {
+                action: "console.signout",
+                target_type: Some("user"),
+                target_id: Some(session.user_id.to_string()),
+                outcome: "success",
+                details: None,
+            },
+        )
+        .await?;
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/ui").finish();
+    gone.make_removal();
+    let mut res = message(
+        StatusCode::OK,
+        "Signed out",
+        "Run `gpu-dev console` to sign in again.",
+    )?;
+    res.add_cookie(&gone).map_err(ApiError::internal)?;
+    Ok(res)
+}
+
+async fn styles() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(STYLES)
+}

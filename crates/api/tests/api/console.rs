@@ -1,0 +1,270 @@
+//! The web console's sign-in and pages over real HTTP (the browser-level tests come with the
+//! console's live pages): one-time links, the session cookie, CSRF, escaping, the policy
+//! headers, and sessions ending with their user or key.
+
+use gpudev_store::users::Role;
+use reqwest::redirect::Policy;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, status_json};
+use crate::jobs_common::{submit_ok, t4};
+
+/// A client that keeps no cookies and follows no redirects: each test handles the cookie itself.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn link(app: &TestApp, key: &str) -> Value {
+    let (status, body) = status_json(app.post("/v1/console/links", key, json!({})).await).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn token_of(link: &Value) -> String {
+    link["path"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("/ui/signin/")
+        .unwrap()
+        .to_owned()
+}
+
+/// Signs in with `token`; the session cookie's `name=value` and its whole header.
+async fn sign_in(app: &TestApp, token: &str) -> (String, String) {
+    let res = browser()
+        .post(format!("{}/ui/signin", app.base))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        res.text().await
+    );
+    assert_eq!(res.headers()["location"], "/ui/");
+    let header = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = header.split(';').next().unwrap().to_owned();
+    (pair, header)
+}
+
+async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, String, Response) {
+    let mut req = browser().get(format!("{}{path}", app.base));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let head = browser().get(format!("{}{path}", app.base));
+    let head = match cookie {
+        Some(c) => head.header("cookie", c),
+        None => head,
+    };
+    let again = head.send().await.unwrap();
+    (status, res.text().await.unwrap(), again)
+}
+
+/// The CSRF token in a page's sign-out form.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_one_time_link_signs_in_once_and_the_page_shows_only_the_users_reservations() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let mut named = t4(1.0);
+    named.name = Some("<script>alert(1)</script>".into());
+    submit_ok(&app, &key, named).await;
+    let mut bobs = t4(1.0);
+    bobs.name = Some("bobs-secret-run".into());
+    submit_ok(&app, &bob, bobs).await;
+
+    let l = link(&app, &key).await;
+    let token = token_of(&l);
+    // Opening the link only shows whose sign-in it is: previews cannot use it.
+    let (status, shown, _) = page(&app, l["path"].as_str().unwrap(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(shown.contains("Sign in as alice"), "{shown}");
+    let (cookie, header) = sign_in(&app, &token).await;
+    assert!(header.contains("HttpOnly"), "{header}");
+    assert!(header.contains("SameSite=Lax"), "{header}");
+    assert!(header.contains("Path=/ui"), "{header}");
+    assert!(!header.contains("Secure"), "plain HTTP here: {header}");
+
+    let (status, html, res) = page(&app, "/ui/", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "nothing typed by a user runs");
+    assert!(
+        !html.contains("bobs-secret-run"),
+        "another user's reservation"
+    );
+    assert!(!html.contains(&key), "no API key on a page");
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+
+    // The link worked once.
+    let res = browser()
+        .post(format!("{}/ui/signin", app.base))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("set-cookie").is_none());
+    let (status, _, _) = page(&app, l["path"].as_str().unwrap(), None).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a used link shows nothing of its user"
+    );
+
+    let audited: i64 = app
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action IN ('console.link', 'console.signin')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 2);
+}
+
+#[tokio::test]
+async fn pages_need_a_live_session_and_links_expire() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (status, html, _) = page(&app, "/ui/", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("gpu-dev console"), "{html}");
+    let (status, _, _) = page(&app, "/ui/capacity", Some("gpudev_session=forged")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let l = link(&app, &key).await;
+    app.db
+        .connect()
+        .await
+        .execute(
+            "UPDATE console_links SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let res = browser()
+        .post(format!("{}/ui/signin", app.base))
+        .form(&[("token", token_of(&l).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn sign_out_needs_the_forms_token_and_ends_the_session() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let (_, html, _) = page(&app, "/ui/capacity", Some(&cookie)).await;
+    let csrf = csrf_of(&html);
+
+    let forged = browser()
+        .post(format!("{}/ui/signout", app.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        page(&app, "/ui/", Some(&cookie)).await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
+
+    let out = browser()
+        .post(format!("{}/ui/signout", app.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        page(&app, "/ui/", Some(&cookie)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the old cookie no longer works"
+    );
+}
+
+#[tokio::test]
+async fn disabling_the_user_or_revoking_the_links_key_ends_the_session() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let (alices, _) = sign_in(&app, &token_of(&link(&app, &alice).await)).await;
+    let (bobs, _) = sign_in(&app, &token_of(&link(&app, &bob).await)).await;
+    let db = app.db.connect().await;
+
+    db.execute(
+        "UPDATE users SET is_active = false WHERE username = 'alice'",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE api_keys SET revoked_at = now() \
+         WHERE user_id = (SELECT user_id FROM users WHERE username = 'bob')",
+        &[],
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        page(&app, "/ui/", Some(&alices)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        page(&app, "/ui/", Some(&bobs)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_capacity_page_shows_every_type_of_the_catalog() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let (status, html, _) = page(&app, "/ui/capacity", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, api) = status_json(app.get("/v1/gpu/availability", &key).await).await;
+    for name in api["availability"].as_object().unwrap().keys() {
+        assert!(
+            html.contains(&format!("<td>{name}</td>")),
+            "{name} missing: {html}"
+        );
+    }
+    assert!(html.contains("aria-current=\"page\""));
+}

@@ -1,0 +1,104 @@
+//! Secrets of the web console: one-time sign-in links and session cookies. Each is 256 random
+//! bits in URL-safe base64, handed to its holder once and stored only as its SHA-256 hash; a
+//! presented value that cannot be one of ours is refused before any lookup.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRngCore as _;
+use sha2::{Digest, Sha256};
+
+/// Random bytes in a console secret.
+const SECRET_BYTES: usize = 32;
+/// Length of an encoded console secret.
+pub const SECRET_LEN: usize = 43;
+
+/// A one-time sign-in token or a session id.
+///
+/// `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleSecret(String);
+
+/// Why a console secret could not be made or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsoleSecretError {
+    /// The operating system's random source failed.
+    #[error("the system random number generator failed")]
+    Rng,
+    /// The presented value cannot be a secret we issued.
+    #[error("not a console token")]
+    Malformed,
+}
+
+impl ConsoleSecret {
+    /// A new secret from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, ConsoleSecretError> {
+        let mut bytes = [0u8; SECRET_BYTES];
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|_| ConsoleSecretError::Rng)?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Reads a presented secret: exactly the encoding of 32 bytes.
+    pub fn parse(raw: &str) -> Result<Self, ConsoleSecretError> {
+        if raw.len() != SECRET_LEN {
+            return Err(ConsoleSecretError::Malformed);
+        }
+        match URL_SAFE_NO_PAD.decode(raw) {
+            Ok(bytes) if bytes.len() == SECRET_BYTES => Ok(Self(raw.to_owned())),
+            _ => Err(ConsoleSecretError::Malformed),
+        }
+    }
+
+    /// The secret itself, for the one answer (a link, a cookie) that hands it over.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored: the SHA-256 of the secret, in hex.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for ConsoleSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConsoleSecret(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_reads_back_and_hashes_the_same() {
+        let s = ConsoleSecret::generate().unwrap();
+        assert_eq!(s.expose().len(), SECRET_LEN);
+        let read = ConsoleSecret::parse(s.expose()).unwrap();
+        assert_eq!(read.hash(), s.hash());
+        assert_eq!(s.hash().len(), 64);
+        assert_ne!(s, ConsoleSecret::generate().unwrap());
+        assert!(!format!("{s:?}").contains(s.expose()));
+    }
+
+    #[test]
+    fn values_that_cannot_be_ours_are_refused() {
+        let s = ConsoleSecret::generate().unwrap();
+        for bad in [
+            String::new(),
+            "short".into(),
+            format!("{}x", s.expose()),
+            format!("{}+", &s.expose()[..42]),
+            "../../../../etc/passwd/aaaaaaaaaaaaaaaaaaaaaaaa".into(),
+        ] {
+            assert_eq!(
+                ConsoleSecret::parse(&bad),
+                Err(ConsoleSecretError::Malformed),
+                "{bad}"
+            );
+        }
+    }
+}
