@@ -456,9 +456,13 @@ impl JobSubmission {
                 disk_name: self.disk_name,
                 name: self.name.or_else(|| controls.get("POD_NAME").cloned()),
                 jupyter,
+                // The original client sends an empty GITHUB_USER when none is configured: that
+                // names no one, as if absent.
                 github_user: self
                     .github_user
-                    .or_else(|| controls.get("GITHUB_USER").cloned()),
+                    .filter(|g| !g.trim().is_empty())
+                    .or_else(|| controls.get("GITHUB_USER").cloned())
+                    .filter(|g| !g.trim().is_empty()),
                 priority: self.priority.unwrap_or(0),
             },
             proposed_id,

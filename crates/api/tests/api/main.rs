@@ -22,6 +22,7 @@ mod job_cache;
 mod jobs_actions;
 mod jobs_common;
 mod jobs_read;
+mod jobs_ssh_access;
 mod jobs_submit;
 mod keys;
 mod login;
