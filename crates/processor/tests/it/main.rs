@@ -24,4 +24,5 @@ mod retries;
 mod robustness;
 mod scheduling;
 mod sealed_secrets;
+mod ssh_keys;
 mod watch;
