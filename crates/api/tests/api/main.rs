@@ -21,6 +21,7 @@ mod hung;
 mod job_cache;
 mod jobs_actions;
 mod jobs_common;
+mod jobs_extend;
 mod jobs_read;
 mod jobs_ssh_access;
 mod jobs_submit;

@@ -195,7 +195,7 @@ async fn every_job_answer_decodes_and_errors_carry_code_and_detail() {
         .unwrap();
     assert_eq!(list.total, 1);
 
-    let err = alice.extend_job(&id, 1.0).await.unwrap_err();
+    let err = alice.extend_job(&id, 1.0, None).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Api { status: 409, code, .. } if *code == ErrorCode::InvalidState)
     );

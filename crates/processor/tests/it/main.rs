@@ -13,6 +13,7 @@ mod bench;
 mod chart_rbac;
 mod common;
 mod dead_letters;
+mod extensions;
 mod faults;
 mod hung;
 mod leadership;
