@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 18] = [
+const TABLES: [&str; 19] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -21,6 +21,7 @@ const TABLES: [&str; 18] = [
     "scheduler_clocks",
     "scheduler_state",
     "rate_limit_buckets",
+    "extend_requests",
     "refinery_schema_history",
 ];
 

@@ -158,18 +158,28 @@ async fn extend_moves_expiry_resets_warnings_and_records_an_event() {
 }
 
 #[tokio::test]
-async fn extend_is_refused_past_the_lifetime_cap_and_outside_active() {
+async fn extend_is_refused_past_the_lifetime_cap_and_applies_to_queued_ones_too() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let id = submitted(&mut client, "alice").await;
     let events_before = count(&client, "SELECT count(*) FROM reservation_events").await;
 
-    let queued = refused(
+    // A queued reservation is extended too: it runs that much longer once it starts.
+    let queued = applied(
         reservations::extend(&client, id, 1.0, 72.0, "alice")
             .await
             .unwrap(),
     );
     assert_eq!(queued.status, Queued);
+    assert_eq!(queued.extended_hours, 1.0);
+    assert_eq!(queued.expires_at, None);
+    client
+        .execute(
+            "UPDATE reservations SET extended_hours = 0 WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
 
     make_active(&client, id).await;
     // Booked 1.5 h: 0.5 more reaches a 2 h cap exactly, anything more passes it.
@@ -196,12 +206,13 @@ async fn extend_is_refused_past_the_lifetime_cap_and_outside_active() {
             "SELECT count(*) FROM reservation_events WHERE kind = 'extend'"
         )
         .await,
-        1
+        2,
+        "the queued one's and the active one's"
     );
     assert_eq!(
         count(&client, "SELECT count(*) FROM reservation_events").await,
-        events_before + 3,
-        "two transitions and one extension"
+        events_before + 4,
+        "two transitions and two extensions"
     );
 
     let missing = reservations::extend(&client, Uuid::new_v4(), 1.0, 72.0, "x").await;
@@ -237,7 +248,7 @@ async fn racing_extensions_never_pass_the_cap_together() {
 }
 
 #[tokio::test]
-async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
+async fn jupyter_and_extra_users_change_queued_preparing_and_active_reservations() {
     let db = gpudev_testkit::test_db().await;
     let mut client = db.connect().await;
     let id = submitted(&mut client, "alice").await;
@@ -272,17 +283,19 @@ async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
     )
     .await
     .unwrap();
-    let r = refused(
-        reservations::set_jupyter(&client, id, false, "alice")
+    // While preparing, the processor carries the change to the dev box being made.
+    let r = applied(
+        reservations::set_jupyter(&client, id, true, "alice")
             .await
             .unwrap(),
     );
-    assert!(r.jupyter_enabled, "nothing changes while preparing");
-    refused(
+    assert!(r.jupyter_enabled);
+    let r = applied(
         reservations::add_secondary_user(&client, id, &github("hubot"), "alice")
             .await
             .unwrap(),
     );
+    assert_eq!(r.secondary_users, vec![github("octocat"), github("hubot")]);
 
     reservations::transition(
         &client,
@@ -306,7 +319,7 @@ async fn jupyter_and_extra_users_change_queued_and_active_reservations_only() {
         "SELECT count(*) FROM reservation_events WHERE kind = 'note'",
     )
     .await;
-    assert_eq!(notes, 4, "one note per applied change");
+    assert_eq!(notes, 6, "one note per applied change");
 }
 
 #[tokio::test]
