@@ -5,7 +5,7 @@ use std::time::Duration;
 use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations;
 
-use crate::common::env;
+use crate::common::{Ask, env};
 
 #[tokio::test]
 async fn the_tick_applies_a_deferred_extension_once_it_is_due() {
