@@ -534,6 +534,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_github_user_names_no_one_and_a_blank_field_falls_back_to_the_variable() {
+        let empty = resolve(json!({"gpu_type": "t4", "env_vars": {"GITHUB_USER": ""}})).unwrap();
+        let blank = resolve(json!({
+            "gpu_type": "t4", "github_user": " ", "env_vars": {"GITHUB_USER": "octocat"}
+        }))
+        .unwrap();
+        assert_eq!(empty.raw.github_user, None);
+        assert_eq!(blank.raw.github_user.as_deref(), Some("octocat"));
+    }
+
+    #[test]
     fn options_gpudev_does_not_offer_are_refused_naming_the_option_and_why() {
         for option in REFUSED_OPTIONS {
             let by_variable = resolve(json!({
