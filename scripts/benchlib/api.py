@@ -293,10 +293,12 @@ def main():
                                           "aws_secret_access_key": sts_creds["secret_access_key"],
                                           "aws_session_token": sts_creds["session_token"]}) + "'\n"
         )
-        # The original client's own body (its GPU type and count inside env_vars).
+        # The original client's own body (its GPU type, count and GitHub user inside env_vars;
+        # a submit naming no GitHub user by a user without SSH keys is refused, ADR 17).
         submit_body = json.dumps({"image": "pytorch/pytorch:2.8.0-cuda12.9-cudnn9-devel",
                                   "instance_type": "g4dn.xlarge", "duration_hours": 4,
-                                  "env_vars": {"GPU_TYPE": "t4", "GPU_COUNT": "1"}})
+                                  "env_vars": {"GPU_TYPE": "t4", "GPU_COUNT": "1",
+                                               "GITHUB_USER": "octocat"}})
         (scripts / "submit_one.lua").write_text(
             'wrk.method = "POST"\n'
             + 'wrk.headers["Content-Type"] = "application/json"\n'

@@ -96,6 +96,11 @@ pub struct ApiConfig {
     pub shutdown_drain: Duration,
     /// `DISK_DELETE_GRACE_DAYS` (30, 1–365).
     pub disk_delete_grace_days: u32,
+    /// `EXTEND_DEFER_SECONDS` (15, 0–120): how long after an extension asked by a client that
+    /// does not identify itself as gpudev's (the original client) the active reservation's end
+    /// moves (the processor applies it on its next tick after this; ADR 15). 0 applies every
+    /// extension at once.
+    pub extend_defer: Duration,
     /// `DEFAULT_DISK_SIZE_GB` (100, 10–10000).
     pub default_disk_size_gb: u32,
     /// `GPU_HOURLY_PRICES` (JSON object gpu_type → USD per GPU-hour), for usage reports.
@@ -223,6 +228,7 @@ impl ApiConfig {
                 .saturating_mul(1 << 20),
             shutdown_drain: env.seconds("SHUTDOWN_DRAIN_SECONDS", 5, 0..=60)?,
             disk_delete_grace_days: env.int("DISK_DELETE_GRACE_DAYS", 30, 1..=365)?,
+            extend_defer: env.seconds("EXTEND_DEFER_SECONDS", 15, 0..=120)?,
             default_disk_size_gb: env.setting(shared::DEFAULT_DISK_SIZE_GB)?,
             gpu_hourly_prices,
             oidc_issuers: parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?,

@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use gpudev_store::reservations::{self, Checked, NewReservation, Quota, Submitted};
+use gpudev_store::reservations::{self, Checked, Checks, NewReservation, Quota, Submitted};
 use gpudev_store::{Pool, Queue, StoreError};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -33,8 +33,9 @@ pub const MAX_BATCH: usize = 64;
 pub struct SubmitRequest {
     /// The reservation to store.
     pub new: NewReservation,
-    /// The caller's queued cap, if any.
-    pub quota: Option<Quota>,
+    /// What the statement checks before writing: the caller's queued cap, if any, and whether
+    /// the dev box could get an SSH key.
+    pub checks: Checks,
     /// Who submits, for the lock and the audit record.
     pub caller: Caller,
     /// The request, for the audit record.
@@ -68,7 +69,8 @@ impl SubmitWriter {
 
     /// Writes `request` (see [`reservations::submit_within`] for the outcomes) once it is
     /// committed, with its audit record: `reservation.submit` with outcome `success` for a
-    /// stored reservation, `denied` for one over the quota; none for a replay or a taken id.
+    /// stored reservation, `denied` for one over the quota or without an SSH key; none for a
+    /// replay or a taken id.
     pub async fn write(self: &Arc<Self>, request: SubmitRequest) -> Result<Checked, StoreError> {
         let (reply, mut answer) = oneshot::channel();
         self.lock().push((request, reply));
@@ -178,13 +180,13 @@ impl SubmitWriter {
         requests: &[SubmitRequest],
     ) -> Result<Vec<Checked>, StoreError> {
         let users: Vec<i64> = requests.iter().map(|r| r.caller.user_id).collect();
-        let submits: Vec<_> = requests.iter().map(|r| (&r.new, r.quota)).collect();
+        let submits: Vec<_> = requests.iter().map(|r| (&r.new, r.checks)).collect();
         // `join3` polls its futures in order, so the three are sent in this order even when a
         // statement is first prepared on this connection (tokio's `join!` would rotate).
         let (begun, locked, outcomes) = futures::future::join3(
             db.batch_execute("BEGIN"),
             reservations::lock_users_submissions(&**db, &users),
-            reservations::submit_many(&**db, &self.queue, &submits),
+            reservations::submit_checked(&**db, &self.queue, &submits),
         )
         .await;
         begun?;
@@ -244,9 +246,27 @@ fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
                 "gpu_count": new.gpu_count,
             })),
         }),
+        Checked::NoSshAccess => Some(Audit {
+            action: "reservation.submit",
+            target_type: Some("reservation"),
+            target_id: Some(new.reservation_id.to_string()),
+            outcome: "denied",
+            details: Some(serde_json::json!({
+                "reason": "no_ssh_key",
+                "gpu_type": new.gpu_type,
+                "gpu_count": new.gpu_count,
+            })),
+        }),
         Checked::Submitted(Submitted::Existing(_)) | Checked::IdTaken(_) => None,
     }
 }
+
+/// Why a submit whose dev box could get no SSH key is refused, and how to fix it.
+pub const NO_SSH_KEY: &str = "no SSH key for the dev box: you have no SSH public key registered \
+     and the request names no GitHub user whose keys could be installed, so nobody could log in \
+     to it. Register a key with `gpu-dev ssh-keys add` (or PUT /v1/me/ssh-keys), or name a GitHub \
+     user (`gpu-dev reserve --github-user LOGIN`, `github_user` in the request, or GITHUB_USER \
+     as the original client sends it)";
 
 /// Why a user at the queued cap of `quota` may not queue another.
 pub fn refusal(quota: Quota) -> String {

@@ -42,15 +42,24 @@ impl Client {
             .await
     }
 
-    /// Extends an active job by `hours` (fractions allowed).
-    pub async fn extend_job(&self, id: &str, hours: f64) -> Result<JobActionResponse, ClientError> {
-        self.post(
-            &["v1", "jobs", id.trim(), "extend"],
-            &ExtendRequest {
+    /// Extends a live job by `hours` (fractions allowed). With an `idempotency_key`, repeating
+    /// the call (a retry after a lost answer or a re-login) within 24 hours extends once and
+    /// returns the first answer.
+    pub async fn extend_job(
+        &self,
+        id: &str,
+        hours: f64,
+        idempotency_key: Option<&str>,
+    ) -> Result<JobActionResponse, ClientError> {
+        let mut req = self
+            .request(Method::POST, &["v1", "jobs", id.trim(), "extend"])
+            .json(&ExtendRequest {
                 extension_hours: hours,
-            },
-        )
-        .await
+            });
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        self.send(req).await
     }
 
     /// Starts (`true`) or stops Jupyter in a job.

@@ -456,9 +456,13 @@ impl JobSubmission {
                 disk_name: self.disk_name,
                 name: self.name.or_else(|| controls.get("POD_NAME").cloned()),
                 jupyter,
+                // The original client sends an empty GITHUB_USER when none is configured: that
+                // names no one, as if absent.
                 github_user: self
                     .github_user
-                    .or_else(|| controls.get("GITHUB_USER").cloned()),
+                    .filter(|g| !g.trim().is_empty())
+                    .or_else(|| controls.get("GITHUB_USER").cloned())
+                    .filter(|g| !g.trim().is_empty()),
                 priority: self.priority.unwrap_or(0),
             },
             proposed_id,
@@ -527,6 +531,17 @@ mod tests {
         assert_eq!(r.raw.name.as_deref(), Some("gpu-dev-1234"));
         assert_eq!(r.proposed_id, Some(id));
         assert_eq!(r.raw.env.keys().collect::<Vec<_>>(), ["HF_TOKEN"]);
+    }
+
+    #[test]
+    fn an_empty_github_user_names_no_one_and_a_blank_field_falls_back_to_the_variable() {
+        let empty = resolve(json!({"gpu_type": "t4", "env_vars": {"GITHUB_USER": ""}})).unwrap();
+        let blank = resolve(json!({
+            "gpu_type": "t4", "github_user": " ", "env_vars": {"GITHUB_USER": "octocat"}
+        }))
+        .unwrap();
+        assert_eq!(empty.raw.github_user, None);
+        assert_eq!(blank.raw.github_user.as_deref(), Some("octocat"));
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub struct ProcessorConfig {
     /// `GITHUB_KEYS_URL` (`https://github.com`; empty disables): where `<login>.keys` is fetched
     /// from for GitHub users given access.
     pub github_keys_url: Option<String>,
+    /// `GITHUB_KEYS_DEADLINE_SECONDS` (120, 10–3600): how long after its admission a
+    /// reservation whose only SSH keys would come from GitHub keeps trying to fetch them while
+    /// GitHub cannot be reached; past it the reservation fails with the last reason (within one
+    /// more `SCHEDULER_INTERVAL_SECONDS`). Each attempt and its failure show in the
+    /// reservation's detailed status at once.
+    pub github_keys_deadline: Duration,
     /// `SECRETS_ENCRYPTION_KEYS` (optional): the keys that open a reservation's sealed
     /// environment values and command, the current one and those it replaced (ADR 12). A
     /// reservation sealed with a key not given here fails with the key's id as the reason.
@@ -185,6 +191,7 @@ impl ProcessorConfig {
             leader_lease: env.seconds("LEADER_LEASE_SECONDS", 10, 2..=300)?,
             leader_retry: env.seconds("LEADER_RETRY_SECONDS", 3, 1..=60)?,
             github_keys_url,
+            github_keys_deadline: env.seconds("GITHUB_KEYS_DEADLINE_SECONDS", 120, 10..=3600)?,
             secret_keys: SealingKeys::from_lookup(get)?,
         })
     }

@@ -79,7 +79,7 @@ impl Processor {
     /// Creates whatever is missing of `r`'s objects.
     #[tracing::instrument(skip_all, fields(reservation_id = %r.reservation_id))]
     pub(crate) async fn drive(&self, r: &Reservation, existing: &ManagedObjects) -> Result<Driven> {
-        let mut spec = self.spec_for(r).await?;
+        let mut spec = self.spec_for(r, true).await?;
         let mut plans = spec
             .pod_plans()
             .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
@@ -219,8 +219,13 @@ impl Processor {
 
     /// Everything the builders need, from the reservation row, the catalog and the
     /// configuration, but for the disk: its claim comes from the disk's record
-    /// ([`Self::ensure_disk`]).
-    pub(crate) async fn spec_for(&self, r: &Reservation) -> Result<ReservationSpec> {
+    /// ([`Self::ensure_disk`]). `starting`: for a dev box about to be created, which must have
+    /// an SSH key ([`Self::keys_to_start`]).
+    pub(crate) async fn spec_for(
+        &self,
+        r: &Reservation,
+        starting: bool,
+    ) -> Result<ReservationSpec> {
         let config = &self.inner.config;
         let gpu = config.catalog.get(&r.gpu_type).cloned().ok_or_else(|| {
             ProcessorError::Permanent(format!("GPU type {} is not offered", r.gpu_type))
@@ -231,7 +236,11 @@ impl Processor {
         let env = EnvVars::parse(secrets.env)
             .map_err(|e| ProcessorError::Permanent(format!("environment: {e}")))?;
         let command = secrets.command;
-        let authorized_keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
+        let authorized_keys = if starting {
+            self.keys_to_start(r).await?
+        } else {
+            self.keys_of_running(r).await?
+        };
         let jupyter = if r.jupyter_enabled {
             Some(self.jupyter_token(r).await?)
         } else {
@@ -255,6 +264,80 @@ impl Processor {
             command,
             gpu_type_label: config.gpu_type_label.clone(),
         })
+    }
+
+    /// The `authorized_keys` of a dev box about to be created. A box nobody could log in to is
+    /// not started: with no key at all, the reservation fails at once when no attempt could
+    /// help (no key registered, GitHub has no such user, or none of theirs), with how to fix
+    /// it. While GitHub cannot be asked, each failed attempt shows in the detailed status and
+    /// the events at once, and the next comes within the time left; past
+    /// `GITHUB_KEYS_DEADLINE_SECONDS` from the admission the reservation fails with the reason.
+    async fn keys_to_start(&self, r: &Reservation) -> Result<String> {
+        let keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
+        if keys.count > 0 {
+            return Ok(keys.file);
+        }
+        const FIX: &str = "register an SSH public key with `gpu-dev ssh-keys add` (or name a \
+             GitHub user who publishes one) and reserve again";
+        let problems = keys.describe_problems();
+        let deadline = self.inner.config.github_keys_deadline;
+        let since = r.admitted_at.unwrap_or_else(chrono::Utc::now);
+        let give_up_at = since + chrono::Duration::from_std(deadline).unwrap_or_default();
+        let left = (give_up_at - chrono::Utc::now()).to_std().ok();
+        match left {
+            Some(left) if keys.may_improve() => {
+                let detail = format!(
+                    "no SSH key yet, attempt {{attempt}} to fetch GitHub keys failed: {problems}; \
+                     trying again until {} ({} s after admission, GITHUB_KEYS_DEADLINE_SECONDS), \
+                     then the reservation fails",
+                    give_up_at.format("%H:%M:%S UTC"),
+                    deadline.as_secs()
+                );
+                let details = serde_json::json!({
+                    "github_keys": keys
+                        .problems
+                        .iter()
+                        .map(|(login, p)| serde_json::json!({"login": login, "problem": p.to_string()}))
+                        .collect::<Vec<_>>(),
+                    "give_up_at": give_up_at,
+                });
+                let leader = self.leader()?;
+                {
+                    let client = leader.lock().await?;
+                    db::record_key_attempt(&*client, r.reservation_id, &detail, &details)
+                        .await
+                        .fenced(&leader)?;
+                }
+                Err(ProcessorError::NoKeysYet {
+                    detail: format!("no SSH key yet: {problems}"),
+                    retry_within: left,
+                })
+            }
+            _ if keys.may_improve() => Err(ProcessorError::Permanent(format!(
+                "no SSH key for the dev box: GitHub keys could not be fetched within {} s of \
+                 admission ({problems}) and no key is registered; {FIX}",
+                deadline.as_secs()
+            ))),
+            _ if keys.problems.is_empty() => Err(ProcessorError::Permanent(format!(
+                "no SSH key for the dev box: none is registered and no GitHub user is named; {FIX}"
+            ))),
+            _ => Err(ProcessorError::Permanent(format!(
+                "no SSH key for the dev box: none is registered and {problems}; {FIX}"
+            ))),
+        }
+    }
+
+    /// The `authorized_keys` to write into a running dev box (users added, Jupyter switched):
+    /// whatever keys there are, unless there are none and a later attempt may find some.
+    async fn keys_of_running(&self, r: &Reservation) -> Result<String> {
+        let keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
+        if keys.count == 0 && keys.may_improve() {
+            return Err(ProcessorError::Transient(format!(
+                "no SSH keys yet: {}",
+                keys.describe_problems()
+            )));
+        }
+        Ok(keys.file)
     }
 
     /// The reservation's environment values and command, opened with the configured keys
@@ -539,7 +622,7 @@ impl Processor {
     /// Rewrites `authorized_keys` in every Pod Secret of an active reservation (users added);
     /// the dev box re-reads it within a minute.
     pub(crate) async fn refresh_keys(&self, r: &Reservation) -> Result<()> {
-        let keys = self.inner.keys.authorized_keys(&self.inner.pool, r).await?;
+        let keys = self.keys_of_running(r).await?;
         let secrets =
             ops::list_selected(&self.secrets_api(), &labels::selector_for(r.reservation_id))
                 .await?;
@@ -560,7 +643,7 @@ impl Processor {
     /// Opens or closes the Jupyter port of an active reservation: the token in its Secrets,
     /// the port on its SSH Services, and the URL in the database.
     pub(crate) async fn apply_jupyter(&self, r: &Reservation, enabled: bool) -> Result<()> {
-        let mut spec = self.spec_for(r).await?;
+        let mut spec = self.spec_for(r, false).await?;
         spec.jupyter = if enabled {
             Some(self.jupyter_token(r).await?)
         } else {

@@ -27,16 +27,36 @@ pub enum ProcessorError {
     /// visible).
     #[error("{0}")]
     Transient(String),
+    /// The dev box has no SSH key yet because GitHub could not be asked; the next attempt
+    /// should come no later than `retry_within`, the time left before the reservation gives up.
+    #[error("{detail}")]
+    NoKeysYet {
+        /// What went wrong, per GitHub login.
+        detail: String,
+        /// Time left until the keys deadline.
+        retry_within: std::time::Duration,
+    },
 }
 
 impl ProcessorError {
     /// True when retrying later may help (the message stays in the queue).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::NotLeader | Self::LostLeadership(_) | Self::Transient(_) => true,
+            Self::NotLeader
+            | Self::LostLeadership(_)
+            | Self::Transient(_)
+            | Self::NoKeysYet { .. } => true,
             Self::Store(e) => !matches!(e, StoreError::Corrupt(_)),
             Self::Kube(e) => e.is_transient(),
             Self::Permanent(_) => false,
+        }
+    }
+
+    /// The longest the next attempt should wait, when the error sets one.
+    pub fn retry_within(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::NoKeysYet { retry_within, .. } => Some(*retry_within),
+            _ => None,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod consumer;
 pub mod driver;
 pub mod error;
+pub mod extensions;
 pub mod hint;
 pub mod keys;
 pub mod leader;

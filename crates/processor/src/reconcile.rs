@@ -111,13 +111,13 @@ impl Processor {
             if is_incomplete(r, &mine) && self.may_redrive(r.reservation_id) {
                 match self.drive_or_fail(r, &mine).await {
                     Ok(_) => {
-                        self.redriven(r.reservation_id, true);
+                        self.redriven(r.reservation_id, true, None);
                         report.driven.push(r.reservation_id);
                         pods = None;
                     }
                     Err(e) if e.is_leadership() => return Err(e),
                     Err(e) => {
-                        let wait = self.redriven(r.reservation_id, false);
+                        let wait = self.redriven(r.reservation_id, false, e.retry_within());
                         tracing::warn!(reservation_id = %r.reservation_id, error = %e, retry_in = ?wait, "creating the dev box failed; will retry");
                     }
                 }
@@ -175,8 +175,8 @@ impl Processor {
     }
 
     /// Records an attempt to create a reservation's objects; after a failure, returns how long
-    /// the next one waits (doubling with each failure in a row, with jitter).
-    fn redriven(&self, id: Uuid, succeeded: bool) -> Option<Duration> {
+    /// the next one waits (doubling with each failure in a row, with jitter; at most `cap`).
+    fn redriven(&self, id: Uuid, succeeded: bool, cap: Option<Duration>) -> Option<Duration> {
         let mut redrive = self.inner.redrive.lock().ok()?;
         if succeeded {
             redrive.remove(&id);
@@ -184,6 +184,7 @@ impl Processor {
         }
         let failures = redrive.get(&id).map_or(1, |(n, _)| n.saturating_add(1));
         let wait = self.inner.config.retry_backoff.delay(failures);
+        let wait = cap.map_or(wait, |cap| wait.min(cap));
         redrive.insert(id, (failures, Instant::now() + wait));
         Some(wait)
     }

@@ -98,12 +98,14 @@ impl Processor {
         self.step_down();
     }
 
-    /// The periodic work: reconcile, schedule, and refresh the queue gauges.
+    /// The periodic work: reconcile, schedule, apply the extensions that are due, and refresh
+    /// the queue gauges.
     pub async fn tick(&self) -> Result<()> {
         let started = Instant::now();
         let reconciled = self.reconcile().await;
         let reconcile_time = started.elapsed();
         let passed = self.scheduler_pass().await;
+        let extended = self.apply_due_extensions().await;
         tracing::debug!(
             reconcile_ms = reconcile_time.as_millis() as u64,
             pass_ms = (started.elapsed() - reconcile_time).as_millis() as u64,
@@ -120,6 +122,7 @@ impl Processor {
         }
         reconciled?;
         passed?;
+        extended?;
         Ok(())
     }
 }

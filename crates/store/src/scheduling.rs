@@ -402,6 +402,37 @@ pub async fn set_detail(
     Ok(())
 }
 
+/// Records a failed attempt to fetch a `preparing` reservation's SSH keys: `detail` becomes its
+/// detailed status and a `note` event carries `details` with the attempt's number, all in one
+/// statement guarded by the status. Returns the attempt's number (1 for the first), or `None`
+/// when the reservation is no longer preparing (nothing written).
+pub async fn record_key_attempt(
+    db: &impl Db,
+    id: Uuid,
+    detail: &str,
+    details: &serde_json::Value,
+) -> Result<Option<i64>, StoreError> {
+    let row = db
+        .query_opt(
+            "WITH n AS ( \
+               SELECT count(*) + 1 AS attempt FROM reservation_events \
+               WHERE reservation_id = $1 AND kind = 'note' AND details ? 'ssh_key_attempt'), \
+             upd AS ( \
+               UPDATE reservations SET detailed_status = replace($2, '{attempt}', n.attempt::text) \
+               FROM n WHERE reservation_id = $1 AND status = 'preparing' \
+               RETURNING reservation_id, n.attempt), \
+             ev AS ( \
+               INSERT INTO reservation_events (reservation_id, kind, reason, actor, details) \
+               SELECT reservation_id, 'note', replace($2, '{attempt}', attempt::text), \
+                 'processor', $3::jsonb || jsonb_build_object('ssh_key_attempt', attempt) \
+               FROM upd) \
+             SELECT attempt FROM upd",
+            &[&id, &detail, &details],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// How many times a reservation was sent back from `preparing` to the queue.
 pub async fn requeue_count(db: &impl Db, id: Uuid) -> Result<i64, StoreError> {
     let row = db

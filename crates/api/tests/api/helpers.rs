@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use gpudev_api::{ApiConfig, Application, ShutdownHandle};
-use gpudev_domain::{ApiKey, Username};
+use gpudev_domain::{ApiKey, SshPublicKey, Username};
 use gpudev_store::api_keys::{self, NewKey};
+use gpudev_store::ssh_keys;
 use gpudev_store::users::{self, Role, User};
 use gpudev_testkit::TestDb;
 use reqwest::{Method, Response};
@@ -29,6 +30,13 @@ pub struct TestApp {
 /// The key-encryption key test apps seal environment values and commands with (made up for the
 /// tests; a real one comes from `openssl rand -base64 32`).
 pub const TEST_SECRETS_KEYS: &str = "api-test:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+
+/// The User-Agent of the test client: gpudev's client library.
+pub const GPUDEV_CLIENT_AGENT: &str = "gpudev-client/test";
+
+/// The SSH public key every user made by [`TestApp::user_with_key`] starts with.
+pub const TEST_SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@laptop";
 
 /// Settings for a test app: a fresh database, free ports, no drain delay. `extra` overrides.
 pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> ApiConfig {
@@ -70,8 +78,11 @@ pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
         base,
         metrics,
         db,
+        // Speaks as gpudev's client library does (an extension applies at once, ADR 15); the
+        // tests of the original client set that client's own User-Agent.
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .user_agent(GPUDEV_CLIENT_AGENT)
             .build()
             .unwrap(),
         shutdown,
@@ -80,13 +91,25 @@ pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
 
 impl TestApp {
     /// Creates a user directly in the database and a key for them; returns the user and the key.
+    /// A new user has an SSH public key registered ([`TEST_SSH_KEY`]), as anyone who reserves
+    /// dev boxes does (a submit without one is refused).
     pub async fn user_with_key(&self, name: &str, role: Role) -> (User, String) {
-        let client = self.db.connect().await;
+        let mut client = self.db.connect().await;
         let user = match users::find_by_name(&client, name).await.unwrap() {
             Some(u) => u,
-            None => users::create(&client, &Username::parse(name).unwrap(), role)
+            None => {
+                let user = users::create(&client, &Username::parse(name).unwrap(), role)
+                    .await
+                    .unwrap();
+                ssh_keys::replace(
+                    &mut client,
+                    user.user_id,
+                    &[SshPublicKey::parse(TEST_SSH_KEY).unwrap()],
+                )
                 .await
-                .unwrap(),
+                .unwrap();
+                user
+            }
         };
         let key = ApiKey::generate().unwrap();
         api_keys::insert(

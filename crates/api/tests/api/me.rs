@@ -100,7 +100,8 @@ async fn ssh_keys_are_replaced_listed_and_each_one_validated() {
         "a refused PUT changes nothing: {listed}"
     );
     let (_, theirs) = status_json(app.get("/v1/me/ssh-keys", &other).await).await;
-    assert_eq!(theirs["total"], 0);
+    assert_eq!(theirs["total"], 1, "dave keeps his own key only: {theirs}");
+    assert_ne!(theirs["keys"][0]["fingerprint"], ED25519_FINGERPRINT);
 
     let (status, body) = status_json(
         app.call(

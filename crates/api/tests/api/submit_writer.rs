@@ -8,7 +8,7 @@ use gpudev_api::auth::Caller;
 use gpudev_api::metrics::Metrics;
 use gpudev_api::submit_writer::{SubmitRequest, SubmitWriter};
 use gpudev_domain::{GpuType, ImageRef};
-use gpudev_store::reservations::{Checked, NewReservation, Quota, Submitted};
+use gpudev_store::reservations::{Checked, Checks, NewReservation, Quota, Submitted};
 use gpudev_store::users::{self, Role};
 use gpudev_store::{DbConfig, Queue};
 use uuid::Uuid;
@@ -38,7 +38,10 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
             queue_position: None,
             estimated_start_at: None,
         },
-        quota: Some(Quota { max_queued: 1000 }),
+        checks: Checks {
+            quota: Some(Quota { max_queued: 1000 }),
+            ssh_access: false,
+        },
         caller: caller.clone(),
         ctx: RequestCtx::default(),
     }

@@ -1,6 +1,7 @@
 //! `gpu-dev extend`
 
 use chrono::Utc;
+use uuid::Uuid;
 
 use crate::context::Ctx;
 use crate::error::CliResult;
@@ -32,8 +33,13 @@ fn parse_hours(raw: &str) -> Result<f64, String> {
 /// Runs `extend`.
 pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
     let mut session = Session::new(ctx)?;
+    // One key per invocation: a retry of the call (after a re-login, say) extends once.
+    let idempotency_key = Uuid::new_v4().to_string();
     let answer = session
-        .call(async |c| c.extend_job(&args.id, args.hours).await)
+        .call(async |c| {
+            c.extend_job(&args.id, args.hours, Some(&idempotency_key))
+                .await
+        })
         .await?;
     if ctx.json() {
         return output::json(&answer);

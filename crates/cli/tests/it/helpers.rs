@@ -21,6 +21,9 @@ pub const SSH_KEY: &str =
 pub const SSH_KEY_2: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl bob@desk";
 
+/// The GitHub login reservations name for their SSH keys where the test registers none.
+pub const GITHUB_USER: &str = "octocat";
+
 /// What a run of the binary produced.
 #[derive(Debug)]
 pub struct Run {
@@ -227,9 +230,19 @@ impl World {
         self.run(&["login"]).await.ok()
     }
 
-    /// `gpu-dev reserve --no-wait -o json` of `gpus` t4 GPUs; the job id.
+    /// `gpu-dev reserve --no-wait -o json` of `gpus` t4 GPUs, with a GitHub user for its SSH
+    /// keys (the world's user has none registered); the job id.
     pub async fn reserve_no_wait(&self, extra: &[&str]) -> String {
-        let mut args = vec!["reserve", "-t", "t4", "--no-wait", "-o", "json"];
+        let mut args = vec![
+            "reserve",
+            "-t",
+            "t4",
+            "--no-wait",
+            "-o",
+            "json",
+            "--github-user",
+            GITHUB_USER,
+        ];
         args.extend_from_slice(extra);
         let run = self.run(&args).await.ok();
         run.json()["job_id"].as_str().unwrap().to_owned()

@@ -21,6 +21,8 @@ async fn reserve_no_wait_returns_the_id_at_once() {
             "1.5",
             "--name",
             "exp-1",
+            "--github-user",
+            "octocat",
             "--no-wait",
             "-o",
             "json",
@@ -59,7 +61,17 @@ async fn reserve_no_wait_returns_the_id_at_once() {
         "the CLI version travels in the User-Agent"
     );
 
-    let run = w.run(&["reserve", "-t", "t4", "--no-wait"]).await.ok();
+    let run = w
+        .run(&[
+            "reserve",
+            "-t",
+            "t4",
+            "--no-wait",
+            "--github-user",
+            "octocat",
+        ])
+        .await
+        .ok();
     assert!(
         run.stdout.starts_with("Reservation ")
             && run.stdout.contains(" is queued, position 2 in the queue."),
@@ -364,4 +376,43 @@ async fn list_all_is_for_admins_and_reports_the_missing_admin_route() {
         assert_eq!(run.code, 1, "{run:#?}");
         assert!(run.stderr.contains("no GET /v1/admin/jobs"), "{run:#?}");
     }
+}
+
+#[tokio::test]
+async fn extend_sends_an_idempotency_key_of_its_own_for_each_invocation() {
+    let w = World::with(Options {
+        record: true,
+        ..Options::default()
+    })
+    .await;
+    w.login().await;
+    let id = w.reserve_no_wait(&[]).await;
+    w.activate(&id).await;
+    let recorder = w.recorder.as_ref().unwrap();
+    recorder.clear();
+
+    w.run(&["extend", &id, "-H", "1"]).await.ok();
+    w.run(&["extend", &id, "-H", "1"]).await.ok();
+
+    let sent = recorder.text().to_ascii_lowercase();
+    let keys: Vec<&str> = sent
+        .lines()
+        .filter_map(|l| l.strip_prefix("idempotency-key: "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(keys.len(), 2, "{sent}");
+    assert_ne!(keys[0], keys[1], "each invocation is a request of its own");
+    let shown = w.run(&["show", &id, "-o", "json"]).await.ok().json();
+    assert_eq!(shown["extended_hours"], 2.0, "both extended");
+}
+
+#[tokio::test]
+async fn a_reservation_no_ssh_key_could_reach_is_refused_with_how_to_fix_it() {
+    let w = World::new().await;
+    w.login().await;
+
+    let run = w.run(&["reserve", "-t", "t4", "--no-wait"]).await;
+
+    assert_ne!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.contains("gpu-dev ssh-keys add"), "{run:#?}");
 }

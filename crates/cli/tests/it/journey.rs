@@ -21,7 +21,11 @@ struct Waiting {
 /// Starts `gpu-dev reserve` (waiting, no processor) and returns once it reports the job queued.
 async fn reserve_until_queued(w: &World) -> Waiting {
     let mut child = w
-        .command(&["reserve", "-t", "t4"], &[], &[])
+        .command(
+            &["reserve", "-t", "t4", "--github-user", "octocat"],
+            &[],
+            &[],
+        )
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

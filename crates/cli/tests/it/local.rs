@@ -124,7 +124,18 @@ async fn the_readme_setup_needs_only_settings_and_a_credentials_file() {
     let run = w.run_env(&["login"], &set, &unset).await.ok();
     assert!(run.stdout.contains("as alice"), "{run:#?}");
     let run = w
-        .run_env(&["reserve", "-t", "t4", "--no-wait"], &set, &unset)
+        .run_env(
+            &[
+                "reserve",
+                "-t",
+                "t4",
+                "--no-wait",
+                "--github-user",
+                "octocat",
+            ],
+            &set,
+            &unset,
+        )
         .await
         .ok();
     assert!(run.stdout.contains(" is queued"), "{run:#?}");

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use gpudev_api::{ApiConfig, Application};
 use gpudev_client::sts::{self, AwsCredentials};
+use gpudev_client::types::jobs::Applies;
 use gpudev_client::{Client, ClientError, ErrorCode, JobSubmission, ListQuery};
 use gpudev_testkit::Moto;
 
@@ -61,7 +62,8 @@ async fn logged_in(env: &Env, user: &str) -> Client {
     logged_in_with_key(env, user).await.0
 }
 
-/// Logs `user` in through aws-iam; the client with the new key, and the key.
+/// Logs `user` in through aws-iam and registers an SSH key; the client with the new key, and
+/// the key.
 async fn logged_in_with_key(env: &Env, user: &str) -> (Client, String) {
     let c = env.moto.mint(ROLE, user).await;
     let creds = AwsCredentials {
@@ -81,8 +83,14 @@ async fn logged_in_with_key(env: &Env, user: &str) -> (Client, String) {
     let login = env.client.login_aws_iam(&signed).await.unwrap();
     assert_eq!(login.username, user);
     assert_eq!(login.role, "user");
-    (env.client.with_api_key(&login.api_key), login.api_key)
+    let client = env.client.with_api_key(&login.api_key);
+    // Someone who reserves dev boxes has a key to log in to them with.
+    client.set_ssh_keys(&[SSH_KEY.to_owned()]).await.unwrap();
+    (client, login.api_key)
 }
+
+const SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe client@test";
 
 #[tokio::test]
 async fn a_presigned_login_gives_a_key_and_a_stale_or_tampered_one_is_refused() {
@@ -195,12 +203,18 @@ async fn every_job_answer_decodes_and_errors_carry_code_and_detail() {
         .unwrap();
     assert_eq!(list.total, 1);
 
-    let longer = alice.extend_job(&id, 1.0).await.unwrap();
-    assert_eq!(longer.applies, gpudev_api_types::jobs::Applies::AtStart);
-    assert_eq!(longer.expires_at, None, "queued: no end yet");
+    let extended = alice.extend_job(&id, 1.0, Some("ext-1")).await.unwrap();
+    assert_eq!(
+        extended.applies,
+        Applies::AtStart,
+        "a queued job runs longer once it starts"
+    );
+    let again = alice.extend_job(&id, 1.0, Some("ext-1")).await.unwrap();
+    assert_eq!(again.applies, extended.applies);
+    assert_eq!(alice.get_job(&id).await.unwrap().extended_hours, 1.0);
     let cancelled = alice.cancel_job(&id).await.unwrap();
     assert_eq!(cancelled.status, "cancelled");
-    let err = alice.extend_job(&id, 1.0).await.unwrap_err();
+    let err = alice.extend_job(&id, 1.0, None).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Api { status: 409, code, .. } if *code == ErrorCode::InvalidState)
     );

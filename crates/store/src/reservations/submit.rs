@@ -66,6 +66,10 @@ pub async fn submit_in(
         Checked::OverQuota(_) => Err(StoreError::Corrupt(
             "a submit without a quota was refused for its quota".into(),
         )),
+        // No SSH access check was asked for.
+        Checked::NoSshAccess => Err(StoreError::Corrupt(
+            "a submit without an SSH access check was refused for SSH access".into(),
+        )),
     }
 }
 
@@ -75,6 +79,16 @@ pub async fn submit_in(
 pub struct Quota {
     /// Most `queued` reservations a user may have.
     pub max_queued: i64,
+}
+
+/// What [`submit_checked`] checks of a submit before writing it, in the same statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checks {
+    /// The user's queued cap, if any.
+    pub quota: Option<Quota>,
+    /// Refuse the submit unless its dev box can get an SSH key from somewhere: the user has a
+    /// stored key, the request names a GitHub user, or the user's account does.
+    pub ssh_access: bool,
 }
 
 /// The outcome of [`submit_within`].
@@ -88,6 +102,10 @@ pub enum Checked {
     /// Nothing was written: the proposed reservation id belongs to another reservation — the
     /// same user's (given, so a retry can be answered with it) or someone else's (`None`).
     IdTaken(Option<Box<Reservation>>),
+    /// Nothing was written: [`Checks::ssh_access`] was asked for and the dev box could get no
+    /// SSH key (the user has none stored, and neither the request nor the account names a
+    /// GitHub user).
+    NoSshAccess,
 }
 
 /// [`submit_in`] with the quota check (none for `None`) in the same statement: the user's
@@ -118,6 +136,29 @@ pub async fn submit_many(
     queue: &Queue,
     submits: &[(&NewReservation, Option<Quota>)],
 ) -> Result<Vec<Checked>, StoreError> {
+    let checked: Vec<_> = submits
+        .iter()
+        .map(|&(new, quota)| {
+            (
+                new,
+                Checks {
+                    quota,
+                    ssh_access: false,
+                },
+            )
+        })
+        .collect();
+    submit_checked(tx, queue, &checked).await
+}
+
+/// [`submit_many`] with every check of [`Checks`]: each submit's quota and, where asked, its
+/// SSH access are decided by the statement that writes it, so a key removed or added meanwhile
+/// is seen as of the write, and a refusal writes nothing.
+pub async fn submit_checked(
+    tx: &impl Db,
+    queue: &Queue,
+    submits: &[(&NewReservation, Checks)],
+) -> Result<Vec<Checked>, StoreError> {
     let mut outcomes: Vec<Option<Checked>> = submits.iter().map(|_| None).collect();
     for round in rounds(submits) {
         let batch: Vec<_> = round.iter().map(|&i| submits[i]).collect();
@@ -133,7 +174,7 @@ pub async fn submit_many(
 
 /// `submits` split into rounds (indices, in order) in which no two propose the same id or share
 /// a user and an idempotency key; almost always one round.
-fn rounds(submits: &[(&NewReservation, Option<Quota>)]) -> Vec<Vec<usize>> {
+fn rounds(submits: &[(&NewReservation, Checks)]) -> Vec<Vec<usize>> {
     /// The submits of one round, and the ids and (user, key) pairs they hold.
     #[derive(Default)]
     struct Round<'a> {
@@ -167,12 +208,12 @@ fn rounds(submits: &[(&NewReservation, Option<Quota>)]) -> Vec<Vec<usize>> {
 async fn insert(
     tx: &impl Db,
     queue: &Queue,
-    submits: &[(&NewReservation, Option<Quota>)],
+    submits: &[(&NewReservation, Checks)],
 ) -> Result<Vec<Checked>, StoreError> {
     let requested_at = Utc::now();
     let input = submits
         .iter()
-        .map(|(new, quota)| input_row(new, *quota, requested_at))
+        .map(|(new, checks)| input_row(new, *checks, requested_at))
         .collect::<Result<Vec<_>, _>>()?;
     let input = serde_json::Value::Array(input);
     // `input` keeps the submits' order (a function scan returns the array's elements in order).
@@ -185,7 +226,8 @@ async fn insert(
     // submits sharing a transaction keep their order in the queue. A submit without a predicted
     // position gets its place by arrival: behind what its type had queued at the snapshot and
     // the statement's earlier submits of that type (counted only then: COALESCE stops at the
-    // first non-null argument).
+    // first non-null argument). `access` is whether the dev box can get an SSH key (asked only
+    // with `ssh_check`): a stored key, or a GitHub user named by the request or the account.
     let rows = tx
         .query(
             &format!(
@@ -197,8 +239,16 @@ async fn insert(
                      github_user text, priority int, idempotency_key text, cli_version text, \
                      request_hash text, disk_size_gb int, max_queued bigint, \
                      queue_position int, estimated_start_at timestamptz, \
-                     key_id text, data_key text, sealed text, hint jsonb)) \
+                     key_id text, data_key text, sealed text, hint jsonb, ssh_check boolean)) \
                    WITH ORDINALITY AS t), \
+                 access AS ( \
+                   SELECT i.ord, NOT coalesce(i.ssh_check, false) \
+                     OR i.github_user IS NOT NULL \
+                     OR EXISTS (SELECT 1 FROM user_ssh_keys k WHERE k.user_id = i.user_id) \
+                     OR EXISTS (SELECT 1 FROM users u \
+                                WHERE u.user_id = i.user_id AND u.github_username IS NOT NULL) \
+                       AS ok \
+                   FROM input i), \
                  prior AS ( \
                    SELECT DISTINCT ON (i.ord) i.ord, p.reservation_id, p.user_id, \
                      coalesce(p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key, \
@@ -218,7 +268,8 @@ async fn insert(
                  cand AS ( \
                    SELECT i.*, row_number() OVER (PARTITION BY i.user_id ORDER BY i.ord) AS nth, \
                      row_number() OVER (PARTITION BY i.gpu_type ORDER BY i.ord) AS nth_of_type \
-                   FROM input i WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = i.ord)), \
+                   FROM input i JOIN access a USING (ord) \
+                   WHERE a.ok AND NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = i.ord)), \
                  ins AS ( \
                    INSERT INTO reservations (reservation_id, user_id, name, gpu_type, gpu_count, \
                      node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
@@ -262,8 +313,8 @@ async fn insert(
                  SELECT i.ord, \
                    coalesce(i.max_queued IS NULL OR l.n + c.nth <= i.max_queued, false) AS admitted, \
                    msg.msg_id, p.reservation_id AS prior_id, p.user_id AS prior_user, \
-                   p.by_key AS prior_by_key, {COLUMNS} \
-                 FROM input i JOIN load l USING (user_id) \
+                   p.by_key AS prior_by_key, a.ok AS ssh_access, {COLUMNS} \
+                 FROM input i JOIN load l USING (user_id) JOIN access a USING (ord) \
                  LEFT JOIN prior p ON p.ord = i.ord \
                  LEFT JOIN cand c ON c.ord = i.ord \
                  LEFT JOIN (ins r JOIN users u USING (user_id) JOIN msg USING (reservation_id)) \
@@ -281,8 +332,8 @@ async fn insert(
         )));
     }
     let mut outcomes = Vec::with_capacity(rows.len());
-    for (row, (new, quota)) in rows.iter().zip(submits) {
-        outcomes.push(outcome(tx, row, new, *quota).await?);
+    for (row, (new, checks)) in rows.iter().zip(submits) {
+        outcomes.push(outcome(tx, row, new, checks.quota).await?);
     }
     Ok(outcomes)
 }
@@ -290,7 +341,7 @@ async fn insert(
 /// One submit as a row of the statement's input.
 fn input_row(
     new: &NewReservation,
-    quota: Option<Quota>,
+    checks: Checks,
     requested_at: chrono::DateTime<Utc>,
 ) -> Result<serde_json::Value, StoreError> {
     let hint = serde_json::to_value(QueueMessage::Create(ReservationHint {
@@ -323,13 +374,14 @@ fn input_row(
         "cli_version": new.cli_version,
         "request_hash": new.request_hash,
         "disk_size_gb": new.disk_size_gb,
-        "max_queued": quota.map(|q| q.max_queued),
+        "max_queued": checks.quota.map(|q| q.max_queued),
         "queue_position": new.queue_position,
         "estimated_start_at": new.estimated_start_at,
         "key_id": new.secrets.as_ref().map(|s| s.key_id.as_str()),
         "data_key": new.secrets.as_ref().map(|s| BASE64.encode(&s.data_key)),
         "sealed": new.secrets.as_ref().map(|s| BASE64.encode(&s.sealed)),
         "hint": hint,
+        "ssh_check": checks.ssh_access,
     }))
 }
 
@@ -352,6 +404,9 @@ async fn outcome(
         .map(|id| (id, row.get("prior_user"), row.get("prior_by_key")));
     if let Some((id, owner, by_key)) = prior {
         return existing(tx, new, id, owner, by_key).await;
+    }
+    if !row.get::<_, bool>("ssh_access") {
+        return Ok(Checked::NoSshAccess);
     }
     if !row.get::<_, bool>("admitted") {
         return quota.map(Checked::OverQuota).ok_or_else(|| {

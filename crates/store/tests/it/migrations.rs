@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 19] = [
+const TABLES: [&str; 22] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -22,6 +22,9 @@ const TABLES: [&str; 19] = [
     "scheduler_clocks",
     "scheduler_state",
     "rate_limit_buckets",
+    "extend_requests",
+    "console_links",
+    "console_sessions",
     "refinery_schema_history",
 ];
 

@@ -6,7 +6,7 @@ use gpudev_domain::{GROUP_WINDOW, GroupMember, ReservationRequest};
 use gpudev_store::QueueMessage;
 use gpudev_store::StoreError;
 use gpudev_store::reservations::groups::{self, Joined};
-use gpudev_store::reservations::{self, Checked, NewReservation, Quota, Submitted};
+use gpudev_store::reservations::{self, Checked, Checks, NewReservation, Submitted};
 use uuid::Uuid;
 
 use crate::audit::{self, Audit, RequestCtx};
@@ -34,7 +34,7 @@ pub(super) async fn submit_member(
     state: &AppState,
     new: NewReservation,
     member: &GroupMember,
-    quota: Option<Quota>,
+    checks: Checks,
     caller: &Caller,
     ctx: &RequestCtx,
 ) -> ApiResult<JobSubmitResponse> {
@@ -66,12 +66,20 @@ pub(super) async fn submit_member(
     .await?;
     let (r, note) = match open {
         None => {
-            let created =
-                reservations::submit_within(&tx, &state.config.queue, &new, quota).await?;
+            let created = reservations::submit_checked(&tx, &state.config.queue, &[(&new, checks)])
+                .await?
+                .pop()
+                .ok_or_else(|| StoreError::Corrupt("a submit went unanswered".into()))?;
             let r = match created {
                 Checked::Submitted(Submitted::Created { reservation, .. }) => *reservation,
                 Checked::Submitted(Submitted::Existing(_)) | Checked::IdTaken(_) => {
                     return Err(super::submit::id_taken(member_id));
+                }
+                Checked::NoSshAccess => {
+                    return Err(ApiError::invalid(
+                        "github_user",
+                        crate::submit_writer::NO_SSH_KEY,
+                    ));
                 }
                 Checked::OverQuota(limit) => {
                     return Err(super::submit::quota_exceeded(format!(

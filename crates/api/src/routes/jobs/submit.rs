@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use gpudev_domain::{Prediction, ReservationRequest};
-use gpudev_store::reservations::{Checked, NewReservation, Quota, Reservation, Submitted};
+use gpudev_store::reservations::{Checked, Checks, NewReservation, Quota, Reservation, Submitted};
 use gpudev_store::{ReservationSecrets, SealedSecrets, SealingKeys};
 use serde_json::Value;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use crate::audit::RequestCtx;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
-use crate::submit_writer::{SubmitRequest, refusal};
+use crate::submit_writer::{NO_SSH_KEY, SubmitRequest, refusal};
 
 pub use gpudev_api_types::jobs::JobSubmitResponse;
 
@@ -35,6 +35,10 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 ///
 /// `Idempotency-Key`: the same key with the same body returns the original job (no second
 /// reservation, no second message); the same key with a different body is 409.
+///
+/// A dev box nobody could log in to is refused (422, nothing stored): when the caller has no
+/// SSH key registered and neither the request (`github_user`, or `GITHUB_USER` in `env_vars`)
+/// nor the caller's account names a GitHub user, the `detail` says how to fix it.
 #[utoipa::path(post, path = "/v1/jobs/submit", tag = "jobs", request_body = JobSubmission,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header,
@@ -48,7 +52,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
             description = "quota_exceeded, idempotency_key_reused or job_id_taken"),
         (status = 415, body = ErrorBody, description = "the body is not JSON"),
         (status = 422, body = ErrorBody,
-            description = "invalid field; unknown GPU types list the valid ones"),
+            description = "invalid field (unknown GPU types list the valid ones), or no SSH key \
+                could reach the dev box: none registered and no GitHub user named"),
     ))]
 #[post("/jobs/submit")]
 pub async fn submit_job(
@@ -146,11 +151,16 @@ pub async fn submit_job(
     };
     // The queued cap is checked with the writes (row, event, secrets, queue message) in one
     // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
-    let quota = config.max_queued_per_user.map(|max| Quota {
-        max_queued: i64::from(max),
-    });
+    // So is whether the dev box could get an SSH key (ADR 17): no extra round trip for the
+    // common case of a user with stored keys.
+    let checks = Checks {
+        quota: config.max_queued_per_user.map(|max| Quota {
+            max_queued: i64::from(max),
+        }),
+        ssh_access: true,
+    };
     if let Some(m) = &member {
-        let body = super::group::submit_member(&state, new, m, quota, &caller, &ctx).await?;
+        let body = super::group::submit_member(&state, new, m, checks, &caller, &ctx).await?;
         return Ok(answer(body));
     }
     // Stored with the row, so the first poll shows what this answer shows.
@@ -159,7 +169,7 @@ pub async fn submit_job(
         .submits
         .write(SubmitRequest {
             new,
-            quota,
+            checks,
             caller,
             ctx,
         })
@@ -177,6 +187,7 @@ pub async fn submit_job(
         }
         Checked::IdTaken(None) => return Err(id_taken(proposed_or_new)),
         Checked::OverQuota(limit) => return Err(quota_exceeded(refusal(limit))),
+        Checked::NoSshAccess => return Err(ApiError::invalid("github_user", NO_SSH_KEY)),
     };
     // Durable and acknowledged from here.
     let (queue_position, estimated_start_time) = standing(&reservation);
@@ -305,7 +316,7 @@ fn to_i32(n: u32) -> i32 {
 }
 
 /// The `Idempotency-Key` header: 1–255 visible ASCII characters.
-fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -328,7 +339,7 @@ fn idempotency_key(req: &HttpRequest) -> ApiResult<Option<String>> {
 }
 
 /// The client's version, from `X-CLI-Version` or a `gpu-dev/<version>` User-Agent.
-fn cli_version(req: &HttpRequest) -> Option<String> {
+pub(crate) fn cli_version(req: &HttpRequest) -> Option<String> {
     let from_header = req
         .headers()
         .get("X-CLI-Version")
