@@ -13,6 +13,7 @@
 
 mod metrics;
 mod model;
+mod trace;
 
 pub use metrics::Report;
 pub use model::{Scenario, run};
@@ -70,5 +71,16 @@ mod tests {
         let mut other = short(1.0);
         other.seed = 99;
         assert_ne!(a, measured(run(&other)), "the seed matters");
+    }
+
+    #[test]
+    fn tracing_long_waits_leaves_the_report_unchanged() {
+        let measured = |mut r: Report| {
+            r.slowest_pass_ms = 0.0;
+            format!("{r:?}")
+        };
+        let mut traced = short(1.1);
+        traced.trace_waits = Some(3600);
+        assert_eq!(measured(run(&short(1.1))), measured(run(&traced)));
     }
 }

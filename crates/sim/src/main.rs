@@ -26,6 +26,10 @@ struct Args {
     /// Random seeds: every scenario runs once per seed.
     #[arg(long, value_delimiter = ',', default_values_t = [1])]
     seeds: Vec<u64>,
+    /// Print to stderr every request that waited at least this many hours, with its fair-share
+    /// lead, when it was promised and when it started, and each type's offered load per day.
+    #[arg(long)]
+    trace_waits: Option<f64>,
 }
 
 fn main() {
@@ -44,6 +48,7 @@ fn main() {
                 s.promise_horizon = args.horizon_minutes * 60;
                 s.aging = args.aging;
                 s.early_end_fraction = early;
+                s.trace_waits = args.trace_waits.map(|h| (h * 3600.0) as i64);
                 let ends = if early > 0.0 {
                     format!("{:.0} % {label}", early * 100.0)
                 } else {

@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::metrics::{Recorder, Report};
+use crate::trace::WaitTrace;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
@@ -51,6 +52,9 @@ pub struct Scenario {
     pub aging: f64,
     /// The random seed.
     pub seed: u64,
+    /// When set, requests that waited at least this many seconds are printed to stderr with
+    /// what held them back (see `trace.rs`).
+    pub trace_waits: Option<i64>,
 }
 
 impl Scenario {
@@ -74,6 +78,7 @@ impl Scenario {
             promise_horizon: 2 * HOUR,
             aging: 1.0,
             seed: 1,
+            trace_waits: None,
         }
     }
 }
@@ -224,6 +229,7 @@ pub fn run(s: &Scenario) -> Report {
     let mut history: Vec<UsageRecord> = Vec::new();
     let mut clocks: BTreeMap<GpuType, f64> = BTreeMap::new();
     let per_node = s.gpus_per_node;
+    let mut trace = s.trace_waits.map(WaitTrace::new);
 
     let end = s.days * DAY;
     let mut now = 0;
@@ -341,6 +347,9 @@ pub fn run(s: &Scenario) -> Report {
                 nodes[n].used += w.request.gpus / w.request.nodes;
             }
             recorder.started(&w.request, now);
+            if let Some(trace) = &mut trace {
+                trace.started(&w.request, now);
+            }
             held.push(Held {
                 request: w.request,
                 nodes: chosen,
@@ -357,6 +366,14 @@ pub fn run(s: &Scenario) -> Report {
                     q.promise.is_some(),
                     q.promise_moved.is_some(),
                 );
+                if let Some(trace) = &mut trace {
+                    let v = clocks
+                        .get(&types[w.request.gpu_type])
+                        .copied()
+                        .unwrap_or(0.0);
+                    let promise = q.promise.as_ref().map(|p| p.start);
+                    trace.waiting(&w.request, q.tag, v, now, promise);
+                }
                 w.tag = Some(q.tag);
                 w.promise = q.promise;
             }
@@ -367,6 +384,9 @@ pub fn run(s: &Scenario) -> Report {
         queue.extend(by_id.into_values());
         recorder.sample(now, s.pass_every, &queue, &held);
         now += s.pass_every;
+    }
+    if let Some(trace) = &trace {
+        trace.print(s, &arrivals);
     }
     recorder.finish(&queue)
 }
