@@ -110,7 +110,10 @@ async fn the_charts_service_accounts_run_the_whole_lifecycle_with_no_right_refus
             serde_json::json!({ "jupyter_enabled": enabled }),
         )
         .await;
-        assert_eq!(p.process_once().await.unwrap().archived, 1);
+        // The hint, and any message the watchers queued meanwhile (under load, a failed pod's
+        // own message may still be waiting).
+        let archived = p.process_once().await.unwrap().archived;
+        assert!(archived >= 1, "the {action} hint was not handled");
         assert_eq!(env.get(solo).await.jupyter_url.is_some(), enabled);
     }
     env.cancel(gang).await;
