@@ -224,9 +224,10 @@ async fn insert(
     // NOTHING covers an id or key committed by a concurrent transaction after the snapshot (no
     // error: the transaction stays usable). `created_at` is each row's own time, in order, so
     // submits sharing a transaction keep their order in the queue. A submit without a predicted
-    // position gets its place by arrival: behind what its type had queued at the snapshot and
-    // the statement's earlier submits of that type (counted only then: COALESCE stops at the
-    // first non-null argument). `access` is whether the dev box can get an SSH key (asked only
+    // position gets its place by arrival: after the last position its type's queue held at the
+    // snapshot (one descent of `reservations_queued_position`, not a count of the queue), and
+    // after the statement's earlier submits of that type (looked up only then: COALESCE stops at
+    // the first non-null argument). `access` is whether the dev box can get an SSH key (asked only
     // with `ssh_check`): a stored key, or a GitHub user named by the request or the account.
     let rows = tx
         .query(
@@ -281,9 +282,9 @@ async fn insert(
                      c.disk_name, c.jupyter_enabled, c.github_user, c.priority, \
                      c.idempotency_key, c.cli_version, c.request_hash, \
                      c.disk_size_gb, 'waiting in queue', clock_timestamp(), \
-                     coalesce(c.queue_position, ( \
-                       SELECT count(*) FROM reservations q \
-                       WHERE q.status = 'queued' AND q.gpu_type = c.gpu_type)::int \
+                     coalesce(c.queue_position, coalesce(( \
+                       SELECT max(q.queue_position) FROM reservations q \
+                       WHERE q.status = 'queued' AND q.gpu_type = c.gpu_type), 0) \
                        + c.nth_of_type::int), \
                      c.estimated_start_at \
                    FROM cand c JOIN load l USING (user_id) \
