@@ -317,20 +317,17 @@ impl RateLimits {
         deny_at_empty: bool,
         metrics: &Metrics,
     ) -> Option<Duration> {
+        let bucket = Bucket { scope, key };
         let cell = {
             let mut leases = self.lock_leases();
             let now = Instant::now();
-            let bucket = Bucket {
-                scope,
-                key: key.clone(),
-            };
             match leases.get(&bucket) {
                 Some(cell) => cell.clone(),
                 None if leases.len() >= MAX_LEASES => {
                     Arc::new(AsyncMutex::new(Lease::new(limit, now)))
                 }
                 None => leases
-                    .entry(bucket)
+                    .entry(bucket.clone())
                     .or_insert_with(|| Arc::new(AsyncMutex::new(Lease::new(limit, now))))
                     .clone(),
             }
@@ -372,7 +369,7 @@ impl RateLimits {
         };
         let take = Take {
             scope: scope.as_str(),
-            key: &key,
+            key: &bucket.key,
             rate: limit.rate,
             capacity: f64::from(limit.capacity),
             want: lease.size,

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use gpudev_cluster::pod::{CONTAINER_NAME, DEV_UID, HOME_PATH};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::AttachParams;
+use kube::api::{AttachParams, AttachedProcess};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
@@ -163,8 +163,40 @@ impl ExecNotifier {
         Self { client, timeout }
     }
 
-    async fn exec(&self, namespace: &str, pod: &str, notice: &Notice) -> Result<(), NotifyError> {
+    /// Starts `command` in the dev container of `pod`, with the streams `params` asks for.
+    async fn start(
+        &self,
+        namespace: &str,
+        pod: &str,
+        command: Vec<String>,
+        params: &AttachParams,
+    ) -> Result<AttachedProcess, NotifyError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        api.exec(pod, command, params)
+            .await
+            .map_err(|source| NotifyError::Exec {
+                pod: pod.to_owned(),
+                source,
+            })
+    }
+
+    /// `work` on `pod`, given at most the notifier's timeout.
+    async fn bounded<T>(
+        &self,
+        pod: &str,
+        work: impl Future<Output = Result<T, NotifyError>>,
+    ) -> Result<T, NotifyError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(NotifyError::Timeout {
+                    pod: pod.to_owned(),
+                    timeout: self.timeout,
+                })
+            })
+    }
+
+    async fn exec(&self, namespace: &str, pod: &str, notice: &Notice) -> Result<(), NotifyError> {
         let script = format!("GPUDEV_HOME={HOME_PATH}; GPUDEV_UID={DEV_UID}\n{SCRIPT}");
         let command = vec![
             "sh".to_owned(),
@@ -179,13 +211,7 @@ impl ExecNotifier {
             .stdin(false)
             .stdout(false)
             .stderr(true);
-        let mut process =
-            api.exec(pod, command, &params)
-                .await
-                .map_err(|source| NotifyError::Exec {
-                    pod: pod.to_owned(),
-                    source,
-                })?;
+        let mut process = self.start(namespace, pod, command, &params).await?;
         let mut stderr = String::new();
         if let Some(mut err) = process.stderr() {
             let mut bytes = Vec::new();
@@ -214,11 +240,8 @@ impl ExecNotifier {
             }),
         }
     }
-}
 
-impl ExecNotifier {
     async fn listing(&self, namespace: &str, pod: &str) -> Result<String, NotifyError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let script =
             format!("GPUDEV_HOME={HOME_PATH}; GPUDEV_MAX={LISTING_MAX_ENTRIES}\n{LISTING}");
         let command = vec!["sh".to_owned(), "-c".to_owned(), script];
@@ -227,13 +250,7 @@ impl ExecNotifier {
             .stdin(false)
             .stdout(true)
             .stderr(false);
-        let mut process =
-            api.exec(pod, command, &params)
-                .await
-                .map_err(|source| NotifyError::Exec {
-                    pod: pod.to_owned(),
-                    source,
-                })?;
+        let mut process = self.start(namespace, pod, command, &params).await?;
         let mut bytes = Vec::new();
         if let Some(out) = process.stdout() {
             // Read a little past the limit; the rest is cut at a line boundary.
@@ -254,25 +271,11 @@ impl PodNotifier for ExecNotifier {
         pod: &str,
         notice: &Notice,
     ) -> Result<(), NotifyError> {
-        tokio::time::timeout(self.timeout, self.exec(namespace, pod, notice))
-            .await
-            .unwrap_or_else(|_| {
-                Err(NotifyError::Timeout {
-                    pod: pod.to_owned(),
-                    timeout: self.timeout,
-                })
-            })
+        self.bounded(pod, self.exec(namespace, pod, notice)).await
     }
 
     async fn list_home(&self, namespace: &str, pod: &str) -> Result<String, NotifyError> {
-        tokio::time::timeout(self.timeout, self.listing(namespace, pod))
-            .await
-            .unwrap_or_else(|_| {
-                Err(NotifyError::Timeout {
-                    pod: pod.to_owned(),
-                    timeout: self.timeout,
-                })
-            })
+        self.bounded(pod, self.listing(namespace, pod)).await
     }
 }
 

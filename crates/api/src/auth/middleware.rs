@@ -117,7 +117,7 @@ async fn authenticate(
                 state
                     .metrics
                     .rate_limited
-                    .with_label_values(&["auth_failures"])
+                    .with_label_values(&[crate::limits::Scope::AuthFailures.as_str()])
                     .inc();
                 return Err(crate::limits::too_many(wait, state.auth_failures.limit()));
             }

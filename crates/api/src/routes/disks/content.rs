@@ -1,9 +1,9 @@
 //! `GET /v1/disks/{disk_name}/content`
 
 use actix_web::{HttpResponse, get, web};
-use gpudev_store::{StoreError, disks};
+use gpudev_store::disks;
 
-use super::{DiskContent, not_found, parse_name};
+use super::{DiskContent, own_disk};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -25,13 +25,9 @@ pub async fn disk_content(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let name = parse_name("disk_name", &path)?;
     let db = state.db().await?;
-    let disk = match disks::get(&*db, caller.user_id, name.as_str()).await {
-        Ok(d) => d,
-        Err(StoreError::NotFound(_)) => return Err(not_found(name.as_str())),
-        Err(e) => return Err(e.into()),
-    };
+    let disk = own_disk(&*db, &caller, &path).await?;
+    let name = &disk.disk_name;
     let answer = match disks::latest_listing(&*db, disk.disk_id).await? {
         Some(l) => DiskContent {
             disk_name: name.to_string(),

@@ -1,9 +1,8 @@
 //! `GET /v1/disks/{disk_name}`
 
 use actix_web::{HttpResponse, get, web};
-use gpudev_store::{StoreError, disks};
 
-use super::{DiskInfo, not_found, parse_name};
+use super::{DiskInfo, own_disk};
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -21,11 +20,7 @@ pub async fn get_disk(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let name = parse_name("disk_name", &path)?;
     let db = state.db().await?;
-    match disks::get(&*db, caller.user_id, name.as_str()).await {
-        Ok(d) => Ok(HttpResponse::Ok().json(super::disk_info(d, caller.username.as_str()))),
-        Err(StoreError::NotFound(_)) => Err(not_found(name.as_str())),
-        Err(e) => Err(e.into()),
-    }
+    let d = own_disk(&*db, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(super::disk_info(d, caller.username.as_str())))
 }

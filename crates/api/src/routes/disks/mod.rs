@@ -50,6 +50,20 @@ pub(crate) fn parse_name(field: &str, raw: &str) -> Result<DiskName, ApiError> {
     DiskName::parse(raw).map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
+/// One of `caller`'s live disks by the name in a path; 422 for a bad name, 404 for none.
+pub(crate) async fn own_disk(
+    db: &impl gpudev_store::Db,
+    caller: &crate::auth::Caller,
+    raw_name: &str,
+) -> Result<Disk, ApiError> {
+    let name = parse_name("disk_name", raw_name)?;
+    match gpudev_store::disks::get(db, caller.user_id, name.as_str()).await {
+        Ok(d) => Ok(d),
+        Err(gpudev_store::StoreError::NotFound(_)) => Err(not_found(name.as_str())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// 404 in the original's words.
 pub(crate) fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!("Disk '{name}' not found"))
