@@ -43,7 +43,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 /// Reservations shown on the reservations page.
 const PAGE_SIZE: i64 = 100;
 
-const STYLES: &str = include_str!("../templates/console/console.css");
+const STYLES: &str = include_str!("../../templates/console/console.css");
 
 /// Registers the console's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
