@@ -103,6 +103,41 @@ pub struct JobDetail {
     pub warnings: Vec<JobWarning>,
     /// Everything that happened to it, oldest first.
     pub events: Vec<JobEvent>,
+    /// What its dev box's agent reported and the idle countdown (ADR 18); absent before the
+    /// box's agent has a token.
+    #[serde(default)]
+    pub activity: Option<JobActivity>,
+}
+
+/// `POST /v1/jobs/{id}/keep-alive`'s optional body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct KeepAliveRequest {
+    /// A new idle limit for the job, in minutes: at least the platform's (`IDLE_MINUTES`), at
+    /// most `IDLE_MAX_MINUTES`; admins may ask for any, 0 meaning never released as idle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_minutes: Option<u32>,
+}
+
+/// A dev box's activity as its agent reports it, and its idle countdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobActivity {
+    /// When the agent last reported (none yet: absent). An agent that has not reported for a
+    /// few minutes is silent; a silent box is never released as idle for that alone.
+    pub last_report_at: Option<DateTime<Utc>>,
+    /// When the agent last saw the box in use (a session, a Jupyter connection or a busy GPU).
+    pub last_activity_at: Option<DateTime<Utc>>,
+    /// Since when the box has been idle; absent while it is in use.
+    pub idle_since: Option<DateTime<Utc>>,
+    /// Minutes of idleness after which the box is released; absent when it never is.
+    pub idle_minutes: Option<u32>,
+    /// When it will be released as idle unless it is used (or kept alive) before; absent
+    /// while it is in use or when it never is.
+    pub idle_ends_at: Option<DateTime<Utc>>,
+    /// When the user was warned about the current idle stretch.
+    pub idle_warned_at: Option<DateTime<Utc>>,
 }
 
 /// A warning about a reservation.

@@ -6,6 +6,7 @@
 //! schemas the server publishes; the client does without it.
 
 pub mod admin;
+pub mod agent;
 pub mod auth;
 pub mod cluster;
 pub mod console;

@@ -57,6 +57,9 @@ pub struct ApiConfig {
     /// `MAX_QUEUED_RESERVATIONS_PER_USER` (100; 0 no limit): reservations one user may have
     /// queued; a submit beyond it is refused.
     pub max_queued_per_user: Option<u32>,
+    /// `IDLE_MINUTES`, `IDLE_MAX_MINUTES`, `IDLE_GPU_PERCENT`, `IDLE_WARNING_MINUTES`: when a
+    /// dev box counts as idle and is released (ADR 18).
+    pub idle: gpudev_domain::IdlePolicy,
     /// `RATE_LIMIT_PER_MINUTE` (120): requests per minute per API key.
     pub rate_limit_per_minute: u32,
     /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
@@ -202,6 +205,7 @@ impl ApiConfig {
             default_image,
             quotas: env.quotas()?,
             max_queued_per_user: env.max_queued_per_user()?,
+            idle: env.idle_policy()?,
             rate_limit_per_minute: env.int("RATE_LIMIT_PER_MINUTE", 120, 1..=1_000_000)?,
             rate_limit_burst: env.int("RATE_LIMIT_BURST", 30, 0..=1_000_000)?,
             login_rate_limit_per_minute: env.int("LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)?,

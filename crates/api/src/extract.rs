@@ -68,6 +68,19 @@ pub fn path_config() -> web::PathConfig {
     })
 }
 
+/// Reads a body of at most [`MAX_BODY`] bytes and parses it with [`optional_json`]. Read here
+/// rather than by the `Bytes` extractor, whose refusal of a large body is plain text.
+pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    let body = payload
+        .to_bytes_limited(MAX_BODY)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?
+        .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+    optional_json(&body)
+}
+
 /// Parses an optional JSON body: empty bodies (with or without `Content-Type: application/json`,
 /// as the original client sends on bodyless POSTs) give `T::default()`.
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {

@@ -60,6 +60,8 @@ pub enum Scope {
     LoginAddress,
     /// Failed authentications from one address.
     AuthFailures,
+    /// Reports of one dev box agent (by its token).
+    AgentReport,
 }
 
 impl Scope {
@@ -70,9 +72,15 @@ impl Scope {
             Self::LoginIdentity => "login_identity",
             Self::LoginAddress => "login_address",
             Self::AuthFailures => "auth_failures",
+            Self::AgentReport => "agent_report",
         }
     }
 }
+
+/// Reports one dev box agent may send per minute.
+pub const AGENT_REPORTS_PER_MINUTE: u32 = 6;
+/// Extra agent reports allowed in a burst.
+const AGENT_REPORT_BURST: u32 = 4;
 
 /// One limit's numbers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,6 +164,7 @@ pub struct RateLimits {
     login_identity: Limit,
     login_address: Limit,
     auth_failures: Limit,
+    agent_report: Limit,
     leases: Mutex<HashMap<Bucket, Arc<AsyncMutex<Lease>>>>,
 }
 
@@ -172,6 +181,7 @@ impl RateLimits {
             login_identity: Limit::per_minute(config.login_rate_limit_per_minute, 0),
             login_address: Limit::per_minute(config.login_address_rate_limit_per_minute, 0),
             auth_failures: Limit::per_window(config.auth_failure_limit, config.auth_failure_window),
+            agent_report: Limit::per_minute(AGENT_REPORTS_PER_MINUTE, AGENT_REPORT_BURST),
             leases: Mutex::new(HashMap::new()),
         }
     }
@@ -185,6 +195,19 @@ impl RateLimits {
         };
         self.admit(Scope::ApiKey, caller.key_id.to_string(), limit, metrics)
             .await
+    }
+
+    /// Counts one report of the agent whose token hashes to `token_hash`; 429 beyond
+    /// [`AGENT_REPORTS_PER_MINUTE`] (an agent reports once a minute, and retries a failed
+    /// report a few times).
+    pub async fn check_agent(&self, token_hash: &str, metrics: &Metrics) -> Result<(), ApiError> {
+        self.admit(
+            Scope::AgentReport,
+            token_hash[..32.min(token_hash.len())].to_owned(),
+            self.agent_report,
+            metrics,
+        )
+        .await
     }
 
     /// Counts one login attempt from `ip` as `identity` (what the login claims to be, before

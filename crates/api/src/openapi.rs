@@ -30,6 +30,17 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "agent_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A dev box agent's token, from its reservation's Secret (ADR 18)",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -331,6 +342,8 @@ impl Modify for Links {
         routes::jobs::jupyter::enable_jupyter,
         routes::jobs::jupyter::disable_jupyter,
         routes::jobs::add_user::add_user,
+        routes::jobs::keep_alive::keep_alive,
+        routes::agent::report,
         routes::cluster::availability::gpu_availability,
         routes::cluster::status::cluster_status,
         routes::disks::create::create_disk,
@@ -362,6 +375,7 @@ impl Modify for Links {
         (name = "me", description = "The caller"),
         (name = "cluster", description = "GPU availability"),
         (name = "console", description = "Signing in to the web console"),
+        (name = "agent", description = "Reports of the agent in each dev box"),
         (name = "admin", description = "Operators only"),
     )
 )]

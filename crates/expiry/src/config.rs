@@ -85,6 +85,9 @@ pub struct Config {
     pub parallelism: usize,
     /// Whether warnings are delivered into Pods.
     pub in_pod_warnings: bool,
+    /// `IDLE_MINUTES`, `IDLE_MAX_MINUTES`, `IDLE_GPU_PERCENT`, `IDLE_WARNING_MINUTES`: when an
+    /// idle dev box is warned about and released (ADR 18).
+    pub idle: gpudev_domain::IdlePolicy,
     /// Limit of one in-pod delivery.
     pub exec_timeout: Duration,
     /// Where warnings are also posted.
@@ -161,6 +164,7 @@ impl Config {
             poll_interval: Duration::from_secs(1),
             parallelism: env.int("EXPIRY_PARALLELISM", 4, 1..=32)?,
             in_pod_warnings: env.boolean("IN_POD_WARNINGS", true)?,
+            idle: env.idle_policy()?,
             exec_timeout: secs(env.int("EXEC_TIMEOUT_SECONDS", 15_u64, 1..=120)?),
             webhook_url,
             webhook_timeout: secs(env.int("EXPIRY_WEBHOOK_TIMEOUT_SECONDS", 5_u64, 1..=60)?),

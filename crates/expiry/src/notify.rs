@@ -36,6 +36,8 @@ pub struct Notice {
     pub minutes_left: i64,
     /// When it ends.
     pub expires_at: DateTime<Utc>,
+    /// Whether it ends for being idle (ADR 18) rather than at its end.
+    pub idle: bool,
 }
 
 impl Notice {
@@ -47,6 +49,15 @@ impl Notice {
         } else {
             "minutes"
         };
+        if self.idle {
+            return format!(
+                "gpudev: reservation {short} has been idle (no SSH or Jupyter session, GPUs \
+                 unused) and will be released in {} {unit} (at {} UTC). Use it, or keep it: \
+                 gpu-dev keep-alive {short}",
+                self.minutes_left,
+                self.expires_at.format("%Y-%m-%d %H:%M")
+            );
+        }
         format!(
             "gpudev: reservation {short} expires in {} {unit} (at {} UTC). \
              Save your work, or extend it: gpu-dev extend {short} --hours 1",
@@ -57,7 +68,8 @@ impl Notice {
 
     /// The notice file's name in the home directory.
     pub fn file_name(&self) -> String {
-        format!("GPUDEV_EXPIRES_IN_{}MIN.txt", self.minutes_left.max(0))
+        let what = if self.idle { "IDLE_RELEASE" } else { "EXPIRES" };
+        format!("GPUDEV_{what}_IN_{}MIN.txt", self.minutes_left.max(0))
     }
 }
 
@@ -137,7 +149,7 @@ pub fn bounded_listing(text: &str) -> String {
 /// The script run in the Pod: `$1` the file name, `$2` the text.
 const SCRIPT: &str = r#"set -u
 home="$GPUDEV_HOME"
-rm -f "$home"/GPUDEV_EXPIRES_IN_*MIN.txt 2>/dev/null
+rm -f "$home"/GPUDEV_EXPIRES_IN_*MIN.txt "$home"/GPUDEV_IDLE_RELEASE_IN_*MIN.txt 2>/dev/null
 printf '%s\n' "$2" > "$home/.$1.tmp" && mv -f "$home/.$1.tmp" "$home/$1" || exit 1
 chown "$GPUDEV_UID:$GPUDEV_UID" "$home/$1" 2>/dev/null
 if command -v wall >/dev/null 2>&1; then
@@ -304,6 +316,7 @@ mod tests {
             expires_at: DateTime::parse_from_rfc3339("2026-11-24T12:30:00Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            idle: false,
         }
     }
 
@@ -315,6 +328,19 @@ mod tests {
         assert!(text.contains("gpu-dev extend 3f2a9c1e --hours 1"), "{text}");
         assert!(notice(1).text().contains("in 1 minute "));
         assert_eq!(notice(12).file_name(), "GPUDEV_EXPIRES_IN_12MIN.txt");
+    }
+
+    #[test]
+    fn an_idle_notice_says_how_to_keep_the_box() {
+        let idle = Notice {
+            idle: true,
+            ..notice(15)
+        };
+        let text = idle.text();
+        assert!(text.contains("3f2a9c1e has been idle"), "{text}");
+        assert!(text.contains("released in 15 minutes"), "{text}");
+        assert!(text.contains("gpu-dev keep-alive 3f2a9c1e"), "{text}");
+        assert_eq!(idle.file_name(), "GPUDEV_IDLE_RELEASE_IN_15MIN.txt");
     }
 
     #[test]

@@ -43,6 +43,16 @@ pub struct Summary {
     pub disks_released: u64,
     /// Warnings sent (one per reservation and level).
     pub warnings: u64,
+    /// Idle warnings sent (one per idle stretch).
+    pub idle_warnings: u64,
+    /// Idle dev boxes released → `expired` ("idle").
+    pub idle_released: u64,
+    /// Active reservations whose agent is silent now.
+    pub agents_silent: u64,
+    /// Of those, newly noted (an event each).
+    pub agents_silent_noted: u64,
+    /// Agent reports older than the history kept, deleted.
+    pub activity_reports_purged: u64,
     /// Notices delivered into Pods.
     pub notices_delivered: u64,
     /// Notices that could not be delivered into a Pod.
@@ -246,6 +256,11 @@ impl<N: PodNotifier> Expiry<N> {
             && let Err(e) = self.send_warnings(&mut s).await
         {
             s.error("warnings", e);
+        }
+        if !s.database_unavailable()
+            && let Err(e) = self.handle_idle(&mut s).await
+        {
+            s.error("idle dev boxes", e);
         }
         if !s.database_unavailable()
             && let Err(e) = self.delete_orphans(&mut s).await

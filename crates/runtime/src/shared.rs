@@ -2,7 +2,7 @@
 //! puts most of them in one ConfigMap that every program sees; a test checks that the chart's
 //! `values.schema.json` accepts exactly the ranges declared here.
 
-use gpudev_domain::{GpuCatalog, ImageRef, QueuePolicy, Quotas};
+use gpudev_domain::{GpuCatalog, IdlePolicy, ImageRef, QueuePolicy, Quotas};
 
 use crate::settings::{ConfigError, Env, IntSetting};
 
@@ -118,8 +118,43 @@ pub const RELEASE_DELAY_SECONDS: IntSetting = IntSetting {
     max: 90_000,
 };
 
+/// `IDLE_MINUTES`: a dev box idle this long (no session, GPUs below `IDLE_GPU_PERCENT`) is
+/// released (ADR 18); 0 turns idle detection off.
+pub const IDLE_MINUTES: IntSetting = IntSetting {
+    var: "IDLE_MINUTES",
+    default: 60,
+    min: 0,
+    max: 10_080,
+};
+
+/// `IDLE_MAX_MINUTES`: the longest idle limit a user may ask for at submit (admins may ask for
+/// any, or none).
+pub const IDLE_MAX_MINUTES: IntSetting = IntSetting {
+    var: "IDLE_MAX_MINUTES",
+    default: 480,
+    min: 1,
+    max: 10_080,
+};
+
+/// `IDLE_GPU_PERCENT`: a GPU at or above this utilisation counts as in use.
+pub const IDLE_GPU_PERCENT: IntSetting = IntSetting {
+    var: "IDLE_GPU_PERCENT",
+    default: 5,
+    min: 0,
+    max: 100,
+};
+
+/// `IDLE_WARNING_MINUTES`: how long before releasing an idle box its user is warned (at most
+/// half the box's idle limit).
+pub const IDLE_WARNING_MINUTES: IntSetting = IntSetting {
+    var: "IDLE_WARNING_MINUTES",
+    default: 15,
+    min: 1,
+    max: 1440,
+};
+
 /// Every shared whole-number setting, for the check against the chart's schema.
-pub const INT_SETTINGS: [IntSetting; 12] = [
+pub const INT_SETTINGS: [IntSetting; 16] = [
     MAX_NODES,
     MAX_ACTIVE_RESERVATIONS_PER_USER,
     MAX_GPUS_PER_USER,
@@ -132,6 +167,10 @@ pub const INT_SETTINGS: [IntSetting; 12] = [
     QUEUE_PROMISE_HORIZON_MINUTES,
     FAIR_SHARE_AGING_PERCENT,
     RELEASE_DELAY_SECONDS,
+    IDLE_MINUTES,
+    IDLE_MAX_MINUTES,
+    IDLE_GPU_PERCENT,
+    IDLE_WARNING_MINUTES,
 ];
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -165,6 +204,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn max_queued_per_user(&self) -> Result<Option<u32>, ConfigError> {
         self.setting(MAX_QUEUED_RESERVATIONS_PER_USER)
             .map(|v| (v > 0).then_some(v))
+    }
+
+    /// `IDLE_MINUTES`, `IDLE_MAX_MINUTES`, `IDLE_GPU_PERCENT` and `IDLE_WARNING_MINUTES`.
+    pub fn idle_policy(&self) -> Result<IdlePolicy, ConfigError> {
+        Ok(IdlePolicy {
+            minutes: self.setting(IDLE_MINUTES)?,
+            max_user_minutes: self.setting(IDLE_MAX_MINUTES)?,
+            gpu_percent: self.setting(IDLE_GPU_PERCENT)?,
+            warning_minutes: self.setting(IDLE_WARNING_MINUTES)?,
+        })
     }
 
     /// `DEV_IMAGE`: the image of a dev box whose reservation names none ([`DEFAULT_IMAGE`]).

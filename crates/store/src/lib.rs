@@ -6,6 +6,7 @@
 //! same function runs on a pooled connection or inside a caller's transaction. Every status change of a reservation is a
 //! guarded update that also writes a row to `reservation_events`; see [`reservations`].
 
+pub mod activity;
 pub mod api_keys;
 pub mod audit;
 pub mod availability;

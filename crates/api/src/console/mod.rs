@@ -220,6 +220,7 @@ async fn reservations_page(
                 r,
                 events,
                 &state.config.catalog,
+                &state.config.idle,
                 true,
                 now,
             );

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::extract::checked_body;
 
 pub mod admin;
+pub mod agent;
 pub mod auth;
 pub mod cluster;
 pub mod console_link;
@@ -32,6 +33,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::scope("/auth")
                         .wrap(from_fn(checked_body))
                         .configure(auth::configure),
+                )
+                .service(
+                    // The dev box agent's own token, not an API key.
+                    web::scope("/agent")
+                        .wrap(from_fn(checked_body))
+                        .configure(agent::configure),
                 )
                 .service(
                     // The last wrap runs first: the key is checked before the body is read.

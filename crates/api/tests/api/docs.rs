@@ -40,6 +40,8 @@ fn routes_in_source() -> Vec<(String, String)> {
             ""
         } else if rel.starts_with("auth/") {
             "/v1/auth"
+        } else if rel.starts_with("agent") {
+            "/v1/agent"
         } else {
             "/v1"
         };
@@ -123,6 +125,16 @@ async fn authenticated_routes_declare_the_bearer_scheme_and_errors_use_the_error
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     for (path, ops) in doc["paths"].as_object().unwrap() {
         if !path.starts_with("/v1/") || path.starts_with("/v1/auth/") {
+            continue;
+        }
+        if path.starts_with("/v1/agent/") {
+            // A dev box's agent token, never an API key.
+            for (method, op) in ops.as_object().unwrap() {
+                assert!(
+                    op["security"][0]["agent_token"].is_array() && op["security"][1].is_null(),
+                    "{method} {path} does not declare the agent token scheme alone"
+                );
+            }
             continue;
         }
         for (method, op) in ops.as_object().unwrap() {

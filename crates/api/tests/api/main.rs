@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod agent;
 mod auth_failures;
 mod auth_middleware;
 mod availability;

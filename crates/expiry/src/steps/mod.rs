@@ -3,6 +3,7 @@
 //! with a re-check) so an overlapping run does each thing once.
 
 mod expire;
+mod idle;
 mod missing;
 mod orphans;
 mod stale;

@@ -22,7 +22,89 @@ pub fn level_label(minutes: u32) -> String {
     format!("{minutes}m")
 }
 
+/// Whom a notice is about, for the webhook.
+pub(crate) struct Recipient {
+    pub(crate) username: String,
+    pub(crate) name: Option<String>,
+    pub(crate) gpu_type: String,
+}
+
 impl<N: PodNotifier> Expiry<N> {
+    /// Delivers a claimed notice: into each of the reservation's Pods (unless in-pod warnings
+    /// are off) and to the webhook. At most once: failures are counted and returned in the
+    /// delivery record, not retried.
+    pub(crate) async fn deliver_notice(
+        &self,
+        s: &mut Summary,
+        to: &Recipient,
+        notice: &Notice,
+    ) -> serde_json::Value {
+        let id = notice.reservation_id;
+        let mut delivered = 0u64;
+        let mut failures = Vec::new();
+        if self.cfg.in_pod_warnings {
+            match k8s::pods_of(&self.kube, &self.cfg.namespace, id).await {
+                Ok(pods) => {
+                    for pod in pods
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    {
+                        match self
+                            .notifier
+                            .deliver(&self.cfg.namespace, &pod.name_any(), notice)
+                            .await
+                        {
+                            Ok(()) => delivered += 1,
+                            Err(e) => failures.push(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        s.notices_delivered += delivered;
+        s.notice_failures += u64::try_from(failures.len()).unwrap_or(0);
+        for f in &failures {
+            tracing::warn!(reservation_id = %id, error = %f, "warning not delivered into the pod");
+        }
+        let webhook = match &self.webhook {
+            None => "off",
+            Some(hook) => {
+                let payload = WarningPayload {
+                    event: if notice.idle {
+                        "reservation.idle_warning"
+                    } else {
+                        "reservation.expiry_warning"
+                    },
+                    reservation_id: id,
+                    username: to.username.clone(),
+                    name: to.name.clone(),
+                    gpu_type: to.gpu_type.clone(),
+                    level: notice.level.clone(),
+                    minutes_left: notice.minutes_left,
+                    expires_at: notice.expires_at,
+                    message: notice.text(),
+                };
+                match hook.post(&payload).await {
+                    Ok(()) => {
+                        s.webhooks_posted += 1;
+                        "posted"
+                    }
+                    Err(e) => {
+                        tracing::warn!(reservation_id = %id, error = %e, "warning webhook failed");
+                        s.webhook_failures += 1;
+                        "failed"
+                    }
+                }
+            }
+        };
+        json!({
+            "pods_notified": delivered,
+            "pod_failures": failures,
+            "webhook": webhook,
+        })
+    }
+
     /// Sends every warning that is due.
     pub(crate) async fn send_warnings(&self, s: &mut Summary) -> Result<(), StepError> {
         let Some(&widest) = self.cfg.warning_minutes.first() else {
@@ -73,66 +155,14 @@ impl<N: PodNotifier> Expiry<N> {
                 level: level.clone(),
                 minutes_left: claimed.minutes_left,
                 expires_at: claimed.expires_at,
+                idle: false,
             };
-            let mut delivered = 0u64;
-            let mut failures = Vec::new();
-            if self.cfg.in_pod_warnings {
-                match k8s::pods_of(&self.kube, &self.cfg.namespace, r.reservation_id).await {
-                    Ok(pods) => {
-                        for pod in pods
-                            .iter()
-                            .filter(|p| p.metadata.deletion_timestamp.is_none())
-                        {
-                            match self
-                                .notifier
-                                .deliver(&self.cfg.namespace, &pod.name_any(), &notice)
-                                .await
-                            {
-                                Ok(()) => delivered += 1,
-                                Err(e) => failures.push(e.to_string()),
-                            }
-                        }
-                    }
-                    Err(e) => failures.push(e.to_string()),
-                }
-            }
-            s.notices_delivered += delivered;
-            s.notice_failures += u64::try_from(failures.len()).unwrap_or(0);
-            for f in &failures {
-                tracing::warn!(reservation_id = %r.reservation_id, error = %f, "warning not delivered into the pod");
-            }
-            let webhook = match &self.webhook {
-                None => "off",
-                Some(hook) => {
-                    let payload = WarningPayload {
-                        event: "reservation.expiry_warning",
-                        reservation_id: r.reservation_id,
-                        username: r.username.to_string(),
-                        name: r.name.as_ref().map(ToString::to_string),
-                        gpu_type: r.gpu_type.to_string(),
-                        level: level.clone(),
-                        minutes_left: claimed.minutes_left,
-                        expires_at: claimed.expires_at,
-                        message: notice.text(),
-                    };
-                    match hook.post(&payload).await {
-                        Ok(()) => {
-                            s.webhooks_posted += 1;
-                            "posted"
-                        }
-                        Err(e) => {
-                            tracing::warn!(reservation_id = %r.reservation_id, error = %e, "warning webhook failed");
-                            s.webhook_failures += 1;
-                            "failed"
-                        }
-                    }
-                }
+            let to = Recipient {
+                username: r.username.to_string(),
+                name: r.name.as_ref().map(ToString::to_string),
+                gpu_type: r.gpu_type.to_string(),
             };
-            let delivery = json!({
-                "pods_notified": delivered,
-                "pod_failures": failures,
-                "webhook": webhook,
-            });
+            let delivery = self.deliver_notice(s, &to, &notice).await;
             let db = self.pool.get().await?;
             store::record_warning_delivery(&**db, r.reservation_id, &level, &delivery).await?;
             tracing::info!(

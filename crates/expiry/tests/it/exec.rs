@@ -59,6 +59,7 @@ fn notice() -> Notice {
         level: "5m".into(),
         minutes_left: 4,
         expires_at: Utc::now(),
+        idle: false,
     }
 }
 

@@ -18,6 +18,7 @@ mod concurrency;
 mod exec;
 mod expire;
 mod hung;
+mod idle;
 mod missing;
 mod orphans;
 mod runs;

@@ -157,6 +157,11 @@ pub struct Reservation {
     pub command: Option<String>,
     /// Size of the persistent disk when it has to be created.
     pub disk_size_gb: Option<i32>,
+    /// The idle limit it asked for, in minutes (none: the platform's; 0: never).
+    pub idle_minutes: Option<i32>,
+    /// What its dev box's agent reported (read with its history only; none otherwise, and
+    /// before the box has an agent).
+    pub activity: Option<crate::activity::Activity>,
 }
 
 pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.status, r.detailed_status, \
@@ -166,7 +171,7 @@ pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.sta
     r.estimated_start_at, r.promised_start_at, r.first_estimated_start_at, r.estimated_ready_at, r.instance_type, r.namespace, r.pod_name, r.node_names, r.node_ip, \
     r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, r.updated_at, \
     r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, r.jupyter_token, \
-    r.command, r.disk_size_gb";
+    r.command, r.disk_size_gb, r.idle_minutes";
 
 /// Column `name` of a reservation row, parsed by `parse`.
 fn column<T, E: std::fmt::Display>(
@@ -249,6 +254,8 @@ pub(super) fn from_row(r: &Row) -> Result<Reservation, StoreError> {
         jupyter_token: r.get("jupyter_token"),
         command: r.get("command"),
         disk_size_gb: r.get("disk_size_gb"),
+        idle_minutes: r.get("idle_minutes"),
+        activity: crate::activity::activity_from_row(r)?,
     })
 }
 
@@ -309,8 +316,14 @@ pub(super) fn events_from_json(r: &Row) -> Result<Vec<Event>, StoreError> {
         .collect())
 }
 
-/// A reservation's history as one JSON array column `events` (oldest first), for a statement
-/// over `reservations r`: one aggregate per row, evaluated only for the rows returned.
-pub(super) const EVENTS_JSON: &str = "(SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, \
+/// A reservation's history as one JSON array column `events` (oldest first), and its agent's
+/// activity as a column `activity`, for a statement over `reservations r`: one aggregate per
+/// row, evaluated only for the rows returned.
+pub(super) const EVENTS_JSON: &str = concat!(
+    "(SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, \
     e.to_status, e.reason, e.actor, e.details, e.created_at) ORDER BY e.event_id) \
-    FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events";
+    FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events, ",
+    "(SELECT json_build_array(a.last_report_at, a.last_activity_at, a.idle_since, \
+    a.idle_warned_at) FROM reservation_activity a WHERE a.reservation_id = r.reservation_id) \
+    AS activity"
+);

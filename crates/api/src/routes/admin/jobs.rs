@@ -67,7 +67,14 @@ pub async fn list_all_jobs(
         .into_iter()
         .map(|(r, events)| {
             let own = r.user_id == caller.user_id;
-            crate::routes::jobs::detail::job_detail(r, events, &state.config.catalog, own, now)
+            crate::routes::jobs::detail::job_detail(
+                r,
+                events,
+                &state.config.catalog,
+                &state.config.idle,
+                own,
+                now,
+            )
         })
         .collect();
     Ok(HttpResponse::Ok().json(JobList {

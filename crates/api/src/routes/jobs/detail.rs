@@ -2,10 +2,10 @@
 //! the original API (null when unknown) plus progress, queue, warnings and history.
 
 use chrono::{DateTime, Utc};
-use gpudev_domain::{GpuCatalog, ReservationStatus};
+use gpudev_domain::{GpuCatalog, IdlePolicy, ReservationStatus};
 use gpudev_store::reservations::{Event, Reservation};
 
-pub use gpudev_api_types::jobs::{JobDetail, JobEvent, JobWarning};
+pub use gpudev_api_types::jobs::{JobActivity, JobDetail, JobEvent, JobWarning};
 
 /// One stored event as the API shows it.
 pub fn job_event(e: Event) -> JobEvent {
@@ -26,6 +26,7 @@ pub fn job_detail(
     r: Reservation,
     events: Vec<Event>,
     catalog: &GpuCatalog,
+    idle: &IdlePolicy,
     viewer_is_owner: bool,
     now: DateTime<Utc>,
 ) -> JobDetail {
@@ -42,6 +43,10 @@ pub fn job_detail(
     let estimated_start_time = if queued { r.estimated_start_at } else { None };
     let start_promised = queued && r.promised_start_at.is_some();
     let estimate_note = queued.then(|| estimate_note(start_promised, estimated_start_time));
+    let activity = r
+        .activity
+        .as_ref()
+        .map(|a| job_activity(a, active.then(|| idle.limit_for(r.idle_minutes)).flatten()));
     let instance_type = r
         .instance_type
         .clone()
@@ -94,6 +99,22 @@ pub fn job_detail(
         warning: warnings.last().map(|w| w.message.clone()),
         warnings,
         events: events.into_iter().map(job_event).collect(),
+        activity,
+    }
+}
+
+/// A box's activity as the API shows it; `limit` is its idle limit in minutes while it can be
+/// released as idle.
+fn job_activity(a: &gpudev_store::activity::Activity, limit: Option<u32>) -> JobActivity {
+    JobActivity {
+        last_report_at: a.last_report_at,
+        last_activity_at: a.last_activity_at,
+        idle_since: a.idle_since,
+        idle_minutes: limit,
+        idle_ends_at: limit
+            .zip(a.idle_since)
+            .map(|(m, since)| since + chrono::Duration::minutes(i64::from(m))),
+        idle_warned_at: a.idle_warned_at,
     }
 }
 

@@ -61,7 +61,14 @@ pub async fn get_job(
     };
     let owner = r.user_id == caller.user_id;
     let now = Utc::now();
-    let job = crate::routes::jobs::detail::job_detail(r, events, &state.config.catalog, owner, now);
+    let job = crate::routes::jobs::detail::job_detail(
+        r,
+        events,
+        &state.config.catalog,
+        &state.config.idle,
+        owner,
+        now,
+    );
     match full_id {
         // Kept only for the owner: what an admin sees of another user's job is not theirs to
         // invalidate.

@@ -81,7 +81,14 @@ pub async fn list_jobs(
     let jobs: Vec<JobDetail> = rows
         .into_iter()
         .map(|(r, events)| {
-            crate::routes::jobs::detail::job_detail(r, events, &state.config.catalog, true, now)
+            crate::routes::jobs::detail::job_detail(
+                r,
+                events,
+                &state.config.catalog,
+                &state.config.idle,
+                true,
+                now,
+            )
         })
         .collect();
     let list = JobList {

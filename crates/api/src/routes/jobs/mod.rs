@@ -22,6 +22,7 @@ pub mod extend;
 pub mod get;
 mod group;
 pub mod jupyter;
+pub mod keep_alive;
 pub mod list;
 pub mod lookup;
 pub mod request;
@@ -36,7 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(extend::extend_job)
         .service(jupyter::enable_jupyter)
         .service(jupyter::disable_jupyter)
-        .service(add_user::add_user);
+        .service(add_user::add_user)
+        .service(keep_alive::keep_alive);
 }
 
 /// 409 `invalid_state` for an action the job's status does not allow.

@@ -9,7 +9,7 @@ use gpudev_store::api_keys::{self, KeyRejection, NewKey};
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
-use crate::extract::{MAX_BODY, optional_json};
+use crate::extract::read_optional_json;
 use crate::state::AppState;
 
 pub use gpudev_api_types::keys::{RotateRequest, RotateResponse};
@@ -31,13 +31,7 @@ pub async fn rotate_key(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    // Read here rather than by the `Bytes` extractor, whose refusal of a large body is plain text.
-    let body = payload
-        .to_bytes_limited(MAX_BODY)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?
-        .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
-    let req: RotateRequest = optional_json(&body)?;
+    let req: RotateRequest = read_optional_json(payload).await?;
     let ttl_hours = state.config.api_key_ttl_hours;
     let key = ApiKey::generate().map_err(ApiError::internal)?;
     let description = format!("rotated from key {}", caller.key_id);

@@ -1,6 +1,7 @@
-//! Secrets of the web console: one-time sign-in links and session cookies. Each is 256 random
-//! bits in URL-safe base64, handed to its holder once and stored only as its SHA-256 hash; a
-//! presented value that cannot be one of ours is refused before any lookup.
+//! Bearer secrets we issue: the web console's one-time sign-in links and session cookies, and
+//! the tokens dev box agents report with. Each is 256 random bits in URL-safe base64, handed to
+//! its holder once and stored only as its SHA-256 hash; a presented value that cannot be one of
+//! ours is refused before any lookup.
 
 use std::fmt;
 
@@ -9,46 +10,51 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRngCore as _;
 use sha2::{Digest, Sha256};
 
-/// Random bytes in a console secret.
+/// Random bytes in a secret.
 const SECRET_BYTES: usize = 32;
-/// Length of an encoded console secret.
+/// Length of an encoded secret.
 pub const SECRET_LEN: usize = 43;
 
-/// A one-time sign-in token or a session id.
+/// A bearer secret: a one-time sign-in token, a session id or an agent token.
 ///
 /// `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ConsoleSecret(String);
+pub struct BearerSecret(String);
 
-/// Why a console secret could not be made or read.
+/// The console's one-time sign-in tokens and session ids.
+pub type ConsoleSecret = BearerSecret;
+/// The token a dev box's agent reports with (ADR 18).
+pub type AgentToken = BearerSecret;
+
+/// Why a bearer secret could not be made or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConsoleSecretError {
+pub enum SecretError {
     /// The operating system's random source failed.
     #[error("the system random number generator failed")]
     Rng,
     /// The presented value cannot be a secret we issued.
-    #[error("not a console token")]
+    #[error("not a token we issued")]
     Malformed,
 }
 
-impl ConsoleSecret {
+impl BearerSecret {
     /// A new secret from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, ConsoleSecretError> {
+    pub fn generate() -> Result<Self, SecretError> {
         let mut bytes = [0u8; SECRET_BYTES];
         rand::rngs::OsRng
             .try_fill_bytes(&mut bytes)
-            .map_err(|_| ConsoleSecretError::Rng)?;
+            .map_err(|_| SecretError::Rng)?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// Reads a presented secret: exactly the encoding of 32 bytes.
-    pub fn parse(raw: &str) -> Result<Self, ConsoleSecretError> {
+    pub fn parse(raw: &str) -> Result<Self, SecretError> {
         if raw.len() != SECRET_LEN {
-            return Err(ConsoleSecretError::Malformed);
+            return Err(SecretError::Malformed);
         }
         match URL_SAFE_NO_PAD.decode(raw) {
             Ok(bytes) if bytes.len() == SECRET_BYTES => Ok(Self(raw.to_owned())),
-            _ => Err(ConsoleSecretError::Malformed),
+            _ => Err(SecretError::Malformed),
         }
     }
 
@@ -63,9 +69,9 @@ impl ConsoleSecret {
     }
 }
 
-impl fmt::Debug for ConsoleSecret {
+impl fmt::Debug for BearerSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ConsoleSecret(…)")
+        f.write_str("BearerSecret(…)")
     }
 }
 
@@ -96,7 +102,7 @@ mod tests {
         ] {
             assert_eq!(
                 ConsoleSecret::parse(&bad),
-                Err(ConsoleSecretError::Malformed),
+                Err(SecretError::Malformed),
                 "{bad}"
             );
         }
