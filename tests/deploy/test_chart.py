@@ -697,6 +697,7 @@ EXPECTED_ALERTS = {
     "GpudevApiHighErrorRate",
     "GpudevApiDown",
     "GpudevRateLimitsUnchecked",
+    "GpudevDevBoxAgentsSilent",
     "GpudevQueueStalled",
     "GpudevProcessorDown",
     "GpudevProcessorNoLeader",
@@ -792,3 +793,33 @@ def test_the_longest_names_still_fit():
 
     with pytest.raises(helm_python.HelmError):
         support.render({"fullnameOverride": "g" * 40})
+
+
+# ---- the dev box agent (ADR 18) ------------------------------------------------------------------
+
+
+def agent_settings(values):
+    data = one(support.render(values), "ConfigMap", fullname("processor"))["data"]
+    return data.get("AGENT_API_URL"), data.get("AGENT_IMAGE")
+
+
+def test_the_agent_reports_to_the_ingress_host_or_the_given_url_with_the_charts_image():
+    ingress = {"api": {"ingress": {"enabled": True, "hosts": [{"host": "gpu.corp.example", "paths": [{"path": "/", "pathType": "Prefix"}]}]}}}
+    url, image = agent_settings(ingress)
+    assert url == "http://gpu.corp.example"
+    assert image.startswith("ghcr.io/") or ":" in image
+    with_tls = {"api": {"ingress": {**ingress["api"]["ingress"], "tls": [{"secretName": "t", "hosts": ["gpu.corp.example"]}]}}}
+    assert agent_settings(with_tls)[0] == "https://gpu.corp.example"
+    given = {"processor": {"config": {"agent": {"apiUrl": "https://api.internal:8443", "image": "registry.example/gpudev:9"}}}}
+    assert agent_settings(given) == ("https://api.internal:8443", "registry.example/gpudev:9")
+
+
+def test_without_an_address_or_when_disabled_boxes_run_no_agent():
+    assert agent_settings({}) == (None, None)
+    off = {"processor": {"config": {"agent": {"enabled": False, "apiUrl": "https://x.example"}}}}
+    assert agent_settings(off) == (None, None)
+
+
+def test_the_agent_settings_refuse_what_is_not_a_url():
+    with pytest.raises(Exception):
+        support.render({"processor": {"config": {"agent": {"apiUrl": "gpu.corp.example"}}}})

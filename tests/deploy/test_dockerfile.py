@@ -100,6 +100,23 @@ def test_the_image_holds_every_program_the_chart_and_compose_run():
         assert (REPO / "crates" / crate / "src" / "main.rs").exists()
 
 
+def test_the_dev_box_agent_is_a_static_binary_in_the_image():
+    ins = instructions(DOCKER / "Dockerfile")
+    chef = " ".join(a for s, k, a in ins if s == "chef" and k == "RUN")
+    assert "musl-tools=" in chef and 'rustup target add "$(uname -m)-unknown-linux-musl"' in chef
+    builder = [(k, a) for s, k, a in ins if s == "builder"]
+    copy_all = builder.index(("COPY", ". ."))
+    agent = [i for i, (k, a) in enumerate(builder) if k == "RUN" and "-p gpudev-agent" in a]
+    assert len(agent) == 1 and agent[0] > copy_all
+    step = builder[agent[0]][1]
+    assert '--target "${triple}"' in step and "--locked" in step
+    assert step.endswith('cp "${dir}/gpudev-agent" /out/gpudev-agent')
+    # What the dev box's init container runs.
+    assert (REPO / "crates" / "agent" / "src" / "main.rs").exists()
+    pod = (REPO / "crates" / "cluster" / "src" / "pod.rs").read_text()
+    assert '"/usr/local/bin/gpudev-agent".to_owned()' in pod
+
+
 def test_the_default_target_is_a_non_root_distroless_runtime():
     ins = instructions(DOCKER / "Dockerfile")
     runtime = [(k, a) for s, k, a in ins if s == "runtime"]

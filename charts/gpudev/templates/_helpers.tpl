@@ -63,6 +63,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end }}
 
+{{/* Where dev boxes' agents reach the API (AGENT_API_URL): processor.config.agent.apiUrl, else
+the Ingress's first host (https with TLS), else nothing (no agent). */}}
+{{- define "gpudev.agentApiUrl" -}}
+{{- $a := .Values.processor.config.agent -}}
+{{- if $a.enabled -}}
+{{- if $a.apiUrl -}}
+{{ $a.apiUrl }}
+{{- else if and .Values.api.ingress.enabled .Values.api.ingress.hosts -}}
+{{ ternary "https" "http" (gt (len .Values.api.ingress.tls) 0) }}://{{ (first .Values.api.ingress.hosts).host }}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
 {{/* Service accounts ----------------------------------------------------------------------- */}}
 
 {{/* (dict "ctx" $ "component" "api") -> the component's ServiceAccount name. */}}

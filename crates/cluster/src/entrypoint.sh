@@ -7,6 +7,8 @@
 #   /etc/gpudev/secret/authorized_keys  the user's public keys (Secret volume, read-only)
 #   /etc/gpudev/secret/command          the reservation's start command, when it has one
 #   /etc/gpudev/secret/jupyter          the Jupyter token while Jupyter is enabled, else empty
+#   /etc/gpudev/secret/agent-token      the agent's token, when the platform runs the agent
+#   /opt/gpudev/bin/gpudev-agent        gpudev's agent, copied in by an init container
 #   /run/gpudev                         memory-backed emptyDir for runtime files
 #   /home/dev                           the user's disk or an emptyDir
 #   GPUDEV_* variables, the user's variables (from the Secret)
@@ -216,7 +218,26 @@ stop_jupyter() {
     done
 ) &
 
-# 8. The reservation's command, when it has one: run once per container start, as dev, with
+# 8. gpudev's agent, when the Pod brought it: it reports sessions, Jupyter connections and GPU
+# use to the API once a minute so an idle box can be released (ADR 18). It runs as dev, with
+# its token and Jupyter's token copied to memory readable by dev only, and is restarted if it
+# exits.
+AGENT_BIN=/opt/gpudev/bin/gpudev-agent
+if [ -x "$AGENT_BIN" ] && [ -r "$SECRET_DIR/agent-token" ] && [ -n "${GPUDEV_AGENT_URL:-}" ]; then
+    (umask 077 && cat "$SECRET_DIR/agent-token" >"$RUN/agent-token")
+    chown "$DEV_USER:$dev_group" "$RUN/agent-token"
+    (
+        while :; do
+            su -s /bin/sh "$DEV_USER" -c "GPUDEV_AGENT_TOKEN_FILE=$RUN/agent-token \
+                GPUDEV_AGENT_JUPYTER_TOKEN_FILE=$RUN/jupyter-token exec $AGENT_BIN" ||
+                log "agent exited with status $?"
+            sleep "${GPUDEV_AGENT_RESTART_SECONDS:-10}"
+        done
+    ) &
+    log "agent started"
+fi
+
+# 9. The reservation's command, when it has one: run once per container start, as dev, with
 # the login environment, from the home directory, after the set-up above. Its output goes to
 # the container's log. sshd stays in the foreground, so the box stays reachable whatever the
 # command does; the reservation ends at its expiry as usual. The command came through the

@@ -42,6 +42,8 @@ pub use disk::{DiskClaimSpec, DiskMount, disk_claim};
 pub use manifests::PodManifests;
 pub use owner::{adopt, owned_by, owner_of, ownership_patch, with_owner};
 pub use placement::{pin_to_node, pinned_node};
-pub use plan::{Home, JupyterToken, JupyterTokenError, PlanError, PodPlan, ReservationSpec};
+pub use plan::{
+    AgentSpec, Home, JupyterToken, JupyterTokenError, PlanError, PodPlan, ReservationSpec,
+};
 pub use resources::NodeShare;
 pub use snapshot::{VolumeSnapshot, disk_snapshot};

@@ -56,6 +56,27 @@ impl fmt::Debug for JupyterToken {
     }
 }
 
+/// gpudev's agent in a dev box (ADR 18): copied into the Pod from gpudev's own image by an init
+/// container, started by the entrypoint as `dev`, reporting to the API with the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    /// The image holding `gpudev-agent` (`AGENT_IMAGE`: gpudev's own).
+    pub image: String,
+    /// Where the box reaches the API (`AGENT_API_URL`).
+    pub api_url: String,
+    /// The reservation's agent token (only its hash is stored).
+    pub token: gpudev_domain::AgentToken,
+}
+
+impl fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentSpec")
+            .field("image", &self.image)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the driver knows about an admitted reservation that shapes its Kubernetes objects.
 ///
 /// Fields are public so the processor can fill them from the reservation row, the catalog and its
@@ -94,6 +115,8 @@ pub struct ReservationSpec {
     /// The node label whose value is a node's GPU type (`GPU_TYPE_LABEL`, default
     /// [`labels::DEFAULT_GPU_TYPE_LABEL`]).
     pub gpu_type_label: String,
+    /// gpudev's agent, when the platform runs one (idle detection).
+    pub agent: Option<AgentSpec>,
 }
 
 impl fmt::Debug for ReservationSpec {
@@ -112,6 +135,7 @@ impl fmt::Debug for ReservationSpec {
             .field("jupyter", &self.jupyter.is_some())
             .field("command", &self.command.is_some())
             .field("gpu_type_label", &self.gpu_type_label)
+            .field("agent", &self.agent)
             .finish()
     }
 }
@@ -408,6 +432,7 @@ pub(crate) mod tests {
             jupyter: None,
             command: None,
             gpu_type_label: labels::DEFAULT_GPU_TYPE_LABEL.into(),
+            agent: None,
         }
     }
 

@@ -39,9 +39,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, KeyToPath,
-    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, Probe, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, TCPSocketAction, Toleration, Volume,
-    VolumeMount,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    TCPSocketAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -50,7 +50,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::labels;
 use crate::plan::{Home, PodPlan};
 use crate::resources::GPU_RESOURCE;
-use crate::secret::{AUTHORIZED_KEYS_KEY, COMMAND_KEY, JUPYTER_KEY, JUPYTER_TOKEN_KEY, env_key};
+use crate::secret::{
+    AGENT_TOKEN_KEY, AUTHORIZED_KEYS_KEY, COMMAND_KEY, JUPYTER_KEY, JUPYTER_TOKEN_KEY, env_key,
+};
 
 /// The script the container runs (see the module docs).
 pub const ENTRYPOINT: &str = include_str!("entrypoint.sh");
@@ -75,6 +77,11 @@ pub const RUN_SIZE: &str = "16Mi";
 /// Seconds a stopping dev box gets to flush files to its disk.
 pub const TERMINATION_GRACE_SECONDS: i64 = 30;
 
+/// Where the agent's binary is put (an emptyDir shared with its init container).
+pub const AGENT_PATH: &str = "/opt/gpudev/bin";
+/// The init container that copies the agent into the Pod.
+pub const AGENT_INIT_NAME: &str = "gpudev-agent";
+const VOLUME_AGENT: &str = "agent";
 const VOLUME_SECRET: &str = "secret";
 const VOLUME_RUN: &str = "run";
 const VOLUME_SHM: &str = "shm";
@@ -100,6 +107,7 @@ pub fn pod(plan: &PodPlan) -> Pod {
             ..Default::default()
         },
         spec: Some(PodSpec {
+            init_containers: spec.agent.as_ref().map(|a| vec![agent_installer(a)]),
             containers: vec![container(plan)],
             volumes: Some(volumes(plan)),
             node_selector: Some(BTreeMap::from([(
@@ -168,7 +176,7 @@ fn container(plan: &PodPlan) -> Container {
         ports: Some(ports),
         env: Some(env(plan)),
         resources: Some(plan.share().requirements()),
-        volume_mounts: Some(volume_mounts()),
+        volume_mounts: Some(volume_mounts(plan)),
         readiness_probe: Some(Probe {
             tcp_socket: Some(TCPSocketAction {
                 port: IntOrString::Int(SSH_PORT),
@@ -188,6 +196,51 @@ fn container(plan: &PodPlan) -> Container {
             allow_privilege_escalation: Some(true),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["NET_RAW".to_owned()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The init container that copies `gpudev-agent` from gpudev's image into the Pod: no root, no
+/// privileges, nothing writable but its target.
+fn agent_installer(agent: &crate::plan::AgentSpec) -> Container {
+    Container {
+        name: AGENT_INIT_NAME.to_owned(),
+        image: Some(agent.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        command: Some(vec![
+            "/usr/local/bin/gpudev-agent".to_owned(),
+            "install".to_owned(),
+            format!("{AGENT_PATH}/gpudev-agent"),
+        ]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: VOLUME_AGENT.to_owned(),
+            mount_path: AGENT_PATH.to_owned(),
+            ..Default::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_owned(), Quantity("10m".to_owned())),
+                ("memory".to_owned(), Quantity("16Mi".to_owned())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity("64Mi".to_owned()),
+            )])),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            run_as_non_root: Some(true),
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -243,6 +296,9 @@ fn env(plan: &PodPlan) -> Vec<EnvVar> {
             if spec.jupyter.is_some() { "1" } else { "0" },
         ),
     ];
+    if let Some(agent) = &spec.agent {
+        env.push(plain("GPUDEV_AGENT_URL", agent.api_url.clone()));
+    }
     if spec.jupyter.is_some() {
         env.push(from_secret(
             "GPUDEV_JUPYTER_TOKEN",
@@ -285,7 +341,7 @@ fn volumes(plan: &PodPlan) -> Vec<Volume> {
             ..Default::default()
         },
     };
-    vec![
+    let mut volumes = vec![
         Volume {
             name: VOLUME_SECRET.to_owned(),
             secret: Some(SecretVolumeSource {
@@ -304,7 +360,18 @@ fn volumes(plan: &PodPlan) -> Vec<Volume> {
             Quantity(format!("{}Mi", plan.share().shm_mib())),
         ),
         home,
-    ]
+    ];
+    if plan.spec().agent.is_some() {
+        volumes.push(Volume {
+            name: VOLUME_AGENT.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("64Mi".to_owned())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    volumes
 }
 
 /// The Secret's keys mounted as files under [`SECRET_PATH`]: `authorized_keys`, the Jupyter
@@ -320,22 +387,29 @@ fn secret_files(plan: &PodPlan) -> Vec<KeyToPath> {
     if plan.spec().command.is_some() {
         files.push(file(COMMAND_KEY));
     }
+    if plan.spec().agent.is_some() {
+        files.push(file(AGENT_TOKEN_KEY));
+    }
     files
 }
 
-fn volume_mounts() -> Vec<VolumeMount> {
+fn volume_mounts(plan: &PodPlan) -> Vec<VolumeMount> {
     let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
         name: name.to_owned(),
         mount_path: path.to_owned(),
         read_only: read_only.then_some(true),
         ..Default::default()
     };
-    vec![
+    let mut mounts = vec![
         mount(VOLUME_SECRET, SECRET_PATH, true),
         mount(VOLUME_RUN, RUN_PATH, false),
         mount(VOLUME_SHM, "/dev/shm", false),
         mount(VOLUME_HOME, HOME_PATH, false),
-    ]
+    ];
+    if plan.spec().agent.is_some() {
+        mounts.push(mount(VOLUME_AGENT, AGENT_PATH, true));
+    }
+    mounts
 }
 
 #[cfg(test)]
@@ -609,10 +683,82 @@ mod tests {
         assert!(ENTRYPOINT.contains(&format!("KEYS_SRC=$SECRET_DIR/{AUTHORIZED_KEYS_KEY}\n")));
         assert!(ENTRYPOINT.contains(&format!("\"$SECRET_DIR/{COMMAND_KEY}\"")));
         assert!(ENTRYPOINT.contains(&format!("JUPYTER_SRC=$SECRET_DIR/{JUPYTER_KEY}\n")));
+        assert!(ENTRYPOINT.contains(&format!("AGENT_BIN={AGENT_PATH}/gpudev-agent\n")));
+        assert!(ENTRYPOINT.contains(&format!("\"$SECRET_DIR/{AGENT_TOKEN_KEY}\"")));
         assert!(ENTRYPOINT.contains(&format!("Port {SSH_PORT}\n")));
         assert!(ENTRYPOINT.contains(&format!("--port={JUPYTER_PORT}")));
         assert!(ENTRYPOINT.contains("PermitRootLogin no"));
         assert!(ENTRYPOINT.contains("PasswordAuthentication no"));
+    }
+
+    #[test]
+    fn the_agent_is_copied_in_by_an_unprivileged_init_container_and_its_token_is_a_secret_file() {
+        let without = build("t4", 1, 1, 0);
+        assert!(without.spec.as_ref().unwrap().init_containers.is_none());
+        assert!(!env_of(&without).contains_key("GPUDEV_AGENT_URL"));
+
+        let mut s = spec("t4", 1, 1);
+        let token = gpudev_domain::AgentToken::generate().unwrap();
+        s.agent = Some(crate::plan::AgentSpec {
+            image: "ghcr.io/gpudev/gpudev:1.2.3".into(),
+            api_url: "https://gpudev.example.com".into(),
+            token: token.clone(),
+        });
+        let plan = s.pod_plans().unwrap().remove(0);
+        let pod = pod(&plan);
+        let spec = pod.spec.as_ref().unwrap();
+        let init = &spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(init.image.as_deref(), Some("ghcr.io/gpudev/gpudev:1.2.3"));
+        assert_eq!(
+            init.command.as_ref().unwrap()[1..],
+            ["install".to_owned(), format!("{AGENT_PATH}/gpudev-agent")]
+        );
+        let sc = init.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_owned()][..])
+        );
+        let dev = container_of(&pod);
+        assert!(
+            dev.volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|m| m.mount_path == AGENT_PATH && m.read_only == Some(true))
+        );
+        assert_eq!(
+            env_of(&pod)["GPUDEV_AGENT_URL"].value.as_deref(),
+            Some("https://gpudev.example.com")
+        );
+        let secret_volume = spec
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == VOLUME_SECRET)
+            .unwrap();
+        assert!(
+            secret_volume
+                .secret
+                .as_ref()
+                .unwrap()
+                .items
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|i| i.key == AGENT_TOKEN_KEY)
+        );
+        // The token itself is in the Secret only.
+        let text = serde_json::to_string(&pod).unwrap();
+        assert!(!text.contains(token.expose()));
+        let secret = crate::secret::secret(&plan);
+        assert_eq!(
+            secret.data.unwrap()[AGENT_TOKEN_KEY].0,
+            token.expose().as_bytes()
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The Secret of a dev box Pod: its `authorized_keys`, the user's environment values, the
-//! user's start command and the Jupyter token. These values appear nowhere else: the Pod refers
+//! user's start command, the Jupyter token and the agent's token. These values appear nowhere else: the Pod refers
 //! to them by key.
 
 use std::collections::BTreeMap;
@@ -17,6 +17,9 @@ pub const JUPYTER_TOKEN_KEY: &str = "jupyter-token";
 /// Key of the file that switches Jupyter on a running dev box: the token while Jupyter is
 /// enabled, empty otherwise. Always present, so it can be mounted whatever the setting.
 pub const JUPYTER_KEY: &str = "jupyter";
+/// Key of the agent's token (present only when the platform runs the agent, ADR 18). Written
+/// when the Secret is created and never rewritten: only its hash is stored.
+pub const AGENT_TOKEN_KEY: &str = "agent-token";
 /// Key of the user's start command (present only when the reservation has one), mounted as a
 /// file for the entrypoint to run.
 pub const COMMAND_KEY: &str = "command";
@@ -54,6 +57,12 @@ pub fn secret(plan: &PodPlan) -> Secret {
                 .unwrap_or_default(),
         ),
     );
+    if let Some(agent) = &spec.agent {
+        data.insert(
+            AGENT_TOKEN_KEY.to_owned(),
+            ByteString(agent.token.expose().as_bytes().to_vec()),
+        );
+    }
     if let Some(command) = &spec.command {
         data.insert(
             COMMAND_KEY.to_owned(),

@@ -110,6 +110,7 @@ fn spec_for(case: &Case) -> ReservationSpec {
             .then(|| JupyterToken::parse("0123456789abcdef0123456789abcdef").unwrap()),
         command: Some("python train.py --epochs 3".into()),
         gpu_type_label: labels::DEFAULT_GPU_TYPE_LABEL.into(),
+        agent: agent(),
     }
 }
 
@@ -240,4 +241,14 @@ fn the_validator_does_reject_a_broken_pod() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, output) = validate(&write(dir.path(), "broken-pod", &pod));
     assert!(!ok, "a Pod with a string port passed:\n{output}");
+}
+
+/// The agent as a platform with idle detection runs it (a fixed token, for stable output).
+fn agent() -> Option<gpudev_cluster::plan::AgentSpec> {
+    Some(gpudev_cluster::plan::AgentSpec {
+        image: "ghcr.io/gpudev/gpudev:0.1.0".into(),
+        api_url: "https://gpudev.example.com".into(),
+        token: gpudev_domain::AgentToken::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .unwrap(),
+    })
 }

@@ -44,6 +44,7 @@ fn reservation() -> ReservationSpec {
         jupyter: Some(JupyterToken::parse("0123456789abcdef0123456789abcdef").unwrap()),
         command: Some("python train.py --epochs 3".into()),
         gpu_type_label: labels::DEFAULT_GPU_TYPE_LABEL.into(),
+        agent: agent(),
     }
 }
 
@@ -87,4 +88,14 @@ fn one_disks_claim() {
         },
     );
     insta::assert_yaml_snapshot!("disk_claim", claim);
+}
+
+/// The agent as a platform with idle detection runs it (a fixed token, for stable output).
+fn agent() -> Option<gpudev_cluster::plan::AgentSpec> {
+    Some(gpudev_cluster::plan::AgentSpec {
+        image: "ghcr.io/gpudev/gpudev:0.1.0".into(),
+        api_url: "https://gpudev.example.com".into(),
+        token: gpudev_domain::AgentToken::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+            .unwrap(),
+    })
 }

@@ -15,6 +15,58 @@ use crate::backoff::Backoff;
 
 /// How much longer than the long poll (`POLL_SECONDS`) the processor's statements may run.
 const LONG_POLL_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where dev boxes get the agent from and report to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// `AGENT_IMAGE`.
+    pub image: String,
+    /// `AGENT_API_URL`.
+    pub api_url: String,
+}
+
+/// `AGENT_IMAGE` and `AGENT_API_URL`: both set, or neither.
+fn agent_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<AgentSettings>, ConfigError> {
+    let image = env.get("AGENT_IMAGE").filter(|v| !v.trim().is_empty());
+    let url = env.get("AGENT_API_URL").filter(|v| !v.trim().is_empty());
+    match (image, url) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "AGENT_API_URL",
+            "must be set with AGENT_IMAGE (where dev boxes reach the API)",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "AGENT_IMAGE",
+            "must be set with AGENT_API_URL (the image holding gpudev-agent)",
+        )),
+        (Some(image), Some(url)) => {
+            if image.chars().any(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    "AGENT_IMAGE",
+                    "must be an image reference",
+                ));
+            }
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .filter(|r| !r.is_empty() && !r.starts_with('/'))
+                .filter(|_| !url.chars().any(|c| c.is_whitespace() || c.is_control()));
+            if rest.is_none() {
+                return Err(ConfigError::new(
+                    "AGENT_API_URL",
+                    "must be an http:// or https:// URL with a host",
+                ));
+            }
+            Ok(Some(AgentSettings {
+                image,
+                api_url: url.trim_end_matches('/').to_owned(),
+            }))
+        }
+    }
+}
+
 /// Everything the processor needs to start.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -28,6 +80,10 @@ pub struct ProcessorConfig {
     pub dev_image: ImageRef,
     /// `GPU_TYPE_LABEL` (`gpudev.io/gpu-type`): the node label naming a node's GPU type.
     pub gpu_type_label: String,
+    /// `AGENT_IMAGE` and `AGENT_API_URL` (both or neither): gpudev's image, whose `gpudev-agent`
+    /// each new dev box runs, and the address boxes reach the API at (ADR 18). Without them
+    /// boxes run no agent and are never released as idle.
+    pub agent: Option<AgentSettings>,
     /// `VISIBILITY_TIMEOUT_SECONDS` (30, 1–3600): how long a read message stays hidden while it
     /// is handled (a processor that stops mid-way leaves it to reappear after this).
     pub visibility_timeout: Duration,
@@ -170,6 +226,7 @@ impl ProcessorConfig {
             namespace,
             dev_image: env.dev_image()?,
             gpu_type_label,
+            agent: agent_settings(&env)?,
             visibility_timeout: env.seconds("VISIBILITY_TIMEOUT_SECONDS", 30, 1..=3600)?,
             retry_backoff,
             poll,
@@ -361,5 +418,36 @@ mod tests {
     fn debug_never_shows_the_database_password() {
         let c = cfg(&[]).unwrap();
         assert!(!format!("{c:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn the_agent_needs_both_its_image_and_the_api_address() {
+        assert_eq!(cfg(&[]).unwrap().agent, None);
+        let both = cfg(&[
+            ("AGENT_IMAGE", "ghcr.io/gpudev/gpudev:1.0"),
+            ("AGENT_API_URL", "https://gpudev.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            both.agent,
+            Some(AgentSettings {
+                image: "ghcr.io/gpudev/gpudev:1.0".into(),
+                api_url: "https://gpudev.example.com".into(),
+            })
+        );
+        for (vars, named) in [
+            (vec![("AGENT_IMAGE", "gpudev:1")], "AGENT_API_URL"),
+            (vec![("AGENT_API_URL", "https://x")], "AGENT_IMAGE"),
+            (
+                vec![("AGENT_IMAGE", "gpudev:1"), ("AGENT_API_URL", "ftp://x")],
+                "AGENT_API_URL",
+            ),
+            (
+                vec![("AGENT_IMAGE", "gpu dev"), ("AGENT_API_URL", "https://x")],
+                "AGENT_IMAGE",
+            ),
+        ] {
+            assert_eq!(cfg(&vars).unwrap_err().variable, named, "{vars:?}");
+        }
     }
 }

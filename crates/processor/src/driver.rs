@@ -16,7 +16,7 @@ use gpudev_cluster::{
     DiskClaimSpec, DiskMount, JupyterToken, PodManifests, ReservationSpec, disk_claim, labels,
     pin_to_node,
 };
-use gpudev_domain::{DiskName, EnvVars, ReservationStatus, Username};
+use gpudev_domain::{AgentToken, DiskName, EnvVars, ReservationStatus, Username};
 use gpudev_store::reservations::StoredSecrets;
 use gpudev_store::reservations::{self, Reservation, Transition};
 use gpudev_store::{ReservationSecrets, SealError, StoreError, disks};
@@ -29,6 +29,15 @@ use uuid::Uuid;
 use crate::error::{ProcessorError, Result};
 use crate::processor::{ACTOR, Fenced, Processor};
 use gpudev_store::scheduling as db;
+
+/// The agent token a dev box Secret holds, if any.
+fn agent_token_in(secret: &Secret) -> Option<AgentToken> {
+    let raw = secret
+        .data
+        .as_ref()?
+        .get(gpudev_cluster::secret::AGENT_TOKEN_KEY)?;
+    AgentToken::parse(std::str::from_utf8(&raw.0).ok()?).ok()
+}
 
 /// What a drive did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,6 +89,7 @@ impl Processor {
     #[tracing::instrument(skip_all, fields(reservation_id = %r.reservation_id))]
     pub(crate) async fn drive(&self, r: &Reservation, existing: &ManagedObjects) -> Result<Driven> {
         let mut spec = self.spec_for(r, true).await?;
+        spec.agent = self.agent_for(r, existing).await?;
         let mut plans = spec
             .pod_plans()
             .map_err(|e| ProcessorError::Permanent(e.to_string()))?;
@@ -178,6 +188,8 @@ impl Processor {
                     made.object
                 }
             };
+            self.record_agent_token_of(r, spec.agent.as_ref(), &secret)
+                .await?;
             if !is_owned_by(&secret, &owner.uid) {
                 self.patch_owners(
                     &self.secrets_api(),
@@ -263,6 +275,8 @@ impl Processor {
             jupyter,
             command,
             gpu_type_label: config.gpu_type_label.clone(),
+            // Set by `drive` only: the token is written once, when the Secret is made.
+            agent: None,
         })
     }
 
@@ -376,6 +390,66 @@ impl Processor {
                 })
             }
         }
+    }
+
+    /// The agent `r`'s dev box runs, when the platform runs one: the token of a Secret of `r`
+    /// that exists already, else a new one. Its hash is stored before any Secret holds it, so
+    /// a box's agent is never refused for a token the database has not seen.
+    async fn agent_for(
+        &self,
+        r: &Reservation,
+        existing: &ManagedObjects,
+    ) -> Result<Option<gpudev_cluster::AgentSpec>> {
+        let Some(settings) = &self.inner.config.agent else {
+            return Ok(None);
+        };
+        let known = existing
+            .secrets
+            .iter()
+            .filter(|s| ops::reservation_of(*s) == Some(r.reservation_id))
+            .find_map(agent_token_in);
+        let token = match known {
+            Some(token) => token,
+            None => {
+                let token = AgentToken::generate()
+                    .map_err(|e| ProcessorError::Transient(format!("agent token: {e}")))?;
+                self.store_agent_token(r.reservation_id, &token).await?;
+                token
+            }
+        };
+        Ok(Some(gpudev_cluster::AgentSpec {
+            image: settings.image.clone(),
+            api_url: settings.api_url.clone(),
+            token,
+        }))
+    }
+
+    /// Stores the hash of the agent token `secret` really holds when it is not the one `r`
+    /// was about to get (the Secret existed already, made by an earlier attempt).
+    async fn record_agent_token_of(
+        &self,
+        r: &Reservation,
+        planned: Option<&gpudev_cluster::AgentSpec>,
+        secret: &Secret,
+    ) -> Result<()> {
+        let Some(planned) = planned else {
+            return Ok(());
+        };
+        match agent_token_in(secret) {
+            Some(actual) if actual != planned.token => {
+                self.store_agent_token(r.reservation_id, &actual).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn store_agent_token(&self, id: Uuid, token: &AgentToken) -> Result<()> {
+        let leader = self.leader()?;
+        let client = leader.lock().await?;
+        gpudev_store::activity::set_agent_token(&*client, id, &token.hash())
+            .await
+            .fenced(&leader)?;
+        Ok(())
     }
 
     /// The reservation's Jupyter token, generated and stored on first use.

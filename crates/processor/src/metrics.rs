@@ -32,6 +32,8 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// Age of the oldest message, in seconds.
     pub queue_oldest_age: IntGauge,
+    /// Active reservations whose dev box agent stopped reporting (ADR 18).
+    pub agents_silent: IntGauge,
     /// Seconds from submission to active.
     pub queue_wait: HistogramVec,
     /// Seconds from admission to the Pod being Ready.
@@ -90,6 +92,10 @@ impl Metrics {
             "queue_oldest_message_age_seconds",
             "Age of the oldest message in the queue",
         )?;
+        let agents_silent = IntGauge::new(
+            "dev_box_agents_silent",
+            "Active reservations whose dev box agent has not reported for five minutes",
+        )?;
         let queue_wait = HistogramVec::new(
             HistogramOpts::new(
                 "queued_to_active_seconds",
@@ -123,6 +129,7 @@ impl Metrics {
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(queue_oldest_age.clone()))?;
+        registry.register(Box::new(agents_silent.clone()))?;
         registry.register(Box::new(queue_wait.clone()))?;
         registry.register(Box::new(pod_ready.clone()))?;
         registry.register(Box::new(leader.clone()))?;
@@ -135,6 +142,7 @@ impl Metrics {
             failures,
             queue_depth,
             queue_oldest_age,
+            agents_silent,
             queue_wait,
             pod_ready,
             leader,

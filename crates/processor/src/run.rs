@@ -120,6 +120,15 @@ impl Processor {
                 .queue_oldest_age
                 .set(i64::from(m.oldest_msg_age_sec.unwrap_or(0)));
         }
+        if let Ok(db) = self.db().await
+            && let Ok(silent) = gpudev_store::activity::count_silent(
+                &**db,
+                gpudev_domain::idle::SILENT_AFTER.as_secs_f64(),
+            )
+            .await
+        {
+            self.inner.metrics.agents_silent.set(silent);
+        }
         reconciled?;
         passed?;
         extended?;

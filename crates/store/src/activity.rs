@@ -287,6 +287,24 @@ pub async fn still_idle(
     Ok(row.is_some())
 }
 
+/// Active reservations whose agent has a token but has not reported for `$1` seconds (or
+/// never, that long after the reservation became active).
+const SILENT: &str = "SELECT a.reservation_id, a.silent_noted_at, a.last_report_at \
+    FROM reservation_activity a JOIN reservations r USING (reservation_id) \
+    WHERE r.status = 'active' \
+      AND coalesce(a.last_report_at, r.launched_at) < now() - make_interval(secs => $1)";
+
+/// How many active reservations' agents are silent now (see [`note_silent_agents`]).
+pub async fn count_silent(db: &impl Db, silent_secs: f64) -> Result<i64, StoreError> {
+    let row = db
+        .query_one(
+            &format!("SELECT count(*) FROM ({SILENT}) s"),
+            &[&silent_secs],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Notes, once per silence, every active reservation whose agent has a token but has not
 /// reported for `silent_secs` (or never, `silent_secs` after it became active): a `note` event
 /// each. Returns how many are silent now (noted before or now).
@@ -297,11 +315,8 @@ pub async fn note_silent_agents(
 ) -> Result<(u64, u64), StoreError> {
     let row = db
         .query_one(
-            "WITH silent AS ( \
-               SELECT a.reservation_id, a.silent_noted_at FROM reservation_activity a \
-               JOIN reservations r USING (reservation_id) \
-               WHERE r.status = 'active' \
-                 AND coalesce(a.last_report_at, r.launched_at) < now() - make_interval(secs => $1)), \
+            &format!(
+                "WITH silent AS ({SILENT}), \
              noted AS ( \
                UPDATE reservation_activity a SET silent_noted_at = now() FROM silent s \
                WHERE a.reservation_id = s.reservation_id AND s.silent_noted_at IS NULL \
@@ -313,7 +328,8 @@ pub async fn note_silent_agents(
                       ELSE 'the dev box agent stopped reporting: idle detection is paused' END, \
                  $2, jsonb_build_object('agent', 'silent', 'last_report_at', last_report_at) \
                FROM noted) \
-             SELECT (SELECT count(*) FROM silent), (SELECT count(*) FROM noted)",
+             SELECT (SELECT count(*) FROM silent), (SELECT count(*) FROM noted)"
+            ),
             &[&silent_secs, &actor],
         )
         .await?;

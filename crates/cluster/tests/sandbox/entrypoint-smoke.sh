@@ -39,6 +39,14 @@ mkdir -p "$M/opt/image/bin"
 printf '%s\n' '#!/bin/sh' 'echo "$(id -un) $*" >/tmp/jupyter-ran' 'exec sleep 600' \
     >"$M/opt/image/bin/jupyter"
 chmod 0755 "$M/opt/image/bin/jupyter"
+# gpudev's agent as its init container leaves it, with its token in the Secret. The stand-in
+# records who runs it, with which token and Jupyter token files and URL, then waits.
+printf %s agent-token-of-this-box >"$M/etc/gpudev/secret/agent-token"
+mkdir -p "$M/opt/gpudev/bin"
+printf '%s\n' '#!/bin/sh' \
+    'echo "$(id -un) $(cat "$GPUDEV_AGENT_TOKEN_FILE") $GPUDEV_AGENT_JUPYTER_TOKEN_FILE $GPUDEV_AGENT_URL" >/tmp/agent-ran' \
+    'exec sleep 700' >"$M/opt/gpudev/bin/gpudev-agent"
+chmod 0755 "$M/opt/gpudev/bin/gpudev-agent"
 cp "$entrypoint" "$M/entrypoint.sh"
 
 export M
@@ -48,6 +56,7 @@ umount "$M/proc"
 mount -t proc proc "$M/proc"
 env -i PATH=/opt/image/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HF_TOKEN="hf value with '"'"'quotes'"'"' and \$dollar" GPUDEV_JUPYTER_POLL_SECONDS=1 GPUDEV_USER=alice \
+    GPUDEV_AGENT_URL=https://gpudev.example.com \
     chroot "$M" /bin/sh /entrypoint.sh >"$M/tmp/entrypoint.log" 2>&1 &
 up=""
 for _ in $(seq 1 100); do
@@ -97,6 +106,15 @@ pgrep -u "$dev_uid" -f "sleep 600" >/dev/null || fail "jupyter is not running as
 for _ in $(seq 1 50); do pgrep -u "$dev_uid" -f "sleep 600" >/dev/null || break; sleep 0.1; done
 if pgrep -u "$dev_uid" -f "sleep 600" >/dev/null; then fail "jupyter still runs after being switched off"; fi
 grep -q "jupyter stopped" "$M/tmp/entrypoint.log" || fail "the stop was not logged"
+
+# The agent runs as dev with its token copied where dev alone can read it.
+for _ in $(seq 1 50); do [ -s "$M/tmp/agent-ran" ] && break; sleep 0.1; done
+agent="$(cat "$M/tmp/agent-ran" 2>/dev/null)" || fail "the agent did not start"
+[ "$agent" = "dev agent-token-of-this-box /run/gpudev/jupyter-token https://gpudev.example.com" ] \
+    || fail "the agent was started as: $agent"
+pgrep -u "$dev_uid" -f "sleep 700" >/dev/null || fail "the agent is not running as dev"
+[ "$(stat -c "%u %a" "$M/run/gpudev/agent-token")" = "$dev_uid 600" ] \
+    || fail "the agent token copy is not for dev alone: $(stat -c "%u %a" "$M/run/gpudev/agent-token")"
 
 if chroot "$M" $ssh root@127.0.0.1 true 2>/dev/null; then fail "root could log in"; fi
 if chroot "$M" $ssh -o PasswordAuthentication=yes -o PubkeyAuthentication=no dev@127.0.0.1 true 2>/dev/null; then

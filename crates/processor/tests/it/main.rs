@@ -9,6 +9,7 @@
     reason = "tests fail by panicking with the error"
 )]
 
+mod agent;
 mod bench;
 mod chart_rbac;
 mod common;

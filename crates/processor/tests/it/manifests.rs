@@ -75,6 +75,11 @@ async fn every_object_the_driver_creates_passes_kubernetes_validate() {
     env.submit(&alice, Ask::gpus("cpu-x86", 0)).await;
     let mut config = env.config.clone();
     config.quotas = gpudev_domain::Quotas::default();
+    // Boxes with gpudev's agent: its init container and volume are validated too.
+    config.agent = Some(gpudev_processor::config::AgentSettings {
+        image: "ghcr.io/gpudev/gpudev:0.1.0".into(),
+        api_url: "https://gpudev.example.com".into(),
+    });
     let p = env.processor_with(config).await;
     assert!(p.try_become_leader().await.unwrap());
     p.process_once().await.unwrap();
