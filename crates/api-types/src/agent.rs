@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use gpudev_domain::idle::{REPORT_INTERVAL, SILENT_AFTER};
+
 /// Most GPUs one report may describe.
 pub const MAX_GPUS: usize = 64;
 /// Most sessions or connections one report may count.

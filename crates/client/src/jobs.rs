@@ -2,7 +2,7 @@
 
 use gpudev_api_types::jobs::{
     AddUserRequest, ExtendRequest, JobActionResponse, JobDetail, JobList, JobSubmission,
-    JobSubmitResponse, ListQuery,
+    JobSubmitResponse, KeepAliveRequest, ListQuery,
 };
 use reqwest::Method;
 
@@ -87,6 +87,19 @@ impl Client {
             &AddUserRequest {
                 github_username: github_username.to_owned(),
             },
+        )
+        .await
+    }
+
+    /// Restarts an active job's idle countdown; with `idle_minutes`, sets its idle limit too.
+    pub async fn keep_alive(
+        &self,
+        id: &str,
+        idle_minutes: Option<u32>,
+    ) -> Result<JobActionResponse, ClientError> {
+        self.post(
+            &["v1", "jobs", id.trim(), "keep-alive"],
+            &KeepAliveRequest { idle_minutes },
         )
         .await
     }

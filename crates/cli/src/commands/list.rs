@@ -126,10 +126,16 @@ fn when(job: &JobDetail) -> String {
                 parts.join(", ")
             }
         }
-        "active" => job.expires_at.map_or_else(
-            || "-".into(),
-            |t| format!("ends {}", output::time_rel(t, now)),
-        ),
+        "active" => {
+            let end = job.expires_at.map_or_else(
+                || "-".into(),
+                |t| format!("ends {}", output::time_rel(t, now)),
+            );
+            match super::activity(job, now) {
+                Some(a) => format!("{end}; {a}"),
+                None => end,
+            }
+        }
         "preparing" => job
             .detailed_status
             .clone()

@@ -15,6 +15,7 @@ pub mod connect;
 pub mod console;
 pub mod disks;
 pub mod extend;
+pub mod keep_alive;
 pub mod keys;
 pub mod list;
 pub mod login;
@@ -58,4 +59,40 @@ pub(crate) fn describe(job: &JobDetail, term: &Term) -> String {
         gpus(job),
         term.status(&job.status)
     )
+}
+
+/// A running box's activity and idle countdown, in a few words (`None` before its agent exists
+/// or once it has ended): `in use 3 min ago`, `idle 40 min, released 14:02 unless used`,
+/// `agent silent since 13:55`.
+pub(crate) fn activity(job: &JobDetail, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    if job.status != "active" {
+        return None;
+    }
+    let a = job.activity.as_ref()?;
+    let Some(last_report) = a.last_report_at else {
+        return Some("agent not reporting yet".into());
+    };
+    if now - last_report
+        > chrono::Duration::from_std(gpudev_client::types::agent::SILENT_AFTER).ok()?
+    {
+        return Some(format!(
+            "agent silent since {} (idle detection paused)",
+            crate::output::time(last_report)
+        ));
+    }
+    match (a.idle_since, a.idle_ends_at) {
+        (Some(since), Some(ends)) => Some(format!(
+            "idle {} min, released {} unless used",
+            (now - since).num_minutes().max(0),
+            crate::output::time_rel(ends, now)
+        )),
+        (Some(since), None) => Some(format!(
+            "idle {} min (never released for it)",
+            (now - since).num_minutes().max(0)
+        )),
+        (None, _) => Some(match a.last_activity_at {
+            Some(t) => format!("in use ({})", crate::output::time_rel(t, now)),
+            None => "in use".into(),
+        }),
+    }
 }

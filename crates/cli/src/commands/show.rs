@@ -103,6 +103,20 @@ fn render(ctx: &Ctx, job: &JobDetail) -> String {
     if let Some(t) = job.ended_at {
         fields.push(("Ended", output::time_rel(t, now)));
     }
+    if let Some(activity) = super::activity(job, now) {
+        let keep = job
+            .activity
+            .as_ref()
+            .is_some_and(|a| a.idle_ends_at.is_some());
+        fields.push((
+            "Activity",
+            if keep {
+                format!("{activity} (gpu-dev keep-alive {})", job.short_id())
+            } else {
+                activity
+            },
+        ));
+    }
     if let Some(r) = &job.failure_reason {
         fields.push(("Reason", r.clone()));
     }

@@ -416,3 +416,83 @@ async fn a_reservation_no_ssh_key_could_reach_is_refused_with_how_to_fix_it() {
     assert_ne!(run.code, 0, "{run:#?}");
     assert!(run.stderr.contains("gpu-dev ssh-keys add"), "{run:#?}");
 }
+
+#[tokio::test]
+async fn show_and_list_tell_an_idle_countdown_and_keep_alive_restarts_it() {
+    let w = World::new().await;
+    w.login().await;
+    let id = w.reserve_no_wait(&[]).await;
+    w.activate(&id).await;
+    let short = &id[..8];
+    // No agent yet: nothing about activity, and keep-alive says why it cannot help.
+    let shown = w.run(&["show", short]).await.ok();
+    assert!(!shown.stdout.contains("Activity"), "{}", shown.stdout);
+    let refused = w.run(&["keep-alive", short]).await;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("runs no gpudev agent"),
+        "{refused:?}"
+    );
+
+    // The box's agent reported idle for the last 40 minutes.
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    let db = w.sql().await;
+    let token = gpudev_domain::AgentToken::generate().unwrap();
+    gpudev_store::activity::set_agent_token(&db, uuid, &token.hash())
+        .await
+        .unwrap();
+    db.execute(
+        "UPDATE reservation_activity SET last_report_at = now(), \
+           idle_since = now() - interval '40 minutes' WHERE reservation_id = $1",
+        &[&uuid],
+    )
+    .await
+    .unwrap();
+    // The API's job cache learns of a write made behind its back within a second (ADR 10).
+    let mut shown = w.run(&["show", short]).await.ok();
+    for _ in 0..20 {
+        if shown.stdout.contains("Activity") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        shown = w.run(&["show", short]).await.ok();
+    }
+    let line = shown
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Activity"))
+        .unwrap_or_else(|| panic!("{}", shown.stdout));
+    assert!(line.contains("idle 40 min, released "), "{line}");
+    assert!(line.contains("min) unless used"), "{line}");
+    assert!(
+        line.contains(&format!("gpu-dev keep-alive {short}")),
+        "{line}"
+    );
+    let listed = w.run(&["list"]).await.ok();
+    assert!(listed.stdout.contains("idle 40 min"), "{}", listed.stdout);
+
+    let kept = w
+        .run(&["keep-alive", short, "--idle-minutes", "120"])
+        .await
+        .ok();
+    assert!(
+        kept.stdout.contains("after 120 idle minutes"),
+        "{}",
+        kept.stdout
+    );
+    let shown = w.run(&["show", short, "-o", "json"]).await.ok().json();
+    assert_eq!(shown["activity"]["idle_minutes"], 120);
+    let shown = w.run(&["show", short]).await.ok();
+    assert!(
+        shown.stdout.contains("idle 0 min, released "),
+        "{}",
+        shown.stdout
+    );
+
+    // Beyond the users' cap: refused with the limit named.
+    let too_long = w
+        .run(&["keep-alive", short, "--idle-minutes", "100000"])
+        .await;
+    assert_ne!(too_long.code, 0);
+    assert!(too_long.stderr.contains("at most 480"), "{too_long:?}");
+}

@@ -55,8 +55,10 @@ pub async fn get_job(
         }
         Err(_) => {
             let r = find_job(&*db, &caller, &path, Visibility::AdminSeesAll).await?;
-            let events = reservations::events(&*db, r.reservation_id).await?;
-            (r, events)
+            // Read again with its history and activity, as a full id is.
+            reservations::find_with_events(&*db, r.reservation_id)
+                .await?
+                .ok_or_else(|| not_found(path.trim()))?
         }
     };
     let owner = r.user_id == caller.user_id;
