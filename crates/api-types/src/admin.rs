@@ -54,6 +54,9 @@ pub struct UsageLine {
     pub reservations: i64,
     /// GPU-hours in the window.
     pub gpu_hours: f64,
+    /// Of those reservations' GPU-hours, how many their dev boxes sat idle (no session, GPUs
+    /// unused, as their agents reported; over each whole reservation, ADR 18).
+    pub idle_gpu_hours: f64,
     /// USD at the configured hourly price (null when the type has no price).
     pub cost: Option<f64>,
 }
@@ -70,6 +73,8 @@ pub struct UsageReport {
     pub lines: Vec<UsageLine>,
     /// Total GPU-hours per user.
     pub by_user: BTreeMap<String, f64>,
+    /// Idle GPU-hours per user.
+    pub idle_by_user: BTreeMap<String, f64>,
     /// Total GPU-hours per GPU type.
     pub by_gpu_type: BTreeMap<String, f64>,
     /// Total cost of priced types.

@@ -168,8 +168,11 @@ async fn usage_reports_gpu_hours_and_cost_inside_the_window() {
     ] {
         client
             .execute(
-                "INSERT INTO reservations (reservation_id, user_id, status, gpu_type, gpu_count, duration_hours, image, launched_at, ended_at) \
-                 VALUES (gen_random_uuid(), $1, 'expired', $2, $3, 2, 'ubuntu', $4::text::timestamptz, $5::text::timestamptz)",
+                "WITH r AS (INSERT INTO reservations (reservation_id, user_id, status, gpu_type, gpu_count, duration_hours, image, launched_at, ended_at) \
+                 VALUES (gen_random_uuid(), $1, 'expired', $2, $3, 2, 'ubuntu', $4::text::timestamptz, $5::text::timestamptz) \
+                 RETURNING reservation_id) \
+                 INSERT INTO reservation_activity (reservation_id, agent_token_hash, idle_seconds) \
+                 SELECT reservation_id, md5(reservation_id::text) || md5($2), 1800 FROM r",
                 &[&alice.user_id, &gpu, &count, &start, &end],
             )
             .await
@@ -206,6 +209,15 @@ async fn usage_reports_gpu_hours_and_cost_inside_the_window() {
         .unwrap();
     assert!(t4["cost"].is_null());
     assert!((r["by_user"]["alice"].as_f64().unwrap() - 5.0).abs() < 1e-6);
+    // Each box sat idle half an hour by its agent: 4 × 0.5 + 1 × 0.5 idle GPU-hours.
+    assert!(
+        (h100["idle_gpu_hours"].as_f64().unwrap() - 2.0).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(
+        (r["idle_by_user"]["alice"].as_f64().unwrap() - 2.5).abs() < 1e-6,
+        "{r}"
+    );
     assert!((r["total_cost"].as_f64().unwrap() - 16.0).abs() < 1e-6);
     let (s, _) = status_json(app.get("/v1/admin/usage?from=yesterday", &admin).await).await;
     assert_eq!(s, 422);

@@ -40,12 +40,14 @@ pub async fn usage_report(
     };
     let prices = &state.config.gpu_hourly_prices;
     let mut by_user = BTreeMap::new();
+    let mut idle_by_user = BTreeMap::new();
     let mut by_gpu_type = BTreeMap::new();
     let mut total_cost = 0.0;
     let lines = rows
         .into_iter()
         .map(|r| {
             *by_user.entry(r.username.clone()).or_insert(0.0) += r.gpu_hours;
+            *idle_by_user.entry(r.username.clone()).or_insert(0.0) += r.idle_gpu_hours;
             *by_gpu_type.entry(r.gpu_type.clone()).or_insert(0.0) += r.gpu_hours;
             let cost = prices.get(&r.gpu_type).map(|p| p * r.gpu_hours);
             total_cost += cost.unwrap_or(0.0);
@@ -54,6 +56,7 @@ pub async fn usage_report(
                 gpu_type: r.gpu_type,
                 reservations: r.reservations,
                 gpu_hours: r.gpu_hours,
+                idle_gpu_hours: r.idle_gpu_hours,
                 cost,
             }
         })
@@ -63,6 +66,7 @@ pub async fn usage_report(
         to,
         lines,
         by_user,
+        idle_by_user,
         by_gpu_type,
         total_cost,
     }))
