@@ -231,3 +231,62 @@ pub fn submit_request(data: &[u8]) {
             .all(|n| !CONTROL_ENV_VARS.contains(&n))
     );
 }
+
+/// `BearerSecret::from_authorization` (the dev box agent's token): accepted headers are
+/// `Bearer <43 URL-safe base64 characters>` with the scheme in any case, the token is what follows
+/// it, and it hashes as the token read alone does.
+pub fn agent_token(data: &[u8]) {
+    use gpudev_domain::BearerSecret;
+    use gpudev_domain::secret::SECRET_LEN;
+    let Ok(header) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(token) = BearerSecret::from_authorization(header) {
+        assert!(header.len() > 7 && header[..7].eq_ignore_ascii_case("bearer "));
+        let raw = header[7..].trim();
+        assert_eq!(raw.len(), SECRET_LEN);
+        assert!(
+            raw.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        let direct = BearerSecret::parse(raw).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(direct.hash(), token.hash());
+        assert_eq!(token.hash().len(), 64);
+    }
+    // The same bytes as a token: accepted exactly when they parse alone.
+    let as_header = BearerSecret::from_authorization(&format!("Bearer {header}"));
+    assert_eq!(
+        as_header.is_ok(),
+        BearerSecret::parse(header.trim()).is_ok()
+    );
+}
+
+/// An agent's report body (`POST /v1/agent/report`): an accepted report serialises back to a body
+/// that reads as the same report, its figures are within the limits `check` promises, and it
+/// counts as activity exactly when a session is open or a GPU is busy.
+pub fn agent_report(data: &[u8]) {
+    use gpudev_api_types::agent::{AgentReport, MAX_GPUS, MAX_SESSIONS};
+    let Ok(report) = serde_json::from_slice::<AgentReport>(data) else {
+        return;
+    };
+    let again: AgentReport = serde_json::from_str(&serde_json::to_string(&report).unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again, report);
+    if report.check().is_err() {
+        return;
+    }
+    assert!(report.ssh_sessions <= MAX_SESSIONS);
+    let gpus = report.gpus.clone().unwrap_or_default();
+    assert!(gpus.len() <= MAX_GPUS);
+    assert!(
+        gpus.iter()
+            .all(|g| g.utilization_percent <= 100 && g.memory_used_mib <= g.memory_total_mib)
+    );
+    for threshold in [0u32, 5, 50, 100, 101] {
+        let busy = gpus
+            .iter()
+            .any(|g| u32::from(g.utilization_percent) >= threshold);
+        let sessions = report.ssh_sessions > 0 || report.jupyter_connections.unwrap_or(0) > 0;
+        assert_eq!(report.is_active(threshold), sessions || busy);
+    }
+}

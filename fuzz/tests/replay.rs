@@ -6,12 +6,14 @@ use std::path::Path;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 7] = [
     ("arn", gpudev_fuzz::arn),
     ("authorization", gpudev_fuzz::authorization),
     ("submit_request", gpudev_fuzz::submit_request),
     ("image_ref", gpudev_fuzz::image_ref),
     ("env_vars", gpudev_fuzz::env_vars),
+    ("agent_token", gpudev_fuzz::agent_token),
+    ("agent_report", gpudev_fuzz::agent_report),
 ];
 
 fn inputs(dir: &Path) -> Vec<(String, Vec<u8>)> {

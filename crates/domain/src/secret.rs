@@ -58,6 +58,15 @@ impl BearerSecret {
         }
     }
 
+    /// Reads `Authorization: Bearer <secret>` (the scheme in any case, as RFC 9110 has it).
+    pub fn from_authorization(header: &str) -> Result<Self, SecretError> {
+        let (scheme, rest) = header.split_once(' ').ok_or(SecretError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(SecretError::Malformed);
+        }
+        Self::parse(rest.trim())
+    }
+
     /// The secret itself, for the one answer (a link, a cookie) that hands it over.
     pub fn expose(&self) -> &str {
         &self.0
@@ -88,6 +97,33 @@ mod tests {
         assert_eq!(s.hash().len(), 64);
         assert_ne!(s, ConsoleSecret::generate().unwrap());
         assert!(!format!("{s:?}").contains(s.expose()));
+    }
+
+    #[test]
+    fn a_bearer_header_carries_one_in_any_case_of_the_scheme() {
+        let s = BearerSecret::generate().unwrap();
+        for header in [
+            format!("Bearer {}", s.expose()),
+            format!("bearer {}", s.expose()),
+            format!("BEARER  {} ", s.expose()),
+        ] {
+            assert_eq!(
+                BearerSecret::from_authorization(&header).unwrap().hash(),
+                s.hash()
+            );
+        }
+        for bad in [
+            s.expose().to_owned(),
+            format!("Basic {}", s.expose()),
+            format!("Bearer{}", s.expose()),
+            "Bearer ".to_owned(),
+        ] {
+            assert_eq!(
+                BearerSecret::from_authorization(&bad),
+                Err(SecretError::Malformed),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

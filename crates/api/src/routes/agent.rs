@@ -98,10 +98,9 @@ fn bearer(req: &HttpRequest) -> Result<AgentToken, ApiError> {
         .ok_or_else(|| unauthorized("missing Authorization: Bearer <agent token>"))?;
     let raw = value
         .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("Authorization must be: Bearer <agent token>"))?;
-    AgentToken::parse(raw.trim()).map_err(|e| unauthorized(&e.to_string()))
+        .map_err(|_| unauthorized("Authorization must be: Bearer <agent token>"))?;
+    AgentToken::from_authorization(raw)
+        .map_err(|_| unauthorized("Authorization must be: Bearer <agent token>"))
 }
 
 fn unauthorized(detail: &str) -> ApiError {
