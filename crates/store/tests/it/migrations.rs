@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 22] = [
+const TABLES: [&str; 23] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -25,6 +25,7 @@ const TABLES: [&str; 22] = [
     "extend_requests",
     "console_links",
     "console_sessions",
+    "console_oidc_signins",
     "refinery_schema_history",
 ];
 
