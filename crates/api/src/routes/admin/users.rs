@@ -74,41 +74,7 @@ pub async fn set_user_active(
     id: &str,
     active: bool,
 ) -> ApiResult<User> {
-    let mut db = state.db().await?;
-    let tx = db
-        .transaction()
-        .await
-        .map_err(gpudev_store::StoreError::from)?;
-    let user = resolve(&tx, id).await?;
-    if !active && Some(user.user_id) == actor.user_id {
-        return Err(ApiError::conflict(
-            ErrorCode::SelfDisable,
-            "admins cannot disable themselves",
-        ));
-    }
-    let user = users::set_active(&tx, user.username.as_str(), active).await?;
-    audit::record_by(
-        &tx,
-        actor,
-        ctx,
-        Audit {
-            action: if active {
-                "admin.user.enable"
-            } else {
-                "admin.user.disable"
-            },
-            target_type: Some("user"),
-            target_id: Some(user.username.to_string()),
-            outcome: "success",
-            details: None,
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(gpudev_store::StoreError::from)?;
-    // Other replicas learn of it through the database notification; this one must not answer the
-    // next request from its cache either.
-    state.keys.invalidate_user(user.user_id);
-    Ok(user)
+    change_user(state, actor, ctx, id, Change::Active(active)).await
 }
 
 /// Gives the user `id` (user id or username) `role` for an admin `actor`, with its audit record
@@ -121,27 +87,68 @@ pub async fn set_user_role(
     id: &str,
     role: Role,
 ) -> ApiResult<User> {
+    change_user(state, actor, ctx, id, Change::Role(role)).await
+}
+
+/// What an admin changes about a user.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Active(bool),
+    Role(Role),
+}
+
+async fn change_user(
+    state: &AppState,
+    actor: &Actor<'_>,
+    ctx: &RequestCtx,
+    id: &str,
+    change: Change,
+) -> ApiResult<User> {
     let mut db = state.db().await?;
     let tx = db
         .transaction()
         .await
         .map_err(gpudev_store::StoreError::from)?;
     let user = resolve(&tx, id).await?;
-    let user = users::set_role(&tx, user.username.as_str(), role).await?;
+    let name = user.username.as_str();
+    let (user, action, details) = match change {
+        Change::Active(false) if Some(user.user_id) == actor.user_id => {
+            return Err(ApiError::conflict(
+                ErrorCode::SelfDisable,
+                "admins cannot disable themselves",
+            ));
+        }
+        Change::Active(active) => (
+            users::set_active(&tx, name, active).await?,
+            if active {
+                "admin.user.enable"
+            } else {
+                "admin.user.disable"
+            },
+            None,
+        ),
+        Change::Role(role) => (
+            users::set_role(&tx, name, role).await?,
+            "admin.user.role",
+            Some(serde_json::json!({ "role": role.as_str() })),
+        ),
+    };
     audit::record_by(
         &tx,
         actor,
         ctx,
         Audit {
-            action: "admin.user.role",
+            action,
             target_type: Some("user"),
             target_id: Some(user.username.to_string()),
             outcome: "success",
-            details: Some(serde_json::json!({ "role": role.as_str() })),
+            details,
         },
     )
     .await?;
     tx.commit().await.map_err(gpudev_store::StoreError::from)?;
+    // Other replicas learn of it through the database notification; this one must not answer the
+    // next request from its cache either.
     state.keys.invalidate_user(user.user_id);
     Ok(user)
 }
