@@ -33,6 +33,7 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod oidc;
+pub mod usage_chart;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "gpudev_session";
