@@ -90,6 +90,8 @@ async fn page_headers(
 struct Viewer {
     username: String,
     csrf: String,
+    /// Admins see the admin pages' link.
+    admin: bool,
 }
 
 #[derive(Template)]
@@ -196,6 +198,7 @@ fn viewer(s: &SessionUser) -> Viewer {
     Viewer {
         username: s.username.to_string(),
         csrf: s.csrf_token.clone(),
+        admin: s.role == gpudev_store::users::Role::Admin,
     }
 }
 

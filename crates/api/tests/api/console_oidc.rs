@@ -5,17 +5,10 @@
 use gpudev_store::users;
 use gpudev_testkit::oidc::{OidcIssuer, WEB_CLIENT_ID, oidc_issuer};
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 
+use crate::console::browser;
 use crate::helpers::{TestApp, count, spawn_app_with};
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// An app whose console signs in with `issuer` (as client `gpudev-web`, named "Test SSO").
 async fn app_for(issuer: &OidcIssuer, vars: &[(&str, &str)]) -> TestApp {
