@@ -133,8 +133,16 @@ fn start_again(status: StatusCode, why: &str) -> ApiResult<HttpResponse> {
 async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
+    ctx: RequestCtx,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    // Each start writes a row: it counts as a login attempt of its address.
+    if let Some(ip) = ctx.client_ip {
+        state
+            .limits
+            .check_login(ip, "console-oidc-start", &state.metrics)
+            .await?;
+    }
     let chosen = path
         .parse::<usize>()
         .ok()
