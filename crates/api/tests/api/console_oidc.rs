@@ -444,3 +444,34 @@ async fn a_confidential_client_sends_its_secret_and_no_provider_means_no_offer()
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_redirect_uri_comes_from_the_public_url_and_the_flow_cookie_is_secure_behind_tls() {
+    let issuer = oidc_issuer().await;
+    let app = app_for(
+        &issuer,
+        &[("CONSOLE_PUBLIC_URL", "https://gpudev.example.com")],
+    )
+    .await;
+    let res = browser()
+        .get(format!("{}/ui/signin/oidc/0", app.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, cookie) = set_cookie(&res, "gpudev_oidc").unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let to_provider = location(&res);
+    assert!(
+        to_provider.starts_with(&format!("{}/authorize?", issuer.url())),
+        "{to_provider}"
+    );
+    assert_eq!(
+        param(&to_provider, "redirect_uri"),
+        "https://gpudev.example.com/ui/signin/oidc/callback"
+    );
+    assert_eq!(param(&to_provider, "code_challenge_method"), "S256");
+    assert_eq!(param(&to_provider, "client_id"), WEB_CLIENT_ID);
+    assert_ne!(param(&to_provider, "state"), param(&to_provider, "nonce"));
+}
