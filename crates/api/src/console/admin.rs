@@ -38,7 +38,8 @@ const LIVE: &str = "queued,preparing,active";
 
 /// Registers the admin pages (inside the `/ui` scope).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(users_page))
+    cfg.route("/admin", web::get().to(admin_home))
+        .route("/admin/users", web::get().to(users_page))
         .route("/admin/users/{id}/{action}", web::get().to(confirm_page))
         .route("/admin/users/{id}/{action}", web::post().to(change_user))
         .route("/admin/queue", web::get().to(queue_page))
@@ -79,6 +80,14 @@ fn refusal(e: ApiError) -> ApiResult<HttpResponse> {
 /// An empty form field is no filter.
 fn given(value: Option<&String>) -> Option<String> {
     value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// `/ui/admin`: the users page.
+async fn admin_home(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    admin_session(&state, &req).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/ui/admin/users"))
+        .finish())
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ const FLOW_TTL_SECS: i64 = 600;
 const FLOW_PATH: &str = "/ui/signin/oidc";
 /// The method recorded for these sign-ins.
 const METHOD: &str = "oidc";
+/// Their `method` label in `auth_attempts_total`.
+const METRIC_METHOD: &str = "console-oidc";
 
 /// Registers the sign-in's routes (inside the `/ui` scope). The callback comes first: `{n}`
 /// would match it too.
@@ -224,6 +226,15 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// Counts the attempt's outcome.
+    fn count(&self, outcome: &str) {
+        self.state
+            .metrics
+            .auth_attempts
+            .with_label_values(&[METRIC_METHOD, outcome])
+            .inc();
+    }
+
     /// Records a refused sign-in (best effort: the refusal stands if the record cannot be
     /// written) and answers `status` with `text`.
     async fn refuse(
@@ -234,6 +245,7 @@ impl Attempt<'_> {
         text: &str,
     ) -> ApiResult<HttpResponse> {
         tracing::warn!(issuer = self.issuer, reason, "console sign-in refused");
+        self.count("rejected");
         let write = async {
             let db = self.state.db().await?;
             audit::record_with_issuer(
@@ -496,6 +508,7 @@ async fn finish(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     tracing::info!(user = %user.username, issuer = %identity.issuer, "console sign-in");
+    attempt.count("success");
     let mut gone = Cookie::build(FLOW_COOKIE, "").path(FLOW_PATH).finish();
     gone.make_removal();
     Ok(HttpResponse::SeeOther()

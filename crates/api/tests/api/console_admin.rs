@@ -42,6 +42,7 @@ async fn post(
 /// The admin pages and forms, as a non-admin would try them.
 fn admin_paths(target: i64) -> Vec<(&'static str, String)> {
     vec![
+        ("GET", "/ui/admin".into()),
         ("GET", "/ui/admin/users".into()),
         ("GET", format!("/ui/admin/users/{target}/disable")),
         ("POST", format!("/ui/admin/users/{target}/disable")),

@@ -475,3 +475,43 @@ async fn the_redirect_uri_comes_from_the_public_url_and_the_flow_cookie_is_secur
     assert_eq!(param(&to_provider, "client_id"), WEB_CLIENT_ID);
     assert_ne!(param(&to_provider, "state"), param(&to_provider, "nonce"));
 }
+
+#[tokio::test]
+async fn a_provider_that_is_down_answers_503_and_records_nothing() {
+    let issuer = oidc_issuer().await;
+    let app = app_for(&issuer, &[]).await;
+    issuer.set_down(true);
+    let res = browser()
+        .get(format!("{}/ui/signin/oidc/0", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookie(&res, "gpudev_oidc").is_none());
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM console_oidc_signins").await,
+        0
+    );
+
+    issuer.set_down(false);
+    let started = start(&app).await;
+    issuer.set_down(true);
+    refused(
+        finish(&started.callback, Some(&started.cookie)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    issuer.set_down(false);
+    let metrics = app.metrics_text().await;
+    assert!(
+        !metrics.contains("method=\"console-oidc\",outcome=\"success\""),
+        "{metrics}"
+    );
+    let again = start(&app).await;
+    let res = finish(&again.callback, Some(&again.cookie)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("auth_attempts_total{method=\"console-oidc\",outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+}
