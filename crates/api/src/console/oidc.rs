@@ -30,7 +30,7 @@ use crate::audit::{self, Audit, RequestCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::oidc::config::{ConsoleClient, IssuerConfig};
 use crate::oidc::{Rejection, verify};
-use crate::routes::auth::issue_key::{LoginIdentity, upsert_user};
+use crate::routes::auth::issue_key::{LoginIdentity, UserRefusal, upsert_user};
 use crate::state::AppState;
 
 /// The cookie holding the PKCE verifier of a sign-in in progress.
@@ -472,10 +472,8 @@ async fn finish(
             drop(db);
             let claimed = login.username();
             let (status, text) = match refusal {
-                crate::routes::auth::issue_key::UserRefusal::Disabled(_) => {
-                    (StatusCode::FORBIDDEN, "Your account is disabled.")
-                }
-                crate::routes::auth::issue_key::UserRefusal::Taken(_) => (
+                UserRefusal::Disabled(_) => (StatusCode::FORBIDDEN, "Your account is disabled."),
+                UserRefusal::Taken(_) => (
                     StatusCode::CONFLICT,
                     "Your username belongs to another account; ask an operator to link them.",
                 ),

@@ -515,3 +515,23 @@ async fn a_provider_that_is_down_answers_503_and_records_nothing() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_username_held_by_another_identity_is_refused_as_the_api_login_refuses_it() {
+    let issuer = oidc_issuer().await;
+    let app = app_for(&issuer, &[]).await;
+    // An existing user named alice who is not this issuer's user-1.
+    app.user_with_key("alice", users::Role::User).await;
+    let started = start(&app).await;
+    let res = refused(
+        finish(&started.callback, Some(&started.cookie)).await,
+        StatusCode::CONFLICT,
+    );
+    assert!(res.text().await.unwrap().contains("another account"));
+    let denied = signins(&app, "denied").await;
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].1["reason"], "username_taken");
+    let db = app.db.connect().await;
+    let alice = users::find_by_name(&db, "alice").await.unwrap().unwrap();
+    assert_eq!(alice.oidc_subject, None, "the account was not taken over");
+}
