@@ -76,6 +76,13 @@ def test_values_yaml_passes_its_own_schema():
         ({"processor": {"config": {"retryBackoffBaseSeconds": 0}}}, "retryBackoffBaseSeconds"),
         ({"config": {"gpuCatalogJson": "{}"}}, "gpuCatalogJson"),
         ({"secretsEncryption": {"keys": "k1:not-32-bytes"}}, "keys"),
+        ({"api": {"config": {"consolePublicUrl": "https://gpudev.example.com/ui"}}}, "consolePublicUrl"),
+        (
+            {"api": {"config": {"oidc": {"issuers": [
+                {"issuer": "https://id.example", "client_id": "c", "console_client_id": "w", "console_scopes": ["email"]}
+            ]}}}},
+            "console_scopes",
+        ),
     ],
 )
 def test_the_schema_rejects_bad_values(change, complaint):

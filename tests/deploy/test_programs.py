@@ -71,6 +71,7 @@ def environment(objects, spec, port: int) -> dict[str, str]:
                 "POSTGRES_PASSWORD": "placeholder",
                 "EXPIRY_WEBHOOK_URL": "https://hooks.example.com/placeholder",
                 "SECRETS_ENCRYPTION_KEYS": "placeholder-1:" + base64.b64encode(bytes(32)).decode(),
+                "OIDC_CONSOLE_CLIENT_SECRETS_JSON": '{"https://login.example.com": "placeholder"}',
             }[e["name"]]
     # Nothing listens on the database address; nothing is reachable as a cluster.
     if "POSTGRES_HOST" in env:

@@ -219,6 +219,14 @@ processor only. */}}
 {{- printf "\n- name: SECRETS_ENCRYPTION_KEYS\n  valueFrom:\n    secretKeyRef:\n      name: %s\n      key: %s" (include "gpudev.secretsKeysSecretName" .) (ternary $v.existingSecret.key "SECRETS_ENCRYPTION_KEYS" (not (empty $v.existingSecret.name))) }}
 {{- end }}
 
+{{/* The API's console client secrets (OIDC_CONSOLE_CLIENT_SECRETS_JSON), from the operator's Secret when one is named. */}}
+{{- define "gpudev.consoleClientSecretsEnv" -}}
+{{- $s := .Values.api.config.oidc.consoleClientSecrets.existingSecret }}
+{{- if $s.name }}
+{{- printf "\n- name: OIDC_CONSOLE_CLIENT_SECRETS_JSON\n  valueFrom:\n    secretKeyRef:\n      name: %s\n      key: %s" $s.name $s.key }}
+{{- end }}
+{{- end }}
+
 {{/* The Secret holding the secrets keys: the operator's, or the chart's. */}}
 {{- define "gpudev.secretsKeysSecretName" -}}
 {{- .Values.secretsEncryption.existingSecret.name | default (printf "%s-secrets-keys" (include "gpudev.fullname" .)) }}

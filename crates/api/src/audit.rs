@@ -103,24 +103,57 @@ pub async fn record_with_issuer(
     ctx: &RequestCtx,
     a: Audit<'_>,
 ) -> Result<(), gpudev_store::StoreError> {
-    let entry = entry(caller, actor, auth_method, auth_issuer, ctx, &a);
-    audit::record(db, &entry).await.map(|_| ())
-}
-
-/// The entry [`record_with_issuer`] writes.
-fn entry<'a>(
-    caller: Option<&'a Caller>,
-    actor: &'a str,
-    auth_method: Option<&'a str>,
-    auth_issuer: Option<&'a str>,
-    ctx: &'a RequestCtx,
-    a: &'a Audit<'_>,
-) -> AuditEntry<'a> {
-    AuditEntry {
-        actor_user_id: caller.map(|c| c.user_id),
-        actor: caller.map(|c| c.username.as_str()).unwrap_or(actor),
+    let who = Actor {
+        user_id: caller.map(|c| c.user_id),
+        name: caller.map(|c| c.username.as_str()).unwrap_or(actor),
         auth_method: auth_method.or(caller.map(|c| c.key_auth_method.as_str())),
         auth_issuer,
+    };
+    record_by(db, &who, ctx, a).await
+}
+
+/// Who performs an audited action: an API caller ([`Actor::from`] a [`Caller`]), or the user of
+/// a console session.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The acting user, when known.
+    pub user_id: Option<i64>,
+    /// Their name (or who tried, for refused logins).
+    pub name: &'a str,
+    /// How they authenticated (`aws-iam`, `oidc`, `console_session`, …).
+    pub auth_method: Option<&'a str>,
+    /// The OIDC issuer of that authentication, if any.
+    pub auth_issuer: Option<&'a str>,
+}
+
+impl<'a> From<&'a Caller> for Actor<'a> {
+    fn from(c: &'a Caller) -> Self {
+        Actor {
+            user_id: Some(c.user_id),
+            name: c.username.as_str(),
+            auth_method: Some(c.key_auth_method.as_str()),
+            auth_issuer: c.key_auth_issuer.as_deref(),
+        }
+    }
+}
+
+/// Writes an audit record of `actor`'s action with `db`.
+pub async fn record_by(
+    db: &impl gpudev_store::Db,
+    actor: &Actor<'_>,
+    ctx: &RequestCtx,
+    a: Audit<'_>,
+) -> Result<(), gpudev_store::StoreError> {
+    audit::record(db, &entry(actor, ctx, &a)).await.map(|_| ())
+}
+
+/// The entry [`record_by`] writes.
+fn entry<'a>(actor: &Actor<'a>, ctx: &'a RequestCtx, a: &'a Audit<'_>) -> AuditEntry<'a> {
+    AuditEntry {
+        actor_user_id: actor.user_id,
+        actor: actor.name,
+        auth_method: actor.auth_method,
+        auth_issuer: actor.auth_issuer,
         action: a.action,
         target_type: a.target_type,
         target_id: a.target_id.as_deref(),
@@ -139,10 +172,7 @@ pub async fn record_many(
 ) -> Result<(), gpudev_store::StoreError> {
     let entries: Vec<AuditEntry<'_>> = records
         .iter()
-        .map(|(caller, ctx, a)| {
-            let issuer = caller.key_auth_issuer.as_deref();
-            entry(Some(caller), caller.username.as_str(), None, issuer, ctx, a)
-        })
+        .map(|(caller, ctx, a)| entry(&Actor::from(*caller), ctx, a))
         .collect();
     audit::record_many(db, &entries).await.map(|_| ())
 }

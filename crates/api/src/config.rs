@@ -10,7 +10,7 @@ use gpudev_runtime::{ConfigError, Env, LogFormat, shared};
 use gpudev_store::{DbConfig, Queue, SealingKeys};
 
 use crate::client_ip::TrustedProxies;
-use crate::oidc::config::{IssuerConfig, parse_issuers};
+use crate::oidc::config::{IssuerConfig, apply_console_secrets, parse_issuers};
 
 /// Everything the API needs to start.
 #[derive(Debug, Clone)]
@@ -111,6 +111,10 @@ pub struct ApiConfig {
     /// `OIDC_ISSUERS_JSON` (optional JSON array): the OIDC issuers whose ID tokens log in; none
     /// turns `POST /v1/auth/oidc-login` off. See [`crate::oidc::config`].
     pub oidc_issuers: Vec<IssuerConfig>,
+    /// `CONSOLE_PUBLIC_URL` (optional): the console's address as browsers reach it
+    /// (`https://gpudev.example.com`); OIDC sign-ins return to `<it>/ui/signin/oidc/callback`.
+    /// Unset, the address is taken from each request (scheme and `Host`).
+    pub console_public_url: Option<String>,
     /// `OIDC_TIMEOUT_SECONDS` (5, 1–60): timeout of requests to an issuer.
     pub oidc_timeout: Duration,
     /// `OIDC_JWKS_MIN_REFRESH_SECONDS` (30, 0–3600): least time between two fetches of an
@@ -235,7 +239,15 @@ impl ApiConfig {
             extend_defer: env.seconds("EXTEND_DEFER_SECONDS", 15, 0..=120)?,
             default_disk_size_gb: env.setting(shared::DEFAULT_DISK_SIZE_GB)?,
             gpu_hourly_prices,
-            oidc_issuers: parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?,
+            oidc_issuers: {
+                let mut issuers = parse_issuers(get("OIDC_ISSUERS_JSON").as_deref())?;
+                apply_console_secrets(
+                    &mut issuers,
+                    get("OIDC_CONSOLE_CLIENT_SECRETS_JSON").as_deref(),
+                )?;
+                issuers
+            },
+            console_public_url: console_public_url(get("CONSOLE_PUBLIC_URL"))?,
             oidc_timeout: env.seconds("OIDC_TIMEOUT_SECONDS", 5, 1..=60)?,
             oidc_jwks_min_refresh: env.seconds("OIDC_JWKS_MIN_REFRESH_SECONDS", 30, 0..=3600)?,
             secret_keys: SealingKeys::from_lookup(get)?,
@@ -263,6 +275,26 @@ fn endpoint_url(
             format!("{raw:?} is not an http:// or https:// URL"),
         )),
     }
+}
+
+/// `CONSOLE_PUBLIC_URL`: an https:// origin (http:// on loopback), without a path, query or
+/// trailing slash.
+fn console_public_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = value else {
+        return Ok(None);
+    };
+    let url = raw.trim().trim_end_matches('/');
+    let origin_only = url
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.contains('/'));
+    crate::oidc::config::check_url(url)
+        .and_then(|()| {
+            origin_only
+                .then_some(())
+                .ok_or_else(|| format!("{url:?} must be a scheme and host without a path"))
+        })
+        .map_err(|e| ConfigError::new("CONSOLE_PUBLIC_URL", e))?;
+    Ok(Some(url.to_owned()))
 }
 
 /// `AWS_LOGIN_SERVER_ID`: 1–128 visible ASCII characters, `gpudev` when unset (or empty).
@@ -317,6 +349,12 @@ mod tests {
         assert_eq!(c.oidc_jwks_min_refresh, Duration::from_secs(30));
         let local = cfg(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:5000")]).unwrap();
         assert_eq!(local.sts_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(c.console_public_url, None);
+        let public = cfg(&[("CONSOLE_PUBLIC_URL", "https://gpudev.example.com/")]).unwrap();
+        assert_eq!(
+            public.console_public_url.as_deref(),
+            Some("https://gpudev.example.com")
+        );
     }
 
     #[test]
@@ -343,6 +381,12 @@ mod tests {
             ("AUTH_FAILURE_WINDOW_SECONDS", "3601"),
             ("BODY_READ_TIMEOUT_SECONDS", "0"),
             ("AWS_LOGIN_SERVER_ID", "two words"),
+            ("CONSOLE_PUBLIC_URL", "http://gpudev.example.com"),
+            ("CONSOLE_PUBLIC_URL", "https://gpudev.example.com/ui"),
+            (
+                "OIDC_CONSOLE_CLIENT_SECRETS_JSON",
+                "{\"https://idp.example\": \"s\"}",
+            ),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var, "{var}={value}: {err}");

@@ -14,6 +14,7 @@ mod columns;
 pub mod config;
 pub mod connect;
 pub mod console;
+pub mod console_oidc;
 pub mod cronjob_runs;
 mod db;
 pub mod disks;

@@ -208,7 +208,8 @@ pub async fn list(db: &impl Db) -> Result<Vec<User>, StoreError> {
     rows.iter().map(from_row).collect()
 }
 
-/// Enables or disables a user. Disabling also revokes their live keys, in the same statement.
+/// Enables or disables a user. Disabling also revokes their live keys and ends their console
+/// sessions, in the same statement (so enabling them again brings neither back).
 pub async fn set_active(db: &impl Db, username: &str, active: bool) -> Result<User, StoreError> {
     let row = db
         .query_opt(
@@ -217,7 +218,9 @@ pub async fn set_active(db: &impl Db, username: &str, active: bool) -> Result<Us
                    disabled_at = CASE WHEN $2 THEN NULL ELSE coalesce(disabled_at, now()) END \
                    WHERE username = $1 RETURNING *), \
                  k AS (UPDATE api_keys SET revoked_at = now() \
-                   WHERE NOT $2 AND revoked_at IS NULL AND user_id IN (SELECT user_id FROM u)) \
+                   WHERE NOT $2 AND revoked_at IS NULL AND user_id IN (SELECT user_id FROM u)), \
+                 s AS (UPDATE console_sessions SET ended_at = now() \
+                   WHERE NOT $2 AND ended_at IS NULL AND user_id IN (SELECT user_id FROM u)) \
                  SELECT {COLUMNS} FROM u"
             ),
             &[&username, &active],

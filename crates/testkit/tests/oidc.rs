@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gpudev_testkit::oidc::{CLIENT_ID, OidcIssuer, oidc_issuer, tamper};
+use gpudev_testkit::oidc::{CLIENT_ID, OidcIssuer, WEB_CLIENT_ID, oidc_issuer, tamper};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value, json};
@@ -231,4 +231,160 @@ async fn denied_unknown_and_foreign_codes_are_refused() {
     assert_eq!(body, json!({"error": "invalid_grant"}));
     let (_, body) = post_form(&token_url, &[("grant_type", "password")]).await;
     assert_eq!(body, json!({"error": "unsupported_grant_type"}));
+}
+
+/// Follows the authorization endpoint for `client_id` with the S256 challenge of `verifier`;
+/// returns the query of the redirect back.
+async fn authorize(issuer: &OidcIssuer, client_id: &str, verifier: &str) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()),
+    );
+    let resp = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get(format!("{}/authorize", issuer.url()))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "http://127.0.0.1:9/cb"),
+            ("scope", "openid profile"),
+            ("state", "st-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET /authorize: {e}"));
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    let query = location
+        .strip_prefix("http://127.0.0.1:9/cb?")
+        .unwrap_or_else(|| panic!("redirected elsewhere: {location}"));
+    serde_urlencoded::from_str(query).unwrap_or_default()
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> &'a str {
+    q.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn the_code_grant_checks_the_verifier_and_redirect_and_spends_each_code_once() {
+    let issuer = oidc_issuer().await;
+    issuer.sign_in_as(json!({"sub": "u-7", "preferred_username": "zoe"}));
+    let verifier = "v".repeat(43);
+    let q = authorize(&issuer, CLIENT_ID, &verifier).await;
+    assert_eq!(param(&q, "state"), "st-1");
+    let code = param(&q, "code").to_owned();
+    let token_url = format!("{}/token", issuer.url());
+    let exchange = |code: String, verifier: String, redirect: &'static str| {
+        let url = token_url.clone();
+        async move {
+            post_form(
+                &url,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", redirect),
+                    ("client_id", CLIENT_ID),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body) = exchange(code.clone(), verifier.clone(), "http://127.0.0.1:9/cb").await;
+    assert_eq!(status, 200, "{body}");
+    let claims = verify(
+        &jwks(&issuer).await,
+        &issuer,
+        body["id_token"].as_str().unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claims["sub"], "u-7");
+    assert_eq!(claims["nonce"], "n-1");
+    let (status, body) = exchange(code, verifier.clone(), "http://127.0.0.1:9/cb").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "replayed"
+    );
+
+    let code = param(&authorize(&issuer, CLIENT_ID, &verifier).await, "code").to_owned();
+    let (status, body) = exchange(code, "w".repeat(43), "http://127.0.0.1:9/cb").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "wrong verifier"
+    );
+    let code = param(&authorize(&issuer, CLIENT_ID, &verifier).await, "code").to_owned();
+    let (status, _) = exchange(code, verifier.clone(), "http://127.0.0.1:9/other").await;
+    assert_eq!(status, 400, "another redirect URI");
+    let answers: Vec<String> = issuer
+        .code_exchanges()
+        .into_iter()
+        .map(|e| e.answer)
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "id_token",
+            "invalid_grant",
+            "invalid_grant",
+            "invalid_grant"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_confidential_client_must_send_its_secret() {
+    use base64::Engine as _;
+    let issuer = oidc_issuer().await;
+    issuer.require_client_secret(WEB_CLIENT_ID, "s3cret");
+    let verifier = "x".repeat(43);
+    let form = |code: &str| {
+        vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            (
+                "redirect_uri".to_owned(),
+                "http://127.0.0.1:9/cb".to_owned(),
+            ),
+            ("code_verifier".to_owned(), verifier.clone()),
+        ]
+    };
+    let client = reqwest::Client::new();
+    let url = format!("{}/token", issuer.url());
+    let code = param(&authorize(&issuer, WEB_CLIENT_ID, &verifier).await, "code").to_owned();
+    let mut without = form(&code);
+    without.push(("client_id".into(), WEB_CLIENT_ID.into()));
+    let resp = client
+        .post(&url)
+        .form(&without)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 401);
+    let code = param(&authorize(&issuer, WEB_CLIENT_ID, &verifier).await, "code").to_owned();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{WEB_CLIENT_ID}:s3cret"));
+    let resp = client
+        .post(&url)
+        .header("authorization", format!("Basic {basic}"))
+        .form(&form(&code))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    let exchanges = issuer.code_exchanges();
+    assert!(
+        !exchanges[0].with_secret && exchanges[1].with_secret,
+        "{exchanges:?}"
+    );
 }

@@ -31,6 +31,10 @@ use crate::audit::{self, Audit, RequestCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+pub mod admin;
+pub mod oidc;
+pub mod usage_chart;
+
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "gpudev_session";
 /// How long a one-time link works.
@@ -60,6 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(from_fn(page_headers))
             .route("/", web::get().to(reservations_page))
             .route("/capacity", web::get().to(capacity_page))
+            .configure(oidc::configure)
+            .configure(admin::configure)
             .route("/signin/{token}", web::get().to(signin_page))
             .route("/signin", web::post().to(signin))
             .route("/signout", web::post().to(signout))
@@ -84,6 +90,8 @@ async fn page_headers(
 struct Viewer {
     username: String,
     csrf: String,
+    /// Admins see the admin pages' link.
+    admin: bool,
 }
 
 #[derive(Template)]
@@ -190,6 +198,7 @@ fn viewer(s: &SessionUser) -> Viewer {
     Viewer {
         username: s.username.to_string(),
         csrf: s.csrf_token.clone(),
+        admin: s.role == gpudev_store::users::Role::Admin,
     }
 }
 
@@ -198,7 +207,7 @@ async fn reservations_page(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let Some((session, _)) = session_of(&state, &req).await? else {
-        return signed_out();
+        return oidc::signed_out_page(&state);
     };
     let db = state.db().await?;
     let (rows, _) = reservations::list_with_events(
@@ -336,8 +345,6 @@ async fn signin(
     let Ok(token) = ConsoleSecret::parse(&form.token) else {
         return unusable_link();
     };
-    let session = ConsoleSecret::generate().map_err(ApiError::internal)?;
-    let csrf = ConsoleSecret::generate().map_err(ApiError::internal)?;
     let mut db = state.db().await?;
     let tx = db
         .transaction()
@@ -346,15 +353,7 @@ async fn signin(
     let Some((user_id, username, key_id)) = console::redeem_link(&tx, &token.hash()).await? else {
         return unusable_link();
     };
-    console::create_session(
-        &tx,
-        &session.hash(),
-        user_id,
-        Some(key_id),
-        csrf.expose(),
-        SESSION_TTL.as_secs_f64(),
-    )
-    .await?;
+    let session = start_session(&tx, user_id, Some(key_id)).await?;
     audit::record(
         &tx,
         None,
@@ -371,19 +370,49 @@ async fn signin(
     )
     .await?;
     tx.commit().await.map_err(gpudev_store::StoreError::from)?;
-    let cookie = Cookie::build(SESSION_COOKIE, session.expose().to_owned())
+    Ok(HttpResponse::SeeOther()
+        .cookie(session_cookie(&req, &session))
+        .insert_header((header::LOCATION, "/ui/"))
+        .finish())
+}
+
+/// Starts a session for `user_id` (inside the sign-in's transaction); `key_id` is the key whose
+/// link signed in, if any. Returns the session's secret for the cookie.
+async fn start_session(
+    tx: &impl gpudev_store::Db,
+    user_id: i64,
+    key_id: Option<i64>,
+) -> ApiResult<ConsoleSecret> {
+    let session = ConsoleSecret::generate().map_err(ApiError::internal)?;
+    let csrf = ConsoleSecret::generate().map_err(ApiError::internal)?;
+    console::create_session(
+        tx,
+        &session.hash(),
+        user_id,
+        key_id,
+        csrf.expose(),
+        SESSION_TTL.as_secs_f64(),
+    )
+    .await?;
+    Ok(session)
+}
+
+/// True when the request reached us over TLS, directly or through a proxy that says so.
+fn over_tls(req: &HttpRequest) -> bool {
+    req.connection_info().scheme() == "https"
+}
+
+/// The cookie that carries a session.
+fn session_cookie(req: &HttpRequest, session: &ConsoleSecret) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, session.expose().to_owned())
         .path("/ui")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(over_tls(req))
         .max_age(actix_web::cookie::time::Duration::seconds(
             i64::try_from(SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
         ))
-        .finish();
-    Ok(HttpResponse::SeeOther()
-        .cookie(cookie)
-        .insert_header((header::LOCATION, "/ui/"))
-        .finish())
+        .finish()
 }
 
 /// The sign-out form.

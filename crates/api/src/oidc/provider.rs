@@ -34,9 +34,12 @@ pub struct Discovery {
     pub issuer: String,
     /// Where the keys are.
     pub jwks_uri: String,
-    /// The token endpoint (for the CLI's device flow).
+    /// The token endpoint (the CLI's device flow, the console's code exchange).
     #[serde(default)]
     pub token_endpoint: Option<String>,
+    /// The authorization endpoint (the console's sign-in).
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
     /// The device authorization endpoint (RFC 8628), when the issuer offers it.
     #[serde(default)]
     pub device_authorization_endpoint: Option<String>,
@@ -164,7 +167,10 @@ impl OidcProvider {
         }
         for url in [Some(&doc.jwks_uri), doc.token_endpoint.as_ref()]
             .into_iter()
-            .chain([doc.device_authorization_endpoint.as_ref()])
+            .chain([
+                doc.device_authorization_endpoint.as_ref(),
+                doc.authorization_endpoint.as_ref(),
+            ])
             .flatten()
         {
             check_url(url)
@@ -178,9 +184,40 @@ impl OidcProvider {
         self.get_json(&doc.jwks_uri).await
     }
 
+    /// Posts `form` to an issuer's endpoint (with HTTP Basic client authentication when
+    /// `basic` is given) and reads the JSON answer, whatever its status: OAuth endpoints answer
+    /// their errors as JSON with status 400 or 401.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<(reqwest::StatusCode, serde_json::Value), KeyError> {
+        let mut req = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form);
+        if let Some((id, secret)) = basic {
+            // RFC 6749 §2.3.1: both form-encoded before they are joined.
+            let enc = |s: &str| {
+                serde_urlencoded::to_string([("v", s)])
+                    .map(|pair| pair.trim_start_matches("v=").to_owned())
+                    .unwrap_or_default()
+            };
+            req = req.basic_auth(enc(id), Some(enc(secret)));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| KeyError::Unreachable(format!("{url}: {}", e.without_url())))?;
+        let status = resp.status();
+        Ok((status, Self::read_json(url, resp).await?))
+    }
+
     async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, KeyError> {
         let unreachable = |what: String| KeyError::Unreachable(format!("{url}: {what}"));
-        let mut resp = self
+        let resp = self
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -190,6 +227,15 @@ impl OidcProvider {
         if !resp.status().is_success() {
             return Err(unreachable(format!("answered {}", resp.status())));
         }
+        Self::read_json(url, resp).await
+    }
+
+    /// A JSON body of at most [`MAX_DOCUMENT`] bytes.
+    async fn read_json<T: DeserializeOwned>(
+        url: &str,
+        mut resp: reqwest::Response,
+    ) -> Result<T, KeyError> {
+        let unreachable = |what: String| KeyError::Unreachable(format!("{url}: {what}"));
         let mut body = Vec::new();
         while let Some(chunk) = resp
             .chunk()

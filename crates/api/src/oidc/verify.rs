@@ -208,6 +208,15 @@ pub fn check_claims(
 
 /// Verifies `token` against the trusted issuers.
 pub async fn verify(provider: &OidcProvider, token: &str) -> Result<OidcIdentity, Rejection> {
+    verify_with_claims(provider, token).await.map(|(id, _)| id)
+}
+
+/// [`verify`], also returning the verified claims (for the checks only the caller knows, such
+/// as the console sign-in's `nonce`).
+pub async fn verify_with_claims(
+    provider: &OidcProvider,
+    token: &str,
+) -> Result<(OidcIdentity, Map<String, Value>), Rejection> {
     // Unknown algorithms, `none` among them, fail here: jsonwebtoken has no such variant.
     let header = jsonwebtoken::decode_header(token)
         .map_err(|_| invalid("the token is not a signed JWT with a supported algorithm"))?;
@@ -272,7 +281,8 @@ pub async fn verify(provider: &OidcProvider, token: &str) -> Result<OidcIdentity
             _ => invalid("the token is not valid"),
         },
     )?;
-    check_claims(config, &data.claims)
+    let identity = check_claims(config, &data.claims)?;
+    Ok((identity, data.claims))
 }
 
 #[cfg(test)]

@@ -65,6 +65,12 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
             method: req.method().to_string(),
             allow: allow.to_vec(),
         }),
-        _ => Err(ApiError::NotFound("no such endpoint; see /docs".into())),
+        _ => Err(no_such_endpoint()),
     }
+}
+
+/// The answer for a path that leads nowhere (also what a non-admin gets for an admin page of the
+/// console, so the two cannot be told apart).
+pub(crate) fn no_such_endpoint() -> ApiError {
+    ApiError::NotFound("no such endpoint; see /docs".into())
 }

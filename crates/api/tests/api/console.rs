@@ -11,20 +11,20 @@ use crate::helpers::{TestApp, spawn_app, status_json};
 use crate::jobs_common::{submit_ok, t4};
 
 /// A client that keeps no cookies and follows no redirects: each test handles the cookie itself.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .unwrap()
 }
 
-async fn link(app: &TestApp, key: &str) -> Value {
+pub(crate) async fn link(app: &TestApp, key: &str) -> Value {
     let (status, body) = status_json(app.post("/v1/console/links", key, json!({})).await).await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
-fn token_of(link: &Value) -> String {
+pub(crate) fn token_of(link: &Value) -> String {
     link["path"]
         .as_str()
         .unwrap()
@@ -34,7 +34,7 @@ fn token_of(link: &Value) -> String {
 }
 
 /// Signs in with `token`; the session cookie's `name=value` and its whole header.
-async fn sign_in(app: &TestApp, token: &str) -> (String, String) {
+pub(crate) async fn sign_in(app: &TestApp, token: &str) -> (String, String) {
     let res = browser()
         .post(format!("{}/ui/signin", app.base))
         .form(&[("token", token)])
@@ -53,7 +53,11 @@ async fn sign_in(app: &TestApp, token: &str) -> (String, String) {
     (pair, header)
 }
 
-async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, String, Response) {
+pub(crate) async fn page(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, String, Response) {
     let mut req = browser().get(format!("{}{path}", app.base));
     if let Some(c) = cookie {
         req = req.header("cookie", c);
@@ -70,7 +74,7 @@ async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, S
 }
 
 /// The CSRF token in a page's sign-out form.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     html[at..].split('"').next().unwrap().to_owned()
 }

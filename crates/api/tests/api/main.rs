@@ -14,6 +14,8 @@ mod auth_middleware;
 mod availability;
 mod bodies;
 mod console;
+mod console_admin;
+mod console_oidc;
 mod contract;
 mod disks;
 mod docs;

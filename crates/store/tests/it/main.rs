@@ -20,3 +20,4 @@ mod sealed_secrets;
 mod submit;
 mod tls;
 mod transitions;
+mod usage;

@@ -3,7 +3,7 @@
 
 use gpudev_store::migrate;
 
-const TABLES: [&str; 24] = [
+const TABLES: [&str; 25] = [
     "users",
     "user_ssh_keys",
     "api_keys",
@@ -27,6 +27,7 @@ const TABLES: [&str; 24] = [
     "console_sessions",
     "reservation_activity",
     "activity_reports",
+    "console_oidc_signins",
     "refinery_schema_history",
 ];
 

@@ -1,7 +1,8 @@
 //! A test OpenID Connect issuer on loopback: discovery, a JWKS with real RSA and EC keys, signed
-//! ID tokens, key rotation, an outage switch, and the device authorization grant (RFC 8628) with
-//! approvals decided by the test.
+//! ID tokens, key rotation, an outage switch, the device authorization grant (RFC 8628) with
+//! approvals decided by the test, and the authorization code grant with PKCE for browsers.
 
+mod code;
 mod device;
 mod keys;
 mod token;
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
@@ -19,15 +21,21 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
+pub use code::{AuthorizeRequest, CodeExchange};
 pub use device::TokenPoll;
 pub use token::{TokenBuilder, tamper};
 
 use crate::error::{Context, Result};
+use code::{Authorized, CodeFlow, Exchange};
 use device::{DeviceFlow, Plan, PollAnswer};
 use keys::SigningKey;
 
 /// The client id the issuer expects, and the default audience of its tokens.
 pub const CLIENT_ID: &str = "gpudev-cli";
+
+/// A second registered client, for web sign-ins (the authorization code grant); it may be given
+/// a secret with [`OidcIssuer::require_client_secret`].
+pub const WEB_CLIENT_ID: &str = "gpudev-web";
 
 /// The grant type of device code polls.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -43,6 +51,7 @@ struct State {
     discovery_fetches: usize,
     device: DeviceFlow,
     device_codes_issued: usize,
+    code: CodeFlow,
 }
 
 pub(crate) struct Shared {
@@ -125,6 +134,7 @@ async fn start() -> Result<OidcIssuer> {
             discovery_fetches: 0,
             device: DeviceFlow::default(),
             device_codes_issued: 0,
+            code: CodeFlow::default(),
         }),
     });
     let served = Arc::clone(&shared);
@@ -145,7 +155,17 @@ async fn start() -> Result<OidcIssuer> {
                         .await
                         .map(|c| c.to_bytes())
                         .unwrap_or_default();
-                    Ok::<_, Infallible>(handle(&shared, &parts.method, parts.uri.path(), &bytes))
+                    let call = Call {
+                        method: &parts.method,
+                        path: parts.uri.path(),
+                        query: parts.uri.query().unwrap_or_default(),
+                        authorization: parts
+                            .headers
+                            .get(http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok()),
+                        body: &bytes,
+                    };
+                    Ok::<_, Infallible>(handle(&shared, &call))
                 }
             });
             connections.spawn(async move {
@@ -295,6 +315,40 @@ impl OidcIssuer {
     pub fn token_polls(&self) -> Vec<TokenPoll> {
         self.shared.lock().device.polls.clone()
     }
+
+    /// Who is signed in at the issuer from now on: the authorization endpoint grants codes whose
+    /// ID tokens carry `claims` over the defaults (with none set, the default user `alice`).
+    pub fn sign_in_as(&self, claims: Value) {
+        self.shared.lock().code.signed_in = match claims {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+    }
+
+    /// ID tokens from codes carry `nonce` instead of the one the client asked for (`None`
+    /// restores the honest behaviour).
+    pub fn set_code_nonce(&self, nonce: Option<&str>) {
+        self.shared.lock().code.nonce_override = nonce.map(str::to_owned);
+    }
+
+    /// Makes `client_id` a confidential client: its code exchanges must carry `secret`.
+    pub fn require_client_secret(&self, client_id: &str, secret: &str) {
+        self.shared
+            .lock()
+            .code
+            .secrets
+            .push((client_id.to_owned(), secret.to_owned()));
+    }
+
+    /// Every request to the authorization endpoint from a registered client, oldest first.
+    pub fn authorizations(&self) -> Vec<AuthorizeRequest> {
+        self.shared.lock().code.authorizations.clone()
+    }
+
+    /// Every code exchange at the token endpoint so far, oldest first.
+    pub fn code_exchanges(&self) -> Vec<CodeExchange> {
+        self.shared.lock().code.exchanges.clone()
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
@@ -325,7 +379,64 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn handle(shared: &Arc<Shared>, method: &Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+/// One request to the issuer.
+struct Call<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: &'a str,
+    authorization: Option<&'a str>,
+    body: &'a [u8],
+}
+
+/// The client id and secret of an `Authorization: Basic` header (RFC 6749 §2.3.1: each
+/// form-encoded, then joined by a colon).
+fn basic_credentials(header: Option<&str>) -> Option<(String, String)> {
+    let encoded = header?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let unescape = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, v)| v)
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+fn redirect(location: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::FOUND;
+    if let Ok(value) = http::HeaderValue::from_str(location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    response
+}
+
+fn token_response(
+    shared: &Arc<Shared>,
+    claims: Map<String, Value>,
+    client_id: &str,
+) -> Response<Full<Bytes>> {
+    let mut builder = TokenBuilder::new(Arc::clone(shared)).audience(client_id);
+    for (k, v) in claims {
+        builder = builder.claim(&k, v);
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "access_token": format!("access-{}", uuid::Uuid::new_v4().simple()),
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": builder.sign(),
+        }),
+    )
+}
+
+fn handle(shared: &Arc<Shared>, call: &Call<'_>) -> Response<Full<Bytes>> {
+    let (method, path, body) = (call.method, call.path, call.body);
     let url = &shared.url;
     if shared.lock().down {
         return json_response(
@@ -348,6 +459,8 @@ fn handle(shared: &Arc<Shared>, method: &Method, path: &str, body: &[u8]) -> Res
                     "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": ["RS256", "ES256"],
                     "grant_types_supported": ["authorization_code", DEVICE_GRANT],
+                    "code_challenge_methods_supported": ["S256"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
                 }),
             )
         }
@@ -382,6 +495,33 @@ fn handle(shared: &Arc<Shared>, method: &Method, path: &str, body: &[u8]) -> Res
                 }),
             )
         }
+        (&Method::GET, "/authorize") => {
+            let query = form(call.query.as_bytes());
+            let known = |id: &str| id == shared.client_id || id == WEB_CLIENT_ID;
+            match shared.lock().code.authorize(&query, known) {
+                Authorized::Redirect(to) => redirect(&to),
+                Authorized::Refused(why) => {
+                    json_response(StatusCode::BAD_REQUEST, &json!({ "error": why }))
+                }
+            }
+        }
+        (&Method::POST, "/token")
+            if field(&form(body), "grant_type") == Some("authorization_code") =>
+        {
+            let form = form(body);
+            let answer = shared
+                .lock()
+                .code
+                .exchange(&form, basic_credentials(call.authorization));
+            match answer {
+                Exchange::Error("invalid_client") => json_response(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({ "error": "invalid_client" }),
+                ),
+                Exchange::Error(e) => oauth_error(e),
+                Exchange::Token(claims, client_id) => token_response(shared, claims, &client_id),
+            }
+        }
         (&Method::POST, "/token") => {
             let form = form(body);
             if field(&form, "grant_type") != Some(DEVICE_GRANT) {
@@ -395,21 +535,7 @@ fn handle(shared: &Arc<Shared>, method: &Method, path: &str, body: &[u8]) -> Res
             let answer = shared.lock().device.poll(device_code, client_id);
             match answer {
                 PollAnswer::Error(e) => oauth_error(e),
-                PollAnswer::Token(claims, client_id) => {
-                    let mut builder = TokenBuilder::new(Arc::clone(shared)).audience(&client_id);
-                    for (k, v) in claims {
-                        builder = builder.claim(&k, v);
-                    }
-                    json_response(
-                        StatusCode::OK,
-                        &json!({
-                            "access_token": format!("access-{}", uuid::Uuid::new_v4().simple()),
-                            "token_type": "Bearer",
-                            "expires_in": 300,
-                            "id_token": builder.sign(),
-                        }),
-                    )
-                }
+                PollAnswer::Token(claims, client_id) => token_response(shared, claims, &client_id),
             }
         }
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),

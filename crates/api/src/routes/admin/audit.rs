@@ -25,6 +25,11 @@ pub async fn audit_log(
     q: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
+    Ok(HttpResponse::Ok().json(search(&state, &q).await?))
+}
+
+/// The audit entries `q` asks for, newest first (422 for a filter or page out of range).
+pub async fn search(state: &AppState, q: &AuditQuery) -> ApiResult<AuditPage> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(
@@ -54,11 +59,11 @@ pub async fn audit_log(
     };
     let db = state.db().await?;
     let entries = audit::search(&*db, &filter).await?;
-    Ok(HttpResponse::Ok().json(AuditPage {
+    Ok(AuditPage {
         entries: entries.into_iter().map(body).collect(),
         limit,
         offset,
-    }))
+    })
 }
 
 /// The answer's form of a stored entry.

@@ -30,6 +30,13 @@ pub async fn list_all_jobs(
     q: web::Query<AdminJobQuery>,
 ) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
+    let list = all_jobs(&state, caller.user_id, &q).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// Every user's jobs, newest first, filtered and paged as `q` says (for an admin whose user id
+/// is `viewer`: their own jobs show what only owners see).
+pub async fn all_jobs(state: &AppState, viewer: i64, q: &AdminJobQuery) -> ApiResult<JobList> {
     let statuses = parse_statuses(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -66,7 +73,7 @@ pub async fn list_all_jobs(
     let jobs = rows
         .into_iter()
         .map(|(r, events)| {
-            let own = r.user_id == caller.user_id;
+            let own = r.user_id == viewer;
             crate::routes::jobs::detail::job_detail(
                 r,
                 events,
@@ -77,12 +84,12 @@ pub async fn list_all_jobs(
             )
         })
         .collect();
-    Ok(HttpResponse::Ok().json(JobList {
+    Ok(JobList {
         jobs,
         total,
         limit,
         offset,
-    }))
+    })
 }
 
 /// Cancels any user's job (same rules as the owner's cancel: a cancelled job answers 200, an

@@ -28,6 +28,12 @@ pub async fn usage_report(
     q: web::Query<UsageQuery>,
 ) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
+    Ok(HttpResponse::Ok().json(report(&state, &q).await?))
+}
+
+/// GPU-hours and cost per user and GPU type in the window `q` names (default: the last 30
+/// days).
+pub async fn report(state: &AppState, q: &UsageQuery) -> ApiResult<UsageReport> {
     let to = parse_time("to", q.to.as_deref())?.unwrap_or_else(Utc::now);
     let from = parse_time("from", q.from.as_deref())?.unwrap_or(to - Duration::days(30));
     // A window that ends before it starts holds no usage: an empty report, not an error, as
@@ -61,7 +67,7 @@ pub async fn usage_report(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(UsageReport {
+    Ok(UsageReport {
         from,
         to,
         lines,
@@ -69,5 +75,5 @@ pub async fn usage_report(
         idle_by_user,
         by_gpu_type,
         total_cost,
-    }))
+    })
 }

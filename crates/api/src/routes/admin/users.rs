@@ -1,9 +1,9 @@
 //! `GET /v1/admin/users`, `POST /v1/admin/users/{id}/disable`, `POST /v1/admin/users/{id}/enable`.
 
 use actix_web::{HttpResponse, get, post, web};
-use gpudev_store::users::{self, User};
+use gpudev_store::users::{self, Role, User};
 
-use crate::audit::{self, Audit, RequestCtx};
+use crate::audit::{self, Actor, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
@@ -60,35 +60,89 @@ async fn set_active(
     active: bool,
 ) -> ApiResult<HttpResponse> {
     caller.require_admin()?;
+    let user = set_user_active(&state, &Actor::from(&caller), &ctx, &id, active).await?;
+    Ok(HttpResponse::Ok().json(body(user)))
+}
+
+/// Enables or disables the user `id` (user id or username) for an admin `actor`, with its audit
+/// record, in one transaction. Disabling revokes the user's keys and ends their console sessions;
+/// an admin cannot disable themselves (409). The caller has checked that `actor` is an admin.
+pub async fn set_user_active(
+    state: &AppState,
+    actor: &Actor<'_>,
+    ctx: &RequestCtx,
+    id: &str,
+    active: bool,
+) -> ApiResult<User> {
+    change_user(state, actor, ctx, id, Change::Active(active)).await
+}
+
+/// Gives the user `id` (user id or username) `role` for an admin `actor`, with its audit record
+/// (`admin.user.role`), in one transaction. The caller has checked that `actor` is an admin and
+/// is not taking their own admin role.
+pub async fn set_user_role(
+    state: &AppState,
+    actor: &Actor<'_>,
+    ctx: &RequestCtx,
+    id: &str,
+    role: Role,
+) -> ApiResult<User> {
+    change_user(state, actor, ctx, id, Change::Role(role)).await
+}
+
+/// What an admin changes about a user.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Active(bool),
+    Role(Role),
+}
+
+async fn change_user(
+    state: &AppState,
+    actor: &Actor<'_>,
+    ctx: &RequestCtx,
+    id: &str,
+    change: Change,
+) -> ApiResult<User> {
     let mut db = state.db().await?;
     let tx = db
         .transaction()
         .await
         .map_err(gpudev_store::StoreError::from)?;
-    let user = resolve(&tx, &id).await?;
-    if !active && user.user_id == caller.user_id {
-        return Err(ApiError::conflict(
-            ErrorCode::SelfDisable,
-            "admins cannot disable themselves",
-        ));
-    }
-    let user = users::set_active(&tx, user.username.as_str(), active).await?;
-    audit::record(
-        &tx,
-        Some(&caller),
-        caller.username.as_str(),
-        None,
-        &ctx,
-        Audit {
-            action: if active {
+    let user = resolve(&tx, id).await?;
+    let name = user.username.as_str();
+    let (user, action, details) = match change {
+        Change::Active(false) if Some(user.user_id) == actor.user_id => {
+            return Err(ApiError::conflict(
+                ErrorCode::SelfDisable,
+                "admins cannot disable themselves",
+            ));
+        }
+        Change::Active(active) => (
+            users::set_active(&tx, name, active).await?,
+            if active {
                 "admin.user.enable"
             } else {
                 "admin.user.disable"
             },
+            None,
+        ),
+        Change::Role(role) => (
+            users::set_role(&tx, name, role).await?,
+            "admin.user.role",
+            Some(serde_json::json!({ "role": role.as_str() })),
+        ),
+    };
+    audit::record_by(
+        &tx,
+        actor,
+        ctx,
+        Audit {
+            action,
             target_type: Some("user"),
             target_id: Some(user.username.to_string()),
             outcome: "success",
-            details: None,
+            details,
         },
     )
     .await?;
@@ -96,7 +150,7 @@ async fn set_active(
     // Other replicas learn of it through the database notification; this one must not answer the
     // next request from its cache either.
     state.keys.invalidate_user(user.user_id);
-    Ok(HttpResponse::Ok().json(body(user)))
+    Ok(user)
 }
 
 /// Disables a user (by id or username): their keys are revoked at once and logins are refused.

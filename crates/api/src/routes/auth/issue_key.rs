@@ -27,14 +27,16 @@ pub enum LoginIdentity<'a> {
 }
 
 impl LoginIdentity<'_> {
-    fn username(&self) -> Username {
+    /// The name the user is created with (an existing user keeps theirs).
+    pub fn username(&self) -> Username {
         match self {
             LoginIdentity::Aws(arn) => arn.username(),
             LoginIdentity::Oidc(id) => id.username.clone(),
         }
     }
 
-    fn issuer(&self) -> Option<&str> {
+    /// The OIDC issuer, for OIDC identities.
+    pub fn issuer(&self) -> Option<&str> {
         match self {
             LoginIdentity::Aws(_) => None,
             LoginIdentity::Oidc(id) => Some(&id.issuer),
@@ -42,7 +44,7 @@ impl LoginIdentity<'_> {
     }
 
     /// Non-secret facts for audit records.
-    fn details(&self) -> serde_json::Value {
+    pub fn details(&self) -> serde_json::Value {
         match self {
             LoginIdentity::Aws(arn) => serde_json::json!({ "aws_arn": arn.as_str() }),
             LoginIdentity::Oidc(id) => {
@@ -112,9 +114,78 @@ pub async fn complete_login(
     issue(state, ctx, method, LoginIdentity::Aws(&arn), is_admin).await
 }
 
-/// Creates or updates the user of a proven identity (a disabled user stays disabled and gets no
-/// key; a name taken by another identity is refused with 409), and issues a key, all in one
-/// transaction with its audit record.
+/// Why a proven identity gets no key or console session.
+#[derive(Debug)]
+pub enum UserRefusal {
+    /// The username is held by another identity (the store's explanation).
+    Taken(String),
+    /// The user is disabled.
+    Disabled(Username),
+}
+
+impl UserRefusal {
+    /// The reason recorded in the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UserRefusal::Taken(_) => "username_taken",
+            UserRefusal::Disabled(_) => "user_disabled",
+        }
+    }
+
+    /// Who the refused attempt is recorded as.
+    pub fn actor<'a>(&'a self, claimed: &'a Username) -> &'a str {
+        match self {
+            UserRefusal::Taken(_) => claimed.as_str(),
+            UserRefusal::Disabled(name) => name.as_str(),
+        }
+    }
+}
+
+impl From<UserRefusal> for ApiError {
+    fn from(r: UserRefusal) -> Self {
+        match r {
+            UserRefusal::Taken(detail) => ApiError::conflict(
+                ErrorCode::UsernameTaken,
+                format!(
+                    "{detail}; accounts are never merged by name, ask an operator to link them"
+                ),
+            ),
+            UserRefusal::Disabled(_) => ApiError::Forbidden {
+                code: ErrorCode::UserDisabled,
+                detail: "User account is disabled".into(),
+            },
+        }
+    }
+}
+
+/// Creates or updates the user of a proven identity as every login does (found by AWS ARN or
+/// OIDC issuer and subject; promoted, never demoted; a name held by another identity refused; a
+/// disabled user stays disabled and is refused). Call it inside the login's transaction and roll
+/// that back on a refusal.
+pub async fn upsert_user(
+    tx: &impl gpudev_store::Db,
+    identity: LoginIdentity<'_>,
+    is_admin: bool,
+) -> Result<Result<users::User, UserRefusal>, ApiError> {
+    let username = identity.username();
+    let upserted = match identity {
+        LoginIdentity::Aws(arn) => {
+            users::upsert_aws_login(tx, &username, arn.as_str(), is_admin).await
+        }
+        LoginIdentity::Oidc(id) => {
+            users::upsert_oidc_login(tx, &id.issuer, &id.subject, &username, is_admin).await
+        }
+    };
+    match upserted {
+        Ok(user) if !user.is_active => Ok(Err(UserRefusal::Disabled(user.username))),
+        Ok(user) => Ok(Ok(user)),
+        Err(StoreError::Conflict(detail)) => Ok(Err(UserRefusal::Taken(detail))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates or updates the user of a proven identity ([`upsert_user`]) and issues a key, all in
+/// one transaction with its audit record.
 pub async fn issue(
     state: &AppState,
     ctx: &RequestCtx,
@@ -128,55 +199,24 @@ pub async fn issue(
 
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let upserted = match identity {
-        LoginIdentity::Aws(arn) => {
-            users::upsert_aws_login(&tx, &username, arn.as_str(), is_admin).await
-        }
-        LoginIdentity::Oidc(id) => {
-            users::upsert_oidc_login(&tx, &id.issuer, &id.subject, &username, is_admin).await
-        }
-    };
-    let user = match upserted {
+    let user = match upsert_user(&tx, identity, is_admin).await? {
         Ok(user) => user,
-        Err(StoreError::Conflict(detail)) => {
+        Err(refusal) => {
+            // Nothing of this attempt is kept: not even the login time of a disabled user.
             tx.rollback().await.map_err(StoreError::from)?;
             refuse(
                 state,
                 ctx,
                 method,
                 issuer,
-                username.as_str(),
-                "username_taken",
+                refusal.actor(&username),
+                refusal.reason(),
                 identity.details(),
             )
             .await;
-            return Err(ApiError::conflict(
-                ErrorCode::UsernameTaken,
-                format!(
-                    "{detail}; accounts are never merged by name, ask an operator to link them"
-                ),
-            ));
+            return Err(refusal.into());
         }
-        Err(e) => return Err(e.into()),
     };
-    if !user.is_active {
-        // Nothing of this attempt is kept: not even the login time of the disabled user.
-        tx.rollback().await.map_err(StoreError::from)?;
-        refuse(
-            state,
-            ctx,
-            method,
-            issuer,
-            user.username.as_str(),
-            "user_disabled",
-            identity.details(),
-        )
-        .await;
-        return Err(ApiError::Forbidden {
-            code: ErrorCode::UserDisabled,
-            detail: "User account is disabled".into(),
-        });
-    }
     let key = ApiKey::generate().map_err(ApiError::internal)?;
     let description = format!("{method} as {}", identity.describe());
     let record = api_keys::insert(
