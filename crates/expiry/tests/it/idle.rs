@@ -186,3 +186,29 @@ async fn a_reservation_that_asked_for_a_longer_limit_or_never_is_held_to_it() {
     set_idle(&env, &longer, Some(230.0), None, 0.5).await;
     assert_eq!(env.run().await.summary.idle_warnings, 1);
 }
+
+#[tokio::test]
+async fn the_idle_warning_goes_to_the_webhook_as_its_own_event() {
+    let (url, bodies) = crate::warnings::hook_server(200).await;
+    let env = env_with(FakeConfig::default(), &[("EXPIRY_WEBHOOK_URL", &url)]).await;
+    let made = idle_box(&env, "ivan", 50.0, None).await;
+
+    let report = env.run().await;
+
+    assert_eq!(report.summary.idle_warnings, 1);
+    assert_eq!(report.summary.webhooks_posted, 1);
+    let bodies = bodies.lock().unwrap().clone();
+    let body: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(body["event"], "reservation.idle_warning");
+    assert_eq!(body["reservation_id"], made.id.to_string());
+    assert_eq!(body["level"], "idle");
+    assert_eq!(body["minutes_left"], 15);
+    assert!(body["message"].as_str().unwrap().contains("keep-alive"));
+    let warning = env
+        .events(&made)
+        .await
+        .into_iter()
+        .find(|e| e.details["level"] == "idle")
+        .unwrap();
+    assert_eq!(warning.details["delivery"]["webhook"], "posted");
+}

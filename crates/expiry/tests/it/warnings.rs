@@ -181,7 +181,7 @@ async fn warnings_for_a_multi_node_reservation_reach_every_pod() {
 
 /// A one-request-at-a-time HTTP server that records request bodies and answers `status`, or
 /// never answers when `status` is 0.
-async fn hook_server(status: u16) -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn hook_server(status: u16) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/hooks/T0/s3cr3tToken",
