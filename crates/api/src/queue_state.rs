@@ -184,6 +184,7 @@ impl PublishedQueue {
                 duration_secs: (new.duration_hours * 3600.0).round() as i64,
                 tag: None,
                 promise: None,
+                start_at: None,
             },
         )
         .await
@@ -292,6 +293,7 @@ async fn compute_waits(
                 duration_secs: 3600,
                 tag: None,
                 promise: None,
+                start_at: None,
             };
             (spec.name.to_string(), pending)
         })
@@ -377,6 +379,7 @@ mod tests {
             duration_secs: 3600,
             tag: None,
             promise: None,
+            start_at: None,
         }
     }
 

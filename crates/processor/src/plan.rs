@@ -262,6 +262,7 @@ fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<Reservation
             start: start.timestamp(),
             node_names: row.promised_nodes.clone(),
         }),
+        start_at: None,
     })
 }
 

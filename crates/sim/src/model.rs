@@ -305,6 +305,7 @@ pub fn run(s: &Scenario) -> Report {
                 duration_secs: w.request.booked,
                 tag: w.tag,
                 promise: w.promise.clone(),
+                start_at: None,
             })
             .collect();
         let mut records = history.clone();
