@@ -57,6 +57,10 @@ pub struct ApiConfig {
     /// `MAX_QUEUED_RESERVATIONS_PER_USER` (100; 0 no limit): reservations one user may have
     /// queued; a submit beyond it is refused.
     pub max_queued_per_user: Option<u32>,
+    /// `MAX_BOOKING_DAYS` (14; 0 turns bookings off) and `MAX_BOOKED_GPU_HOURS_PER_USER` (192;
+    /// 0 no limit): how far ahead a start may be booked, and how many GPU-hours one user may
+    /// have booked and waiting (see [`gpudev_runtime::shared`]).
+    pub bookings: gpudev_runtime::shared::BookingLimits,
     /// `RATE_LIMIT_PER_MINUTE` (120): requests per minute per API key.
     pub rate_limit_per_minute: u32,
     /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
@@ -202,6 +206,7 @@ impl ApiConfig {
             default_image,
             quotas: env.quotas()?,
             max_queued_per_user: env.max_queued_per_user()?,
+            bookings: env.booking_limits()?,
             rate_limit_per_minute: env.int("RATE_LIMIT_PER_MINUTE", 120, 1..=1_000_000)?,
             rate_limit_burst: env.int("RATE_LIMIT_BURST", 30, 0..=1_000_000)?,
             login_rate_limit_per_minute: env.int("LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)?,

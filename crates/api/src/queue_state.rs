@@ -168,26 +168,34 @@ impl PublishedQueue {
         new: &NewReservation,
         submitted_at: chrono::DateTime<chrono::Utc>,
     ) -> Option<Prediction> {
-        self.predict_new(
-            state,
-            Pending {
-                reservation_id: ReservationKey {
-                    submitted_micros: submitted_at.timestamp_micros(),
-                    id: new.reservation_id,
-                },
-                user: new.username.clone(),
-                gpu_type: new.gpu_type.clone(),
-                gpu_count: u32::try_from(new.gpu_count).unwrap_or(0),
-                nodes: u32::try_from(new.node_count).unwrap_or(1),
-                priority: new.priority,
-                submitted_at: submitted_at.timestamp(),
-                duration_secs: (new.duration_hours * 3600.0).round() as i64,
-                tag: None,
-                promise: None,
-                start_at: None,
-            },
-        )
+        self.predict_new(state, pending_of(new, submitted_at)).await
+    }
+
+    /// What the scheduler's next pass would do with booking `new`, over `state` with its
+    /// bookings replaced by `bookings` (those waiting now: one cancelled since the last pass no
+    /// longer holds its time, one submitted since holds it already). Unlike [`Self::predict`]
+    /// it waits for its turn rather than go without: a booking is accepted only on an answer.
+    pub async fn predict_booking(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        bookings: Vec<Pending<ReservationKey>>,
+        new: &NewReservation,
+        submitted_at: chrono::DateTime<chrono::Utc>,
+    ) -> Prediction {
+        let new = pending_of(new, submitted_at);
+        let Ok(permit) = self.computing.clone().acquire_owned().await else {
+            return Prediction::Impossible("the server is stopping".to_owned());
+        };
+        let now = chrono::Utc::now().timestamp();
+        tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            let mut state = (*state).clone();
+            state.queue.retain(|p| p.start_at.is_none());
+            state.queue.extend(bookings);
+            state.predict(new, now)
+        })
         .await
+        .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
     }
 
     /// [`Self::predict`] for a reservation described as the scheduler sees it.
@@ -232,6 +240,29 @@ impl PublishedQueue {
             .made_from(state)
             .get(shape)
             .map(|(_, p)| p.clone())
+    }
+}
+
+/// `new`, about to be stored as submitted at `submitted_at`, as the scheduler will see it.
+fn pending_of(
+    new: &NewReservation,
+    submitted_at: chrono::DateTime<chrono::Utc>,
+) -> Pending<ReservationKey> {
+    Pending {
+        reservation_id: ReservationKey {
+            submitted_micros: submitted_at.timestamp_micros(),
+            id: new.reservation_id,
+        },
+        user: new.username.clone(),
+        gpu_type: new.gpu_type.clone(),
+        gpu_count: u32::try_from(new.gpu_count).unwrap_or(0),
+        nodes: u32::try_from(new.node_count).unwrap_or(1),
+        priority: new.priority,
+        submitted_at: submitted_at.timestamp(),
+        duration_secs: (new.duration_hours * 3600.0).round() as i64,
+        tag: None,
+        promise: None,
+        start_at: new.start_at.map(|t| t.timestamp()),
     }
 }
 

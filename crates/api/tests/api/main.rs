@@ -12,6 +12,7 @@ mod auth_failures;
 mod auth_middleware;
 mod availability;
 mod bodies;
+mod bookings;
 mod console;
 mod contract;
 mod disks;
