@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey, Username};
+use gpudev_domain::{Bookable, Pending, Prediction, QueueState, ReservationKey, Username};
 use gpudev_store::reservations::NewReservation;
 use gpudev_store::{Pool, StoreError, scheduling};
 use uuid::Uuid;
@@ -189,13 +189,53 @@ impl PublishedQueue {
         let now = chrono::Utc::now().timestamp();
         tokio::task::spawn_blocking(move || {
             let _computing = permit;
-            let mut state = (*state).clone();
-            state.queue.retain(|p| p.start_at.is_none());
-            state.queue.extend(bookings);
-            state.predict(new, now)
+            with_bookings(&state, bookings).predict(new, now)
         })
         .await
         .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
+    }
+
+    /// What `user` could book of each `(type, GPUs per node, most nodes together)` from `at`
+    /// for `duration_secs` ([`QueueState::bookable`]), over `state` with its bookings replaced
+    /// by `bookings` as for [`Self::predict_booking`]. `None` when the server is stopping.
+    pub async fn bookable(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        bookings: Vec<Pending<ReservationKey>>,
+        user: Username,
+        types: Vec<(gpudev_domain::GpuType, u32, u32)>,
+        at: i64,
+        duration_secs: i64,
+    ) -> Option<BTreeMap<gpudev_domain::GpuType, Bookable>> {
+        let permit = self.computing.clone().acquire_owned().await.ok()?;
+        let now = chrono::Utc::now().timestamp();
+        tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            let state = with_bookings(&state, bookings);
+            // After every booking already submitted, as a booking submitted now would be.
+            let probe = ReservationKey {
+                submitted_micros: chrono::Utc::now().timestamp_micros(),
+                id: Uuid::max(),
+            };
+            types
+                .into_iter()
+                .map(|(gpu_type, slots, nodes)| {
+                    let b = state.bookable(
+                        &probe,
+                        &user,
+                        &gpu_type,
+                        slots,
+                        nodes,
+                        at,
+                        duration_secs,
+                        now,
+                    );
+                    (gpu_type, b)
+                })
+                .collect()
+        })
+        .await
+        .ok()
     }
 
     /// [`Self::predict`] for a reservation described as the scheduler sees it.
@@ -241,6 +281,17 @@ impl PublishedQueue {
             .get(shape)
             .map(|(_, p)| p.clone())
     }
+}
+
+/// `state` with its bookings replaced by `bookings`.
+fn with_bookings(
+    state: &QueueState<ReservationKey>,
+    bookings: Vec<Pending<ReservationKey>>,
+) -> QueueState<ReservationKey> {
+    let mut state = state.clone();
+    state.queue.retain(|p| p.start_at.is_none());
+    state.queue.extend(bookings);
+    state
 }
 
 /// `new`, about to be stored as submitted at `submitted_at`, as the scheduler will see it.

@@ -201,3 +201,73 @@ async fn before_the_schedulers_first_pass_a_booking_cannot_be_promised_and_is_50
     assert!(body["detail"].as_str().unwrap().contains("first pass"));
     assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 0);
 }
+
+/// `GET /v1/gpu/availability?at=…` as the t4 figures, with the time it is for.
+async fn t4_bookable_at(app: &TestApp, key: &str, query: &str) -> (u16, Value) {
+    let (status, body) =
+        status_json(app.get(&format!("/v1/gpu/availability?{query}"), key).await).await;
+    if status != 200 {
+        return (status, body);
+    }
+    (status, body["availability"]["t4"]["bookable"].clone())
+}
+
+#[tokio::test]
+async fn availability_at_a_time_says_what_a_booking_then_would_be_promised() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    // The node's four GPUs are held for three hours.
+    let now = publish_state(&app, 3 * 3600, 0, false).await;
+    let at = |t: i64| format!("at={}", rfc3339(t).replace('+', "%2B"));
+
+    let (status, before) = t4_bookable_at(&app, &alice, &at(now + 3600)).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["max_on_one_node"], 0, "{before}");
+    let (_, after) = t4_bookable_at(&app, &alice, &at(now + 3 * 3600)).await;
+    assert_eq!(after["max_on_one_node"], 4, "{after}");
+    assert_eq!(after["whole_nodes"], 0, "t4 does not span nodes");
+
+    // Alice books three of them for two hours: one is left then, and all four after.
+    let (status, body) = book(&app, &alice, booking(3, 2.0, now + 3 * 3600)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, left) = t4_bookable_at(&app, &bob, &at(now + 3 * 3600)).await;
+    assert_eq!(left["max_on_one_node"], 1, "{left}");
+    let (_, long) = t4_bookable_at(&app, &bob, &format!("{}&hours=2", at(now + 4 * 3600))).await;
+    assert_eq!(
+        long["max_on_one_node"], 1,
+        "two hours from 4 h overlap the booking"
+    );
+    let (_, later) = t4_bookable_at(&app, &bob, &at(now + 5 * 3600)).await;
+    assert_eq!(later["max_on_one_node"], 4, "{later}");
+    // What it says can be booked, can.
+    let (status, body) = book(&app, &bob, booking(1, 1.0, now + 3 * 3600)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, none) = t4_bookable_at(&app, &bob, &at(now + 3 * 3600)).await;
+    assert_eq!(none["max_on_one_node"], 0, "{none}");
+}
+
+#[tokio::test]
+async fn availability_without_at_is_unchanged_and_hours_alone_is_refused() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    publish_state(&app, 3600, 0, false).await;
+
+    let (status, body) = status_json(app.get("/v1/gpu/availability", &key).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("at").is_none(), "{body}");
+    assert!(
+        body["availability"]["t4"].get("bookable").is_none(),
+        "{body}"
+    );
+    for (query, says) in [
+        ("hours=2", "give `at` too"),
+        ("at=soon", "RFC 3339"),
+        ("at=2099-01-01T00:00:00Z", "MAX_BOOKING_DAYS"),
+    ] {
+        let (status, body) = t4_bookable_at(&app, &key, query).await;
+        assert_eq!(status, 422, "{query}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{query}: {detail}");
+    }
+}

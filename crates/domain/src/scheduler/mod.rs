@@ -143,7 +143,7 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use fair_share::{UsageRecord, decayed_usage};
 pub use quota::Quotas;
-pub use state::{Prediction, QueueState, ReservationKey};
+pub use state::{Bookable, Prediction, QueueState, ReservationKey};
 
 use crate::gpu::GpuType;
 use crate::username::Username;

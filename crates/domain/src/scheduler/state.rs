@@ -46,6 +46,17 @@ pub struct QueueState<Id> {
     pub policy: QueuePolicy,
 }
 
+/// What could be booked on one GPU type from a given start (see [`QueueState::bookable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bookable {
+    /// The most slots (GPUs, or reservation slots on a CPU-only type) one single-node booking
+    /// could have; 0 when none could be honoured.
+    pub slots_on_one_node: u32,
+    /// The most whole nodes one multi-node booking could take together (0 when not even two
+    /// could, or the type is not multi-node).
+    pub whole_nodes: u32,
+}
+
 /// What the next pass would do with a new request, nothing else changing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prediction {
@@ -122,6 +133,80 @@ impl<Id: Clone + Ord> QueueState<Id> {
             quotas: input.quotas,
             clocks: outcome.clocks.clone(),
             policy: input.policy,
+        }
+    }
+
+    /// What `user` could book on `gpu_type` from `start` for `duration_secs`, by the same pass
+    /// that decides a booking's submit: the largest single-node booking (searched up to
+    /// `slots_per_node`, whose nodes hold `slots_per_node` GPUs, or one slot for a CPU-only type
+    /// with `slots_per_node` 0) and the most whole nodes together (up to `max_nodes`; none when
+    /// `max_nodes` < 2) whose start would be promised exactly then. `probe` identifies the
+    /// hypothetical booking; it should order after every booking already submitted.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each says one thing of the booking asked about"
+    )]
+    pub fn bookable(
+        &self,
+        probe: &Id,
+        user: &Username,
+        gpu_type: &GpuType,
+        slots_per_node: u32,
+        max_nodes: u32,
+        start: i64,
+        duration_secs: i64,
+        now: i64,
+    ) -> Bookable {
+        let honoured = |gpu_count: u32, nodes: u32| {
+            let booking = Pending {
+                reservation_id: probe.clone(),
+                user: user.clone(),
+                gpu_type: gpu_type.clone(),
+                gpu_count,
+                nodes,
+                priority: 0,
+                submitted_at: now,
+                duration_secs,
+                tag: None,
+                promise: None,
+                start_at: Some(start),
+            };
+            match self.predict(booking, now) {
+                Prediction::StartsNow => true,
+                Prediction::Waits {
+                    estimated_start: Some(t),
+                    ..
+                } => t <= start,
+                _ => false,
+            }
+        };
+        // Fewer slots, or fewer nodes, are honoured whenever more are: search for the largest.
+        let largest = |top: u32, fits: &dyn Fn(u32) -> bool| {
+            let (mut lo, mut hi) = (0, top);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if fits(mid) { lo = mid } else { hi = mid - 1 }
+            }
+            lo
+        };
+        let slots_on_one_node = if slots_per_node == 0 {
+            u32::from(honoured(0, 1))
+        } else {
+            largest(slots_per_node, &|g| honoured(g, 1))
+        };
+        let whole_nodes = if slots_per_node == 0 || max_nodes < 2 {
+            0
+        } else {
+            match largest(max_nodes, &|k| {
+                k < 2 || honoured(k.saturating_mul(slots_per_node), k)
+            }) {
+                k if k >= 2 => k,
+                _ => 0,
+            }
+        };
+        Bookable {
+            slots_on_one_node,
+            whole_nodes,
         }
     }
 

@@ -137,6 +137,7 @@ pub fn summarise(input: Inputs<'_>) -> (BTreeMap<String, GpuAvailability>, Count
                 figures_age_seconds: known
                     .as_ref()
                     .map(|k| (input.now - k.at).num_seconds().max(0)),
+                bookable: None,
             },
         );
     }

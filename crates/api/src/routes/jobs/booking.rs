@@ -3,8 +3,10 @@
 //! published, with the bookings read as they stand now, must promise the new booking exactly
 //! that start, or the submit is refused with the earliest start it would promise instead.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
-use gpudev_domain::Prediction;
+use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey};
 use gpudev_runtime::shared::BookingLimits;
 use gpudev_store::reservations::NewReservation;
 use gpudev_store::scheduling;
@@ -14,7 +16,7 @@ use crate::state::AppState;
 
 /// The booked start of a submit's `start_at` (whole seconds), or `None` without one: a time in
 /// RFC 3339 form, in the future, at most `MAX_BOOKING_DAYS` ahead.
-pub(super) fn booked_start(
+pub(crate) fn booked_start(
     raw: Option<&str>,
     limits: BookingLimits,
     now: DateTime<Utc>,
@@ -73,21 +75,7 @@ pub(super) async fn honoured_standing(
     new: &NewReservation,
     start_at: DateTime<Utc>,
 ) -> ApiResult<(Option<i32>, Option<DateTime<Utc>>)> {
-    let Some(published) = state.queue.current(&state.pool).await? else {
-        return Err(ApiError::Unavailable(
-            "bookings can be checked once the scheduler has made its first pass; try again \
-             shortly"
-                .into(),
-        ));
-    };
-    let bookings = {
-        let db = state.db().await?;
-        scheduling::queued_bookings(&*db).await?
-    };
-    let bookings = bookings
-        .iter()
-        .filter_map(|row| row.pending(&state.config.catalog).ok())
-        .collect();
+    let (published, bookings) = booking_state(state).await?;
     let now = Utc::now();
     let prediction = state
         .queue
@@ -139,7 +127,33 @@ pub(super) async fn honoured_standing(
     }
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+/// The scheduler's published state and the bookings waiting now, which replace the state's
+/// own (503 before the scheduler's first pass: nothing can be promised yet).
+pub(crate) async fn booking_state(
+    state: &AppState,
+) -> ApiResult<(
+    Arc<QueueState<ReservationKey>>,
+    Vec<Pending<ReservationKey>>,
+)> {
+    let Some(published) = state.queue.current(&state.pool).await? else {
+        return Err(ApiError::Unavailable(
+            "bookings can be checked once the scheduler has made its first pass; try again \
+             shortly"
+                .into(),
+        ));
+    };
+    let rows = {
+        let db = state.db().await?;
+        scheduling::queued_bookings(&*db).await?
+    };
+    let bookings = rows
+        .iter()
+        .filter_map(|row| row.pending(&state.config.catalog).ok())
+        .collect();
+    Ok((published, bookings))
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

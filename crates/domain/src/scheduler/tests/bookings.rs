@@ -376,3 +376,53 @@ fn random_bookings_are_honoured_to_the_minute_when_running_work_ends_at_expiry()
         "too few bookings to tell: {all_honoured}"
     );
 }
+
+#[test]
+fn what_could_be_booked_at_a_time_is_what_a_booking_submitted_now_would_be_promised() {
+    // Node a is busy until 3 h; node b has 4 GPUs free for good; c is whole but booked from
+    // 1 h to 3 h by someone else.
+    let mut c_booked = booking(1, "carol", 8, NOW + HOUR, 2 * HOUR);
+    c_booked.promise = Some(Promise {
+        start: NOW + HOUR,
+        node_names: vec!["c".to_owned()],
+    });
+    c_booked.tag = Some(0.0);
+    let s = Scenario {
+        nodes: vec![
+            node("a", "h100", 8, 0),
+            node("b", "h100", 8, 4),
+            node("c", "h100", 8, 8),
+        ],
+        running: vec![running("zed", 8, &["a"], NOW + 3 * HOUR)],
+        queue: vec![c_booked],
+        ..Scenario::default()
+    };
+    let input = s.input(NOW);
+    let state = QueueState::after(&input, &schedule(&input), 0);
+    let alice = user("alice");
+    let at = |start: i64| state.bookable(&9999, &alice, &gpu("h100"), 8, 4, start, HOUR, NOW);
+
+    assert_eq!(
+        at(NOW + 2 * HOUR),
+        Bookable {
+            slots_on_one_node: 4,
+            whole_nodes: 0
+        },
+        "only b's four free GPUs"
+    );
+    assert_eq!(
+        at(NOW + 3 * HOUR),
+        Bookable {
+            slots_on_one_node: 8,
+            whole_nodes: 2
+        },
+        "a and c are whole again"
+    );
+    assert_eq!(
+        state
+            .bookable(&9999, &alice, &gpu("h100"), 8, 1, NOW + 3 * HOUR, HOUR, NOW)
+            .whole_nodes,
+        0,
+        "no gangs where a reservation may not span nodes"
+    );
+}
