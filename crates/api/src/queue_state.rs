@@ -441,6 +441,7 @@ mod tests {
             policy: QueuePolicy {
                 promise_horizon_secs: 7200,
                 aging: 1.0,
+                release_delay_secs: 0,
             },
         })
     }

@@ -310,6 +310,7 @@ mod tests {
             policy: QueuePolicy {
                 promise_horizon_secs: 7200,
                 aging: 1.0,
+                release_delay_secs: 0,
             },
             release_delay: Duration::ZERO,
         }

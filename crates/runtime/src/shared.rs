@@ -183,11 +183,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
-    /// `QUEUE_PROMISE_HORIZON_MINUTES` and `FAIR_SHARE_AGING_PERCENT`: the queue's policy.
+    /// `QUEUE_PROMISE_HORIZON_MINUTES`, `FAIR_SHARE_AGING_PERCENT` and
+    /// `RELEASE_DELAY_SECONDS`: the queue's policy.
     pub fn queue_policy(&self) -> Result<QueuePolicy, ConfigError> {
         Ok(QueuePolicy {
             promise_horizon_secs: i64::from(self.setting(QUEUE_PROMISE_HORIZON_MINUTES)?) * 60,
             aging: f64::from(self.setting(FAIR_SHARE_AGING_PERCENT)?) / 100.0,
+            release_delay_secs: i64::from(self.setting(RELEASE_DELAY_SECONDS)?),
         })
     }
 

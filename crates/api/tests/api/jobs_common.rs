@@ -162,6 +162,7 @@ pub async fn publish_state(app: &TestApp, free_in: i64, waiting: usize, one_user
         policy: QueuePolicy {
             promise_horizon_secs: 7200,
             aging: 1.0,
+            release_delay_secs: 0,
         },
     };
     let db = app.db.connect().await;

@@ -263,6 +263,12 @@ pub struct QueuePolicy {
     /// worth `h` hours of the whole pool delays a reservation by at most `h` hours compared
     /// with first come, first served. 0 turns aging off (pure fair share).
     pub aging: f64,
+    /// How long after its end a reservation's nodes are really free (the expiry job's grace
+    /// and interval): every reservation placed on the timeline holds its nodes this much longer
+    /// than it lasts, as it will once it runs (running ones are passed with it already in their
+    /// `expires_at`), so work promised or booked right after it is not moved when it starts.
+    #[serde(default)]
+    pub release_delay_secs: i64,
 }
 
 /// A reservation to start now.
@@ -479,19 +485,23 @@ fn tagged_jobs<'a, Id: Ord>(input: &PassInput<'a, Id>) -> Vec<Job<'a, Id>> {
             finishes.record(&r.gpu_type, &r.user, tag + cost);
         }
     }
+    let hold = input.policy.release_delay_secs.max(0);
     let shape_of = |p: &Pending<Id>| {
         let nodes = p.nodes.max(1);
         Shape {
             per_node: slots(p.gpu_count.div_ceil(nodes)),
             nodes,
-            duration: p.duration_secs.max(1),
+            duration: p.duration_secs.max(1).saturating_add(hold),
         }
+    };
+    // What it books costs share; the release delay after it does not.
+    let cost_of = |p: &Pending<Id>| {
+        let shape = shape_of(p);
+        fair_queue::cost(shape.per_node, shape.nodes, p.duration_secs.max(1))
     };
     for p in input.queue {
         if let Some(tag) = p.tag {
-            let shape = shape_of(p);
-            let cost = fair_queue::cost(shape.per_node, shape.nodes, shape.duration);
-            finishes.record(&p.gpu_type, &p.user, tag + cost);
+            finishes.record(&p.gpu_type, &p.user, tag + cost_of(p));
         }
     }
     // New requests are tagged in submission order, each behind its owner's earlier ones.
@@ -501,9 +511,8 @@ fn tagged_jobs<'a, Id: Ord>(input: &PassInput<'a, Id>) -> Vec<Job<'a, Id>> {
     });
     let mut assigned: BTreeMap<&Id, f64> = BTreeMap::new();
     for p in new {
-        let shape = shape_of(p);
         let v = input.clocks.get(&p.gpu_type).copied().unwrap_or(0.0);
-        let cost = fair_queue::cost(shape.per_node, shape.nodes, shape.duration);
+        let cost = cost_of(p);
         let history = input.usage.get(&p.user).copied().unwrap_or(0.0);
         assigned.insert(
             &p.reservation_id,

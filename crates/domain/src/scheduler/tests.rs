@@ -78,6 +78,7 @@ struct Scenario {
     clocks: BTreeMap<GpuType, f64>,
     horizon: i64,
     aging: f64,
+    release_delay: i64,
 }
 
 impl Scenario {
@@ -97,6 +98,7 @@ impl Scenario {
             policy: QueuePolicy {
                 promise_horizon_secs: self.horizon,
                 aging: self.aging,
+                release_delay_secs: self.release_delay,
             },
         }
     }
@@ -754,6 +756,7 @@ impl Scenario {
             clocks: out.clocks.clone(),
             horizon: self.horizon,
             aging: self.aging,
+            release_delay: self.release_delay,
             queue: Vec::new(),
         };
         for q in &out.positions {

@@ -308,6 +308,7 @@ mod tests {
             policy: gpudev_domain::QueuePolicy {
                 promise_horizon_secs: 7200,
                 aging: 1.0,
+                release_delay_secs: 0,
             },
         }
     }

@@ -426,3 +426,41 @@ fn what_could_be_booked_at_a_time_is_what_a_booking_submitted_now_would_be_promi
         "no gangs where a reservation may not span nodes"
     );
 }
+
+#[test]
+fn a_booking_holds_its_nodes_for_the_release_delay_so_the_next_one_is_kept_once_it_runs() {
+    const DELAY: i64 = 180;
+    let s = Scenario {
+        nodes: vec![node("a", "h100", 8, 8)],
+        queue: vec![booking(1, "alice", 8, NOW + HOUR, HOUR)],
+        release_delay: DELAY,
+        ..Scenario::default()
+    };
+    let input = s.input(NOW);
+    let state = QueueState::after(&input, &schedule(&input), DELAY);
+    let mut next = booking(2, "bob", 8, NOW + 2 * HOUR, HOUR);
+    next.submitted_at = NOW + 10;
+    assert!(matches!(
+        state.predict(next, NOW + 10),
+        Prediction::Waits { estimated_start: Some(t), .. } if t == NOW + 2 * HOUR + DELAY
+    ));
+    // Alice's booking runs from its start and frees the node the delay after its end: bob's,
+    // booked from then, keeps its promise.
+    let mut bob = booking(2, "bob", 8, NOW + 2 * HOUR + DELAY, HOUR);
+    bob.tag = Some(0.0);
+    bob.promise = Some(Promise {
+        start: NOW + 2 * HOUR + DELAY,
+        node_names: vec!["a".to_owned()],
+    });
+    let running_now = Scenario {
+        nodes: vec![node("a", "h100", 8, 0)],
+        running: vec![running("alice", 8, &["a"], NOW + 2 * HOUR + DELAY)],
+        queue: vec![bob],
+        release_delay: DELAY,
+        ..Scenario::default()
+    };
+    let out = running_now.run_at(NOW + HOUR + 60);
+    let info = out.info(2);
+    assert_eq!(info.estimated_start, Some(NOW + 2 * HOUR + DELAY));
+    assert_eq!(info.promise_moved, None);
+}
