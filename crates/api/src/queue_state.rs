@@ -195,6 +195,24 @@ impl PublishedQueue {
         .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
     }
 
+    /// The bookings `change` would delay ([`QueueState::bookings_delayed_by`]), over `state`
+    /// with its bookings replaced by `bookings`, with the start each has now.
+    pub async fn bookings_delayed(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        bookings: Vec<Pending<ReservationKey>>,
+        change: impl FnOnce(&mut QueueState<ReservationKey>) -> bool + Send + 'static,
+    ) -> Option<Vec<(ReservationKey, i64)>> {
+        let permit = self.computing.clone().acquire_owned().await.ok()?;
+        let now = chrono::Utc::now().timestamp();
+        tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            with_bookings(&state, bookings).bookings_delayed_by(change, now)
+        })
+        .await
+        .ok()
+    }
+
     /// What `user` could book of each `(type, GPUs per node, most nodes together)` from `at`
     /// for `duration_secs` ([`QueueState::bookable`]), over `state` with its bookings replaced
     /// by `bookings` as for [`Self::predict_booking`]. `None` when the server is stopping.

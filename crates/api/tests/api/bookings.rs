@@ -271,3 +271,70 @@ async fn availability_without_at_is_unchanged_and_hours_alone_is_refused() {
         assert!(detail.contains(says), "{query}: {detail}");
     }
 }
+
+async fn extend_by_an_hour(app: &TestApp, key: &str, id: Uuid) -> (u16, Value) {
+    let body = json!({"extension_hours": 1});
+    status_json(app.post(&format!("/v1/jobs/{id}/extend"), key, body).await).await
+}
+
+#[tokio::test]
+async fn an_extension_into_a_booking_of_the_same_gpus_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    // "someone" holds the whole t4 node in the published state, for another hour.
+    let (_, holder) = app.user_with_key("someone", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let now = publish_state(&app, 3600, 0, false).await;
+    let running =
+        crate::jobs_common::submit_ok(&app, &holder, json!({"gpu_type": "t4", "gpu_count": 4}))
+            .await;
+    crate::jobs_common::activate(&app, running).await;
+    let db = app.db.connect().await;
+    db.execute(
+        "UPDATE reservations SET node_names = '{t4-node}' WHERE reservation_id = $1",
+        &[&running],
+    )
+    .await
+    .unwrap();
+    let (status, booked) = book(&app, &bob, booking(2, 1.0, now + 3600)).await;
+    assert_eq!(status, 200, "{booked}");
+    let expires_before: DateTime<Utc> = db
+        .query_one(
+            "SELECT expires_at FROM reservations WHERE reservation_id = $1",
+            &[&running],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    let (status, body) = extend_by_an_hour(&app, &holder, running).await;
+
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "conflicts_with_booking");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&rfc3339(now + 3600)),
+        "{body}"
+    );
+    let expires_after: DateTime<Utc> = db
+        .query_one(
+            "SELECT expires_at FROM reservations WHERE reservation_id = $1",
+            &[&running],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        expires_after, expires_before,
+        "nothing of the extension is kept"
+    );
+    // Once the booking is cancelled, the same extension is taken.
+    let id = booked["job_id"].as_str().unwrap();
+    let resp = app
+        .post(&format!("/v1/jobs/{id}/cancel"), &bob, json!({}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let (status, body) = extend_by_an_hour(&app, &holder, running).await;
+    assert_eq!(status, 200, "{body}");
+}

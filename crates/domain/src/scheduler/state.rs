@@ -210,6 +210,61 @@ impl<Id: Clone + Ord> QueueState<Id> {
         }
     }
 
+    /// The bookings a change of this state would make start later than they would now: each
+    /// with the start it has now. `change` edits a copy (an extension: a running reservation's
+    /// `expires_at`, or a queued one's duration) and says whether it found what it changes;
+    /// when it did not, nothing is delayed.
+    pub fn bookings_delayed_by(
+        &self,
+        change: impl FnOnce(&mut Self) -> bool,
+        now: i64,
+    ) -> Vec<(Id, i64)> {
+        let mut changed = self.clone();
+        if !change(&mut changed) {
+            return Vec::new();
+        }
+        let starts = |state: &Self| -> BTreeMap<Id, i64> {
+            let now = now.max(state.taken_at);
+            let outcome = run_pass(&state.input(now), None);
+            let booked: BTreeMap<&Id, ()> = state
+                .queue
+                .iter()
+                .filter(|p| p.start_at.is_some())
+                .map(|p| (&p.reservation_id, ()))
+                .collect();
+            outcome
+                .admissions
+                .iter()
+                .map(|a| (a.reservation_id.clone(), now))
+                .chain(outcome.positions.iter().map(|q| {
+                    (
+                        q.reservation_id.clone(),
+                        q.estimated_start.unwrap_or(i64::MAX),
+                    )
+                }))
+                .filter(|(id, _)| booked.contains_key(id))
+                .collect()
+        };
+        let (before, after) = (starts(self), starts(&changed));
+        before
+            .into_iter()
+            .filter(|(id, start)| after.get(id).is_none_or(|later| later > start))
+            .collect()
+    }
+
+    fn input(&self, now: i64) -> PassInput<'_, Id> {
+        PassInput {
+            now,
+            nodes: &self.nodes,
+            running: &self.running,
+            queue: &self.queue,
+            usage: &self.usage,
+            quotas: self.quotas,
+            clocks: &self.clocks,
+            policy: self.policy,
+        }
+    }
+
     /// What the next pass, at `now`, would do with `new` (its tag unset), if nothing else
     /// changed: the scheduler's own pass over this state, stopped once `new` is placed.
     pub fn predict(&self, new: Pending<Id>, now: i64) -> Prediction {
@@ -218,14 +273,8 @@ impl<Id: Clone + Ord> QueueState<Id> {
         queue.push(new);
         let outcome = run_pass(
             &PassInput {
-                now: now.max(self.taken_at),
-                nodes: &self.nodes,
-                running: &self.running,
                 queue: &queue,
-                usage: &self.usage,
-                quotas: self.quotas,
-                clocks: &self.clocks,
-                policy: self.policy,
+                ..self.input(now.max(self.taken_at))
             },
             Some(&id),
         );

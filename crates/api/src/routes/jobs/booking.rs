@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use gpudev_domain::ReservationStatus;
 use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey};
 use gpudev_runtime::shared::BookingLimits;
-use gpudev_store::reservations::NewReservation;
+use gpudev_store::reservations::{NewReservation, Reservation};
 use gpudev_store::scheduling;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 
 /// The booked start of a submit's `start_at` (whole seconds), or `None` without one: a time in
@@ -125,6 +126,75 @@ pub(super) async fn honoured_standing(
             earliest_start: None,
         }),
     }
+}
+
+/// Refuses (409 `conflicts_with_booking`) extending `r` by `hours` when that would make a
+/// booking start later than it would otherwise: a running reservation holding its GPUs into a
+/// booking's time, or a queued one growing into it. Checked over the scheduler's last published
+/// state with the bookings as they stand now; before the scheduler's first pass nothing is
+/// booked.
+pub(crate) async fn extension_keeps_bookings(
+    state: &AppState,
+    r: &Reservation,
+    hours: f64,
+) -> ApiResult<()> {
+    if r.status.is_terminal() {
+        return Ok(());
+    }
+    let Some(published) = state.queue.current(&state.pool).await? else {
+        return Ok(());
+    };
+    let rows = {
+        let db = state.db().await?;
+        scheduling::queued_bookings(&*db).await?
+    };
+    if rows.iter().all(|b| b.reservation_id == r.reservation_id) {
+        return Ok(());
+    }
+    let bookings = rows
+        .iter()
+        .filter_map(|row| row.pending(&state.config.catalog).ok())
+        .collect();
+    let extra = (hours * 3600.0).round() as i64;
+    let (id, user, gpu_type) = (r.reservation_id, r.username.clone(), r.gpu_type.clone());
+    let mut nodes = r.node_names.clone();
+    nodes.sort();
+    let queued = r.status == ReservationStatus::Queued;
+    let change = move |s: &mut QueueState<ReservationKey>| {
+        let mut found = false;
+        if queued {
+            for p in s.queue.iter_mut().filter(|p| p.reservation_id.id == id) {
+                p.duration_secs = p.duration_secs.saturating_add(extra);
+                found = true;
+            }
+        } else {
+            for running in s.running.iter_mut() {
+                let mut on = running.node_names.clone();
+                on.sort();
+                if running.user == user && running.gpu_type == gpu_type && on == nodes {
+                    running.expires_at = running.expires_at.saturating_add(extra);
+                    found = true;
+                }
+            }
+        }
+        found
+    };
+    let delayed = state
+        .queue
+        .bookings_delayed(published, bookings, change)
+        .await
+        .ok_or_else(|| ApiError::Unavailable("the server is stopping".into()))?;
+    let Some(first) = delayed.iter().map(|(_, start)| *start).min() else {
+        return Ok(());
+    };
+    let when = DateTime::from_timestamp(first, 0).map_or_else(|| first.to_string(), rfc3339);
+    Err(ApiError::conflict(
+        ErrorCode::ConflictsWithBooking,
+        format!(
+            "extending by {hours} h would run into a booking of the same GPUs that starts at \
+             {when}; extend it by less, so that it ends (its GPUs released) before then"
+        ),
+    ))
 }
 
 /// The scheduler's published state and the bookings waiting now, which replace the state's

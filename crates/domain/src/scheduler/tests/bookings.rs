@@ -464,3 +464,50 @@ fn a_booking_holds_its_nodes_for_the_release_delay_so_the_next_one_is_kept_once_
     assert_eq!(info.estimated_start, Some(NOW + 2 * HOUR + DELAY));
     assert_eq!(info.promise_moved, None);
 }
+
+#[test]
+fn an_extension_that_would_run_into_a_booking_is_found_and_one_beside_it_is_not() {
+    let s = Scenario {
+        nodes: vec![node("a", "h100", 8, 0), node("b", "h100", 8, 4)],
+        running: vec![
+            running("zed", 8, &["a"], NOW + 2 * HOUR),
+            running("yan", 4, &["b"], NOW + 2 * HOUR),
+        ],
+        queue: vec![
+            booking(1, "alice", 8, NOW + 2 * HOUR, HOUR),
+            Pending {
+                start_at: Some(NOW + 2 * HOUR),
+                ..lasting(pending(2, "bob", "h100", 4), HOUR)
+            },
+        ],
+        ..Scenario::default()
+    };
+    let input = s.input(NOW);
+    let state = QueueState::after(&input, &schedule(&input), 0);
+    assert_eq!(state.info_start(1), Some(NOW + 2 * HOUR));
+    let extend = |user: &'static str, hours: i64| {
+        state.bookings_delayed_by(
+            |st| {
+                let mut found = false;
+                for r in st.running.iter_mut().filter(|r| r.user.as_str() == user) {
+                    r.expires_at += hours * HOUR;
+                    found = true;
+                }
+                found
+            },
+            NOW + 60,
+        )
+    };
+    assert_eq!(extend("zed", 1), vec![(1, NOW + 2 * HOUR)]);
+    assert_eq!(extend("yan", 1), vec![], "bob's four GPUs fit beside yan's");
+    assert_eq!(extend("nobody", 1), vec![]);
+}
+
+impl QueueState<u32> {
+    fn info_start(&self, id: u32) -> Option<i64> {
+        self.queue
+            .iter()
+            .find(|p| p.reservation_id == id)
+            .and_then(|p| p.promise.as_ref().map(|pr| pr.start))
+    }
+}
