@@ -117,6 +117,7 @@ impl Request {
 /// The workload of a scenario: arrivals in time order.
 pub(crate) fn workload(s: &Scenario) -> Vec<Request> {
     let mut rng = StdRng::seed_from_u64(s.seed);
+    let mut booking_rng = StdRng::seed_from_u64(s.seed ^ 0xB00C_1265);
     let weights: Vec<f64> = (0..s.users).map(|i| 1.0 / (i as f64 + 1.0)).collect();
     let total_weight: f64 = weights.iter().sum();
     let single = [(1u32, 0.3), (2, 0.25), (4, 0.25), (8, 0.2)];
@@ -170,10 +171,12 @@ pub(crate) fn workload(s: &Scenario) -> Vec<Request> {
             } else {
                 booked
             };
-            // Drawn only when bookings are asked for, so other workloads stay as they were.
-            let start_at = (s.booking_fraction > 0.0 && rng.random::<f64>() < s.booking_fraction)
+            // From a generator of their own, so the same seed gives the same requests with or
+            // without bookings: some of them are simply booked ahead.
+            let start_at = (s.booking_fraction > 0.0
+                && booking_rng.random::<f64>() < s.booking_fraction)
                 .then(|| {
-                    let lead = rng.random_range(1..=s.booking_lead_hours.max(1) * 60) * 60;
+                    let lead = booking_rng.random_range(1..=s.booking_lead_hours.max(1) * 60) * 60;
                     (at + lead) / 60 * 60
                 });
             out.push(Request {
