@@ -197,7 +197,8 @@ impl Recorder {
     }
 
     pub(crate) fn started(&mut self, r: &Request, now: i64) {
-        let wait = now - r.submitted_at;
+        // A booking waits from its booked start, not from when it was made.
+        let wait = now - r.start_at.unwrap_or(r.submitted_at);
         if let Some(start) = r.start_at {
             self.bookings_started += 1;
             if (start..start + 60).contains(&now) {
@@ -245,8 +246,10 @@ impl Recorder {
     pub(crate) fn sample(&mut self, now: i64, dt: i64, queue: &[Waiting], held: &[Held]) {
         let day = now / DAY;
         *self.passes_per_day.entry(day).or_default() += 1;
+        // A booking before its time wants nothing yet.
         let waiting: BTreeSet<(usize, usize)> = queue
             .iter()
+            .filter(|w| w.request.start_at.is_none_or(|t| t <= now))
             .map(|w| (w.request.gpu_type, w.request.user))
             .collect();
         for (t, u) in waiting {
@@ -302,7 +305,8 @@ impl Recorder {
 
     pub(crate) fn finish(mut self, queue: &[Waiting]) -> Report {
         for w in queue {
-            self.big_wait(&w.request, self.end - w.request.submitted_at);
+            let asked = w.request.start_at.unwrap_or(w.request.submitted_at);
+            self.big_wait(&w.request, (self.end - asked).max(0));
         }
         let largest = self
             .arrivals

@@ -72,7 +72,9 @@
 //!    for it over the same interval (quotas are a per-user profile of the same kind: what the
 //!    user holds, releasing at each `expires_at`);
 //! 2. its slots are taken from those profiles over `[t, t + duration)` — on the chosen node(s)
-//!    and in the user's quota;
+//!    and in the user's quota; here, and in step 1, `duration` includes the policy's release
+//!    delay ([`QueuePolicy::release_delay_secs`]), since once running the reservation holds its
+//!    nodes that much past its end;
 //! 3. if `t == now` it is admitted; otherwise it waits with `t` as its estimated start, and the
 //!    slots taken in step 2 are its *shadow*: a reservation of exactly those nodes at exactly
 //!    that time.
