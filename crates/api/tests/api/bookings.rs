@@ -272,6 +272,16 @@ async fn availability_without_at_is_unchanged_and_hours_alone_is_refused() {
     }
 }
 
+async fn expires_at(db: &tokio_postgres::Client, id: Uuid) -> Option<DateTime<Utc>> {
+    db.query_one(
+        "SELECT expires_at FROM reservations WHERE reservation_id = $1",
+        &[&id],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 async fn extend_by_an_hour(app: &TestApp, key: &str, id: Uuid) -> (u16, Value) {
     let body = json!({"extension_hours": 1});
     status_json(app.post(&format!("/v1/jobs/{id}/extend"), key, body).await).await
@@ -297,14 +307,7 @@ async fn an_extension_into_a_booking_of_the_same_gpus_is_refused_and_changes_not
     .unwrap();
     let (status, booked) = book(&app, &bob, booking(2, 1.0, now + 3600)).await;
     assert_eq!(status, 200, "{booked}");
-    let expires_before: DateTime<Utc> = db
-        .query_one(
-            "SELECT expires_at FROM reservations WHERE reservation_id = $1",
-            &[&running],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let expires_before = expires_at(&db, running).await;
 
     let (status, body) = extend_by_an_hour(&app, &holder, running).await;
 
@@ -317,14 +320,7 @@ async fn an_extension_into_a_booking_of_the_same_gpus_is_refused_and_changes_not
             .contains(&rfc3339(now + 3600)),
         "{body}"
     );
-    let expires_after: DateTime<Utc> = db
-        .query_one(
-            "SELECT expires_at FROM reservations WHERE reservation_id = $1",
-            &[&running],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let expires_after = expires_at(&db, running).await;
     assert_eq!(
         expires_after, expires_before,
         "nothing of the extension is kept"
