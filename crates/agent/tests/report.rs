@@ -49,6 +49,7 @@ async fn active_reservation(db: &gpudev_testkit::TestDb) -> (Uuid, AgentToken) {
         disk_size_gb: None,
         queue_position: None,
         estimated_start_at: None,
+        start_at: None,
     };
     let queue = Queue::new(gpudev_store::DEFAULT_QUEUE).unwrap();
     reservations::submit(&mut client, &queue, &new)

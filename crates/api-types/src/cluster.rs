@@ -72,6 +72,35 @@ pub struct GpuAvailability {
     /// How old the node figures are, in whole seconds (null when nothing is known yet).
     #[serde(default)]
     pub figures_age_seconds: Option<i64>,
+    /// With `?at=`: what could be booked from that time (absent without `at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookable: Option<BookableAt>,
+}
+
+/// What one user could book on a GPU type from a given time for a given length: what a booking
+/// submitted now would be promised (bookings, promises and running work as they stand now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BookableAt {
+    /// The most GPUs (CPU slots for a CPU-only type) one single-node booking could have.
+    pub max_on_one_node: i64,
+    /// The most whole nodes one multi-node booking could take together (0 when fewer than two
+    /// could, or the type does not span nodes).
+    pub whole_nodes: i64,
+}
+
+/// `GET /v1/gpu/availability`'s query: without `at`, capacity now; with it, also what could be
+/// booked from then.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+pub struct AvailabilityQuery {
+    /// A future time, RFC 3339, at most `MAX_BOOKING_DAYS` ahead.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>, format = DateTime))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// How long the booking would last, in hours (default 1; only with `at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hours: Option<f64>,
 }
 
 /// Capacity per GPU type.
@@ -82,6 +111,9 @@ pub struct AvailabilityResponse {
     pub availability: BTreeMap<String, GpuAvailability>,
     /// When this was computed.
     pub timestamp: DateTime<Utc>,
+    /// With `?at=`: the time the `bookable` figures are for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The whole cluster at a glance.

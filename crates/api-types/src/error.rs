@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The JSON body of every error response.
@@ -13,6 +14,10 @@ pub struct ErrorBody {
     /// Stable machine-readable code (`not_found`, `api_key_expired`, `quota_exceeded`, …).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: ErrorCode,
+    /// With `booking_unavailable`: the earliest start at which the same booking would be
+    /// honoured now, for the client to offer instead (absent when no start can be told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_start: Option<DateTime<Utc>>,
 }
 
 /// Every code the API answers with, written in snake case on the wire. docs/API.md says when each
@@ -95,6 +100,11 @@ pub enum ErrorCode {
     SelfDisable,
     /// 409: a login whose username belongs to another identity.
     UsernameTaken,
+    /// 409: a booking (`start_at`) that cannot be honoured at the time asked; the body's
+    /// `earliest_start` gives the earliest start that would be.
+    BookingUnavailable,
+    /// 409: an extension that would run into a booking's time on the same GPUs.
+    ConflictsWithBooking,
     /// 409: any other conflict with the stored state.
     Conflict,
     /// 413: the body is larger than allowed.
@@ -156,6 +166,8 @@ impl ErrorCode {
             ErrorCode::DiskInUse => "disk_in_use",
             ErrorCode::SelfDisable => "self_disable",
             ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::BookingUnavailable => "booking_unavailable",
+            ErrorCode::ConflictsWithBooking => "conflicts_with_booking",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -221,7 +233,7 @@ mod tests {
         assert_eq!(body.code, ErrorCode::Unknown);
     }
 
-    const ALL: [ErrorCode; 45] = [
+    const ALL: [ErrorCode; 47] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidStsUrl,
         ErrorCode::StsHostNotAllowed,
@@ -259,6 +271,8 @@ mod tests {
         ErrorCode::DiskInUse,
         ErrorCode::SelfDisable,
         ErrorCode::UsernameTaken,
+        ErrorCode::BookingUnavailable,
+        ErrorCode::ConflictsWithBooking,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,

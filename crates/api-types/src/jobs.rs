@@ -82,6 +82,9 @@ pub struct JobDetail {
     /// recent median start-up time of its GPU type (null until a box of the type has started).
     #[serde(default)]
     pub estimated_ready_time: Option<DateTime<Utc>>,
+    /// For a booking: the start its owner booked (it starts then, not before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<DateTime<Utc>>,
     /// While queued: what the estimate promises, in one line.
     #[serde(default)]
     pub estimate_note: Option<String>,

@@ -60,6 +60,10 @@ pub struct ApiConfig {
     /// `IDLE_MINUTES`, `IDLE_MAX_MINUTES`, `IDLE_GPU_PERCENT`, `IDLE_WARNING_MINUTES`: when a
     /// dev box counts as idle and is released (ADR 18).
     pub idle: gpudev_domain::IdlePolicy,
+    /// `MAX_BOOKING_DAYS` (14; 0 turns bookings off) and `MAX_BOOKED_GPU_HOURS_PER_USER` (192;
+    /// 0 no limit): how far ahead a start may be booked, and how many GPU-hours one user may
+    /// have booked and waiting (see [`gpudev_runtime::shared`]).
+    pub bookings: gpudev_runtime::shared::BookingLimits,
     /// `RATE_LIMIT_PER_MINUTE` (120): requests per minute per API key.
     pub rate_limit_per_minute: u32,
     /// `RATE_LIMIT_BURST` (30): extra requests allowed in a burst.
@@ -210,6 +214,7 @@ impl ApiConfig {
             quotas: env.quotas()?,
             max_queued_per_user: env.max_queued_per_user()?,
             idle: env.idle_policy()?,
+            bookings: env.booking_limits()?,
             rate_limit_per_minute: env.int("RATE_LIMIT_PER_MINUTE", 120, 1..=1_000_000)?,
             rate_limit_burst: env.int("RATE_LIMIT_BURST", 30, 0..=1_000_000)?,
             login_rate_limit_per_minute: env.int("LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)?,

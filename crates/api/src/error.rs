@@ -54,6 +54,15 @@ pub enum ApiError {
         /// The answer's `detail`: a sentence for the user.
         detail: String,
     },
+    /// 409: a booking that cannot be honoured at the time asked, with the earliest start that
+    /// would be (when one can be told).
+    #[error("{detail}")]
+    BookingUnavailable {
+        /// The answer's `detail`: a sentence for the user.
+        detail: String,
+        /// The answer's `earliest_start`.
+        earliest_start: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// 413: the body is larger than allowed.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -130,6 +139,7 @@ impl ApiError {
             | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. } => *code,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::BookingUnavailable { .. } => ErrorCode::BookingUnavailable,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
@@ -149,7 +159,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::BookingUnavailable { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -182,9 +192,14 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        let earliest_start = match self {
+            ApiError::BookingUnavailable { earliest_start, .. } => *earliest_start,
+            _ => None,
+        };
         resp.json(ErrorBody {
             detail: self.to_string(),
             code: self.code(),
+            earliest_start,
         })
     }
 }

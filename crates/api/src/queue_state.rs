@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use gpudev_domain::{Pending, Prediction, QueueState, ReservationKey, Username};
+use gpudev_domain::{Bookable, Pending, Prediction, QueueState, ReservationKey, Username};
 use gpudev_store::reservations::NewReservation;
 use gpudev_store::{Pool, StoreError, scheduling};
 use uuid::Uuid;
@@ -168,25 +168,92 @@ impl PublishedQueue {
         new: &NewReservation,
         submitted_at: chrono::DateTime<chrono::Utc>,
     ) -> Option<Prediction> {
-        self.predict_new(
-            state,
-            Pending {
-                reservation_id: ReservationKey {
-                    submitted_micros: submitted_at.timestamp_micros(),
-                    id: new.reservation_id,
-                },
-                user: new.username.clone(),
-                gpu_type: new.gpu_type.clone(),
-                gpu_count: u32::try_from(new.gpu_count).unwrap_or(0),
-                nodes: u32::try_from(new.node_count).unwrap_or(1),
-                priority: new.priority,
-                submitted_at: submitted_at.timestamp(),
-                duration_secs: (new.duration_hours * 3600.0).round() as i64,
-                tag: None,
-                promise: None,
-            },
-        )
+        self.predict_new(state, pending_of(new, submitted_at)).await
+    }
+
+    /// What the scheduler's next pass would do with booking `new`, over `state` with its
+    /// bookings replaced by `bookings` (those waiting now: one cancelled since the last pass no
+    /// longer holds its time, one submitted since holds it already). Unlike [`Self::predict`]
+    /// it waits for its turn rather than go without: a booking is accepted only on an answer.
+    pub async fn predict_booking(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        bookings: Vec<Pending<ReservationKey>>,
+        new: &NewReservation,
+        submitted_at: chrono::DateTime<chrono::Utc>,
+    ) -> Prediction {
+        let new = pending_of(new, submitted_at);
+        let Ok(permit) = self.computing.clone().acquire_owned().await else {
+            return Prediction::Impossible("the server is stopping".to_owned());
+        };
+        let now = chrono::Utc::now().timestamp();
+        tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            with_bookings(&state, bookings).predict(new, now)
+        })
         .await
+        .unwrap_or_else(|e| Prediction::Impossible(format!("the prediction failed: {e}")))
+    }
+
+    /// The bookings `change` would delay ([`QueueState::bookings_delayed_by`]), over `state`
+    /// with its bookings replaced by `bookings`, with the start each has now.
+    pub async fn bookings_delayed(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        bookings: Vec<Pending<ReservationKey>>,
+        change: impl FnOnce(&mut QueueState<ReservationKey>) -> bool + Send + 'static,
+    ) -> Option<Vec<(ReservationKey, i64)>> {
+        let permit = self.computing.clone().acquire_owned().await.ok()?;
+        let now = chrono::Utc::now().timestamp();
+        tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            with_bookings(&state, bookings).bookings_delayed_by(change, now)
+        })
+        .await
+        .ok()
+    }
+
+    /// What `user` could book of each `(type, GPUs per node, most nodes together)` from `at`
+    /// for `duration_secs` ([`QueueState::bookable`]), over `state` with its bookings replaced
+    /// by `bookings` as for [`Self::predict_booking`]. `None` when the server is stopping.
+    pub async fn bookable(
+        &self,
+        state: Arc<QueueState<ReservationKey>>,
+        bookings: Vec<Pending<ReservationKey>>,
+        user: Username,
+        types: Vec<(gpudev_domain::GpuType, u32, u32)>,
+        at: i64,
+        duration_secs: i64,
+    ) -> Option<BTreeMap<gpudev_domain::GpuType, Bookable>> {
+        let permit = self.computing.clone().acquire_owned().await.ok()?;
+        let now = chrono::Utc::now().timestamp();
+        tokio::task::spawn_blocking(move || {
+            let _computing = permit;
+            let state = with_bookings(&state, bookings);
+            // After every booking already submitted, as a booking submitted now would be.
+            let probe = ReservationKey {
+                submitted_micros: chrono::Utc::now().timestamp_micros(),
+                id: Uuid::max(),
+            };
+            types
+                .into_iter()
+                .map(|(gpu_type, slots, nodes)| {
+                    let b = state.bookable(
+                        &probe,
+                        &user,
+                        &gpu_type,
+                        slots,
+                        nodes,
+                        at,
+                        duration_secs,
+                        now,
+                    );
+                    (gpu_type, b)
+                })
+                .collect()
+        })
+        .await
+        .ok()
     }
 
     /// [`Self::predict`] for a reservation described as the scheduler sees it.
@@ -231,6 +298,40 @@ impl PublishedQueue {
             .made_from(state)
             .get(shape)
             .map(|(_, p)| p.clone())
+    }
+}
+
+/// `state` with its bookings replaced by `bookings`.
+fn with_bookings(
+    state: &QueueState<ReservationKey>,
+    bookings: Vec<Pending<ReservationKey>>,
+) -> QueueState<ReservationKey> {
+    let mut state = state.clone();
+    state.queue.retain(|p| p.start_at.is_none());
+    state.queue.extend(bookings);
+    state
+}
+
+/// `new`, about to be stored as submitted at `submitted_at`, as the scheduler will see it.
+fn pending_of(
+    new: &NewReservation,
+    submitted_at: chrono::DateTime<chrono::Utc>,
+) -> Pending<ReservationKey> {
+    Pending {
+        reservation_id: ReservationKey {
+            submitted_micros: submitted_at.timestamp_micros(),
+            id: new.reservation_id,
+        },
+        user: new.username.clone(),
+        gpu_type: new.gpu_type.clone(),
+        gpu_count: u32::try_from(new.gpu_count).unwrap_or(0),
+        nodes: u32::try_from(new.node_count).unwrap_or(1),
+        priority: new.priority,
+        submitted_at: submitted_at.timestamp(),
+        duration_secs: (new.duration_hours * 3600.0).round() as i64,
+        tag: None,
+        promise: None,
+        start_at: new.start_at.map(|t| t.timestamp()),
     }
 }
 
@@ -292,6 +393,7 @@ async fn compute_waits(
                 duration_secs: 3600,
                 tag: None,
                 promise: None,
+                start_at: None,
             };
             (spec.name.to_string(), pending)
         })
@@ -357,6 +459,7 @@ mod tests {
             policy: QueuePolicy {
                 promise_horizon_secs: 7200,
                 aging: 1.0,
+                release_delay_secs: 0,
             },
         })
     }
@@ -377,6 +480,7 @@ mod tests {
             duration_secs: 3600,
             tag: None,
             promise: None,
+            start_at: None,
         }
     }
 

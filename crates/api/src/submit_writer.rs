@@ -234,31 +234,43 @@ fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
                 "msg_id": msg_id,
             })),
         }),
-        Checked::OverQuota(quota) => Some(Audit {
-            action: "reservation.submit",
-            target_type: Some("reservation"),
-            target_id: Some(new.reservation_id.to_string()),
-            outcome: "denied",
-            details: Some(serde_json::json!({
+        Checked::OverQuota(quota) => Some(denied(
+            new,
+            serde_json::json!({"reason": "quota_exceeded", "detail": refusal(*quota)}),
+        )),
+        Checked::NoSshAccess => Some(denied(new, serde_json::json!({"reason": "no_ssh_key"}))),
+        Checked::OverBookedHours { limit, booked } => Some(denied(
+            new,
+            serde_json::json!({
                 "reason": "quota_exceeded",
-                "detail": refusal(*quota),
-                "gpu_type": new.gpu_type,
-                "gpu_count": new.gpu_count,
-            })),
-        }),
-        Checked::NoSshAccess => Some(Audit {
-            action: "reservation.submit",
-            target_type: Some("reservation"),
-            target_id: Some(new.reservation_id.to_string()),
-            outcome: "denied",
-            details: Some(serde_json::json!({
-                "reason": "no_ssh_key",
-                "gpu_type": new.gpu_type,
-                "gpu_count": new.gpu_count,
-            })),
-        }),
+                "detail": booked_hours_refusal(*limit, *booked),
+                "start_at": new.start_at,
+            }),
+        )),
         Checked::Submitted(Submitted::Existing(_)) | Checked::IdTaken(_) => None,
     }
+}
+
+/// The audit record of a refused submit: `why` with the request's GPU type and count.
+fn denied(new: &NewReservation, mut why: serde_json::Value) -> Audit<'static> {
+    if let Some(details) = why.as_object_mut() {
+        details.insert("gpu_type".into(), serde_json::json!(new.gpu_type));
+        details.insert("gpu_count".into(), serde_json::json!(new.gpu_count));
+    }
+    Audit {
+        action: "reservation.submit",
+        target_type: Some("reservation"),
+        target_id: Some(new.reservation_id.to_string()),
+        outcome: "denied",
+        details: Some(why),
+    }
+}
+
+/// Why a booking beyond the user's booked GPU-hours is refused.
+pub fn booked_hours_refusal(limit: u32, booked: f64) -> String {
+    format!(
+        "you already have {booked:.1} GPU-hours booked and waiting, and this booking would take          you beyond the limit of {limit} (MAX_BOOKED_GPU_HOURS_PER_USER); cancel a booking or          book less"
+    )
 }
 
 /// Why a submit whose dev box could get no SSH key is refused, and how to fix it.

@@ -15,6 +15,7 @@ pub mod output;
 pub mod paths;
 pub mod session;
 pub mod wait;
+pub mod when;
 
 use clap::{Args, Parser, Subcommand};
 

@@ -249,6 +249,8 @@ impl Client {
             detail: serde_json::Value,
             #[serde(default)]
             code: Option<ErrorCode>,
+            #[serde(default)]
+            earliest_start: Option<chrono::DateTime<chrono::Utc>>,
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(err) => Err(ClientError::Api {
@@ -260,6 +262,7 @@ impl Client {
                     other => other.to_string(),
                 },
                 retry_after,
+                earliest_start: err.earliest_start,
             }),
             Err(_) => Err(ClientError::Unexpected {
                 url: origin,

@@ -19,6 +19,8 @@ pub enum ClientError {
         detail: String,
         /// Seconds to wait before retrying (429 and 503 answers).
         retry_after: Option<u64>,
+        /// With `booking_unavailable`: the earliest start that could be booked instead.
+        earliest_start: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// The API could not be reached (refused, DNS, TLS).
     #[error("could not reach the gpudev API at {url}: {reason}")]

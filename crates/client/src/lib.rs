@@ -44,7 +44,8 @@ pub use gpudev_api_types::auth::{
     AwsIamRequest, AwsLoginRequest, LoginResponse, OidcIssuerInfo, OidcIssuers,
 };
 pub use gpudev_api_types::cluster::{
-    AvailabilityResponse, CapacityUnit, ClusterStatus, FiguresSource, GpuAvailability,
+    AvailabilityQuery, AvailabilityResponse, BookableAt, CapacityUnit, ClusterStatus,
+    FiguresSource, GpuAvailability,
 };
 pub use gpudev_api_types::disks::{
     DiskInfo, DiskList, DiskOperationResponse, OperationStatus, RenameResult,

@@ -40,8 +40,8 @@ pub use request::{
     check_extension, nodes_for,
 };
 pub use scheduler::{
-    Admission, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, Prediction, Promise,
-    QueueInfo, QueuePolicy, QueueState, Quotas, ReservationKey, Running, UsageRecord,
+    Admission, Bookable, Impossible, NodeCapacity, PassInput, PassOutcome, Pending, Prediction,
+    Promise, QueueInfo, QueuePolicy, QueueState, Quotas, ReservationKey, Running, UsageRecord,
     decayed_usage, schedule,
 };
 pub use secret::{AgentToken, BearerSecret, ConsoleSecret, SecretError};

@@ -156,6 +156,16 @@ pub struct JobSubmission {
         skip_serializing_if = "Option::is_none"
     )]
     pub priority: Option<i32>,
+    /// Books the reservation to start at this time (RFC 3339, such as
+    /// `2026-12-08T09:00:00+01:00`): it starts then, not before, if it can be promised now;
+    /// otherwise the submit is refused with the earliest start that could be. At most
+    /// `MAX_BOOKING_DAYS` ahead.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, example = "2026-12-08T09:00:00Z")
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<String>,
     /// The original client's `--docker`: only `false` is accepted (see [`REFUSED_OPTIONS`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_enabled: Option<bool>,
@@ -183,6 +193,7 @@ impl fmt::Debug for JobSubmission {
             .field("github_user", &self.github_user)
             .field("jupyter_enabled", &self.jupyter_enabled)
             .field("priority", &self.priority)
+            .field("start_at", &self.start_at)
             .field("docker_enabled", &self.docker_enabled)
             .field("preserve_entrypoint", &self.preserve_entrypoint)
             .field("recreate_env", &self.recreate_env)

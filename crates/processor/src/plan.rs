@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use gpudev_cluster::capacity::is_finished;
 use gpudev_cluster::names;
 use gpudev_domain::{
-    Admission, GpuCatalog, GpuType, Impossible, NodeCapacity, PassInput, PassOutcome, Pending,
-    Promise, QueueInfo, QueuePolicy, QueueState, Quotas, ReservationKey, ReservationStatus,
-    Running, UsageRecord, Username, decayed_usage, schedule,
+    Admission, GpuCatalog, GpuType, Impossible, NodeCapacity, PassInput, PassOutcome, QueueInfo,
+    QueuePolicy, QueueState, Quotas, ReservationKey, ReservationStatus, Running, UsageRecord,
+    Username, decayed_usage, schedule,
 };
 use k8s_openapi::api::core::v1::Pod;
 use uuid::Uuid;
@@ -81,7 +81,7 @@ pub fn plan_pass(facts: &PassFacts<'_>) -> PassPlan {
                     running.push(r);
                 }
             }
-            ReservationStatus::Queued => match pending_of(row, facts.catalog) {
+            ReservationStatus::Queued => match row.pending(facts.catalog) {
                 Ok(p) => queue.push(p),
                 Err(reason) => rejected.push((row.reservation_id, reason)),
             },
@@ -235,36 +235,6 @@ fn uuids(o: PassOutcome<ReservationKey>) -> PassOutcome<Uuid> {
     }
 }
 
-fn pending_of(row: &LiveRow, catalog: &GpuCatalog) -> Result<Pending<ReservationKey>, String> {
-    let gpu_type = GpuType::parse(&row.gpu_type)
-        .map_err(|e| format!("cannot be scheduled: GPU type {:?}: {e}", row.gpu_type))?;
-    if catalog.get(&gpu_type).is_none() {
-        return Err(format!(
-            "cannot be scheduled: GPU type {gpu_type} is not offered"
-        ));
-    }
-    let user = Username::parse(&row.username)
-        .map_err(|e| format!("cannot be scheduled: owner {:?}: {e}", row.username))?;
-    Ok(Pending {
-        reservation_id: ReservationKey {
-            submitted_micros: row.created_at.timestamp_micros(),
-            id: row.reservation_id,
-        },
-        user,
-        gpu_type,
-        gpu_count: u32::try_from(row.gpu_count.max(0)).unwrap_or(0),
-        nodes: u32::try_from(row.node_count.max(1)).unwrap_or(1),
-        priority: row.priority,
-        submitted_at: row.created_at.timestamp(),
-        duration_secs: (row.hours * 3600.0).round() as i64,
-        tag: row.queue_tag,
-        promise: row.promised_start_at.map(|start| Promise {
-            start: start.timestamp(),
-            node_names: row.promised_nodes.clone(),
-        }),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +266,7 @@ mod tests {
             queue_tag: None,
             promised_start_at: None,
             promised_nodes: Vec::new(),
+            start_at: None,
         }
     }
 
@@ -339,6 +310,7 @@ mod tests {
             policy: QueuePolicy {
                 promise_horizon_secs: 7200,
                 aging: 1.0,
+                release_delay_secs: 0,
             },
             release_delay: Duration::ZERO,
         }

@@ -153,8 +153,27 @@ pub const IDLE_WARNING_MINUTES: IntSetting = IntSetting {
     max: 1440,
 };
 
+/// `MAX_BOOKING_DAYS`: how far ahead a reservation may be booked (`start_at`), in days; 0 turns
+/// bookings off.
+pub const MAX_BOOKING_DAYS: IntSetting = IntSetting {
+    var: "MAX_BOOKING_DAYS",
+    default: 14,
+    min: 0,
+    max: 365,
+};
+
+/// `MAX_BOOKED_GPU_HOURS_PER_USER`: most GPU-hours (GPUs × hours; a CPU-only reservation counts
+/// as none) one user may have booked and waiting at once; a booking beyond it is refused. 0
+/// means no limit.
+pub const MAX_BOOKED_GPU_HOURS_PER_USER: IntSetting = IntSetting {
+    var: "MAX_BOOKED_GPU_HOURS_PER_USER",
+    default: 192,
+    min: 0,
+    max: 100_000_000,
+};
+
 /// Every shared whole-number setting, for the check against the chart's schema.
-pub const INT_SETTINGS: [IntSetting; 16] = [
+pub const INT_SETTINGS: [IntSetting; 18] = [
     MAX_NODES,
     MAX_ACTIVE_RESERVATIONS_PER_USER,
     MAX_GPUS_PER_USER,
@@ -171,7 +190,18 @@ pub const INT_SETTINGS: [IntSetting; 16] = [
     IDLE_MAX_MINUTES,
     IDLE_GPU_PERCENT,
     IDLE_WARNING_MINUTES,
+    MAX_BOOKING_DAYS,
+    MAX_BOOKED_GPU_HOURS_PER_USER,
 ];
+
+/// What may be booked ahead ([`MAX_BOOKING_DAYS`], [`MAX_BOOKED_GPU_HOURS_PER_USER`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookingLimits {
+    /// How far ahead a start may be booked, in days; 0: bookings are off.
+    pub max_days: u32,
+    /// Most GPU-hours one user may have booked and waiting at once; `None`: no limit.
+    pub max_gpu_hours_per_user: Option<u32>,
+}
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// `GPU_CATALOG_JSON`: replaces the built-in GPU catalog (every program must see the same).
@@ -192,11 +222,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
-    /// `QUEUE_PROMISE_HORIZON_MINUTES` and `FAIR_SHARE_AGING_PERCENT`: the queue's policy.
+    /// `QUEUE_PROMISE_HORIZON_MINUTES`, `FAIR_SHARE_AGING_PERCENT` and
+    /// `RELEASE_DELAY_SECONDS`: the queue's policy.
     pub fn queue_policy(&self) -> Result<QueuePolicy, ConfigError> {
         Ok(QueuePolicy {
             promise_horizon_secs: i64::from(self.setting(QUEUE_PROMISE_HORIZON_MINUTES)?) * 60,
             aging: f64::from(self.setting(FAIR_SHARE_AGING_PERCENT)?) / 100.0,
+            release_delay_secs: i64::from(self.setting(RELEASE_DELAY_SECONDS)?),
         })
     }
 
@@ -213,6 +245,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             max_user_minutes: self.setting(IDLE_MAX_MINUTES)?,
             gpu_percent: self.setting(IDLE_GPU_PERCENT)?,
             warning_minutes: self.setting(IDLE_WARNING_MINUTES)?,
+        })
+    }
+
+    /// `MAX_BOOKING_DAYS` and `MAX_BOOKED_GPU_HOURS_PER_USER` (0 read as no limit).
+    pub fn booking_limits(&self) -> Result<BookingLimits, ConfigError> {
+        Ok(BookingLimits {
+            max_days: self.setting(MAX_BOOKING_DAYS)?,
+            max_gpu_hours_per_user: self
+                .setting(MAX_BOOKED_GPU_HOURS_PER_USER)
+                .map(|v| (v > 0).then_some(v))?,
         })
     }
 

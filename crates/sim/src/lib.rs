@@ -52,6 +52,21 @@ mod tests {
     }
 
     #[test]
+    fn bookings_start_on_time_to_the_minute_when_reservations_end_at_their_expiry() {
+        for (seed, load) in [(1, 1.0), (2, 1.2)] {
+            let mut s = short(load);
+            s.seed = seed;
+            s.booking_fraction = 0.3;
+            s.booking_lead_hours = 24;
+            let r = run(&s);
+            assert!(r.bookings_started > 20, "seed {seed}: few bookings: {r:?}");
+            assert_eq!(r.bookings_on_time, r.bookings_started, "seed {seed}: {r:?}");
+            assert_eq!(r.moved_promises, 0, "seed {seed}: {r:?}");
+            assert_eq!(r.late_vs_first_promise, 0.0, "seed {seed}: {r:?}");
+        }
+    }
+
+    #[test]
     fn without_contention_nobody_waits_and_utilisation_meets_the_bound() {
         let r = run(&short(0.3));
         assert!(r.utilisation_vs_bound > 0.99, "{r:?}");

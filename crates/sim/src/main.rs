@@ -30,6 +30,13 @@ struct Args {
     /// lead, when it was promised and when it started, and each type's offered load per day.
     #[arg(long)]
     trace_waits: Option<f64>,
+    /// Share of requests that are bookings for a start up to --booking-lead-hours ahead; the
+    /// last column says how many started on time.
+    #[arg(long, default_value_t = 0.0)]
+    bookings: f64,
+    /// How far ahead bookings are made, at most, in hours.
+    #[arg(long, default_value_t = 72)]
+    booking_lead_hours: i64,
 }
 
 fn main() {
@@ -49,6 +56,8 @@ fn main() {
                 s.aging = args.aging;
                 s.early_end_fraction = early;
                 s.trace_waits = args.trace_waits.map(|h| (h * 3600.0) as i64);
+                s.booking_fraction = args.bookings;
+                s.booking_lead_hours = args.booking_lead_hours;
                 let ends = if early > 0.0 {
                     format!("{:.0} % {label}", early * 100.0)
                 } else {

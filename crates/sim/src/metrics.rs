@@ -50,6 +50,16 @@ pub struct Report {
     pub timed_out: usize,
     /// Slowest pass, in milliseconds.
     pub slowest_pass_ms: f64,
+    /// Bookings accepted (as asked, or at the start offered).
+    pub bookings: usize,
+    /// Of those, the ones accepted at a later start the policy offered.
+    pub bookings_at_offer: usize,
+    /// Bookings dropped: no start could be offered.
+    pub bookings_refused: usize,
+    /// Bookings that started.
+    pub bookings_started: usize,
+    /// Of those, the ones that started at their accepted start, to the minute (never before).
+    pub bookings_on_time: usize,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +96,11 @@ pub(crate) struct Recorder {
     /// (day, type, user) → passes during which the user had a request of the type waiting.
     backlogged: BTreeMap<(i64, usize, usize), u32>,
     passes_per_day: BTreeMap<i64, u32>,
+    bookings: usize,
+    bookings_at_offer: usize,
+    bookings_refused: usize,
+    bookings_started: usize,
+    bookings_on_time: usize,
 }
 
 impl Recorder {
@@ -116,6 +131,24 @@ impl Recorder {
             service: BTreeMap::new(),
             backlogged: BTreeMap::new(),
             passes_per_day: BTreeMap::new(),
+            bookings: 0,
+            bookings_at_offer: 0,
+            bookings_refused: 0,
+            bookings_started: 0,
+            bookings_on_time: 0,
+        }
+    }
+
+    /// A booking asked for `r.start_at`, and the start it could have (`None`: none).
+    pub(crate) fn booking_asked(&mut self, r: &Request, offered: Option<i64>) {
+        match offered {
+            None => self.bookings_refused += 1,
+            Some(t) => {
+                self.bookings += 1;
+                if Some(t) != r.start_at {
+                    self.bookings_at_offer += 1;
+                }
+            }
         }
     }
 
@@ -164,7 +197,14 @@ impl Recorder {
     }
 
     pub(crate) fn started(&mut self, r: &Request, now: i64) {
-        let wait = now - r.submitted_at;
+        // A booking waits from its booked start, not from when it was made.
+        let wait = now - r.start_at.unwrap_or(r.submitted_at);
+        if let Some(start) = r.start_at {
+            self.bookings_started += 1;
+            if (start..start + 60).contains(&now) {
+                self.bookings_on_time += 1;
+            }
+        }
 
         self.big_wait(r, wait);
         let Some(track) = self.tracks.get(&r.id) else {
@@ -206,8 +246,10 @@ impl Recorder {
     pub(crate) fn sample(&mut self, now: i64, dt: i64, queue: &[Waiting], held: &[Held]) {
         let day = now / DAY;
         *self.passes_per_day.entry(day).or_default() += 1;
+        // A booking before its time wants nothing yet.
         let waiting: BTreeSet<(usize, usize)> = queue
             .iter()
+            .filter(|w| w.request.start_at.is_none_or(|t| t <= now))
             .map(|w| (w.request.gpu_type, w.request.user))
             .collect();
         for (t, u) in waiting {
@@ -263,7 +305,8 @@ impl Recorder {
 
     pub(crate) fn finish(mut self, queue: &[Waiting]) -> Report {
         for w in queue {
-            self.big_wait(&w.request, self.end - w.request.submitted_at);
+            let asked = w.request.start_at.unwrap_or(w.request.submitted_at);
+            self.big_wait(&w.request, (self.end - asked).max(0));
         }
         let largest = self
             .arrivals
@@ -313,6 +356,11 @@ impl Recorder {
             longest_big_wait_h: self.big_wait as f64 / HOUR,
             timed_out: self.timed_out,
             slowest_pass_ms: self.slowest.as_secs_f64() * 1000.0,
+            bookings: self.bookings,
+            bookings_at_offer: self.bookings_at_offer,
+            bookings_refused: self.bookings_refused,
+            bookings_started: self.bookings_started,
+            bookings_on_time: self.bookings_on_time,
         }
     }
 }
@@ -331,15 +379,15 @@ impl Report {
         "| Scenario | requests | waited | utilisation ÷ bound | late vs first promise | \
          moved promises | late vs first estimate | median error of first estimate | \
          promise lead | worst daily deviation from fair share | longest 8-GPU/gang wait, heavy users | \
-         longest 8-GPU/gang wait | timed out | slowest pass |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+         longest 8-GPU/gang wait | timed out | slowest pass | bookings on time |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     }
 
     /// One Markdown table row.
     pub fn row(&self) -> String {
         format!(
             "| {} | {} | {} | {:.3} | {:.1} % of {} | {} | {:.1} % | {:.1} % | {:.0} % | {:.2}× | \
-             {:.1} h | {:.1} h | {} | {:.1} ms |",
+             {:.1} h | {:.1} h | {} | {:.1} ms | {} |",
             self.name,
             self.submitted,
             self.waited,
@@ -355,6 +403,22 @@ impl Report {
             self.longest_big_wait_h,
             self.timed_out,
             self.slowest_pass_ms,
+            self.bookings_cell(),
+        )
+    }
+
+    /// `on time / started (accepted at a later offer, refused)`, or `-` without bookings.
+    fn bookings_cell(&self) -> String {
+        if self.bookings + self.bookings_refused == 0 {
+            return "-".to_owned();
+        }
+        format!(
+            "{} of {} ({} of {} at a later offer, {} refused)",
+            self.bookings_on_time,
+            self.bookings_started,
+            self.bookings_at_offer,
+            self.bookings,
+            self.bookings_refused
         )
     }
 }

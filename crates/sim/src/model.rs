@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use gpudev_domain::{
-    GpuType, NodeCapacity, PassInput, Pending, Promise, QueuePolicy, Quotas, Running, UsageRecord,
-    Username, decayed_usage, schedule,
+    GpuType, NodeCapacity, PassInput, Pending, Prediction, Promise, QueuePolicy, QueueState,
+    Quotas, Running, UsageRecord, Username, decayed_usage, schedule,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -55,6 +55,13 @@ pub struct Scenario {
     /// When set, requests that waited at least this many seconds are printed to stderr with
     /// what held them back (see `trace.rs`).
     pub trace_waits: Option<i64>,
+    /// Share of requests that are bookings: submitted for a start on a whole minute up to
+    /// `booking_lead_hours` ahead, accepted as asked when the policy would promise that start,
+    /// at the earliest start it offers otherwise (as a client offered it would), or dropped
+    /// when it offers none.
+    pub booking_fraction: f64,
+    /// How far ahead bookings are made, at most, in hours (uniformly from one minute).
+    pub booking_lead_hours: i64,
 }
 
 impl Scenario {
@@ -79,6 +86,8 @@ impl Scenario {
             aging: 1.0,
             seed: 1,
             trace_waits: None,
+            booking_fraction: 0.0,
+            booking_lead_hours: 72,
         }
     }
 }
@@ -95,6 +104,8 @@ pub(crate) struct Request {
     /// How long it really runs (its booked time unless cancelled early).
     pub(crate) held: i64,
     pub(crate) submitted_at: i64,
+    /// For a booking, the start asked for (then the one accepted).
+    pub(crate) start_at: Option<i64>,
 }
 
 impl Request {
@@ -106,6 +117,7 @@ impl Request {
 /// The workload of a scenario: arrivals in time order.
 pub(crate) fn workload(s: &Scenario) -> Vec<Request> {
     let mut rng = StdRng::seed_from_u64(s.seed);
+    let mut booking_rng = StdRng::seed_from_u64(s.seed ^ 0xB00C_1265);
     let weights: Vec<f64> = (0..s.users).map(|i| 1.0 / (i as f64 + 1.0)).collect();
     let total_weight: f64 = weights.iter().sum();
     let single = [(1u32, 0.3), (2, 0.25), (4, 0.25), (8, 0.2)];
@@ -159,6 +171,14 @@ pub(crate) fn workload(s: &Scenario) -> Vec<Request> {
             } else {
                 booked
             };
+            // From a generator of their own, so the same seed gives the same requests with or
+            // without bookings: some of them are simply booked ahead.
+            let start_at = (s.booking_fraction > 0.0
+                && booking_rng.random::<f64>() < s.booking_fraction)
+                .then(|| {
+                    let lead = booking_rng.random_range(1..=s.booking_lead_hours.max(1) * 60) * 60;
+                    (at + lead) / 60 * 60
+                });
             out.push(Request {
                 id,
                 user,
@@ -168,6 +188,7 @@ pub(crate) fn workload(s: &Scenario) -> Vec<Request> {
                 booked,
                 held,
                 submitted_at: at,
+                start_at,
             });
             id += 1;
         }
@@ -251,14 +272,19 @@ pub fn run(s: &Scenario) -> Report {
             });
             false
         });
+        let mut bookings = Vec::new();
         while let Some(r) = arrivals.get(next_arrival)
             && r.submitted_at <= now
         {
-            queue.push(Waiting {
-                request: r.clone(),
-                tag: None,
-                promise: None,
-            });
+            if r.start_at.is_some() {
+                bookings.push(r.clone());
+            } else {
+                queue.push(Waiting {
+                    request: r.clone(),
+                    tag: None,
+                    promise: None,
+                });
+            }
             next_arrival += 1;
         }
         // A promised request is not cancelled: its start is known.
@@ -292,7 +318,7 @@ pub fn run(s: &Scenario) -> Report {
                 expires_at: h.started_at + h.request.booked,
             })
             .collect();
-        let pending: Vec<Pending<u32>> = queue
+        let mut pending: Vec<Pending<u32>> = queue
             .iter()
             .map(|w| Pending {
                 reservation_id: w.request.id,
@@ -305,6 +331,7 @@ pub fn run(s: &Scenario) -> Report {
                 duration_secs: w.request.booked,
                 tag: w.tag,
                 promise: w.promise.clone(),
+                start_at: w.request.start_at,
             })
             .collect();
         let mut records = history.clone();
@@ -315,6 +342,60 @@ pub fn run(s: &Scenario) -> Report {
             ended_at: now,
         }));
         let usage = decayed_usage(&records, now, s.half_life);
+        let policy = QueuePolicy {
+            promise_horizon_secs: s.promise_horizon,
+            aging: s.aging,
+            // Work ends exactly at its expiry here.
+            release_delay_secs: 0,
+        };
+        // Bookings are checked as the submit checks them: the policy's own pass over the state
+        // as it stands, with the booking added.
+        for mut r in bookings {
+            let asked = r.start_at.unwrap_or(now);
+            let booking = Pending {
+                reservation_id: r.id,
+                user: users[r.user].clone(),
+                gpu_type: types[r.gpu_type].clone(),
+                gpu_count: r.gpus,
+                nodes: r.nodes,
+                priority: 0,
+                submitted_at: r.submitted_at,
+                duration_secs: r.booked,
+                tag: None,
+                promise: None,
+                start_at: Some(asked),
+            };
+            let state = QueueState {
+                taken_at: now,
+                nodes: capacities.clone(),
+                running: running.clone(),
+                queue: pending.clone(),
+                usage: usage.clone(),
+                quotas: Quotas::default(),
+                clocks: clocks.clone(),
+                policy,
+            };
+            let offered = match state.predict(booking.clone(), now) {
+                Prediction::Waits {
+                    estimated_start: Some(t),
+                    ..
+                } => Some(t.max(asked)),
+                Prediction::StartsNow => Some(asked),
+                _ => None,
+            };
+            recorder.booking_asked(&r, offered);
+            let Some(start) = offered else { continue };
+            r.start_at = Some(start);
+            pending.push(Pending {
+                start_at: Some(start),
+                ..booking
+            });
+            queue.push(Waiting {
+                request: r,
+                tag: None,
+                promise: None,
+            });
+        }
         let started = Instant::now();
         let outcome = schedule(&PassInput {
             now,
@@ -324,10 +405,7 @@ pub fn run(s: &Scenario) -> Report {
             usage: &usage,
             quotas: Quotas::default(),
             clocks: &clocks,
-            policy: QueuePolicy {
-                promise_horizon_secs: s.promise_horizon,
-                aging: s.aging,
-            },
+            policy,
         });
         recorder.pass_took(started.elapsed());
         clocks = outcome.clocks;

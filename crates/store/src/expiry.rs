@@ -206,8 +206,8 @@ pub async fn clear_pod_missing(db: &impl GenericClient, id: Uuid) -> Result<bool
 }
 
 /// Reservations in `status` since longer than `older_than_seconds` (`queued`: since
-/// submission; `preparing`: since admission), oldest first. A queued reservation that holds a
-/// promised start is never stale: its start is known.
+/// submission, or for a booking since its booked start; `preparing`: since admission), oldest
+/// first. A queued reservation that holds a promised start is never stale: its start is known.
 pub async fn stale(
     db: &impl GenericClient,
     status: gpudev_domain::ReservationStatus,
@@ -217,7 +217,8 @@ pub async fn stale(
         .query(
             "SELECT reservation_id FROM reservations \
              WHERE status = $1 AND promised_start_at IS NULL \
-               AND CASE WHEN status = 'preparing' THEN coalesce(admitted_at, created_at) ELSE created_at END \
+               AND CASE WHEN status = 'preparing' THEN coalesce(admitted_at, created_at) \
+                        ELSE greatest(created_at, start_at) END \
                    < now() - make_interval(secs => $2::float8) \
              ORDER BY created_at, reservation_id",
             &[&status.as_str(), &older_than_seconds],
@@ -237,7 +238,8 @@ pub async fn lock_if_stale(
 ) -> Result<bool, StoreError> {
     let row = db
         .query_opt(
-            "SELECT CASE WHEN status = 'preparing' THEN coalesce(admitted_at, created_at) ELSE created_at END \
+            "SELECT CASE WHEN status = 'preparing' THEN coalesce(admitted_at, created_at) \
+                        ELSE greatest(created_at, start_at) END \
                    < now() - make_interval(secs => $3::float8) AND promised_start_at IS NULL \
              FROM reservations WHERE reservation_id = $1 AND status = $2 FOR UPDATE",
             &[&id, &status.as_str(), &older_than_seconds],

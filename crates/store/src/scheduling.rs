@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use gpudev_domain::ReservationStatus;
+use gpudev_domain::{
+    GpuCatalog, GpuType, Pending, Promise, ReservationKey, ReservationStatus, Username,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -46,10 +48,58 @@ pub struct LiveRow {
     pub promised_start_at: Option<DateTime<Utc>>,
     /// The nodes it was promised (empty without a promise).
     pub promised_nodes: Vec<String>,
+    /// For a booking, the start its owner booked.
+    pub start_at: Option<DateTime<Utc>>,
+}
+
+impl LiveRow {
+    /// A queued row as the scheduler sees it, or why it cannot be scheduled (an unknown or
+    /// no longer offered GPU type, a bad username).
+    pub fn pending(&self, catalog: &GpuCatalog) -> Result<Pending<ReservationKey>, String> {
+        let gpu_type = GpuType::parse(&self.gpu_type)
+            .map_err(|e| format!("cannot be scheduled: GPU type {:?}: {e}", self.gpu_type))?;
+        if catalog.get(&gpu_type).is_none() {
+            return Err(format!(
+                "cannot be scheduled: GPU type {gpu_type} is not offered"
+            ));
+        }
+        let user = Username::parse(&self.username)
+            .map_err(|e| format!("cannot be scheduled: owner {:?}: {e}", self.username))?;
+        Ok(Pending {
+            reservation_id: ReservationKey {
+                submitted_micros: self.created_at.timestamp_micros(),
+                id: self.reservation_id,
+            },
+            user,
+            gpu_type,
+            gpu_count: u32::try_from(self.gpu_count.max(0)).unwrap_or(0),
+            nodes: u32::try_from(self.node_count.max(1)).unwrap_or(1),
+            priority: self.priority,
+            submitted_at: self.created_at.timestamp(),
+            duration_secs: (self.hours * 3600.0).round() as i64,
+            tag: self.queue_tag,
+            promise: self.promised_start_at.map(|start| Promise {
+                start: start.timestamp(),
+                node_names: self.promised_nodes.clone(),
+            }),
+            start_at: self.start_at.map(|t| t.timestamp()),
+        })
+    }
 }
 
 fn parse_status(s: &str) -> Result<ReservationStatus, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
+}
+
+/// The columns of a [`LiveRow`], in its order.
+macro_rules! live_columns {
+    () => {
+        "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, \
+           r.node_count, r.priority, r.created_at, r.duration_hours + r.extended_hours, \
+           r.admitted_at, r.expires_at, r.node_names, r.queue_tag, r.promised_start_at, \
+           coalesce(r.promised_nodes, '{}'), r.start_at \
+         FROM reservations r JOIN users u USING (user_id) "
+    };
 }
 
 /// Every queued, preparing and active reservation, but for groups still waiting for members.
@@ -57,12 +107,8 @@ pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
     let rows = db
         .query(
             concat!(
-                "SELECT r.reservation_id, u.username, r.status, r.gpu_type, r.gpu_count, \
-                   r.node_count, r.priority, r.created_at, r.duration_hours + r.extended_hours, \
-                   r.admitted_at, r.expires_at, r.node_names, r.queue_tag, r.promised_start_at, \
-                   coalesce(r.promised_nodes, '{}') \
-                 FROM reservations r JOIN users u USING (user_id) \
-                 WHERE r.status IN ",
+                live_columns!(),
+                "WHERE r.status IN ",
                 crate::live_statuses!(),
                 // A group still waiting for its members (ADR 16) is not schedulable yet.
                 " AND NOT (r.status = 'queued' AND r.group_waiting_for > 0)"
@@ -70,6 +116,26 @@ pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
             &[],
         )
         .await?;
+    live_rows_from(&rows)
+}
+
+/// Every booking still waiting for its time (queued with a booked start): what the submit of
+/// another booking must not overlap, read as of now rather than as of the last pass, so a
+/// booking cancelled a moment ago no longer stands in the way.
+pub async fn queued_bookings(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
+    let rows = db
+        .query(
+            concat!(
+                live_columns!(),
+                "WHERE r.status = 'queued' AND r.start_at IS NOT NULL"
+            ),
+            &[],
+        )
+        .await?;
+    live_rows_from(&rows)
+}
+
+fn live_rows_from(rows: &[tokio_postgres::Row]) -> Result<Vec<LiveRow>, StoreError> {
     rows.iter()
         .map(|r| {
             Ok(LiveRow {
@@ -88,6 +154,7 @@ pub async fn live_rows(db: &impl Db) -> Result<Vec<LiveRow>, StoreError> {
                 queue_tag: r.get(12),
                 promised_start_at: r.get(13),
                 promised_nodes: r.get(14),
+                start_at: r.get(15),
             })
         })
         .collect()

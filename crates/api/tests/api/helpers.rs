@@ -226,6 +226,7 @@ pub async fn queued_reservation(app: &TestApp, user: &User) -> uuid::Uuid {
         disk_size_gb: None,
         queue_position: None,
         estimated_start_at: None,
+        start_at: None,
     };
     let queue = gpudev_store::Queue::new("gpu_reservations").unwrap();
     gpudev_store::reservations::submit(&mut client, &queue, &new)

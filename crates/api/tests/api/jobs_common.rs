@@ -153,6 +153,7 @@ pub async fn publish_state(app: &TestApp, free_in: i64, waiting: usize, one_user
                 duration_secs: 3600,
                 tag: Some(if one_user { i as f64 * 3600.0 } else { 0.0 }),
                 promise: None,
+                start_at: None,
             })
             .collect(),
         usage: Default::default(),
@@ -161,6 +162,7 @@ pub async fn publish_state(app: &TestApp, free_in: i64, waiting: usize, one_user
         policy: QueuePolicy {
             promise_horizon_secs: 7200,
             aging: 1.0,
+            release_delay_secs: 0,
         },
     };
     let db = app.db.connect().await;

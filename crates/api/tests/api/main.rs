@@ -13,6 +13,7 @@ mod auth_failures;
 mod auth_middleware;
 mod availability;
 mod bodies;
+mod bookings;
 mod console;
 mod console_admin;
 mod console_oidc;

@@ -37,10 +37,12 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
             disk_size_gb: None,
             queue_position: None,
             estimated_start_at: None,
+            start_at: None,
         },
         checks: Checks {
             quota: Some(Quota { max_queued: 1000 }),
             ssh_access: false,
+            max_booked_gpu_hours: None,
         },
         caller: caller.clone(),
         ctx: RequestCtx::default(),

@@ -158,6 +158,7 @@ impl Env {
                 disk_size_gb: None,
                 queue_position: None,
                 estimated_start_at: None,
+                start_at: None,
             };
             reservations::submit(&mut db, &queue, &new).await.unwrap();
         }

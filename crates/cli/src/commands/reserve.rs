@@ -19,7 +19,13 @@ use crate::wait;
 /// but not the reservation (`gpu-dev cancel ID` cancels it). With --no-wait it prints the
 /// reservation id and returns at once.
 ///
+/// With --start-at it books the reservation for that time instead: it starts then, not before,
+/// and the command returns once the booking is accepted. A booking the cluster cannot honour is
+/// refused with the earliest start that could be booked (`gpu-dev avail --at TIME` shows what
+/// could be booked then).
+///
 /// Example: gpu-dev reserve --gpu-type h100 --gpus 4 --hours 2.5 --env WANDB_MODE=offline
+/// Example: gpu-dev reserve --gpu-type h100 --gpus 8 --hours 3 --start-at "2026-12-08 09:00"
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// GPU type: h100, h200, b200, a100, a10g, l4, t4, t4-small, cpu-x86, cpu-arm, … (`gpu-dev
@@ -55,6 +61,10 @@ pub struct Args {
     /// one node has).
     #[arg(long, short = 'd')]
     pub distributed: bool,
+    /// Book it to start at this time: local time as "2026-12-08 09:00", or RFC 3339
+    /// (2026-12-08T09:00:00+01:00). Implies --no-wait.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_time)]
+    pub start_at: Option<chrono::DateTime<Utc>>,
     /// Do not wait: print the reservation id and return.
     #[arg(long)]
     pub no_wait: bool,
@@ -110,6 +120,9 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
             .clone()
             .or_else(|| ctx.config.github_user.clone()),
         jupyter_enabled: args.jupyter.then_some(true),
+        start_at: args
+            .start_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         ..JobSubmission::default()
     };
     // One key per invocation: if the call is retried after a re-login, the server returns the
@@ -117,7 +130,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> CliResult {
     let idempotency_key = Uuid::new_v4().to_string();
     let submitted = session
         .call(async |c| c.submit_job(&job, Some(&idempotency_key)).await)
-        .await?;
+        .await
+        .map_err(|e| booking_refused(e, &args))?;
+    if let Some(at) = args.start_at {
+        return print_booked(ctx, &submitted, at);
+    }
     if args.no_wait {
         return print_submitted(ctx, &submitted);
     }
@@ -168,6 +185,51 @@ fn print_submitted(ctx: &Ctx, s: &JobSubmitResponse) -> CliResult {
     let short = &s.job_id.simple().to_string()[..8];
     output::print(&format!(
         "Follow it with `gpu-dev show {short}`; cancel it with `gpu-dev cancel {short}`."
+    ));
+    Ok(())
+}
+
+/// A refused booking with the start the server offers, in the local zone, and the command that
+/// books it.
+fn booking_refused(e: CliError, args: &Args) -> CliError {
+    match e {
+        CliError::Api(gpudev_client::ClientError::Api {
+            code: gpudev_client::ErrorCode::BookingUnavailable,
+            detail,
+            earliest_start,
+            ..
+        }) if args.start_at.is_some() => {
+            let offer = match earliest_start {
+                Some(t) => format!(
+                    "; the earliest start you can book is {}: gpu-dev reserve --gpu-type {} \
+                     --gpus {} --hours {} --start-at \"{}\"",
+                    output::time_rel(t, Utc::now()),
+                    args.gpu_type,
+                    args.gpus,
+                    output::hours(args.hours),
+                    output::time(t)
+                ),
+                None => String::new(),
+            };
+            CliError::Failed(format!("{detail}{offer}"))
+        }
+        other => other,
+    }
+}
+
+fn print_booked(ctx: &Ctx, s: &JobSubmitResponse, at: chrono::DateTime<Utc>) -> CliResult {
+    if ctx.json() {
+        return output::json(s);
+    }
+    output::print(&format!(
+        "Reservation {} is booked to start {}.",
+        s.job_id,
+        output::time_rel(at, Utc::now())
+    ));
+    let short = &s.job_id.simple().to_string()[..8];
+    output::print(&format!(
+        "It starts then, not before; follow it with `gpu-dev show {short}`; cancel it (freeing \
+         its time at once) with `gpu-dev cancel {short}`."
     ));
     Ok(())
 }

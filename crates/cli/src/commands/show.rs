@@ -61,6 +61,9 @@ fn render(ctx: &Ctx, job: &JobDetail) -> String {
     fields.push(("Hours", hours));
     fields.push(("Image", job.image.clone()));
     fields.push(("Created", output::time_rel(job.created_at, now)));
+    if let Some(t) = job.start_at {
+        fields.push(("Booked for", output::time_rel(t, now)));
+    }
     if job.status == "queued" {
         let mut q = Vec::new();
         if let Some(p) = job.queue_position {

@@ -210,3 +210,144 @@ async fn the_submit_answer_is_what_the_next_pass_decides_when_nothing_else_chang
         "answer {answer}\nafter the pass {job}"
     );
 }
+
+/// A time as `gpu-dev` shows it (and reads it) in the zone the runs below use: UTC+3.
+fn local(t: chrono::DateTime<chrono::Utc>, format: &str) -> String {
+    t.with_timezone(&chrono::FixedOffset::east_opt(3 * 3600).unwrap())
+        .format(format)
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_in_local_time_is_offered_when_taken_and_starts_at_its_time() {
+    // POSIX for UTC+3, whatever the season.
+    let tz = [("TZ", "UTC-3")];
+    let w = World::new().await;
+    write(&w.home().join(".ssh").join("id_ed25519.pub"), SSH_KEY);
+    let _running = processor(&w).await;
+    w.login().await;
+    w.run(&["ssh-keys", "add"]).await.ok();
+    let now = chrono::Utc::now();
+    let start = chrono::DateTime::from_timestamp(now.timestamp() + 25, 0).unwrap();
+    let at = local(start, "%Y-%m-%d %H:%M:%S");
+
+    // What could be booked then, once the scheduler has made its first pass: the whole node.
+    let mut avail = None;
+    for _ in 0..100 {
+        let run = w
+            .run_env(&["avail", "--at", &at, "-o", "json"], &tz, &[])
+            .await;
+        if run.code == 0 {
+            avail = Some(run.json());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let avail = avail.expect("the scheduler published its state");
+    assert_eq!(
+        avail["availability"]["t4"]["bookable"]["max_on_one_node"], 4,
+        "{avail}"
+    );
+    assert_eq!(
+        avail["at"]
+            .as_str()
+            .map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap()),
+        Some(start.fixed_offset())
+    );
+
+    let booked = w
+        .run_env(
+            &[
+                "reserve",
+                "-t",
+                "t4",
+                "-g",
+                "4",
+                "-H",
+                "1",
+                "--start-at",
+                &at,
+                "-o",
+                "json",
+            ],
+            &tz,
+            &[],
+        )
+        .await
+        .ok()
+        .json();
+    let id = booked["job_id"].as_str().unwrap().to_owned();
+    let eta =
+        chrono::DateTime::parse_from_rfc3339(booked["estimated_start_time"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(eta.timestamp(), start.timestamp(), "{booked}");
+
+    // The same GPUs then are taken: refused, with the earliest start offered in local time
+    // (its hour, then the release delay after it).
+    let refused = w
+        .run_env(
+            &[
+                "reserve",
+                "-t",
+                "t4",
+                "-g",
+                "2",
+                "-H",
+                "1",
+                "--start-at",
+                &at,
+            ],
+            &tz,
+            &[],
+        )
+        .await;
+    assert_eq!(refused.code, 1, "{refused:#?}");
+    let offered = local(
+        start + chrono::Duration::seconds(3600 + 180),
+        "%Y-%m-%d %H:%M",
+    );
+    assert!(
+        refused.stderr.contains("earliest start you can book is")
+            && refused
+                .stderr
+                .contains(&format!("--start-at \"{offered}\"")),
+        "{refused:#?}"
+    );
+
+    let shown = w.run_env(&["show", &id], &tz, &[]).await.ok();
+    let when = local(start, "%Y-%m-%d %H:%M");
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("Booked for") && l.contains(&when)),
+        "{shown:#?}"
+    );
+
+    // It waits for its time, then starts within a scheduler interval of it.
+    let mut status = String::new();
+    for _ in 0..300 {
+        let job = w.run(&["show", &id, "-o", "json"]).await.ok().json();
+        status = job["status"].as_str().unwrap().to_owned();
+        if status != "queued" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_ne!(status, "queued", "never started");
+    let row = w
+        .sql()
+        .await
+        .query_one(
+            "SELECT extract(epoch FROM admitted_at - start_at)::float8 FROM reservations \
+             WHERE reservation_id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let late = row.get::<_, f64>(0);
+    assert!(
+        (0.0..15.0).contains(&late),
+        "admitted {late} s after its booked start"
+    );
+}

@@ -47,6 +47,21 @@
 //! extended, work outside gpudev, or its owner's quota. Such a promise is placed again and the
 //! outcome says why ([`QueueInfo::promise_moved`]).
 //!
+//! # Bookings
+//!
+//! A *booking* is a queued reservation with a booked start ([`Pending::start_at`]). It is a
+//! promise fixed at that time: the first pass that sees it places it at its booked start (or,
+//! if its capacity is taken then, as soon after as it is free, saying why), on the nodes that
+//! allow it, right after the promises of earlier passes are put back and *before* any promise
+//! is moved earlier and before anything else is placed. So nothing placed after it — queued
+//! work admitted now, promises moving up, later requests — can overlap its slots: other work
+//! is backfilled around it only where it ends in time or uses slots it does not need. Later
+//! passes keep it like any promise, but never move it before its booked start; once that has
+//! come it is admitted as soon as its nodes are free and Ready. Bookings are placed in the
+//! order of their booked starts. A booking is tagged like any reservation, so what it books
+//! counts in its owner's fair share at once, but it does not hold its type's virtual time back
+//! while it waits for its time.
+//!
 //! # Conservative backfill
 //!
 //! After the promises, the pass walks the ordered queue once and gives *every* other
@@ -57,7 +72,9 @@
 //!    for it over the same interval (quotas are a per-user profile of the same kind: what the
 //!    user holds, releasing at each `expires_at`);
 //! 2. its slots are taken from those profiles over `[t, t + duration)` — on the chosen node(s)
-//!    and in the user's quota;
+//!    and in the user's quota; here, and in step 1, `duration` includes the policy's release
+//!    delay ([`QueuePolicy::release_delay_secs`]), since once running the reservation holds its
+//!    nodes that much past its end;
 //! 3. if `t == now` it is admitted; otherwise it waits with `t` as its estimated start, and the
 //!    slots taken in step 2 are its *shadow*: a reservation of exactly those nodes at exactly
 //!    that time.
@@ -128,7 +145,7 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use fair_share::{UsageRecord, decayed_usage};
 pub use quota::Quotas;
-pub use state::{Prediction, QueueState, ReservationKey};
+pub use state::{Bookable, Prediction, QueueState, ReservationKey};
 
 use crate::gpu::GpuType;
 use crate::username::Username;
@@ -208,6 +225,11 @@ pub struct Pending<Id> {
     pub tag: Option<f64>,
     /// The start an earlier pass promised it, if any.
     pub promise: Option<Promise>,
+    /// For a booking, the start its owner booked (unix seconds): it is placed at that time and
+    /// never earlier (see *Bookings* in the module documentation). `None` for a reservation
+    /// that starts as soon as it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<i64>,
 }
 
 /// Everything one pass looks at.
@@ -243,6 +265,12 @@ pub struct QueuePolicy {
     /// worth `h` hours of the whole pool delays a reservation by at most `h` hours compared
     /// with first come, first served. 0 turns aging off (pure fair share).
     pub aging: f64,
+    /// How long after its end a reservation's nodes are really free (the expiry job's grace
+    /// and interval): every reservation placed on the timeline holds its nodes this much longer
+    /// than it lasts, as it will once it runs (running ones are passed with it already in their
+    /// `expires_at`), so work promised or booked right after it is not moved when it starts.
+    #[serde(default)]
+    pub release_delay_secs: i64,
 }
 
 /// A reservation to start now.
@@ -324,6 +352,21 @@ impl<Id: Ord> Job<'_, Id> {
             .then(a.reservation_id.cmp(&b.reservation_id))
     }
 
+    /// Bookings are placed in the order of their booked starts, then first come, first served.
+    fn booking_order(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.pending, other.pending);
+        a.start_at
+            .cmp(&b.start_at)
+            .then(a.submitted_at.cmp(&b.submitted_at))
+            .then(a.reservation_id.cmp(&b.reservation_id))
+    }
+
+    /// The earliest start this reservation may be placed at: its booked start for a booking
+    /// (or now, once that has passed), now for everything else.
+    fn floor(&self, now: i64) -> i64 {
+        self.pending.start_at.map_or(now, |s| s.max(now))
+    }
+
     /// Promised reservations keep their places: priority, promised start, tag, id.
     fn promise_order(&self, other: &Self) -> Ordering {
         let start = |j: &Self| j.pending.promise.as_ref().map_or(i64::MAX, |p| p.start);
@@ -401,6 +444,17 @@ fn run_pass<Id: Clone + Ord>(input: &PassInput<'_, Id>, stop: Option<&Id>) -> Pa
             Err(reason) => moved.push((job, reason)),
         }
     }
+    // New bookings take their booked start next, before any promise moves earlier into the
+    // room they need: nothing placed after them may overlap them.
+    let (mut bookings, rest): (Vec<_>, Vec<_>) =
+        rest.into_iter().partition(|j| j.pending.start_at.is_some());
+    bookings.sort_by(Job::booking_order);
+    for job in bookings {
+        pass.place_new(&job, None);
+        if stop == Some(&job.pending.reservation_id) {
+            return pass.finish(input);
+        }
+    }
     // Released capacity (an early end, a node back) lets promises move earlier, in promise
     // order; each search sees every other promise in place, so none moves another later.
     for (job, nodes) in kept {
@@ -420,10 +474,7 @@ fn run_pass<Id: Clone + Ord>(input: &PassInput<'_, Id>, stop: Option<&Id>) -> Pa
             break;
         }
     }
-    let mut outcome = pass.outcome;
-    outcome.clocks =
-        fair_queue::advance_clocks(input.clocks, &pass.waiting_min, &pass.admitted_max);
-    outcome
+    pass.finish(input)
 }
 
 /// The queue as jobs, sorted in fair order, each with its tag (new ones get theirs here).
@@ -436,19 +487,23 @@ fn tagged_jobs<'a, Id: Ord>(input: &PassInput<'a, Id>) -> Vec<Job<'a, Id>> {
             finishes.record(&r.gpu_type, &r.user, tag + cost);
         }
     }
+    let hold = input.policy.release_delay_secs.max(0);
     let shape_of = |p: &Pending<Id>| {
         let nodes = p.nodes.max(1);
         Shape {
             per_node: slots(p.gpu_count.div_ceil(nodes)),
             nodes,
-            duration: p.duration_secs.max(1),
+            duration: p.duration_secs.max(1).saturating_add(hold),
         }
+    };
+    // What it books costs share; the release delay after it does not.
+    let cost_of = |p: &Pending<Id>| {
+        let shape = shape_of(p);
+        fair_queue::cost(shape.per_node, shape.nodes, p.duration_secs.max(1))
     };
     for p in input.queue {
         if let Some(tag) = p.tag {
-            let shape = shape_of(p);
-            let cost = fair_queue::cost(shape.per_node, shape.nodes, shape.duration);
-            finishes.record(&p.gpu_type, &p.user, tag + cost);
+            finishes.record(&p.gpu_type, &p.user, tag + cost_of(p));
         }
     }
     // New requests are tagged in submission order, each behind its owner's earlier ones.
@@ -458,9 +513,8 @@ fn tagged_jobs<'a, Id: Ord>(input: &PassInput<'a, Id>) -> Vec<Job<'a, Id>> {
     });
     let mut assigned: BTreeMap<&Id, f64> = BTreeMap::new();
     for p in new {
-        let shape = shape_of(p);
         let v = input.clocks.get(&p.gpu_type).copied().unwrap_or(0.0);
-        let cost = fair_queue::cost(shape.per_node, shape.nodes, shape.duration);
+        let cost = cost_of(p);
         let history = input.usage.get(&p.user).copied().unwrap_or(0.0);
         assigned.insert(
             &p.reservation_id,
@@ -520,16 +574,29 @@ struct Pass<'a, Id> {
 }
 
 impl<'a, Id: Clone + Ord> Pass<'a, Id> {
+    /// The outcome, with the clocks the next pass starts from.
+    fn finish(self, input: &PassInput<'_, Id>) -> PassOutcome<Id> {
+        let mut outcome = self.outcome;
+        outcome.clocks =
+            fair_queue::advance_clocks(input.clocks, &self.waiting_min, &self.admitted_max);
+        outcome
+    }
+
     /// Places a reservation that has no promise to keep (or one whose promise was lost, with
     /// the reason): admitted if it can start now; promised if its start is within the horizon
-    /// or no later request can be ordered ahead of it.
+    /// or no later request can be ordered ahead of it. A booking is placed at its booked start
+    /// or as soon after as its capacity allows, and is always promised.
     fn place_new(&mut self, job: &Job<'a, Id>, moved: Option<String>) {
         let now = self.now;
         let Some(pool) = self.pools.get_mut(&job.pending.gpu_type) else {
             return;
         };
         let quota = self.quotas.get_mut(&job.pending.user);
-        let placed = place(job, pool, quota.as_deref(), now);
+        let booked = job.pending.start_at.map(|_| job.floor(now));
+        let placed = match booked {
+            Some(from) => place_from(job, pool, quota.as_deref(), from),
+            None => place(job, pool, quota.as_deref(), now),
+        };
         let blocked_reason = match &placed {
             Placement::Fits { start, .. } if *start == now => None,
             Placement::Fits { capacity_start, .. } | Placement::Never { capacity_start } => {
@@ -551,6 +618,12 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
                     })
             }
         };
+        let blocked_reason = match (&placed, booked) {
+            (Placement::Fits { start, .. }, Some(from)) if *start > from => {
+                blocked_reason.or_else(|| Some(LATE_BOOKING.to_owned()))
+            }
+            _ => blocked_reason,
+        };
         match placed {
             Placement::Fits { start, nodes, .. } => {
                 pool.reserve(job.shape, &nodes, start);
@@ -562,7 +635,8 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
                     .firm_line
                     .get(&job.pending.gpu_type)
                     .is_some_and(|line| job.key <= *line);
-                let promised = firm || start <= now.saturating_add(self.horizon);
+                let promised =
+                    firm || booked.is_some() || start <= now.saturating_add(self.horizon);
                 self.settle_with(job, start, names, promised, blocked_reason, moved);
             }
             Placement::Never { .. } => self.wait(job, None, None, blocked_reason, moved),
@@ -610,9 +684,11 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
         Ok(nodes)
     }
 
-    /// Moves a kept promise earlier when capacity allows it, without moving any other later.
+    /// Moves a kept promise earlier when capacity allows it, without moving any other later,
+    /// and never before a booking's booked start.
     fn compress(&mut self, job: &Job<'a, Id>, nodes: Vec<usize>) {
         let now = self.now;
+        let floor = job.floor(now);
         let promised_start = job
             .pending
             .promise
@@ -624,7 +700,7 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
         let mut quota = self.quotas.get_mut(&job.pending.user);
         let end = promised_start.saturating_add(job.shape.duration);
         let (mut start, mut chosen) = (promised_start, nodes);
-        if promised_start > now {
+        if promised_start > floor {
             pool.release(job.shape, &chosen, promised_start);
             if let Some(q) = quota.as_deref_mut() {
                 q.release(promised_start, end, job.gpus);
@@ -633,7 +709,7 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
                 start: better,
                 nodes: better_nodes,
                 ..
-            } = place_from(job, pool, quota.as_deref(), now)
+            } = place_from(job, pool, quota.as_deref(), floor)
                 && better < promised_start
             {
                 start = better;
@@ -688,11 +764,16 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
         blocked_reason: Option<String>,
         promise_moved: Option<String>,
     ) {
-        let min = self
-            .waiting_min
-            .entry(&job.pending.gpu_type)
-            .or_insert(job.tag);
-        *min = min.min(job.tag);
+        // A booking waits for its time, not for its turn: it does not hold the virtual time
+        // back, or every request submitted before it starts would be tagged as of its
+        // submission.
+        if job.pending.start_at.is_none() {
+            let min = self
+                .waiting_min
+                .entry(&job.pending.gpu_type)
+                .or_insert(job.tag);
+            *min = min.min(job.tag);
+        }
         let position = self.positions.entry(&job.pending.gpu_type).or_insert(0);
         *position += 1;
         self.outcome.positions.push(QueueInfo {
@@ -706,6 +787,10 @@ impl<'a, Id: Clone + Ord> Pass<'a, Id> {
         });
     }
 }
+
+/// Why a booking waits past its booked start.
+const LATE_BOOKING: &str = "its booked start cannot be honoured: the capacity it needs is \
+                            taken then (a node it was to use is gone or work on it runs late)";
 
 fn node_names(pool: &Pool<'_>, nodes: &[usize]) -> Vec<String> {
     nodes

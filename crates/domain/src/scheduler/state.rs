@@ -46,6 +46,17 @@ pub struct QueueState<Id> {
     pub policy: QueuePolicy,
 }
 
+/// What could be booked on one GPU type from a given start (see [`QueueState::bookable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bookable {
+    /// The most slots (GPUs, or reservation slots on a CPU-only type) one single-node booking
+    /// could have; 0 when none could be honoured.
+    pub slots_on_one_node: u32,
+    /// The most whole nodes one multi-node booking could take together (0 when not even two
+    /// could, or the type is not multi-node).
+    pub whole_nodes: u32,
+}
+
 /// What the next pass would do with a new request, nothing else changing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prediction {
@@ -125,6 +136,135 @@ impl<Id: Clone + Ord> QueueState<Id> {
         }
     }
 
+    /// What `user` could book on `gpu_type` from `start` for `duration_secs`, by the same pass
+    /// that decides a booking's submit: the largest single-node booking (searched up to
+    /// `slots_per_node`, whose nodes hold `slots_per_node` GPUs, or one slot for a CPU-only type
+    /// with `slots_per_node` 0) and the most whole nodes together (up to `max_nodes`; none when
+    /// `max_nodes` < 2) whose start would be promised exactly then. `probe` identifies the
+    /// hypothetical booking; it should order after every booking already submitted.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each says one thing of the booking asked about"
+    )]
+    pub fn bookable(
+        &self,
+        probe: &Id,
+        user: &Username,
+        gpu_type: &GpuType,
+        slots_per_node: u32,
+        max_nodes: u32,
+        start: i64,
+        duration_secs: i64,
+        now: i64,
+    ) -> Bookable {
+        let honoured = |gpu_count: u32, nodes: u32| {
+            let booking = Pending {
+                reservation_id: probe.clone(),
+                user: user.clone(),
+                gpu_type: gpu_type.clone(),
+                gpu_count,
+                nodes,
+                priority: 0,
+                submitted_at: now,
+                duration_secs,
+                tag: None,
+                promise: None,
+                start_at: Some(start),
+            };
+            match self.predict(booking, now) {
+                Prediction::StartsNow => true,
+                Prediction::Waits {
+                    estimated_start: Some(t),
+                    ..
+                } => t <= start,
+                _ => false,
+            }
+        };
+        // Fewer slots, or fewer nodes, are honoured whenever more are: search for the largest.
+        let largest = |top: u32, fits: &dyn Fn(u32) -> bool| {
+            let (mut lo, mut hi) = (0, top);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if fits(mid) { lo = mid } else { hi = mid - 1 }
+            }
+            lo
+        };
+        let slots_on_one_node = if slots_per_node == 0 {
+            u32::from(honoured(0, 1))
+        } else {
+            largest(slots_per_node, &|g| honoured(g, 1))
+        };
+        let whole_nodes = if slots_per_node == 0 || max_nodes < 2 {
+            0
+        } else {
+            match largest(max_nodes, &|k| {
+                k < 2 || honoured(k.saturating_mul(slots_per_node), k)
+            }) {
+                k if k >= 2 => k,
+                _ => 0,
+            }
+        };
+        Bookable {
+            slots_on_one_node,
+            whole_nodes,
+        }
+    }
+
+    /// The bookings a change of this state would make start later than they would now: each
+    /// with the start it has now. `change` edits a copy (an extension: a running reservation's
+    /// `expires_at`, or a queued one's duration) and says whether it found what it changes;
+    /// when it did not, nothing is delayed.
+    pub fn bookings_delayed_by(
+        &self,
+        change: impl FnOnce(&mut Self) -> bool,
+        now: i64,
+    ) -> Vec<(Id, i64)> {
+        let mut changed = self.clone();
+        if !change(&mut changed) {
+            return Vec::new();
+        }
+        let starts = |state: &Self| -> BTreeMap<Id, i64> {
+            let now = now.max(state.taken_at);
+            let outcome = run_pass(&state.input(now), None);
+            let booked: BTreeMap<&Id, ()> = state
+                .queue
+                .iter()
+                .filter(|p| p.start_at.is_some())
+                .map(|p| (&p.reservation_id, ()))
+                .collect();
+            outcome
+                .admissions
+                .iter()
+                .map(|a| (a.reservation_id.clone(), now))
+                .chain(outcome.positions.iter().map(|q| {
+                    (
+                        q.reservation_id.clone(),
+                        q.estimated_start.unwrap_or(i64::MAX),
+                    )
+                }))
+                .filter(|(id, _)| booked.contains_key(id))
+                .collect()
+        };
+        let (before, after) = (starts(self), starts(&changed));
+        before
+            .into_iter()
+            .filter(|(id, start)| after.get(id).is_none_or(|later| later > start))
+            .collect()
+    }
+
+    fn input(&self, now: i64) -> PassInput<'_, Id> {
+        PassInput {
+            now,
+            nodes: &self.nodes,
+            running: &self.running,
+            queue: &self.queue,
+            usage: &self.usage,
+            quotas: self.quotas,
+            clocks: &self.clocks,
+            policy: self.policy,
+        }
+    }
+
     /// What the next pass, at `now`, would do with `new` (its tag unset), if nothing else
     /// changed: the scheduler's own pass over this state, stopped once `new` is placed.
     pub fn predict(&self, new: Pending<Id>, now: i64) -> Prediction {
@@ -133,14 +273,8 @@ impl<Id: Clone + Ord> QueueState<Id> {
         queue.push(new);
         let outcome = run_pass(
             &PassInput {
-                now: now.max(self.taken_at),
-                nodes: &self.nodes,
-                running: &self.running,
                 queue: &queue,
-                usage: &self.usage,
-                quotas: self.quotas,
-                clocks: &self.clocks,
-                policy: self.policy,
+                ..self.input(now.max(self.taken_at))
             },
             Some(&id),
         );

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::*;
 
+mod bookings;
+
 const NOW: i64 = 1_000_000;
 const HOUR: i64 = 3600;
 
@@ -50,6 +52,7 @@ fn pending(id: u32, owner: &str, gpu_type: &str, gpu_count: u32) -> Pending<u32>
         duration_secs: HOUR,
         tag: None,
         promise: None,
+        start_at: None,
     }
 }
 
@@ -75,6 +78,7 @@ struct Scenario {
     clocks: BTreeMap<GpuType, f64>,
     horizon: i64,
     aging: f64,
+    release_delay: i64,
 }
 
 impl Scenario {
@@ -94,6 +98,7 @@ impl Scenario {
             policy: QueuePolicy {
                 promise_horizon_secs: self.horizon,
                 aging: self.aging,
+                release_delay_secs: self.release_delay,
             },
         }
     }
@@ -751,6 +756,7 @@ impl Scenario {
             clocks: out.clocks.clone(),
             horizon: self.horizon,
             aging: self.aging,
+            release_delay: self.release_delay,
             queue: Vec::new(),
         };
         for q in &out.positions {
@@ -1036,6 +1042,9 @@ fn the_prediction_for_a_new_request_is_what_the_next_pass_does_with_it() {
         };
         new.submitted_at = NOW + 30;
         new.duration_secs = 600 + rng.below(10 * HOUR as u64) as i64;
+        if seed % 4 == 1 {
+            new.start_at = Some(NOW + 60 + rng.below(20 * HOUR as u64) as i64);
+        }
         let predicted = state.predict(new.clone(), NOW + 60);
 
         let (mut next, later) = s.next_pass(&out, NOW + 60);

@@ -243,6 +243,7 @@ impl Env {
             disk_size_gb: None,
             queue_position: None,
             estimated_start_at: None,
+            start_at: None,
         };
         let mut db = self.db.connect().await;
         let queue = Queue::new(gpudev_store::DEFAULT_QUEUE).unwrap();

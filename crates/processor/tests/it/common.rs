@@ -205,6 +205,7 @@ impl Env {
             disk_size_gb: None,
             queue_position: None,
             estimated_start_at: None,
+            start_at: None,
         };
         reservations::submit(db, &self.queue(), &new).await.unwrap();
         id

@@ -87,9 +87,11 @@ async fn a_full_cluster_gives_queued_reservations_positions_and_estimates_from_r
         (eta_a - released).num_seconds().abs() <= 1,
         "{eta_a} vs {released}"
     );
+    // The second starts once the first has run its hour and its GPUs are released too.
+    let delay = chrono::Duration::from_std(p.config().release_delay).unwrap();
     let eta_b = b.estimated_start_at.unwrap();
     assert!(
-        (eta_b - (released + chrono::Duration::hours(1)))
+        (eta_b - (released + chrono::Duration::hours(1) + delay))
             .num_seconds()
             .abs()
             <= 1
@@ -207,10 +209,11 @@ async fn a_promise_is_stored_kept_when_a_lighter_user_submits_later_and_recorded
     let (b, c) = (env.get(bobs).await, env.get(carols).await);
     assert_eq!(b.promised_start_at, Some(promised));
     assert_eq!((b.queue_position, c.queue_position), (Some(1), Some(2)));
+    let delay = chrono::Duration::from_std(p.config().release_delay).unwrap();
     assert_eq!(
         c.estimated_start_at,
-        Some(promised + chrono::Duration::hours(2)),
-        "after bob's two hours"
+        Some(promised + chrono::Duration::hours(2) + delay),
+        "after bob's two hours and the release of his GPUs"
     );
 
     let db = env.db.connect().await;

@@ -62,6 +62,8 @@ pub struct NewReservation {
     pub queue_position: Option<i32>,
     /// The start the same prediction expects, if it has one.
     pub estimated_start_at: Option<DateTime<Utc>>,
+    /// For a booking, the start its owner booked; `None` to start as soon as it can.
+    pub start_at: Option<DateTime<Utc>>,
 }
 
 /// A stored reservation.
@@ -162,6 +164,8 @@ pub struct Reservation {
     /// What its dev box's agent reported (read with its history only; none otherwise, and
     /// before the box has an agent).
     pub activity: Option<crate::activity::Activity>,
+    /// For a booking, the start its owner booked.
+    pub start_at: Option<DateTime<Utc>>,
 }
 
 pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.status, r.detailed_status, \
@@ -171,7 +175,7 @@ pub(super) const COLUMNS: &str = "r.reservation_id, r.user_id, u.username, r.sta
     r.estimated_start_at, r.promised_start_at, r.first_estimated_start_at, r.estimated_ready_at, r.instance_type, r.namespace, r.pod_name, r.node_names, r.node_ip, \
     r.node_port, r.ssh_command, r.jupyter_url, r.warnings_sent, r.created_at, r.updated_at, \
     r.admitted_at, r.launched_at, r.expires_at, r.ended_at, r.request_hash, r.jupyter_token, \
-    r.command, r.disk_size_gb, r.idle_minutes";
+    r.command, r.disk_size_gb, r.idle_minutes, r.start_at";
 
 /// Column `name` of a reservation row, parsed by `parse`.
 fn column<T, E: std::fmt::Display>(
@@ -256,6 +260,7 @@ pub(super) fn from_row(r: &Row) -> Result<Reservation, StoreError> {
         disk_size_gb: r.get("disk_size_gb"),
         idle_minutes: r.get("idle_minutes"),
         activity: crate::activity::activity_from_row(r)?,
+        start_at: r.get("start_at"),
     })
 }
 

@@ -70,6 +70,10 @@ pub async fn submit_in(
         Checked::NoSshAccess => Err(StoreError::Corrupt(
             "a submit without an SSH access check was refused for SSH access".into(),
         )),
+        // No cap on booked hours was given.
+        Checked::OverBookedHours { .. } => Err(StoreError::Corrupt(
+            "a submit without a booking cap was refused for booked hours".into(),
+        )),
     }
 }
 
@@ -89,6 +93,9 @@ pub struct Checks {
     /// Refuse the submit unless its dev box can get an SSH key from somewhere: the user has a
     /// stored key, the request names a GitHub user, or the user's account does.
     pub ssh_access: bool,
+    /// For a booking: the most GPU-hours a user may have booked and waiting at once, this
+    /// booking included (none for no cap). Ignored for a submit that is not a booking.
+    pub max_booked_gpu_hours: Option<u32>,
 }
 
 /// The outcome of [`submit_within`].
@@ -106,6 +113,14 @@ pub enum Checked {
     /// SSH key (the user has none stored, and neither the request nor the account names a
     /// GitHub user).
     NoSshAccess,
+    /// Nothing was written: this booking would take the user's waiting bookings beyond
+    /// [`Checks::max_booked_gpu_hours`].
+    OverBookedHours {
+        /// The cap.
+        limit: u32,
+        /// GPU-hours the user already has booked and waiting (before this booking).
+        booked: f64,
+    },
 }
 
 /// [`submit_in`] with the quota check (none for `None`) in the same statement: the user's
@@ -144,6 +159,7 @@ pub async fn submit_many(
                 Checks {
                     quota,
                     ssh_access: false,
+                    max_booked_gpu_hours: None,
                 },
             )
         })
@@ -240,7 +256,8 @@ async fn insert(
                      github_user text, priority int, idempotency_key text, cli_version text, \
                      request_hash text, disk_size_gb int, max_queued bigint, \
                      queue_position int, estimated_start_at timestamptz, \
-                     key_id text, data_key text, sealed text, hint jsonb, ssh_check boolean)) \
+                     key_id text, data_key text, sealed text, hint jsonb, ssh_check boolean, \
+                     start_at timestamptz, max_booked float8)) \
                    WITH ORDINALITY AS t), \
                  access AS ( \
                    SELECT i.ord, NOT coalesce(i.ssh_check, false) \
@@ -259,16 +276,27 @@ async fn insert(
                      OR (p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key) \
                    ORDER BY i.ord, 4 DESC), \
                  load AS ( \
-                   SELECT d.user_id, q.n, q.gpus \
-                   FROM (SELECT DISTINCT ON (user_id) user_id, max_queued FROM input) d \
+                   SELECT d.user_id, q.n, q.gpus, b.hours AS booked \
+                   FROM (SELECT user_id, (array_agg(max_queued))[1] AS max_queued, \
+                           bool_or(start_at IS NOT NULL AND max_booked IS NOT NULL) AS booking \
+                         FROM input GROUP BY user_id) d \
                    CROSS JOIN LATERAL ( \
                      SELECT count(*) AS n, coalesce(sum(gpu_count), 0)::bigint AS gpus \
                      FROM (SELECT gpu_count FROM reservations \
                            WHERE user_id = d.user_id AND status = 'queued' \
-                           LIMIT coalesce(d.max_queued, 0)) AS queued) q), \
+                           LIMIT coalesce(d.max_queued, 0)) AS queued) q \
+                   CROSS JOIN LATERAL ( \
+                     SELECT coalesce(sum(gpu_count * (duration_hours + extended_hours)), 0) \
+                       AS hours \
+                     FROM reservations \
+                     WHERE d.booking AND user_id = d.user_id AND status = 'queued' \
+                       AND start_at IS NOT NULL) b), \
                  cand AS ( \
                    SELECT i.*, row_number() OVER (PARTITION BY i.user_id ORDER BY i.ord) AS nth, \
-                     row_number() OVER (PARTITION BY i.gpu_type ORDER BY i.ord) AS nth_of_type \
+                     row_number() OVER (PARTITION BY i.gpu_type ORDER BY i.ord) AS nth_of_type, \
+                     sum(CASE WHEN i.start_at IS NULL THEN 0 \
+                              ELSE i.gpu_count * i.duration_hours END) \
+                       OVER (PARTITION BY i.user_id ORDER BY i.ord) AS booking_hours \
                    FROM input i JOIN access a USING (ord) \
                    WHERE a.ok AND NOT EXISTS (SELECT 1 FROM prior p WHERE p.ord = i.ord)), \
                  ins AS ( \
@@ -276,7 +304,7 @@ async fn insert(
                      node_count, duration_hours, image, env_names, disk_name, jupyter_enabled, \
                      github_user, priority, idempotency_key, cli_version, request_hash, \
                      disk_size_gb, detailed_status, created_at, queue_position, \
-                     estimated_start_at) \
+                     estimated_start_at, start_at) \
                    SELECT c.reservation_id, c.user_id, c.name, c.gpu_type, c.gpu_count, \
                      c.node_count, c.duration_hours, c.image, coalesce(c.env_names, '{{}}'), \
                      c.disk_name, c.jupyter_enabled, c.github_user, c.priority, \
@@ -286,9 +314,11 @@ async fn insert(
                        SELECT max(q.queue_position) FROM reservations q \
                        WHERE q.status = 'queued' AND q.gpu_type = c.gpu_type), 0) \
                        + c.nth_of_type::int), \
-                     c.estimated_start_at \
+                     c.estimated_start_at, c.start_at \
                    FROM cand c JOIN load l USING (user_id) \
-                   WHERE c.max_queued IS NULL OR l.n + c.nth <= c.max_queued \
+                   WHERE (c.max_queued IS NULL OR l.n + c.nth <= c.max_queued) \
+                     AND (c.start_at IS NULL OR c.max_booked IS NULL \
+                          OR l.booked + c.booking_hours <= c.max_booked + 1e-9) \
                    ORDER BY c.ord \
                    ON CONFLICT DO NOTHING \
                    RETURNING *), \
@@ -314,7 +344,10 @@ async fn insert(
                  SELECT i.ord, \
                    coalesce(i.max_queued IS NULL OR l.n + c.nth <= i.max_queued, false) AS admitted, \
                    msg.msg_id, p.reservation_id AS prior_id, p.user_id AS prior_user, \
-                   p.by_key AS prior_by_key, a.ok AS ssh_access, {COLUMNS} \
+                   p.by_key AS prior_by_key, a.ok AS ssh_access, \
+                   coalesce(i.start_at IS NULL OR i.max_booked IS NULL \
+                     OR l.booked + c.booking_hours <= i.max_booked + 1e-9, true) AS within_booked, \
+                   l.booked AS booked_hours, {COLUMNS} \
                  FROM input i JOIN load l USING (user_id) JOIN access a USING (ord) \
                  LEFT JOIN prior p ON p.ord = i.ord \
                  LEFT JOIN cand c ON c.ord = i.ord \
@@ -334,7 +367,7 @@ async fn insert(
     }
     let mut outcomes = Vec::with_capacity(rows.len());
     for (row, (new, checks)) in rows.iter().zip(submits) {
-        outcomes.push(outcome(tx, row, new, checks.quota).await?);
+        outcomes.push(outcome(tx, row, new, *checks).await?);
     }
     Ok(outcomes)
 }
@@ -383,6 +416,8 @@ fn input_row(
         "sealed": new.secrets.as_ref().map(|s| BASE64.encode(&s.sealed)),
         "hint": hint,
         "ssh_check": checks.ssh_access,
+        "start_at": new.start_at,
+        "max_booked": checks.max_booked_gpu_hours.map(f64::from),
     }))
 }
 
@@ -391,8 +426,9 @@ async fn outcome(
     tx: &impl Db,
     row: &tokio_postgres::Row,
     new: &NewReservation,
-    quota: Option<Quota>,
+    checks: Checks,
 ) -> Result<Checked, StoreError> {
+    let quota = checks.quota;
     let msg_id: Option<i64> = row.get("msg_id");
     if let Some(msg_id) = msg_id {
         return Ok(Checked::Submitted(Submitted::Created {
@@ -408,6 +444,14 @@ async fn outcome(
     }
     if !row.get::<_, bool>("ssh_access") {
         return Ok(Checked::NoSshAccess);
+    }
+    if !row.get::<_, bool>("within_booked")
+        && let Some(limit) = checks.max_booked_gpu_hours
+    {
+        return Ok(Checked::OverBookedHours {
+            limit,
+            booked: row.get("booked_hours"),
+        });
     }
     if !row.get::<_, bool>("admitted") {
         return quota.map(Checked::OverQuota).ok_or_else(|| {

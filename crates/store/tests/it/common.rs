@@ -50,6 +50,7 @@ pub fn reservation_for(owner: &User) -> NewReservation {
         disk_size_gb: None,
         queue_position: None,
         estimated_start_at: None,
+        start_at: None,
     }
 }
 

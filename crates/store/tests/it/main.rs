@@ -6,6 +6,7 @@
     reason = "test helpers fail the test by panicking with the error"
 )]
 
+mod bookings;
 mod common;
 mod hung;
 mod job_changes;

@@ -320,3 +320,61 @@ async fn a_statement_whose_submits_are_all_refused_sends_nothing() {
         0
     );
 }
+
+#[tokio::test]
+async fn bookings_in_one_statement_are_capped_by_booked_gpu_hours_in_order_and_plain_submits_are_not()
+ {
+    use reservations::{Checked, Checks};
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let at = Some(chrono::Utc::now() + chrono::Duration::hours(5));
+    // Each is 4 GPUs for 1.5 h: 6 GPU-hours.
+    let booked = || {
+        let mut r = reservation_for(&alice);
+        r.start_at = at;
+        r
+    };
+    let (first, second, third, plain) = (booked(), booked(), booked(), reservation_for(&alice));
+    let cap = Checks {
+        max_booked_gpu_hours: Some(13),
+        ..Checks::default()
+    };
+    let tx = client.transaction().await.unwrap();
+    reservations::submit_checked(&tx, &queue, &[(&first, cap)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let tx = client.transaction().await.unwrap();
+    let out =
+        reservations::submit_checked(&tx, &queue, &[(&second, cap), (&third, cap), (&plain, cap)])
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(
+        matches!(out[0], Checked::Submitted(Submitted::Created { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        out[1],
+        Checked::OverBookedHours {
+            limit: 13,
+            booked: 6.0
+        }
+    );
+    assert!(
+        matches!(out[2], Checked::Submitted(Submitted::Created { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        count(
+            &client,
+            "SELECT count(*) FROM reservations WHERE start_at IS NOT NULL"
+        )
+        .await,
+        2
+    );
+}

@@ -137,6 +137,7 @@ pub fn summarise(input: Inputs<'_>) -> (BTreeMap<String, GpuAvailability>, Count
                 figures_age_seconds: known
                     .as_ref()
                     .map(|k| (input.now - k.at).num_seconds().max(0)),
+                bookable: None,
             },
         );
     }
@@ -307,6 +308,7 @@ mod tests {
             policy: gpudev_domain::QueuePolicy {
                 promise_horizon_secs: 7200,
                 aging: 1.0,
+                release_delay_secs: 0,
             },
         }
     }

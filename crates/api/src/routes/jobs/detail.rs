@@ -42,7 +42,11 @@ pub fn job_detail(
     let queued = r.status == ReservationStatus::Queued;
     let estimated_start_time = if queued { r.estimated_start_at } else { None };
     let start_promised = queued && r.promised_start_at.is_some();
-    let estimate_note = queued.then(|| estimate_note(start_promised, estimated_start_time));
+    let estimate_note = queued.then(|| match r.start_at {
+        Some(at) if estimated_start_time.is_some_and(|t| t > at) => BOOKING_LATE_NOTE.to_owned(),
+        Some(_) => BOOKING_NOTE.to_owned(),
+        None => estimate_note(start_promised, estimated_start_time),
+    });
     let activity = r
         .activity
         .as_ref()
@@ -88,6 +92,7 @@ pub fn job_detail(
         start_promised,
         first_estimated_start_time: r.first_estimated_start_at,
         estimated_ready_time: if queued { r.estimated_ready_at } else { None },
+        start_at: r.start_at,
         estimate_note,
         launched_at: r.launched_at,
         ended_at: r.ended_at,
@@ -117,6 +122,15 @@ fn job_activity(a: &gpudev_store::activity::Activity, limit: Option<u32>) -> Job
         idle_warned_at: a.idle_warned_at,
     }
 }
+
+/// What a booking's start promises (ADR 19), in one line.
+const BOOKING_NOTE: &str = "booked: it starts at its booked time, not before, as soon as its \
+                            nodes are ready; nothing admitted before it may use its GPUs then";
+
+/// A booking whose booked start could not be kept (a node lost, work on its nodes running late).
+const BOOKING_LATE_NOTE: &str = "booked, but its booked start cannot be kept (a node it was to \
+                                 use is gone or work on it runs late): it starts at the time \
+                                 shown, the earliest its capacity is free";
 
 /// What a queued reservation's estimate promises (ADR 5), in one line.
 pub fn estimate_note(promised: bool, estimate: Option<DateTime<Utc>>) -> String {

@@ -42,7 +42,7 @@ const ONLY_LIVE: &str = "only a queued, preparing or active job can be extended"
     responses(
         (status = 200, body = JobActionResponse, description = "extended; for an active job `expires_at` is the new end"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "ended (invalid_state), past the lifetime cap (lifetime_exceeded), or the Idempotency-Key was used with other hours (idempotency_key_reused)"),
+        (status = 409, body = ErrorBody, description = "ended (invalid_state), past the lifetime cap (lifetime_exceeded), the Idempotency-Key was used with other hours (idempotency_key_reused), or it would run into a booking of the same GPUs (conflicts_with_booking)"),
         (status = 422, body = ErrorBody, description = "extension_hours out of range, or a malformed Idempotency-Key"),
     ))]
 #[post("/jobs/{job_id}/extend")]
@@ -84,7 +84,11 @@ pub async fn extend_job(
         Extension::Applied {
             reservation,
             request,
-        } => (*reservation, request),
+        } => {
+            // Refused, the transaction rolls back: nothing of the extension is kept.
+            super::booking::extension_keeps_bookings(&state, &r, hours.as_hours()).await?;
+            (*reservation, request)
+        }
         Extension::Refused(now) => return Err(refused(&now, hours, limits)),
         Extension::Repeated(first) => return repeated(&first, &request_hash, &r),
     };

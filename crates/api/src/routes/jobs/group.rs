@@ -75,6 +75,12 @@ pub(super) async fn submit_member(
                 Checked::Submitted(Submitted::Existing(_)) | Checked::IdTaken(_) => {
                     return Err(super::submit::id_taken(member_id));
                 }
+                // A group member is never a booking (the submit refuses `start_at` for one).
+                Checked::OverBookedHours { limit, booked } => {
+                    return Err(super::submit::quota_exceeded(
+                        crate::submit_writer::booked_hours_refusal(limit, booked),
+                    ));
+                }
                 Checked::NoSshAccess => {
                     return Err(ApiError::invalid(
                         "github_user",

@@ -16,6 +16,7 @@ use crate::state::AppState;
 pub use gpudev_api_types::jobs::{Applies, JobActionResponse};
 
 pub mod add_user;
+pub(crate) mod booking;
 pub mod cancel;
 pub mod detail;
 pub mod extend;

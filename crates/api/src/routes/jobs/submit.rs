@@ -14,7 +14,7 @@ use crate::audit::RequestCtx;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
-use crate::submit_writer::{NO_SSH_KEY, SubmitRequest, refusal};
+use crate::submit_writer::{NO_SSH_KEY, SubmitRequest, booked_hours_refusal, refusal};
 
 pub use gpudev_api_types::jobs::JobSubmitResponse;
 
@@ -36,6 +36,10 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// `Idempotency-Key`: the same key with the same body returns the original job (no second
 /// reservation, no second message); the same key with a different body is 409.
 ///
+/// `start_at` books the reservation for that time (ADR 19): it is accepted only when the
+/// scheduler would promise it exactly that start now, and is otherwise refused with 409
+/// `booking_unavailable` and `earliest_start`, the earliest start it would promise instead.
+///
 /// A dev box nobody could log in to is refused (422, nothing stored): when the caller has no
 /// SSH key registered and neither the request (`github_user`, or `GITHUB_USER` in `env_vars`)
 /// nor the caller's account names a GitHub user, the `detail` says how to fix it.
@@ -49,7 +53,9 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
         (status = 400, body = ErrorBody, description = "malformed JSON"),
         (status = 403, body = ErrorBody, description = "a positive priority needs an admin"),
         (status = 409, body = ErrorBody,
-            description = "quota_exceeded, idempotency_key_reused or job_id_taken"),
+            description = "quota_exceeded, idempotency_key_reused or job_id_taken; \
+                booking_unavailable for a `start_at` that cannot be honoured, with \
+                `earliest_start`, the earliest start that would be"),
         (status = 415, body = ErrorBody, description = "the body is not JSON"),
         (status = 422, body = ErrorBody,
             description = "invalid field (unknown GPU types list the valid ones), or no SSH key \
@@ -72,9 +78,14 @@ pub async fn submit_job(
     }
     let request_hash = canonical_hash(&body);
     let idempotency_key = idempotency_key(&req)?;
-    let submission: JobSubmission = serde_json::from_value(body)
+    let mut submission: JobSubmission = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid("body", format!("invalid request body: {e}")))?;
     let config = &state.config;
+    let start_at = super::booking::booked_start(
+        submission.start_at.take().as_deref(),
+        config.bookings,
+        Utc::now(),
+    )?;
     let resolved = submission
         .resolve(&config.catalog)
         .map_err(submission_error)?;
@@ -90,6 +101,13 @@ pub async fn submit_job(
     // One node of the original client's multi-node reservation: the request becomes the whole
     // group's (ADR 16).
     let member = super::group::member_of(&request);
+    if member.is_some() && start_at.is_some() {
+        return Err(ApiError::invalid(
+            "start_at",
+            "one node of a multi-node group cannot be booked; book the whole group in one \
+             request (gpu_count over whole nodes) instead",
+        ));
+    }
     let request = match &member {
         None => request,
         Some(m) => {
@@ -148,6 +166,7 @@ pub async fn submit_job(
         disk_size_gb: resolved.disk_size_gb,
         queue_position: None,
         estimated_start_at: None,
+        start_at,
     };
     // The queued cap is checked with the writes (row, event, secrets, queue message) in one
     // statement. Limits on what a user holds are the scheduler's: beyond them it waits.
@@ -158,13 +177,18 @@ pub async fn submit_job(
             max_queued: i64::from(max),
         }),
         ssh_access: true,
+        max_booked_gpu_hours: config.bookings.max_gpu_hours_per_user,
     };
     if let Some(m) = &member {
         let body = super::group::submit_member(&state, new, m, checks, &caller, &ctx).await?;
         return Ok(answer(body));
     }
-    // Stored with the row, so the first poll shows what this answer shows.
-    (new.queue_position, new.estimated_start_at) = expected_standing(&state, &new).await?;
+    // Stored with the row, so the first poll shows what this answer shows. A booking is
+    // refused here, with the earliest start that would be honoured, unless it is honoured.
+    (new.queue_position, new.estimated_start_at) = match start_at {
+        Some(at) => super::booking::honoured_standing(&state, &new, at).await?,
+        None => expected_standing(&state, &new).await?,
+    };
     let written = state
         .submits
         .write(SubmitRequest {
@@ -188,6 +212,9 @@ pub async fn submit_job(
         Checked::IdTaken(None) => return Err(id_taken(proposed_or_new)),
         Checked::OverQuota(limit) => return Err(quota_exceeded(refusal(limit))),
         Checked::NoSshAccess => return Err(ApiError::invalid("github_user", NO_SSH_KEY)),
+        Checked::OverBookedHours { limit, booked } => {
+            return Err(quota_exceeded(booked_hours_refusal(limit, booked)));
+        }
     };
     // Durable and acknowledged from here.
     let (queue_position, estimated_start_time) = standing(&reservation);
