@@ -8,8 +8,8 @@
 //! the session's CSRF token. A session ends at sign-out, after [`SESSION_TTL`], when its user is
 //! disabled, or when the API key that asked for its link is revoked.
 //!
-//! Every page carries a strict Content-Security-Policy: no scripts, styles only from this
-//! server, no framing.
+//! Every page carries a strict Content-Security-Policy: scripts, styles and live updates only
+//! from this server (our own small `console.js`, no inline script), no framing.
 
 use std::time::Duration;
 
@@ -20,16 +20,20 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use gpudev_domain::ConsoleSecret;
 use gpudev_store::console::{self, SessionUser};
-use gpudev_store::reservations::{self, ListFilter};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
 use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+mod detail;
+mod forms;
+mod jobs;
+mod live;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "gpudev_session";
@@ -38,10 +42,9 @@ pub const LINK_TTL: Duration = Duration::from_secs(120);
 /// How long a session lasts at most.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The policy of every console page.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
-     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-/// Reservations shown on the reservations page.
-const PAGE_SIZE: i64 = 100;
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 const STYLES: &str = include_str!("../../templates/console/console.css");
 
@@ -58,7 +61,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/ui")
             .wrap(from_fn(page_headers))
-            .route("/", web::get().to(reservations_page))
+            .route("/", web::get().to(jobs::reservations_page))
+            .route("/jobs/{id}", web::get().to(detail::detail_page))
+            .route("/jobs/{id}/cancel", web::post().to(forms::cancel))
+            .route("/jobs/{id}/extend", web::post().to(forms::extend))
+            .route("/reserve", web::get().to(forms::reserve_page))
+            .route("/reserve", web::post().to(forms::reserve))
+            .route("/events", web::get().to(live::events))
+            .route("/console.js", web::get().to(live::script))
             .route("/capacity", web::get().to(capacity_page))
             .route("/signin/{token}", web::get().to(signin_page))
             .route("/signin", web::post().to(signin))
@@ -81,27 +91,9 @@ async fn page_headers(
 }
 
 /// The signed-in user as the pages show them.
-struct Viewer {
+pub(super) struct Viewer {
     username: String,
     csrf: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/jobs.html")]
-struct ReservationsPage<'a> {
-    user: Option<Viewer>,
-    page: &'a str,
-    jobs: Vec<JobRow>,
-}
-
-struct JobRow {
-    short_id: String,
-    name: String,
-    gpus: String,
-    status: String,
-    queue: String,
-    ssh: Option<String>,
-    ends: String,
 }
 
 #[derive(Template)]
@@ -141,7 +133,7 @@ struct SigninPage<'a> {
     token: String,
 }
 
-fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpResponse> {
+pub(super) fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpResponse> {
     let body = page
         .render()
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
@@ -150,7 +142,7 @@ fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpResponse> {
         .body(body))
 }
 
-fn message(status: StatusCode, heading: &str, text: &str) -> ApiResult<HttpResponse> {
+pub(super) fn message(status: StatusCode, heading: &str, text: &str) -> ApiResult<HttpResponse> {
     html(
         status,
         &MessagePage {
@@ -162,7 +154,7 @@ fn message(status: StatusCode, heading: &str, text: &str) -> ApiResult<HttpRespo
     )
 }
 
-fn signed_out() -> ApiResult<HttpResponse> {
+pub(super) fn signed_out() -> ApiResult<HttpResponse> {
     message(
         StatusCode::UNAUTHORIZED,
         "Sign in to gpudev",
@@ -171,7 +163,7 @@ fn signed_out() -> ApiResult<HttpResponse> {
 }
 
 /// The session the request's cookie names, if it is live.
-async fn session_of(
+pub(super) async fn session_of(
     state: &AppState,
     req: &HttpRequest,
 ) -> ApiResult<Option<(SessionUser, String)>> {
@@ -186,69 +178,11 @@ async fn session_of(
     Ok(console::session(&*db, &hash).await?.map(|s| (s, hash)))
 }
 
-fn viewer(s: &SessionUser) -> Viewer {
+pub(super) fn viewer(s: &SessionUser) -> Viewer {
     Viewer {
         username: s.username.to_string(),
         csrf: s.csrf_token.clone(),
     }
-}
-
-async fn reservations_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> ApiResult<HttpResponse> {
-    let Some((session, _)) = session_of(&state, &req).await? else {
-        return signed_out();
-    };
-    let db = state.db().await?;
-    let (rows, _) = reservations::list_with_events(
-        &db,
-        &ListFilter {
-            user_id: Some(session.user_id),
-            statuses: Vec::new(),
-            limit: PAGE_SIZE,
-            offset: 0,
-        },
-    )
-    .await?;
-    drop(db);
-    let now = Utc::now();
-    let jobs = rows
-        .into_iter()
-        .map(|(r, events)| {
-            let j = crate::routes::jobs::detail::job_detail(
-                r,
-                events,
-                &state.config.catalog,
-                true,
-                now,
-            );
-            JobRow {
-                short_id: j.job_id.simple().to_string()[..8].to_owned(),
-                name: j.name.clone().unwrap_or_default(),
-                gpus: format!("{} × {}", j.gpu_count, j.gpu_type),
-                queue: match (j.queue_position, j.estimated_start_time) {
-                    (Some(p), Some(t)) => format!("#{p}, starts ~{} UTC", t.format("%H:%M")),
-                    (Some(p), None) => format!("#{p}"),
-                    _ => String::new(),
-                },
-                ssh: j.ssh_command.clone(),
-                ends: j
-                    .expires_at
-                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_default(),
-                status: j.status,
-            }
-        })
-        .collect();
-    html(
-        StatusCode::OK,
-        &ReservationsPage {
-            user: Some(viewer(&session)),
-            page: "jobs",
-            jobs,
-        },
-    )
 }
 
 async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
@@ -400,12 +334,8 @@ async fn signout(
     let Some((session, hash)) = session_of(&state, &req).await? else {
         return signed_out();
     };
-    if !bool::from(session.csrf_token.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Reload the page and try again.",
-        );
+    if !csrf_ok(&session, &form.csrf) {
+        return form_expired();
     }
     let db = state.db().await?;
     if console::end_session(&*db, &hash).await? {
@@ -441,4 +371,49 @@ async fn styles() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(STYLES)
+}
+
+/// Whether a form's CSRF token is its session's (compared in constant time).
+pub(super) fn csrf_ok(session: &SessionUser, sent: &str) -> bool {
+    bool::from(session.csrf_token.as_bytes().ct_eq(sent.as_bytes()))
+}
+
+/// 403 for a form without its session's CSRF token: nothing was changed.
+pub(super) fn form_expired() -> ApiResult<HttpResponse> {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Nothing was changed. Reload the page and try again.",
+    )
+}
+
+/// The session's user as the API's routes see a caller, so the console acts through the same
+/// functions and rules. It holds no API key: the key fields name the console instead.
+pub(super) fn caller_of(s: &SessionUser) -> Caller {
+    Caller {
+        user_id: s.user_id,
+        username: s.username.clone(),
+        role: s.role,
+        key_id: 0,
+        key_expires_at: s.expires_at,
+        rate_limit_per_minute: None,
+        key_auth_method: "console".to_owned(),
+        key_auth_issuer: None,
+    }
+}
+
+/// A refusal from the API's rules as a page: its status and its `detail`. A fault on our side
+/// stays the API's opaque 500.
+pub(super) fn refusal(e: ApiError) -> ApiResult<HttpResponse> {
+    use actix_web::ResponseError as _;
+    if matches!(e, ApiError::Internal(_) | ApiError::Unavailable(_)) {
+        return Err(e);
+    }
+    let status = e.status_code();
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::CONFLICT => "That cannot be done now",
+        _ => "That cannot be done",
+    };
+    message(status, heading, &e.to_string())
 }

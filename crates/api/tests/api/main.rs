@@ -12,6 +12,7 @@ mod auth_failures;
 mod auth_middleware;
 mod availability;
 mod bodies;
+pub mod browser;
 mod console;
 mod contract;
 mod disks;

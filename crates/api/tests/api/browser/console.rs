@@ -1,0 +1,425 @@
+//! The console in a real browser against the real API and PostgreSQL, with the real processor
+//! admitting reservations onto the test kit's fake Kubernetes API server: sign in with a
+//! one-time link, reserve, watch the status move without reloading, copy the SSH command,
+//! extend, cancel, and the refusals (another user's page, a form without its CSRF token, a
+//! session that ended). Each page is saved as a screenshot (see [`super::screenshot_dir`]).
+
+use gpudev_processor::{Processor, ProcessorConfig};
+use gpudev_store::users::Role;
+use gpudev_testkit::{FakeConfig, TestCluster};
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+use super::{Browser, sign_in};
+use crate::helpers::{TestApp, count, spawn_app};
+use crate::jobs_common::{submit_ok, t4};
+
+/// The dev box namespace on the fake cluster.
+const NS: &str = "gpu-dev";
+
+/// A leading processor over the app's database and a fake cluster with one 4-GPU T4 node.
+async fn processor(app: &TestApp) -> (Processor, TestCluster) {
+    let cluster = TestCluster::fake_with(NS, FakeConfig::default());
+    cluster.seed_nodes("t4", 1, 4).await;
+    let mut config = ProcessorConfig::for_database_with(&app.db.url(), &[]).unwrap();
+    config.namespace = cluster.namespace().to_owned();
+    config.gpu_type_label = cluster.gpu_type_label().to_owned();
+    let p = Processor::build(config, cluster.client()).await.unwrap();
+    assert!(p.try_become_leader().await.unwrap(), "could not lead");
+    (p, cluster)
+}
+
+/// The status, extension and SSH command of reservation `id` as stored.
+async fn stored(app: &TestApp, id: Uuid) -> (String, f64, Option<String>) {
+    let row = app
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT status::text, extended_hours, ssh_command FROM reservations \
+             WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// The session cookie the browser holds, as a `Cookie` header.
+async fn session_cookie(browser: &Browser) -> String {
+    let c = browser
+        .client
+        .get_named_cookie("gpudev_session")
+        .await
+        .unwrap();
+    format!("gpudev_session={}", c.value())
+}
+
+#[tokio::test]
+async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (p, cluster) = processor(&app).await;
+    let browser = Browser::start(&app).await;
+
+    sign_in(&browser, &app, &key).await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains("You have no reservations yet")
+    );
+    browser.screenshots("reservations-empty").await;
+
+    // The reserve form offers only what may be asked for.
+    browser.click("a.button.primary").await;
+    assert_eq!(browser.path().await, "/ui/reserve");
+    let offered: Vec<String> = {
+        let mut v = Vec::new();
+        for o in browser.find_all("#gpus option").await {
+            v.push(o.attr("value").await.unwrap().unwrap());
+        }
+        v
+    };
+    assert!(offered.contains(&"t4:1".to_owned()), "{offered:?}");
+    assert!(
+        offered.contains(&"t4:4".to_owned()),
+        "a whole node: {offered:?}"
+    );
+    assert!(
+        !offered.contains(&"t4:5".to_owned()),
+        "5 T4s fit neither a node nor whole nodes: {offered:?}"
+    );
+    let most_hours = browser
+        .find("#hours option:last-child")
+        .await
+        .attr("value")
+        .await
+        .unwrap();
+    assert_eq!(most_hours.as_deref(), Some("24"), "hours within the limit");
+    browser.screenshots("reserve").await;
+    browser.click("#gpus option[value='t4:2']").await;
+    browser.click("#hours option[value='2']").await;
+    browser
+        .find("#name")
+        .await
+        .send_keys("train-llama")
+        .await
+        .unwrap();
+    browser.click("form.reserve button[type=submit]").await;
+    browser.wait_for_text("h1", "Your reservations").await;
+    assert_eq!(browser.path().await, "/ui/");
+    let id: Uuid = browser
+        .find(".card")
+        .await
+        .attr("data-job")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(stored(&app, id).await.0, "queued");
+    browser
+        .wait_for_text(".card [data-field=status]", "queued")
+        .await;
+    // Anything on the page survives only if the page is never reloaded.
+    browser.run("window.stayed = 'yes'; return null").await;
+
+    // The processor admits it: preparing, then active once its pod runs.
+    let outcome = p.process_once().await.unwrap();
+    assert_eq!(outcome.pass.unwrap().admitted, vec![id]);
+    browser
+        .wait_for_text(".card [data-field=status]", "preparing")
+        .await;
+    cluster.step().await;
+    assert_eq!(p.reconcile().await.unwrap().activated, vec![id]);
+    browser
+        .wait_for_text(".card [data-field=status]", "active")
+        .await;
+    let ssh = stored(&app, id)
+        .await
+        .2
+        .expect("an active box has an SSH command");
+    browser.wait_for_text(".card [data-field=ssh]", &ssh).await;
+    assert_eq!(
+        browser.run("return window.stayed").await,
+        "yes",
+        "the page changed without a reload"
+    );
+
+    // Copy the SSH command: the button says so once the clipboard has it.
+    browser.click(".card button[data-copy]").await;
+    browser
+        .wait_for_text(".card button[data-copy]", "Copied")
+        .await;
+    browser.screenshots("reservations-active").await;
+
+    // Extend by 2 hours, through the confirmation.
+    let ends_before = browser
+        .find(".card [data-field=ends]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    browser
+        .click(".card form.extend select option[value='2']")
+        .await;
+    browser.click(".card form.extend button").await;
+    browser
+        .wait_for_text("h1", "Extend this reservation?")
+        .await;
+    assert_eq!(browser.path().await, format!("/ui/jobs/{id}/extend"));
+    assert_eq!(
+        stored(&app, id).await.1,
+        0.0,
+        "nothing changes before the confirmation"
+    );
+    browser.screenshots("confirm-extend").await;
+    browser.click("button.primary").await;
+    browser.wait_for_text("h1", "Your reservations").await;
+    assert_eq!(browser.path().await, "/ui/");
+    assert_eq!(stored(&app, id).await.1, 2.0);
+    let ends_after = browser
+        .find(".card [data-field=ends]")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(ends_before, ends_after, "the new end is shown");
+
+    // Its own page: where it stands and its whole history.
+    browser.click(".card a.job-name").await;
+    browser.wait_for_text("#history h2", "History").await;
+    assert_eq!(browser.path().await, format!("/ui/jobs/{id}"));
+    let text = browser.text().await;
+    assert!(text.contains("History"), "{text}");
+    assert!(text.contains("queued → preparing"), "{text}");
+    assert!(text.contains("preparing → active"), "{text}");
+    assert!(text.contains("Extended by"), "{text}");
+    browser.screenshots("detail").await;
+
+    // Cancel, through the confirmation.
+    browser.click(".card button.danger").await;
+    browser
+        .wait_for_text("h1", "Cancel this reservation?")
+        .await;
+    assert_eq!(stored(&app, id).await.0, "active");
+    browser.screenshots("confirm-cancel").await;
+    browser.click("button.primary").await;
+    browser.wait_for_text("h1", "Your reservations").await;
+    assert_eq!(stored(&app, id).await.0, "cancelled");
+    browser
+        .wait_for_text(".card [data-field=status]", "cancelled")
+        .await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE auth_method = 'console' AND action IN \
+             ('reservation.submit', 'reservation.extend', 'reservation.cancel')"
+        )
+        .await,
+        3,
+        "each change is audited as the console's"
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn another_users_reservation_is_404_and_typed_names_show_as_text() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let typed = "<script>document.title='owned'</script><b>bold</b>";
+    let mut named = t4(1.0);
+    named.name = Some(typed.into());
+    let own = submit_ok(&app, &alice, named).await;
+    let bobs = submit_ok(&app, &bob, t4(1.0)).await;
+    let browser = Browser::start(&app).await;
+    sign_in(&browser, &app, &alice).await;
+
+    assert_eq!(
+        browser.find(".card .job-name").await.text().await.unwrap(),
+        typed,
+        "the name is shown as the user typed it"
+    );
+    assert!(
+        browser.find_all(".card b").await.is_empty(),
+        "no markup from a name"
+    );
+    assert_eq!(
+        browser.client.title().await.unwrap(),
+        "Reservations · gpudev"
+    );
+    browser.open(&format!("/ui/jobs/{own}")).await;
+    assert_eq!(browser.find("h1").await.text().await.unwrap(), typed);
+    browser.screenshots("detail-queued").await;
+
+    let csrf = browser
+        .run("return document.querySelector('input[name=csrf]').value")
+        .await;
+    browser.open(&format!("/ui/jobs/{bobs}")).await;
+    assert_eq!(
+        browser.find("h1").await.text().await.unwrap(),
+        "No such reservation"
+    );
+    assert!(!browser.text().await.contains("bob"));
+    let res = reqwest::Client::new()
+        .get(format!("{}/ui/jobs/{bobs}", app.base))
+        .header("cookie", session_cookie(&browser).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Nor can she act on it.
+    let res = reqwest::Client::new()
+        .post(format!("{}/ui/jobs/{bobs}/cancel", app.base))
+        .header("cookie", session_cookie(&browser).await)
+        .form(&[("csrf", csrf.as_str().unwrap()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT count(*) FROM reservations WHERE reservation_id = '{bobs}' AND status = 'queued'")
+        )
+        .await,
+        1
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let id = submit_ok(&app, &key, t4(1.0)).await;
+    let browser = Browser::start(&app).await;
+    sign_in(&browser, &app, &key).await;
+
+    // The cancel confirmation, posted without its token.
+    browser.click(".card button.danger").await;
+    browser
+        .wait_for_text("h1", "Cancel this reservation?")
+        .await;
+    browser
+        .run("document.querySelector('main form input[name=csrf]').remove(); return null")
+        .await;
+    browser.click("button.primary").await;
+    browser.wait_for_text("h1", "This form has expired").await;
+    assert_eq!(stored(&app, id).await.0, "queued");
+
+    // The reserve form, with a token that is not the session's.
+    browser.open("/ui/reserve").await;
+    browser
+        .run("document.querySelector('main input[name=csrf]').value = 'forged'; return null")
+        .await;
+    browser.click("form.reserve button[type=submit]").await;
+    browser.wait_for_text("h1", "This form has expired").await;
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_reserve_form_shows_the_apis_refusal_next_to_the_field() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let browser = Browser::start(&app).await;
+    sign_in(&browser, &app, &key).await;
+    browser.open("/ui/reserve").await;
+    // What the form never offers, sent as if it had.
+    browser
+        .run("document.querySelector('#hours option').value = '500'; return null")
+        .await;
+    browser.click("#hours option").await;
+    browser
+        .find("#name")
+        .await
+        .send_keys("kept-name")
+        .await
+        .unwrap();
+    browser.click("form.reserve button[type=submit]").await;
+    browser.wait_for_text("h1", "Reserve GPUs").await;
+    let error = browser.find("#hours-error").await.text().await.unwrap();
+    assert!(error.contains("at most 24 hours"), "{error}");
+    assert_eq!(
+        browser
+            .find("#hours")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    assert!(
+        browser.find_all("#gpus-error").await.is_empty(),
+        "only the field at fault"
+    );
+    assert_eq!(
+        browser
+            .find("#name")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("kept-name"),
+        "what was typed stays"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 0);
+    browser.screenshots("reserve-error").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_session_ends_on_sign_out_and_when_the_user_is_disabled() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (_, admin) = app.user_with_key("root", Role::Admin).await;
+    submit_ok(&app, &key, t4(1.0)).await;
+    let browser = Browser::start(&app).await;
+
+    sign_in(&browser, &app, &key).await;
+    let old = session_cookie(&browser).await;
+    browser.click("form.signout button").await;
+    browser.wait_for_text("h1", "Signed out").await;
+    browser.open("/ui/").await;
+    assert_eq!(
+        browser.find("h1").await.text().await.unwrap(),
+        "Sign in to gpudev"
+    );
+    let res = reqwest::Client::new()
+        .get(format!("{}/ui/", app.base))
+        .header("cookie", old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old session is over"
+    );
+
+    // Signed in again, the open page notices the user being disabled by itself.
+    sign_in(&browser, &app, &key).await;
+    browser.find(".card").await;
+    browser.run("window.stayed = 'yes'; return null").await;
+    let res = app
+        .post(
+            "/v1/admin/users/alice/disable",
+            &admin,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    browser.wait_for_text("h1", "Sign in to gpudev").await;
+    assert_eq!(
+        browser.run("return window.stayed || null").await,
+        serde_json::Value::Null,
+        "the page reloaded into the sign-in page"
+    );
+    browser.screenshots("signed-out").await;
+    browser.close().await;
+}
