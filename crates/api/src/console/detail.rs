@@ -3,13 +3,14 @@
 //! API's own lookup for the caller's jobs, so another user's reservation is 404 here too.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use gpudev_store::reservations;
 
+use super::extract::Signed;
 use super::jobs::{JobRow, clock, extend_choices, job_row, stamp};
-use super::{Viewer, caller_of, html, message, session_of, signed_out, viewer};
+use super::{Viewer, caller_of, html, message, viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::jobs::detail::{JobDetail, JobEvent, job_detail};
 use crate::routes::jobs::lookup::{Visibility, find_job};
@@ -39,12 +40,9 @@ struct HistoryRow {
 
 pub(super) async fn detail_page(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Signed(session): Signed,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let Some((session, _)) = session_of(&state, &req).await? else {
-        return signed_out();
-    };
     let caller = caller_of(&session);
     let db = state.db().await?;
     let r = match find_job(&*db, &caller, &path, Visibility::Own).await {

@@ -4,7 +4,7 @@
 //! cancel first show a confirmation, and act only when it is posted back.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use gpudev_domain::nodes_for;
 use gpudev_store::console::SessionUser;
@@ -13,10 +13,9 @@ use gpudev_store::reservations::Reservation;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::extract::{Checked, CsrfForm, Signed};
 use super::jobs::stamp;
-use super::{
-    Viewer, caller_of, csrf_ok, form_expired, html, refusal, session_of, signed_out, viewer,
-};
+use super::{Viewer, caller_of, html, refusal, viewer};
 use crate::audit::RequestCtx;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -59,17 +58,24 @@ struct ReservePage<'a> {
     errors: FieldErrors,
 }
 
+/// A confirmation of a change: its form posts the same action again with `confirm=yes`.
 #[derive(Template)]
 #[template(path = "console/confirm.html")]
-struct ConfirmPage<'a> {
-    user: Option<Viewer>,
-    page: &'a str,
-    heading: String,
-    text: String,
-    action: String,
-    csrf: String,
-    hours: Option<String>,
-    button: String,
+pub(super) struct ConfirmPage<'a> {
+    pub user: Option<Viewer>,
+    pub page: &'a str,
+    pub heading: String,
+    pub text: String,
+    /// Where the confirmation posts.
+    pub action: String,
+    pub csrf: String,
+    /// Extend only: the hours chosen.
+    pub hours: Option<String>,
+    /// A hidden field to post again (its name and value), such as what to remove.
+    pub carry: Option<(String, String)>,
+    pub button: String,
+    /// Where "keep it" leads.
+    pub back: String,
 }
 
 /// The reserve form as posted. Every field may be missing: what is wrong is said next to it.
@@ -94,6 +100,18 @@ pub(super) struct ActionForm {
     confirm: String,
     /// Extend only.
     hours: String,
+}
+
+impl CsrfForm for ReserveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfForm for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// The GPU types and counts a reservation may ask for: counts that fit one node, or whole
@@ -201,11 +219,8 @@ async fn reserve_form(
 
 pub(super) async fn reserve_page(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Signed(session): Signed,
 ) -> ApiResult<HttpResponse> {
-    let Some((session, _)) = session_of(&state, &req).await? else {
-        return signed_out();
-    };
     reserve_form(
         &state,
         &session,
@@ -271,16 +286,9 @@ fn place(e: ApiError) -> Result<Box<FieldErrors>, ApiError> {
 
 pub(super) async fn reserve(
     state: web::Data<AppState>,
-    req: HttpRequest,
     ctx: RequestCtx,
-    form: web::Form<ReserveForm>,
+    Checked { session, form }: Checked<ReserveForm>,
 ) -> ApiResult<HttpResponse> {
-    let Some((session, _)) = session_of(&state, &req).await? else {
-        return signed_out();
-    };
-    if !csrf_ok(&session, &form.csrf) {
-        return form_expired();
-    }
     let body = match submission(&form) {
         Ok(body) => body,
         Err(errors) => {
@@ -308,25 +316,10 @@ pub(super) async fn reserve(
     }
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(super) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
         .finish()
-}
-
-/// The session, its CSRF token checked, or the page that says why not.
-async fn checked(
-    state: &AppState,
-    req: &HttpRequest,
-    csrf: &str,
-) -> ApiResult<Result<SessionUser, HttpResponse>> {
-    let Some((session, _)) = session_of(state, req).await? else {
-        return signed_out().map(Err);
-    };
-    if !csrf_ok(&session, csrf) {
-        return form_expired().map(Err);
-    }
-    Ok(Ok(session))
 }
 
 /// The caller's own job `raw` names, or the page saying there is none.
@@ -353,15 +346,10 @@ fn called(r: &Reservation) -> String {
 
 pub(super) async fn cancel(
     state: web::Data<AppState>,
-    req: HttpRequest,
     ctx: RequestCtx,
     path: web::Path<String>,
-    form: web::Form<ActionForm>,
+    Checked { session, form }: Checked<ActionForm>,
 ) -> ApiResult<HttpResponse> {
-    let session = match checked(&state, &req, &form.csrf).await? {
-        Ok(s) => s,
-        Err(page) => return Ok(page),
-    };
     let caller = caller_of(&session);
     if form.confirm != "yes" {
         let r = match own_job(&state, &caller, &path).await? {
@@ -382,7 +370,9 @@ pub(super) async fn cancel(
                 action: format!("/ui/jobs/{}/cancel", r.reservation_id),
                 csrf: session.csrf_token.clone(),
                 hours: None,
+                carry: None,
                 button: "Cancel the reservation".into(),
+                back: "/ui/".into(),
             },
         );
     }
@@ -394,15 +384,10 @@ pub(super) async fn cancel(
 
 pub(super) async fn extend(
     state: web::Data<AppState>,
-    req: HttpRequest,
     ctx: RequestCtx,
     path: web::Path<String>,
-    form: web::Form<ActionForm>,
+    Checked { session, form }: Checked<ActionForm>,
 ) -> ApiResult<HttpResponse> {
-    let session = match checked(&state, &req, &form.csrf).await? {
-        Ok(s) => s,
-        Err(page) => return Ok(page),
-    };
     let Some(hours) = form.hours.parse::<f64>().ok().filter(|h| h.is_finite()) else {
         return refusal(ApiError::invalid(
             "extension_hours",
@@ -436,7 +421,9 @@ pub(super) async fn extend(
                 action: format!("/ui/jobs/{}/extend", r.reservation_id),
                 csrf: session.csrf_token.clone(),
                 hours: Some(hours.to_string()),
+                carry: None,
                 button: format!("Extend by {hours} hours"),
+                back: "/ui/".into(),
             },
         );
     }

@@ -2,14 +2,15 @@
 //! queue place, estimate and connection details `console.js` keeps current from `/ui/events`.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 use gpudev_store::console::SessionUser;
 use gpudev_store::reservations::{self, ListFilter};
 use serde::Serialize;
 
-use super::{Viewer, html, session_of, signed_out, viewer};
+use super::extract::Signed;
+use super::{Viewer, html, viewer};
 use crate::error::ApiResult;
 use crate::routes::jobs::detail::{JobDetail, job_detail};
 use crate::state::AppState;
@@ -127,11 +128,8 @@ pub(super) fn extend_choices(state: &AppState) -> Vec<String> {
 
 pub(super) async fn reservations_page(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Signed(session): Signed,
 ) -> ApiResult<HttpResponse> {
-    let Some((session, _)) = session_of(&state, &req).await? else {
-        return signed_out();
-    };
     let jobs = rows(&state, &session).await?;
     html(
         StatusCode::OK,

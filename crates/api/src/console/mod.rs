@@ -30,7 +30,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+mod account;
 mod detail;
+mod extract;
 mod forms;
 mod jobs;
 mod live;
@@ -67,6 +69,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/jobs/{id}/extend", web::post().to(forms::extend))
             .route("/reserve", web::get().to(forms::reserve_page))
             .route("/reserve", web::post().to(forms::reserve))
+            .route("/disks", web::get().to(account::disks_page))
+            .route("/disks", web::post().to(account::create_disk))
+            .route("/disks/{name}/rename", web::post().to(account::rename_disk))
+            .route("/disks/{name}/delete", web::post().to(account::delete_disk))
+            .route("/keys", web::get().to(account::keys_page))
+            .route("/keys/{id}/revoke", web::post().to(account::revoke_key))
+            .route("/ssh-keys", web::get().to(account::ssh_keys_page))
+            .route("/ssh-keys", web::post().to(account::add_ssh_key))
+            .route("/ssh-keys/remove", web::post().to(account::remove_ssh_key))
             .route("/events", web::get().to(live::events))
             .route("/console.js", web::get().to(live::script))
             .route("/capacity", web::get().to(capacity_page))

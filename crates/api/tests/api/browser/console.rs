@@ -100,12 +100,7 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
     browser.screenshots("reserve").await;
     browser.click("#gpus option[value='t4:2']").await;
     browser.click("#hours option[value='2']").await;
-    browser
-        .find("#name")
-        .await
-        .send_keys("train-llama")
-        .await
-        .unwrap();
+    browser.type_into("#name", "train-llama").await;
     browser.click("form.reserve button[type=submit]").await;
     browser.wait_for_text("h1", "Your reservations").await;
     assert_eq!(browser.path().await, "/ui/");
@@ -333,12 +328,7 @@ async fn the_reserve_form_shows_the_apis_refusal_next_to_the_field() {
         .run("document.querySelector('#hours option').value = '500'; return null")
         .await;
     browser.click("#hours option").await;
-    browser
-        .find("#name")
-        .await
-        .send_keys("kept-name")
-        .await
-        .unwrap();
+    browser.type_into("#name", "kept-name").await;
     browser.click("form.reserve button[type=submit]").await;
     browser.wait_for_text("h1", "Reserve GPUs").await;
     let error = browser.find("#hours-error").await.text().await.unwrap();
@@ -421,5 +411,118 @@ async fn the_session_ends_on_sign_out_and_when_the_user_is_disabled() {
         "the page reloaded into the sign-in page"
     );
     browser.screenshots("signed-out").await;
+    browser.close().await;
+}
+
+/// Another valid public key than the one every test user starts with.
+const SECOND_SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe second@laptop";
+
+#[tokio::test]
+async fn disks_ssh_keys_and_api_keys_are_kept_from_the_console() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (_, spare) = app.user_with_key("alice", Role::User).await;
+    let browser = Browser::start(&app).await;
+    sign_in(&browser, &app, &key).await;
+
+    // SSH keys: a bad one is refused next to the field, a good one added, the first removed.
+    browser.click("nav a[href='/ui/ssh-keys']").await;
+    browser.wait_for_text("h1", "Your SSH keys").await;
+    assert_eq!(browser.find_all("tbody tr").await.len(), 1);
+    browser.type_into("#public_key", "ssh-rsa not-a-key").await;
+    browser.click("main form.reserve button").await;
+    browser.find("#public_key-error").await;
+    assert_eq!(count(&app, "SELECT count(*) FROM user_ssh_keys").await, 1);
+    browser.type_into("#public_key", SECOND_SSH_KEY).await;
+    browser.click("main form.reserve button").await;
+    browser
+        .wait_for_text("tbody tr:nth-child(2) td:nth-child(3)", "second@laptop")
+        .await;
+    browser.screenshots("ssh-keys").await;
+    browser.click("tbody tr:first-child button.danger").await;
+    browser
+        .confirm("Remove this SSH key?", "Your SSH keys")
+        .await;
+    assert_eq!(browser.find_all("tbody tr").await.len(), 1);
+    assert_eq!(count(&app, "SELECT count(*) FROM user_ssh_keys").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM user_ssh_keys WHERE comment = 'second@laptop'"
+        )
+        .await,
+        1,
+        "only the second key is left"
+    );
+
+    // Disks: create, a refused name next to its field, a taken name above the form, rename,
+    // delete.
+    browser.click("nav a[href='/ui/disks']").await;
+    browser.wait_for_text("h1", "Your disks").await;
+    browser.type_into("#disk_name", "home").await;
+    browser.type_into("#size_gb", "20").await;
+    browser.click("main form.reserve button").await;
+    browser
+        .wait_for_text("tbody tr td:first-child", "home")
+        .await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM disks WHERE disk_name = 'home' AND size_gb = 20"
+        )
+        .await,
+        1
+    );
+    browser.type_into("#disk_name", "Not A Name!").await;
+    browser.click("main form.reserve button").await;
+    browser.find("#disk_name-error").await;
+    browser.type_into("#disk_name", "home").await;
+    browser.click("main form.reserve button").await;
+    let taken = browser.find("#disk_name-error").await.text().await.unwrap();
+    assert!(taken.contains("already exists"), "{taken}");
+    browser.screenshots("disks").await;
+    browser
+        .type_into("tbody tr input[name=new_name]", "work")
+        .await;
+    browser.click("tbody tr form.inline button").await;
+    browser
+        .wait_for_text("tbody tr td:first-child", "work")
+        .await;
+    browser.click("tbody tr button.danger").await;
+    browser.confirm("Delete this disk?", "Your disks").await;
+    assert!(browser.find_all("tbody tr").await.is_empty());
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM disks WHERE disk_name = 'work' AND is_deleted"
+        )
+        .await,
+        1
+    );
+
+    // API keys: listed by prefix only, and one revoked.
+    browser.click("nav a[href='/ui/keys']").await;
+    browser.wait_for_text("h1", "Your API keys").await;
+    assert_eq!(browser.find_all("tbody tr").await.len(), 2);
+    let source = browser.source().await;
+    assert!(
+        !source.contains(&key) && !source.contains(&spare),
+        "no API key on a page"
+    );
+    browser.screenshots("keys").await;
+    // The newest first: the spare key.
+    browser.click("tbody tr:first-child button.danger").await;
+    browser
+        .confirm("Revoke this API key?", "Your API keys")
+        .await;
+    browser
+        .wait_for_text("tbody tr:first-child .status", "revoked")
+        .await;
+    assert_eq!(
+        app.get("/v1/me", &spare).await.status(),
+        403,
+        "the revoked key no longer works"
+    );
+    assert_eq!(app.get("/v1/me", &key).await.status(), 200);
     browser.close().await;
 }

@@ -136,6 +136,20 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// Replaces what the field `css` holds with `text`, typed as a person would.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// On the confirmation page headed `heading`, confirms; waits for the page headed `then`.
+    pub async fn confirm(&self, heading: &str, then: &str) {
+        self.wait_for_text("h1", heading).await;
+        self.click("main button.primary").await;
+        self.wait_for_text("h1", then).await;
+    }
+
     /// Waits up to [`PATIENCE`] until the text of `css` is `want`; fails with what it was.
     pub async fn wait_for_text(&self, css: &str, want: &str) {
         let deadline = Instant::now() + PATIENCE;
