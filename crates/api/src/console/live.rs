@@ -6,7 +6,9 @@
 //! reservations through the same function as the page; it sends a `jobs` event only when what
 //! the page shows changed, and a comment otherwise (so a closed browser is noticed). A session
 //! that ended gets a `signedout` event and the stream closes. A stream lasts [`STREAM_FOR`] at
-//! most; the browser then reconnects by itself.
+//! most; the browser then reconnects by itself. The capacity page's stream
+//! (`/ui/events?capacity`) sends `capacity` events instead, read as `GET /v1/gpu/availability`
+//! reads it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use gpudev_store::console;
 
 use super::jobs::rows;
-use super::{session_of, signed_out};
+use super::{capacity, session_of, signed_out};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -34,6 +36,8 @@ const SCRIPT: &str = include_str!("../../templates/console/console.js");
 struct Live {
     state: Arc<AppState>,
     session_hash: String,
+    /// Capacity instead of reservations.
+    capacity: bool,
     last: Option<String>,
     started: Instant,
     ticks: u64,
@@ -50,6 +54,7 @@ pub(super) async fn events(
     let live = Live {
         state: state.into_inner(),
         session_hash,
+        capacity: req.query_string().split('&').any(|p| p == "capacity"),
         last: None,
         started: Instant::now(),
         ticks: 0,
@@ -105,17 +110,34 @@ impl Live {
                 return out;
             }
         };
-        let jobs = match rows(&self.state, &session).await {
-            Ok(jobs) => jobs,
+        let (event, json) = if self.capacity {
+            (
+                "capacity",
+                capacity(&self.state)
+                    .await
+                    .map(|c| serde_json::to_string(&c)),
+            )
+        } else {
+            (
+                "jobs",
+                rows(&self.state, &session)
+                    .await
+                    .map(|j| serde_json::to_string(&j)),
+            )
+        };
+        let json = match json {
+            Ok(json) => json,
             Err(e) => {
-                tracing::warn!(error = %e, "console stream: reading reservations failed");
+                tracing::warn!(error = %e, event, "console stream: reading failed");
                 out.push_str(": try again\n\n");
                 return out;
             }
         };
-        match serde_json::to_string(&jobs) {
+        match json {
             Ok(json) if self.last.as_deref() != Some(json.as_str()) => {
-                out.push_str("event: jobs\ndata: ");
+                out.push_str("event: ");
+                out.push_str(event);
+                out.push_str("\ndata: ");
                 out.push_str(&json);
                 out.push_str("\n\n");
                 self.last = Some(json);

@@ -116,7 +116,9 @@ struct CapacityPage<'a> {
     note: String,
 }
 
-struct TypeRow {
+/// One GPU type's capacity as the page and its live updates show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(super) struct TypeRow {
     name: String,
     free: String,
     total: String,
@@ -200,7 +202,21 @@ async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResul
     let Some((session, _)) = session_of(&state, &req).await? else {
         return signed_out();
     };
-    let answer = crate::routes::cluster::availability::availability(&state).await?;
+    let (types, note) = capacity(&state).await?;
+    html(
+        StatusCode::OK,
+        &CapacityPage {
+            user: Some(viewer(&session)),
+            page: "capacity",
+            types,
+            note,
+        },
+    )
+}
+
+/// Every GPU type's capacity as `GET /v1/gpu/availability` answers, and when it was measured.
+pub(super) async fn capacity(state: &AppState) -> ApiResult<(Vec<TypeRow>, String)> {
+    let answer = crate::routes::cluster::availability::availability(state).await?;
     let types = answer
         .availability
         .values()
@@ -218,18 +234,11 @@ async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResul
             },
         })
         .collect();
-    html(
-        StatusCode::OK,
-        &CapacityPage {
-            user: Some(viewer(&session)),
-            page: "capacity",
-            types,
-            note: format!(
-                "As of {} UTC. GPUs, or reservation slots for CPU-only types.",
-                answer.timestamp.format("%H:%M:%S")
-            ),
-        },
-    )
+    let note = format!(
+        "As of {} UTC. GPUs, or reservation slots for CPU-only types.",
+        answer.timestamp.format("%H:%M:%S")
+    );
+    Ok((types, note))
 }
 
 /// A sign-in link opened: whose sign-in it is, and a button that uses it. Nothing is used yet,

@@ -45,13 +45,38 @@
     );
   });
 
+  if (!window.EventSource) return;
+  var table = document.querySelector("[data-capacity]");
+  if (table) {
+    var feed = new EventSource("/ui/events?capacity");
+    feed.addEventListener("capacity", function (ev) {
+      var now = JSON.parse(ev.data);
+      now[0].forEach(function (t) {
+        var row = table.querySelector('[data-type="' + t.name + '"]');
+        if (!row) return;
+        ["free", "total", "in_use", "queued", "largest", "wait"].forEach(function (f) {
+          setText(row, f, t[f]);
+        });
+      });
+      setText(document, "note", now[1]);
+    });
+    feed.addEventListener("signedout", function () {
+      feed.close();
+      window.location.reload();
+    });
+  }
   var live = document.querySelector("[data-live]");
-  if (!live || !window.EventSource) return;
+  if (!live) return;
   var source = new EventSource("/ui/events");
   source.addEventListener("jobs", function (ev) {
     JSON.parse(ev.data).forEach(function (job) {
       var card = live.querySelector('[data-job="' + job.id + '"]');
-      if (card) update(card, job);
+      if (card) {
+        update(card, job);
+      } else if (live.hasAttribute("data-list")) {
+        // Made elsewhere (the CLI, another tab): offer to show it rather than move the page.
+        show(document.querySelector('[data-row="new"]'), true);
+      }
     });
     live.setAttribute("data-updated", new Date().toISOString());
   });

@@ -395,6 +395,12 @@ async fn the_session_ends_on_sign_out_and_when_the_user_is_disabled() {
     // Signed in again, the open page notices the user being disabled by itself.
     sign_in(&browser, &app, &key).await;
     browser.find(".card").await;
+    // A reservation made elsewhere is offered, not pushed into the page.
+    submit_ok(&app, &key, t4(1.0)).await;
+    browser
+        .wait_for_text("[data-row=new]", "New reservations: show them")
+        .await;
+    assert_eq!(browser.find_all(".card").await.len(), 1);
     browser.run("window.stayed = 'yes'; return null").await;
     let res = app
         .post(
@@ -524,5 +530,50 @@ async fn disks_ssh_keys_and_api_keys_are_kept_from_the_console() {
         "the revoked key no longer works"
     );
     assert_eq!(app.get("/v1/me", &key).await.status(), 200);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_capacity_page_follows_the_queue_without_reloading() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let client = app.db.connect().await;
+    let written = gpudev_store::gpu_types::write_availability(
+        &client,
+        "h100",
+        &gpudev_store::gpu_types::Availability {
+            total_gpus: 16,
+            available_gpus: 16,
+            in_use_gpus: 0,
+            queued_gpus: 0,
+            full_nodes_available: 2,
+            max_reservable: 8,
+            running_nodes: 2,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    assert!(written);
+    let browser = Browser::start(&app).await;
+    sign_in(&browser, &app, &key).await;
+    browser.click("nav a[href='/ui/capacity']").await;
+    browser
+        .wait_for_text("tr[data-type=h100] [data-field=queued]", "0")
+        .await;
+    browser.run("window.stayed = 'yes'; return null").await;
+
+    submit_ok(
+        &app,
+        &key,
+        serde_json::json!({"gpu_type": "h100", "gpu_count": 4}),
+    )
+    .await;
+
+    browser
+        .wait_for_text("tr[data-type=h100] [data-field=queued]", "4")
+        .await;
+    assert_eq!(browser.run("return window.stayed").await, "yes");
+    browser.screenshots("capacity").await;
     browser.close().await;
 }
