@@ -95,10 +95,11 @@ pub(super) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// The user's newest reservations, as rows.
+/// The user's newest reservations, as rows (without their histories, which the cards do not
+/// show: the live stream reads this every few seconds).
 pub(super) async fn rows(state: &AppState, session: &SessionUser) -> ApiResult<Vec<JobRow>> {
     let db = state.db().await?;
-    let (found, _) = reservations::list_with_events(
+    let (found, _) = reservations::list(
         &db,
         &ListFilter {
             user_id: Some(session.user_id),
@@ -112,7 +113,7 @@ pub(super) async fn rows(state: &AppState, session: &SessionUser) -> ApiResult<V
     let now = Utc::now();
     Ok(found
         .into_iter()
-        .map(|(r, events)| job_row(&job_detail(r, events, &state.config.catalog, true, now)))
+        .map(|r| job_row(&job_detail(r, Vec::new(), &state.config.catalog, true, now)))
         .collect())
 }
 
