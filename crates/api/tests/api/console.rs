@@ -268,3 +268,68 @@ async fn the_capacity_page_shows_every_type_of_the_catalog() {
     }
     assert!(html.contains("aria-current=\"page\""));
 }
+
+/// Reads the event stream until `want` has been seen (within 10 s); everything read so far.
+async fn read_until(res: &mut Response, seen: &mut String, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let chunk = tokio::time::timeout(left, res.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} in {seen:?}"))
+            .unwrap();
+        let Some(chunk) = chunk else {
+            panic!("the stream ended without {want:?}: {seen:?}");
+        };
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_users_jobs_and_ends_with_the_session() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let mine = submit_ok(&app, &key, t4(1.0)).await;
+    let bobs = submit_ok(&app, &bob, t4(1.0)).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+
+    let (status, _, _) = page(&app, "/ui/events", None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no stream without a session"
+    );
+    let mut res = browser()
+        .get(format!("{}/ui/events", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let mut seen = String::new();
+    read_until(&mut res, &mut seen, "event: jobs\ndata: ").await;
+    read_until(&mut res, &mut seen, "\n\n").await;
+    assert!(seen.starts_with("retry: 3000\n\n"), "{seen}");
+    assert!(seen.contains(&mine.to_string()), "{seen}");
+    assert!(
+        !seen.contains(&bobs.to_string()),
+        "another user's job: {seen}"
+    );
+
+    // The key that asked for the session's link is revoked: the stream says so and ends.
+    app.db
+        .connect()
+        .await
+        .execute("UPDATE api_keys SET revoked_at = now()", &[])
+        .await
+        .unwrap();
+    read_until(&mut res, &mut seen, "event: signedout\n").await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), res.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(end.is_none(), "the stream ends: {end:?}");
+}
