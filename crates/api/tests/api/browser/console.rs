@@ -101,6 +101,7 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
     browser.click("#gpus option[value='t4:2']").await;
     browser.click("#hours option[value='2']").await;
     browser.type_into("#name", "train-llama").await;
+    browser.click("input[name=jupyter]").await;
     browser.click("form.reserve button[type=submit]").await;
     browser.wait_for_text("h1", "Your reservations").await;
     assert_eq!(browser.path().await, "/ui/");
@@ -136,6 +137,31 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
         .2
         .expect("an active box has an SSH command");
     browser.wait_for_text(".card [data-field=ssh]", &ssh).await;
+    // Jupyter was asked for: its link appears once it runs.
+    let jupyter: String = app
+        .db
+        .connect()
+        .await
+        .query_one(
+            "SELECT jupyter_url FROM reservations WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    browser
+        .wait_for_text(".card [data-field=jupyter]", "Open Jupyter")
+        .await;
+    assert_eq!(
+        browser
+            .find(".card [data-field=jupyter]")
+            .await
+            .attr("href")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(jupyter.as_str())
+    );
     assert_eq!(
         browser.run("return window.stayed").await,
         "yes",
