@@ -469,8 +469,7 @@ def write_report(results, baseline, list_baseline, api_peak):
         "",
         f"The console rows are {CONSOLE_CONNECTIONS[0]} browsers' worth of page loads, each "
         "connection with the session cookie of one of the users in turn (signed in through a "
-        "one-time link before the runs): `/ui/` renders the user's newest 100 reservations "
-        "with their histories, `/ui/jobs/{id}` the queued one with its history, `/ui/capacity` "
+        "one-time link before the runs): `/ui/` renders the user's newest 50 reservations, `/ui/jobs/{id}` the queued one with its history, `/ui/capacity` "
         f"the per-type capacity. Their target is a p99 under {CONSOLE_P99_MS} ms.",
         "",
         "Submits use the original client's own body (`instance_type` and the GPU type and count in "

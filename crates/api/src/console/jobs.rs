@@ -16,7 +16,7 @@ use crate::routes::jobs::detail::{JobDetail, job_detail};
 use crate::state::AppState;
 
 /// Reservations shown on the reservations page (and followed live).
-pub(super) const PAGE_SIZE: i64 = 100;
+pub(super) const PAGE_SIZE: i64 = 50;
 
 /// Hours the extend form offers, within the longest extension the server allows.
 const EXTEND_CHOICES: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 12.0, 24.0];
