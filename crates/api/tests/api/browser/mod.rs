@@ -36,16 +36,19 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// `name` on the `PATH` (Debian's packages put both programs in `/usr/bin`).
 fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/lib/chromium"] {
-        let path = PathBuf::from(dir).join(name);
-        if path.exists() {
-            return path;
-        }
-    }
-    panic!(
-        "{name} is missing: scripts/install-browser installs Debian's chromium and chromium-driver"
-    )
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is missing: scripts/install-browser installs Debian's chromium and \
+                 chromium-driver"
+            )
+        })
 }
 
 fn free_port() -> u16 {
