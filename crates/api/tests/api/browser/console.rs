@@ -10,7 +10,7 @@ use gpudev_testkit::{FakeConfig, TestCluster};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use super::{Browser, sign_in};
+use super::{Browser, link, sign_in};
 use crate::helpers::{TestApp, count, spawn_app};
 use crate::jobs_common::{submit_ok, t4};
 
@@ -62,7 +62,12 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
     let (p, cluster) = processor(&app).await;
     let browser = Browser::start(&app).await;
 
-    sign_in(&browser, &app, &key).await;
+    // The one-time link shows whose sign-in it is; its button signs in.
+    browser.open(&link(&app, &key).await).await;
+    browser.wait_for_text("h1", "Sign in to gpudev").await;
+    browser.screenshots("signin").await;
+    browser.click("form[action='/ui/signin'] button").await;
+    browser.wait_for_text("h1", "Your reservations").await;
     assert!(
         browser
             .text()
