@@ -103,10 +103,10 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
         .unwrap();
     assert_eq!(most_hours.as_deref(), Some("24"), "hours within the limit");
     browser.screenshots("reserve").await;
-    browser.click("#gpus option[value='t4:2']").await;
-    browser.click("#hours option[value='2']").await;
+    browser.press("#gpus option[value='t4:2']").await;
+    browser.press("#hours option[value='2']").await;
     browser.type_into("#name", "train-llama").await;
-    browser.click("input[name=jupyter]").await;
+    browser.press("input[name=jupyter]").await;
     browser.click("form.reserve button[type=submit]").await;
     browser.wait_for_text("h1", "Your reservations").await;
     assert_eq!(browser.path().await, "/ui/");
@@ -174,7 +174,7 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
     );
 
     // Copy the SSH command: the button says so once the clipboard has it.
-    browser.click(".card button[data-copy]").await;
+    browser.press(".card button[data-copy]").await;
     browser
         .wait_for_text(".card button[data-copy]", "Copied")
         .await;
@@ -188,7 +188,7 @@ async fn reserve_watch_it_start_without_reloading_copy_ssh_extend_and_cancel() {
         .await
         .unwrap();
     browser
-        .click(".card form.extend select option[value='2']")
+        .press(".card form.extend select option[value='2']")
         .await;
     browser.click(".card form.extend button").await;
     browser
@@ -358,7 +358,7 @@ async fn the_reserve_form_shows_the_apis_refusal_next_to_the_field() {
     browser
         .run("document.querySelector('#hours option').value = '500'; return null")
         .await;
-    browser.click("#hours option").await;
+    browser.press("#hours option").await;
     browser.type_into("#name", "kept-name").await;
     browser.click("form.reserve button[type=submit]").await;
     browser.wait_for_text("h1", "Reserve GPUs").await;

@@ -134,8 +134,32 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.unwrap()
     }
 
-    /// Clicks the first element `css` selects.
+    /// Clicks the first element `css` selects, a link or a form's button, and waits up to
+    /// [`PATIENCE`] until the page it leads to has loaded (so nothing is read from the page
+    /// left behind).
     pub async fn click(&self, css: &str) {
+        self.run("window.gpudevLeft = true; return null").await;
+        self.press(css).await;
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            let loaded = self
+                .client
+                .execute(
+                    "return window.gpudevLeft === undefined && document.readyState === 'complete'",
+                    Vec::new(),
+                )
+                .await;
+            if matches!(loaded, Ok(Value::Bool(true))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} led to no new page");
+    }
+
+    /// Clicks the first element `css` selects, within the page (an option, a box, a button
+    /// that does not leave the page).
+    pub async fn press(&self, css: &str) {
         self.find(css).await.click().await.unwrap();
     }
 
