@@ -50,6 +50,7 @@ struct ReservePage<'a> {
     user: Option<Viewer>,
     page: &'a str,
     csrf: String,
+    request: String,
     gpus: Vec<Choice>,
     hours: Vec<Choice>,
     disks: Vec<Choice>,
@@ -83,6 +84,9 @@ pub(super) struct ConfirmPage<'a> {
 #[serde(default)]
 pub(super) struct ReserveForm {
     csrf: String,
+    /// The form's own id, sent as the submit's Idempotency-Key: a form posted twice (a double
+    /// click, a reload after posting) reserves once.
+    request: String,
     /// `type:count`, one of the offered choices.
     gpus: String,
     hours: String,
@@ -207,6 +211,11 @@ async fn reserve_form(
             user: Some(viewer(session)),
             page: "reserve",
             csrf: session.csrf_token.clone(),
+            request: if form.request.is_empty() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                form.request.clone()
+            },
             gpus: gpu_choices(state, &form.gpus),
             hours: hour_choices(state, &form.hours),
             disks: disk_choices(state, session, &form.disk).await?,
@@ -302,8 +311,10 @@ pub(super) async fn reserve(
             .await;
         }
     };
+    // Only a well-formed id is a key; a form without one (or with a forged one) still reserves.
+    let key = Some(form.request.clone()).filter(|k| uuid::Uuid::parse_str(k).is_ok());
     let submitted =
-        crate::routes::jobs::submit::submit(&state, caller_of(&session), ctx, body, None, None)
+        crate::routes::jobs::submit::submit(&state, caller_of(&session), ctx, body, key, None)
             .await;
     match submitted {
         Ok(_) => Ok(see_other("/ui/")),

@@ -1,13 +1,13 @@
-//! The web console's sign-in and pages over real HTTP (the browser-level tests come with the
-//! console's live pages): one-time links, the session cookie, CSRF, escaping, the policy
-//! headers, and sessions ending with their user or key.
+//! The web console's sign-in and pages over real HTTP (the browser tests are in `browser/`):
+//! one-time links, the session cookie, CSRF, escaping, the policy headers, sessions ending with
+//! their user or key, the event stream, and a reserve form posted twice.
 
 use gpudev_store::users::Role;
 use reqwest::redirect::Policy;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, status_json};
+use crate::helpers::{TestApp, count, spawn_app, status_json};
 use crate::jobs_common::{submit_ok, t4};
 
 /// A client that keeps no cookies and follows no redirects: each test handles the cookie itself.
@@ -332,4 +332,42 @@ async fn the_event_stream_sends_the_users_jobs_and_ends_with_the_session() {
         .unwrap()
         .unwrap();
     assert!(end.is_none(), "the stream ends: {end:?}");
+}
+
+/// The value of the hidden field `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_reserve_form_posted_twice_reserves_once() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let (_, html, _) = page(&app, "/ui/reserve", Some(&cookie)).await;
+    let csrf = csrf_of(&html);
+    let request = hidden(&html, "request");
+    assert!(uuid::Uuid::parse_str(&request).is_ok(), "{request}");
+
+    for _ in 0..2 {
+        let res = browser()
+            .post(format!("{}/ui/reserve", app.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", request.as_str()),
+                ("gpus", "t4:1"),
+                ("hours", "2"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+
+    // Another form (a new id) is another reservation.
+    let (_, html, _) = page(&app, "/ui/reserve", Some(&cookie)).await;
+    assert_ne!(hidden(&html, "request"), request);
 }
