@@ -104,6 +104,9 @@ pub(super) struct ActionForm {
     confirm: String,
     /// Extend only.
     hours: String,
+    /// Extend only: the confirmation's own id, sent as the extension's Idempotency-Key, so a
+    /// confirmation posted twice extends once.
+    request: String,
 }
 
 impl CsrfForm for ReserveForm {
@@ -432,13 +435,14 @@ pub(super) async fn extend(
                 action: format!("/ui/jobs/{}/extend", r.reservation_id),
                 csrf: session.csrf_token.clone(),
                 hours: Some(hours.to_string()),
-                carry: None,
+                carry: Some(("request".into(), uuid::Uuid::new_v4().to_string())),
                 button: format!("Extend by {hours} hours"),
                 back: "/ui/".into(),
             },
         );
     }
-    match crate::routes::jobs::extend::extend(&state, &caller, &ctx, &path, hours, None, true).await
+    let key = Some(form.request.clone()).filter(|k| uuid::Uuid::parse_str(k).is_ok());
+    match crate::routes::jobs::extend::extend(&state, &caller, &ctx, &path, hours, key, true).await
     {
         Ok(_) => Ok(see_other("/ui/")),
         Err(e) => refusal(e),

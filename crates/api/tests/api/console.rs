@@ -371,3 +371,52 @@ async fn a_reserve_form_posted_twice_reserves_once() {
     let (_, html, _) = page(&app, "/ui/reserve", Some(&cookie)).await;
     assert_ne!(hidden(&html, "request"), request);
 }
+
+#[tokio::test]
+async fn an_extension_confirmed_twice_extends_once() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let id = submit_ok(&app, &key, t4(1.0)).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let (_, html, _) = page(&app, "/ui/", Some(&cookie)).await;
+    let csrf = csrf_of(&html);
+    let post = |form: Vec<(&'static str, String)>| {
+        browser()
+            .post(format!("{}/ui/jobs/{id}/extend", app.base))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+    };
+
+    let shown = post(vec![("csrf", csrf.clone()), ("hours", "2".into())])
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), StatusCode::OK);
+    let confirmation = shown.text().await.unwrap();
+    assert!(
+        confirmation.contains("Extend this reservation?"),
+        "{confirmation}"
+    );
+    let request = hidden(&confirmation, "request");
+    for _ in 0..2 {
+        let res = post(vec![
+            ("csrf", csrf.clone()),
+            ("hours", "2".into()),
+            ("confirm", "yes".into()),
+            ("request", request.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT extended_hours::bigint FROM reservations WHERE reservation_id = '{id}'"
+            )
+        )
+        .await,
+        2
+    );
+}
