@@ -2,6 +2,8 @@
 //! one-time links, the session cookie, CSRF, escaping, the policy headers, sessions ending with
 //! their user or key, the event stream, and a reserve form posted twice.
 
+use gpudev_domain::ReservationStatus;
+use gpudev_store::reservations::{self, Transition};
 use gpudev_store::users::Role;
 use reqwest::redirect::Policy;
 use reqwest::{Response, StatusCode};
@@ -418,5 +420,48 @@ async fn an_extension_confirmed_twice_extends_once() {
         )
         .await,
         2
+    );
+}
+
+#[tokio::test]
+async fn a_failed_reservations_page_says_why_in_plain_words_with_its_history() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let id = submit_ok(&app, &key, t4(1.0)).await;
+    let client = app.db.connect().await;
+    for (to, reason) in [
+        (ReservationStatus::Preparing, "admitted"),
+        (
+            ReservationStatus::Failed,
+            "pod gpudev-1: ImagePullBackOff: pulling image \"ubuntu:nope\"",
+        ),
+    ] {
+        reservations::transition(
+            &client,
+            id,
+            Transition {
+                to,
+                reason: Some(reason),
+                actor: "processor",
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+
+    let (status, html, _) = page(&app, &format!("/ui/jobs/{id}"), Some(&cookie)).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Why it failed"), "{html}");
+    assert!(
+        html.contains("The container image could not be downloaded"),
+        "{html}"
+    );
+    assert!(html.contains("queued → preparing"), "{html}");
+    assert!(html.contains("preparing → failed"), "{html}");
+    assert!(
+        !html.contains("/extend\""),
+        "an ended reservation offers no extension"
     );
 }
