@@ -102,7 +102,7 @@ async fn page_headers(
 }
 
 /// The signed-in user as the pages show them.
-pub(super) struct Viewer {
+struct Viewer {
     username: String,
     csrf: String,
 }
@@ -118,7 +118,7 @@ struct CapacityPage<'a> {
 
 /// One GPU type's capacity as the page and its live updates show it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub(super) struct TypeRow {
+struct TypeRow {
     name: String,
     free: String,
     total: String,
@@ -146,7 +146,7 @@ struct SigninPage<'a> {
     token: String,
 }
 
-pub(super) fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpResponse> {
+fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpResponse> {
     let body = page
         .render()
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
@@ -155,7 +155,7 @@ pub(super) fn html(status: StatusCode, page: &impl Template) -> ApiResult<HttpRe
         .body(body))
 }
 
-pub(super) fn message(status: StatusCode, heading: &str, text: &str) -> ApiResult<HttpResponse> {
+fn message(status: StatusCode, heading: &str, text: &str) -> ApiResult<HttpResponse> {
     html(
         status,
         &MessagePage {
@@ -167,7 +167,7 @@ pub(super) fn message(status: StatusCode, heading: &str, text: &str) -> ApiResul
     )
 }
 
-pub(super) fn signed_out() -> ApiResult<HttpResponse> {
+fn signed_out() -> ApiResult<HttpResponse> {
     message(
         StatusCode::UNAUTHORIZED,
         "Sign in to gpudev",
@@ -176,7 +176,7 @@ pub(super) fn signed_out() -> ApiResult<HttpResponse> {
 }
 
 /// The session the request's cookie names, if it is live.
-pub(super) async fn session_of(
+async fn session_of(
     state: &AppState,
     req: &HttpRequest,
 ) -> ApiResult<Option<(SessionUser, String)>> {
@@ -191,7 +191,7 @@ pub(super) async fn session_of(
     Ok(console::session(&*db, &hash).await?.map(|s| (s, hash)))
 }
 
-pub(super) fn viewer(s: &SessionUser) -> Viewer {
+fn viewer(s: &SessionUser) -> Viewer {
     Viewer {
         username: s.username.to_string(),
         csrf: s.csrf_token.clone(),
@@ -215,7 +215,7 @@ async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResul
 }
 
 /// Every GPU type's capacity as `GET /v1/gpu/availability` answers, and when it was measured.
-pub(super) async fn capacity(state: &AppState) -> ApiResult<(Vec<TypeRow>, String)> {
+async fn capacity(state: &AppState) -> ApiResult<(Vec<TypeRow>, String)> {
     let answer = crate::routes::cluster::availability::availability(state).await?;
     let types = answer
         .availability
@@ -394,12 +394,12 @@ async fn styles() -> HttpResponse {
 }
 
 /// Whether a form's CSRF token is its session's (compared in constant time).
-pub(super) fn csrf_ok(session: &SessionUser, sent: &str) -> bool {
+fn csrf_ok(session: &SessionUser, sent: &str) -> bool {
     bool::from(session.csrf_token.as_bytes().ct_eq(sent.as_bytes()))
 }
 
 /// 403 for a form without its session's CSRF token: nothing was changed.
-pub(super) fn form_expired() -> ApiResult<HttpResponse> {
+fn form_expired() -> ApiResult<HttpResponse> {
     message(
         StatusCode::FORBIDDEN,
         "This form has expired",
@@ -409,7 +409,7 @@ pub(super) fn form_expired() -> ApiResult<HttpResponse> {
 
 /// The session's user as the API's routes see a caller, so the console acts through the same
 /// functions and rules. It holds no API key: the key fields name the console instead.
-pub(super) fn caller_of(s: &SessionUser) -> Caller {
+fn caller_of(s: &SessionUser) -> Caller {
     Caller {
         user_id: s.user_id,
         username: s.username.clone(),
@@ -424,7 +424,7 @@ pub(super) fn caller_of(s: &SessionUser) -> Caller {
 
 /// A refusal from the API's rules as a page: its status and its `detail`. A fault on our side
 /// stays the API's opaque 500.
-pub(super) fn refusal(e: ApiError) -> ApiResult<HttpResponse> {
+fn refusal(e: ApiError) -> ApiResult<HttpResponse> {
     use actix_web::ResponseError as _;
     if matches!(e, ApiError::Internal(_) | ApiError::Unavailable(_)) {
         return Err(e);
