@@ -6,7 +6,7 @@
 //! reservations through the same function as the page; it sends a `jobs` event only when what
 //! the page shows changed, and a comment otherwise (so a closed browser is noticed). A session
 //! that ended gets a `signedout` event and the stream closes. A stream lasts [`STREAM_FOR`] at
-//! most; the browser then reconnects by itself. The capacity page's stream
+//! most, and ends when its replica starts to drain; the browser then reconnects by itself. The capacity page's stream
 //! (`/ui/events?capacity`) sends `capacity` events instead, read as `GET /v1/gpu/availability`
 //! reads it.
 
@@ -86,7 +86,9 @@ impl Live {
         if self.ticks == 1 {
             out.push_str(&format!("retry: {RECONNECT_MS}\n\n"));
         }
-        if self.started.elapsed() >= STREAM_FOR {
+        // A replica that is stopping ends its streams, so the browsers reconnect to another
+        // while it drains instead of holding its shutdown up.
+        if self.started.elapsed() >= STREAM_FOR || self.state.is_draining() {
             self.done = true;
             return out;
         }

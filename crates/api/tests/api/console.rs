@@ -465,3 +465,33 @@ async fn a_failed_reservations_page_says_why_in_plain_words_with_its_history() {
         "an ended reservation offers no extension"
     );
 }
+
+#[tokio::test]
+async fn a_draining_replica_ends_its_event_streams() {
+    let app = crate::helpers::spawn_app_with(&[("SHUTDOWN_DRAIN_SECONDS", "8")]).await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let mut res = browser()
+        .get(format!("{}/ui/events", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    read_until(&mut res, &mut seen, "event: jobs\n").await;
+
+    let started = std::time::Instant::now();
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move { shutdown.shutdown().await });
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(6), res.chunk())
+        .await
+        .expect("the stream outlived the drain")
+        .unwrap()
+    {
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "ended by the drain, not by the server stopping: {seen:?}"
+    );
+}
