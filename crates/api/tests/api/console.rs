@@ -271,6 +271,16 @@ async fn the_capacity_page_shows_every_type_of_the_catalog() {
     assert!(html.contains("aria-current=\"page\""));
 }
 
+/// The event stream of the session `cookie` names.
+async fn events(app: &TestApp, cookie: &str) -> Response {
+    browser()
+        .get(format!("{}/ui/events", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Reads the event stream until `want` has been seen (within 10 s); everything read so far.
 async fn read_until(res: &mut Response, seen: &mut String, want: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -302,12 +312,7 @@ async fn the_event_stream_sends_the_users_jobs_and_ends_with_the_session() {
         StatusCode::UNAUTHORIZED,
         "no stream without a session"
     );
-    let mut res = browser()
-        .get(format!("{}/ui/events", app.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let mut res = events(&app, &cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -471,12 +476,7 @@ async fn a_draining_replica_ends_its_event_streams() {
     let app = crate::helpers::spawn_app_with(&[("SHUTDOWN_DRAIN_SECONDS", "8")]).await;
     let (_, key) = app.user_with_key("alice", Role::User).await;
     let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
-    let mut res = browser()
-        .get(format!("{}/ui/events", app.base))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let mut res = events(&app, &cookie).await;
     let mut seen = String::new();
     read_until(&mut res, &mut seen, "event: jobs\n").await;
 
