@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +41,14 @@ COMMAND = "scripts/bench-api"
 CHURNING = "`GET /v1/jobs/{id}` while jobs change"
 SUBMIT_MANY = "`POST /v1/jobs/submit`, 64 users' keys"
 SUBMIT_ONE = "`POST /v1/jobs/submit`, one key"
+# The console's pages at 16 browsers' worth of requests: 16 connections (each with one bench
+# user's session), each asking for its next page CONSOLE_THINK_MS after the last answer, far
+# faster than a person clicks. The target is a p99 under CONSOLE_P99_MS. One more row asks for
+# `/ui/` flat out on the same 16 connections, for the page's throughput.
+CONSOLE_CONNECTIONS = (16,)
+CONSOLE_THINK_MS = 100
+CONSOLE_P99_MS = 50
+CONSOLE_FLAT_OUT = "console GET /ui/, flat out"
 
 
 def wrk(url, conns, script=None):
@@ -58,6 +68,30 @@ def wrk(url, conns, script=None):
     if m:
         errors += sum(int(x) for x in m.groups())
     return {"rps": rps, "p50": lat["50"], "p90": lat["90"], "p99": lat["99"], "errors": errors}
+
+
+def console_session(base, key):
+    """A console session of `key`'s user, signed in as a browser would: a one-time link from
+    `POST /v1/console/links`, then its form. Returns the `Cookie` header value."""
+    req = urllib.request.Request(f"{base}/v1/console/links", data=b"{}", method="POST",
+                                 headers={"Authorization": f"Bearer {key}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        token = json.load(res)["path"].removeprefix("/ui/signin/")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    form = urllib.parse.urlencode({"token": token}).encode()
+    try:
+        opener.open(urllib.request.Request(f"{base}/ui/signin", data=form, method="POST"), timeout=10)
+        raise RuntimeError("signing in to the console did not redirect")
+    except urllib.error.HTTPError as e:
+        if e.code != 303:
+            raise
+        return e.headers["Set-Cookie"].split(";")[0]
 
 
 def median_of(runs):
@@ -315,6 +349,23 @@ def main():
             + '  wrk.headers["Authorization"] = "Bearer " .. keys[(i % #keys) + 1]\n'
             + "  return wrk.format(nil)\nend\n"
         )
+        # Each user's console session; a browser asks for its pages and the user's reservation.
+        cookies = [console_session(base, k) for k in keys]
+        lua_cookies = "local cookies = {" + ",".join(f'"{c}"' for c in cookies) + "}\n"
+        for page, path in (("ui_jobs", '"/ui/"'), ("ui_capacity", '"/ui/capacity"'),
+                           ("ui_job", '"/ui/jobs/" .. ids[n]')):
+            script = (
+                lua_cookies
+                + "local ids = {" + ",".join(f'"{j}"' for j in job_ids) + "}\n"
+                + "local i = 0\n"
+                + "request = function()\n  i = i + 1\n"
+                + "  local n = (i % #cookies) + 1\n"
+                + '  wrk.headers["Cookie"] = cookies[n]\n'
+                + f"  return wrk.format(nil, {path})\nend\n"
+            )
+            (scripts / f"{page}_flat.lua").write_text(script)
+            # wrk waits this long before each connection's next request.
+            (scripts / f"{page}.lua").write_text(script + f"delay = function()\n  return {CONSOLE_THINK_MS}\nend\n")
         cases = [
             ("GET /health", f"{base}/health", None),
             ("POST /v1/auth/aws-login", f"{base}/v1/auth/aws-login", str(scripts / "login.lua")),
@@ -323,6 +374,10 @@ def main():
             (CHURNING, f"{base}/", str(scripts / "get_one.lua")),
             (SUBMIT_MANY, f"{base}/v1/jobs/submit", str(scripts / "submit.lua")),
             (SUBMIT_ONE, f"{base}/v1/jobs/submit", str(scripts / "submit_one.lua")),
+            ("console GET /ui/", f"{base}/", str(scripts / "ui_jobs.lua")),
+            ("console GET /ui/jobs/{id}", f"{base}/", str(scripts / "ui_job.lua")),
+            ("console GET /ui/capacity", f"{base}/", str(scripts / "ui_capacity.lua")),
+            (CONSOLE_FLAT_OUT, f"{base}/", str(scripts / "ui_jobs_flat.lua")),
         ]
         results = {}
         if ONLY:
@@ -331,7 +386,7 @@ def main():
                                     "gpudev"]).stdout)
         metrics_base = f"http://127.0.0.1:{mport}"
         for name, target, script in cases:
-            for conns in CONNECTIONS:
+            for conns in CONSOLE_CONNECTIONS if name.startswith("console") else CONNECTIONS:
                 hits, misses = cache_reads(metrics_base)
                 submits, batches = submit_batches(metrics_base)
                 api_cpu, pg_cpu = cpu_seconds(api.pid), server_cpu(pg)
@@ -395,7 +450,8 @@ def write_report(results, baseline, list_baseline, api_peak):
     for (name, conns), r in results.items():
         cached = "—" if r["cached"] is None else f"{r['cached']:.1%}"
         batch = "—" if r["batch"] is None else f"{r['batch']:.1f}"
-        shown = name if name.startswith("`") else f"`{name}`"
+        shown = name if name.startswith("`") else (
+            f"console `{name.removeprefix('console ')}`" if name.startswith("console ") else f"`{name}`")
         lines.append(f"| {shown} | {conns} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['errors']} | {cached} | {batch} | {r['api_cpu_ms']:.3f} | {r['pg_cpu_ms']:.3f} |")
     lines += [
         "",
@@ -418,6 +474,16 @@ def write_report(results, baseline, list_baseline, api_peak):
         "database. No "
         "processor runs, so the submits only lengthen one GPU type's queue (to tens of thousands) "
         "and, with no published scheduler state, their answers carry no estimate.",
+        "",
+        f"The console rows are {CONSOLE_CONNECTIONS[0]} browsers' worth of page loads: "
+        f"{CONSOLE_CONNECTIONS[0]} connections, each with the session cookie of one of the users "
+        "(signed in through a one-time link before the runs), each asking for its next page "
+        f"{CONSOLE_THINK_MS} ms after its last answer (far faster than a person clicks). `/ui/` "
+        "renders the user's newest 50 reservations, `/ui/jobs/{id}` the queued one with its "
+        f"history, `/ui/capacity` the per-type capacity. Their target is a p99 under "
+        f"{CONSOLE_P99_MS} ms. The row \"{CONSOLE_FLAT_OUT.removeprefix('console ')}\" asks for "
+        "`/ui/` on the same connections without pausing, for the page's throughput; its "
+        "latencies are those of a saturated server.",
         "",
         "Submits use the original client's own body (`instance_type` and the GPU type and count in "
         "`env_vars`), from 64 users' keys in turn or all from one key (a CI account submitting in "

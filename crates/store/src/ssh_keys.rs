@@ -63,6 +63,39 @@ pub async fn replace(
     Ok(stored)
 }
 
+/// Adds one key to a user's keys in one statement; false when it was registered already or the
+/// user has [`MAX_KEYS_PER_USER`] keys (see [`list`] to tell which).
+pub async fn add(db: &impl Db, user_id: i64, key: &SshPublicKey) -> Result<bool, StoreError> {
+    let limit = i64::try_from(MAX_KEYS_PER_USER).unwrap_or(i64::MAX);
+    Ok(db
+        .execute(
+            "INSERT INTO user_ssh_keys (user_id, public_key, fingerprint, comment) \
+             SELECT $1, $2, $3, $4 \
+             WHERE (SELECT count(*) FROM user_ssh_keys WHERE user_id = $1) < $5 \
+             ON CONFLICT (user_id, fingerprint) DO NOTHING",
+            &[
+                &user_id,
+                &key.to_line(),
+                &key.fingerprint(),
+                &key.comment(),
+                &limit,
+            ],
+        )
+        .await?
+        == 1)
+}
+
+/// Removes the user's key with `fingerprint` in one statement; false when they had none.
+pub async fn remove(db: &impl Db, user_id: i64, fingerprint: &str) -> Result<bool, StoreError> {
+    Ok(db
+        .execute(
+            "DELETE FROM user_ssh_keys WHERE user_id = $1 AND fingerprint = $2",
+            &[&user_id, &fingerprint],
+        )
+        .await?
+        == 1)
+}
+
 /// A user's keys, oldest first.
 pub async fn list(db: &impl Db, user_id: i64) -> Result<Vec<StoredKey>, StoreError> {
     let rows = db

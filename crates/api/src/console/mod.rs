@@ -8,8 +8,8 @@
 //! the session's CSRF token. A session ends at sign-out, after [`SESSION_TTL`], when its user is
 //! disabled, or when the API key that asked for its link is revoked.
 //!
-//! Every page carries a strict Content-Security-Policy: no scripts, styles only from this
-//! server, no framing.
+//! Every page carries a strict Content-Security-Policy: scripts, styles and live updates only
+//! from this server (our own small `console.js`, no inline script), no framing.
 
 use std::time::Duration;
 
@@ -20,18 +20,23 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
 use gpudev_domain::ConsoleSecret;
 use gpudev_store::console::{self, SessionUser};
-use gpudev_store::reservations::{self, ListFilter};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
 use crate::audit::{self, Audit, RequestCtx};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+mod account;
 pub mod admin;
+mod detail;
+mod extract;
+mod forms;
+mod jobs;
+mod live;
 pub mod oidc;
 pub mod usage_chart;
 
@@ -42,10 +47,9 @@ pub const LINK_TTL: Duration = Duration::from_secs(120);
 /// How long a session lasts at most.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The policy of every console page.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
-     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-/// Reservations shown on the reservations page.
-const PAGE_SIZE: i64 = 100;
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 const STYLES: &str = include_str!("../../templates/console/console.css");
 
@@ -62,7 +66,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/ui")
             .wrap(from_fn(page_headers))
-            .route("/", web::get().to(reservations_page))
+            .route("/", web::get().to(jobs::reservations_page))
+            .route("/jobs/{id}", web::get().to(detail::detail_page))
+            .route("/jobs/{id}/cancel", web::post().to(forms::cancel))
+            .route("/jobs/{id}/extend", web::post().to(forms::extend))
+            .route("/reserve", web::get().to(forms::reserve_page))
+            .route("/reserve", web::post().to(forms::reserve))
+            .route("/disks", web::get().to(account::disks_page))
+            .route("/disks", web::post().to(account::create_disk))
+            .route("/disks/{name}/rename", web::post().to(account::rename_disk))
+            .route("/disks/{name}/delete", web::post().to(account::delete_disk))
+            .route("/keys", web::get().to(account::keys_page))
+            .route("/keys/{id}/revoke", web::post().to(account::revoke_key))
+            .route("/ssh-keys", web::get().to(account::ssh_keys_page))
+            .route("/ssh-keys", web::post().to(account::add_ssh_key))
+            .route("/ssh-keys/remove", web::post().to(account::remove_ssh_key))
+            .route("/events", web::get().to(live::events))
+            .route("/console.js", web::get().to(live::script))
             .route("/capacity", web::get().to(capacity_page))
             .configure(oidc::configure)
             .configure(admin::configure)
@@ -95,24 +115,6 @@ struct Viewer {
 }
 
 #[derive(Template)]
-#[template(path = "console/jobs.html")]
-struct ReservationsPage<'a> {
-    user: Option<Viewer>,
-    page: &'a str,
-    jobs: Vec<JobRow>,
-}
-
-struct JobRow {
-    short_id: String,
-    name: String,
-    gpus: String,
-    status: String,
-    queue: String,
-    ssh: Option<String>,
-    ends: String,
-}
-
-#[derive(Template)]
 #[template(path = "console/capacity.html")]
 struct CapacityPage<'a> {
     user: Option<Viewer>,
@@ -121,6 +123,8 @@ struct CapacityPage<'a> {
     note: String,
 }
 
+/// One GPU type's capacity as the page and its live updates show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 struct TypeRow {
     name: String,
     free: String,
@@ -202,70 +206,25 @@ fn viewer(s: &SessionUser) -> Viewer {
     }
 }
 
-async fn reservations_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> ApiResult<HttpResponse> {
-    let Some((session, _)) = session_of(&state, &req).await? else {
-        return oidc::signed_out_page(&state);
-    };
-    let db = state.db().await?;
-    let (rows, _) = reservations::list_with_events(
-        &db,
-        &ListFilter {
-            user_id: Some(session.user_id),
-            statuses: Vec::new(),
-            limit: PAGE_SIZE,
-            offset: 0,
-        },
-    )
-    .await?;
-    drop(db);
-    let now = Utc::now();
-    let jobs = rows
-        .into_iter()
-        .map(|(r, events)| {
-            let j = crate::routes::jobs::detail::job_detail(
-                r,
-                events,
-                &state.config.catalog,
-                &state.config.idle,
-                true,
-                now,
-            );
-            JobRow {
-                short_id: j.job_id.simple().to_string()[..8].to_owned(),
-                name: j.name.clone().unwrap_or_default(),
-                gpus: format!("{} × {}", j.gpu_count, j.gpu_type),
-                queue: match (j.queue_position, j.estimated_start_time) {
-                    (Some(p), Some(t)) => format!("#{p}, starts ~{} UTC", t.format("%H:%M")),
-                    (Some(p), None) => format!("#{p}"),
-                    _ => String::new(),
-                },
-                ssh: j.ssh_command.clone(),
-                ends: j
-                    .expires_at
-                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_default(),
-                status: j.status,
-            }
-        })
-        .collect();
-    html(
-        StatusCode::OK,
-        &ReservationsPage {
-            user: Some(viewer(&session)),
-            page: "jobs",
-            jobs,
-        },
-    )
-}
-
 async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let Some((session, _)) = session_of(&state, &req).await? else {
         return signed_out();
     };
-    let answer = crate::routes::cluster::availability::availability(&state).await?;
+    let (types, note) = capacity(&state).await?;
+    html(
+        StatusCode::OK,
+        &CapacityPage {
+            user: Some(viewer(&session)),
+            page: "capacity",
+            types,
+            note,
+        },
+    )
+}
+
+/// Every GPU type's capacity as `GET /v1/gpu/availability` answers, and when it was measured.
+async fn capacity(state: &AppState) -> ApiResult<(Vec<TypeRow>, String)> {
+    let answer = crate::routes::cluster::availability::availability(state).await?;
     let types = answer
         .availability
         .values()
@@ -283,18 +242,11 @@ async fn capacity_page(state: web::Data<AppState>, req: HttpRequest) -> ApiResul
             },
         })
         .collect();
-    html(
-        StatusCode::OK,
-        &CapacityPage {
-            user: Some(viewer(&session)),
-            page: "capacity",
-            types,
-            note: format!(
-                "As of {} UTC. GPUs, or reservation slots for CPU-only types.",
-                answer.timestamp.format("%H:%M:%S")
-            ),
-        },
-    )
+    let note = format!(
+        "As of {} UTC. GPUs, or reservation slots for CPU-only types.",
+        answer.timestamp.format("%H:%M:%S")
+    );
+    Ok((types, note))
 }
 
 /// A sign-in link opened: whose sign-in it is, and a button that uses it. Nothing is used yet,
@@ -430,12 +382,8 @@ async fn signout(
     let Some((session, hash)) = session_of(&state, &req).await? else {
         return signed_out();
     };
-    if !bool::from(session.csrf_token.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Reload the page and try again.",
-        );
+    if !csrf_ok(&session, &form.csrf) {
+        return form_expired();
     }
     let db = state.db().await?;
     if console::end_session(&*db, &hash).await? {
@@ -471,4 +419,49 @@ async fn styles() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(STYLES)
+}
+
+/// Whether a form's CSRF token is its session's (compared in constant time).
+fn csrf_ok(session: &SessionUser, sent: &str) -> bool {
+    bool::from(session.csrf_token.as_bytes().ct_eq(sent.as_bytes()))
+}
+
+/// 403 for a form without its session's CSRF token: nothing was changed.
+fn form_expired() -> ApiResult<HttpResponse> {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Nothing was changed. Reload the page and try again.",
+    )
+}
+
+/// The session's user as the API's routes see a caller, so the console acts through the same
+/// functions and rules. It holds no API key: the key fields name the console instead.
+fn caller_of(s: &SessionUser) -> Caller {
+    Caller {
+        user_id: s.user_id,
+        username: s.username.clone(),
+        role: s.role,
+        key_id: 0,
+        key_expires_at: s.expires_at,
+        rate_limit_per_minute: None,
+        key_auth_method: "console".to_owned(),
+        key_auth_issuer: None,
+    }
+}
+
+/// A refusal from the API's rules as a page: its status and its `detail`. A fault on our side
+/// stays the API's opaque 500.
+fn refusal(e: ApiError) -> ApiResult<HttpResponse> {
+    use actix_web::ResponseError as _;
+    if matches!(e, ApiError::Internal(_) | ApiError::Unavailable(_)) {
+        return Err(e);
+    }
+    let status = e.status_code();
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::CONFLICT => "That cannot be done now",
+        _ => "That cannot be done",
+    };
+    message(status, heading, &e.to_string())
 }

@@ -1,13 +1,15 @@
-//! The web console's sign-in and pages over real HTTP (the browser-level tests come with the
-//! console's live pages): one-time links, the session cookie, CSRF, escaping, the policy
-//! headers, and sessions ending with their user or key.
+//! The web console's sign-in and pages over real HTTP (the browser tests are in `browser/`):
+//! one-time links, the session cookie, CSRF, escaping, the policy headers, sessions ending with
+//! their user or key, the event stream, and a reserve form posted twice.
 
+use gpudev_domain::ReservationStatus;
+use gpudev_store::reservations::{self, Transition};
 use gpudev_store::users::Role;
 use reqwest::redirect::Policy;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, status_json};
+use crate::helpers::{TestApp, count, spawn_app, status_json};
 use crate::jobs_common::{submit_ok, t4};
 
 /// A client that keeps no cookies and follows no redirects: each test handles the cookie itself.
@@ -271,4 +273,229 @@ async fn the_capacity_page_shows_every_type_of_the_catalog() {
         );
     }
     assert!(html.contains("aria-current=\"page\""));
+}
+
+/// The event stream of the session `cookie` names.
+async fn events(app: &TestApp, cookie: &str) -> Response {
+    browser()
+        .get(format!("{}/ui/events", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Reads the event stream until `want` has been seen (within 10 s); everything read so far.
+async fn read_until(res: &mut Response, seen: &mut String, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let chunk = tokio::time::timeout(left, res.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no {want:?} in {seen:?}"))
+            .unwrap();
+        let Some(chunk) = chunk else {
+            panic!("the stream ended without {want:?}: {seen:?}");
+        };
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_users_jobs_and_ends_with_the_session() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (_, bob) = app.user_with_key("bob", Role::User).await;
+    let mine = submit_ok(&app, &key, t4(1.0)).await;
+    let bobs = submit_ok(&app, &bob, t4(1.0)).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+
+    let (status, _, _) = page(&app, "/ui/events", None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no stream without a session"
+    );
+    let mut res = events(&app, &cookie).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let mut seen = String::new();
+    read_until(&mut res, &mut seen, "event: jobs\ndata: ").await;
+    read_until(&mut res, &mut seen, "\n\n").await;
+    assert!(seen.starts_with("retry: 3000\n\n"), "{seen}");
+    assert!(seen.contains(&mine.to_string()), "{seen}");
+    assert!(
+        !seen.contains(&bobs.to_string()),
+        "another user's job: {seen}"
+    );
+
+    // The key that asked for the session's link is revoked: the stream says so and ends.
+    app.db
+        .connect()
+        .await
+        .execute("UPDATE api_keys SET revoked_at = now()", &[])
+        .await
+        .unwrap();
+    read_until(&mut res, &mut seen, "event: signedout\n").await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), res.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(end.is_none(), "the stream ends: {end:?}");
+}
+
+/// The value of the hidden field `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_reserve_form_posted_twice_reserves_once() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let (_, html, _) = page(&app, "/ui/reserve", Some(&cookie)).await;
+    let csrf = csrf_of(&html);
+    let request = hidden(&html, "request");
+    assert!(uuid::Uuid::parse_str(&request).is_ok(), "{request}");
+
+    for _ in 0..2 {
+        let res = browser()
+            .post(format!("{}/ui/reserve", app.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", request.as_str()),
+                ("gpus", "t4:1"),
+                ("hours", "2"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM reservations").await, 1);
+
+    // Another form (a new id) is another reservation.
+    let (_, html, _) = page(&app, "/ui/reserve", Some(&cookie)).await;
+    assert_ne!(hidden(&html, "request"), request);
+}
+
+#[tokio::test]
+async fn an_extension_confirmed_twice_extends_once() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let id = submit_ok(&app, &key, t4(1.0)).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let (_, html, _) = page(&app, "/ui/", Some(&cookie)).await;
+    let csrf = csrf_of(&html);
+    let post = |form: Vec<(&'static str, String)>| {
+        browser()
+            .post(format!("{}/ui/jobs/{id}/extend", app.base))
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+    };
+
+    let shown = post(vec![("csrf", csrf.clone()), ("hours", "2".into())])
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), StatusCode::OK);
+    let confirmation = shown.text().await.unwrap();
+    assert!(
+        confirmation.contains("Extend this reservation?"),
+        "{confirmation}"
+    );
+    let request = hidden(&confirmation, "request");
+    for _ in 0..2 {
+        let res = post(vec![
+            ("csrf", csrf.clone()),
+            ("hours", "2".into()),
+            ("confirm", "yes".into()),
+            ("request", request.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT extended_hours::bigint FROM reservations WHERE reservation_id = '{id}'"
+            )
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_failed_reservations_page_says_why_in_plain_words_with_its_history() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let id = submit_ok(&app, &key, t4(1.0)).await;
+    let client = app.db.connect().await;
+    for (to, reason) in [
+        (ReservationStatus::Preparing, "admitted"),
+        (
+            ReservationStatus::Failed,
+            "pod gpudev-1: ImagePullBackOff: pulling image \"ubuntu:nope\"",
+        ),
+    ] {
+        reservations::transition(
+            &client,
+            id,
+            Transition {
+                to,
+                reason: Some(reason),
+                actor: "processor",
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+
+    let (status, html, _) = page(&app, &format!("/ui/jobs/{id}"), Some(&cookie)).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Why it failed"), "{html}");
+    assert!(
+        html.contains("The container image could not be downloaded"),
+        "{html}"
+    );
+    assert!(html.contains("queued → preparing"), "{html}");
+    assert!(html.contains("preparing → failed"), "{html}");
+    assert!(
+        !html.contains("/extend\""),
+        "an ended reservation offers no extension"
+    );
+}
+
+#[tokio::test]
+async fn a_draining_replica_ends_its_event_streams() {
+    let app = crate::helpers::spawn_app_with(&[("SHUTDOWN_DRAIN_SECONDS", "8")]).await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+    let mut res = events(&app, &cookie).await;
+    let mut seen = String::new();
+    read_until(&mut res, &mut seen, "event: jobs\n").await;
+
+    let started = std::time::Instant::now();
+    let shutdown = app.shutdown.clone();
+    tokio::spawn(async move { shutdown.shutdown().await });
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(6), res.chunk())
+        .await
+        .expect("the stream outlived the drain")
+        .unwrap()
+    {
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "ended by the drain, not by the server stopping: {seen:?}"
+    );
 }

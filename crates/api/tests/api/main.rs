@@ -14,6 +14,7 @@ mod auth_middleware;
 mod availability;
 mod bodies;
 mod bookings;
+pub mod browser;
 mod console;
 mod console_admin;
 mod console_oidc;

@@ -227,6 +227,54 @@ async fn registering_ssh_keys_replaces_the_previous_set_and_collapses_duplicates
 }
 
 #[tokio::test]
+async fn one_ssh_key_is_added_or_removed_by_one_guarded_statement() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let key = SshPublicKey::parse(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIETUbNlJBfWzOjE2V2VI7uME1ZcLQOGKhOdceh1N5BOe test@gpudev",
+    )
+    .unwrap();
+
+    assert!(ssh_keys::add(&client, alice.user_id, &key).await.unwrap());
+    assert!(
+        !ssh_keys::add(&client, alice.user_id, &key).await.unwrap(),
+        "registered already"
+    );
+    assert_eq!(
+        ssh_keys::list(&client, alice.user_id).await.unwrap().len(),
+        1
+    );
+    assert!(
+        ssh_keys::remove(&client, alice.user_id, key.fingerprint())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ssh_keys::remove(&client, alice.user_id, key.fingerprint())
+            .await
+            .unwrap(),
+        "gone already"
+    );
+
+    // A user holding the most keys gets no more.
+    let most = i64::try_from(ssh_keys::MAX_KEYS_PER_USER).unwrap();
+    client
+        .execute(
+            "INSERT INTO user_ssh_keys (user_id, public_key, fingerprint) \
+             SELECT $1, 'ssh-ed25519 AAAA' || i, 'SHA256:filler' || i FROM generate_series(1, $2::bigint) i",
+            &[&alice.user_id, &most],
+        )
+        .await
+        .unwrap();
+    assert!(!ssh_keys::add(&client, alice.user_id, &key).await.unwrap());
+    assert_eq!(
+        ssh_keys::list(&client, alice.user_id).await.unwrap().len(),
+        ssh_keys::MAX_KEYS_PER_USER
+    );
+}
+
+#[tokio::test]
 async fn availability_is_written_per_gpu_type_with_its_writer() {
     let db = gpudev_testkit::test_db().await;
     let client = db.connect().await;

@@ -30,6 +30,16 @@ pub async fn create_disk(
     state: web::Data<AppState>,
     body: web::Json<CreateDisk>,
 ) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(create(&state, &caller, &ctx, &body).await?))
+}
+
+/// Creates a disk for `caller`: what `POST /v1/disks` does, and the console's form.
+pub(crate) async fn create(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    body: &CreateDisk,
+) -> ApiResult<DiskOperationResponse> {
     let name = parse_name("disk_name", &body.disk_name)?;
     let size = body
         .size_gb
@@ -74,10 +84,10 @@ pub async fn create_disk(
     state.config.queue.send(&tx, &hint).await?;
     audit::record(
         &tx,
-        Some(&caller),
+        Some(caller),
         caller.username.as_str(),
         None,
-        &ctx,
+        ctx,
         Audit {
             action: "disk.create",
             target_type: Some("disk"),
@@ -88,11 +98,11 @@ pub async fn create_disk(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(HttpResponse::Ok().json(DiskOperationResponse {
+    Ok(DiskOperationResponse {
         operation_id: op,
         disk_name: disk.disk_name.to_string(),
         action: "create".into(),
         message: format!("Disk creation requested ({size} GB); poll the operation for its status"),
         requested_at: Utc::now(),
-    }))
+    })
 }

@@ -28,7 +28,18 @@ pub async fn delete_disk(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let name = parse_name("disk_name", &path)?;
+    Ok(HttpResponse::Ok().json(delete(&state, &caller, &ctx, &path).await?))
+}
+
+/// Marks `caller`'s disk `raw_name` for deletion: what `DELETE /v1/disks/{name}` does, and the
+/// console's form.
+pub(crate) async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    raw_name: &str,
+) -> ApiResult<DiskOperationResponse> {
+    let name = parse_name("disk_name", raw_name)?;
     let op = Uuid::new_v4();
     let grace = Duration::days(i64::from(state.config.disk_delete_grace_days));
     let mut db = state.db().await?;
@@ -53,10 +64,10 @@ pub async fn delete_disk(
     state.config.queue.send(&tx, &hint).await?;
     audit::record(
         &tx,
-        Some(&caller),
+        Some(caller),
         caller.username.as_str(),
         None,
-        &ctx,
+        ctx,
         Audit {
             action: "disk.delete",
             target_type: Some("disk"),
@@ -67,7 +78,7 @@ pub async fn delete_disk(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(HttpResponse::Ok().json(DiskOperationResponse {
+    Ok(DiskOperationResponse {
         operation_id: op,
         disk_name: disk.disk_name.to_string(),
         action: "delete".into(),
@@ -76,5 +87,5 @@ pub async fn delete_disk(
             delete_date.format("%Y-%m-%d")
         ),
         requested_at: Utc::now(),
-    }))
+    })
 }

@@ -30,8 +30,20 @@ pub async fn rename_disk(
     path: web::Path<String>,
     body: web::Json<RenameDisk>,
 ) -> ApiResult<HttpResponse> {
-    let old = parse_name("disk_name", &path)?;
-    let new = parse_name("new_name", &body.new_name)?;
+    Ok(HttpResponse::Ok().json(rename(&state, &caller, &ctx, &path, &body.new_name).await?))
+}
+
+/// Renames `caller`'s disk `raw_old` to `raw_new`: what `POST /v1/disks/{name}/rename` does,
+/// and the console's form.
+pub(crate) async fn rename(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    raw_old: &str,
+    raw_new: &str,
+) -> ApiResult<RenameResult> {
+    let old = parse_name("disk_name", raw_old)?;
+    let new = parse_name("new_name", raw_new)?;
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
     let disk = match disks::rename(&tx, caller.user_id, old.as_str(), new.as_str()).await? {
@@ -55,10 +67,10 @@ pub async fn rename_disk(
     };
     audit::record(
         &tx,
-        Some(&caller),
+        Some(caller),
         caller.username.as_str(),
         None,
-        &ctx,
+        ctx,
         Audit {
             action: "disk.rename",
             target_type: Some("disk"),
@@ -69,9 +81,9 @@ pub async fn rename_disk(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(HttpResponse::Ok().json(RenameResult {
+    Ok(RenameResult {
         message: format!("Disk '{}' renamed to '{}'", old.as_str(), disk.disk_name),
         old_name: old.as_str().to_owned(),
         new_name: disk.disk_name.to_string(),
-    }))
+    })
 }

@@ -31,11 +31,22 @@ pub async fn cancel_job(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    cancel_own(&state, &caller, &ctx, &path).await
+}
+
+/// Cancels the caller's own job `raw` names, as its owner (the API's route and the console's
+/// form).
+pub(crate) async fn cancel_own(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    raw: &str,
+) -> ApiResult<HttpResponse> {
     cancel(
-        &state,
-        &caller,
-        &ctx,
-        &path,
+        state,
+        caller,
+        ctx,
+        raw,
         Visibility::Own,
         "cancelled by its owner",
     )

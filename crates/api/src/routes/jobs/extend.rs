@@ -55,15 +55,41 @@ pub async fn extend_job(
     body: web::Json<ExtendRequest>,
 ) -> ApiResult<HttpResponse> {
     let key = idempotency_key(&req)?;
+    let gpudev_client = from_gpudev_client(&req, key.is_some());
+    let answer = extend(
+        &state,
+        &caller,
+        &ctx,
+        &path,
+        body.extension_hours,
+        key,
+        gpudev_client,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Extends the caller's job `raw` names by `extension_hours`: what `POST /v1/jobs/{id}/extend`
+/// does, and what the console's extend form does with the same rules. `gpudev_client` is false
+/// for the original client, whose extension of an active job applies a moment later (ADR 15).
+pub(crate) async fn extend(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    raw: &str,
+    extension_hours: f64,
+    key: Option<String>,
+    gpudev_client: bool,
+) -> ApiResult<JobActionResponse> {
     let limits = &state.config.limits;
-    let hours = Hours::parse(body.extension_hours, limits)
+    let hours = Hours::parse(extension_hours, limits)
         .map_err(|e| request_error(RequestError::Extension(e)))?;
     let request_hash = canonical_hash(&serde_json::json!({ "extension_hours": hours.as_hours() }));
-    let defer = (!from_gpudev_client(&req, key.is_some()) && !state.config.extend_defer.is_zero())
+    let defer = (!gpudev_client && !state.config.extend_defer.is_zero())
         .then_some(state.config.extend_defer);
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
-    let r = find_job(&tx, &caller, &path, Visibility::Own).await?;
+    let r = find_job(&tx, caller, raw, Visibility::Own).await?;
     let call = ExtendCall {
         reservation_id: r.reservation_id,
         user_id: Some(caller.user_id),
@@ -105,10 +131,10 @@ pub async fn extend_job(
     .await?;
     audit::record(
         &tx,
-        Some(&caller),
+        Some(caller),
         caller.username.as_str(),
         None,
-        &ctx,
+        ctx,
         Audit {
             action: "reservation.extend",
             target_type: Some("reservation"),
@@ -126,7 +152,7 @@ pub async fn extend_job(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     let total = extended.duration_hours + extended.extended_hours;
-    Ok(HttpResponse::Ok().json(answer(&record, &extended.status, total, false)))
+    Ok(answer(&record, &extended.status, total, false))
 }
 
 /// The answer for an accepted extension (`repeat`: a retry answered from the first's record).
@@ -176,7 +202,7 @@ fn repeated(
     first: &ExtendRecord,
     request_hash: &str,
     now: &Reservation,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<JobActionResponse> {
     if first.request_hash.as_deref() != Some(request_hash) {
         return Err(ApiError::conflict(
             ErrorCode::IdempotencyKeyReused,
@@ -184,7 +210,7 @@ fn repeated(
         ));
     }
     let total = now.duration_hours + now.extended_hours;
-    Ok(HttpResponse::Ok().json(answer(first, &now.status, total, true)))
+    Ok(answer(first, &now.status, total, true))
 }
 
 /// True for a request from a client that knows gpudev's API: it sent an `Idempotency-Key`, an

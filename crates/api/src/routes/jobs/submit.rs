@@ -69,7 +69,29 @@ pub async fn submit_job(
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> ApiResult<HttpResponse> {
-    let body = body.into_inner();
+    let idempotency_key = idempotency_key(&req)?;
+    let submitted = submit(
+        &state,
+        caller,
+        ctx,
+        body.into_inner(),
+        idempotency_key,
+        cli_version(&req),
+    )
+    .await?;
+    Ok(answer(submitted))
+}
+
+/// Submits `body` (a [`JobSubmission`] as JSON) for `caller`: what `POST /v1/jobs/submit` does,
+/// and what the console's reserve form does with the same rules.
+pub(crate) async fn submit(
+    state: &AppState,
+    caller: Caller,
+    ctx: RequestCtx,
+    body: Value,
+    idempotency_key: Option<String>,
+    cli_version: Option<String>,
+) -> ApiResult<JobSubmitResponse> {
     if !body.is_object() {
         return Err(ApiError::invalid(
             "body",
@@ -77,7 +99,6 @@ pub async fn submit_job(
         ));
     }
     let request_hash = canonical_hash(&body);
-    let idempotency_key = idempotency_key(&req)?;
     let mut submission: JobSubmission = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid("body", format!("invalid request body: {e}")))?;
     let config = &state.config;
@@ -160,7 +181,7 @@ pub async fn submit_job(
         github_user: request.github_user().cloned(),
         priority: request.priority(),
         idempotency_key: idempotency_key.clone(),
-        cli_version: cli_version(&req),
+        cli_version,
         request_hash: Some(request_hash.clone()),
         secrets: sealed,
         disk_size_gb: resolved.disk_size_gb,
@@ -180,14 +201,13 @@ pub async fn submit_job(
         max_booked_gpu_hours: config.bookings.max_gpu_hours_per_user,
     };
     if let Some(m) = &member {
-        let body = super::group::submit_member(&state, new, m, checks, &caller, &ctx).await?;
-        return Ok(answer(body));
+        return super::group::submit_member(state, new, m, checks, &caller, &ctx).await;
     }
     // Stored with the row, so the first poll shows what this answer shows. A booking is
     // refused here, with the earliest start that would be honoured, unless it is honoured.
     (new.queue_position, new.estimated_start_at) = match start_at {
-        Some(at) => super::booking::honoured_standing(&state, &new, at).await?,
-        None => expected_standing(&state, &new).await?,
+        Some(at) => super::booking::honoured_standing(state, &new, at).await?,
+        None => expected_standing(state, &new).await?,
     };
     let written = state
         .submits
@@ -231,13 +251,13 @@ pub async fn submit_job(
         msg_id,
         "reservation submitted"
     );
-    Ok(answer(JobSubmitResponse {
+    Ok(JobSubmitResponse {
         job_id: reservation.reservation_id,
         status: reservation.status.as_str().to_owned(),
         message: format!("Job submitted successfully to queue (message ID: {msg_id})"),
         queue_position,
         estimated_start_time,
-    }))
+    })
 }
 
 /// 200 with `Location`.
@@ -248,7 +268,7 @@ fn answer(body: JobSubmitResponse) -> HttpResponse {
 }
 
 /// The first job again for a retry of the same request; 409 when the body differs.
-fn replay(first: Reservation, request_hash: &str, what: &str) -> ApiResult<HttpResponse> {
+fn replay(first: Reservation, request_hash: &str, what: &str) -> ApiResult<JobSubmitResponse> {
     if first.request_hash.as_deref() != Some(request_hash) {
         return Err(match what {
             "RESERVATION_ID" => id_taken(first.reservation_id),
@@ -259,13 +279,13 @@ fn replay(first: Reservation, request_hash: &str, what: &str) -> ApiResult<HttpR
         });
     }
     let (queue_position, estimated_start_time) = standing(&first);
-    Ok(answer(JobSubmitResponse {
+    Ok(JobSubmitResponse {
         job_id: first.reservation_id,
         status: first.status.as_str().to_owned(),
         message: format!("Job already submitted (same {what} and request); nothing new was queued"),
         queue_position,
         estimated_start_time,
-    }))
+    })
 }
 
 /// The submit's environment values and command sealed for reservation `id` (ADR 12); `None`

@@ -29,7 +29,17 @@ pub async fn delete_key(
     state: web::Data<AppState>,
     path: web::Path<i64>,
 ) -> ApiResult<HttpResponse> {
-    let key_id = path.into_inner();
+    Ok(HttpResponse::Ok().json(revoke(&state, &caller, &ctx, path.into_inner()).await?))
+}
+
+/// Revokes `caller`'s key `key_id`: what `DELETE /v1/keys/{key_id}` does, and the console's
+/// form. Another user's key is not found.
+pub(crate) async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    key_id: i64,
+) -> ApiResult<KeyInfo> {
     let mut db = state.db().await?;
     let tx = db.transaction().await.map_err(StoreError::from)?;
     let record = api_keys::revoke(&tx, key_id, Some(caller.user_id))
@@ -40,10 +50,10 @@ pub async fn delete_key(
         })?;
     audit::record(
         &tx,
-        Some(&caller),
+        Some(caller),
         caller.username.as_str(),
         None,
-        &ctx,
+        ctx,
         Audit {
             action: "key.revoke",
             target_type: Some("api_key"),
@@ -60,5 +70,5 @@ pub async fn delete_key(
     // Other replicas hear of it through the database notification; this one must not serve the
     // revoked key from its cache in the meantime.
     state.keys.invalidate_user(caller.user_id);
-    Ok(HttpResponse::Ok().json(super::key_info(record, caller.key_id, Utc::now())))
+    Ok(super::key_info(record, caller.key_id, Utc::now()))
 }

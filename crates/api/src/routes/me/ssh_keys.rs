@@ -87,6 +87,82 @@ pub async fn put_ssh_keys(
     Ok(HttpResponse::Ok().json(key_list(stored)))
 }
 
+/// `caller`'s registered keys, oldest first (`GET /v1/me/ssh-keys`, and the console's page).
+pub(crate) async fn own_keys(state: &AppState, caller: &Caller) -> ApiResult<SshKeyList> {
+    let db = state.db().await?;
+    Ok(key_list(ssh_keys::list(&*db, caller.user_id).await?))
+}
+
+/// Adds one public key (an `authorized_keys` line) to `caller`'s keys, by the rules of
+/// `PUT /v1/me/ssh-keys`: the same parser and limit (the console's form; the CLI adds by
+/// sending the whole set).
+pub(crate) async fn add_key(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    line: &str,
+) -> ApiResult<SshKeyInfo> {
+    let key = SshPublicKey::parse(line.trim())
+        .map_err(|e| ApiError::invalid("public_key", e.to_string()))?;
+    let db = state.db().await?;
+    if !ssh_keys::add(&*db, caller.user_id, &key).await? {
+        let held = ssh_keys::list(&*db, caller.user_id).await?;
+        let detail = if held.iter().any(|k| k.fingerprint == key.fingerprint()) {
+            format!("this key ({}) is registered already", key.fingerprint())
+        } else {
+            format!("at most {MAX_KEYS_PER_USER} SSH keys may be registered; remove one first")
+        };
+        return Err(ApiError::invalid("public_key", detail));
+    }
+    ssh_keys_audit(&*db, caller, ctx, "ssh_keys.add", key.fingerprint()).await?;
+    let added = ssh_keys::list(&*db, caller.user_id)
+        .await?
+        .into_iter()
+        .find(|k| k.fingerprint == key.fingerprint())
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("an added SSH key is not listed")))?;
+    Ok(ssh_key_info(added))
+}
+
+/// Removes `caller`'s key with `fingerprint` (the console's form); 404 when they have none.
+pub(crate) async fn remove_key(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    fingerprint: &str,
+) -> ApiResult<()> {
+    let db = state.db().await?;
+    if !ssh_keys::remove(&*db, caller.user_id, fingerprint).await? {
+        let shown: String = fingerprint.chars().take(64).collect();
+        return Err(ApiError::NotFound(format!("SSH key {shown} not found")));
+    }
+    ssh_keys_audit(&*db, caller, ctx, "ssh_keys.remove", fingerprint).await
+}
+
+async fn ssh_keys_audit(
+    db: &impl gpudev_store::Db,
+    caller: &Caller,
+    ctx: &RequestCtx,
+    action: &str,
+    fingerprint: &str,
+) -> ApiResult<()> {
+    audit::record(
+        db,
+        Some(caller),
+        caller.username.as_str(),
+        None,
+        ctx,
+        Audit {
+            action,
+            target_type: Some("user"),
+            target_id: Some(caller.user_id.to_string()),
+            outcome: "success",
+            details: Some(serde_json::json!({ "fingerprint": fingerprint })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// The caller's registered SSH public keys.
 #[utoipa::path(get, path = "/v1/me/ssh-keys", tag = "me", security(("bearer" = [])),
     responses(
@@ -96,7 +172,5 @@ pub async fn put_ssh_keys(
     ))]
 #[get("/me/ssh-keys")]
 pub async fn get_ssh_keys(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let db = state.db().await?;
-    let stored = ssh_keys::list(&*db, caller.user_id).await?;
-    Ok(HttpResponse::Ok().json(key_list(stored)))
+    Ok(HttpResponse::Ok().json(own_keys(&state, &caller).await?))
 }
