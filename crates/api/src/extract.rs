@@ -73,12 +73,45 @@ pub fn path_config() -> web::PathConfig {
 pub async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
     payload: web::Payload,
 ) -> Result<T, ApiError> {
-    let body = payload
+    optional_json(&read_body(payload).await?)
+}
+
+/// Reads a JSON body (`Content-Type: application/json`, at most [`MAX_BODY`] bytes) as the JSON
+/// extractor would, for handlers that must check something (a credential) before they look at
+/// the body.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    let json = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+    if !json {
+        return Err(json_error(JsonPayloadError::ContentType));
+    }
+    parse_json(&read_body(payload).await?)
+}
+
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    payload
         .to_bytes_limited(MAX_BODY)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?
-        .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
-    optional_json(&body)
+        .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))
+}
+
+/// JSON errors as the JSON extractor answers them: a value of the wrong shape names the field
+/// (422), text that is not JSON is 400.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::invalid("body", format!("invalid request body: {e}"))
+        } else {
+            ApiError::bad_request(format!("malformed JSON: {e}"))
+        }
+    })
 }
 
 /// Parses an optional JSON body: empty bodies (with or without `Content-Type: application/json`,
@@ -87,13 +120,7 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid("body", format!("invalid request body: {e}"))
-        } else {
-            ApiError::bad_request(format!("malformed JSON: {e}"))
-        }
-    })
+    parse_json(body)
 }
 
 /// Reads the body of every request that may carry one before its handler runs: within

@@ -14,6 +14,7 @@ use gpudev_store::activity;
 
 use crate::audit::RequestCtx;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::read_json;
 use crate::state::AppState;
 
 pub use gpudev_api_types::agent::{AgentReport, AgentReportAnswer, GpuSample};
@@ -40,7 +41,7 @@ pub async fn report(
     req: HttpRequest,
     ctx: RequestCtx,
     state: web::Data<AppState>,
-    body: web::Json<AgentReport>,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     if let Some(ip) = ctx.client_ip
         && let Some(wait) = state.limits.auth_failures_denied(ip)
@@ -53,7 +54,8 @@ pub async fn report(
     let token = bearer(&req)?;
     let hash = token.hash();
     state.limits.check_agent(&hash, &state.metrics).await?;
-    let report = body.into_inner();
+    // The body is read only once the token could be ours and within its rate.
+    let report: AgentReport = read_json(&req, payload).await?;
     report
         .check()
         .map_err(|detail| ApiError::invalid("body", detail))?;
