@@ -112,7 +112,7 @@ pub(crate) async fn extend(
             request,
         } => {
             // Refused, the transaction rolls back: nothing of the extension is kept.
-            super::booking::extension_keeps_bookings(&state, &r, hours.as_hours()).await?;
+            super::booking::extension_keeps_bookings(state, &r, hours.as_hours()).await?;
             (*reservation, request)
         }
         Extension::Refused(now) => return Err(refused(&now, hours, limits)),
