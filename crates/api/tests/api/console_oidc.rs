@@ -11,7 +11,7 @@ use crate::console::browser;
 use crate::helpers::{TestApp, count, spawn_app_with};
 
 /// An app whose console signs in with `issuer` (as client `gpudev-web`, named "Test SSO").
-async fn app_for(issuer: &OidcIssuer, vars: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn app_for(issuer: &OidcIssuer, vars: &[(&str, &str)]) -> TestApp {
     let issuers = json!([{
         "issuer": issuer.url(),
         "client_id": issuer.client_id(),

@@ -608,3 +608,80 @@ async fn the_capacity_page_follows_the_queue_without_reloading() {
     browser.screenshots("capacity").await;
     browser.close().await;
 }
+
+/// Through the test kit's OpenID Connect provider, in the browser: the signed-out page offers
+/// the provider, the button goes there and back (authorization code with PKCE), and the browser
+/// ends on its reservations with a session; the provider's admin group makes the user an admin,
+/// who sees the usage charts drawn from what was used.
+#[tokio::test]
+async fn sign_in_through_the_oidc_provider_and_an_admin_sees_the_usage_chart() {
+    let issuer = gpudev_testkit::oidc::oidc_issuer().await;
+    issuer.sign_in_as(serde_json::json!({
+        "sub": "s-browser", "preferred_username": "olga", "groups": ["gpu-admins"]
+    }));
+    let app = crate::console_oidc::app_for(&issuer, &[]).await;
+    // Usage to chart: alice ran 4 × h100 for two hours today, bob 1 × t4 for one.
+    let (alice, _) = app.user_with_key("alice", Role::User).await;
+    let (bob, _) = app.user_with_key("bob", Role::User).await;
+    let db = app.db.connect().await;
+    for (user, gpu, count, hours) in [(alice.user_id, "h100", 4, 2), (bob.user_id, "t4", 1, 1)] {
+        db.execute(
+            "INSERT INTO reservations (reservation_id, user_id, status, gpu_type, gpu_count, \
+               duration_hours, image, launched_at, ended_at) \
+             VALUES (gen_random_uuid(), $1, 'expired', $2, $3, $4::int, 'ubuntu', \
+               date_trunc('day', now()) + interval '1 minute', \
+               date_trunc('day', now()) + interval '1 minute' + make_interval(hours => $4::int))",
+            &[&user, &gpu, &count, &hours],
+        )
+        .await
+        .unwrap();
+    }
+
+    let browser = Browser::start(&app).await;
+    browser.open("/ui/").await;
+    browser.wait_for_text("h1", "Sign in to gpudev").await;
+    browser.screenshots("signin-oidc").await;
+    browser.click("a[href='/ui/signin/oidc/0']").await;
+    browser.find("h1").await;
+    assert_eq!(
+        browser.path().await,
+        "/ui/",
+        "back on the console, signed in"
+    );
+    assert!(
+        browser.text().await.contains("olga"),
+        "{}",
+        browser.text().await
+    );
+    assert_eq!(issuer.authorizations().len(), 1);
+    assert_eq!(issuer.code_exchanges().len(), 1);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM console_sessions").await,
+        1,
+        "one session"
+    );
+
+    browser.click("a[href='/ui/admin/users']").await;
+    browser.open("/ui/admin/usage?days=3").await;
+    browser.find("figure img").await;
+    // Both charts were loaded and drawn by the browser (same origin, as the policy allows).
+    let drawn = browser
+        .run(
+            "return Array.from(document.querySelectorAll('figure img')).map(i => \
+             i.complete && i.naturalWidth > 0)",
+        )
+        .await;
+    assert_eq!(drawn, serde_json::json!([true, true]), "charts not drawn");
+    let svg = browser
+        .run(
+            "const r = new XMLHttpRequest(); \
+             r.open('GET', document.querySelector('figure img').src, false); r.send(); \
+             return r.responseText",
+        )
+        .await;
+    let svg = svg.as_str().unwrap();
+    assert!(svg.contains("alice") && svg.contains("bob"), "{svg}");
+    assert!(browser.text().await.contains("h100"));
+    browser.screenshots("admin-usage").await;
+    browser.close().await;
+}
