@@ -1,7 +1,8 @@
 """Property-based tests of the running gpudev-api against its own OpenAPI document (schemathesis).
 
-Starts a throwaway PostgreSQL with PGMQ, a local STS (moto, strict authentication) and a built
-gpudev-api, all on 127.0.0.1; creates an admin user and an API key with gpudev-admin; then runs
+Starts a throwaway PostgreSQL with PGMQ, a local STS (moto, strict authentication), a built
+gpudev-api, and gpudev-processor over the test kit's fake Kubernetes API server (so the scheduler
+has published its state, which bookings are checked against), all on 127.0.0.1; creates an admin user and an API key with gpudev-admin; then runs
 `schemathesis run` over every operation of /openapi.json with the key. The run fails on any 5xx,
 on any answer the document does not describe (status code, body schema, content type, headers),
 on a schema-breaking request answered with a 2xx, on a schema-valid one refused, and on the other
@@ -50,7 +51,7 @@ def main(extra_args):
     workdir = Path(tempfile.mkdtemp(prefix="gpudev-schemathesis-"))
     # Throwaway data: durability only costs time here.
     pg = Postgres(workdir, "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-    moto = api = None
+    moto = api = cluster = processor = None
     api_log_path = REPORT_DIR / "api.log"
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     # Reports of earlier runs would pile up (the cassettes are megabytes): keep this run's only.
@@ -82,6 +83,36 @@ def main(extra_args):
             RUST_LOG="warn",
             LOG_FORMAT="json",
         )
+        # The scheduler: the fake cluster (seeded with nodes of every GPU type) and the processor,
+        # whose first pass publishes the queue's state.
+        kubeconfig = workdir / "kubeconfig"
+        cluster = subprocess.Popen(
+            [str(BIN / "gpudev-fake-cluster")],
+            env=dict(env, FAKE_CLUSTER_ADDR=f"127.0.0.1:{free_port()}", FAKE_CLUSTER_KUBECONFIG=str(kubeconfig)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if kubeconfig.exists() and kubeconfig.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the fake Kubernetes API server did not start")
+        processor_log = open(REPORT_DIR / "processor.log", "w")
+        processor = subprocess.Popen(
+            [str(BIN / "gpudev-processor")],
+            env=dict(env, KUBECONFIG=str(kubeconfig), METRICS_ADDR=f"127.0.0.1:{free_port()}",
+                     SCHEDULER_INTERVAL_SECONDS="2", POLL_SECONDS="1", RUST_LOG="warn", LOG_FORMAT="json",
+                     MAX_GPUS_PER_USER="100000000"),
+            stdout=processor_log, stderr=processor_log)
+        psql = [str(pg.bindir / "psql"), env["DATABASE_URL"], "-Atqc", "SELECT count(*) FROM scheduler_state"]
+        for _ in range(300):
+            if run(psql).stdout.strip() == "1":
+                break
+            if processor.poll() is not None:
+                raise SystemExit(f"gpudev-processor exited; see {REPORT_DIR / 'processor.log'}")
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the scheduler published no state within 30 s")
+
         api_log = open(api_log_path, "w")
         api = subprocess.Popen([str(BIN / "gpudev-api")], env=api_env, stdout=api_log, stderr=api_log)
         base = f"http://127.0.0.1:{port}"
@@ -128,6 +159,8 @@ def main(extra_args):
         return code
     finally:
         stop(api)
+        stop(processor)
+        stop(cluster)
         stop(moto)
         pg.stop()
         shutil.rmtree(workdir, ignore_errors=True)
