@@ -97,9 +97,10 @@ fn fake_box(dir: &Path, sessions: usize, smi_output: Option<&str>) {
     std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn agent(dir: &Path, api: &str, token: &str) -> std::process::Output {
+/// Runs `gpudev-agent --once` as the box in `dir` with `token`.
+async fn agent(dir: &Path, api: &str, token: &str) -> std::process::Output {
     std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_gpudev-agent"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_gpudev-agent"))
         .arg("--once")
         .env_clear()
         .env("GPUDEV_AGENT_URL", api)
@@ -107,7 +108,21 @@ fn agent(dir: &Path, api: &str, token: &str) -> std::process::Output {
         .env("GPUDEV_AGENT_NVIDIA_SMI", dir.join("nvidia-smi"))
         .env("GPUDEV_AGENT_PROC", dir.join("proc"))
         .output()
+        .await
         .unwrap()
+}
+
+/// The latest report stored for reservation `id`.
+async fn stored_report(db: &gpudev_testkit::TestDb, id: Uuid) -> serde_json::Value {
+    db.connect()
+        .await
+        .query_one(
+            "SELECT report FROM reservation_activity WHERE reservation_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
@@ -139,16 +154,7 @@ async fn the_agent_reports_what_it_reads_and_a_wrong_token_is_refused() {
         2,
         Some("0, 87, 40000, 81559\\n1, 0, 3, 81559\\n"),
     );
-    let busy = tokio::task::spawn_blocking({
-        let (dir, api, token) = (
-            dir.path().to_owned(),
-            api.clone(),
-            token.expose().to_owned(),
-        );
-        move || agent(&dir, &api, &token)
-    })
-    .await
-    .unwrap();
+    let busy = agent(dir.path(), &api, token.expose()).await;
     assert!(
         busy.status.success(),
         "{}",
@@ -157,14 +163,7 @@ async fn the_agent_reports_what_it_reads_and_a_wrong_token_is_refused() {
     let answer: serde_json::Value = serde_json::from_slice(&busy.stdout).unwrap();
     assert_eq!(answer["active"], true);
     let client = db.connect().await;
-    let stored: serde_json::Value = client
-        .query_one(
-            "SELECT report FROM reservation_activity WHERE reservation_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let stored = stored_report(&db, id).await;
     assert_eq!(stored["ssh_sessions"], 2);
     assert_eq!(stored["uptime_seconds"], 4242);
     assert_eq!(stored["gpus"][0]["utilization_percent"], 87);
@@ -172,16 +171,7 @@ async fn the_agent_reports_what_it_reads_and_a_wrong_token_is_refused() {
 
     // No session, nvidia-smi failing: GPUs unknown, and the box is idle.
     fake_box(dir.path(), 0, None);
-    let idle = tokio::task::spawn_blocking({
-        let (dir, api, token) = (
-            dir.path().to_owned(),
-            api.clone(),
-            token.expose().to_owned(),
-        );
-        move || agent(&dir, &api, &token)
-    })
-    .await
-    .unwrap();
+    let idle = agent(dir.path(), &api, token.expose()).await;
     assert!(
         idle.status.success(),
         "{}",
@@ -190,24 +180,12 @@ async fn the_agent_reports_what_it_reads_and_a_wrong_token_is_refused() {
     let answer: serde_json::Value = serde_json::from_slice(&idle.stdout).unwrap();
     assert_eq!(answer["active"], false);
     assert!(answer["idle_since"].is_string());
-    let stored: serde_json::Value = client
-        .query_one(
-            "SELECT report FROM reservation_activity WHERE reservation_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let stored = stored_report(&db, id).await;
     assert_eq!(stored["ssh_sessions"], 0);
     assert!(stored["gpus"].is_null(), "unknown, not idle GPUs: {stored}");
 
     // Another token: refused, and the agent says why.
-    let wrong = tokio::task::spawn_blocking({
-        let (dir, api) = (dir.path().to_owned(), api.clone());
-        move || agent(&dir, &api, AgentToken::generate().unwrap().expose())
-    })
-    .await
-    .unwrap();
+    let wrong = agent(dir.path(), &api, AgentToken::generate().unwrap().expose()).await;
     assert!(!wrong.status.success());
     let stderr = String::from_utf8_lossy(&wrong.stderr);
     assert!(stderr.contains("401"), "{stderr}");
