@@ -121,6 +121,7 @@ impl Application {
             oidc,
             draining: Arc::new(AtomicBool::new(false)),
             queue: Arc::default(),
+            live_counts: Arc::default(),
         };
         let mut tasks = vec![
             spawn_change_listener(db_cfg, Caches { keys, jobs }, state.config.job_cache_poll),

@@ -37,6 +37,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// The queue as the scheduler's last pass left it, for submit answers.
     pub queue: Arc<crate::queue_state::PublishedQueue>,
+    /// The live reservations counted per type and status, for the capacity routes and pages.
+    pub live_counts: Arc<crate::routes::cluster::LiveCounts>,
     /// Writes submits, several to a transaction.
     pub submits: Arc<crate::submit_writer::SubmitWriter>,
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use gpudev_domain::ReservationStatus;
-use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -13,58 +12,43 @@ use super::model::{COLUMNS, EVENTS_JSON, Event, Reservation, events_from_json, f
 use crate::error::NotFound;
 use crate::{Db, StoreError};
 
-/// One live reservation as capacity planning sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[allow(
-    missing_docs,
-    reason = "fields whose names say what they hold go undocumented"
-)]
-pub struct LiveReservation {
-    pub reservation_id: Uuid,
+/// How many reservations of one GPU type are in one live status, and their GPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCount {
+    /// The GPU type.
     pub gpu_type: String,
     /// `queued`, `preparing` or `active`.
     pub status: ReservationStatus,
-    /// GPUs in total.
-    pub gpu_count: i32,
-    /// Scheduling priority.
-    pub priority: i32,
-    /// Submission time.
-    pub created_at: DateTime<Utc>,
-    /// When its GPUs are expected back: `expires_at` when active, now + its booked hours while
-    /// preparing, none while queued.
-    pub ends_at: Option<DateTime<Utc>>,
+    /// Reservations.
+    pub reservations: i64,
+    /// Their GPUs in total.
+    pub gpus: i64,
 }
 
-/// Every `queued`, `preparing` and `active` reservation, oldest first.
-pub async fn live(db: &impl Db) -> Result<Vec<LiveReservation>, StoreError> {
+/// The `queued`, `preparing` and `active` reservations counted per GPU type and status: one
+/// aggregate, however long the queue, ordered by type and status.
+pub async fn live_counts(db: &impl Db) -> Result<Vec<LiveCount>, StoreError> {
     let rows = db
         .query(
             concat!(
-                "SELECT reservation_id, gpu_type, status, gpu_count, priority, created_at, \
-               CASE WHEN status = 'active' THEN expires_at \
-                    WHEN status = 'preparing' \
-                      THEN now() + make_interval(secs => (duration_hours + extended_hours) * 3600) \
-               END AS ends_at \
-             FROM reservations WHERE status IN ",
+                "SELECT gpu_type, status, count(*), coalesce(sum(gpu_count), 0)::bigint \
+                 FROM reservations WHERE status IN ",
                 crate::live_statuses!(),
-                " ORDER BY created_at, reservation_id"
+                " GROUP BY gpu_type, status ORDER BY gpu_type, status"
             ),
             &[],
         )
         .await?;
     rows.iter()
         .map(|r| {
-            let status: &str = r.get(2);
-            Ok(LiveReservation {
-                reservation_id: r.get(0),
-                gpu_type: r.get(1),
+            let status: &str = r.get(1);
+            Ok(LiveCount {
+                gpu_type: r.get(0),
                 status: status
                     .parse()
                     .map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-                gpu_count: r.get(3),
-                priority: r.get(4),
-                created_at: r.get(5),
-                ends_at: r.get(6),
+                reservations: r.get(2),
+                gpus: r.get(3),
             })
         })
         .collect()

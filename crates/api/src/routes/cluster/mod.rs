@@ -1,8 +1,10 @@
 //! `GET /v1/gpu/availability` and `GET /v1/cluster/status`: capacity per GPU type, from the last
 //! known node figures (the availability CronJob's rows or the scheduler's last pass, whichever is
-//! newer) and the live reservations.
+//! newer) and the live reservations counted per type and status.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
@@ -10,7 +12,7 @@ use gpudev_domain::{
     GpuCatalog, GpuSpec, NodeFigures, QueueState, ReservationKey, ReservationStatus, node_figures,
 };
 use gpudev_store::gpu_types::GpuTypeRow;
-use gpudev_store::reservations::LiveReservation;
+use gpudev_store::reservations::{self, LiveCount};
 
 pub use gpudev_api_types::cluster::{CapacityUnit, FiguresSource, GpuAvailability};
 
@@ -36,7 +38,8 @@ pub struct Counts {
 
 /// What the capacity routes read: the catalog (which types exist), the availability rows (what
 /// the availability job last saw of the nodes), the scheduler's last published state (what its
-/// last pass saw of them), the live reservations (what is held and wanted), and the scheduler's
+/// last pass saw of them), the live reservations counted per type and status (what is held and
+/// wanted), and the scheduler's
 /// estimated waits ([`crate::queue_state::estimated_waits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
@@ -46,14 +49,46 @@ pub struct Inputs<'a> {
     pub rows: &'a [GpuTypeRow],
     /// The scheduler's last published state, if any.
     pub published: Option<&'a QueueState<ReservationKey>>,
-    /// Live reservations.
-    pub live: &'a [LiveReservation],
+    /// Live reservations, counted per type and status.
+    pub live: &'a [LiveCount],
     /// Estimated minutes until a new reservation of each type could start.
     pub waits: &'a BTreeMap<String, i64>,
     /// Most nodes one reservation may span.
     pub max_nodes: u32,
     /// Now.
     pub now: DateTime<Utc>,
+}
+
+/// How long one reading of the live counts answers the capacity routes and pages.
+pub const LIVE_COUNTS_REUSE: Duration = Duration::from_secs(1);
+
+/// The live reservations counted per type and status, read at most once per
+/// [`LIVE_COUNTS_REUSE`] by this process however many ask: a long queue costs one aggregate a
+/// second, not one per capacity page.
+#[derive(Debug, Default)]
+pub struct LiveCounts {
+    /// The last reading and when it was taken. Held while a reading is made, so those who ask
+    /// meanwhile wait for it instead of making their own.
+    last: tokio::sync::Mutex<Option<(Instant, Arc<[LiveCount]>)>>,
+}
+
+impl LiveCounts {
+    /// The counts, read again when the last reading is older than [`LIVE_COUNTS_REUSE`].
+    pub async fn get(
+        &self,
+        state: &crate::state::AppState,
+    ) -> crate::error::ApiResult<Arc<[LiveCount]>> {
+        let mut last = self.last.lock().await;
+        if let Some((at, counts)) = last.as_ref()
+            && at.elapsed() < LIVE_COUNTS_REUSE
+        {
+            return Ok(counts.clone());
+        }
+        let db = state.db().await?;
+        let counts: Arc<[LiveCount]> = reservations::live_counts(&*db).await?.into();
+        *last = Some((Instant::now(), counts.clone()));
+        Ok(counts)
+    }
 }
 
 /// The node figures of one type and when they were taken.
@@ -73,11 +108,11 @@ struct Known {
 /// total less what reservations hold now (reservations admitted since are already counted).
 pub fn summarise(input: Inputs<'_>) -> (BTreeMap<String, GpuAvailability>, Counts) {
     let mut counts = Counts::default();
-    for r in input.live {
-        match r.status {
-            ReservationStatus::Active => counts.active += 1,
-            ReservationStatus::Preparing => counts.preparing += 1,
-            ReservationStatus::Queued => counts.queued += 1,
+    for c in input.live {
+        match c.status {
+            ReservationStatus::Active => counts.active += c.reservations,
+            ReservationStatus::Preparing => counts.preparing += c.reservations,
+            ReservationStatus::Queued => counts.queued += c.reservations,
             _ => {}
         }
     }
@@ -85,22 +120,21 @@ pub fn summarise(input: Inputs<'_>) -> (BTreeMap<String, GpuAvailability>, Count
     for spec in input.catalog {
         let name = spec.name.as_str();
         let cpu_only = spec.is_cpu_only();
-        let of_type = || input.live.iter().filter(|r| r.gpu_type == name);
+        let of_type = || input.live.iter().filter(|c| c.gpu_type == name);
         // A CPU reservation takes one slot; a GPU reservation its GPUs.
-        let slots = |r: &LiveReservation| {
-            if cpu_only { 1 } else { i64::from(r.gpu_count) }
-        };
+        let slots = |c: &LiveCount| if cpu_only { c.reservations } else { c.gpus };
         let in_use: i64 = of_type()
-            .filter(|r| r.status != ReservationStatus::Queued)
+            .filter(|c| c.status != ReservationStatus::Queued)
             .map(slots)
             .sum();
         let queued: i64 = of_type()
-            .filter(|r| r.status == ReservationStatus::Queued)
+            .filter(|c| c.status == ReservationStatus::Queued)
             .map(slots)
             .sum();
-        let queued_reservations = of_type()
-            .filter(|r| r.status == ReservationStatus::Queued)
-            .count() as i64;
+        let queued_reservations: i64 = of_type()
+            .filter(|c| c.status == ReservationStatus::Queued)
+            .map(|c| c.reservations)
+            .sum();
         let known = last_known(spec, &input);
         let figures = known.as_ref().map(|k| k.figures).unwrap_or_default();
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -227,7 +261,6 @@ pub struct Totals {
 mod tests {
     use super::*;
     use chrono::{Duration, Utc};
-    use uuid::Uuid;
 
     fn row(name: &str, total: i32, free: i32, full: i32) -> GpuTypeRow {
         GpuTypeRow {
@@ -250,21 +283,12 @@ mod tests {
         }
     }
 
-    fn live(
-        gpu_type: &str,
-        status: ReservationStatus,
-        gpus: i32,
-        ends_in_h: i64,
-    ) -> LiveReservation {
-        LiveReservation {
-            reservation_id: Uuid::new_v4(),
+    fn live(gpu_type: &str, status: ReservationStatus, gpus: i64, reservations: i64) -> LiveCount {
+        LiveCount {
             gpu_type: gpu_type.into(),
             status,
-            gpu_count: gpus,
-            priority: 0,
-            created_at: Utc::now(),
-            ends_at: (status != ReservationStatus::Queued)
-                .then(|| Utc::now() + Duration::hours(ends_in_h)),
+            reservations,
+            gpus,
         }
     }
 
@@ -272,7 +296,7 @@ mod tests {
         catalog: &'a GpuCatalog,
         rows: &'a [GpuTypeRow],
         published: Option<&'a QueueState<ReservationKey>>,
-        live: &'a [LiveReservation],
+        live: &'a [LiveCount],
         waits: &'a BTreeMap<String, i64>,
     ) -> Inputs<'a> {
         Inputs {
@@ -375,11 +399,7 @@ mod tests {
         use ReservationStatus::{Active, Queued};
         let catalog = GpuCatalog::default();
         let state = published(1, &[("c0", "cpu-x86", 4, 2), ("h0", "h100", 8, 8)]);
-        let live = [
-            live("cpu-x86", Active, 0, 1),
-            live("cpu-x86", Active, 0, 1),
-            live("cpu-x86", Queued, 0, 0),
-        ];
+        let live = [live("cpu-x86", Active, 0, 2), live("cpu-x86", Queued, 0, 1)];
         let waits = BTreeMap::new();
 
         let (by_type, _) = summarise(inputs(&catalog, &[], Some(&state), &live, &waits));
@@ -404,10 +424,10 @@ mod tests {
         let catalog = GpuCatalog::default();
         let rows = [row("h100", 16, 12, 1)];
         let live = [
-            live("h100", Active, 8, 2),
+            live("h100", Active, 8, 1),
             live("h100", Preparing, 4, 1),
-            live("h100", Queued, 8, 0),
-            live("t4", Queued, 1, 0),
+            live("h100", Queued, 8, 1),
+            live("t4", Queued, 1, 1),
         ];
         let (by_type, counts) = summarise(inputs(&catalog, &rows, None, &live, &waits));
         let h = &by_type["h100"];

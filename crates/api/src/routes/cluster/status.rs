@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use chrono::Utc;
-use gpudev_store::{gpu_types, reservations};
+use gpudev_store::gpu_types;
 
 use super::{Inputs, summarise, totals};
 use crate::auth::Caller;
@@ -22,8 +22,8 @@ pub async fn cluster_status(
 ) -> ApiResult<HttpResponse> {
     let db = state.db().await?;
     let rows = gpu_types::list_active(&*db).await?;
-    let live = reservations::live(&*db).await?;
     drop(db);
+    let live = state.live_counts.get(&state).await?;
     let now = Utc::now();
     let published = state.queue.current(&state.pool).await?;
     let waits = crate::queue_state::estimated_waits(&state, now).await?;
