@@ -8,15 +8,24 @@
 //! records, one commit. Nothing waits for a batch to fill: under light load each submit is a batch of
 //! one, as soon as it arrives. A submit is answered only after the commit that made it durable.
 //!
+//! A transaction takes the submit lock only of users whose submits count what they have waiting
+//! (a queued cap, a cap on booked hours: [`Checks::need_user_lock`]), and holds it until its
+//! commit. Such submits of one user are never in two of this process's transactions at once: a
+//! writer leaves them waiting while the user's lock is held by another of its transactions, and
+//! takes them into the next one. Two transactions of one process therefore never wait for each
+//! other's locks, and one user submitting in parallel (a CI account) fills one transaction
+//! instead of several that take turns. Submits that need no lock go into any transaction.
+//!
 //! A refusal (over the quota, a reused key or id) is an answer, not an error, and leaves the
 //! transaction usable. Should a statement fail all the same, the batch is rolled back and each of
 //! its submits written again on its own, so one bad submit never fails the others.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use gpudev_store::reservations::{self, Checked, Checks, NewReservation, Quota, Submitted};
 use gpudev_store::{Pool, Queue, StoreError};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::audit::{self, Audit, RequestCtx};
 use crate::auth::Caller;
@@ -27,6 +36,13 @@ pub const WRITERS: usize = 2;
 
 /// Most submits in one transaction.
 pub const MAX_BATCH: usize = 64;
+
+/// Fewest submits for which a transaction starts while another is being written. Most of a
+/// transaction's cost to the database does not depend on how many submits it holds (measured
+/// with `scripts/bench-api`: about 0.5 ms of PostgreSQL CPU per submit at 4 to a transaction,
+/// 0.2 ms at 30), so under moderate load two small transactions at once only halve the batches;
+/// one waits for the other until this many could share it.
+pub const MIN_SECOND_BATCH: usize = 8;
 
 /// One submit, checked and ready to write.
 #[derive(Debug)]
@@ -44,14 +60,91 @@ pub struct SubmitRequest {
 
 type Reply = oneshot::Sender<Result<Checked, StoreError>>;
 
+/// Submits to write in one transaction, and the users whose locks it takes.
+type Batch = (Vec<(SubmitRequest, Reply)>, Vec<i64>);
+
+/// What waits to be written and what is being written.
+#[derive(Debug, Default)]
+struct Desk {
+    /// Submits not yet taken, in arrival order.
+    waiting: VecDeque<(SubmitRequest, Reply)>,
+    /// Users whose submit locks are held by a transaction being written.
+    locked: HashSet<i64>,
+    /// Transactions being written.
+    writing: usize,
+}
+
+impl Desk {
+    /// The next batch, in arrival order: up to [`MAX_BATCH`] waiting submits, leaving those
+    /// that need their user's lock while it is held; none unless at least `least` can go. The
+    /// users it locks are then locked.
+    fn take_batch(&mut self, least: usize) -> Option<Batch> {
+        let ready = self
+            .waiting
+            .iter()
+            .filter(|(r, _)| !(r.needs_lock() && self.locked.contains(&r.caller.user_id)))
+            .take(least)
+            .count();
+        if ready < least {
+            return None;
+        }
+        let mut batch = Vec::new();
+        let mut left = VecDeque::with_capacity(self.waiting.len());
+        for (request, reply) in self.waiting.drain(..) {
+            let held = request.needs_lock() && self.locked.contains(&request.caller.user_id);
+            if batch.len() < MAX_BATCH && !held {
+                batch.push((request, reply));
+            } else {
+                left.push_back((request, reply));
+            }
+        }
+        self.waiting = left;
+        let mut locks: Vec<i64> = batch
+            .iter()
+            .filter(|(r, _)| r.needs_lock())
+            .map(|(r, _)| r.caller.user_id)
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        self.locked.extend(&locks);
+        Some((batch, locks))
+    }
+}
+
+impl SubmitRequest {
+    fn needs_lock(&self) -> bool {
+        self.checks.need_user_lock(&self.new)
+    }
+}
+
 /// Groups concurrent submits into shared transactions (see the module's documentation).
 #[derive(Debug)]
 pub struct SubmitWriter {
     pool: Pool,
     queue: Queue,
     metrics: Arc<Metrics>,
-    waiting: Mutex<Vec<(SubmitRequest, Reply)>>,
-    writers: Arc<Semaphore>,
+    desk: Mutex<Desk>,
+    writers: usize,
+}
+
+/// Ends a batch's turn, even if its writing panicked: the users it locked may be locked again,
+/// and the next batch starts.
+struct Turn {
+    writer: Arc<SubmitWriter>,
+    locks: Vec<i64>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        {
+            let mut desk = self.writer.desk();
+            desk.writing -= 1;
+            for user in &self.locks {
+                desk.locked.remove(user);
+            }
+        }
+        self.writer.dispatch();
+    }
 }
 
 impl SubmitWriter {
@@ -62,8 +155,8 @@ impl SubmitWriter {
             pool,
             queue,
             metrics,
-            waiting: Mutex::new(Vec::new()),
-            writers: Arc::new(Semaphore::new(writers.max(1))),
+            desk: Mutex::default(),
+            writers: writers.max(1),
         }
     }
 
@@ -72,38 +165,50 @@ impl SubmitWriter {
     /// stored reservation, `denied` for one over the quota or without an SSH key; none for a
     /// replay or a taken id.
     pub async fn write(self: &Arc<Self>, request: SubmitRequest) -> Result<Checked, StoreError> {
-        let (reply, mut answer) = oneshot::channel();
-        self.lock().push((request, reply));
+        let (reply, answer) = oneshot::channel();
+        self.desk().waiting.push_back((request, reply));
+        self.dispatch();
+        answer.await.unwrap_or_else(|_| Err(lost()))
+    }
+
+    /// Starts transactions for what waits, while writers are free and some waiting submit can
+    /// be written (needs no lock, or its user's is free).
+    fn dispatch(self: &Arc<Self>) {
         loop {
-            tokio::select! {
-                biased;
-                answered = &mut answer => return answered.unwrap_or_else(|_| Err(lost())),
-                permit = self.writers.clone().acquire_owned() => {
-                    let permit = permit.map_err(|_| lost())?;
-                    let batch = {
-                        let mut waiting = self.lock();
-                        let n = waiting.len().min(MAX_BATCH);
-                        waiting.drain(..n).collect::<Vec<_>>()
-                    };
-                    if batch.is_empty() {
-                        // Another writer took this request: its answer is on the way.
-                        drop(permit);
-                        return answer.await.unwrap_or_else(|_| Err(lost()));
-                    }
-                    // Written apart from this request's task, so that a client going away in
-                    // the middle cannot cut short the others' transaction.
-                    let writer = self.clone();
-                    actix_web::rt::spawn(async move {
-                        writer.write_batch(batch).await;
-                        drop(permit);
-                    });
+            let batch = {
+                let mut desk = self.desk();
+                if desk.writing >= self.writers || desk.waiting.is_empty() {
+                    return;
                 }
-            }
+                let least = if desk.writing == 0 {
+                    1
+                } else {
+                    MIN_SECOND_BATCH
+                };
+                let Some((batch, locks)) = desk.take_batch(least) else {
+                    return;
+                };
+                desk.writing += 1;
+                (
+                    batch,
+                    Turn {
+                        writer: self.clone(),
+                        locks,
+                    },
+                )
+            };
+            let (batch, turn) = batch;
+            // Written apart from any request's task, so that a client going away in the middle
+            // cannot cut short the others' transaction.
+            actix_web::rt::spawn(async move {
+                turn.writer.write_batch(batch).await;
+                drop(turn);
+            });
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SubmitRequest, Reply)>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    fn desk(&self) -> std::sync::MutexGuard<'_, Desk> {
+        self.desk.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn write_batch(&self, batch: Vec<(SubmitRequest, Reply)>) {
@@ -179,13 +284,26 @@ impl SubmitWriter {
         db: &deadpool_postgres::Object,
         requests: &[SubmitRequest],
     ) -> Result<Vec<Checked>, StoreError> {
-        let users: Vec<i64> = requests.iter().map(|r| r.caller.user_id).collect();
+        let locks: Vec<i64> = requests
+            .iter()
+            .filter(|r| r.needs_lock())
+            .map(|r| r.caller.user_id)
+            .collect();
         let submits: Vec<_> = requests.iter().map(|r| (&r.new, r.checks)).collect();
         // `join3` polls its futures in order, so the three are sent in this order even when a
         // statement is first prepared on this connection (tokio's `join!` would rotate).
         let (begun, locked, outcomes) = futures::future::join3(
-            db.batch_execute("BEGIN"),
-            reservations::lock_users_submissions(&**db, &users),
+            // Sequential scans off: the statement's lookups stay index lookups even when it was
+            // planned while the tables were a few pages (a young database whose statistics have
+            // not caught up), since a connection keeps the plan it made then.
+            db.batch_execute("BEGIN; SET LOCAL enable_seqscan = off"),
+            async {
+                if locks.is_empty() {
+                    Ok(())
+                } else {
+                    reservations::lock_users_submissions(&**db, &locks).await
+                }
+            },
             reservations::submit_checked(&**db, &self.queue, &submits),
         )
         .await;
@@ -269,7 +387,9 @@ fn denied(new: &NewReservation, mut why: serde_json::Value) -> Audit<'static> {
 /// Why a booking beyond the user's booked GPU-hours is refused.
 pub fn booked_hours_refusal(limit: u32, booked: f64) -> String {
     format!(
-        "you already have {booked:.1} GPU-hours booked and waiting, and this booking would take          you beyond the limit of {limit} (MAX_BOOKED_GPU_HOURS_PER_USER); cancel a booking or          book less"
+        "you already have {booked:.1} GPU-hours booked and waiting, and this booking would take \
+         you beyond the limit of {limit} (MAX_BOOKED_GPU_HOURS_PER_USER); cancel a booking or \
+         book less"
     )
 }
 

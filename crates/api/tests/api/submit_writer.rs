@@ -1,5 +1,6 @@
 //! The submit writer on its own, against a real PostgreSQL with PGMQ: submits that arrive while
-//! a transaction is busy share the next one, and one that fails there fails alone.
+//! a transaction is busy share the next one, one that fails there fails alone, and a user whose
+//! submits need their lock is never in two transactions at once.
 
 use std::sync::Arc;
 
@@ -53,23 +54,7 @@ fn request(caller: &Caller, priority: i32) -> SubmitRequest {
 async fn a_submit_that_fails_in_a_shared_transaction_fails_alone() {
     let db = gpudev_testkit::test_db().await;
     let client = db.connect().await;
-    let user = users::create(
-        &client,
-        &gpudev_domain::Username::parse("alice").unwrap(),
-        Role::User,
-    )
-    .await
-    .unwrap();
-    let caller = Caller {
-        user_id: user.user_id,
-        username: user.username.clone(),
-        role: Role::User,
-        key_id: 0,
-        key_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
-        rate_limit_per_minute: None,
-        key_auth_method: "admin".into(),
-        key_auth_issuer: None,
-    };
+    let caller = caller(&client, "alice").await;
     let pool = gpudev_store::pool::build_pool(&DbConfig::from_url(&db.url()).unwrap()).unwrap();
     let metrics = Arc::new(Metrics::new().unwrap());
     // One writer: the first submit is written alone, and the 19 that arrive meanwhile share the
@@ -136,4 +121,150 @@ async fn a_submit_that_fails_in_a_shared_transaction_fails_alone() {
     // The first alone, then the 19 together (which failed and were written one by one).
     assert_eq!(metrics.submit_batch_size.get_sample_count(), 2);
     assert_eq!(metrics.submit_batch_size.get_sample_sum(), 20.0);
+}
+
+/// A user of the test database, as the submit writer sees its callers.
+async fn caller(client: &tokio_postgres::Client, name: &str) -> Caller {
+    let user = users::create(
+        client,
+        &gpudev_domain::Username::parse(name).unwrap(),
+        Role::User,
+    )
+    .await
+    .unwrap();
+    Caller {
+        user_id: user.user_id,
+        username: user.username.clone(),
+        role: Role::User,
+        key_id: 0,
+        key_expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        rate_limit_per_minute: None,
+        key_auth_method: "admin".into(),
+        key_auth_issuer: None,
+    }
+}
+
+/// Writes `requests` at once through a writer with two transactions, and answers every outcome
+/// with the batch sizes (as the metric counts them: how many transactions, how many submits).
+async fn write_all(url: &str, requests: Vec<SubmitRequest>) -> (Vec<Checked>, u64, f64) {
+    let pool = gpudev_store::pool::build_pool(&DbConfig::from_url(url).unwrap()).unwrap();
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let writer = Arc::new(SubmitWriter::new(
+        pool,
+        Queue::new("gpu_reservations").unwrap(),
+        metrics.clone(),
+        2,
+    ));
+    // Every request is handed over before the first transaction's task first runs (one thread).
+    let outcomes = futures::future::join_all(requests.into_iter().map(|r| {
+        let writer = writer.clone();
+        async move { writer.write(r).await.unwrap() }
+    }))
+    .await;
+    (
+        outcomes,
+        metrics.submit_batch_size.get_sample_count(),
+        metrics.submit_batch_size.get_sample_sum(),
+    )
+}
+
+#[actix_web::test]
+async fn a_user_whose_submits_need_the_lock_waits_for_the_transaction_holding_it() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = caller(&client, "alice").await;
+    let bob = caller(&client, "bob").await;
+    // Alice's first submit starts a transaction at once; her 9 next ones wait for it (it holds
+    // her lock), and bob's 8 then start a second transaction as soon as they are enough to
+    // share one. Alice's 9 go into a third once her first has committed. Had they been taken
+    // into the second, it would have waited on her lock.
+    const { assert!(gpudev_api::submit_writer::MIN_SECOND_BATCH <= 8) };
+    let mut requests = vec![request(&alice, 0)];
+    requests.extend((0..9).map(|_| request(&alice, 0)));
+    requests.extend((0..8).map(|_| request(&bob, 0)));
+    let (outcomes, transactions, submits) = write_all(&db.url(), requests).await;
+
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Checked::Submitted(Submitted::Created { .. }))),
+        "{outcomes:?}"
+    );
+    assert_eq!((transactions, submits), (3, 18.0));
+    let (alices, bobs): (i64, i64) = {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE user_id = $1), count(*) FILTER (WHERE user_id = $2) \
+                 FROM reservations",
+                &[&alice.user_id, &bob.user_id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((alices, bobs), (10, 8));
+    // Rows written by one transaction share its id: each transaction wrote one user's submits.
+    let mut per_transaction: Vec<(String, i64)> = client
+        .query(
+            "SELECT min(u.username), count(*) FROM reservations r JOIN users u USING (user_id) \
+             GROUP BY r.xmin::text HAVING count(DISTINCT r.user_id) = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    per_transaction.sort();
+    assert_eq!(
+        per_transaction,
+        [("alice".into(), 1), ("alice".into(), 9), ("bob".into(), 8)]
+    );
+}
+
+#[actix_web::test]
+async fn submits_that_count_nothing_go_into_the_next_transaction_without_waiting() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = caller(&client, "alice").await;
+    // Without a queued cap (and no booking), a submit needs no lock: alice's later submits
+    // start a second transaction while her first is being written, as soon as 8 could share it,
+    // and the other 10 a third. Had they needed her lock, they would all have waited for the
+    // first, and shared one transaction.
+    let mut requests = vec![request(&alice, 0)];
+    for _ in 0..18 {
+        let mut r = request(&alice, 0);
+        r.checks.quota = None;
+        requests.push(r);
+    }
+    let (outcomes, transactions, submits) = write_all(&db.url(), requests).await;
+
+    assert_eq!(outcomes.len(), 19);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Checked::Submitted(Submitted::Created { .. })))
+    );
+    assert_eq!(gpudev_api::submit_writer::MIN_SECOND_BATCH, 8);
+    assert_eq!((transactions, submits), (3, 19.0));
+}
+
+#[actix_web::test]
+async fn a_second_transaction_waits_until_enough_submits_could_share_it() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = caller(&client, "alice").await;
+    let bob = caller(&client, "bob").await;
+    // Bob's 3 submits are fewer than a second transaction needs: they wait for alice's to end.
+    let mut requests = vec![request(&alice, 0)];
+    requests.extend((0..3).map(|_| request(&bob, 0)));
+    let (_, transactions, submits) = write_all(&db.url(), requests).await;
+
+    const {
+        assert!(
+            gpudev_api::submit_writer::MIN_SECOND_BATCH > 3,
+            "3 are too few"
+        )
+    };
+    assert_eq!((transactions, submits), (2, 4.0));
 }

@@ -98,6 +98,17 @@ pub struct Checks {
     pub max_booked_gpu_hours: Option<u32>,
 }
 
+impl Checks {
+    /// Whether writing `new` with these checks must hold its user's submit lock
+    /// ([`lock_users_submissions`]): when it counts what the user has waiting (a queued cap, or
+    /// a cap on booked hours for a booking), which another of the user's submits, written at
+    /// the same time, could change unseen. Ids and idempotency keys need no lock: a clash with
+    /// a concurrent submit is found by the write itself.
+    pub fn need_user_lock(&self, new: &NewReservation) -> bool {
+        self.quota.is_some() || (new.start_at.is_some() && self.max_booked_gpu_hours.is_some())
+    }
+}
+
 /// The outcome of [`submit_within`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Checked {
@@ -233,6 +244,9 @@ async fn insert(
         .collect::<Result<Vec<_>, _>>()?;
     let input = serde_json::Value::Array(input);
     // `input` keeps the submits' order (a function scan returns the array's elements in order).
+    // `prior` looks each submit up twice, by key and by id, each an index lookup whatever the
+    // planner knows of the table (one join on either condition was planned as a scan of the
+    // whole table when its statistics were those of an empty one).
     // `prior` and `load` are read with this statement's snapshot, before `ins` writes. The quota
     // admits a user's first submits: those whose rank among the user's new ones, added to what
     // the user has queued, stays within it. The queue is counted only as far as the quota (not at
@@ -268,13 +282,16 @@ async fn insert(
                        AS ok \
                    FROM input i), \
                  prior AS ( \
-                   SELECT DISTINCT ON (i.ord) i.ord, p.reservation_id, p.user_id, \
-                     coalesce(p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key, \
-                       false) AS by_key \
-                   FROM input i JOIN reservations p \
-                     ON p.reservation_id = i.reservation_id \
-                     OR (p.user_id = i.user_id AND p.idempotency_key = i.idempotency_key) \
-                   ORDER BY i.ord, 4 DESC), \
+                   SELECT DISTINCT ON (i.ord) i.ord, p.reservation_id, p.user_id, p.by_key \
+                   FROM input i CROSS JOIN LATERAL ( \
+                     SELECT k.reservation_id, k.user_id, true AS by_key FROM reservations k \
+                     WHERE k.user_id = i.user_id AND k.idempotency_key = i.idempotency_key \
+                     UNION ALL \
+                     SELECT d.reservation_id, d.user_id, \
+                       coalesce(d.user_id = i.user_id \
+                         AND d.idempotency_key = i.idempotency_key, false) \
+                     FROM reservations d WHERE d.reservation_id = i.reservation_id) p \
+                   ORDER BY i.ord, p.by_key DESC), \
                  load AS ( \
                    SELECT d.user_id, q.n, q.gpus, b.hours AS booked \
                    FROM (SELECT user_id, (array_agg(max_queued))[1] AS max_queued, \
