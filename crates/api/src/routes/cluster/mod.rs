@@ -59,36 +59,91 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// How long one reading of the live counts answers the capacity routes and pages.
+/// How long one reading of the live counts answers the capacity routes and pages before it is
+/// read again.
 pub const LIVE_COUNTS_REUSE: Duration = Duration::from_secs(1);
 
 /// The live reservations counted per type and status, read at most once per
 /// [`LIVE_COUNTS_REUSE`] by this process however many ask: a long queue costs one aggregate a
-/// second, not one per capacity page.
+/// second, not one per capacity page. Once the reading is due, the first to ask reads again in
+/// the background while everyone (itself included) is answered from the last reading; only
+/// the very first reading is waited for.
 #[derive(Debug, Default)]
 pub struct LiveCounts {
-    /// The last reading and when it was taken. Held while a reading is made, so those who ask
-    /// meanwhile wait for it instead of making their own.
-    last: tokio::sync::Mutex<Option<(Instant, Arc<[LiveCount]>)>>,
+    last: std::sync::Mutex<Reading>,
+    /// Held by whoever makes the first reading, so the others wait for it.
+    first: tokio::sync::Mutex<()>,
+}
+
+/// The last reading, when it was taken, and whether a new one is being made.
+#[derive(Debug, Default)]
+struct Reading {
+    counts: Option<(Instant, Arc<[LiveCount]>)>,
+    reading: bool,
 }
 
 impl LiveCounts {
-    /// The counts, read again when the last reading is older than [`LIVE_COUNTS_REUSE`].
+    /// The counts: the last reading, and a new one started when it is older than
+    /// [`LIVE_COUNTS_REUSE`].
     pub async fn get(
         &self,
         state: &crate::state::AppState,
     ) -> crate::error::ApiResult<Arc<[LiveCount]>> {
-        let mut last = self.last.lock().await;
-        if let Some((at, counts)) = last.as_ref()
-            && at.elapsed() < LIVE_COUNTS_REUSE
-        {
-            return Ok(counts.clone());
+        if let Some(counts) = self.last_or_refresh(state) {
+            return Ok(counts);
         }
-        let db = state.db().await?;
-        let counts: Arc<[LiveCount]> = reservations::live_counts(&*db).await?.into();
-        *last = Some((Instant::now(), counts.clone()));
+        let _first = self.first.lock().await;
+        if let Some(counts) = self.last_or_refresh(state) {
+            return Ok(counts);
+        }
+        let counts = read_counts(state).await?;
+        self.store(counts.clone());
         Ok(counts)
     }
+
+    /// The last reading if there is one, after starting a new one in the background when it is
+    /// due and nobody is making one.
+    fn last_or_refresh(&self, state: &crate::state::AppState) -> Option<Arc<[LiveCount]>> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (at, counts) = last.counts.clone()?;
+        if at.elapsed() >= LIVE_COUNTS_REUSE && !last.reading {
+            last.reading = true;
+            let state = state.clone();
+            actix_web::rt::spawn(async move {
+                let counts = read_counts(&state).await;
+                let live = &state.live_counts;
+                match counts {
+                    Ok(counts) => live.store(counts),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the live reservation counts failed");
+                        live.last
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .reading = false;
+                    }
+                }
+            });
+        }
+        Some(counts)
+    }
+
+    fn store(&self, counts: Arc<[LiveCount]>) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Reading {
+            counts: Some((Instant::now(), counts)),
+            reading: false,
+        };
+    }
+}
+
+async fn read_counts(state: &crate::state::AppState) -> crate::error::ApiResult<Arc<[LiveCount]>> {
+    let db = state.db().await?;
+    Ok(reservations::live_counts(&*db).await?.into())
 }
 
 /// The node figures of one type and when they were taken.
