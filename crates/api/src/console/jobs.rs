@@ -55,6 +55,8 @@ pub(super) struct JobRow {
     pub jupyter: Option<String>,
     /// When it ends.
     pub ends: String,
+    /// While active and idle: since when, and when it will be released unless used.
+    pub idle: String,
     /// Whether it can still be extended or cancelled.
     pub live: bool,
 }
@@ -69,9 +71,25 @@ pub(super) fn job_row(j: &JobDetail) -> JobRow {
         gpus: format!("{} × {}", j.gpu_count, j.gpu_type),
         status: j.status.clone(),
         detail: j.detailed_status.clone().unwrap_or_default(),
-        queue: match (j.queue_position, j.estimated_start_time) {
-            (Some(p), Some(t)) => format!("#{p} in the queue, starts ~{}", clock(t)),
-            (Some(p), None) => format!("#{p} in the queue"),
+        queue: match (j.start_at, j.queue_position, j.estimated_start_time) {
+            (Some(at), _, _) if j.status == "queued" => format!("booked to start {}", stamp(at)),
+            (_, Some(p), Some(t)) if j.start_promised => {
+                format!("#{p} in the queue, promised to start by {}", clock(t))
+            }
+            (_, Some(p), Some(t)) => format!("#{p} in the queue, starts ~{} (estimate)", clock(t)),
+            (_, Some(p), None) => format!("#{p} in the queue"),
+            _ => String::new(),
+        },
+        idle: match j.activity.as_ref() {
+            Some(a) if active => match (a.idle_since, a.idle_ends_at) {
+                (Some(since), Some(ends)) => format!(
+                    "since {}; released at {} unless used (or kept alive)",
+                    clock(since),
+                    clock(ends)
+                ),
+                (Some(since), None) => format!("since {}", clock(since)),
+                _ => String::new(),
+            },
             _ => String::new(),
         },
         ssh: j.ssh_command.clone(),

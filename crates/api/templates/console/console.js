@@ -22,6 +22,7 @@
     setText(card, "queue", job.queue);
     setText(card, "detail", job.detail);
     setText(card, "ends", job.ends);
+    setText(card, "idle", job.idle);
     setText(card, "ssh", job.ssh || "");
     var jupyter = card.querySelector('[data-field="jupyter"]');
     if (jupyter) {

@@ -499,3 +499,52 @@ async fn a_draining_replica_ends_its_event_streams() {
         "ended by the drain, not by the server stopping: {seen:?}"
     );
 }
+
+#[tokio::test]
+async fn cards_say_when_a_booking_starts_and_when_an_idle_box_is_released() {
+    let app = spawn_app().await;
+    let (_, key) = app.user_with_key("alice", Role::User).await;
+    // The node's four GPUs are free in half an hour; alice books them two hours from now.
+    let now = crate::jobs_common::publish_state(&app, 1800, 0, false).await;
+    let start = chrono::DateTime::from_timestamp(now + 2 * 3600, 0).unwrap();
+    submit_ok(
+        &app,
+        &key,
+        json!({"gpu_type": "t4", "gpu_count": 4, "duration_hours": 2.0,
+               "start_at": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+    )
+    .await;
+    // A running box whose agent has seen it idle for ten minutes.
+    let running = submit_ok(&app, &key, t4(1.0)).await;
+    crate::jobs_common::activate(&app, running).await;
+    let idle_since = chrono::Utc::now() - chrono::Duration::minutes(10);
+    app.db
+        .connect()
+        .await
+        .execute(
+            "INSERT INTO reservation_activity (reservation_id, agent_token_hash, last_report_at, \
+             idle_since) VALUES ($1, repeat('a', 64), now(), $2)",
+            &[&running, &idle_since],
+        )
+        .await
+        .unwrap();
+    let (_, job) = status_json(app.get(&format!("/v1/jobs/{running}"), &key).await).await;
+    let ends: chrono::DateTime<chrono::Utc> = job["activity"]["idle_ends_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no idle end: {job}"))
+        .parse()
+        .unwrap();
+    let (cookie, _) = sign_in(&app, &token_of(&link(&app, &key).await)).await;
+
+    let (status, html, _) = page(&app, "/ui/", Some(&cookie)).await;
+
+    assert_eq!(status, StatusCode::OK);
+    let booked = format!("booked to start {}", start.format("%Y-%m-%d %H:%M UTC"));
+    assert!(html.contains(&booked), "{booked} in {html}");
+    let idle = format!(
+        "since {}; released at {} unless used",
+        idle_since.format("%H:%M UTC"),
+        ends.format("%H:%M UTC")
+    );
+    assert!(html.contains(&idle), "{idle} in {html}");
+}

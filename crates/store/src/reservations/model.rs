@@ -321,6 +321,19 @@ pub(super) fn events_from_json(r: &Row) -> Result<Vec<Event>, StoreError> {
         .collect())
 }
 
+/// A reservation's agent's activity as a column `activity`, for a statement over
+/// `reservations r`: one lookup per row, evaluated only for the rows returned.
+macro_rules! activity_json {
+    () => {
+        "(SELECT json_build_array(a.last_report_at, a.last_activity_at, a.idle_since, \
+        a.idle_warned_at) FROM reservation_activity a WHERE a.reservation_id = r.reservation_id) \
+        AS activity"
+    };
+}
+
+/// [`activity_json`]'s column on its own.
+pub(super) const ACTIVITY_JSON: &str = activity_json!();
+
 /// A reservation's history as one JSON array column `events` (oldest first), and its agent's
 /// activity as a column `activity`, for a statement over `reservations r`: one aggregate per
 /// row, evaluated only for the rows returned.
@@ -328,7 +341,5 @@ pub(super) const EVENTS_JSON: &str = concat!(
     "(SELECT json_agg(json_build_array(e.event_id, e.kind, e.from_status, \
     e.to_status, e.reason, e.actor, e.details, e.created_at) ORDER BY e.event_id) \
     FROM reservation_events e WHERE e.reservation_id = r.reservation_id) AS events, ",
-    "(SELECT json_build_array(a.last_report_at, a.last_activity_at, a.idle_since, \
-    a.idle_warned_at) FROM reservation_activity a WHERE a.reservation_id = r.reservation_id) \
-    AS activity"
+    activity_json!()
 );

@@ -8,7 +8,9 @@ use gpudev_domain::ReservationStatus;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::model::{COLUMNS, EVENTS_JSON, Event, Reservation, events_from_json, from_row};
+use super::model::{
+    ACTIVITY_JSON, COLUMNS, EVENTS_JSON, Event, Reservation, events_from_json, from_row,
+};
 use crate::error::NotFound;
 use crate::{Db, StoreError};
 
@@ -155,7 +157,8 @@ pub struct ListFilter {
     pub offset: i64,
 }
 
-/// Reservations newest first, with the total number matching the filter.
+/// Reservations newest first (with their boxes' activity, not their histories), with the total
+/// number matching the filter.
 pub async fn list(
     db: &impl Db,
     filter: &ListFilter,
@@ -205,10 +208,11 @@ async fn list_rows(
             let filter = format!("{user} AND {status}");
             // One aggregate per row (evaluated after the LIMIT), not one per column: the plan
             // stays small, and setting a plan up is a good part of the cost of a short list.
+            // Without the histories, the boxes' activity all the same (a lookup per row).
             let events = if with_events {
                 format!(", {EVENTS_JSON}")
             } else {
-                String::new()
+                format!(", {ACTIVITY_JSON}")
             };
             format!(
                 "SELECT t.total, p.* \
