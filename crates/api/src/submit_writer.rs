@@ -127,18 +127,34 @@ pub struct SubmitWriter {
     writers: usize,
 }
 
-/// Ends a batch's turn, even if its writing panicked: the users it locked may be locked again,
-/// and the next batch starts.
+/// A batch's turn. Its statement done, the next batch may start while this one writes its
+/// audit records and commits; at its end, even if its writing panicked, the users it locked may
+/// be locked again.
 struct Turn {
     writer: Arc<SubmitWriter>,
     locks: Vec<i64>,
+    /// Whether it still counts as a transaction being written (until its statement is done).
+    writing: std::cell::Cell<bool>,
+}
+
+impl Turn {
+    /// The batch's statement has answered: the next batch may start (on another connection)
+    /// while this one commits. The users it locked stay locked until it has.
+    fn statement_done(&self) {
+        if self.writing.replace(false) {
+            self.writer.desk().writing -= 1;
+            self.writer.dispatch();
+        }
+    }
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
         {
             let mut desk = self.writer.desk();
-            desk.writing -= 1;
+            if self.writing.get() {
+                desk.writing -= 1;
+            }
             for user in &self.locks {
                 desk.locked.remove(user);
             }
@@ -194,6 +210,7 @@ impl SubmitWriter {
                     Turn {
                         writer: self.clone(),
                         locks,
+                        writing: std::cell::Cell::new(true),
                     },
                 )
             };
@@ -201,7 +218,7 @@ impl SubmitWriter {
             // Written apart from any request's task, so that a client going away in the middle
             // cannot cut short the others' transaction.
             actix_web::rt::spawn(async move {
-                turn.writer.write_batch(batch).await;
+                turn.writer.write_batch(batch, &turn).await;
                 drop(turn);
             });
         }
@@ -211,7 +228,7 @@ impl SubmitWriter {
         self.desk.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn write_batch(&self, batch: Vec<(SubmitRequest, Reply)>) {
+    async fn write_batch(&self, batch: Vec<(SubmitRequest, Reply)>, turn: &Turn) {
         self.metrics.submit_batch_size.observe(batch.len() as f64);
         let mut db = match self.pool.get().await {
             Ok(db) => db,
@@ -225,7 +242,7 @@ impl SubmitWriter {
         };
         let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let together = if requests.len() > 1 {
-            match self.write_together(&mut db, &requests).await {
+            match self.write_together(&mut db, &requests, turn).await {
                 Ok(outcomes) => Some(outcomes),
                 Err(e) if e.is_unavailable() => {
                     let e = e.to_string();
@@ -252,7 +269,7 @@ impl SubmitWriter {
             None => {
                 for (request, reply) in requests.iter().zip(replies) {
                     let outcome = self
-                        .write_together(&mut db, std::slice::from_ref(request))
+                        .write_together(&mut db, std::slice::from_ref(request), turn)
                         .await
                         .map(|mut one| one.remove(0));
                     let _ = reply.send(outcome);
@@ -266,8 +283,9 @@ impl SubmitWriter {
         &self,
         db: &mut deadpool_postgres::Object,
         requests: &[SubmitRequest],
+        turn: &Turn,
     ) -> Result<Vec<Checked>, StoreError> {
-        let written = self.try_write_together(db, requests).await;
+        let written = self.try_write_together(db, requests, turn).await;
         if written.is_err() {
             // Whatever went wrong, the connection goes back to the pool outside a transaction
             // (a failed statement already ended it on the server; then this is a no-op).
@@ -277,12 +295,14 @@ impl SubmitWriter {
     }
 
     /// Two round trips: BEGIN, the locks and the submits go out together and the server runs
-    /// them in order; then the audit records and COMMIT. Had any of the first failed, the COMMIT
-    /// would roll back, and the error is returned.
+    /// them in order; then the audit records and COMMIT, while the next batch may start on
+    /// another connection. Had any of the first failed, the COMMIT would roll back, and the error
+    /// is returned.
     async fn try_write_together(
         &self,
         db: &deadpool_postgres::Object,
         requests: &[SubmitRequest],
+        turn: &Turn,
     ) -> Result<Vec<Checked>, StoreError> {
         let locks: Vec<i64> = requests
             .iter()
@@ -310,6 +330,7 @@ impl SubmitWriter {
         begun?;
         locked?;
         let outcomes = outcomes?;
+        turn.statement_done();
         let audits: Vec<_> = requests
             .iter()
             .zip(&outcomes)
