@@ -242,3 +242,31 @@ async fn capacity_routes_need_a_key() {
         assert_eq!(status, 401, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_users_own_submit_and_cancel_show_in_the_counts_at_once() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user_with_key("alice", Role::User).await;
+    let queued = |body: &Value| body["availability"]["t4"]["queued"].as_i64();
+    // The counts are read once a second at most; the first look reads them.
+    let (_, before) = status_json(app.get("/v1/gpu/availability", &alice).await).await;
+    assert_eq!(queued(&before), Some(0), "{before}");
+
+    // Within that second, a submit through this API shows in the next answer,
+    let id = submit_ok(&app, &alice, json!({"gpu_type": "t4", "gpu_count": 2})).await;
+    let (_, after) = status_json(app.get("/v1/gpu/availability", &alice).await).await;
+    assert_eq!(queued(&after), Some(2), "{after}");
+
+    // and so does its cancellation.
+    let res = app
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            Some(&alice),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let (_, status) = status_json(app.get("/v1/cluster/status", &alice).await).await;
+    assert_eq!(status["queued_gpus"], 0, "{status}");
+}

@@ -63,66 +63,84 @@ pub struct Inputs<'a> {
 /// read again.
 pub const LIVE_COUNTS_REUSE: Duration = Duration::from_secs(1);
 
+/// The oldest reading the capacity routes and pages answer from while a newer one is being
+/// made; an older one is waited for.
+pub const LIVE_COUNTS_MAX_AGE: Duration = Duration::from_secs(5);
+
 /// The live reservations counted per type and status, read at most once per
 /// [`LIVE_COUNTS_REUSE`] by this process however many ask: a long queue costs one aggregate a
-/// second, not one per capacity page. Once the reading is due, the first to ask reads again in
-/// the background while everyone (itself included) is answered from the last reading; only
-/// the very first reading is waited for.
+/// second, not one per capacity page. Once a reading is due, the first to ask starts the next in
+/// the background and everyone is answered from the last one, as long as it is younger than
+/// [`LIVE_COUNTS_MAX_AGE`] and this process has stored or cancelled no reservation since it
+/// began (so a user sees their own submit at once); otherwise the next reading is waited for,
+/// one for all who wait.
 #[derive(Debug, Default)]
 pub struct LiveCounts {
     last: std::sync::Mutex<Reading>,
-    /// Held by whoever makes the first reading, so the others wait for it.
-    first: tokio::sync::Mutex<()>,
+    /// Held by whoever makes a reading that others wait for.
+    waited: tokio::sync::Mutex<()>,
+    /// Reservations this process has stored or cancelled.
+    changes: std::sync::atomic::AtomicU64,
 }
 
-/// The last reading, when it was taken, and whether a new one is being made.
+/// The last reading: when it began, the changes counted then, and the counts; and whether a
+/// reading is being made in the background.
 #[derive(Debug, Default)]
 struct Reading {
-    counts: Option<(Instant, Arc<[LiveCount]>)>,
-    reading: bool,
+    counts: Option<(Instant, u64, Arc<[LiveCount]>)>,
+    refreshing: bool,
 }
 
 impl LiveCounts {
-    /// The counts: the last reading, and a new one started when it is older than
-    /// [`LIVE_COUNTS_REUSE`].
+    /// The counts (see [`LiveCounts`]).
     pub async fn get(
         &self,
         state: &crate::state::AppState,
     ) -> crate::error::ApiResult<Arc<[LiveCount]>> {
-        if let Some(counts) = self.last_or_refresh(state) {
+        if let Some(counts) = self.usable(state) {
             return Ok(counts);
         }
-        let _first = self.first.lock().await;
-        if let Some(counts) = self.last_or_refresh(state) {
+        let _waited = self.waited.lock().await;
+        if let Some(counts) = self.usable(state) {
             return Ok(counts);
         }
+        let (began, seen) = (Instant::now(), self.seen());
         let counts = read_counts(state).await?;
-        self.store(counts.clone());
+        self.store(began, seen, counts.clone());
         Ok(counts)
     }
 
-    /// The last reading if there is one, after starting a new one in the background when it is
+    /// Tells the counts that this process stored or cancelled a reservation: the next answer
+    /// comes from a reading made after it.
+    pub fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn seen(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The last reading if it may answer, after starting the next in the background when it is
     /// due and nobody is making one.
-    fn last_or_refresh(&self, state: &crate::state::AppState) -> Option<Arc<[LiveCount]>> {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (at, counts) = last.counts.clone()?;
-        if at.elapsed() >= LIVE_COUNTS_REUSE && !last.reading {
-            last.reading = true;
+    fn usable(&self, state: &crate::state::AppState) -> Option<Arc<[LiveCount]>> {
+        let mut last = self.lock();
+        let (began, seen, counts) = last.counts.clone()?;
+        let age = began.elapsed();
+        if seen != self.seen() || age >= LIVE_COUNTS_MAX_AGE {
+            return None;
+        }
+        if age >= LIVE_COUNTS_REUSE && !last.refreshing {
+            last.refreshing = true;
             let state = state.clone();
             actix_web::rt::spawn(async move {
-                let counts = read_counts(&state).await;
                 let live = &state.live_counts;
-                match counts {
-                    Ok(counts) => live.store(counts),
+                let (began, seen) = (Instant::now(), live.seen());
+                match read_counts(&state).await {
+                    Ok(counts) => live.store(began, seen, counts),
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the live reservation counts failed");
-                        live.last
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .reading = false;
+                        live.lock().refreshing = false;
                     }
                 }
             });
@@ -130,14 +148,19 @@ impl LiveCounts {
         Some(counts)
     }
 
-    fn store(&self, counts: Arc<[LiveCount]>) {
-        *self
-            .last
+    /// Keeps a reading that began at `began`, unless a later one is already kept.
+    fn store(&self, began: Instant, seen: u64, counts: Arc<[LiveCount]>) {
+        let mut last = self.lock();
+        last.refreshing = false;
+        if last.counts.as_ref().is_none_or(|(at, _, _)| *at <= began) {
+            last.counts = Some((began, seen, counts));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reading> {
+        self.last
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Reading {
-            counts: Some((Instant::now(), counts)),
-            reading: false,
-        };
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

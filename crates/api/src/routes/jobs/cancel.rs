@@ -132,6 +132,7 @@ pub(crate) async fn cancel(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    state.live_counts.changed();
     Ok(HttpResponse::Ok().json(JobActionResponse {
         job_id: r.reservation_id,
         action: "cancel".into(),

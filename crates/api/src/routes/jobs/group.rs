@@ -186,6 +186,7 @@ pub(super) async fn submit_member(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    state.live_counts.changed();
     state
         .metrics
         .reservations_submitted

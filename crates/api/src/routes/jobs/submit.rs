@@ -218,6 +218,9 @@ pub(crate) async fn submit(
             ctx,
         })
         .await?;
+    if matches!(written, Checked::Submitted(Submitted::Created { .. })) {
+        state.live_counts.changed();
+    }
     let (reservation, msg_id) = match written {
         Checked::Submitted(Submitted::Created {
             reservation,
