@@ -91,6 +91,15 @@ struct Reading {
     refreshing: bool,
 }
 
+impl Reading {
+    /// Keeps a reading that began at `began`, unless a later one is already kept.
+    fn keep(&mut self, began: Instant, seen: u64, counts: Arc<[LiveCount]>) {
+        if self.counts.as_ref().is_none_or(|(at, _, _)| *at <= began) {
+            self.counts = Some((began, seen, counts));
+        }
+    }
+}
+
 impl LiveCounts {
     /// The counts (see [`LiveCounts`]).
     pub async fn get(
@@ -106,7 +115,7 @@ impl LiveCounts {
         }
         let (began, seen) = (Instant::now(), self.seen());
         let counts = read_counts(state).await?;
-        self.store(began, seen, counts.clone());
+        self.lock().keep(began, seen, counts.clone());
         Ok(counts)
     }
 
@@ -136,25 +145,18 @@ impl LiveCounts {
             actix_web::rt::spawn(async move {
                 let live = &state.live_counts;
                 let (began, seen) = (Instant::now(), live.seen());
-                match read_counts(&state).await {
-                    Ok(counts) => live.store(began, seen, counts),
+                let read = read_counts(&state).await;
+                let mut last = live.lock();
+                last.refreshing = false;
+                match read {
+                    Ok(counts) => last.keep(began, seen, counts),
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the live reservation counts failed");
-                        live.lock().refreshing = false;
                     }
                 }
             });
         }
         Some(counts)
-    }
-
-    /// Keeps a reading that began at `began`, unless a later one is already kept.
-    fn store(&self, began: Instant, seen: u64, counts: Arc<[LiveCount]>) {
-        let mut last = self.lock();
-        last.refreshing = false;
-        if last.counts.as_ref().is_none_or(|(at, _, _)| *at <= began) {
-            last.counts = Some((began, seen, counts));
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Reading> {
