@@ -78,6 +78,14 @@ impl Queue {
         &self.name
     }
 
+    /// The table PGMQ keeps the queue's messages in, `pgmq.q_<name>`, for a statement that sends
+    /// messages as one of its parts: an `INSERT INTO` it of `(vt, message)` is what `pgmq.send`
+    /// runs, without the per-call dynamic SQL of PGMQ's functions. Safe to put into SQL text (the
+    /// name was checked in [`Queue::new`]).
+    pub fn table(&self) -> String {
+        format!("pgmq.q_{}", self.name)
+    }
+
     /// Creates the queue and its dead-letter queue if they do not exist (PGMQ's `create` is
     /// idempotent).
     pub async fn ensure(&self, db: &impl Db) -> Result<(), StoreError> {
@@ -234,12 +242,12 @@ impl Queue {
         if !dlq.exists(db).await? {
             return Err(StoreError::NotFound(NotFound::Queue(dlq.name)));
         }
-        // PGMQ keeps each queue in the table `pgmq.q_<name>`; browsing it leaves the messages
-        // untouched, where `pgmq.read` would count a delivery. The name was validated in `new`.
+        // Browsing the queue's table leaves the messages untouched, where `pgmq.read` would
+        // count a delivery.
         let sql = format!(
-            "SELECT msg_id, read_ct, enqueued_at, vt, message FROM pgmq.q_{} \
+            "SELECT msg_id, read_ct, enqueued_at, vt, message FROM {} \
              ORDER BY msg_id DESC LIMIT $1",
-            dlq.name
+            dlq.table()
         );
         let rows = db.query(&sql, &[&limit]).await?;
         Ok(rows.iter().map(message_from_row).collect())

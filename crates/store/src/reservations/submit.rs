@@ -257,7 +257,8 @@ async fn insert(
     // position gets its place by arrival: after the last position its type's queue held at the
     // snapshot (one descent of `reservations_queued_position`, not a count of the queue), and
     // after the statement's earlier submits of that type (looked up only then: COALESCE stops at
-    // the first non-null argument). `access` is whether the dev box can get an SSH key (asked only
+    // the first non-null argument). The messages go into the queue's table as `pgmq.send` puts
+    // them there, in the submits' order (so their ids follow it). `access` is whether the dev box can get an SSH key (asked only
     // with `ssh_check`): a stored key, or a GitHub user named by the request or the account.
     let rows = tx
         .query(
@@ -353,11 +354,9 @@ async fn insert(
                    SELECT reservation_id, 'transition', 'queued', 'submitted', username \
                    FROM sent ORDER BY ord), \
                  msg AS ( \
-                   SELECT a.ids[m.n] AS reservation_id, m.msg_id \
-                   FROM (SELECT array_agg(hint ORDER BY ord) AS hints, \
-                           array_agg(reservation_id ORDER BY ord) AS ids FROM sent) a \
-                   CROSS JOIN LATERAL pgmq.send_batch($2, a.hints) WITH ORDINALITY AS m(msg_id, n) \
-                   WHERE a.hints IS NOT NULL) \
+                   INSERT INTO {queue} (vt, message) \
+                   SELECT clock_timestamp(), hint FROM sent ORDER BY ord \
+                   RETURNING msg_id, (message->>'reservation_id')::uuid AS reservation_id) \
                  SELECT i.ord, \
                    coalesce(i.max_queued IS NULL OR l.n + c.nth <= i.max_queued, false) AS admitted, \
                    msg.msg_id, p.reservation_id AS prior_id, p.user_id AS prior_user, \
@@ -371,8 +370,9 @@ async fn insert(
                  LEFT JOIN (ins r JOIN users u USING (user_id) JOIN msg USING (reservation_id)) \
                    ON r.reservation_id = i.reservation_id \
                  ORDER BY i.ord",
+                queue = queue.table(),
             ),
-            &[&input, &queue.name()],
+            &[&input],
         )
         .await?;
     if rows.len() != submits.len() {
