@@ -147,8 +147,8 @@ pub async fn record_by(
     audit::record(db, &entry(actor, ctx, &a)).await.map(|_| ())
 }
 
-/// The entry [`record_by`] writes.
-fn entry<'a>(actor: &Actor<'a>, ctx: &'a RequestCtx, a: &'a Audit<'_>) -> AuditEntry<'a> {
+/// The entry [`record_by`] writes (and [`record_many`] for each record).
+pub fn entry<'a>(actor: &Actor<'a>, ctx: &'a RequestCtx, a: &'a Audit<'_>) -> AuditEntry<'a> {
     AuditEntry {
         actor_user_id: actor.user_id,
         actor: actor.name,

@@ -2,11 +2,13 @@
 //!
 //! A submit's handler hands its checked request here and waits for the answer. Up to
 //! [`WRITERS`] transactions write at once; requests that arrive while they are busy wait, and
-//! the next free writer takes all of them (up to [`MAX_BATCH`]) into one transaction: the
-//! per-user submit locks of everyone in it, one statement for all the submits (quotas, rows,
-//! events, secrets, queue messages: [`reservations::submit_many`]), one for their audit
-//! records, one commit. Nothing waits for a batch to fill: under light load each submit is a batch of
-//! one, as soon as it arrives. A submit is answered only after the commit that made it durable.
+//! the next free writer takes all of them (up to [`MAX_BATCH`]) into one transaction, sent to
+//! the server in one round trip: BEGIN, the per-user submit locks of everyone in it, one
+//! statement for all the submits (quotas, rows, events, secrets, queue messages and the audit
+//! records of those stored: [`reservations::submit_audited_committing`]), COMMIT. Nothing waits
+//! for a batch to fill: under light load each submit is a batch of one, as soon as it arrives. A
+//! submit is answered only after the commit that made it durable; a refused one only after its
+//! audit record, written once the batch is committed, is.
 //!
 //! A transaction takes the submit lock only of users whose submits count what they have waiting
 //! (a queued cap, a cap on booked hours: [`Checks::need_user_lock`]), and holds it until its
@@ -23,11 +25,11 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use gpudev_store::reservations::{self, Checked, Checks, NewReservation, Quota, Submitted};
+use gpudev_store::reservations::{self, Checked, Checks, NewReservation, Quota};
 use gpudev_store::{Pool, Queue, StoreError};
 use tokio::sync::oneshot;
 
-use crate::audit::{self, Audit, RequestCtx};
+use crate::audit::{self, Actor, Audit, RequestCtx};
 use crate::auth::Caller;
 use crate::metrics::Metrics;
 
@@ -127,8 +129,8 @@ pub struct SubmitWriter {
     writers: usize,
 }
 
-/// A batch's turn. Its statement done, the next batch may start while this one writes its
-/// audit records and commits; at its end, even if its writing panicked, the users it locked may
+/// A batch's turn. Its statement done, the next batch may start while this one's commit is
+/// flushed; at its end, even if its writing panicked, the users it locked may
 /// be locked again.
 struct Turn {
     writer: Arc<SubmitWriter>,
@@ -243,7 +245,7 @@ impl SubmitWriter {
         let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let together = if requests.len() > 1 {
             match self.write_together(&mut db, &requests, turn).await {
-                Ok(outcomes) => Some(outcomes),
+                Ok(outcomes) => Some(outcomes.into_iter().map(Ok).collect()),
                 Err(e) if e.is_unavailable() => {
                     let e = e.to_string();
                     for reply in replies {
@@ -260,21 +262,23 @@ impl SubmitWriter {
         } else {
             None
         };
-        match together {
-            Some(outcomes) => {
-                for (outcome, reply) in outcomes.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
+        let mut outcomes: Vec<Result<Checked, StoreError>> = match together {
+            Some(outcomes) => outcomes,
             None => {
-                for (request, reply) in requests.iter().zip(replies) {
-                    let outcome = self
-                        .write_together(&mut db, std::slice::from_ref(request), turn)
-                        .await
-                        .map(|mut one| one.remove(0));
-                    let _ = reply.send(outcome);
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    outcomes.push(
+                        self.write_together(&mut db, std::slice::from_ref(request), turn)
+                            .await
+                            .map(|mut one| one.remove(0)),
+                    );
                 }
+                outcomes
             }
+        };
+        record_refusals(&db, &requests, &mut outcomes).await;
+        for (outcome, reply) in outcomes.into_iter().zip(replies) {
+            let _ = reply.send(outcome);
         }
     }
 
@@ -294,10 +298,10 @@ impl SubmitWriter {
         written
     }
 
-    /// Two round trips: BEGIN, the locks and the submits go out together and the server runs
-    /// them in order; then the audit records and COMMIT, while the next batch may start on
-    /// another connection. Had any of the first failed, the COMMIT would roll back, and the error
-    /// is returned.
+    /// One round trip: BEGIN, the locks, the submits (with the audit records of those stored)
+    /// and COMMIT go out together and the server runs them in order. Once the submit statement
+    /// has answered, the next batch may start on another connection while this one's commit is
+    /// flushed. Had any of them failed, the COMMIT rolls back, and the error is returned.
     async fn try_write_together(
         &self,
         db: &deadpool_postgres::Object,
@@ -309,7 +313,17 @@ impl SubmitWriter {
             .filter(|r| r.needs_lock())
             .map(|r| r.caller.user_id)
             .collect();
-        let submits: Vec<_> = requests.iter().map(|r| (&r.new, r.checks)).collect();
+        let records: Vec<_> = requests.iter().map(created).collect();
+        let entries: Vec<_> = requests
+            .iter()
+            .zip(&records)
+            .map(|(r, a)| audit::entry(&Actor::from(&r.caller), &r.ctx, a))
+            .collect();
+        let submits: Vec<_> = requests
+            .iter()
+            .zip(&entries)
+            .map(|(r, entry)| (&r.new, r.checks, Some(entry)))
+            .collect();
         // `join3` polls its futures in order, so the three are sent in this order even when a
         // statement is first prepared on this connection (tokio's `join!` would rotate).
         let (begun, locked, outcomes) = futures::future::join3(
@@ -324,26 +338,42 @@ impl SubmitWriter {
                     reservations::lock_users_submissions(&**db, &locks).await
                 }
             },
-            reservations::submit_checked(&**db, &self.queue, &submits),
+            reservations::submit_audited_committing(db, &self.queue, &submits, || {
+                turn.statement_done();
+            }),
         )
         .await;
         begun?;
         locked?;
-        let outcomes = outcomes?;
-        turn.statement_done();
-        let audits: Vec<_> = requests
-            .iter()
-            .zip(&outcomes)
-            .filter_map(|(r, outcome)| Some((&r.caller, &r.ctx, audit_of(r, outcome)?)))
-            .collect();
-        let (audited, committed) = futures::future::join(
-            audit::record_many(&**db, &audits),
-            db.batch_execute("COMMIT"),
-        )
-        .await;
-        audited?;
-        committed?;
-        Ok(outcomes)
+        outcomes
+    }
+}
+
+/// Writes the audit records of the refused submits among `outcomes`, after their batch's commit
+/// (a refusal writes nothing else, so its record needs no transaction of its own), before any is
+/// answered. A refusal whose record could not be written is answered with the error instead.
+async fn record_refusals(
+    db: &deadpool_postgres::Object,
+    requests: &[SubmitRequest],
+    outcomes: &mut [Result<Checked, StoreError>],
+) {
+    let refused: Vec<(usize, Audit<'static>)> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| Some((i, refused(&requests[i], o.as_ref().ok()?)?)))
+        .collect();
+    if refused.is_empty() {
+        return;
+    }
+    let records: Vec<_> = refused
+        .iter()
+        .map(|(i, a)| (&requests[*i].caller, &requests[*i].ctx, a.clone()))
+        .collect();
+    if let Err(e) = audit::record_many(&**db, &records).await {
+        let e = format!("the refusal could not be recorded: {e}");
+        for (i, _) in &refused {
+            outcomes[*i] = Err(StoreError::Unavailable(e.clone()));
+        }
     }
 }
 
@@ -352,27 +382,30 @@ fn lost() -> StoreError {
     StoreError::Unavailable("the submit writer stopped before answering".into())
 }
 
-/// The audit record of a submit's outcome, if it gets one.
-fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
+/// The audit record of a submit, should it be stored: written by the statement that stores it,
+/// which adds the queue message's id (`msg_id`) to its details.
+fn created(r: &SubmitRequest) -> Audit<'static> {
+    let new = &r.new;
+    Audit {
+        action: "reservation.submit",
+        target_type: Some("reservation"),
+        target_id: Some(new.reservation_id.to_string()),
+        outcome: "success",
+        details: Some(serde_json::json!({
+            "gpu_type": new.gpu_type,
+            "gpu_count": new.gpu_count,
+            "duration_hours": new.duration_hours,
+            "env_names": new.env_names,
+            "idempotency_key": new.idempotency_key.is_some(),
+        })),
+    }
+}
+
+/// The audit record of a refused submit, if `outcome` is a refusal (a stored submit's record was
+/// written with it; a replay or a taken id gets none).
+fn refused(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
     let new = &r.new;
     match outcome {
-        Checked::Submitted(Submitted::Created {
-            reservation,
-            msg_id,
-        }) => Some(Audit {
-            action: "reservation.submit",
-            target_type: Some("reservation"),
-            target_id: Some(reservation.reservation_id.to_string()),
-            outcome: "success",
-            details: Some(serde_json::json!({
-                "gpu_type": reservation.gpu_type,
-                "gpu_count": reservation.gpu_count,
-                "duration_hours": reservation.duration_hours,
-                "env_names": reservation.env_names,
-                "idempotency_key": new.idempotency_key.is_some(),
-                "msg_id": msg_id,
-            })),
-        }),
         Checked::OverQuota(quota) => Some(denied(
             new,
             serde_json::json!({"reason": "quota_exceeded", "detail": refusal(*quota)}),
@@ -386,7 +419,7 @@ fn audit_of(r: &SubmitRequest, outcome: &Checked) -> Option<Audit<'static>> {
                 "start_at": new.start_at,
             }),
         )),
-        Checked::Submitted(Submitted::Existing(_)) | Checked::IdTaken(_) => None,
+        Checked::Submitted(_) | Checked::IdTaken(_) => None,
     }
 }
 

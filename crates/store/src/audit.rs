@@ -63,6 +63,25 @@ pub struct AuditRecord {
     pub details: Value,
 }
 
+/// The columns of `audit_log` an [`AuditEntry`] fills, in the order of [`audit_entry_record!`].
+macro_rules! audit_entry_columns {
+    () => {
+        "actor_user_id, actor, auth_method, auth_issuer, action, target_type, target_id, outcome, \
+         request_id, client_addr, details"
+    };
+}
+pub(crate) use audit_entry_columns;
+
+/// An [`AuditEntry`] serialised as JSON, as a column definition list for `jsonb_to_record(set)`.
+macro_rules! audit_entry_record {
+    () => {
+        "actor_user_id bigint, actor text, auth_method text, auth_issuer text, action text, \
+         target_type text, target_id text, outcome text, request_id text, client_addr text, \
+         details jsonb"
+    };
+}
+pub(crate) use audit_entry_record;
+
 /// Appends an entry.
 pub async fn record(db: &impl Db, e: &AuditEntry<'_>) -> Result<i64, StoreError> {
     let details = e
@@ -71,9 +90,11 @@ pub async fn record(db: &impl Db, e: &AuditEntry<'_>) -> Result<i64, StoreError>
         .unwrap_or_else(|| Value::Object(Default::default()));
     let row = db
         .query_one(
-            "INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, \
-               target_id, outcome, request_id, client_addr, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING audit_id",
+            concat!(
+                "INSERT INTO audit_log (",
+                audit_entry_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING audit_id"
+            ),
             &[
                 &e.actor_user_id,
                 &e.actor,
@@ -103,13 +124,15 @@ pub async fn record_many(db: &impl Db, entries: &[AuditEntry<'_>]) -> Result<u64
         .map_err(|e| StoreError::Corrupt(format!("audit entries do not serialise: {e}")))?;
     Ok(db
         .execute(
-            "INSERT INTO audit_log (actor_user_id, actor, auth_method, auth_issuer, action, target_type, \
-               target_id, outcome, request_id, client_addr, details) \
-             SELECT actor_user_id, actor, auth_method, auth_issuer, action, target_type, target_id, \
-               outcome, request_id, client_addr, coalesce(details, '{}'::jsonb) \
-             FROM jsonb_to_recordset($1::jsonb) AS e(actor_user_id bigint, actor text, \
-               auth_method text, auth_issuer text, action text, target_type text, target_id text, \
-               outcome text, request_id text, client_addr text, details jsonb)",
+            concat!(
+                "INSERT INTO audit_log (",
+                audit_entry_columns!(),
+                ") SELECT actor_user_id, actor, auth_method, auth_issuer, action, target_type, \
+                   target_id, outcome, request_id, client_addr, coalesce(details, '{}'::jsonb) \
+                 FROM jsonb_to_recordset($1::jsonb) AS e(",
+                audit_entry_record!(),
+                ")"
+            ),
             &[&rows],
         )
         .await?)

@@ -244,3 +244,45 @@ impl Db for deadpool_postgres::Object {
         Db::execute(&**self, sql, params).await
     }
 }
+
+/// Runs `sql` as the last statement of the transaction `db` is in (one its caller began) and
+/// commits it, sending the statement and `COMMIT` together: one round trip to the server where
+/// the two would take two. `on_rows` is called once the statement has answered, while the
+/// commit may still be flushing the WAL (a caller can start its next piece of work then).
+///
+/// Both are prepared first (once per connection, through its statement cache), so that the
+/// statement is sent before `COMMIT` (a request goes out when it is first polled, and a
+/// statement still being prepared would be sent only after the prepare's answer). Had the
+/// statement failed, the server answers `COMMIT` by rolling back, and the statement's error is
+/// returned; otherwise the commit's.
+pub async fn query_committing(
+    db: &deadpool_postgres::Object,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    on_rows: impl FnOnce(),
+) -> Result<Vec<Row>, Error> {
+    let statement = db.statement_cache.prepare(db, sql).await?;
+    let commit = db.statement_cache.prepare(db, "COMMIT").await?;
+    let client: &tokio_postgres::Client = db;
+    // `join` polls its futures in order: the statement is sent, then `COMMIT`.
+    let (rows, committed) = futures::future::join(
+        async {
+            let rows = client.query(&statement, params).await;
+            on_rows();
+            rows
+        },
+        client.execute(&commit, &[]),
+    )
+    .await;
+    for (text, result) in [
+        (sql, rows.as_ref().err()),
+        ("COMMIT", committed.as_ref().err()),
+    ] {
+        if result.is_some_and(stale) {
+            drop(db.statement_cache.remove(text, &[]));
+        }
+    }
+    let rows = rows?;
+    committed?;
+    Ok(rows)
+}

@@ -38,7 +38,7 @@ pub mod usage;
 pub mod users;
 
 pub use config::{ConfigError, DbConfig};
-pub use db::Db;
+pub use db::{Db, query_committing};
 pub use error::StoreError;
 pub use hints::{Action, QueueMessage};
 pub use pool::{Pool, connect_pool};

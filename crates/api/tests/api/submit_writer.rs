@@ -268,3 +268,74 @@ async fn a_second_transaction_waits_until_enough_submits_could_share_it() {
     };
     assert_eq!((transactions, submits), (2, 4.0));
 }
+
+#[actix_web::test]
+async fn a_stored_submits_record_is_written_by_its_transaction_and_a_refusals_after_it() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    let alice = caller(&client, "alice").await;
+    // A queued cap of 2: of alice's 5 submits (one transaction after her first), 2 are stored
+    // and 3 refused.
+    let requests: Vec<SubmitRequest> = (0..5)
+        .map(|_| {
+            let mut r = request(&alice, 0);
+            r.checks.quota = Some(Quota { max_queued: 2 });
+            r
+        })
+        .collect();
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.new.reservation_id).collect();
+    let (outcomes, _, _) = write_all(&db.url(), requests).await;
+
+    let mut stored = Vec::new();
+    for (id, outcome) in ids.iter().zip(&outcomes) {
+        match outcome {
+            Checked::Submitted(Submitted::Created { msg_id, .. }) => stored.push((*id, *msg_id)),
+            Checked::OverQuota(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(stored.len(), 2, "{outcomes:?}");
+    for (id, msg_id) in &stored {
+        // Written by the transaction that stored the reservation (rows it wrote share its id),
+        // with the id of the reservation's queue message.
+        let row = client
+            .query_one(
+                "SELECT a.xmin::text = r.xmin::text, (a.details->>'msg_id')::bigint, a.actor, \
+                   a.details->>'gpu_type' \
+                 FROM audit_log a JOIN reservations r ON r.reservation_id::text = a.target_id \
+                 WHERE r.reservation_id = $1 AND a.action = 'reservation.submit' \
+                   AND a.outcome = 'success'",
+                &[id],
+            )
+            .await
+            .unwrap();
+        assert!(
+            row.get::<_, bool>(0),
+            "the record shares the reservation's transaction"
+        );
+        assert_eq!(row.get::<_, i64>(1), *msg_id);
+        assert_eq!(row.get::<_, &str>(2), "alice");
+        assert_eq!(row.get::<_, &str>(3), "t4");
+    }
+    let denied: Vec<String> = client
+        .query(
+            "SELECT target_id FROM audit_log \
+             WHERE action = 'reservation.submit' AND outcome = 'denied' \
+               AND details->>'reason' = 'quota_exceeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut refused: Vec<String> = ids
+        .iter()
+        .filter(|id| !stored.iter().any(|(s, _)| s == *id))
+        .map(Uuid::to_string)
+        .collect();
+    refused.sort();
+    let mut denied = denied;
+    denied.sort();
+    assert_eq!(denied, refused, "each refusal has its record");
+}

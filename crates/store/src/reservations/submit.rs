@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::model::{COLUMNS, NewReservation, Reservation, from_row};
+use crate::audit::{AuditEntry, audit_entry_columns, audit_entry_record};
 use crate::hints::{QueueMessage, ReservationHint};
 use crate::{Db, Queue, StoreError};
 
@@ -186,10 +187,79 @@ pub async fn submit_checked(
     queue: &Queue,
     submits: &[(&NewReservation, Checks)],
 ) -> Result<Vec<Checked>, StoreError> {
+    let unaudited: Vec<_> = submits
+        .iter()
+        .map(|&(new, checks)| (new, checks, None))
+        .collect();
+    submit_audited(tx, queue, &unaudited).await
+}
+
+/// [`submit_checked`], where each submit may carry the audit entry to write if it is stored:
+/// the statement that stores it writes the entry too, with the message's id added to its
+/// `details` (`msg_id`), so the record of an accepted submit is part of its write. Nothing is
+/// recorded for the submits it does not store; their records (a refusal's) are the caller's.
+pub async fn submit_audited(
+    tx: &impl Db,
+    queue: &Queue,
+    submits: &[(&NewReservation, Checks, Option<&AuditEntry<'_>>)],
+) -> Result<Vec<Checked>, StoreError> {
+    submit_rounds(tx, queue, submits, None::<Commit<'_, fn()>>).await
+}
+
+/// [`submit_audited`] as the end of the transaction `db` is in (one its caller began, after
+/// whatever else it holds, such as [`lock_users_submissions`]): the last submit statement and
+/// `COMMIT` are sent together, so the submits are durable one round trip after they were sent.
+/// `on_written` is called once that statement has answered, while the commit may still be
+/// flushing. The answers that need more than the statement's rows (a replay of an earlier
+/// submit, an id taken by another) are read after the commit.
+///
+/// Had anything failed, nothing is committed and the error is returned (the connection is left
+/// outside a transaction, or in a failed one: roll back before reusing it).
+pub async fn submit_audited_committing(
+    db: &deadpool_postgres::Object,
+    queue: &Queue,
+    submits: &[(&NewReservation, Checks, Option<&AuditEntry<'_>>)],
+    on_written: impl FnOnce(),
+) -> Result<Vec<Checked>, StoreError> {
+    if submits.is_empty() {
+        db.execute("COMMIT", &[]).await?;
+        on_written();
+        return Ok(Vec::new());
+    }
+    let commit = Commit {
+        db,
+        on_rows: on_written,
+    };
+    submit_rounds(db, queue, submits, Some(commit)).await
+}
+
+/// The last statement of a transaction, which commits it ([`crate::db::query_committing`]).
+struct Commit<'a, F> {
+    db: &'a deadpool_postgres::Object,
+    on_rows: F,
+}
+
+/// `submits` in rounds ([`rounds`]), the last one committing with `commit` if given.
+async fn submit_rounds<F: FnOnce()>(
+    tx: &impl Db,
+    queue: &Queue,
+    submits: &[(&NewReservation, Checks, Option<&AuditEntry<'_>>)],
+    mut commit: Option<Commit<'_, F>>,
+) -> Result<Vec<Checked>, StoreError> {
     let mut outcomes: Vec<Option<Checked>> = submits.iter().map(|_| None).collect();
-    for round in rounds(submits) {
+    let keys: Vec<_> = submits
+        .iter()
+        .map(|&(new, checks, _)| (new, checks))
+        .collect();
+    let rounds = rounds(&keys);
+    let last = rounds.len().saturating_sub(1);
+    for (n, round) in rounds.into_iter().enumerate() {
         let batch: Vec<_> = round.iter().map(|&i| submits[i]).collect();
-        for (i, outcome) in round.into_iter().zip(insert(tx, queue, &batch).await?) {
+        let commit = if n == last { commit.take() } else { None };
+        for (i, outcome) in round
+            .into_iter()
+            .zip(insert(tx, queue, &batch, commit).await?)
+        {
             outcomes[i] = Some(outcome);
         }
     }
@@ -232,15 +302,16 @@ fn rounds(submits: &[(&NewReservation, Checks)]) -> Vec<Vec<usize>> {
 /// reservations (counted as far as their quota), the reservations within it that neither a
 /// reservation with the same id nor one with the same idempotency key precedes, their secrets,
 /// creation events and PGMQ messages; a row per submit in their order.
-async fn insert(
+async fn insert<F: FnOnce()>(
     tx: &impl Db,
     queue: &Queue,
-    submits: &[(&NewReservation, Checks)],
+    submits: &[(&NewReservation, Checks, Option<&AuditEntry<'_>>)],
+    commit: Option<Commit<'_, F>>,
 ) -> Result<Vec<Checked>, StoreError> {
     let requested_at = Utc::now();
     let input = submits
         .iter()
-        .map(|(new, checks)| input_row(new, *checks, requested_at))
+        .map(|&(new, checks, audit)| input_row(new, checks, audit, requested_at))
         .collect::<Result<Vec<_>, _>>()?;
     let input = serde_json::Value::Array(input);
     // `input` keeps the submits' order (a function scan returns the array's elements in order).
@@ -258,12 +329,11 @@ async fn insert(
     // snapshot (one descent of `reservations_queued_position`, not a count of the queue), and
     // after the statement's earlier submits of that type (looked up only then: COALESCE stops at
     // the first non-null argument). The messages go into the queue's table as `pgmq.send` puts
-    // them there, in the submits' order (so their ids follow it). `access` is whether the dev box can get an SSH key (asked only
+    // them there, in the submits' order (so their ids follow it); `aud` writes the audit entry
+    // each stored submit carries, with its message's id. `access` is whether the dev box can get an SSH key (asked only
     // with `ssh_check`): a stored key, or a GitHub user named by the request or the account.
-    let rows = tx
-        .query(
-            &format!(
-                "WITH input AS ( \
+    let sql = format!(
+        "WITH input AS ( \
                    SELECT *, ordinality AS ord FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ( \
                      reservation_id uuid, user_id bigint, username text, name text, \
                      gpu_type text, gpu_count int, node_count int, duration_hours float8, \
@@ -272,7 +342,7 @@ async fn insert(
                      request_hash text, disk_size_gb int, max_queued bigint, \
                      queue_position int, estimated_start_at timestamptz, \
                      key_id text, data_key text, sealed text, hint jsonb, ssh_check boolean, \
-                     start_at timestamptz, max_booked float8)) \
+                     start_at timestamptz, max_booked float8, audit jsonb)) \
                    WITH ORDINALITY AS t), \
                  access AS ( \
                    SELECT i.ord, NOT coalesce(i.ssh_check, false) \
@@ -342,7 +412,7 @@ async fn insert(
                    RETURNING *), \
                  sent AS ( \
                    SELECT r.reservation_id, c.ord, c.hint, c.key_id, c.data_key, c.sealed, \
-                     c.username \
+                     c.username, c.audit \
                    FROM ins r JOIN cand c USING (reservation_id)), \
                  sec AS ( \
                    INSERT INTO reservation_secrets (reservation_id, key_id, data_key, sealed) \
@@ -356,7 +426,16 @@ async fn insert(
                  msg AS ( \
                    INSERT INTO {queue} (vt, message) \
                    SELECT clock_timestamp(), hint FROM sent ORDER BY ord \
-                   RETURNING msg_id, (message->>'reservation_id')::uuid AS reservation_id) \
+                   RETURNING msg_id, (message->>'reservation_id')::uuid AS reservation_id), \
+                 aud AS ( \
+                   INSERT INTO audit_log ({audit_columns}) \
+                   SELECT e.actor_user_id, e.actor, e.auth_method, e.auth_issuer, e.action, \
+                     e.target_type, e.target_id, e.outcome, e.request_id, e.client_addr, \
+                     coalesce(e.details, '{{}}') || jsonb_build_object('msg_id', m.msg_id) \
+                   FROM sent s JOIN msg m USING (reservation_id) \
+                   CROSS JOIN LATERAL jsonb_to_record(s.audit) AS e({audit_record}) \
+                   WHERE s.audit IS NOT NULL \
+                   ORDER BY s.ord) \
                  SELECT i.ord, \
                    coalesce(i.max_queued IS NULL OR l.n + c.nth <= i.max_queued, false) AS admitted, \
                    msg.msg_id, p.reservation_id AS prior_id, p.user_id AS prior_user, \
@@ -370,11 +449,14 @@ async fn insert(
                  LEFT JOIN (ins r JOIN users u USING (user_id) JOIN msg USING (reservation_id)) \
                    ON r.reservation_id = i.reservation_id \
                  ORDER BY i.ord",
-                queue = queue.table(),
-            ),
-            &[&input],
-        )
-        .await?;
+        queue = queue.table(),
+        audit_columns = audit_entry_columns!(),
+        audit_record = audit_entry_record!(),
+    );
+    let rows = match commit {
+        None => tx.query(&sql, &[&input]).await?,
+        Some(c) => crate::db::query_committing(c.db, &sql, &[&input], c.on_rows).await?,
+    };
     if rows.len() != submits.len() {
         return Err(StoreError::Corrupt(format!(
             "a statement for {} submits answered {} rows",
@@ -383,8 +465,8 @@ async fn insert(
         )));
     }
     let mut outcomes = Vec::with_capacity(rows.len());
-    for (row, (new, checks)) in rows.iter().zip(submits) {
-        outcomes.push(outcome(tx, row, new, *checks).await?);
+    for (row, &(new, checks, _)) in rows.iter().zip(submits) {
+        outcomes.push(outcome(tx, row, new, checks).await?);
     }
     Ok(outcomes)
 }
@@ -393,6 +475,7 @@ async fn insert(
 fn input_row(
     new: &NewReservation,
     checks: Checks,
+    audit: Option<&AuditEntry<'_>>,
     requested_at: chrono::DateTime<Utc>,
 ) -> Result<serde_json::Value, StoreError> {
     let hint = serde_json::to_value(QueueMessage::Create(ReservationHint {
@@ -435,6 +518,7 @@ fn input_row(
         "ssh_check": checks.ssh_access,
         "start_at": new.start_at,
         "max_booked": checks.max_booked_gpu_hours.map(f64::from),
+        "audit": audit,
     }))
 }
 

@@ -269,3 +269,57 @@ async fn the_list_with_histories_pages_newest_first_and_totals_every_page() {
     assert_eq!(everyone.len(), 4);
     assert_eq!(everyone_total, 4);
 }
+
+#[tokio::test]
+async fn a_statement_sent_with_its_commit_runs_inside_the_transaction_and_commits_it() {
+    let db = gpudev_testkit::test_db().await;
+    let client = db.connect().await;
+    client
+        .batch_execute("CREATE TABLE probe (a int)")
+        .await
+        .unwrap();
+    let pool = pool(&db, 1).await;
+    let conn = pool.get().await.unwrap();
+    // A fresh connection: neither the statement nor COMMIT is prepared yet, and the statement
+    // must still reach the server before COMMIT (inside the transaction, seeing its setting).
+    conn.batch_execute("BEGIN; SET LOCAL application_name = 'inside'")
+        .await
+        .unwrap();
+    let mut answered = false;
+    let rows = gpudev_store::query_committing(
+        &conn,
+        "INSERT INTO probe VALUES ($1) RETURNING current_setting('application_name')",
+        &[&7_i32],
+        || answered = true,
+    )
+    .await
+    .unwrap();
+
+    assert!(answered);
+    assert_eq!(rows[0].get::<_, &str>(0), "inside");
+    let after: String = Db::query_one(&conn, "SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(after, "inside", "the transaction ended");
+    let seen: i64 = client
+        .query_one("SELECT count(*) FROM probe WHERE a = 7", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 1, "committed: another connection sees the row");
+
+    // A failing statement: its error, and nothing of the transaction committed.
+    conn.batch_execute("BEGIN; INSERT INTO probe VALUES (8)")
+        .await
+        .unwrap();
+    let failed = gpudev_store::query_committing(&conn, "SELECT 1 / $1", &[&0_i32], || {}).await;
+    assert!(failed.is_err());
+    let _ = conn.batch_execute("ROLLBACK").await;
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM probe WHERE a = 8", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 0, "the transaction was rolled back");
+}
