@@ -1,4 +1,5 @@
-//! The PGMQ queue, through PGMQ's own SQL functions (`pgmq.send`, `pgmq.read_with_poll`, …).
+//! The PGMQ queue, through PGMQ's own SQL functions (`pgmq.send`, `pgmq.read_with_poll`, …); the
+//! submit statement alone inserts its messages into the queue's table ([`Queue::table`]).
 //!
 //! Messages are hints: the reservation row is the truth. A message is archived once handled, hidden
 //! again for a while when handling failed ([`Queue::set_vt`]), and its `read_ct` counts deliveries
