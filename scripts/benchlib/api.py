@@ -409,6 +409,7 @@ def main():
                 print(name, conns, results[(name, conns)], file=sys.stderr)
         api_peak = peak_rss_mib(api.pid)
         if ONLY:
+            print(f"peak resident memory of gpudev-api: {api_peak:.0f} MiB", file=sys.stderr)
             return
         client = f"postgres://postgres@127.0.0.1:{pg.port}/gpudev"
         ids = [int(x) for x in run([str(pg.bindir / "psql"), client, "-Atc",

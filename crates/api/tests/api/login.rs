@@ -752,3 +752,46 @@ async fn the_server_id_is_published_and_a_login_signed_for_another_is_refused_be
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_burst_of_logins_makes_at_most_the_limit_of_sts_calls_at_once() {
+    // An STS that accepts connections and never answers: every call stays in flight until the
+    // timeout, so the connections it has accepted are the calls made at once.
+    let sts = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", sts.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = sts.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let app = spawn_app_with(&[
+        ("AWS_ENDPOINT_URL_STS", endpoint.as_str()),
+        ("STS_TIMEOUT_SECONDS", "3"),
+        // One identity logging in many times at once: the per-identity limit would refuse most.
+        ("LOGIN_RATE_LIMIT_PER_MINUTE", "1000"),
+    ])
+    .await;
+    let limit = gpudev_api::routes::auth::sts::MAX_CONCURRENT_CALLS;
+    let body = json!({
+        "aws_access_key_id": "ASIAEXAMPLEEXAMPLE01",
+        "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_session_token": "FwoGZXIvYXdzEXAMPLETOKEN".repeat(6),
+    });
+
+    let logins = futures::future::join_all((0..limit + 8).map(|_| aws_login(&app, body.clone())));
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        accepted.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let (answers, at_once) = tokio::join!(logins, watch);
+
+    assert_eq!(at_once, limit, "calls in flight before any ended");
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+    }
+    holder.abort();
+}

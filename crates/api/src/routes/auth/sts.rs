@@ -27,6 +27,14 @@ use crate::error::{ApiError, ErrorCode};
 /// Largest STS answer read (a `GetCallerIdentity` answer is well under 1 KiB).
 const MAX_ANSWER: usize = 64 * 1024;
 
+/// Most STS calls one API process makes at once; further logins wait for one to end (no longer
+/// than the STS timeout). A call in flight holds the SDK's per-operation state and a connection
+/// with its buffers, so a burst of logins would otherwise grow the process by all of them at
+/// once (64 concurrent logins against a slow STS grew it by 7 MiB), for no more logins a
+/// second: STS answers them one per call either way, and AWS limits its request rate per
+/// account.
+pub const MAX_CONCURRENT_CALLS: usize = 16;
+
 /// Why STS did not confirm an identity.
 #[derive(Debug, thiserror::Error)]
 pub enum StsError {
@@ -74,6 +82,10 @@ impl From<StsError> for ApiError {
 pub struct Sts {
     sdk: aws_sdk_sts::Client,
     http: reqwest::Client,
+    /// Permits for calls in flight ([`MAX_CONCURRENT_CALLS`]).
+    calls: std::sync::Arc<tokio::sync::Semaphore>,
+    /// How long a call may take, and so how long a login waits for a permit.
+    timeout: std::time::Duration,
 }
 
 impl Sts {
@@ -111,7 +123,22 @@ impl Sts {
         Ok(Self {
             sdk: aws_sdk_sts::Client::from_conf(sts_config.build()),
             http,
+            calls: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
+            timeout,
         })
+    }
+
+    /// A permit to call STS: at once while fewer than [`MAX_CONCURRENT_CALLS`] calls are in
+    /// flight, otherwise once one ends; unavailable if none ended within the STS timeout.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StsError> {
+        match tokio::time::timeout(self.timeout, self.calls.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(StsError::Internal("the STS call limiter was closed".into())),
+            Err(_) => Err(StsError::Unavailable(format!(
+                "{MAX_CONCURRENT_CALLS} logins were being verified with STS and none ended \
+                 within the STS timeout"
+            ))),
+        }
     }
 
     /// `GetCallerIdentity` signed with the given credentials; the caller's ARN.
@@ -122,6 +149,7 @@ impl Sts {
         secret_access_key: &str,
         session_token: Option<&str>,
     ) -> Result<String, StsError> {
+        let _permit = self.permit().await?;
         let credentials = Credentials::new(
             access_key_id,
             secret_access_key,
@@ -156,6 +184,7 @@ impl Sts {
         headers: HeaderMap,
         body: String,
     ) -> Result<String, StsError> {
+        let _permit = self.permit().await?;
         let mut resp = self
             .http
             .post(url)
