@@ -330,8 +330,9 @@ async fn insert<F: FnOnce()>(
     // after the statement's earlier submits of that type (looked up only then: COALESCE stops at
     // the first non-null argument). The messages go into the queue's table as `pgmq.send` puts
     // them there, in the submits' order (so their ids follow it); `aud` writes the audit entry
-    // each stored submit carries, with its message's id. `access` is whether the dev box can get an SSH key (asked only
-    // with `ssh_check`): a stored key, or a GitHub user named by the request or the account.
+    // each stored submit carries, with its message's id. `access` is whether the dev box can get
+    // an SSH key (asked only with `ssh_check`): a stored key, or a GitHub user named by the
+    // request or the account.
     let sql = format!(
         "WITH input AS ( \
                    SELECT *, ordinality AS ord FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ( \
