@@ -191,24 +191,15 @@ pub async fn submit_checked(
         .iter()
         .map(|&(new, checks)| (new, checks, None))
         .collect();
-    submit_audited(tx, queue, &unaudited).await
+    submit_rounds(tx, queue, &unaudited, None::<Commit<'_, fn()>>).await
 }
 
-/// [`submit_checked`], where each submit may carry the audit entry to write if it is stored:
-/// the statement that stores it writes the entry too, with the message's id added to its
-/// `details` (`msg_id`), so the record of an accepted submit is part of its write. Nothing is
-/// recorded for the submits it does not store; their records (a refusal's) are the caller's.
-pub async fn submit_audited(
-    tx: &impl Db,
-    queue: &Queue,
-    submits: &[(&NewReservation, Checks, Option<&AuditEntry<'_>>)],
-) -> Result<Vec<Checked>, StoreError> {
-    submit_rounds(tx, queue, submits, None::<Commit<'_, fn()>>).await
-}
-
-/// [`submit_audited`] as the end of the transaction `db` is in (one its caller began, after
-/// whatever else it holds, such as [`lock_users_submissions`]): the last submit statement and
-/// `COMMIT` are sent together, so the submits are durable one round trip after they were sent.
+/// [`submit_checked`], where each submit may carry the audit entry to write if it is stored
+/// (the statement that stores it writes the entry too, with the message's id added to its
+/// `details` as `msg_id`; the records of the submits it does not store, a refusal's, are the
+/// caller's), as the end of the transaction `db` is in (one its caller began, after whatever
+/// else it holds, such as [`lock_users_submissions`]): the last submit statement and `COMMIT`
+/// are sent together, so the submits are durable one round trip after they were sent.
 /// `on_written` is called once that statement has answered, while the commit may still be
 /// flushing. The answers that need more than the statement's rows (a replay of an earlier
 /// submit, an id taken by another) are read after the commit.
