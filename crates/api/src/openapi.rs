@@ -433,9 +433,30 @@ pub fn documented_methods(path: &str) -> Option<&'static [&'static str]> {
         .map(|(_, methods)| methods.as_slice())
 }
 
+/// The document as served at `/openapi.json`, serialized once per process: each HTTP worker would
+/// otherwise hold its own copy of the document's tree (megabytes once allocated) and serialize
+/// it anew for every request. A document that cannot be serialized (a bug) is answered with 500.
+static DOCUMENT: LazyLock<Result<web::Bytes, String>> = LazyLock::new(|| {
+    serde_json::to_vec(&ApiDoc::openapi())
+        .map(web::Bytes::from)
+        .map_err(|e| e.to_string())
+});
+
+async fn document() -> Result<HttpResponse, crate::error::ApiError> {
+    let body = DOCUMENT.as_ref().map_err(|e| {
+        crate::error::ApiError::internal(anyhow::anyhow!("the OpenAPI document: {e}"))
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.clone()))
+}
+
 /// Registers `/openapi.json`, `/docs/` and a redirect from `/docs`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+    cfg.route("/openapi.json", web::get().to(document))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
+        )
         .route(
             "/docs",
             web::get().to(|| async {

@@ -243,6 +243,30 @@ async fn the_swagger_ui_is_served_from_the_binary() {
     assert_eq!(redirect.headers()["location"], "/docs/");
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("swagger"));
+    // The page loads the document this server serves.
+    let initializer = app
+        .http
+        .get(format!("{}/docs/swagger-initializer.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(initializer.status().as_u16(), 200);
+    assert!(
+        initializer
+            .text()
+            .await
+            .unwrap()
+            .contains(r#""url": "/openapi.json""#)
+    );
+    let document = app
+        .http
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(document.headers()["content-type"], "application/json");
+    let document: Value = document.json().await.unwrap();
+    assert!(document["paths"]["/v1/jobs/submit"]["post"].is_object());
 }
 
 /// schemathesis found answers the document did not list: 401 and 403 from the key check, 415 and

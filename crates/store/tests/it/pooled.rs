@@ -323,3 +323,40 @@ async fn a_statement_sent_with_its_commit_runs_inside_the_transaction_and_commit
         .get(0);
     assert_eq!(kept, 0, "the transaction was rolled back");
 }
+
+/// The pool lends the connection returned last: under light load the same few connections
+/// serve every request, and the others, opened for a burst, stay idle (their buffers and
+/// statement caches are not grown by work any connection could have done).
+#[tokio::test]
+async fn the_pool_lends_the_connection_returned_last() {
+    let db = gpudev_testkit::test_db().await;
+    let pool = pool(&db, 4).await;
+    async fn backend(c: &deadpool_postgres::Object) -> i32 {
+        Db::query_one(c, "SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+    // A burst opens all four.
+    let burst = futures::future::join_all((0..4).map(|_| pool.get())).await;
+    let burst: Vec<_> = burst.into_iter().map(Result::unwrap).collect();
+    let mut pids = Vec::new();
+    for c in &burst {
+        pids.push(backend(c).await);
+    }
+    let last = pids[2];
+    let mut burst = burst;
+    let third = burst.remove(2);
+    drop(burst);
+    drop(third);
+    assert_eq!(pool.status().available, 4);
+
+    for _ in 0..5 {
+        let c = pool.get().await.unwrap();
+        assert_eq!(
+            backend(&c).await,
+            last,
+            "the connection returned last is lent again"
+        );
+    }
+}
