@@ -255,6 +255,15 @@ def submit_batches(metrics_base):
 LOGIN_ROLE = "SSOCloudDevGpuReservation"
 
 
+def rss_mib(pid):
+    """VmRSS of a running process, in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 def peak_rss_mib(pid):
     """VmHWM of a running process, in MiB."""
     for line in open(f"/proc/{pid}/status"):
@@ -406,7 +415,7 @@ def main():
                 answered = sum(r["rps"] for r in runs) * SECONDS
                 results[(name, conns)]["api_cpu_ms"] = (cpu_seconds(api.pid) - api_cpu) * 1000 / answered
                 results[(name, conns)]["pg_cpu_ms"] = (server_cpu(pg) - pg_cpu) * 1000 / answered
-                print(name, conns, results[(name, conns)], file=sys.stderr)
+                print(name, conns, results[(name, conns)], f"rss {rss_mib(api.pid):.1f} MiB, peak {peak_rss_mib(api.pid):.1f} MiB", file=sys.stderr)
         api_peak = peak_rss_mib(api.pid)
         if ONLY:
             print(f"peak resident memory of gpudev-api: {api_peak:.0f} MiB", file=sys.stderr)
