@@ -327,10 +327,7 @@ impl SubmitWriter {
         // `join3` polls its futures in order, so the three are sent in this order even when a
         // statement is first prepared on this connection (tokio's `join!` would rotate).
         let (begun, locked, outcomes) = futures::future::join3(
-            // Sequential scans off: the statement's lookups stay index lookups even when it was
-            // planned while the tables were a few pages (a young database whose statistics have
-            // not caught up), since a connection keeps the plan it made then.
-            db.batch_execute("BEGIN; SET LOCAL enable_seqscan = off"),
+            db.batch_execute(reservations::begin_submits()),
             async {
                 if locks.is_empty() {
                     Ok(())

@@ -5,6 +5,13 @@
 
 use crate::{Db, StoreError};
 
+/// A transaction-local setting: `on` while the transaction's statements record their own job
+/// changes, so the insert triggers on `reservations` and `reservation_events` stand aside. The
+/// submit statement is such a statement (it writes both tables and records its owners once,
+/// instead of two trigger calls doing so twice): a batch of submits begins with
+/// [`crate::reservations::begin_submits`], which sets it. Everything else leaves it unset.
+pub const RECORDED_BY_STATEMENT: &str = "gpudev.job_changes_recorded";
+
 /// A PostgreSQL snapshot (`pg_snapshot` in its text form): the point a reader has read up to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark(String);

@@ -323,7 +323,9 @@ async fn insert<F: FnOnce()>(
     // them there, in the submits' order (so their ids follow it); `aud` writes the audit entry
     // each stored submit carries, with its message's id. `access` is whether the dev box can get
     // an SSH key (asked only with `ssh_check`): a stored key, or a GitHub user named by the
-    // request or the account.
+    // request or the account. `chg` records the owners of the new rows once, in a transaction
+    // begun by `begin_submits` (whose setting makes the insert triggers stand aside); elsewhere
+    // the triggers record them and `chg` writes nothing.
     let sql = format!(
         "WITH input AS ( \
                    SELECT *, ordinality AS ord FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ( \
@@ -427,7 +429,11 @@ async fn insert<F: FnOnce()>(
                    FROM sent s JOIN msg m USING (reservation_id) \
                    CROSS JOIN LATERAL jsonb_to_record(s.audit) AS e({audit_record}) \
                    WHERE s.audit IS NOT NULL \
-                   ORDER BY s.ord) \
+                   ORDER BY s.ord), \
+                 chg AS ( \
+                   INSERT INTO job_changes (user_id) \
+                   SELECT DISTINCT user_id FROM ins \
+                   WHERE current_setting('{recorded}', true) = 'on') \
                  SELECT i.ord, \
                    coalesce(i.max_queued IS NULL OR l.n + c.nth <= i.max_queued, false) AS admitted, \
                    msg.msg_id, p.reservation_id AS prior_id, p.user_id AS prior_user, \
@@ -444,6 +450,7 @@ async fn insert<F: FnOnce()>(
         queue = queue.table(),
         audit_columns = audit_entry_columns!(),
         audit_record = audit_entry_record!(),
+        recorded = crate::job_changes::RECORDED_BY_STATEMENT,
     );
     let rows = match commit {
         None => tx.query(&sql, &[&input]).await?,
@@ -605,6 +612,21 @@ pub async fn find_by_idempotency_key(
         )
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// What begins a transaction of submits written with [`submit_audited_committing`]: `BEGIN`,
+/// sequential scans off (the statement's lookups stay index lookups even when it was planned
+/// while the tables were a few pages: a young database whose statistics have not caught up, and
+/// a connection keeps the plan it made then), and the submit statement recording its own job
+/// changes ([`crate::job_changes::RECORDED_BY_STATEMENT`]).
+pub fn begin_submits() -> &'static str {
+    static BEGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL {} = on",
+            crate::job_changes::RECORDED_BY_STATEMENT
+        )
+    });
+    &BEGIN
 }
 
 /// Serialises a user's submissions until the end of the caller's transaction (a transaction-level

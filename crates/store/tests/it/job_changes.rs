@@ -159,3 +159,67 @@ async fn purging_keeps_what_a_reader_has_not_seen() {
     }
     assert_eq!(left, 0);
 }
+
+/// A batch of submits begun with `begin_submits` records its owners once, in its own statement
+/// (the insert triggers stand aside); written otherwise, the triggers record them. Either way a
+/// reader is told of every owner.
+#[tokio::test]
+async fn a_batch_of_submits_records_each_owner_once_and_other_writers_through_the_triggers() {
+    let db = gpudev_testkit::test_db().await;
+    let mut client = db.connect().await;
+    let alice = user(&client, "alice").await;
+    let bob = user(&client, "bob").await;
+    let mut cfg = gpudev_store::DbConfig::from_url(&db.url()).unwrap();
+    cfg.pool_size = 1;
+    let pool = gpudev_store::connect_pool(&cfg).await.unwrap();
+    let conn = pool.get().await.unwrap();
+    let queue = Queue::new("gpu_reservations").unwrap();
+    let start = job_changes::mark(&client).await.unwrap();
+
+    let news = [
+        reservation_for(&alice),
+        reservation_for(&alice),
+        reservation_for(&bob),
+    ];
+    let submits: Vec<_> = news
+        .iter()
+        .map(|n| (n, reservations::Checks::default(), None))
+        .collect();
+    conn.batch_execute(reservations::begin_submits())
+        .await
+        .unwrap();
+    let outcomes = reservations::submit_audited_committing(&conn, &queue, &submits, || {})
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 3);
+    let batch_rows = count(&client, "SELECT count(*) FROM job_changes").await;
+    let (told, next) = job_changes::since(&client, &start).await.unwrap();
+
+    // One row per owner: not one per trigger (reservations, events) on top of the statement's.
+    assert_eq!(batch_rows, 2);
+    let mut told = told;
+    told.sort_unstable();
+    assert_eq!(told, vec![alice.user_id, bob.user_id]);
+    let setting: Option<String> = client
+        .query_one(
+            "SELECT current_setting($1, true)",
+            &[&job_changes::RECORDED_BY_STATEMENT],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        setting.as_deref(),
+        Some("on"),
+        "only the batch's transaction"
+    );
+
+    // A submit written without it: the triggers record it (the row and its event).
+    submit(&mut client, &bob).await;
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM job_changes").await,
+        batch_rows + 2
+    );
+    let (told, _) = job_changes::since(&client, &next).await.unwrap();
+    assert_eq!(told, vec![bob.user_id]);
+}
