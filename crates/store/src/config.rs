@@ -161,13 +161,20 @@ impl DbConfig {
     }
 
     /// The driver configuration for a new session: [`Self::pg`] with the server-side bounds
-    /// added to its start-up options (options already in the URL are kept and come first).
+    /// added to its start-up options (options already in the URL are kept and come first), and
+    /// JIT compilation off. PostgreSQL compiles a statement on every execution whose estimated
+    /// cost passes `jit_above_cost`, which costs hundreds of milliseconds and never pays for the
+    /// short statements these programs run: once a user had thousands of queued reservations,
+    /// the generic plan's estimate for the submit statement passed it, and every batch of that
+    /// user's submits spent ~200 ms compiling (one key at 64 connections fell from ~4,000 to
+    /// 470–1,600 submits/s in `scripts/bench-api`).
     pub fn session_config(&self) -> tokio_postgres::Config {
         let mut pg = self.pg.clone();
         let mut options = pg.get_options().unwrap_or("").trim().to_owned();
         let statement_ms = self.statement_timeout.map_or(0, |t| t.as_millis());
         options.push_str(&format!(
-            " -c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={}",
+            " -c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={} \
+             -c jit=off",
             self.idle_in_transaction_timeout.as_millis()
         ));
         pg.options(options.trim());
@@ -367,7 +374,7 @@ mod tests {
             c.session_config().get_options(),
             Some(
                 "-c search_path=x -c statement_timeout=7000 \
-                 -c idle_in_transaction_session_timeout=60000"
+                 -c idle_in_transaction_session_timeout=60000 -c jit=off"
             )
         );
         assert_eq!(c.answer_timeout(), Some(Duration::from_secs(9)));

@@ -360,3 +360,18 @@ async fn the_pool_lends_the_connection_returned_last() {
         );
     }
 }
+
+/// Pooled sessions never JIT-compile: a statement whose estimated cost passes `jit_above_cost`
+/// (a generic plan for a user with thousands of queued reservations did) would otherwise be
+/// compiled on every execution, for far longer than it runs.
+#[tokio::test]
+async fn pooled_sessions_run_without_jit() {
+    let db = gpudev_testkit::test_db().await;
+    let pool = pool(&db, 1).await;
+    let conn = pool.get().await.unwrap();
+    let jit: String = Db::query_one(&conn, "SELECT current_setting('jit')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jit, "off");
+}
