@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use gpudev_domain::{DisplayName, GpuType, ImageRef, Username};
 use gpudev_store::reservations::{self, NewReservation, StoredSecrets};
 use gpudev_store::users::{self, Role, User};
-use gpudev_store::{ReservationSecrets, SealingKeys};
+use gpudev_store::{DbConfig, Pool, ReservationSecrets, SealingKeys};
+use gpudev_testkit::TestDb;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -52,6 +54,14 @@ pub fn reservation_for(owner: &User) -> NewReservation {
         estimated_start_at: None,
         start_at: None,
     }
+}
+
+/// A pool of `size` connections to `db`, as the programs build theirs.
+pub async fn pool(db: &TestDb, size: usize) -> Pool {
+    let mut cfg = DbConfig::from_url(&db.url()).unwrap();
+    cfg.pool_size = size;
+    cfg.connect_timeout = Duration::from_secs(10);
+    gpudev_store::connect_pool(&cfg).await.unwrap()
 }
 
 pub async fn count(db: &Client, sql: &str) -> i64 {

@@ -7,7 +7,7 @@ use gpudev_store::reservations::{self, Transition};
 use gpudev_store::{Queue, users::User};
 use tokio_postgres::Client;
 
-use crate::common::{count, reservation_for, user};
+use crate::common::{count, pool, reservation_for, user};
 
 async fn submit(client: &mut Client, owner: &User) -> uuid::Uuid {
     let new = reservation_for(owner);
@@ -169,9 +169,7 @@ async fn a_batch_of_submits_records_each_owner_once_and_other_writers_through_th
     let mut client = db.connect().await;
     let alice = user(&client, "alice").await;
     let bob = user(&client, "bob").await;
-    let mut cfg = gpudev_store::DbConfig::from_url(&db.url()).unwrap();
-    cfg.pool_size = 1;
-    let pool = gpudev_store::connect_pool(&cfg).await.unwrap();
+    let pool = pool(&db, 1).await;
     let conn = pool.get().await.unwrap();
     let queue = Queue::new("gpu_reservations").unwrap();
     let start = job_changes::mark(&client).await.unwrap();

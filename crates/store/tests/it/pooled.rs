@@ -2,23 +2,13 @@
 //! the submit with its quota in one statement, the bounded queue standing, and the list with
 //! histories in one statement.
 
-use std::time::Duration;
-
-use crate::common::{SECRET_VALUE, count, opened_secrets, reservation_for, user};
+use crate::common::{SECRET_VALUE, count, opened_secrets, pool, reservation_for, user};
 use gpudev_domain::ReservationStatus;
 use gpudev_store::reservations::{self, Checked, ListFilter, Quota, Submitted, Transition};
-use gpudev_store::{Db, DbConfig, Pool, Queue};
-use gpudev_testkit::TestDb;
+use gpudev_store::{Db, Queue};
 
 fn queue() -> Queue {
     Queue::new("gpu_reservations").unwrap()
-}
-
-async fn pool(db: &TestDb, size: usize) -> Pool {
-    let mut cfg = DbConfig::from_url(&db.url()).unwrap();
-    cfg.pool_size = size;
-    cfg.connect_timeout = Duration::from_secs(10);
-    gpudev_store::connect_pool(&cfg).await.unwrap()
 }
 
 #[tokio::test]
@@ -339,14 +329,10 @@ async fn the_pool_lends_the_connection_returned_last() {
     }
     // A burst opens all four.
     let burst = futures::future::join_all((0..4).map(|_| pool.get())).await;
-    let burst: Vec<_> = burst.into_iter().map(Result::unwrap).collect();
-    let mut pids = Vec::new();
-    for c in &burst {
-        pids.push(backend(c).await);
-    }
-    let last = pids[2];
-    let mut burst = burst;
+    let mut burst: Vec<_> = burst.into_iter().map(Result::unwrap).collect();
+    // The third is returned after the others.
     let third = burst.remove(2);
+    let last = backend(&third).await;
     drop(burst);
     drop(third);
     assert_eq!(pool.status().available, 4);
