@@ -98,4 +98,23 @@ mod tests {
         traced.trace_waits = Some(3600);
         assert_eq!(measured(run(&short(1.1))), measured(run(&traced)));
     }
+
+    #[test]
+    fn every_row_has_the_headers_columns_and_the_bookings_cell_only_when_asked() {
+        let cells = |line: &str| line.matches('|').count();
+        let r = run(&short(0.3));
+        for bookings in [false, true] {
+            let header = Report::header(bookings);
+            let mut lines = header.lines();
+            let (names, rule) = (lines.next().unwrap(), lines.next().unwrap());
+            assert_eq!(cells(names), cells(rule), "{header}");
+            assert_eq!(cells(&r.row(bookings)), cells(names), "{header}");
+            assert_eq!(names.contains("bookings on time"), bookings);
+        }
+        assert_eq!(
+            cells(&r.row(true)),
+            cells(&r.row(false)) + 1,
+            "one more column with bookings"
+        );
+    }
 }

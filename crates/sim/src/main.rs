@@ -41,7 +41,8 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    println!("{}", Report::header());
+    let bookings = args.bookings > 0.0;
+    println!("{}", Report::header(bookings));
     for &load in &args.loads {
         let mut variants = vec![(0.0, "exact ends")];
         if args.early_ends > 0.0 {
@@ -64,7 +65,7 @@ fn main() {
                     label.to_owned()
                 };
                 s.name = format!("load {load:.2}, {ends}, seed {seed}");
-                println!("{}", run(&s).row());
+                println!("{}", run(&s).row(bookings));
             }
         }
     }

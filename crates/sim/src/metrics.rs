@@ -375,19 +375,28 @@ fn median(values: &mut [f64]) -> f64 {
 
 impl Report {
     /// The header of [`Report::row`].
-    pub fn header() -> &'static str {
-        "| Scenario | requests | waited | utilisation ÷ bound | late vs first promise | \
-         moved promises | late vs first estimate | median error of first estimate | \
-         promise lead | worst daily deviation from fair share | longest 8-GPU/gang wait, heavy users | \
-         longest 8-GPU/gang wait | timed out | slowest pass | bookings on time |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    pub fn header(bookings: bool) -> String {
+        let mut header = String::from(
+            "| Scenario | requests | waited | utilisation ÷ bound | late vs first promise | \
+             moved promises | late vs first estimate | median error of first estimate | \
+             promise lead | worst daily deviation from fair share | longest 8-GPU/gang wait, heavy \
+             users | longest 8-GPU/gang wait | timed out | slowest pass |",
+        );
+        let mut columns = 14;
+        if bookings {
+            header.push_str(" bookings on time |");
+            columns += 1;
+        }
+        header.push_str("\n|---|");
+        header.push_str(&"---:|".repeat(columns - 1));
+        header
     }
 
-    /// One Markdown table row.
-    pub fn row(&self) -> String {
-        format!(
+    /// One Markdown table row; with `bookings`, its last cell says how the bookings fared.
+    pub fn row(&self, bookings: bool) -> String {
+        let row = format!(
             "| {} | {} | {} | {:.3} | {:.1} % of {} | {} | {:.1} % | {:.1} % | {:.0} % | {:.2}× | \
-             {:.1} h | {:.1} h | {} | {:.1} ms | {} |",
+             {:.1} h | {:.1} h | {} | {:.1} ms |",
             self.name,
             self.submitted,
             self.waited,
@@ -403,8 +412,12 @@ impl Report {
             self.longest_big_wait_h,
             self.timed_out,
             self.slowest_pass_ms,
-            self.bookings_cell(),
-        )
+        );
+        if bookings {
+            format!("{row} {} |", self.bookings_cell())
+        } else {
+            row
+        }
     }
 
     /// `on time / started (accepted at a later offer, refused)`, or `-` without bookings.
