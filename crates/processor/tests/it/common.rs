@@ -157,6 +157,9 @@ impl Env {
         p
     }
 
+    /// A user with an SSH key. On the real control plane the dev boxes of a user whose name
+    /// starts with `slow-` take 3 s to run instead of 200 ms (`tools/kube/kwok-stages.yaml`):
+    /// tests that look at a dev box while it is preparing use such a user.
     pub async fn user(&self, name: &str) -> User {
         let mut db = self.db.connect().await;
         let user = users::create(&db, &Username::parse(name).unwrap(), users::Role::User)

@@ -11,7 +11,7 @@ use crate::common::{Ask, env, until_status, wait_status};
 async fn a_submitted_reservation_becomes_active_with_an_ssh_command() {
     let env = env().await;
     let nodes = env.cluster.seed_nodes("h100", 1, 8).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let id = env.submit(&alice, Ask::gpus("h100", 4)).await;
     let p = env.leader().await;
 
@@ -105,11 +105,28 @@ async fn the_running_processor_takes_a_reservation_to_active_through_its_pod_wat
 }
 
 #[tokio::test]
+async fn a_slow_users_dev_box_is_still_preparing_a_second_after_its_pass() {
+    // What the tests that look at a preparing dev box rely on: on the real control plane a
+    // `slow-` user's Pod runs 3 s after it is bound, not 200 ms (on the fake, at the next step).
+    let env = env().await;
+    env.cluster.seed_nodes("h100", 1, 8).await;
+    let alice = env.user("slow-alice").await;
+    let id = env.submit(&alice, Ask::gpus("h100", 1)).await;
+    let p = env.leader().await;
+    p.process_once().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = p.reconcile().await.unwrap();
+    assert!(report.activated.is_empty(), "{report:?}");
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
+    until_status(&env, &p, id, ReservationStatus::Active).await;
+}
+
+#[tokio::test]
 async fn a_multinode_reservation_gets_whole_nodes_a_headless_service_and_activates_when_all_pods_are_ready()
  {
     let env = env().await;
     env.cluster.seed_nodes("h100", 3, 8).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let id = env
         .submit(
             &alice,
@@ -270,7 +287,7 @@ async fn a_renamed_disk_keeps_its_claim_and_its_old_name_can_be_used_for_a_new_d
 async fn secrets_carry_keys_and_env_values_that_the_pod_only_references() {
     let env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let mut ask = Ask::gpus("t4", 1);
     ask.env.insert("HF_TOKEN".into(), "hf_very-s3cret".into());
     let id = env.submit(&alice, ask).await;
@@ -394,7 +411,7 @@ async fn a_user_and_jupyter_added_while_preparing_are_in_the_dev_box_before_it_i
     let mut env = env().await;
     env.config.github_keys_url = Some(github_keys(BOB_KEY).await);
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();

@@ -13,7 +13,7 @@ use crate::common::{Ask, env, fake_env, until_status};
 async fn cancel_during_preparing_leaves_no_object_behind() {
     let env = env().await;
     env.cluster.seed_nodes("h100", 1, 8).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let id = env.submit(&alice, Ask::gpus("h100", 8)).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();
@@ -115,7 +115,8 @@ async fn a_redelivered_message_creates_nothing_twice() {
 async fn objects_deleted_behind_the_processors_back_are_created_again() {
     let env = env().await;
     env.cluster.seed_nodes("h100", 1, 8).await;
-    let alice = env.user("alice").await;
+    // Slow to start on the real control plane, so it is still preparing when the Service goes.
+    let alice = env.user("slow-alice").await;
     let id = env.submit(&alice, Ask::gpus("h100", 2)).await;
     let p = env.leader().await;
     p.process_once().await.unwrap();

@@ -23,19 +23,6 @@ fn secret_value(secret: &Value, key: &str) -> String {
     String::from_utf8(BASE64.decode(encoded).unwrap()).unwrap()
 }
 
-/// Asserts that `id` got its dev box: preparing, or already active where the real control plane
-/// ran the pod before the pass ended.
-async fn assert_started(env: &Env, id: uuid::Uuid) {
-    let status = env.status(id).await;
-    assert!(
-        matches!(
-            status,
-            ReservationStatus::Preparing | ReservationStatus::Active
-        ),
-        "{status:?}"
-    );
-}
-
 async fn failure_of(env: &Env, id: uuid::Uuid) -> String {
     let r = env.get(id).await;
     assert_eq!(r.status, ReservationStatus::Failed);
@@ -46,7 +33,7 @@ async fn failure_of(env: &Env, id: uuid::Uuid) -> String {
 async fn a_value_sealed_with_the_previous_key_reaches_the_secret_after_a_rotation() {
     let mut env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     // Sealed with key 1 by an API that still had it as current.
     let id = env.submit(&alice, with_token()).await;
     // Key 2 is current now; key 1 stays configured.
@@ -57,7 +44,7 @@ async fn a_value_sealed_with_the_previous_key_reaches_the_secret_after_a_rotatio
     assert!(p.try_become_leader().await.unwrap());
     p.process_once().await.unwrap();
 
-    assert_started(&env, id).await;
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
     let secret = &env.objects("secrets").await[0];
     assert_eq!(secret_value(secret, "env.HF_TOKEN"), VALUE);
 }
@@ -66,7 +53,7 @@ async fn a_value_sealed_with_the_previous_key_reaches_the_secret_after_a_rotatio
 async fn a_row_copied_from_another_reservation_fails_it_with_the_reason() {
     let env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let mallory = env.user("mallory").await;
     let victim = env.submit(&alice, with_token()).await;
     let mut other = Ask::gpus("t4", 1);
@@ -97,7 +84,7 @@ async fn a_row_copied_from_another_reservation_fails_it_with_the_reason() {
         0,
         "no dev box for the copied row"
     );
-    assert_started(&env, victim).await;
+    assert_eq!(env.status(victim).await, ReservationStatus::Preparing);
     assert_eq!(env.objects_of(victim).await, 3, "alice's dev box is made");
 }
 
@@ -129,7 +116,7 @@ async fn a_row_sealed_with_a_key_the_processor_lacks_fails_with_the_key_id() {
 async fn a_command_reaches_the_pod_through_the_secret_never_through_the_pod_spec() {
     let env = env().await;
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let mut ask = with_token();
     ask.command = Some("python train.py --token tk_c0mmand-s3cret".into());
     let id = env.submit(&alice, ask).await;
@@ -137,7 +124,7 @@ async fn a_command_reaches_the_pod_through_the_secret_never_through_the_pod_spec
     let p = env.leader().await;
     p.process_once().await.unwrap();
 
-    assert_started(&env, id).await;
+    assert_eq!(env.status(id).await, ReservationStatus::Preparing);
     let secret = &env.objects("secrets").await[0];
     assert_eq!(
         secret_value(secret, "command"),

@@ -61,7 +61,7 @@ async fn an_unreachable_github_shows_at_once_and_fails_the_reservation_at_the_de
     env.config.github_keys_url = Some(github_answering("503 Service Unavailable").await);
     env.config.github_keys_deadline = Duration::from_secs(3);
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = github_only_user(&env, "alice").await;
+    let alice = github_only_user(&env, "slow-alice").await;
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     let p = env.leader().await;
 
@@ -137,7 +137,7 @@ async fn a_registered_key_is_enough_while_github_is_down() {
     let mut env = env().await;
     env.config.github_keys_url = Some(github_answering("503 Service Unavailable").await);
     env.cluster.seed_nodes("t4", 1, 4).await;
-    let alice = env.user("alice").await;
+    let alice = env.user("slow-alice").await;
     let id = env.submit(&alice, Ask::gpus("t4", 1)).await;
     let db = env.db.connect().await;
     db.execute(
