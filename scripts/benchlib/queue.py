@@ -65,7 +65,10 @@ def main():
         "share*: over every day and GPU type, the largest difference between a user who waited "
         "for that type all day and the mean of such users, in GPU-hours held, in units of the "
         "largest reservation submitted. *Longest 8-GPU/gang wait*: submission to start, for "
-        "whole-node and gang requests of the two heaviest users and of anyone.",
+        "whole-node and gang requests of the two heaviest users and of anyone; *… once its "
+        "owner's oldest* counts the heavy users' such waits from when every request their owner "
+        "had submitted before, of the same type, had started or timed out: the part of the wait "
+        "not spent behind the owner's own requests.",
         "",
         "### With bookings",
         "",
