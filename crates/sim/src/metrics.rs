@@ -238,12 +238,11 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn timed_out(&mut self, r: &Request) {
+    /// The queued timeout cancelled `r` at `now`.
+    pub(crate) fn timed_out(&mut self, r: &Request, now: i64) {
         self.timed_out += 1;
-        self.left
-            .insert(r.id, self.end.min(r.submitted_at + 48 * 3600));
-        let wait = self.end.min(r.submitted_at + 48 * 3600) - r.submitted_at;
-        self.big_wait(r, wait);
+        self.left.insert(r.id, now);
+        self.big_wait(r, now - r.submitted_at);
         if let Some(track) = self.tracks.get(&r.id)
             && track.first_promise.is_some()
         {
@@ -518,7 +517,7 @@ mod tests {
         let s = Scenario::standard(1.0);
         let arrivals = vec![request(1, 0, 4, 0), request(2, 0, 8, H)];
         let mut recorder = Recorder::new(&s, &arrivals);
-        recorder.timed_out(&arrivals[0]);
+        recorder.timed_out(&arrivals[0], 48 * H);
         recorder.started(&arrivals[1], 50 * H);
         let report = recorder.finish(&[]);
         assert_eq!(report.longest_big_wait_heavy_h, 49.0);

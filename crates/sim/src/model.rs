@@ -291,7 +291,7 @@ pub fn run(s: &Scenario) -> Report {
         queue.retain(|w| {
             let timed_out = w.promise.is_none() && now - w.request.submitted_at >= s.queued_timeout;
             if timed_out {
-                recorder.timed_out(&w.request);
+                recorder.timed_out(&w.request, now);
             }
             !timed_out
         });
