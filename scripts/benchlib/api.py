@@ -255,21 +255,13 @@ def submit_batches(metrics_base):
 LOGIN_ROLE = "SSOCloudDevGpuReservation"
 
 
-def rss_mib(pid):
-    """VmRSS of a running process, in MiB."""
+def status_mib(pid, field):
+    """A memory figure of a running process from /proc (VmRSS: now, VmHWM: its peak), in MiB."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def peak_rss_mib(pid):
-    """VmHWM of a running process, in MiB."""
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def main():
@@ -415,8 +407,10 @@ def main():
                 answered = sum(r["rps"] for r in runs) * SECONDS
                 results[(name, conns)]["api_cpu_ms"] = (cpu_seconds(api.pid) - api_cpu) * 1000 / answered
                 results[(name, conns)]["pg_cpu_ms"] = (server_cpu(pg) - pg_cpu) * 1000 / answered
-                print(name, conns, results[(name, conns)], f"rss {rss_mib(api.pid):.1f} MiB, peak {peak_rss_mib(api.pid):.1f} MiB", file=sys.stderr)
-        api_peak = peak_rss_mib(api.pid)
+                memory = (f"rss {status_mib(api.pid, 'VmRSS'):.1f} MiB, "
+                          f"peak {status_mib(api.pid, 'VmHWM'):.1f} MiB")
+                print(name, conns, results[(name, conns)], memory, file=sys.stderr)
+        api_peak = status_mib(api.pid, "VmHWM")
         if ONLY:
             print(f"peak resident memory of gpudev-api: {api_peak:.0f} MiB", file=sys.stderr)
             return

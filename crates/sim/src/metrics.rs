@@ -9,6 +9,8 @@ const HOUR: f64 = 3600.0;
 const DAY: i64 = 86_400;
 /// How late a start may be and still count as on time.
 const SLACK: i64 = 300;
+/// The heaviest users (users submit in proportion to 1/(i+1), so users 0 and 1).
+const HEAVY_USERS: usize = 2;
 
 /// The results of one scenario.
 #[derive(Debug, Clone)]
@@ -196,7 +198,7 @@ impl Recorder {
     fn big_wait(&mut self, r: &Request, wait: i64) {
         if self.is_big(r) {
             self.big_wait = self.big_wait.max(wait);
-            if r.user < 2 {
+            if r.user < HEAVY_USERS {
                 self.big_wait_heavy = self.big_wait_heavy.max(wait);
             }
         }
@@ -326,7 +328,7 @@ impl Recorder {
                 .submitted_at
                 .max(oldest_gone.get(&key).copied().unwrap_or(i64::MIN));
             let left = self.left.get(&r.id).copied().unwrap_or(self.end);
-            if self.is_big(r) && r.user < 2 {
+            if self.is_big(r) && r.user < HEAVY_USERS {
                 worst = worst.max(left - since);
             }
             let e = oldest_gone.entry(key).or_insert(i64::MIN);
