@@ -51,8 +51,10 @@ CONSOLE_P99_MS = 50
 CONSOLE_FLAT_OUT = "console GET /ui/, flat out"
 
 
-def wrk(url, conns, script=None):
-    cmd = ["wrk", "-t", "2", "-c", str(conns), "-d", f"{SECONDS}s", "--latency", url]
+def wrk(url, conns, script=None, seconds=None):
+    """One wrk run of `seconds` (SECONDS by default) with 2 threads: its rate, latencies and
+    errors (non-2xx answers and socket errors)."""
+    cmd = ["wrk", "-t", "2", "-c", str(conns), "-d", f"{seconds or SECONDS}s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", script]
     out = run(cmd).stdout
