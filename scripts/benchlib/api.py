@@ -72,6 +72,14 @@ def wrk(url, conns, script=None, seconds=None):
     return {"rps": rps, "p50": lat["50"], "p90": lat["90"], "p99": lat["99"], "errors": errors}
 
 
+def api_settings(port, metrics_port):
+    """How the benchmarks run gpudev-api: default settings but for its addresses, quotas and rate
+    limits raised out of the way (a benchmark, not a user), and warnings-only JSON logs."""
+    return dict(BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{metrics_port}",
+                RATE_LIMIT_PER_MINUTE="1000000", MAX_QUEUED_RESERVATIONS_PER_USER="0",
+                MAX_GPUS_PER_USER="100000000", DB_POOL_SIZE=str(POOL_SIZE), RUST_LOG="warn", LOG_FORMAT="json")
+
+
 def console_session(base, key):
     """A console session of `key`'s user, signed in as a browser would: a one-time link from
     `POST /v1/console/links`, then its form. Returns the `Cookie` header value."""
@@ -296,9 +304,7 @@ def main():
         run([str(pg.bindir / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-qc",
              f"CREATE DATABASE {BASELINE_DB} TEMPLATE gpudev", "postgres"])
         port, mport = free_port(), free_port()
-        api_env = dict(env, DATABASE_URL=url + os.environ.get("BENCH_URL_SUFFIX", ""), BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{mport}",
-                       RATE_LIMIT_PER_MINUTE="1000000", MAX_QUEUED_RESERVATIONS_PER_USER="0",
-                       MAX_GPUS_PER_USER="100000000", DB_POOL_SIZE=str(POOL_SIZE), RUST_LOG="warn", LOG_FORMAT="json",
+        api_env = dict(env, DATABASE_URL=url + os.environ.get("BENCH_URL_SUFFIX", ""), **api_settings(port, mport),
                        LOGIN_RATE_LIMIT_PER_MINUTE="100000", LOGIN_ADDRESS_RATE_LIMIT_PER_MINUTE="100000", AWS_ENDPOINT_URL_STS=sts_endpoint,
                        STS_ALLOWED_HOSTS=sts_endpoint.removeprefix("http://"))
         api = subprocess.Popen([str(TARGET / "gpudev-api")], env=api_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from api import HISTORY, POOL_SIZE, SEED_HISTORY, USERS, median_of, status_mib, wrk
+from api import HISTORY, SEED_HISTORY, USERS, api_settings, median_of, status_mib, wrk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 from local import Postgres, free_port, machine, run, stop, wait_http, write_bench_section  # noqa: E402
@@ -160,10 +160,7 @@ def start_gpudev(pg, name, bindir, db):
     job_ids = run(psql(pg, db) + ["-At", "-c", "SELECT DISTINCT ON (user_id) reservation_id FROM reservations "
                                   "WHERE status = 'queued' ORDER BY user_id"]).stdout.split()
     port, mport = free_port(), free_port()
-    api_env = dict(env, BIND_ADDR=f"127.0.0.1:{port}", METRICS_ADDR=f"127.0.0.1:{mport}",
-                   RATE_LIMIT_PER_MINUTE="1000000", MAX_QUEUED_RESERVATIONS_PER_USER="0",
-                   MAX_GPUS_PER_USER="100000000", DB_POOL_SIZE=str(POOL_SIZE), RUST_LOG="warn", LOG_FORMAT="json")
-    proc = subprocess.Popen([str(Path(bindir) / "gpudev-api")], env=api_env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([str(Path(bindir) / "gpudev-api")], env=dict(env, **api_settings(port, mport)), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/health", name, proc)
